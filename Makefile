@@ -1,0 +1,43 @@
+# Foresight: `make demo` runs the whole pipeline locally; `make test` runs the test suite.
+# Both bootstrap a virtualenv from the lock file on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.foresight-installed
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo test test-fast lock dashboards clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/foresight demo
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not integration and not e2e"
+
+# Re-resolve the dependency ranges in pyproject.toml and pin the result.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet ".[test]"
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^foresight-aiops' > requirements.lock
+	rm -rf .lock-venv
+
+dashboards: install
+	$(PY) -m dashboards.build
+
+clean:
+	rm -rf .foresight mlruns .pytest_cache

@@ -1,0 +1,53 @@
+"""Source protocol and registry: every telemetry source emits the same batch shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+
+from foresight.plugins import Registry
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range ``[start, end)`` in UTC."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if not isinstance(value, pd.Timestamp) or value.tzinfo is None:
+                raise ValueError(f"Window.{name} must be a timezone-aware pandas Timestamp, got {value!r}")
+        if self.end <= self.start:
+            raise ValueError(f"Window end {self.end} is not after its start {self.start}")
+
+
+@dataclass
+class SourceBatch:
+    """What one fetch returns. ``telemetry`` may still be dirty: contracts clean it."""
+
+    source: str
+    telemetry: pd.DataFrame
+    catalogue: pd.DataFrame
+    logs: pd.DataFrame | None = None
+    incidents: pd.DataFrame | None = None
+
+
+class Source(Protocol):
+    name: str
+
+    def fetch(self, window: Window | None = None) -> SourceBatch: ...
+
+
+SOURCES: Registry[type[Source]] = Registry("source")
+
+
+def build_source(kind: str, name: str, options: dict | None = None) -> Source:
+    """Instantiate a registered source by kind (importing the built-in ones first)."""
+    import connectors.simulator  # noqa: F401  (registers "simulator")
+
+    return SOURCES.get(kind)(name=name, **(options or {}))

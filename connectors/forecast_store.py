@@ -1,0 +1,381 @@
+"""The forecast store: forecasts, capacity plans and series metadata in a SQL database.
+
+SQLAlchemy 2 Core over SQLite (the embedded default) or PostgreSQL (``postgresql+psycopg://``),
+which is what the Grafana capacity dashboard reads. Every write is one transaction and is
+idempotent: forecasts replace each series' rows from its first forecast ``ds`` onward
+(delete-then-insert), the other tables upsert by key, so re-running a flow never duplicates a
+row. Rows go in bulk (``COPY`` on PostgreSQL with psycopg, upserts through a COPY-filled
+temporary table; ``executemany`` elsewhere), never one round trip per row. Timestamps are stored
+as UTC (``timestamp with time zone`` on PostgreSQL; UTC wall time on SQLite, which has no
+time zones) and read back as ``datetime64[us, UTC]``. The table shapes are documented in
+``docs/forecast-store.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+
+from foresight.schemas import UTC_DTYPE, DuplicateSamplesError, SchemaError, require_columns
+
+_ID = String(255)
+
+metadata = MetaData()
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("unique_id", _ID, primary_key=True),
+    Column("ds", DateTime(timezone=True), primary_key=True),
+    Column("yhat", Float, nullable=False),
+    Column("yhat_lower", Float),
+    Column("yhat_upper", Float),
+    Column("level", Integer, nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(128), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+capacity_plan = Table(
+    "capacity_plan",
+    metadata,
+    Column("unique_id", _ID, primary_key=True),
+    Column("service", String(128), nullable=False),
+    Column("resource_id", String(255), nullable=False),
+    Column("metric", String(128), nullable=False),
+    Column("threshold", Float),
+    Column("current", Float),
+    Column("peak_p50", Float),
+    Column("peak_p90", Float),
+    Column("days_to_threshold", Float),  # NULL: the forecast never reaches the threshold
+    Column("threshold_date", DateTime(timezone=True)),
+    Column("threshold_date_earliest", DateTime(timezone=True)),
+    Column("threshold_date_latest", DateTime(timezone=True)),
+    Column("capacity_needed", Float),
+    Column("model_version", String(128), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+series = Table(
+    "series",
+    metadata,
+    Column("unique_id", _ID, primary_key=True),
+    Column("service", String(128), nullable=False),
+    Column("resource_id", String(255), nullable=False),
+    Column("metric", String(128), nullable=False),
+    Column("unit", String(64)),
+)
+
+actuals = Table(
+    "actuals",
+    metadata,
+    Column("unique_id", _ID, primary_key=True),
+    Column("ds", DateTime(timezone=True), primary_key=True),
+    Column("y", Float, nullable=False),
+)
+
+FORECAST_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "yhat", "yhat_lower", "yhat_upper")
+CAPACITY_PLAN_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in capacity_plan.columns if c.name not in ("model_version", "run_id", "created_at")
+)
+SERIES_COLUMNS: tuple[str, ...] = ("unique_id", "service", "resource_id", "metric", "unit")
+ACTUALS_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y")
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What one write did: rows removed (replaced) and rows written, per table."""
+
+    table: str
+    written: int
+    deleted: int = 0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ForecastStore:
+    """Read and write Foresight's sink tables in one SQL database given by a SQLAlchemy URL."""
+
+    def __init__(
+        self, url: str, *, engine: Engine | None = None, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        self.url = url
+        self.engine = engine or create_engine(url)
+        self._clock = clock
+
+    def create_schema(self) -> None:
+        """Create any missing table (idempotent: existing tables and rows are left alone)."""
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests drop their database afterwards)."""
+        self.engine.dispose()
+
+    # -- writing -----------------------------------------------------------------------------
+    def write_forecasts(
+        self, df: pd.DataFrame, *, model_name: str, model_version: str, run_id: str, level: int
+    ) -> WriteReport:
+        """Replace each series' forecast from its first ``ds`` onward, in one transaction.
+
+        A per-row ``model_name`` column (per-series model choice) overrides ``model_name``.
+        """
+        frame = _forecast_frame(df, model_name)
+        frame["level"] = int(level)
+        frame["model_version"] = str(model_version)
+        frame["run_id"] = str(run_id)
+        frame["created_at"] = self._clock()
+        starts = frame.groupby("unique_id", sort=False)["ds"].min()
+        cut = [{"b_uid": uid, "b_start": ts.to_pydatetime()} for uid, ts in starts.items()]
+        stmt = delete(forecasts).where(
+            forecasts.c.unique_id == bindparam("b_uid"), forecasts.c.ds >= bindparam("b_start")
+        )
+        with self.engine.begin() as conn:
+            deleted = conn.execute(stmt, cut).rowcount if cut else 0
+            written = _insert(conn, forecasts, frame)
+        return WriteReport("forecasts", written, max(int(deleted or 0), 0))
+
+    def write_capacity_plan(self, df: pd.DataFrame, *, model_version: str, run_id: str) -> WriteReport:
+        """Upsert capacity plan rows by ``unique_id`` in one transaction."""
+        require_columns(df, CAPACITY_PLAN_COLUMNS, "capacity plan")
+        _require_unique(df, ["unique_id"], "capacity plan")
+        frame = df[list(CAPACITY_PLAN_COLUMNS)].copy()
+        for col in ("threshold_date", "threshold_date_earliest", "threshold_date_latest"):
+            frame[col] = _utc(frame[col], f"capacity plan {col}", allow_nat=True)
+        frame["model_version"] = str(model_version)
+        frame["run_id"] = str(run_id)
+        frame["created_at"] = self._clock()
+        with self.engine.begin() as conn:
+            written = _upsert(conn, capacity_plan, frame, keys=("unique_id",))
+        return WriteReport("capacity_plan", written)
+
+    def write_series(self, catalogue: pd.DataFrame) -> WriteReport:
+        """Upsert the series metadata (dashboard variables) from a series catalogue."""
+        require_columns(catalogue, SERIES_COLUMNS, "series catalogue")
+        frame = catalogue[list(SERIES_COLUMNS)].drop_duplicates("unique_id", keep="last")
+        with self.engine.begin() as conn:
+            written = _upsert(conn, series, frame, keys=("unique_id",))
+        return WriteReport("series", written)
+
+    def write_actuals(self, df: pd.DataFrame) -> WriteReport:
+        """Upsert recent actuals ``unique_id, ds, y`` so dashboards can plot them next to forecasts."""
+        require_columns(df, ACTUALS_COLUMNS, "actuals")
+        _require_unique(df, ["unique_id", "ds"], "actuals")
+        frame = df[list(ACTUALS_COLUMNS)].copy()
+        frame["ds"] = _utc(frame["ds"], "actuals ds")
+        with self.engine.begin() as conn:
+            written = _upsert(conn, actuals, frame, keys=("unique_id", "ds"))
+        return WriteReport("actuals", written)
+
+    # -- reading -----------------------------------------------------------------------------
+    def read_forecasts(self, unique_id: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Stored forecasts (all, one series or several), sorted by ``(unique_id, ds)``."""
+        stmt = select(forecasts).order_by(forecasts.c.unique_id, forecasts.c.ds)
+        stmt = _where_ids(stmt, forecasts, unique_id)
+        return self._read(stmt, forecasts, ("ds", "created_at"))
+
+    def read_capacity_plan(self) -> pd.DataFrame:
+        """The stored capacity plan, soonest-to-threshold first (never-reaching rows last)."""
+        stmt = select(capacity_plan).order_by(
+            capacity_plan.c.days_to_threshold.asc().nulls_last(), capacity_plan.c.unique_id
+        )
+        dates = ("threshold_date", "threshold_date_earliest", "threshold_date_latest", "created_at")
+        return self._read(stmt, capacity_plan, dates)
+
+    def read_series(self) -> pd.DataFrame:
+        """The stored series metadata, sorted by ``unique_id``."""
+        return self._read(select(series).order_by(series.c.unique_id), series, ())
+
+    def read_actuals(self, unique_id: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Stored actuals, sorted by ``(unique_id, ds)``."""
+        stmt = _where_ids(select(actuals).order_by(actuals.c.unique_id, actuals.c.ds), actuals, unique_id)
+        return self._read(stmt, actuals, ("ds",))
+
+    def count(self, table: str) -> int:
+        """Row count of one store table (for reports and idempotency checks)."""
+        if table not in metadata.tables:
+            raise KeyError(f"unknown forecast store table {table!r}; known: {sorted(metadata.tables)}")
+        tbl = metadata.tables[table]
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+
+    def _read(self, stmt: Any, table: Table, date_columns: Sequence[str]) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        frame = pd.DataFrame.from_records(rows, columns=[c.name for c in table.columns])
+        for col in date_columns:
+            # SQLite returns naive UTC wall time, PostgreSQL aware datetimes: both become UTC.
+            frame[col] = pd.to_datetime(frame[col], utc=True).astype(UTC_DTYPE)
+        for col in (c.name for c in table.columns if isinstance(c.type, Float)):
+            frame[col] = frame[col].astype("float64")
+        return frame
+
+
+# -- frame preparation (pure) ------------------------------------------------------------------
+def _forecast_frame(df: pd.DataFrame, model_name: str) -> pd.DataFrame:
+    """Validate a forecast frame and return it with the store's columns and Python-ready types."""
+    require_columns(df, FORECAST_COLUMNS, "forecasts")
+    if df.empty:
+        raise SchemaError("forecasts: the frame is empty; nothing to write")
+    _require_unique(df, ["unique_id", "ds"], "forecasts")
+    frame = df[list(FORECAST_COLUMNS)].copy()
+    frame["ds"] = _utc(frame["ds"], "forecasts ds")
+    if not np.isfinite(frame["yhat"].to_numpy(dtype="float64")).all():
+        raise SchemaError("forecasts: column 'yhat' has NaN/inf values")
+    if "model_name" in df.columns:
+        frame["model_name"] = df["model_name"].astype(object).where(df["model_name"].notna(), model_name)
+    else:
+        frame["model_name"] = model_name
+    return frame
+
+
+def _require_unique(df: pd.DataFrame, keys: list[str], what: str) -> None:
+    dupes = df.duplicated(keys, keep=False)
+    if dupes.any():
+        if keys == ["unique_id", "ds"]:
+            raise DuplicateSamplesError(df[dupes])
+        sample = df[dupes].head(3)[keys].to_dict("records")
+        raise SchemaError(f"{what}: {int(dupes.sum())} rows repeat key {keys}, e.g. {sample}")
+
+
+def _utc(values: pd.Series, what: str, *, allow_nat: bool = False) -> pd.Series:
+    """Timezone-aware values converted to UTC; naive or unparseable ones raise."""
+    if not isinstance(values.dtype, pd.DatetimeTZDtype):
+        if values.isna().all() and allow_nat:
+            return pd.Series(pd.NaT, index=values.index, dtype=UTC_DTYPE)
+        raise SchemaError(f"{what}: expected timezone-aware UTC datetimes, got {values.dtype}")
+    out = values.dt.tz_convert("UTC")
+    if not allow_nat and out.isna().any():
+        raise SchemaError(f"{what}: {int(out.isna().sum())} missing timestamp(s)")
+    return out
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values (NaN/NaT -> None), built column-wise for speed."""
+    columns = {col: _python_values(frame[col]) for col in frame.columns}
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+
+def _python_values(values: pd.Series) -> list[Any]:
+    missing = values.isna().to_numpy()
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        out = list(values.dt.to_pydatetime())
+    else:
+        out = values.astype(object).tolist()
+    if missing.any():
+        out = [None if gone else v for v, gone in zip(out, missing)]
+    return out
+
+
+def _insert(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Bulk insert: COPY on PostgreSQL via psycopg, executemany elsewhere; inside ``conn``'s transaction."""
+    if frame.empty:
+        return 0
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return _copy_rows(conn, table, frame)
+    rows = _records(frame)
+    conn.execute(insert(table), rows)  # executemany
+    return len(rows)
+
+
+_CSV_NULL = "\\N"  # PostgreSQL's conventional NULL marker; empty strings stay strings
+_CSV_NULL_SQL = "E'\\\\N'"
+
+
+def _copy_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """``COPY ... FROM STDIN`` of pandas-rendered CSV on the connection's own cursor (same
+    transaction). Timestamps go as naive UTC text (pandas' fast path) read under ``SET LOCAL
+    TIME ZONE 'UTC'``; missing values are ``\\N`` (so empty strings stay strings); floats keep
+    full precision."""
+    naive = frame.copy()
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
+            naive[col] = frame[col].dt.tz_convert("UTC").dt.tz_localize(None)
+    payload = naive.to_csv(index=False, header=False, na_rep=_CSV_NULL)
+    target = ", ".join(f'"{c}"' for c in frame.columns)
+    conn.execute(text("SET LOCAL TIME ZONE 'UTC'"))  # ends with the transaction
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        sql = f'COPY "{table.name}" ({target}) FROM STDIN WITH (FORMAT csv, NULL {_CSV_NULL_SQL})'
+        with cursor.copy(sql) as copy:
+            copy.write(payload)
+    finally:
+        cursor.close()
+    return len(frame)
+
+
+def _upsert(conn: Connection, table: Table, frame: pd.DataFrame, *, keys: tuple[str, ...]) -> int:
+    """Insert-or-update by ``keys`` with the dialect's ON CONFLICT, else delete-then-insert."""
+    if frame.empty:
+        return 0
+    updates = [c for c in frame.columns if c not in keys]
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return _copy_upsert(conn, table, frame, keys=keys, updates=updates)
+    rows = _records(frame)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)
+        excluded = {c: stmt.excluded[c] for c in updates}
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=excluded)
+        conn.execute(stmt, rows)
+        return len(rows)
+    key_params = [{f"b_{k}": row[k] for k in keys} for row in rows]
+    conn.execute(delete(table).where(*(table.c[k] == bindparam(f"b_{k}") for k in keys)), key_params)
+    conn.execute(insert(table), rows)
+    return len(rows)
+
+
+def _copy_upsert(
+    conn: Connection, table: Table, frame: pd.DataFrame, *, keys: tuple[str, ...], updates: list[str]
+) -> int:
+    """PostgreSQL bulk upsert: COPY into a transaction-scoped temp table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``."""
+    staging = f"_stage_{table.name}"
+    conn.execute(text(f'CREATE TEMP TABLE "{staging}" (LIKE "{table.name}") ON COMMIT DROP'))
+    _copy_rows(conn, Table(staging, MetaData()), frame)
+    cols = ", ".join(f'"{c}"' for c in frame.columns)
+    conflict = ", ".join(f'"{k}"' for k in keys)
+    action = (
+        "DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updates) if updates else "DO NOTHING"
+    )
+    conn.execute(
+        text(
+            f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM "{staging}" '
+            f"ON CONFLICT ({conflict}) {action}"
+        )
+    )
+    return len(frame)
+
+
+def _where_ids(stmt: Any, table: Table, unique_id: str | Sequence[str] | None) -> Any:
+    if unique_id is None:
+        return stmt
+    ids = [unique_id] if isinstance(unique_id, str) else list(unique_id)
+    return stmt.where(table.c.unique_id.in_(ids))

@@ -1,0 +1,231 @@
+"""The run report: one self-contained HTML file (no external assets) a person can open or mail.
+
+Sections: summary, forecast plots (actuals, forecast and interval band, threshold) for the
+series closest to their threshold, capacity plan, incidents, and detection-vs-ground-truth
+evaluation. Plots are matplotlib (Agg, no pyplot state) PNGs embedded as base64 data URIs; the
+page is a Jinja2 template with autoescaping on, so series names and incident text are escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import numbers
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+MAX_TABLE_ROWS = 500  # longer tables are cut (the store / outbox hold everything)
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{{ title }}</title>
+<style>
+ body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+ h1 { margin-bottom: 0.2rem; } .generated { color: #666; margin-top: 0; }
+ table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.85rem; }
+ th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
+ th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+ .plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1rem; }
+ figure { margin: 0; } figcaption { font-size: 0.85rem; color: #444; }
+ .note { color: #666; font-size: 0.85rem; }
+</style>
+</head>
+<body>
+{% macro kv_table(rows) -%}
+{% if rows %}<table><tbody>
+{% for key, value in rows %}<tr><th>{{ key }}</th>
+<td{% if value.num %} class="num"{% endif %}>{{ value.text }}</td></tr>
+{% endfor %}</tbody></table>
+{% else %}<p class="note">Nothing to report.</p>{% endif %}
+{%- endmacro %}
+
+{% macro frame_table(frame) -%}
+{% if frame.rows %}<table><thead><tr>{% for col in frame.columns %}<th>{{ col }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in frame.rows %}<tr>{% for cell in row -%}
+<td{% if cell.num %} class="num"{% endif %}>{{ cell.text }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>
+{% if frame.cut %}<p class="note">Showing {{ frame.rows|length }} of {{ frame.total }} rows.</p>{% endif %}
+{% else %}<p class="note">None.</p>{% endif %}
+{%- endmacro %}
+<h1>{{ title }}</h1>
+<p class="generated">Generated {{ generated }}</p>
+
+<section id="summary">
+<h2>Summary</h2>
+{{ kv_table(summary) }}
+</section>
+
+<section id="forecasts">
+<h2>Forecasts closest to threshold</h2>
+{% if plots %}<div class="plots">
+{% for plot in plots %}<figure>
+<img src="data:image/png;base64,{{ plot.png }}" alt="Forecast for {{ plot.unique_id }}" width="640">
+<figcaption>{{ plot.unique_id }}{% if plot.caption %}: {{ plot.caption }}{% endif %}</figcaption>
+</figure>
+{% endfor %}</div>
+{% else %}<p class="note">No forecasts in this run.</p>{% endif %}
+</section>
+
+<section id="capacity-plan">
+<h2>Capacity plan</h2>
+{{ frame_table(capacity_plan) }}
+</section>
+
+<section id="incidents">
+<h2>Incidents</h2>
+{{ frame_table(incidents) }}
+</section>
+
+<section id="evaluation">
+<h2>Detection vs ground truth</h2>
+{{ kv_table(evaluation) }}
+</section>
+
+</body>
+</html>
+"""
+
+
+def render_report(
+    path: str | Path,
+    *,
+    title: str,
+    summary: Mapping[str, Any],
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    capacity_plan: pd.DataFrame,
+    incidents: pd.DataFrame,
+    evaluation: Mapping[str, Any],
+    max_plots: int = 12,
+) -> Path:
+    """Write the report to ``path`` (parents created) and return the path."""
+    chosen = series_to_plot(forecasts, capacity_plan, max_plots)
+    plan = capacity_plan.set_index("unique_id") if "unique_id" in capacity_plan.columns else None
+    plots = [_plot(uid, forecasts, actuals, plan) for uid in chosen]
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    html = env.from_string(_TEMPLATE).render(
+        title=title,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        summary=_flatten(summary),
+        plots=plots,
+        capacity_plan=_table(capacity_plan),
+        incidents=_table(incidents),
+        evaluation=_flatten(evaluation),
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def series_to_plot(forecasts: pd.DataFrame, capacity_plan: pd.DataFrame, limit: int) -> list[str]:
+    """Forecast series closest to their threshold first.
+
+    Order: fewest days to threshold, then (for series not reaching it) the highest p90 peak as a
+    share of the threshold, then series without a plan row.
+    """
+    if forecasts.empty or limit <= 0:
+        return []
+    forecast_ids = pd.unique(forecasts["unique_id"].astype(str))
+    if capacity_plan.empty or "unique_id" not in capacity_plan.columns:
+        return sorted(forecast_ids)[:limit]
+    plan = capacity_plan[capacity_plan["unique_id"].astype(str).isin(forecast_ids)].copy()
+    plan["_days"] = pd.to_numeric(plan.get("days_to_threshold"), errors="coerce")
+    peak = pd.to_numeric(plan.get("peak_p90"), errors="coerce")
+    threshold = pd.to_numeric(plan.get("threshold"), errors="coerce")
+    plan["_share"] = (peak / threshold.where(threshold > 0)).fillna(-math.inf)
+    ranked = plan.sort_values(
+        ["_days", "_share", "unique_id"], ascending=[True, False, True], na_position="last"
+    )
+    ordered = list(ranked["unique_id"].astype(str))
+    rest = sorted(set(forecast_ids) - set(ordered))
+    return (ordered + rest)[:limit]
+
+
+# -- plots -------------------------------------------------------------------------------------
+def _plot(
+    uid: str, forecasts: pd.DataFrame, actuals: pd.DataFrame, plan: pd.DataFrame | None
+) -> dict[str, str]:
+    """One series' actuals, forecast band and threshold as a base64 PNG with a caption."""
+    from matplotlib.figure import Figure  # lazy: only reports need matplotlib
+
+    fc = forecasts[forecasts["unique_id"].astype(str) == uid].sort_values("ds")
+    act = actuals[actuals["unique_id"].astype(str) == uid].sort_values("ds") if not actuals.empty else actuals
+    fig = Figure(figsize=(8, 3), dpi=80, layout="constrained")
+    ax = fig.add_subplot()
+    if len(act):
+        ax.plot(act["ds"], act["y"], color="#333333", linewidth=1, label="actual")
+    ax.fill_between(
+        fc["ds"], fc["yhat_lower"], fc["yhat_upper"], color="#1f77b4", alpha=0.2, label="interval"
+    )
+    ax.plot(fc["ds"], fc["yhat"], color="#1f77b4", linewidth=1.2, linestyle="--", label="forecast")
+    caption = ""
+    row = plan.loc[uid] if plan is not None and uid in plan.index else None
+    if row is not None and isinstance(row, pd.Series):
+        threshold = row.get("threshold")
+        if threshold is not None and pd.notna(threshold):
+            ax.axhline(float(threshold), color="#d62728", linewidth=1, label="threshold")
+        caption = _caption(row)
+    ax.set_title(uid, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return {"unique_id": uid, "png": base64.b64encode(buffer.getvalue()).decode("ascii"), "caption": caption}
+
+
+def _caption(row: pd.Series) -> str:
+    days = row.get("days_to_threshold")
+    if days is None or pd.isna(days):
+        return "does not reach its threshold within the horizon"
+    date = row.get("threshold_date")
+    when = f" ({pd.Timestamp(date):%Y-%m-%d})" if date is not None and pd.notna(date) else ""
+    return f"reaches its threshold in {float(days):.1f} days{when}"
+
+
+# -- tables (plain values; the template escapes them) -------------------------------------------
+def _cell(value: Any) -> dict[str, Any]:
+    """One value as display text: numbers to 4 significant digits, times to minutes, gaps to a dash."""
+    if value is None or (isinstance(value, (float, pd.Timestamp, np.datetime64)) and pd.isna(value)):
+        return {"text": "—", "num": False}
+    if value is pd.NA or value is pd.NaT:
+        return {"text": "—", "num": False}
+    if isinstance(value, (bool, np.bool_)):
+        return {"text": str(bool(value)), "num": False}
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        text = f"{number:,.0f}" if number.is_integer() and abs(number) >= 1e4 else f"{number:.4g}"
+        return {"text": text, "num": True}
+    if isinstance(value, (pd.Timestamp, datetime, np.datetime64)):
+        return {"text": pd.Timestamp(value).strftime("%Y-%m-%d %H:%M"), "num": False}
+    return {"text": str(value), "num": False}
+
+
+def _table(frame: pd.DataFrame) -> dict[str, Any]:
+    head = frame.head(MAX_TABLE_ROWS)
+    rows = [[_cell(v) for v in record] for record in head.itertuples(index=False, name=None)]
+    columns = [str(c) for c in frame.columns]
+    return {"columns": columns, "rows": rows, "total": len(frame), "cut": len(frame) > len(head)}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Nested mappings as ``(dotted key, cell)`` rows, e.g. ``anomaly.recall``."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(_flatten(value, f"{name}."))
+        else:
+            rows.append((name, _cell(value)))
+    return rows

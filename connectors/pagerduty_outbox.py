@@ -1,0 +1,317 @@
+"""PagerDuty outbox: incidents as PagerDuty Events API v2 events in a JSON-lines file.
+
+Event building (:func:`dedup_key`, :func:`trigger_event`, :func:`resolve_event`,
+:func:`validate_event`) is pure; :class:`Outbox` only appends and reads lines. A forwarder (or a
+person) can POST each line unchanged to ``https://events.pagerduty.com/v2/enqueue``.
+
+Field rules enforced (PagerDuty developer docs, "Send an Alert Event" and "Events API v2
+Overview"): ``routing_key`` and ``event_action`` (trigger / acknowledge / resolve) are required;
+``dedup_key`` is at most 255 characters; a trigger needs ``payload.summary`` (at most 1024
+characters), ``payload.source`` and ``payload.severity`` (critical / error / warning / info);
+``payload.timestamp`` is ISO 8601; every ``links`` item needs an ``href``; a whole event is
+below 512 KB.
+
+In embedded mode there is no routing key: events carry :data:`EMBEDDED_ROUTING_KEY`
+(``"embedded-outbox"``), an obviously fake placeholder PagerDuty would reject (real keys are 32
+characters), so an outbox can never page anyone by accident. A forwarder substitutes the real key.
+
+Re-running a flow never adds duplicates: an event whose ``(dedup_key, event_action)`` is already
+in the file is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from foresight.schemas import SEVERITIES
+
+EMBEDDED_ROUTING_KEY = "embedded-outbox"
+CLIENT = "Foresight"
+EVENT_ACTIONS: tuple[str, ...] = ("trigger", "acknowledge", "resolve")
+MAX_DEDUP_KEY = 255
+MAX_SUMMARY = 1024
+MAX_EVENT_BYTES = 512 * 1024
+DEDUP_PREFIX = "foresight"
+
+
+class InvalidEventError(ValueError):
+    """An event breaks a PagerDuty Events API v2 rule; ``.field`` names the offending field."""
+
+    def __init__(self, field: str, problem: str, event: Mapping[str, Any] | None = None) -> None:
+        self.field, self.problem, self.event = field, problem, event
+        key = (event or {}).get("dedup_key")
+        where = f" (dedup_key={key!r})" if key else ""
+        super().__init__(f"PagerDuty event field {field!r}: {problem}{where}")
+
+
+@dataclass(frozen=True)
+class OutboxReport:
+    """What one append did."""
+
+    written: int
+    skipped_duplicates: int
+
+
+# -- pure event building -----------------------------------------------------------------------
+def dedup_key(model: str, entity: str, window_start: pd.Timestamp) -> str:
+    """Deterministic key ``foresight/<model>/<entity>/<UTC ISO start>``; hashed tail if > 255 chars."""
+    start = _utc(window_start).isoformat().replace("+00:00", "Z")
+    key = f"{DEDUP_PREFIX}/{model}/{entity}/{start}"
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()  # 64 chars keeps keys unique
+    return f"{key[: MAX_DEDUP_KEY - len(digest) - 1]}#{digest}"
+
+
+def trigger_event(
+    incident: Mapping[str, Any],
+    *,
+    routing_key: str | None,
+    model_name: str,
+    model_version: str,
+    links: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A validated Events API v2 ``trigger`` for one incident (``schemas.INCIDENT_COLUMNS`` + extras).
+
+    The entity is the incident's ``resource_id`` when it has one, else its ``service``; the
+    dedup window starts at the incident's ``start``. Extra keys go to ``custom_details``.
+    """
+    for field in ("service", "start", "severity"):
+        if _missing(incident.get(field)):
+            raise InvalidEventError(f"incident.{field}", "required to build a trigger event")
+    service = str(incident["service"])
+    resource = incident.get("resource_id")
+    entity = service if _missing(resource) else str(resource)
+    start = _utc(incident["start"])
+    category = "" if _missing(incident.get("category")) else str(incident["category"])
+    description = incident.get("description")
+    summary = f"[{service}] {category or 'incident'} on {entity} since {start:%Y-%m-%d %H:%M}Z"
+    if not _missing(description):
+        summary = f"{summary}: {description}"
+    event = {
+        "routing_key": routing_key or EMBEDDED_ROUTING_KEY,
+        "event_action": "trigger",
+        "dedup_key": dedup_key(model_name, entity, start),
+        "payload": {
+            "summary": _truncate(summary, MAX_SUMMARY),
+            "source": entity,
+            "severity": str(incident["severity"]),
+            "timestamp": _iso(start),
+            "component": service,
+            "group": service,
+            "class": category or "incident",
+            "custom_details": {
+                **{k: _jsonable(v) for k, v in incident.items()},
+                "model_name": model_name,
+                "model_version": model_version,
+            },
+        },
+        "links": list(links or []),
+        "client": CLIENT,
+    }
+    validate_event(event)
+    return event
+
+
+def resolve_event(dedup_key: str, routing_key: str | None) -> dict[str, Any]:
+    """A validated Events API v2 ``resolve`` for the alert opened with ``dedup_key``."""
+    event = {
+        "routing_key": routing_key or EMBEDDED_ROUTING_KEY,
+        "event_action": "resolve",
+        "dedup_key": dedup_key,
+    }
+    validate_event(event)
+    return event
+
+
+def validate_event(event: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidEventError` naming the first field that breaks an Events API v2 rule."""
+    if not _nonempty_str(event.get("routing_key")):
+        raise InvalidEventError("routing_key", "required non-empty string", event)
+    action = event.get("event_action")
+    if action not in EVENT_ACTIONS:
+        problem = f"must be one of {list(EVENT_ACTIONS)}, got {action!r}"
+        raise InvalidEventError("event_action", problem, event)
+    key = event.get("dedup_key")
+    if action != "trigger" and not _nonempty_str(key):
+        raise InvalidEventError("dedup_key", f"required for {action} events", event)
+    if key is not None and (not isinstance(key, str) or len(key) > MAX_DEDUP_KEY):
+        raise InvalidEventError("dedup_key", f"must be a string of at most {MAX_DEDUP_KEY} characters", event)
+    if action == "trigger":
+        _validate_payload(event)
+    for i, link in enumerate(event.get("links") or []):
+        if not isinstance(link, Mapping) or not _nonempty_str(link.get("href")):
+            raise InvalidEventError(f"links[{i}].href", "every link needs a non-empty href", event)
+    size = len(json.dumps(event, ensure_ascii=False).encode())
+    if size >= MAX_EVENT_BYTES:
+        raise InvalidEventError("payload", f"event is {size} bytes; the API accepts less than 512 KB", event)
+
+
+def _validate_payload(event: Mapping[str, Any]) -> None:
+    payload = event.get("payload")
+    if not isinstance(payload, Mapping):
+        raise InvalidEventError("payload", "a trigger event needs a payload object", event)
+    for field in ("summary", "source"):
+        if not _nonempty_str(payload.get(field)):
+            raise InvalidEventError(f"payload.{field}", "required non-empty string", event)
+    if len(payload["summary"]) > MAX_SUMMARY:
+        raise InvalidEventError("payload.summary", f"at most {MAX_SUMMARY} characters", event)
+    if payload.get("severity") not in SEVERITIES:
+        raise InvalidEventError(
+            "payload.severity", f"must be one of {list(SEVERITIES)}, got {payload.get('severity')!r}", event
+        )
+    stamp = payload.get("timestamp")
+    if stamp is not None:
+        try:
+            datetime.fromisoformat(str(stamp))
+        except ValueError:
+            raise InvalidEventError("payload.timestamp", f"not ISO 8601: {stamp!r}", event) from None
+    details = payload.get("custom_details")
+    if details is not None and not isinstance(details, Mapping):
+        raise InvalidEventError("payload.custom_details", "must be an object", event)
+
+
+# -- the outbox file (I/O) ---------------------------------------------------------------------
+class Outbox:
+    """An append-only JSON-lines file of PagerDuty events, deduplicated by (dedup_key, event_action)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every event in the file, in append order (a torn last line from a crash is ignored)."""
+        if not self.path.exists():
+            return []
+        events = []
+        lines = self.path.read_text(encoding="utf-8").split("\n")
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == len(lines):  # an unterminated final line: a crash mid-write
+                    continue
+                raise ValueError(f"{self.path}:{number}: not a JSON event line") from None
+        return events
+
+    def append(self, events: Iterable[Mapping[str, Any]]) -> OutboxReport:
+        """Validate and append events not yet in the file: one write of whole lines, then fsync.
+
+        The file is locked (``flock``) while it is read for duplicates and appended to, so two
+        concurrent runs cannot both add the same event.
+        """
+        pending = list(events)
+        for event in pending:
+            validate_event(event)  # all or nothing: one bad event writes none
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            _lock(fd)
+            _drop_torn_tail(fd)
+            seen = {_identity(e) for e in self.read()}
+            lines, skipped = [], 0
+            for event in pending:
+                ident = _identity(event)
+                if ident in seen:
+                    skipped += 1
+                    continue
+                seen.add(ident)
+                lines.append(json.dumps(event, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+            if lines:
+                _write_all(fd, lines)
+        finally:
+            os.close(fd)  # closing releases the lock
+        if created:
+            _fsync_dir(self.path.parent)
+        return OutboxReport(written=len(lines), skipped_duplicates=skipped)
+
+
+def _write_all(fd: int, lines: list[str]) -> None:
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def _drop_torn_tail(fd: int) -> None:
+    """Cut an unterminated last line (a crash mid-write: never a complete event) off the file."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    data = os.pread(fd, size, 0)
+    os.ftruncate(fd, data.rfind(b"\n") + 1)
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: single-writer use only
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a newly created file's directory entry durable (POSIX)."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _identity(event: Mapping[str, Any]) -> tuple[str, str]:
+    return str(event.get("dedup_key")), str(event.get("event_action"))
+
+
+# -- small pure conversions --------------------------------------------------------------------
+def _utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        raise InvalidEventError("timestamp", f"not a time: {value!r}")
+    return ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _jsonable(value: Any) -> Any:
+    """Incident values as JSON: timestamps to ISO 8601, NaN/NaT to null, numpy to Python."""
+    if isinstance(value, (list, tuple, dict, bool, int, float, str)) or value is None:
+        return None if isinstance(value, float) and value != value else value
+    if _missing(value):
+        return None
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return _iso(_utc(value))
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)

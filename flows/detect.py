@@ -1,0 +1,162 @@
+"""Detect flow: champion anomaly detector and failure predictor score recent telemetry; service
+anomalies and high risk become incidents, written to the PagerDuty outbox with deterministic
+dedup keys (a re-run never opens a second incident) and resolved once their condition clears."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from foresight.settings import Settings
+from flows.resources import open_lake, open_outbox, open_registry, settings_for_run
+
+# Causal baselines need history before the scored window (the same hour on previous days).
+WARMUP = pd.Timedelta(days=7)
+INCIDENT_MODEL = "anomaly-detector"
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def load_recent(settings: Settings) -> dict[str, Any]:
+    lake = open_lake(settings)
+    newest = lake.sql("select max(ds) as newest from telemetry", ["telemetry"])["newest"].iloc[0]
+    if pd.isna(newest):
+        raise ValueError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
+    newest = pd.Timestamp(newest).tz_convert("UTC") if pd.Timestamp(newest).tzinfo else pd.Timestamp(newest, tz="UTC")
+    window_start = newest - pd.Timedelta(hours=settings.detect.lookback_hours)
+    telemetry = lake.read("telemetry", start=window_start - WARMUP)
+    logs = lake.read("logs", start=window_start - WARMUP) if lake.exists("logs") else None
+    truth = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
+    batches = lake.read("batches") if lake.exists("batches") else pd.DataFrame()
+    return {"telemetry": telemetry, "catalogue": lake.read("catalogue"), "logs": logs, "truth": truth,
+            "window_start": window_start, "batches": batches}
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def load_champions(settings: Settings) -> dict[str, Any]:
+    from flows.forecast_plan import NoChampionError
+    from foresight.model_registry import REGISTERED
+
+    registry = open_registry(settings)
+    out: dict[str, Any] = {}
+    for family in ("anomaly", "failure"):
+        champion = registry.champion(REGISTERED[family])
+        if champion is None:
+            raise NoChampionError(f"{REGISTERED[family]} has no champion yet; run the train flow first")
+        out[family] = (registry.load_model(REGISTERED[family]), champion.version)
+    return out
+
+
+@task(cache_policy=NO_CACHE)
+def score_service(detector: Any, telemetry: pd.DataFrame) -> pd.DataFrame:
+    return detector.predict(telemetry)
+
+
+@task(retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+def write_outbox(settings: Settings, events: list[dict[str, Any]]) -> dict[str, int]:
+    report = open_outbox(settings).append(events)
+    return {"written": report.written, "skipped_duplicates": report.skipped_duplicates}
+
+
+def contract_failures(batches: pd.DataFrame) -> list[str]:
+    """Sources whose newest batch failed its contract: pages built on them would be untrustworthy."""
+    if batches.empty:
+        return []
+    newest = batches.sort_values("started_at").groupby("source").tail(1)
+    return sorted(newest.loc[~newest["passed"].astype(bool), "source"])
+
+
+@flow(name="detect", log_prints=True)
+def detect(config_file: str | None = None) -> dict[str, Any]:
+    """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each."""
+    from connectors.pagerduty_outbox import dedup_key, resolve_event, trigger_event
+    from features.windows import service_features
+    from models.training import incidents_from_scores, match_incidents
+
+    settings = settings_for_run(config_file)
+    logger = get_run_logger()
+    data = load_recent(settings)
+    champions = load_champions(settings)
+    detector, detector_version = champions["anomaly"]
+    predictor, predictor_version = champions["failure"]
+    telemetry, catalogue, window_start = data["telemetry"], data["catalogue"], data["window_start"]
+
+    # Fan out per service: each service's series are scored independently.
+    services = catalogue.set_index("unique_id")["service"]
+    groups = [g for _, g in telemetry.groupby(telemetry["unique_id"].map(services), sort=True)]
+    scores = pd.concat(score_service.map(unmapped(detector), groups).result(), ignore_index=True)
+    scores = scores[scores["ds"] >= window_start]
+    features = service_features(telemetry, catalogue, data["logs"])
+    risk = predictor.predict(features)
+    risk = risk[risk["ds"] >= window_start]
+    incidents = incidents_from_scores(scores, risk, catalogue, settings.detect)
+
+    blocked = contract_failures(data["batches"])
+    events: list[dict[str, Any]] = []
+    if blocked:
+        logger.warning("no pages: the newest batch of %s failed its data contract", ", ".join(blocked))
+    else:
+        events = _events(incidents, features, predictor, settings, detector_version, predictor_version,
+                         dedup_key, trigger_event, resolve_event)
+    outbox = write_outbox(settings, events) if events else {"written": 0, "skipped_duplicates": 0}
+
+    truth = data["truth"]
+    truth = truth[truth["start"] >= window_start] if len(truth) else truth
+    evaluation = match_incidents(incidents, truth, settings.detect) if len(truth) else {}
+    create_markdown_artifact(key="detect-summary", markdown=_summary_markdown(incidents, outbox, evaluation),
+                             description="Incidents raised and how they compare with ground truth")
+    return {
+        "incidents": len(incidents), "open": int(incidents["end"].isna().sum()) if len(incidents) else 0,
+        "events_written": outbox["written"], "events_skipped": outbox["skipped_duplicates"],
+        "blocked_sources": blocked, "evaluation": evaluation,
+        "anomaly_detector_version": detector_version, "failure_predictor_version": predictor_version,
+    }
+
+
+def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, settings: Settings,
+            detector_version: str, predictor_version: str, dedup_key: Any, trigger_event: Any,
+            resolve_event: Any) -> list[dict[str, Any]]:
+    routing_key = settings.sinks.pagerduty_routing_key
+    key = routing_key.get_secret_value() if routing_key is not None else None
+    links = [link for link in (
+        {"href": settings.sinks.dashboard_url, "text": "Foresight dashboard"} if settings.sinks.dashboard_url else None,
+        {"href": settings.sinks.runbook_url, "text": "Runbook"} if settings.sinks.runbook_url else None,
+    ) if link]
+    events = []
+    for incident in incidents.to_dict("records"):
+        incident["dedup_key"] = dedup_key(INCIDENT_MODEL, incident["service"], incident["window_start"])
+        incident["top_features"] = _top_features(features, predictor, incident)
+        incident["model_versions"] = {"anomaly-detector": detector_version, "failure-predictor": predictor_version}
+        events.append(trigger_event(incident, routing_key=key, model_name=INCIDENT_MODEL,
+                                    model_version=detector_version, links=links))
+        if pd.notna(incident.get("end")):
+            events.append(resolve_event(incident["dedup_key"], key))
+    return events
+
+
+def _top_features(features: pd.DataFrame, predictor: Any, incident: dict[str, Any]) -> list[dict[str, Any]]:
+    """The failure predictor's top contributions at the incident's start (its explanation)."""
+    if not hasattr(predictor, "explain"):
+        return []
+    rows = features[(features["service"] == incident["service"]) & (features["ds"] <= incident["start"])].tail(1)
+    if rows.empty:
+        return []
+    explained = predictor.explain(rows, top=5)
+    first = explained[0] if isinstance(explained, list) else explained.iloc[0].to_dict()
+    return json.loads(json.dumps(first, default=str))
+
+
+def _summary_markdown(incidents: pd.DataFrame, outbox: dict[str, int], evaluation: dict[str, float]) -> str:
+    lines = [f"# Detect\n\n{len(incidents)} incidents; outbox: {outbox['written']} events written, "
+             f"{outbox['skipped_duplicates']} already there.\n"]
+    if evaluation:
+        lines.append("Against ground truth: " + ", ".join(f"{k} {v:.2f}" for k, v in evaluation.items()) + "\n")
+    if len(incidents):
+        lines += ["| service | category | start | end | severity |", "|---|---|---|---|---|"]
+        for row in incidents.head(30).itertuples():
+            lines.append(f"| {row.service} | {row.category} | {row.start} | {row.end} | {row.severity} |")
+    return "\n".join(lines)

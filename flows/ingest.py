@@ -1,0 +1,111 @@
+"""Ingest flow: fetch each configured source, check its contract, upsert the lake.
+
+Rows that fail the contract go to the lake's quarantine with their reason. A batch that fails
+its contract as a whole is quarantined entirely (its good rows with the batch's reason), so
+nothing is lost and nothing from it can reach training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from connectors.base import SourceBatch, build_source
+from foresight.contracts import ContractResult, check_telemetry, write_quarantine
+from foresight.lake import Lake
+from foresight.settings import Settings, SourceConfig
+from flows.resources import open_lake, settings_for_run
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def fetch_source(source: SourceConfig) -> SourceBatch:
+    return build_source(source.kind, source.name, source.options).fetch()
+
+
+@task(cache_policy=NO_CACHE)
+def check_batch(batch: SourceBatch, source: SourceConfig, settings: Settings) -> ContractResult:
+    return check_telemetry(
+        batch.telemetry,
+        batch.catalogue,
+        source=source.name,
+        now=pd.Timestamp.now(tz="UTC"),
+        max_staleness=pd.Timedelta(source.max_staleness),
+        max_quarantine_ratio=settings.max_quarantine_ratio,
+    )
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[str, Any]:
+    """Write what the contract allows; record the batch in the ledger either way."""
+    quarantine_path = write_quarantine(lake, quarantine_failed_batch(result))
+    written: dict[str, int] = {}
+    if result.passed:
+        written["telemetry"] = lake.upsert("telemetry", result.clean).written
+        written["catalogue"] = lake.upsert("catalogue", batch.catalogue).written
+        if batch.logs is not None and len(batch.logs):
+            written["logs"] = lake.upsert("logs", batch.logs.drop_duplicates(["ts", "resource_id", "template_id", "message"])).written
+        if batch.incidents is not None and len(batch.incidents):
+            written["incidents"] = lake.upsert("incidents", batch.incidents).written
+    ledger = pd.DataFrame(
+        [
+            {
+                "batch_id": result.batch_id,
+                "source": result.source,
+                "started_at": pd.Timestamp.now(tz="UTC"),
+                "passed": result.passed,
+                "accepted": len(result.clean) if result.passed else 0,
+                "quarantined": len(result.quarantined) + (0 if result.passed else len(result.clean)),
+                "reasons": json.dumps(result.reasons),
+                "failed_checks": json.dumps([c.name for c in result.checks if not c.passed]),
+            }
+        ]
+    )
+    lake.upsert("batches", ledger)
+    return {"source": result.source, "passed": result.passed, "written": written, "quarantine": quarantine_path}
+
+
+def quarantine_failed_batch(result: ContractResult) -> ContractResult:
+    """A failed batch's good rows join the quarantine too, with the failed checks as reason."""
+    if result.passed or result.clean.empty:
+        return result
+    failed = ", ".join(c.name for c in result.checks if not c.passed)
+    good = result.clean.astype({"ds": "string", "y": "string"}).assign(
+        reason=f"batch failed contract: {failed}",
+        source=result.source,
+        batch_id=result.batch_id,
+        quarantined_at=pd.Timestamp.now(tz="UTC"),
+    )
+    rows = pd.concat([result.quarantined, good[result.quarantined.columns]], ignore_index=True)
+    return dataclasses.replace(result, quarantined=rows)
+
+
+@flow(name="ingest", log_prints=True)
+def ingest(config_file: str | None = None) -> list[dict[str, Any]]:
+    """Pull every configured source into the lake through its data contract."""
+    settings = settings_for_run(config_file)
+    logger = get_run_logger()
+    lake = open_lake(settings)
+    outcomes = []
+    for source in settings.sources:
+        batch = fetch_source(source)
+        result = check_batch(batch, source, settings)
+        outcome = store_batch(lake, batch, result)
+        level = logger.info if result.passed else logger.error
+        level("source %s: contract %s, %d accepted, %d quarantined", source.name,
+              "passed" if result.passed else "FAILED", len(result.clean), len(result.quarantined))
+        create_markdown_artifact(
+            key=f"contract-{_slug(source.name)}", markdown=result.summary_markdown(),
+            description=f"Data contract report for source {source.name}",
+        )
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")

@@ -1,0 +1,82 @@
+"""Publish flow: refresh what people look at — recent actuals and series metadata in the forecast
+store (the Grafana panels' source), the dashboard JSON, and the HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, task
+from prefect.artifacts import create_link_artifact
+from prefect.cache_policies import NO_CACHE
+
+from foresight.settings import Settings
+from flows.resources import open_forecast_store, open_lake, open_outbox, settings_for_run
+
+ACTUALS_DAYS = 14
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def refresh_store(settings: Settings) -> dict[str, Any]:
+    from models.training import capacity_series
+
+    lake = open_lake(settings)
+    catalogue = lake.read("catalogue")
+    newest = lake.sql("select max(ds) as newest from telemetry", ["telemetry"])["newest"].iloc[0]
+    recent = lake.read("telemetry", start=pd.Timestamp(newest) - pd.Timedelta(days=ACTUALS_DAYS))
+    actuals = capacity_series(recent, catalogue, settings.forecast)
+    store = open_forecast_store(settings)
+    store.write_series(catalogue)
+    store.write_actuals(actuals)
+    return {"actuals": actuals, "forecasts": store.read_forecasts(), "plan": store.read_capacity_plan()}
+
+
+@task(cache_policy=NO_CACHE)
+def write_dashboards(settings: Settings) -> list[str]:
+    import json
+
+    from dashboards.build import build_capacity_dashboard
+
+    folder = Path(settings.sinks.dashboards_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "foresight-capacity.json"
+    path.write_text(json.dumps(build_capacity_dashboard(), indent=2, sort_keys=True) + "\n")
+    return [str(path)]
+
+
+@task(cache_policy=NO_CACHE)
+def write_report(settings: Settings, store_data: dict[str, Any], detect_summary: dict[str, Any] | None) -> Path:
+    from connectors.html_report import render_report
+
+    lake = open_lake(settings)
+    incidents = _outbox_incidents(settings)
+    truth = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
+    return render_report(
+        settings.report_dir / "foresight-report.html",
+        title="Foresight report",
+        summary={"series forecast": store_data["forecasts"]["unique_id"].nunique(),
+                 "resources planned": len(store_data["plan"]), "incidents in outbox": len(incidents),
+                 "ground-truth incidents": len(truth)},
+        forecasts=store_data["forecasts"], actuals=store_data["actuals"], capacity_plan=store_data["plan"],
+        incidents=incidents, evaluation=(detect_summary or {}).get("evaluation", {}),
+    )
+
+
+def _outbox_incidents(settings: Settings) -> pd.DataFrame:
+    events = [e for e in open_outbox(settings).read() if e.get("event_action") == "trigger"]
+    rows = [{"dedup_key": e["dedup_key"], "summary": e["payload"]["summary"], "severity": e["payload"]["severity"],
+             "service": e["payload"].get("component"), "class": e["payload"].get("class"),
+             "timestamp": e["payload"].get("timestamp")} for e in events]
+    return pd.DataFrame(rows, columns=["dedup_key", "summary", "severity", "service", "class", "timestamp"])
+
+
+@flow(name="publish", log_prints=True)
+def publish(config_file: str | None = None, detect_summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Refresh the forecast store's actuals, the dashboards and the HTML report."""
+    settings = settings_for_run(config_file)
+    store_data = refresh_store(settings)
+    dashboards = write_dashboards(settings)
+    report = write_report(settings, store_data, detect_summary)
+    create_link_artifact(key="foresight-report", link=report.resolve().as_uri(), description="HTML report")
+    return {"report": str(report), "dashboards": dashboards, "actual_rows": len(store_data["actuals"])}

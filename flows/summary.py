@@ -1,0 +1,55 @@
+"""The demo's closing summary, printed with rich."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from foresight.settings import Settings
+
+
+def render_summary(console: Console, results: dict[str, Any], settings: Settings, elapsed: float) -> None:
+    ingest = results.get("ingest", [])
+    table = Table(title="Foresight demo", show_lines=False)
+    table.add_column("stage", style="bold")
+    table.add_column("result")
+    for outcome in ingest:
+        written = ", ".join(f"{k} {v:,}" for k, v in outcome["written"].items())
+        status = "[green]contract passed[/green]" if outcome["passed"] else "[red]contract FAILED[/red]"
+        table.add_row("ingest", f"{outcome['source']}: {status}; upserted {written or 'nothing'}")
+    for family, res in results.get("train", {}).items():
+        colour = "green" if res["decision"] == "champion" else "yellow"
+        table.add_row(
+            "train", f"{res['registered_model']} v{res['version']} ({res['model']}): "
+            f"[{colour}]{res['decision']}[/{colour}] — {res['reason']}",
+        )
+    fc = results.get("forecast")
+    if fc:
+        table.add_row("forecast", f"{fc['series']} series x {settings.forecast.horizon} steps by {fc['model']} "
+                      f"v{fc['model_version']}; {fc['crossing_within_horizon']} of {fc['plan_rows']} resources "
+                      "cross their threshold within the horizon")
+    det = results.get("detect")
+    if det:
+        table.add_row("detect", f"{det['incidents']} incidents; outbox +{det['events_written']} events "
+                      f"({det['events_skipped']} already sent)")
+        ev = det.get("evaluation") or {}
+        if ev:
+            lead = ev.get("median_lead_minutes")
+            lead_text = "n/a" if lead is None or lead != lead else f"{lead:.0f} min"
+            table.add_row("vs truth", f"recall {ev['recall']:.2f}, precision {ev['precision']:.2f}, "
+                          f"median lead time {lead_text} ({int(ev['detected'])} detected, "
+                          f"{int(ev['missed'])} missed, {int(ev['false_alarms'])} false alarms)")
+    pub = results.get("publish")
+    if pub:
+        table.add_row("publish", f"report {pub['report']}; dashboards {', '.join(pub['dashboards'])}")
+    table.add_row("wall time", f"{elapsed:.1f} s")
+    console.print(table)
+    console.print(
+        f"\nOpen the MLflow UI on what this run produced:\n"
+        f"  [bold]mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000[/bold]\n"
+        f"then browse http://127.0.0.1:5000 (experiments foresight-*, models capacity-forecaster, "
+        f"anomaly-detector, failure-predictor).\nForecast store: {settings.forecast_store_url}\n"
+        f"PagerDuty outbox: {settings.outbox_path}"
+    )

@@ -1,0 +1,249 @@
+"""Train flow: evaluate candidate, baseline and champion on one backtest per family; register; gate.
+
+For each family (capacity forecaster, anomaly detector, failure predictor) the candidate is fitted
+on all clean history and logged to MLflow as a new registered version. The alias ``champion``
+moves to it only when it beats the current champion and the family's baseline on the same
+evaluation; otherwise it becomes ``challenger`` and the reason is recorded.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from foresight.schemas import validate_telemetry
+from foresight.settings import Settings
+from flows.resources import open_lake, open_registry, settings_for_run
+from models.training import Evaluation
+
+FAMILIES = ("forecaster", "anomaly", "failure")
+BASELINES = {"forecaster": "seasonal_naive", "anomaly": "rolling_zscore", "failure": "utilisation_rule"}
+CANDIDATES = {"anomaly": "robust_seasonal", "failure": "lgbm"}
+
+
+class NoTrainingDataError(RuntimeError):
+    """The lake holds no clean telemetry to train on (run ingest first, or check its contract)."""
+
+
+@dataclass
+class TrainingData:
+    telemetry: pd.DataFrame
+    catalogue: pd.DataFrame
+    incidents: pd.DataFrame
+    logs: pd.DataFrame | None
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def load_training_data(settings: Settings) -> TrainingData:
+    """Clean history from the lake; the schema guard refuses anything a contract would not pass."""
+    lake = open_lake(settings)
+    telemetry = lake.read("telemetry")
+    if telemetry.empty:
+        raise NoTrainingDataError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
+    telemetry = validate_telemetry(telemetry)
+    logs = lake.read("logs") if lake.exists("logs") else None
+    incidents = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
+    return TrainingData(telemetry, lake.read("catalogue"), incidents, logs)
+
+
+# -- capacity forecaster -------------------------------------------------------------------------
+@task(cache_policy=NO_CACHE)
+def backtest_forecaster(model: Any, series: pd.DataFrame, settings: Settings) -> Evaluation:
+    from models.training import evaluate_forecaster
+
+    return evaluate_forecaster(model, series, settings.forecast)
+
+
+def _forecaster(name: str) -> Any:
+    import models.forecasting  # noqa: F401  (registers the forecasters)
+    from models.base import FORECASTERS
+
+    return FORECASTERS.get(name)()
+
+
+# -- anomaly detector and failure predictor ---------------------------------------------------
+@task(cache_policy=NO_CACHE)
+def evaluate_anomaly(model: Any, data: TrainingData, settings: Settings, split: pd.Timestamp) -> Evaluation:
+    from models.training import evaluate_detector
+
+    return evaluate_detector(model, data.telemetry, data.catalogue, data.incidents, settings.detect, split)
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate_failure(model: Any, features: pd.DataFrame, labels: pd.Series, data: TrainingData,
+                     settings: Settings, split: pd.Timestamp) -> Evaluation:
+    from models.training import evaluate_failure_predictor
+
+    return evaluate_failure_predictor(model, features, labels, data.incidents, settings.detect, split)
+
+
+# -- registry ------------------------------------------------------------------------------------
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def load_champion(settings: Settings, family: str) -> Any | None:
+    from foresight.model_registry import REGISTERED
+
+    registry = open_registry(settings)
+    if registry.champion(REGISTERED[family]) is None:
+        return None
+    return registry.load_model(REGISTERED[family])
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def register_and_gate(
+    settings: Settings,
+    family: str,
+    model: Any,
+    candidate: Evaluation,
+    baseline: Evaluation,
+    champion: Evaluation | None,
+    artifacts: dict[str, Path],
+    input_example: pd.DataFrame,
+) -> dict[str, Any]:
+    from foresight.model_registry import EXPERIMENTS, REGISTERED, decide
+
+    registry = open_registry(settings)
+    decision = decide(
+        candidate.value, None if champion is None else champion.value, baseline.value,
+        higher_is_better=candidate.higher_is_better, min_improvement=settings.mlflow.min_improvement,
+    )
+    metrics = {k: v for k, v in candidate.metrics.items() if pd.notna(v)}
+    metrics[f"baseline_{baseline.metric}"] = baseline.value
+    if champion is not None:
+        metrics[f"champion_{champion.metric}"] = champion.value
+    logged = registry.log_candidate(
+        model, registered_name=REGISTERED[family], experiment=EXPERIMENTS[family],
+        params={"model": model.name, **{k: str(v) for k, v in model.get_params().items()}},
+        metrics=metrics, artifacts=artifacts, input_example=input_example,
+        tags={"foresight.gate_metric": candidate.metric},
+    )
+    registry.apply(REGISTERED[family], logged.version, decision, logged.run_id)
+    get_run_logger().info("%s v%s: %s (%s)", REGISTERED[family], logged.version, decision.label, decision.reason)
+    return {
+        "registered_model": REGISTERED[family], "version": logged.version, "run_id": logged.run_id,
+        "model": model.name, "decision": decision.label, "reason": decision.reason,
+        "metric": candidate.metric, "value": candidate.value, "baseline": baseline.value,
+        "champion": None if champion is None else champion.value,
+    }
+
+
+@flow(name="train", log_prints=True)
+def train(config_file: str | None = None) -> dict[str, Any]:
+    """Backtest, register and gate the capacity forecaster, anomaly detector and failure predictor."""
+    from features.windows import failure_labels, service_features
+    from models.anomaly import DETECTORS
+    from models.failure import PREDICTORS
+    from models.training import capacity_series, split_time
+
+    settings = settings_for_run(config_file)
+    data = load_training_data(settings)
+    workdir = Path(tempfile.mkdtemp(prefix="foresight-train-", dir=settings.home))
+    results: dict[str, Any] = {}
+
+    # Capacity forecaster: every configured model backtested in parallel through the task runner.
+    series = capacity_series(data.telemetry, data.catalogue, settings.forecast)
+    names = list(dict.fromkeys([BASELINES["forecaster"], *settings.forecast.models]))
+    champion_fc = load_champion(settings, "forecaster")
+    contenders = [_forecaster(n) for n in names] + ([champion_fc] if champion_fc is not None else [])
+    evaluations = backtest_forecaster.map(contenders, unmapped(series), unmapped(settings)).result()
+    by_name = dict(zip(names, evaluations[: len(names)], strict=True))
+    baseline = by_name[BASELINES["forecaster"]]
+    learned = {n: e for n, e in by_name.items() if n != BASELINES["forecaster"]} or by_name
+    best = min(learned, key=lambda n: learned[n].value)
+    model = _forecaster(best).fit(series, freq=settings.forecast.freq)
+    artifacts = _forecaster_artifacts(workdir, by_name, best, series, model, settings)
+    results["forecaster"] = register_and_gate(
+        settings, "forecaster", model, by_name[best], baseline,
+        evaluations[len(names)] if champion_fc is not None else None, artifacts,
+        _forecast_example(settings),
+    )
+    results["forecaster"]["backtest"] = {n: round(e.value, 4) for n, e in by_name.items()}
+
+    # Anomaly detector: judged on the incidents it raises after the split.
+    split = split_time(data.telemetry["ds"], settings.detect.train_fraction)
+    champion_an = load_champion(settings, "anomaly")
+    detectors = [DETECTORS.get(CANDIDATES["anomaly"])(), DETECTORS.get(BASELINES["anomaly"])()]
+    detectors += [champion_an] if champion_an is not None else []
+    an_evals = evaluate_anomaly.map(detectors, unmapped(data), unmapped(settings), unmapped(split)).result()
+    detector = detectors[0].clone().fit(data.telemetry)
+    results["anomaly"] = register_and_gate(
+        settings, "anomaly", detector, an_evals[0], an_evals[1],
+        an_evals[2] if champion_an is not None else None,
+        _table_artifacts(workdir / "anomaly", {"evaluation": pd.DataFrame([e.metrics for e in an_evals])}),
+        data.telemetry.groupby("unique_id").head(3).reset_index(drop=True),
+    )
+
+    # Failure predictor: windowed service features, labels from the incident history.
+    features = service_features(data.telemetry, data.catalogue, data.logs)
+    labels = failure_labels(features, data.incidents, horizon=pd.Timedelta(minutes=settings.detect.horizon_minutes))
+    champion_fp = load_champion(settings, "failure")
+    predictors = [PREDICTORS.get(CANDIDATES["failure"])(), PREDICTORS.get(BASELINES["failure"])()]
+    predictors += [champion_fp] if champion_fp is not None else []
+    fp_evals = evaluate_failure.map(
+        predictors, unmapped(features), unmapped(labels), unmapped(data), unmapped(settings), unmapped(split)
+    ).result()
+    predictor = predictors[0].clone().fit(features, labels)
+    results["failure"] = register_and_gate(
+        settings, "failure", predictor, fp_evals[0], fp_evals[1],
+        fp_evals[2] if champion_fp is not None else None,
+        _failure_artifacts(workdir / "failure", predictor, fp_evals),
+        features.head(5).reset_index(drop=True),
+    )
+
+    create_table_artifact(
+        key="train-summary",
+        table=[{"family": f, **{k: results[f][k] for k in ("registered_model", "version", "decision", "metric",
+                                                          "value", "baseline", "champion")}} for f in FAMILIES],
+        description="Candidates, baselines, champions and the gate's decisions",
+    )
+    return results
+
+
+def _forecast_example(settings: Settings) -> pd.DataFrame:
+    from models.pyfunc import forecast_input
+
+    return forecast_input(settings.forecast.horizon, settings.forecast.level)
+
+
+def _forecaster_artifacts(workdir: Path, evaluations: dict[str, Evaluation], best: str, series: pd.DataFrame,
+                          model: Any, settings: Settings) -> dict[str, Path]:
+    from foresight import plots
+
+    out = workdir / "forecaster"
+    result = evaluations[best].detail
+    worst = result.per_series.sort_values("mase", ascending=False)["unique_id"].head(6).tolist()
+    fc = result.forecasts[result.forecasts["unique_id"].isin(worst)]
+    fc = fc.set_index("unique_id").loc[worst].reset_index()
+    plots.save(plots.backtest_figure(fc, series), out / "plots" / "backtest.png")
+    future = model.predict(settings.forecast.horizon, settings.forecast.level)
+    plots.save(plots.forecast_figure(series, future, ids=worst, thresholds=settings.thresholds),
+               out / "plots" / "forecast.png")
+    if hasattr(model, "feature_importance"):
+        plots.save(plots.importance_figure(model.feature_importance()), out / "plots" / "feature_importance.png")
+    tables = out / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    for name, evaluation in evaluations.items():
+        evaluation.detail.per_series.to_csv(tables / f"backtest_{name}.csv", index=False)
+    return {"plots": out / "plots", "tables": tables}
+
+
+def _failure_artifacts(workdir: Path, predictor: Any, evaluations: list[Evaluation]) -> dict[str, Path]:
+    from foresight import plots
+
+    plots.save(plots.importance_figure(predictor.feature_importance()), workdir / "plots" / "feature_importance.png")
+    arts = _table_artifacts(workdir, {"evaluation": pd.DataFrame([e.metrics for e in evaluations])})
+    return {**arts, "plots": workdir / "plots"}
+
+
+def _table_artifacts(workdir: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
+    folder = workdir / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False)
+    return {"tables": folder}

@@ -1,0 +1,94 @@
+"""The ``foresight`` command: run the demo, run one flow, inspect what a run produced."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Foresight: forecasts, capacity plans and incidents from your telemetry.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+
+FLOWS = ("ingest", "train", "forecast", "detect", "publish")
+
+
+def _quiet_runtime() -> None:
+    """Embedded defaults for a local run: no telemetry, Prefect logs only warnings."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _flow(name: str) -> Any:
+    if name not in FLOWS + ("pipeline",):
+        raise typer.BadParameter(f"unknown flow {name!r}; choose one of: {', '.join(FLOWS + ('pipeline',))}")
+    from flows import registry
+
+    return registry.FLOW_FUNCTIONS[name]
+
+
+@app.command()
+def demo(
+    home: Path = typer.Option(None, help="Where everything is written (default: .foresight or FORESIGHT_HOME)."),
+    config: Path = typer.Option(None, "--config", help="Optional YAML settings file."),
+) -> None:
+    """Run the whole pipeline on the built-in telemetry simulator, with no servers to set up."""
+    _quiet_runtime()
+    if home is not None:
+        os.environ["FORESIGHT_HOME"] = str(home)
+    from foresight.settings import load_settings
+
+    settings = load_settings(config)
+    results: dict[str, Any] = {}
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("pipeline", total=len(FLOWS))
+        for name in FLOWS:
+            progress.update(task, description=f"[bold]{name}[/bold]")
+            kwargs: dict[str, Any] = {"config_file": str(config) if config else None}
+            if name == "publish":
+                kwargs["detect_summary"] = results.get("detect")
+            results[name] = _flow(name)(**kwargs)
+            progress.advance(task)
+    elapsed = time.perf_counter() - started
+    from flows.summary import render_summary
+
+    render_summary(console, results, settings, elapsed)
+
+
+@app.command()
+def run(
+    flow: str = typer.Argument(..., help=f"One of: {', '.join(FLOWS + ('pipeline',))}."),
+    config: Path = typer.Option(None, "--config", help="Optional YAML settings file."),
+) -> None:
+    """Run one flow (or the whole pipeline) once, in-process."""
+    _quiet_runtime()
+    fn = _flow(flow)
+    result = fn(config_file=str(config) if config else None)
+    table = Table(title=f"{flow} result")
+    table.add_column("key")
+    table.add_column("value")
+    for key, value in (result.items() if isinstance(result, dict) else enumerate(result)):
+        table.add_row(str(key), str(value)[:200])
+    console.print(table)
+
+
+@app.command()
+def settings(config: Path = typer.Option(None, "--config", help="Optional YAML settings file.")) -> None:
+    """Print the effective settings (secrets masked)."""
+    from foresight.settings import load_settings
+
+    console.print_json(data=load_settings(config).redacted())
+
+
+if __name__ == "__main__":
+    app()

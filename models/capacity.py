@@ -1,0 +1,130 @@
+"""Capacity plan: when will each resource reach its threshold, and how much capacity keeps it safe.
+
+Pure: forecasts, current values, thresholds and the catalogue in, one row per resource series
+out. "p50" is the point forecast ``yhat`` and "p90" is ``yhat_upper``, the upper bound of the
+central 80 % interval (forecast with ``level=80``): planning on p90 means a 1-in-10 chance per
+step that the resource runs hotter than the plan assumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, UTC_DTYPE, require_columns
+
+PLAN_COLUMNS: tuple[str, ...] = (
+    "unique_id",
+    "service",
+    "resource_id",
+    "metric",
+    "threshold",
+    "current",
+    "peak_p50",
+    "peak_p90",
+    "days_to_threshold",
+    "threshold_date",
+    "threshold_date_earliest",
+    "threshold_date_latest",
+    "capacity_needed",
+    "crosses_threshold",
+)
+_DAY = pd.Timedelta(days=1)
+
+
+def capacity_plan(
+    forecasts: pd.DataFrame,
+    current: pd.DataFrame,
+    thresholds: Mapping[str, float],
+    catalogue: pd.DataFrame,
+    target_utilisation: float,
+) -> pd.DataFrame:
+    """One row per forecast series whose metric has a threshold, most urgent first.
+
+    Inputs: ``forecasts`` (unique_id, ds, yhat, yhat_lower, yhat_upper; an 80 % interval),
+    ``current`` (unique_id, y and optionally ds: the latest value per series is used, and its ds
+    is the forecast origin; telemetry works as is), ``thresholds`` (metric -> "full" line),
+    ``catalogue`` (unique_id, service, resource_id, metric) and ``target_utilisation`` (same unit
+    as the metric, e.g. 70 for percent metrics).
+
+    Columns:
+    - unique_id, service, resource_id, metric, threshold
+    - current: latest observed value; peak_p50 / peak_p90: max of yhat / yhat_upper over the horizon
+    - days_to_threshold: days from the forecast origin (current's ds, else one step before the
+      first forecast) to the first step whose p90 reaches the threshold; NaN if none does
+    - threshold_date: that step's timestamp (NaT if never); an interval for it:
+      threshold_date_earliest = first step the upper bound (p90) crosses (equal to
+      threshold_date by construction), threshold_date_latest = first step the p50 crosses (NaT:
+      p50 stays below within the horizon, so the latest date is beyond it)
+    - capacity_needed: peak_p90 / target_utilisation, the factor capacity must scale by so the
+      p90 peak stays at the target (1.25 = +25 %; <= 1 means current capacity suffices)
+    - crosses_threshold: whether p90 reaches the threshold within the horizon
+    """
+    require_columns(forecasts, (ID_COL, TIME_COL, "yhat", "yhat_upper"), "capacity_plan forecasts")
+    require_columns(current, (ID_COL, TARGET_COL), "capacity_plan current")
+    require_columns(catalogue, (ID_COL, "service", "resource_id", "metric"), "capacity_plan catalogue")
+    if not target_utilisation > 0:
+        raise ValueError(f"target_utilisation must be positive, got {target_utilisation}")
+    limits = pd.Series(dict(thresholds), name="threshold", dtype="float64")
+    series = catalogue[[ID_COL, "service", "resource_id", "metric"]].drop_duplicates(ID_COL)
+    series = series.assign(threshold=series["metric"].map(limits)).dropna(subset=["threshold"])
+    fc = forecasts.merge(series[[ID_COL, "threshold"]], on=ID_COL, how="inner")
+    if fc.empty:
+        return _empty_plan()
+    fc = fc.sort_values([ID_COL, TIME_COL], kind="stable")
+    grouped = fc.groupby(ID_COL, sort=True, observed=True)
+    plan = pd.DataFrame(
+        {
+            "peak_p50": grouped["yhat"].max(),
+            "peak_p90": grouped["yhat_upper"].max(),
+            "threshold_date": _first_crossing(fc, "yhat_upper"),
+            "threshold_date_latest": _first_crossing(fc, "yhat"),
+            "origin": _origins(fc, current),
+        }
+    )
+    plan["current"] = _latest(current)
+    plan["threshold_date_earliest"] = plan["threshold_date"]
+    plan["days_to_threshold"] = (plan["threshold_date"] - plan["origin"]) / _DAY
+    plan["crosses_threshold"] = plan["threshold_date"].notna()
+    plan["capacity_needed"] = plan["peak_p90"] / float(target_utilisation)
+    out = series.merge(plan.reset_index(names=ID_COL), on=ID_COL, how="inner")
+    urgency = ["days_to_threshold", "capacity_needed"]
+    out = out.sort_values(urgency, ascending=[True, False], na_position="last")
+    return out[list(PLAN_COLUMNS)].reset_index(drop=True)
+
+
+def _first_crossing(fc: pd.DataFrame, column: str) -> pd.Series:
+    """Per series, the first ds where ``column`` reaches the threshold (NaT when it never does)."""
+    crossed = fc[fc[column] >= fc["threshold"]]
+    first = crossed.groupby(ID_COL, sort=True, observed=True)[TIME_COL].min()
+    return first.reindex(fc[ID_COL].drop_duplicates().sort_values().to_numpy())
+
+
+def _origins(fc: pd.DataFrame, current: pd.DataFrame) -> pd.Series:
+    """The forecast origin per series: current's last ds, else one forecast step before the first."""
+    grouped = fc.groupby(ID_COL, sort=True, observed=True)[TIME_COL]
+    first = grouped.min()
+    steps = grouped.diff().groupby(fc[ID_COL], observed=True).min()
+    inferred = first - steps.reindex(first.index).fillna(pd.Timedelta(0))
+    if TIME_COL not in current.columns:
+        return inferred
+    observed = current.groupby(ID_COL, sort=True, observed=True)[TIME_COL].max()
+    return observed.reindex(first.index).fillna(inferred)
+
+
+def _latest(current: pd.DataFrame) -> pd.Series:
+    """The last value per series (by ds when present, else by row order)."""
+    ordered = current
+    if TIME_COL in current.columns:
+        ordered = current.sort_values([ID_COL, TIME_COL], kind="stable")
+    return ordered.groupby(ID_COL, sort=True, observed=True)[TARGET_COL].last()
+
+
+def _empty_plan() -> pd.DataFrame:
+    dtypes = dict.fromkeys(PLAN_COLUMNS, "float64")
+    dtypes.update(dict.fromkeys(("unique_id", "service", "resource_id", "metric"), "string"))
+    dates = ("threshold_date", "threshold_date_earliest", "threshold_date_latest")
+    dtypes.update(dict.fromkeys(dates, UTC_DTYPE))
+    dtypes["crosses_threshold"] = "bool"
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})

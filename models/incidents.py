@@ -1,0 +1,256 @@
+"""Detections -> incidents: roll series anomalies and failure risk up to service incidents.
+
+An on-call engineer wants one page per service problem, not one per noisy sample:
+
+- **roll-up**: at each time a service is *active* when at least ``min_series`` of its series
+  score at or above ``anomaly_threshold`` or its failure risk is at or above ``risk_threshold``;
+  many anomalous series of one service at once are one service anomaly;
+- **hysteresis**: an incident opens at the first active sample and closes only after the
+  service has been clear for ``resolve_after``; activity again within that time (flapping)
+  continues the same incident, so repeats are suppressed;
+- **identity**: ``incident_id`` is a hash of the service and ``window_start`` (the start floored
+  to ``resolve_after``), so rebuilding incidents from overlapping detect runs yields the same ids
+  and downstream sinks (the PagerDuty outbox) de-duplicate on them. Two incidents of one service
+  cannot share a window start: they are more than ``resolve_after`` apart.
+
+Each incident gets a category guessed from its anomalous metrics (mem -> resource_leak, disk ->
+disk, cpu / latency -> saturation, error_rate -> errors), a severity from its score, and JSON
+evidence naming the series behind it. Pure: frames in, a frame out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from foresight.schemas import UTC_DTYPE, require_columns
+from models.events import as_timedelta
+
+INCIDENT_OUTPUT_COLUMNS: tuple[str, ...] = (
+    "incident_id", "service", "category", "start", "end", "severity", "score", "evidence",
+    "window_start", "resource_id",
+)
+METRIC_CATEGORIES: dict[str, str] = {
+    "mem_pct": "resource_leak",
+    "disk_pct": "disk",
+    "cpu_pct": "saturation",
+    "latency_p95": "saturation",
+    "request_rate": "saturation",
+    "error_rate": "errors",
+}
+UNKNOWN_CATEGORY = "unknown"  # only when a service has no scored series at all
+TOP_EVIDENCE = 5
+
+
+def build_incidents(
+    scores: pd.DataFrame,
+    risk: pd.DataFrame | None,
+    catalogue: pd.DataFrame,
+    *,
+    anomaly_threshold: float,
+    risk_threshold: float,
+    min_series: int = 1,
+    resolve_after: str | pd.Timedelta = "30min",
+) -> pd.DataFrame:
+    """Incidents from anomaly ``scores`` (``unique_id, ds, score``) and optional ``risk``
+    (``service, ds, risk``): one row per incident with :data:`INCIDENT_OUTPUT_COLUMNS`.
+
+    ``end`` is NaT while an incident is open (the data does not yet show ``resolve_after`` of
+    calm after its last active sample); otherwise it is the first sample after the last active
+    one. ``score`` is the highest anomaly score among its series (the highest risk for an
+    incident raised by risk alone); severity is critical / error / warning as the score's tail
+    probability ``1 - score`` is within 1 %, 10 % or 100 % of ``1 - anomaly_threshold``; an
+    incident raised by risk alone is a warning (it has not happened yet).
+    """
+    if min_series < 1:
+        raise ValueError(f"min_series must be at least 1, got {min_series}")
+    for name, value in (("anomaly_threshold", anomaly_threshold), ("risk_threshold", risk_threshold)):
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{name} must be within (0, 1], got {value}")
+    resolve = as_timedelta(resolve_after, "resolve_after")
+    if resolve <= pd.Timedelta(0):
+        raise ValueError(f"resolve_after must be positive, got {resolve_after!r}")
+
+    points = _series_points(scores, catalogue, anomaly_threshold)
+    timeline = _service_timeline(points, risk, min_series, risk_threshold)
+    episodes = _episodes(timeline, resolve)
+    if episodes.empty:
+        return empty_incidents()
+    evidence = _evidence_rows(points, episodes)
+    out = _describe(episodes, evidence, anomaly_threshold)
+    out["window_start"] = out["start"].dt.floor(resolve)
+    out["incident_id"] = [
+        incident_id(s, w) for s, w in zip(out["service"], out["window_start"], strict=True)
+    ]
+    return out[list(INCIDENT_OUTPUT_COLUMNS)].sort_values(["start", "service"]).reset_index(drop=True)
+
+
+def incident_id(service: str, window_start: pd.Timestamp) -> str:
+    """Deterministic id of a service's incident starting in ``window_start``."""
+    key = f"{service}|{pd.Timestamp(window_start).tz_convert('UTC').isoformat()}"
+    return "inc-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def empty_incidents() -> pd.DataFrame:
+    """An incident frame with no rows and the output columns' dtypes."""
+    return pd.DataFrame(
+        {
+            "incident_id": pd.Series([], dtype="string"),
+            "service": pd.Series([], dtype="string"),
+            "category": pd.Series([], dtype="string"),
+            "start": pd.Series([], dtype=UTC_DTYPE),
+            "end": pd.Series([], dtype=UTC_DTYPE),
+            "severity": pd.Series([], dtype="string"),
+            "score": pd.Series([], dtype="float64"),
+            "evidence": pd.Series([], dtype="string"),
+            "window_start": pd.Series([], dtype=UTC_DTYPE),
+            "resource_id": pd.Series([], dtype="string"),
+        }
+    )
+
+
+def _series_points(scores: pd.DataFrame, catalogue: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Scores joined with their service / metric / resource, and whether each is anomalous."""
+    require_columns(scores, ["unique_id", "ds", "score"], "anomaly scores")
+    require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
+    info_cols = ["service", "metric"] + (["resource_id"] if "resource_id" in catalogue.columns else [])
+    info = catalogue.drop_duplicates("unique_id").set_index("unique_id")[info_cols]
+    points = scores[["unique_id", "ds", "score"]].join(info, on="unique_id", how="left")
+    unknown = points["service"].isna()
+    if unknown.any():
+        missing = sorted(points.loc[unknown, "unique_id"].astype(str).unique())
+        warnings.warn(
+            f"{len(missing)} scored series are not in the catalogue and were left out, e.g. {missing[:5]}",
+            stacklevel=3,
+        )
+        points = points[~unknown]
+    if "resource_id" not in points.columns:
+        points = points.assign(resource_id=pd.NA)
+    return points.assign(
+        ds=points["ds"].astype(UTC_DTYPE),
+        service=points["service"].astype("string"),
+        anomalous=points["score"].to_numpy() >= threshold,
+    )
+
+
+def _service_timeline(
+    points: pd.DataFrame, risk: pd.DataFrame | None, min_series: int, risk_threshold: float
+) -> pd.DataFrame:
+    """``service, ds, active, max_risk``: every observed time of each service and its state."""
+    per_time = points.groupby(["service", "ds"], as_index=False).agg(n_anomalous=("anomalous", "sum"))
+    per_time["active"] = per_time["n_anomalous"] >= min_series
+    if risk is not None and not risk.empty:
+        require_columns(risk, ["service", "ds", "risk"], "risk")
+        r = risk.assign(service=risk["service"].astype("string"), ds=risk["ds"].astype(UTC_DTYPE))
+        r = r.groupby(["service", "ds"], as_index=False).agg(max_risk=("risk", "max"))
+        per_time = per_time.merge(r, on=["service", "ds"], how="outer")
+        risky = per_time["max_risk"].to_numpy(dtype="float64", na_value=np.nan) >= risk_threshold
+        per_time["active"] = per_time["active"].fillna(False).astype(bool) | risky
+    else:
+        per_time["max_risk"] = np.nan
+    return per_time[["service", "ds", "active", "max_risk"]].sort_values(["service", "ds"]).reset_index(drop=True)
+
+
+def _episodes(timeline: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:
+    """``episode, service, start, last_active, end, max_risk`` with hysteresis of ``resolve``."""
+    active = timeline[timeline["active"]]
+    if active.empty:
+        return pd.DataFrame()
+    service = active["service"].to_numpy(dtype=object)
+    new = np.r_[True, service[1:] != service[:-1]] | active["ds"].diff().gt(resolve).to_numpy(dtype=bool)
+    episode = pd.Series(np.cumsum(new), index=active.index, name="episode")
+    eps = active.groupby(episode).agg(
+        service=("service", "first"), start=("ds", "min"), last_active=("ds", "max"), max_risk=("max_risk", "max")
+    ).reset_index()
+    last_seen = timeline.groupby("service")["ds"].max()
+    resolved = eps["service"].map(last_seen) >= eps["last_active"] + resolve
+    after = pd.merge_asof(
+        eps[["episode", "service", "last_active"]].sort_values("last_active"),
+        timeline[["service", "ds"]].rename(columns={"ds": "next_ds"}).sort_values("next_ds"),
+        left_on="last_active", right_on="next_ds", by="service",
+        direction="forward", allow_exact_matches=False,
+    ).set_index("episode")["next_ds"]
+    eps["end"] = eps["episode"].map(after).where(resolved.to_numpy())
+    eps["end"] = eps["end"].astype(UTC_DTYPE)
+    return eps
+
+
+def _evidence_rows(points: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
+    """Per ``(episode, series)``: max score and anomalous samples within the episode's active span."""
+    bounds = episodes[["episode", "service", "start", "last_active"]].sort_values("start")
+    tagged = pd.merge_asof(
+        points.sort_values("ds"), bounds, left_on="ds", right_on="start", by="service", direction="backward"
+    )
+    tagged = tagged[tagged["episode"].notna() & (tagged["ds"] <= tagged["last_active"])]
+    return tagged.groupby(["episode", "unique_id"], as_index=False).agg(
+        service=("service", "first"),
+        metric=("metric", "first"),
+        resource_id=("resource_id", "first"),
+        max_score=("score", "max"),
+        anomalous_samples=("anomalous", "sum"),
+    )
+
+
+def _describe(episodes: pd.DataFrame, evidence: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Category, score, severity, resource and evidence JSON per episode."""
+    ranked = evidence.sort_values(
+        ["episode", "anomalous_samples", "max_score"], ascending=[True, False, False]
+    )
+    top = ranked.drop_duplicates("episode").set_index("episode")
+    out = episodes.copy()
+    out["category"] = out["episode"].map(_categories(evidence)).fillna(UNKNOWN_CATEGORY).astype("string")
+    anomalous = ranked[ranked["anomalous_samples"] > 0]
+    anomaly_score = anomalous.groupby("episode")["max_score"].max()
+    by_anomaly = out["episode"].map(anomaly_score)
+    out["score"] = by_anomaly.fillna(out["max_risk"]).fillna(0.0).astype("float64")
+    out["severity"] = _severity(by_anomaly.to_numpy(dtype="float64", na_value=np.nan), threshold)
+    out["resource_id"] = out["episode"].map(top["resource_id"]).astype("string")
+    out["evidence"] = [
+        _evidence_json(ranked[ranked["episode"] == e], r) for e, r in zip(out["episode"], out["max_risk"], strict=True)
+    ]
+    out["evidence"] = out["evidence"].astype("string")
+    return out
+
+
+def _categories(evidence: pd.DataFrame) -> pd.Series:
+    """Per episode, the category of the metric with most anomalous samples (then highest score)."""
+    per_metric = evidence.assign(category=evidence["metric"].map(METRIC_CATEGORIES)).dropna(subset=["category"])
+    weights = per_metric.groupby(["episode", "category"], as_index=False).agg(
+        n=("anomalous_samples", "sum"), peak=("max_score", "max")
+    )
+    best = weights.sort_values(["episode", "n", "peak"], ascending=[True, False, False]).drop_duplicates("episode")
+    return best.set_index("episode")["category"]
+
+
+def _severity(anomaly_score: np.ndarray, threshold: float) -> list[str]:
+    """critical / error / warning from the tail probability relative to the threshold's."""
+    tail, limit = 1.0 - anomaly_score, 1.0 - threshold
+    return np.select(
+        [np.isnan(anomaly_score), tail <= limit / 100, tail <= limit / 10],
+        ["warning", "critical", "error"],
+        default="warning",
+    ).tolist()
+
+
+def _evidence_json(rows: pd.DataFrame, max_risk: float) -> str:
+    """The top series behind an incident, as compact JSON for humans and the PagerDuty payload."""
+    series = [
+        {
+            "unique_id": str(r.unique_id),
+            "metric": str(r.metric),
+            "resource_id": None if pd.isna(r.resource_id) else str(r.resource_id),
+            "max_score": round(float(r.max_score), 6),
+            "anomalous_samples": int(r.anomalous_samples),
+        }
+        for r in rows.head(TOP_EVIDENCE).itertuples(index=False)
+    ]
+    payload = {
+        "series": series,
+        "anomalous_series": int((rows["anomalous_samples"] > 0).sum()),
+        "max_risk": None if pd.isna(max_risk) else round(float(max_risk), 6),
+    }
+    return json.dumps(payload, sort_keys=True)

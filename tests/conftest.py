@@ -1,0 +1,39 @@
+"""Session-wide test setup: quiet, isolated Prefect and MLflow; one Prefect harness per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before anything imports Prefect: an isolated home, no analytics, no telemetry.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="foresight-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support helpers
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One ephemeral Prefect API for the whole session (each start costs ~9 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def foresight_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh FORESIGHT_HOME (and working directory) for one test."""
+    home = tmp_path / ".foresight"
+    monkeypatch.setenv("FORESIGHT_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    return home

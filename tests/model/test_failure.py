@@ -1,0 +1,190 @@
+"""Failure predictors (models.failure) and their features / labels (features.windows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.windows import failure_labels, service_features
+from models.failure import PREDICTORS, LabelError, LGBMFailurePredictor, UtilisationRulePredictor
+
+STEP = pd.Timedelta("5min")
+T0 = pd.Timestamp("2026-04-06", tz="UTC")
+SERVICES = ("cart", "search", "payments")
+METRICS = ("cpu_pct", "mem_pct", "disk_pct", "error_rate")
+
+
+def synthetic_fleet(days: int = 9, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Services whose memory leaks for 2 h (staying below 75 %) before an OOM incident.
+
+    CPU has busy daily peaks (up to ~88 %) that never cause incidents: a utilisation rule pages
+    on them and misses the leaks; a learned model should do the opposite.
+    """
+    rng = np.random.default_rng(seed)
+    n = days * 288
+    t = np.arange(n)
+    ds = pd.date_range(T0, periods=n, freq=STEP).astype("datetime64[us, UTC]")
+    frames, catalogue, incidents = [], [], []
+    for service in SERVICES:
+        starts = 200 + np.cumsum(rng.integers(90, 150, size=n // 90))  # one leak every 7.5-12.5 h
+        starts = starts[starts < n - 12]
+        for instance in ("i-1", "i-2"):
+            busy = 1.0 + 0.8 * (rng.random(days) > 0.5).repeat(288)  # busy days peak near 90 %
+            values = {
+                "cpu_pct": 35 + 30 * busy * np.clip(np.sin(2 * np.pi * t / 288), 0, None) + rng.normal(0, 2, n),
+                "mem_pct": 45 + rng.normal(0, 1.5, n),
+                "disk_pct": 50 + 0.001 * t + rng.normal(0, 0.3, n),
+                "error_rate": np.abs(0.002 + rng.normal(0, 0.001, n)),
+            }
+            if instance == "i-1":
+                for s in starts:
+                    values["mem_pct"][s - 24 : s] += np.linspace(0, 27, 24)  # the leak: 45 -> 72 %
+                    values["mem_pct"][s : s + 6] = 38 + rng.normal(0, 1, 6)  # OOM kill and restart
+                    values["error_rate"][s : s + 6] += 0.05
+            for metric, y in values.items():
+                uid = f"{service}/{instance}/{metric}"
+                frames.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": y.astype(float)}))
+                catalogue.append({"unique_id": uid, "service": service, "resource_id": instance, "metric": metric})
+        for s in starts:
+            incidents.append(
+                {"incident_id": f"{service}-{s}", "service": service, "category": "resource_leak",
+                 "start": ds[s], "end": ds[min(s + 6, n - 1)], "severity": "critical", "resource_id": "i-1"}
+            )
+    return pd.concat(frames, ignore_index=True), pd.DataFrame(catalogue), pd.DataFrame(incidents)
+
+
+@pytest.fixture(scope="module")
+def fleet() -> dict[str, object]:
+    telemetry, catalogue, incidents = synthetic_fleet()
+    features = service_features(telemetry, catalogue)
+    labels = failure_labels(features, incidents, horizon="60min")
+    cut = T0 + pd.Timedelta(days=6)
+    train = features["ds"] < cut
+    return {
+        "features": features, "labels": labels, "incidents": incidents, "train": train,
+        "test_incidents": incidents[incidents["start"] >= cut],
+    }
+
+
+@pytest.fixture(scope="module")
+def lgbm(fleet: dict) -> LGBMFailurePredictor:
+    X, y, train = fleet["features"], fleet["labels"], fleet["train"]
+    # One thread: on a shared, oversubscribed runner LightGBM's two spinning threads are 4x slower.
+    return LGBMFailurePredictor(n_jobs=1).fit(X[train], y[train])
+
+
+def test_lgbm_learns_leak_precursors_and_beats_the_utilisation_rule(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
+    X, y, train = fleet["features"], fleet["labels"], fleet["train"]
+    test = X[~train]
+    rule = UtilisationRulePredictor().fit(X[train], y[train])
+    learned = lgbm.score(test, fleet["test_incidents"], threshold=0.5, horizon="60min")
+    baseline = rule.score(test, fleet["test_incidents"], threshold=0.5, horizon="60min")
+    assert learned["incidents"] >= 15
+    assert learned["auc"] > 0.9, learned
+    assert learned["recall"] >= 0.8 and learned["recall"] > baseline["recall"] + 0.5, (learned, baseline)
+    assert learned["median_lead_minutes"] > 0  # it warns before the OOM, not after
+    assert learned["f1"] > baseline["f1"], (learned, baseline)
+
+
+def test_predict_returns_probabilities_not_labels(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
+    X = fleet["features"][~fleet["train"]]
+    risk = lgbm.predict(X)
+    assert list(risk.columns) == ["service", "ds", "risk"]
+    assert risk.index.equals(X.index)
+    assert pd.api.types.is_float_dtype(risk["risk"])
+    assert risk["risk"].between(0.0, 1.0).all()
+    assert risk["risk"].nunique() > 20  # a graded probability, not a 0/1 label
+    assert ((risk["risk"] > 0.05) & (risk["risk"] < 0.95)).any()
+
+
+def test_explain_names_the_features_behind_a_risky_row(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
+    X = fleet["features"][~fleet["train"]]
+    risky = X.loc[[lgbm.predict(X)["risk"].idxmax()]]
+    explained = lgbm.explain(risky, top=5)
+    assert len(explained) == 5 and explained["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert set(explained["feature"]) <= set(lgbm.feature_names_)
+    assert explained["contribution"].abs().is_monotonic_decreasing
+    assert explained["feature"].iloc[0].startswith("mem_pct")  # the leak drives the risk
+    importance = lgbm.feature_importance()
+    assert importance.index[0].startswith(("mem_pct", "error_rate")) and importance.iloc[0] > 0
+
+
+def test_lgbm_is_deterministic_for_a_seed(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
+    X, y, train = fleet["features"], fleet["labels"], fleet["train"]
+    again = lgbm.clone().fit(X[train], y[train])
+    pd.testing.assert_frame_equal(again.predict(X[~train]), lgbm.predict(X[~train]))
+
+
+def test_rule_is_a_fixed_monotone_map_of_current_utilisation() -> None:
+    X = pd.DataFrame(
+        {"service": "cart", "ds": pd.date_range(T0, periods=4, freq=STEP),
+         "cpu_pct": [10.0, 82.5, 99.0, np.nan], "mem_pct": [10.0, 10.0, 10.0, 85.0]}
+    )
+    risk = UtilisationRulePredictor().fit(X, np.array([0, 0, 1, 1])).predict(X)["risk"].to_numpy()
+    np.testing.assert_allclose(risk, [0.0, 0.5, 1.0, 0.5])
+
+
+def test_fit_drops_ongoing_rows_and_refuses_single_class_labels(fleet: dict) -> None:
+    X, y = fleet["features"], fleet["labels"]
+    assert (y == -1).any()
+    with pytest.raises(LabelError) as info:
+        LGBMFailurePredictor(n_estimators=5).fit(X, np.where(y == 1, 0, y))
+    assert info.value.counts == {0: int((y != -1).sum())}
+    with pytest.raises(ValueError, match="differ in length"):
+        LGBMFailurePredictor().fit(X, y.iloc[:10])
+
+
+def test_predictors_are_registered_by_name() -> None:
+    assert PREDICTORS.get("lgbm") is LGBMFailurePredictor
+    assert PREDICTORS.get("utilisation_rule") is UtilisationRulePredictor
+    assert PREDICTORS.names() == ["lgbm", "utilisation_rule"]
+
+
+# ---- features and labels ------------------------------------------------------------------
+
+
+def small_telemetry() -> tuple[pd.DataFrame, pd.DataFrame]:
+    ds = pd.date_range(T0, periods=12, freq=STEP).astype("datetime64[us, UTC]")
+    rows, catalogue = [], []
+    for instance, factor in (("i-1", 1.0), ("i-2", 2.0)):
+        for metric, offset in (("cpu_pct", 0.0), ("mem_pct", 100.0)):
+            uid = f"cart/{instance}/{metric}"
+            rows.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": factor * np.arange(12) + offset}))
+            catalogue.append({"unique_id": uid, "service": "cart", "resource_id": instance, "metric": metric})
+    return pd.concat(rows, ignore_index=True), pd.DataFrame(catalogue)
+
+
+def test_service_features_take_the_worst_instance_and_trailing_windows() -> None:
+    telemetry, catalogue = small_telemetry()
+    logs = pd.DataFrame(
+        {"ts": pd.to_datetime(["2026-04-06 00:10", "2026-04-06 00:12"], utc=True), "service": "cart",
+         "resource_id": "i-1", "level": ["ERROR", "warning"], "template_id": "t", "message": "m"}
+    )
+    f = service_features(telemetry, catalogue, logs, windows=("15min",)).set_index("ds")
+    row = f.loc[T0 + 3 * STEP]  # i-2's cpu is 2 * step index: 0, 2, 4, 6 ...
+    assert row["cpu_pct"] == 6.0
+    assert row["cpu_pct_mean_15min"] == pytest.approx(4.0)  # (2 + 4 + 6) / 3: window (ds - 15min, ds]
+    assert row["cpu_pct_min_15min"] == 2.0 and row["cpu_pct_max_15min"] == 6.0
+    assert row["cpu_pct_slope_15min"] == 6.0  # 6 now - 0 fifteen minutes ago
+    assert row["log_error_15min"] == 1 and row["log_warn_15min"] == 1
+    assert f.loc[T0 + 5 * STEP, "log_error_15min"] == 0  # 00:10 has left (00:10, 00:25]
+
+
+def test_service_features_are_causal() -> None:
+    telemetry, catalogue = small_telemetry()
+    full = service_features(telemetry, catalogue, windows=("15min", "30min"))
+    head = service_features(telemetry[telemetry["ds"] < T0 + 8 * STEP], catalogue, windows=("15min", "30min"))
+    pd.testing.assert_frame_equal(full.iloc[: len(head)].reset_index(drop=True), head.reset_index(drop=True))
+
+
+def test_failure_labels_mark_upcoming_starts_and_exclude_ongoing_incidents() -> None:
+    telemetry, catalogue = small_telemetry()
+    features = service_features(telemetry, catalogue, windows=("15min",))
+    incidents = pd.DataFrame(
+        {"service": ["cart", "search"], "start": [T0 + 6 * STEP, T0], "end": [T0 + 8 * STEP, T0 + STEP]}
+    )
+    labels = failure_labels(features, incidents, horizon="15min")
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, -1, -1, 0, 0, 0, 0]
+    open_incident = incidents.assign(end=pd.NaT)
+    assert failure_labels(features, open_incident, horizon="15min").tolist()[6:] == [-1] * 6

@@ -1,0 +1,134 @@
+"""HTML report: one self-contained file with every section, embedded PNG plots, escaped text."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from connectors.html_report import render_report, series_to_plot
+
+NOW = pd.Timestamp("2026-03-01", tz="UTC")
+EVIL = "web/<script>alert('x')</script>/cpu_pct"
+IDS = ["cart/i-1/cpu_pct", "cart/i-2/mem_pct", "search/i-3/disk_pct", EVIL]
+
+
+def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(7)
+    past = pd.date_range(NOW - pd.Timedelta(hours=48), periods=48, freq="h")
+    future = pd.date_range(NOW, periods=24, freq="h")
+    actuals = pd.DataFrame(
+        {"unique_id": np.repeat(IDS, 48), "ds": np.tile(past, len(IDS)), "y": rng.uniform(20, 60, 48 * len(IDS))}
+    )
+    yhat = rng.uniform(30, 70, 24 * len(IDS))
+    forecasts = pd.DataFrame(
+        {
+            "unique_id": np.repeat(IDS, 24),
+            "ds": np.tile(future, len(IDS)),
+            "yhat": yhat,
+            "yhat_lower": yhat - 5,
+            "yhat_upper": yhat + 5,
+        }
+    )
+    plan = pd.DataFrame(
+        {
+            "unique_id": IDS,
+            "metric": ["cpu_pct", "mem_pct", "disk_pct", "cpu_pct"],
+            "threshold": [80.0, 90.0, 85.0, 80.0],
+            "peak_p90": [70.0, 89.0, 60.0, 50.0],
+            "days_to_threshold": [np.nan, 3.5, np.nan, 12.0],
+            "threshold_date": [pd.NaT, NOW + pd.Timedelta(days=3.5), pd.NaT, NOW + pd.Timedelta(days=12)],
+            "capacity_needed": [0.0, 1.0, 0.0, 0.5],
+        }
+    )
+    incidents = pd.DataFrame(
+        {
+            "incident_id": ["inc-1"],
+            "service": ["cart"],
+            "category": ["resource_leak"],
+            "start": [NOW - pd.Timedelta(hours=5)],
+            "end": [pd.NaT],
+            "severity": ["critical"],
+            "description": ["<b>OOM</b> & restart"],
+        }
+    )
+    return forecasts, actuals, plan, incidents
+
+
+def test_series_closest_to_threshold_come_first() -> None:
+    forecasts, _, plan, _ = _frames()
+    # Days to threshold ascending, then unreached series by peak share (70/80 > 60/85).
+    assert series_to_plot(forecasts, plan, 10) == ["cart/i-2/mem_pct", EVIL, "cart/i-1/cpu_pct", "search/i-3/disk_pct"]
+    assert series_to_plot(forecasts, plan, 2) == ["cart/i-2/mem_pct", EVIL]
+    assert series_to_plot(forecasts, plan.iloc[0:0], 2) == sorted(IDS)[:2]
+
+
+def test_report_is_self_contained_with_all_sections(tmp_path) -> None:
+    forecasts, actuals, plan, incidents = _frames()
+    path = render_report(
+        tmp_path / "reports" / "run.html",
+        title="Foresight run <2026-03-01>",
+        summary={"series": 4, "run_id": "abc123", "champion": {"forecaster": "lgbm_global"}},
+        forecasts=forecasts,
+        actuals=actuals,
+        capacity_plan=plan,
+        incidents=incidents,
+        evaluation={"anomaly": {"recall": 0.8, "precision": 0.6667, "lead_time_minutes": 12.0}},
+        max_plots=3,
+    )
+    html = path.read_text(encoding="utf-8")
+    for section in ("summary", "forecasts", "capacity-plan", "incidents", "evaluation"):
+        assert f'<section id="{section}">' in html
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 3  # max_plots honoured
+    assert all(base64.b64decode(img).startswith(b"\x89PNG\r\n\x1a\n") for img in images)
+    assert "anomaly.recall" in html and "0.6667" in html and "champion.forecaster" in html
+    assert "reaches its threshold in 3.5 days (2026-03-04)" in html
+    # No external assets: nothing fetched over the network.
+    assert not re.search(r'(src|href)="https?://', html)
+
+
+def test_report_escapes_html_in_names_and_text(tmp_path) -> None:
+    forecasts, actuals, plan, incidents = _frames()
+    html = render_report(
+        tmp_path / "r.html",
+        title="<i>title</i>",
+        summary={"<k>": "<v>"},
+        forecasts=forecasts,
+        actuals=actuals,
+        capacity_plan=plan,
+        incidents=incidents,
+        evaluation={},
+    ).read_text()
+    assert "<script>" not in html and "<b>OOM</b>" not in html and "<i>title</i>" not in html
+    assert "web/&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;/cpu_pct" in html
+    assert "&lt;b&gt;OOM&lt;/b&gt; &amp; restart" in html
+    assert "&lt;k&gt;" in html
+
+
+def test_report_handles_an_empty_run(tmp_path) -> None:
+    forecasts, actuals, plan, incidents = _frames()
+    html = render_report(
+        tmp_path / "empty.html",
+        title="empty",
+        summary={},
+        forecasts=forecasts.iloc[0:0],
+        actuals=actuals.iloc[0:0],
+        capacity_plan=plan.iloc[0:0],
+        incidents=incidents.iloc[0:0],
+        evaluation={},
+    ).read_text()
+    assert "No forecasts in this run." in html and "<img" not in html
+
+
+@pytest.mark.parametrize("max_plots", [0, 1])
+def test_max_plots_limits_images(tmp_path, max_plots: int) -> None:
+    forecasts, actuals, plan, incidents = _frames()
+    html = render_report(
+        tmp_path / "m.html", title="t", summary={}, forecasts=forecasts, actuals=actuals,
+        capacity_plan=plan, incidents=incidents, evaluation={}, max_plots=max_plots,
+    ).read_text()
+    assert html.count("<img ") == max_plots

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import pytest
+
+from foresight.plugins import Registry, UnknownPluginError
+
+
+def test_unknown_name_lists_the_choices() -> None:
+    reg: Registry[type] = Registry("widget")
+    reg.register("b")(int)
+    reg.register("a")(float)
+    with pytest.raises(UnknownPluginError) as err:
+        reg.get("c")
+    assert err.value.choices == ["a", "b"]
+    assert "choose one of: a, b" in str(err.value)
+
+
+def test_a_name_cannot_be_taken_twice() -> None:
+    reg: Registry[type] = Registry("widget")
+    reg.register("a")(int)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("a")(float)
