@@ -68,7 +68,9 @@ def failure_labels(
     -1 while an incident of the service is ongoing (``start <= ds < end``; an open incident, with
     no end, is ongoing from its start on).
 
-    Rows labelled -1 describe a failure already happening, not its precursors: the failure
+    When the history records ``precursor_start``, rows from it until ``start - horizon`` are -1
+    too (an incident is coming, just beyond the horizon). Rows labelled -1 describe a failure
+    already happening or ambiguous lead-up, not its immediate precursors: the failure
     predictor drops them from training (``FailurePredictor.fit``) so it learns to warn early
     instead of to recognise outages. Ongoing wins over an upcoming start. Aligned with
     ``features.index``; named ``label``.
@@ -96,6 +98,13 @@ def failure_labels(
             starts, ds, "right"
         )
         ongoing = _ongoing(ds, starts, ends)
+        if "precursor_start" in incidents.columns:
+            # A known precursor beyond the horizon (a leak 6 h before its OOM) is neither "fine"
+            # nor "failing within the horizon": leave it out of training rather than call it 0.
+            pre = _naive_utc(incidents["precursor_start"], "incidents.precursor_start")[group.index]
+            pre = pre.to_numpy(dtype="datetime64[us]")[order]
+            pre_order = np.argsort(pre)
+            ongoing |= _ongoing(ds, pre[pre_order], (starts - horizon_td.to_timedelta64())[pre_order]) & ~upcoming
         labels[rows] = np.where(ongoing, EXCLUDED, np.where(upcoming, POSITIVE, NEGATIVE))
     return pd.Series(labels, index=features.index, name="label")
 

@@ -15,21 +15,22 @@ from prefect.cache_policies import NO_CACHE
 from foresight.settings import Settings
 from flows.resources import open_lake, open_outbox, open_registry, settings_for_run
 
-# Causal baselines need history before the scored window (the same hour on previous days).
-WARMUP = pd.Timedelta(days=7)
+# Failure-risk windows need this much history before the scored window; the anomaly detector
+# says how much its causal baselines need (``context_length``), and the larger one is loaded.
+FEATURE_WARMUP = pd.Timedelta(hours=3)
 INCIDENT_MODEL = "anomaly-detector"
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def load_recent(settings: Settings) -> dict[str, Any]:
+def load_recent(settings: Settings, warmup: pd.Timedelta) -> dict[str, Any]:
     lake = open_lake(settings)
     newest = lake.sql("select max(ds) as newest from telemetry", ["telemetry"])["newest"].iloc[0]
     if pd.isna(newest):
         raise ValueError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
     newest = pd.Timestamp(newest).tz_convert("UTC") if pd.Timestamp(newest).tzinfo else pd.Timestamp(newest, tz="UTC")
     window_start = newest - pd.Timedelta(hours=settings.detect.lookback_hours)
-    telemetry = lake.read("telemetry", start=window_start - WARMUP)
-    logs = lake.read("logs", start=window_start - WARMUP) if lake.exists("logs") else None
+    telemetry = lake.read("telemetry", start=window_start - warmup)
+    logs = lake.read("logs", start=window_start - warmup) if lake.exists("logs") else None
     truth = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
     batches = lake.read("batches") if lake.exists("batches") else pd.DataFrame()
     return {"telemetry": telemetry, "catalogue": lake.read("catalogue"), "logs": logs, "truth": truth,
@@ -79,10 +80,10 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
 
     settings = settings_for_run(config_file)
     logger = get_run_logger()
-    data = load_recent(settings)
     champions = load_champions(settings)
     detector, detector_version = champions["anomaly"]
     predictor, predictor_version = champions["failure"]
+    data = load_recent(settings, max(detector.context_length, FEATURE_WARMUP))
     telemetry, catalogue, window_start = data["telemetry"], data["catalogue"], data["window_start"]
 
     # Fan out per service: each service's series are scored independently.

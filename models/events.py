@@ -5,9 +5,11 @@ An SRE cares whether an incident was flagged in time and how many pages were noi
 
 - :func:`alarm_episodes` turns flagged samples into episodes ``(start, end)``;
 - :func:`evaluate_alarms` matches episodes to incidents of the same service. An incident is
-  *detected* when an episode of its service starts within ``[start - horizon, start + grace]``;
-  its lead time is ``incident start - first matching episode start`` (positive = early). An
-  episode that matches no incident of its service is a *false alarm*.
+  *detected* when an episode of its service starts within ``[start - early, start + grace]``,
+  where ``early`` is ``horizon`` or, when the history records it, the time since the incident's
+  ``precursor_start`` (whichever is longer); its lead time is ``incident start - first matching
+  episode start`` (positive = early). An episode that starts while its service's incident is
+  still open repeats that incident. Any other episode is a *false alarm*.
 - :func:`time_split` / :func:`rolling_origin_splits` split frames by time (never shuffled), so an
   evaluation only ever scores data after what the model was fitted on.
 
@@ -122,18 +124,30 @@ def evaluate_alarms(
     horizon_td, grace_td = as_timedelta(horizon, "horizon"), as_timedelta(grace, "grace")
     episodes = _episodes_to_frame(episodes_by_service)
     require_columns(incidents, ["service", "start"], "incidents")
+    start = _to_utc(incidents["start"], "incidents.start")
+    # How early an alarm may come and still count: the horizon, or back to the precursor's start
+    # when the incident history knows it (a leak caught hours before the OOM is a true alarm).
+    early = pd.Series(horizon_td, index=start.index)
+    if "precursor_start" in incidents.columns:
+        precursor = start - _to_utc(incidents["precursor_start"], "incidents.precursor_start")
+        early = precursor.where(precursor > horizon_td, horizon_td).fillna(horizon_td)
+    # Alarms while the incident is still going on are repeats of it, not false alarms.
+    end = _to_utc(incidents["end"], "incidents.end") if "end" in incidents.columns else start
+    end = end.where(end.notna() & (end > start + grace_td), start + grace_td)
     inc = pd.DataFrame(
         {"service": pd.Series(incidents["service"].to_numpy(), dtype="string"),
-         "start": _to_utc(incidents["start"], "incidents.start")}
+         "start": start.array, "early": early.array, "end": end.array}
     ).reset_index(names="incident")
     eps = episodes.reset_index(names="episode")
     pairs = inc.merge(eps, on="service", suffixes=("", "_episode"))
     lead = pairs["start"] - pairs["start_episode"]
-    pairs = pairs[(lead <= horizon_td) & (lead >= -grace_td)].assign(lead=lead)
+    detects = (lead <= pairs["early"]) & (lead >= -grace_td)
+    repeats = (pairs["start_episode"] >= pairs["start"]) & (pairs["start_episode"] <= pairs["end"])
+    matched_episodes = int(pairs.loc[detects | repeats, "episode"].nunique())
+    pairs = pairs[detects].assign(lead=lead[detects])
 
     first_lead = pairs.groupby("incident")["lead"].max()  # earliest matching episode = longest lead
     detected = int(first_lead.size)
-    matched_episodes = int(pairs["episode"].nunique())
     n_inc, n_eps = len(inc), len(eps)
     recall = detected / n_inc if n_inc else 0.0
     precision = matched_episodes / n_eps if n_eps else 0.0

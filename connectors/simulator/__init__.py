@@ -1,0 +1,26 @@
+"""The built-in telemetry simulator: a small web-shop fleet with realistic load and incidents.
+
+Importing this package registers the ``simulator`` source in :data:`connectors.base.SOURCES`.
+
+Module map: ``fleet`` (services, call graph, instances), ``timegrid`` (samples and business
+calendar), ``scenarios`` (releases, promotion, incidents, blips, scrape gaps), ``signals``
+(the metric maths), ``effects`` (what each incident category does), ``logs`` (log lines),
+``source`` (the frames and the registered source).
+"""
+
+from connectors.simulator.fleet import CALL_GRAPH, INSTANCE_TYPES, SERVICE_NAMES, build_fleet
+from connectors.simulator.logs import LOG_TEMPLATES
+from connectors.simulator.signals import METRIC_UNITS
+from connectors.simulator.source import SimulatorSource, simulate, slice_batch
+
+__all__ = [
+    "CALL_GRAPH",
+    "INSTANCE_TYPES",
+    "LOG_TEMPLATES",
+    "METRIC_UNITS",
+    "SERVICE_NAMES",
+    "SimulatorSource",
+    "build_fleet",
+    "simulate",
+    "slice_batch",
+]
