@@ -48,6 +48,7 @@ SOURCES: Registry[type[Source]] = Registry("source")
 
 def build_source(kind: str, name: str, options: dict | None = None) -> Source:
     """Instantiate a registered source by kind (importing the built-in ones first)."""
+    import connectors.file_source  # noqa: F401  (registers "file")
     import connectors.simulator  # noqa: F401  (registers "simulator")
 
     return SOURCES.get(kind)(name=name, **(options or {}))

@@ -1,17 +1,35 @@
 """Service-level window features and "incident soon" labels for the failure predictor.
 
-:func:`service_features` turns instance telemetry into one row per ``(service, ds)``: each metric
-is first reduced across the service's instances by ``max`` (the worst instance is the one that
-fails), then described over trailing windows (mean, std, min, max, change over the window), all
-causal: a row at ``ds`` uses samples in ``(ds - window, ds]`` only. With logs, ERROR and WARN
-counts per window are added. :func:`failure_labels` marks rows followed by an incident start
-within the horizon.
+:func:`service_features` turns instance telemetry into one row per ``(service, ds)`` with
+features that mean the same thing on every service and metric, so a model that has seen a
+handful of incidents can recognise the next one on another service:
+
+- **levels** of bounded metrics only (``cpu_pct``, ``mem_pct``, ``disk_pct``: percent of the
+  resource; ``error_rate``: a ratio), worst instance (``max``). Request rates and latencies have
+  service-specific scales, so they enter only relative to their own history.
+- **robust z** (``m_z``): the level against the series' own trailing baseline (median and
+  inter-quartile range of the last ``baseline``), so "unusual for this instance" transfers.
+- **trend** (``m_slope_w``): least-squares slope over each trailing window, in units per hour
+  (relative to the baseline for unbounded metrics).
+- **time to exhaustion** (``m_tte_w``, percent metrics): minutes until 100 % at that trend
+  (``TTE_CAP_MINUTES`` when flat or falling), worst instance (``min``); ``util_tte_w`` is the
+  minimum over cpu / mem / disk, ``util_max`` / ``util_z_max`` the worst level and z of the three.
+- **imbalance** (``m_spread``; ``request_rate_imbalance``): how far the worst instance is from
+  the others. A hot key hits one instance, a campaign the whole service.
+- with **logs**: ERROR / WARN line counts per window (``log_error_w``, ``log_warn_w``), the
+  ERROR count relative to its own trailing rate (``log_error_lift_w``), deploys started per
+  window (``deploys_w``) and ``minutes_since_deploy``.
+
+Everything is causal: a row at ``ds`` uses samples and log lines at or before ``ds`` only.
+:func:`failure_labels` marks rows followed by an incident start within the horizon.
+:func:`risk_direction` says which features physics makes monotone in risk (fuller is riskier).
 
 Pure: frames in, frames out.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,13 +46,24 @@ from foresight.schemas import (
 )
 
 KEY_COLUMNS: tuple[str, ...] = ("service", TIME_COL)
-WINDOW_STATS: tuple[str, ...] = ("mean", "std", "min", "max")
 # Log levels counted, and the raw levels folded into each (ERROR counts error-or-worse).
 LOG_LEVELS: dict[str, tuple[str, ...]] = {
     "error": ("ERROR", "CRITICAL", "FATAL"),
     "warn": ("WARN", "WARNING"),
 }
+# A deploy beginning, as deploy tools and CD systems phrase it ("deploy started version=...").
+DEPLOY_PATTERN = re.compile(r"\b(?:deploy|deployment|rollout|release)\w*\s+(?:started|starting|begun|begins)\b", re.I)
 EXCLUDED, NEGATIVE, POSITIVE = -1, 0, 1
+
+BOUNDED_UNITS: dict[str, float] = {"percent": 100.0, "ratio": 1.0}  # unit -> full scale
+RESOURCE_METRICS: tuple[str, ...] = ("cpu_pct", "mem_pct", "disk_pct")  # exhaustible resources
+TTE_CAP_MINUTES = 7 * 24 * 60.0  # "not filling up": a week or more
+SINCE_DEPLOY_CAP_MINUTES = 24 * 60.0
+Z_CLIP = 50.0
+# Smallest robust scale per unit (a flat series would otherwise make every wiggle extreme).
+SCALE_FLOOR: dict[str, float] = {"percent": 1.0, "ratio": 0.002}
+RELATIVE_SCALE_FLOOR = 0.05  # unbounded units: 5 % of the baseline
+_IQR_TO_SIGMA = 1.349
 
 
 def service_features(
@@ -42,23 +71,35 @@ def service_features(
     catalogue: pd.DataFrame,
     logs: pd.DataFrame | None = None,
     windows: Sequence[str] = ("30min", "2h"),
+    baseline: str = "1D",
 ) -> pd.DataFrame:
-    """``service, ds`` plus, per metric ``m``: ``m`` (max over instances) and for each window ``w``
-    ``m_mean_w``, ``m_std_w``, ``m_min_w``, ``m_max_w``, ``m_slope_w`` (change over the window);
-    with ``logs``: ``log_error_w``, ``log_warn_w`` counts. Sorted by ``(service, ds)``.
+    """``service, ds`` plus the features in the module docstring, sorted by ``(service, ds)``.
+
+    ``windows`` are the trailing windows for trends and log counts, ``baseline`` the trailing
+    history a level is compared with. The catalogue needs ``unique_id, service, metric`` and,
+    optionally, ``unit`` (else metrics ending in ``_pct`` are percent and ``error_rate`` a ratio).
     """
     telemetry = validate_telemetry(telemetry)
     require_columns(catalogue, [ID_COL, "service", "metric"], "catalogue")
-    durations = {_label(w): pd.Timedelta(w) for w in windows}
-    base = _service_metrics(telemetry, catalogue)
-    metrics = [c for c in base.columns if c not in KEY_COLUMNS]
-    parts = [base]
-    for label, duration in durations.items():
-        parts.append(_window_stats(base, metrics, label, duration))
-        parts.append(_window_change(base, metrics, label, duration))
-        if logs is not None:
-            parts.append(_log_counts(base, logs, label, duration))
+    wide, info = _wide_series(telemetry, catalogue)
+    labels = {_label(w): pd.Timedelta(w) for w in windows}
+    per_series = _series_features(wide, info, labels, pd.Timedelta(baseline))
+    keys, present = _service_rows(wide, info)
+    frame = _by_service(per_series, info, keys, present)
+    parts = [keys, frame]
+    if logs is not None:
+        parts.append(_log_features(keys, logs, labels, pd.Timedelta(baseline)))
     return pd.concat(parts, axis=1)
+
+
+def risk_direction(feature: str) -> int:
+    """+1 where risk can only rise with the feature (fuller resource), -1 where it can only fall
+    (more time until full), 0 where physics says nothing; for monotone constraints."""
+    if feature in (*RESOURCE_METRICS, "util_max"):
+        return 1
+    if re.fullmatch(r"(cpu_pct|mem_pct|disk_pct|util)_tte_.+", feature):
+        return -1
+    return 0
 
 
 def failure_labels(
@@ -135,59 +176,183 @@ def _label(window: str | pd.Timedelta) -> str:
     return f"{int(pd.Timedelta(window).total_seconds() // 60)}min"
 
 
-def _service_metrics(telemetry: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
-    """Wide ``service, ds, <metric>...``: each metric's max across the service's instances."""
-    info = catalogue.drop_duplicates(ID_COL).set_index(ID_COL)[["service", "metric"]]
-    joined = telemetry.join(info, on=ID_COL, how="left")
-    unknown = joined["service"].isna()
+# --- per-series maths on a wide (time x series) frame ------------------------------------------
+
+
+def _wide_series(telemetry: pd.DataFrame, catalogue: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Telemetry as ``ds x unique_id`` (missing samples NaN) and each column's service, metric, unit."""
+    cols = [c for c in (ID_COL, "service", "metric", "unit") if c in catalogue.columns]
+    info = catalogue[cols].drop_duplicates(ID_COL).set_index(ID_COL)
+    unknown = ~telemetry[ID_COL].isin(info.index)
     if unknown.any():
-        missing = sorted(joined.loc[unknown, ID_COL].unique())
+        missing = sorted(telemetry.loc[unknown, ID_COL].unique())
         raise ValueError(f"{len(missing)} telemetry series are not in the catalogue, e.g. {missing[:5]}")
-    wide = joined.pivot_table(index=["service", TIME_COL], columns="metric", values=TARGET_COL, aggfunc="max")
-    wide.columns = [str(c) for c in wide.columns]
-    out = wide.sort_index().reset_index()
-    out["service"] = out["service"].astype("string")
+    wide = telemetry.pivot(index=TIME_COL, columns=ID_COL, values=TARGET_COL).sort_index()
+    wide.columns = wide.columns.astype(str)
+    info = info.reindex(wide.columns)
+    if "unit" not in info.columns:
+        info["unit"] = np.where(info["metric"].str.endswith("_pct"), "percent",
+                                np.where(info["metric"] == "error_rate", "ratio", ""))
+    info = info.astype({"service": str, "metric": str, "unit": str})
+    return wide, info
+
+
+def _rolling_slope(wide: pd.DataFrame, window: pd.Timedelta) -> np.ndarray:
+    """Least-squares slope per hour over ``(ds - window, ds]`` for every column (NaN under 3 samples)."""
+    hours = ((wide.index - wide.index[0]) / pd.Timedelta(hours=1)).to_numpy(dtype="float64")[:, None]
+    seen = wide.notna().to_numpy(dtype="float64")
+    y = np.nan_to_num(wide.to_numpy(dtype="float64"))
+    t = hours * seen
+
+    def rsum(values: np.ndarray) -> np.ndarray:
+        return pd.DataFrame(values, index=wide.index).rolling(window).sum().to_numpy()
+
+    n, st, sy, stt, sty = rsum(seen), rsum(t), rsum(y), rsum(t * hours), rsum(y * hours)
+    denom = n * stt - st**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (n * sty - st * sy) / denom
+    return np.where((n >= 3) & (denom > 1e-9), slope, np.nan)
+
+
+def _series_features(
+    wide: pd.DataFrame, info: pd.DataFrame, windows: dict[str, pd.Timedelta], baseline: pd.Timedelta
+) -> dict[str, np.ndarray]:
+    """Feature name -> ``(T, n_series)`` array: level, robust z, slopes and times to exhaustion."""
+    y = wide.to_numpy(dtype="float64")
+    units = info["unit"].to_numpy()
+    bounded = np.isin(units, list(BOUNDED_UNITS))
+    rolling = wide.rolling(baseline, min_periods=12)
+    median = rolling.median().to_numpy()
+    iqr = rolling.quantile(0.75).to_numpy() - rolling.quantile(0.25).to_numpy()
+    floor = np.array([SCALE_FLOOR.get(u, 0.0) for u in units])
+    scale = np.maximum.reduce([iqr / _IQR_TO_SIGMA, np.broadcast_to(floor, y.shape), RELATIVE_SCALE_FLOOR * np.abs(median)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {"level": y, "z": np.clip((y - median) / np.where(scale > 0, scale, np.nan), -Z_CLIP, Z_CLIP)}
+        relative = np.where(bounded, 1.0, 1.0 / np.where(np.abs(median) > 0, np.abs(median), np.nan))
+    full = np.array([BOUNDED_UNITS.get(u, np.nan) for u in units])
+    for label, window in windows.items():
+        slope = _rolling_slope(wide, window)
+        out[f"slope_{label}"] = slope * relative  # per hour: units for bounded metrics, share of baseline else
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tte = np.where(slope > 0, (full - y) / slope * 60.0, TTE_CAP_MINUTES)
+        out[f"tte_{label}"] = np.clip(np.where(np.isnan(y), np.nan, tte), 0.0, TTE_CAP_MINUTES)
     return out
 
 
-def _window_stats(base: pd.DataFrame, metrics: list[str], label: str, duration: pd.Timedelta) -> pd.DataFrame:
-    """Trailing mean/std/min/max over ``(ds - duration, ds]`` per service."""
-    rolling = base.set_index(TIME_COL).groupby("service", sort=False)[metrics].rolling(duration)
-    frames = []
-    for stat in WINDOW_STATS:
-        values = getattr(rolling, stat)()
-        values.columns = [f"{m}_{stat}_{label}" for m in metrics]
-        frames.append(values.to_numpy())
-    names = [f"{m}_{stat}_{label}" for stat in WINDOW_STATS for m in metrics]
-    # groupby-rolling returns rows grouped by service in base's (sorted) order, so positions align.
-    return pd.DataFrame(np.hstack(frames), columns=names, index=base.index)
+# --- from instances to services -----------------------------------------------------------------
 
 
-def _window_change(base: pd.DataFrame, metrics: list[str], label: str, duration: pd.Timedelta) -> pd.DataFrame:
-    """``value now - value at ds - duration`` (the latest sample at or before it) per service."""
-    probe = base[["service", TIME_COL]].assign(_at=base[TIME_COL] - duration)
-    earlier = pd.merge_asof(
-        probe.sort_values("_at"), base.rename(columns={TIME_COL: "_at"}).sort_values("_at"),
-        on="_at", by="service", direction="backward",
-    ).set_index(probe.sort_values("_at").index).sort_index()
-    change = base[metrics].to_numpy() - earlier[metrics].to_numpy()
-    return pd.DataFrame(change, columns=[f"{m}_slope_{label}" for m in metrics], index=base.index)
+def _service_rows(wide: pd.DataFrame, info: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The ``service, ds`` keys (each service at the times it has any sample) and each service's row mask."""
+    seen = wide.notna().to_numpy()
+    services = sorted(info["service"].unique())
+    present = {s: seen[:, (info["service"] == s).to_numpy()].any(axis=1) for s in services}
+    ds = wide.index
+    keys = pd.DataFrame(
+        {
+            "service": pd.array(np.repeat(services, [int(present[s].sum()) for s in services]), dtype="string"),
+            TIME_COL: pd.DatetimeIndex(np.concatenate([ds[present[s]] for s in services]))
+            .tz_convert("UTC").astype(UTC_DTYPE),
+        }
+    )
+    return keys, present
 
 
-def _log_counts(base: pd.DataFrame, logs: pd.DataFrame, label: str, duration: pd.Timedelta) -> pd.DataFrame:
-    """Log lines per level of each service within ``(ds - duration, ds]``."""
+def _reduce(values: np.ndarray, how: str) -> np.ndarray:
+    """NaN-skipping max / min / spread across instance columns (NaN only when all are missing)."""
+    if how == "max":
+        return np.fmax.reduce(values, axis=1)
+    if how == "min":
+        return np.fmin.reduce(values, axis=1)
+    return np.fmax.reduce(values, axis=1) - np.fmin.reduce(values, axis=1)
+
+
+def _by_service(
+    per_series: dict[str, np.ndarray], info: pd.DataFrame, keys: pd.DataFrame, present: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Instance features reduced to the worst instance per service, plus cross-metric summaries."""
+    metrics = sorted(info["metric"].unique())
+    blocks = []
+    for service, rows in present.items():
+        cols: dict[str, np.ndarray] = {}
+        for metric in metrics:
+            idx = np.flatnonzero(((info["service"] == service) & (info["metric"] == metric)).to_numpy())
+            if idx.size == 0:
+                continue
+            unit = info["unit"].iloc[idx[0]]
+            for name, values in per_series.items():
+                block = values[rows][:, idx]
+                if name == "level":
+                    if unit in BOUNDED_UNITS:
+                        cols[metric] = _reduce(block, "max")
+                        cols[f"{metric}_spread"] = _reduce(block, "spread")
+                    elif metric == "request_rate":  # a hot key loads one instance, a campaign all
+                        seen = (~np.isnan(block)).sum(axis=1)
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            mean = np.nansum(block, axis=1) / seen
+                            cols["request_rate_imbalance"] = _reduce(block, "max") / mean - 1.0
+                elif name.startswith("tte_"):
+                    if unit == "percent":
+                        cols[f"{metric}_{name}"] = _reduce(block, "min")
+                else:
+                    cols[f"{metric}_{name}"] = _reduce(block, "max")
+        blocks.append(pd.DataFrame(cols))
+    frame = pd.concat(blocks, ignore_index=True)
+    frame.index = keys.index
+    return _cross_metric(frame)
+
+
+def _cross_metric(frame: pd.DataFrame) -> pd.DataFrame:
+    """Worst level, z and time to exhaustion over the resource metrics a service has."""
+    resources = [m for m in RESOURCE_METRICS if m in frame.columns]
+    if not resources:
+        return frame
+    extra = {
+        "util_max": frame[resources].max(axis=1),
+        "util_z_max": frame[[f"{m}_z" for m in resources]].max(axis=1),
+    }
+    for tte in sorted({c.split("_tte_")[1] for c in frame.columns if "_tte_" in c}):
+        extra[f"util_tte_{tte}"] = frame[[f"{m}_tte_{tte}" for m in resources]].min(axis=1)
+    return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+def _log_features(
+    keys: pd.DataFrame, logs: pd.DataFrame, windows: dict[str, pd.Timedelta], baseline: pd.Timedelta
+) -> pd.DataFrame:
+    """Per row: ERROR / WARN counts, ERROR lift over its trailing rate, deploys, minutes since a deploy."""
     require_columns(logs, list(LOG_COLUMNS), "logs")
     ts = pd.to_datetime(logs["ts"]).astype(UTC_DTYPE).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
     level = logs["level"].astype("string").str.upper().to_numpy(dtype=object)
-    log_service = logs["service"].to_numpy(dtype=object)
-    services = base["service"].to_numpy(dtype=object)
-    ds = base[TIME_COL].dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-    lo = ds - duration.to_timedelta64()
-    out = {f"log_{name}_{label}": np.zeros(len(base), dtype=np.float64) for name in LOG_LEVELS}
+    deploy = logs["message"].astype("string").str.contains(DEPLOY_PATTERN, na=False).to_numpy(dtype=bool)
+    log_service = logs["service"].astype("string").to_numpy(dtype=object)
+    services = keys["service"].to_numpy(dtype=object)
+    ds = keys[TIME_COL].dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    kinds = {name: np.isin(level, raw) for name, raw in LOG_LEVELS.items()} | {"deploy": deploy}
+    names = [f"log_{k}_{w}" for k in LOG_LEVELS for w in windows] + [f"log_error_lift_{w}" for w in windows]
+    names += [f"deploys_{w}" for w in windows] + ["minutes_since_deploy"]
+    out = {name: np.zeros(len(keys), dtype=np.float64) for name in names}
     for service in np.unique(services):
         rows = np.flatnonzero(services == service)
-        for name, raw_levels in LOG_LEVELS.items():
-            times = np.sort(ts[(log_service == service) & np.isin(level, raw_levels)])
-            counts = np.searchsorted(times, ds[rows], "right") - np.searchsorted(times, lo[rows], "right")
-            out[f"log_{name}_{label}"][rows] = counts
-    return pd.DataFrame(out, index=base.index)
+        mine = log_service == service
+        times = {k: np.sort(ts[mine & mask]) for k, mask in kinds.items()}
+
+        def count(kind: str, span: pd.Timedelta) -> np.ndarray:
+            t = times[kind]
+            return (np.searchsorted(t, ds[rows], "right") - np.searchsorted(t, ds[rows] - span.to_timedelta64(), "right"))
+
+        daily_errors = count("error", baseline)
+        for label, window in windows.items():
+            errors = count("error", window)
+            out[f"log_error_{label}"][rows] = errors
+            out[f"log_warn_{label}"][rows] = count("warn", window)
+            out[f"deploys_{label}"][rows] = count("deploy", window)
+            expected = daily_errors * (window / baseline)  # the usual count for a window this long
+            out[f"log_error_lift_{label}"][rows] = errors / (expected + 1.0)
+        last = np.searchsorted(times["deploy"], ds[rows], "right") - 1
+        since = (ds[rows] - times["deploy"][np.clip(last, 0, None)]) / np.timedelta64(1, "m") if len(times["deploy"]) else 0
+        out["minutes_since_deploy"][rows] = np.where(last >= 0, np.minimum(since, SINCE_DEPLOY_CAP_MINUTES),
+                                                     SINCE_DEPLOY_CAP_MINUTES)
+    return pd.DataFrame(out, index=keys.index)

@@ -47,7 +47,12 @@ def load_champions(settings: Settings) -> dict[str, Any]:
     for family in ("anomaly", "failure"):
         champion = registry.champion(REGISTERED[family])
         if champion is None:
-            raise NoChampionError(f"{REGISTERED[family]} has no champion yet; run the train flow first")
+            if family == "anomaly":
+                raise NoChampionError(f"{REGISTERED[family]} has no champion yet; run the train flow first")
+            # Anomalies alone still make incidents; failure risk joins once a predictor earns it.
+            get_run_logger().warning("%s has no champion yet: incidents from anomalies only", REGISTERED[family])
+            out[family] = (None, None)
+            continue
         out[family] = (registry.load_model(REGISTERED[family]), champion.version)
     return out
 
@@ -76,7 +81,7 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each."""
     from connectors.pagerduty_outbox import dedup_key, resolve_event, trigger_event
     from features.windows import service_features
-    from models.training import incidents_from_scores, match_incidents
+    from models.training import incidents_from_scores, match_incidents, operating_threshold
 
     settings = settings_for_run(config_file)
     logger = get_run_logger()
@@ -92,9 +97,12 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     scores = pd.concat(score_service.map(unmapped(detector), groups).result(), ignore_index=True)
     scores = scores[scores["ds"] >= window_start]
     features = service_features(telemetry, catalogue, data["logs"])
-    risk = predictor.predict(features)
-    risk = risk[risk["ds"] >= window_start]
-    incidents = incidents_from_scores(scores, risk, catalogue, settings.detect)
+    risk = None
+    if predictor is not None:
+        risk = predictor.predict(features)
+        risk = risk[risk["ds"] >= window_start]
+    cfg = settings.detect.model_copy(update={"risk_threshold": operating_threshold(predictor, settings.detect)})
+    incidents = incidents_from_scores(scores, risk, catalogue, cfg)
 
     blocked = contract_failures(data["batches"])
     events: list[dict[str, Any]] = []
@@ -141,7 +149,7 @@ def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, set
 
 def _top_features(features: pd.DataFrame, predictor: Any, incident: dict[str, Any]) -> list[dict[str, Any]]:
     """The failure predictor's top contributions at the incident's start (its explanation)."""
-    if not hasattr(predictor, "explain"):
+    if predictor is None or not hasattr(predictor, "explain"):
         return []
     rows = features[(features["service"] == incident["service"]) & (features["ds"] <= incident["start"])].tail(1)
     if rows.empty:

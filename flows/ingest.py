@@ -81,7 +81,7 @@ def quarantine_failed_batch(result: ContractResult) -> ContractResult:
         batch_id=result.batch_id,
         quarantined_at=pd.Timestamp.now(tz="UTC"),
     )
-    rows = pd.concat([result.quarantined, good[result.quarantined.columns]], ignore_index=True)
+    rows = pd.concat([result.quarantined, good.reindex(columns=result.quarantined.columns)], ignore_index=True)
     return dataclasses.replace(result, quarantined=rows)
 
 

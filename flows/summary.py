@@ -10,7 +10,8 @@ from rich.table import Table
 from foresight.settings import Settings
 
 
-def render_summary(console: Console, results: dict[str, Any], settings: Settings, elapsed: float) -> None:
+def render_summary(console: Console, results: dict[str, Any], settings: Settings, elapsed: float,
+                   timings: dict[str, float] | None = None) -> None:
     ingest = results.get("ingest", [])
     table = Table(title="Foresight demo", show_lines=False)
     table.add_column("stage", style="bold")
@@ -44,7 +45,8 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
     pub = results.get("publish")
     if pub:
         table.add_row("publish", f"report {pub['report']}; dashboards {', '.join(pub['dashboards'])}")
-    table.add_row("wall time", f"{elapsed:.1f} s")
+    stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in (timings or {}).items())
+    table.add_row("wall time", f"{elapsed:.1f} s" + (f" ({stages})" if stages else ""))
     console.print(table)
     console.print(
         f"\nOpen the MLflow UI on what this run produced:\n"

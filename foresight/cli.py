@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ def _quiet_runtime() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def _flow(name: str) -> Any:
@@ -48,6 +50,7 @@ def demo(
 
     settings = load_settings(config)
     results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -57,12 +60,14 @@ def demo(
             kwargs: dict[str, Any] = {"config_file": str(config) if config else None}
             if name == "publish":
                 kwargs["detect_summary"] = results.get("detect")
+            stage_started = time.perf_counter()
             results[name] = _flow(name)(**kwargs)
+            timings[name] = time.perf_counter() - stage_started
             progress.advance(task)
     elapsed = time.perf_counter() - started
     from flows.summary import render_summary
 
-    render_summary(console, results, settings, elapsed)
+    render_summary(console, results, settings, elapsed, timings)
 
 
 @app.command()

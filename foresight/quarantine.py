@@ -26,7 +26,7 @@ QUARANTINE_COLUMNS: tuple[str, ...] = (
 _DTYPES: dict[str, object] = {
     **{c: "string" for c in ("unique_id", "ds", "y", "reason", "source", "batch_id")},
     "quarantined_at": UTC_DTYPE,
-    "row": "int64",
+    "row": "Int64",  # position in the raw batch; missing for rows of a failed batch that were fine
 }
 
 

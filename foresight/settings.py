@@ -52,8 +52,12 @@ class DetectConfig(BaseModel):
     horizon_minutes: int = 60
     # How much recent data the detect flow scores on each run.
     lookback_hours: int = 72
-    anomaly_threshold: float = 0.99
+    # Scores are per-series tail probabilities. Across a fleet of ~70 series at 5-minute steps
+    # (~20k scores a day) 0.9999 means about two chance exceedances a day before roll-up.
+    anomaly_threshold: float = 0.9999
     risk_threshold: float = 0.5
+    # Like Prometheus' `for:`: a service must be anomalous for this many samples to open an incident.
+    min_active_samples: int = 2
     # The condition must stay clear this long before an incident resolves.
     resolve_after_minutes: int = 30
     # Evaluation split: models train on this share of history and are judged on the rest.

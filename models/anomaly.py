@@ -17,7 +17,7 @@ Detectors (registry :data:`DETECTORS`):
   signal (short recent mean against the median of the preceding day), both in units of a
   trailing robust scale (MAD). The larger of the two, each relative to its own 99th percentile
   in the training data, is calibrated per series against its empirical distribution in ``fit``
-  with an exponential tail beyond the largest value seen: a score of 0.99 means "more extreme
+  with an exponential tail beyond its 99th percentile: a score of 0.99 means "more extreme
   than 99 % of normal history".
 - ``rolling_zscore`` (baseline, :class:`RollingZScoreDetector`): ``|z|`` against a trailing
   mean and standard deviation, mapped through the normal CDF.
@@ -256,6 +256,20 @@ class _Calibration:
     tail: float  # mean excess over the 95th percentile: scale of the exponential tail
 
 
+# Which way a deviation is a problem, by metric (the last "/" part of a series id). A memory drop
+# after a restart or a CPU dip at night is unusual but harmless; traffic matters both ways.
+DEFAULT_DIRECTIONS: dict[str, str] = {
+    "cpu_pct": "up", "mem_pct": "up", "disk_pct": "up", "latency_p95": "up", "error_rate": "up",
+    "request_rate": "both",
+}
+_SIGNS = {"up": 1, "down": -1, "both": 0}
+
+
+def _directional(signal: np.ndarray, signs: np.ndarray) -> np.ndarray:
+    """Keep the deviations that matter per column: rises (+1), falls (-1) or both (0)."""
+    return np.where(signs[None, :] == 0, np.abs(signal), np.fmax(signal * signs[None, :], 0.0))
+
+
 @DETECTORS.register("robust_seasonal")
 class RobustSeasonalDetector(AnomalyDetector):
     """Production detector: seasonal/trailing residual + level shift, robust scale, calibrated."""
@@ -271,16 +285,27 @@ class RobustSeasonalDetector(AnomalyDetector):
         scale_window: str = "1D",
         seasonal_gain: float = 0.8,
         max_knots: int = 2048,
+        directions: dict[str, str] | None = None,
         **params: Any,
     ) -> None:
+        directions = dict(DEFAULT_DIRECTIONS if directions is None else directions)
+        bad = {m: d for m, d in directions.items() if d not in _SIGNS}
+        if bad:
+            raise ValueError(f"directions must be one of {sorted(_SIGNS)}; got {bad}")
         super().__init__(
             season=season, n_seasons=n_seasons, point_window=point_window, level_window=level_window,
-            scale_window=scale_window, seasonal_gain=seasonal_gain, max_knots=max_knots, **params,
+            scale_window=scale_window, seasonal_gain=seasonal_gain, max_knots=max_knots,
+            directions=directions, **params,
         )
         if n_seasons < 1:
             raise ValueError(f"n_seasons must be at least 1, got {n_seasons}")
         if not 0.0 < seasonal_gain <= 1.0:
             raise ValueError(f"seasonal_gain must be within (0, 1], got {seasonal_gain}")
+
+    def _directions(self, ids: Any) -> np.ndarray:
+        """Per column: +1 only rises count, -1 only falls, 0 both (by the id's metric suffix)."""
+        directions = self.params["directions"]
+        return np.array([_SIGNS[directions.get(str(uid).rsplit("/", 1)[-1], "both")] for uid in ids])
 
     # Window lengths in grid steps, from the durations in params.
     def _windows(self) -> tuple[int, int, int, int]:
@@ -304,8 +329,9 @@ class RobustSeasonalDetector(AnomalyDetector):
         trailing = self._signals(grid.values, seasonal=False, floors=floors, y_median=y_median)
         seasonal = self._signals(grid.values, seasonal=True, floors=floors, y_median=y_median)
         use_seasonal = self._prefer_seasonal(trailing[2], seasonal[2])
-        point = np.where(use_seasonal[None, :], seasonal[0], trailing[0])
-        level = np.where(use_seasonal[None, :], seasonal[1], trailing[1])
+        signs = self._directions(grid.ids)
+        point = _directional(np.where(use_seasonal[None, :], seasonal[0], trailing[0]), signs)
+        level = _directional(np.where(use_seasonal[None, :], seasonal[1], trailing[1]), signs)
         self.calibration_: dict[str, _Calibration] = {}
         pooled: list[np.ndarray] = []
         warm_up = self._warm_up_steps(len(grid.values), use_seasonal)
@@ -349,6 +375,8 @@ class RobustSeasonalDetector(AnomalyDetector):
             if cols.size:
                 p, lv, _ = self._signals(grid.values[:, cols], seasonal=flag, floors=floors[cols])
                 point[:, cols], level[:, cols] = p, lv
+        signs = self._directions(grid.ids)
+        point, level = _directional(point, signs), _directional(level, signs)
         point_q = np.array([c.point_q for c in cals])
         level_q = np.array([c.level_q for c in cals])
         combined = np.maximum(point / point_q, level / level_q)
@@ -360,7 +388,7 @@ class RobustSeasonalDetector(AnomalyDetector):
     def _signals(
         self, y: np.ndarray, *, seasonal: bool, floors: np.ndarray, y_median: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Point and level signals (in robust-scale units) and the point residual, per column.
+        """Signed point and level signals (in robust-scale units) and the point residual, per column.
 
         With ``seasonal`` the columns are first de-seasonalised by the median of the same step
         over the previous ``n_seasons`` seasons; until one season of history exists the trailing
@@ -384,7 +412,7 @@ class RobustSeasonalDetector(AnomalyDetector):
         scale = np.fmax(scale, 1e-4 * np.abs(past_median) + 1e-12)  # a flat series still has a unit
         recent = _past_rolling(v, level_w, "mean", min_periods=max(1, level_w // 2), lag=0)
         reference = _block_past_median(v, point_w, n_blocks, min_blocks, lag=level_w)
-        return np.abs(residual) / scale, np.abs(recent - reference) / scale, residual
+        return residual / scale, (recent - reference) / scale, residual
 
     def _seasonal_baseline(self, y: np.ndarray, season: int, fallback: np.ndarray) -> np.ndarray:
         """Median of the same step in the previous ``n_seasons`` seasons, else ``fallback``."""
@@ -446,27 +474,38 @@ def _knots(values: np.ndarray, max_knots: int) -> np.ndarray:
 
 
 def _tail_scale(values: np.ndarray) -> float:
-    """Mean excess over the 95th percentile: the exponential tail used beyond the largest value."""
+    """Scale of the exponential tail fitted to the excess over the 95th percentile.
+
+    Uses the *median* excess (an exponential's median is ``scale * ln 2``), so a few extreme
+    values in the training data (an incident nobody labelled) cannot stretch the tail and hide
+    the next incident of the same size.
+    """
     values = values[np.isfinite(values)]
     if values.size < 20:
         return 0.5
     u = np.quantile(values, 0.95)
     excess = values[values > u] - u
-    return float(max(excess.mean() if excess.size else 0.0, 0.02))
+    return float(max(np.median(excess) / np.log(2.0) if excess.size else 0.0, 0.02))
+
+
+# Above this quantile of the training statistic, scores come from the fitted tail, not the sample.
+_BODY_QUANTILE = 0.99
 
 
 def _calibrated(x: np.ndarray, knots: np.ndarray, tail: float) -> np.ndarray:
-    """Empirical CDF (mid-rank, so ties at a constant value score ~0.5) with an exponential tail."""
+    """Empirical CDF (mid-rank, so ties at a constant value score ~0.5) up to the 99th percentile,
+    then an exponential tail: the rarest training values do not set the scale of the extremes."""
     m = knots.size
     if m == 0:
         return np.full_like(x, np.nan)
     finite = np.isfinite(x)
     safe = np.where(finite, x, -np.inf)
     mid_rank = 0.5 * (np.searchsorted(knots, safe, "left") + np.searchsorted(knots, safe, "right"))
-    cdf = mid_rank / (m + 1)
-    beyond = safe > knots[-1]
-    excess = np.where(beyond, safe - knots[-1], 0.0)
-    cdf = np.where(beyond, 1.0 - np.exp(-excess / tail) / (m + 1), cdf)
+    cdf = np.minimum(mid_rank / (m + 1), _BODY_QUANTILE)
+    body_end = float(np.quantile(knots, _BODY_QUANTILE))
+    beyond = safe > body_end
+    excess = np.where(beyond, safe - body_end, 0.0)
+    cdf = np.where(beyond, 1.0 - (1.0 - _BODY_QUANTILE) * np.exp(-excess / tail), cdf)
     return np.where(finite, cdf, np.nan)
 
 

@@ -2,18 +2,23 @@
 
 Inputs are feature frames from :func:`features.windows.service_features` (``service, ds`` +
 numeric features) and labels from :func:`features.windows.failure_labels` (1 / 0, and -1 for
-rows during an incident, which ``fit`` drops). ``predict`` returns ``service, ds, risk`` with
-``risk`` a probability in [0, 1], never a 0/1 label; ``score`` evaluates risk alarms event-wise
-(:mod:`models.events`) and by AUC.
+rows during an incident or its far lead-up, which ``fit`` drops). ``predict`` returns
+``service, ds, risk`` with ``risk`` a probability in [0, 1], never a 0/1 label; ``score``
+evaluates risk alarms event-wise (:mod:`models.events`) and by AUC.
+
+A predictor may choose its own operating point at fit time: ``threshold_`` is the risk at which
+it alarms (``None``: use the configured ``detect.risk_threshold``).
 
 Predictors (registry :data:`PREDICTORS`):
 
-- ``lgbm`` (production, :class:`LGBMFailurePredictor`): a LightGBM binary classifier with the
-  positive class re-weighted to balance the classes, so ``risk`` is the probability under equal
-  class priors: 0.5 means "as likely a precursor as not", which is what the default risk
-  threshold (0.5) is set for. ``explain`` gives per-row SHAP contributions.
+- ``lgbm`` (production, :class:`LGBMFailurePredictor`): a small, regularised LightGBM
+  classifier for few positives (shallow trees, large leaves, L2, monotone in utilisation and
+  time-to-exhaustion), trained on the natural class balance so ``risk`` is a probability. Its
+  ``threshold_`` maximises event-wise F1 on out-of-fold risk from contiguous time blocks of the
+  training data, with incidents read back from the labels. ``explain`` gives per-row SHAP
+  contributions.
 - ``utilisation_rule`` (baseline, :class:`UtilisationRulePredictor`): a fixed monotone map of the
-  current worst utilisation (cpu / mem / disk) and error rate; no learning.
+  current worst utilisation (cpu / mem / disk) and error rate; no learning, no own threshold.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.plugins import Registry
-from foresight.schemas import SchemaError, require_columns
+from foresight.schemas import SchemaError, UTC_DTYPE, require_columns
 from models.base import Model
 from models.events import episodes_frame, evaluate_alarms
 
@@ -45,20 +50,25 @@ class FailurePredictor(Model):
     """Risk of an incident soon per ``(service, ds)``; subclasses implement ``_fit`` / ``_predict_risk``."""
 
     family: ClassVar[str] = "failure"
+    # The risk at which this model alarms, chosen at fit time; None: the configured threshold.
+    threshold_: float | None = None
 
     def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> Self:
-        """Fit on feature rows with labels 0/1; rows labelled -1 (ongoing incident) are dropped."""
+        """Fit on feature rows with labels 0/1; rows labelled -1 (ongoing incident) are dropped
+        from training (they still show the calibration where incidents were)."""
         require_columns(X, list(KEY_COLUMNS), "features")
         labels = np.asarray(y)
         if len(labels) != len(X):
             raise ValueError(f"features and labels differ in length: {len(X)} vs {len(labels)}")
-        keep = labels != -1
-        labels = labels[keep].astype(np.int64)
-        bad = ~np.isin(labels, (0, 1))
+        bad = ~np.isin(labels, (-1, 0, 1))
         if bad.any():
             raise LabelError("labels must be 0, 1 or -1 (excluded)", _counts(labels))
+        labels = labels.astype(np.int64)
+        keep = labels != -1
         self.feature_names_: list[str] = feature_columns(X)
-        self._fit(X.loc[keep, self.feature_names_].astype("float64"), labels)
+        features = X[self.feature_names_].astype("float64")
+        self._fit(features[keep], labels[keep])
+        self.threshold_ = self._operating_threshold(X[list(KEY_COLUMNS)], features, labels)
         self._fitted = True
         return self
 
@@ -106,6 +116,10 @@ class FailurePredictor(Model):
     @abstractmethod
     def _predict_risk(self, X: pd.DataFrame) -> np.ndarray: ...
 
+    def _operating_threshold(self, keys: pd.DataFrame, X: pd.DataFrame, labels: np.ndarray) -> float | None:
+        """The risk threshold this model should alarm at, from its training data (default: none of its own)."""
+        return None
+
 
 PREDICTORS: Registry[type[FailurePredictor]] = Registry("failure predictor")
 
@@ -133,56 +147,179 @@ def _counts(labels: np.ndarray) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
+def sampling_step(keys: pd.DataFrame) -> pd.Timedelta:
+    """The most common step between a service's consecutive rows (5 minutes if there is none)."""
+    steps = keys.sort_values(list(KEY_COLUMNS))[["service", "ds"]].groupby("service")["ds"].diff().dropna()
+    return pd.Timedelta(steps.mode().iloc[0]) if len(steps) else pd.Timedelta(minutes=5)
+
+
+def _label_runs(keys: pd.DataFrame, labels: np.ndarray, step: pd.Timedelta) -> pd.DataFrame:
+    """Maximal runs of one label per service without a time gap: ``service, label, first, last``."""
+    frame = keys[list(KEY_COLUMNS)].assign(label=np.asarray(labels)).sort_values(list(KEY_COLUMNS))
+    service = frame["service"].to_numpy(dtype=object)
+    label = frame["label"].to_numpy()
+    ds = frame["ds"].astype(UTC_DTYPE).reset_index(drop=True)
+    gap = ds.diff().gt(step * 1.5).to_numpy()
+    new_run = np.r_[True, (service[1:] != service[:-1]) | (label[1:] != label[:-1]) | gap[1:]]
+    runs = pd.DataFrame({"service": service, "label": label, "ds": ds, "run": np.cumsum(new_run)})
+    return runs.groupby("run").agg(
+        service=("service", "first"), label=("label", "first"), first=("ds", "min"), last=("ds", "max")
+    ).reset_index(drop=True)
+
+
+def label_events(keys: pd.DataFrame, labels: np.ndarray, step: pd.Timedelta) -> pd.DataFrame:
+    """Incidents read back from failure labels: ``service, start, end, precursor_start``.
+
+    A run of positive rows ends one step before its incident starts; the excluded (-1) run right
+    after it is the incident itself (its end), the excluded run right before it is the known
+    precursor (NaT when there is none). Lets a model judge itself event-wise on training data.
+    """
+    runs = _label_runs(keys, labels, step)
+    same_before = runs["service"].shift(1).eq(runs["service"])
+    same_after = runs["service"].shift(-1).eq(runs["service"])
+    start = runs["last"] + step
+    end = runs["last"].shift(-1).where(same_after & runs["label"].shift(-1).eq(-1)) + step
+    precursor = runs["first"].shift(1).where(same_before & runs["label"].shift(1).eq(-1))
+    events = pd.DataFrame({"service": runs["service"], "start": start, "end": end.fillna(start + step),
+                           "precursor_start": precursor})[runs["label"].eq(1)]
+    return events.reset_index(drop=True).astype({"service": "string"})
+
+
+def label_horizon(keys: pd.DataFrame, labels: np.ndarray, step: pd.Timedelta) -> pd.Timedelta:
+    """The labels' horizon, read back as the longest run of positive rows."""
+    positive = _label_runs(keys, labels, step).query("label == 1")
+    return (positive["last"] - positive["first"]).max() + step if len(positive) else step
+
+
+def event_f1_by_threshold(
+    risk: pd.DataFrame, events: pd.DataFrame, thresholds: np.ndarray, *, horizon: pd.Timedelta,
+    grace: pd.Timedelta, gap: pd.Timedelta,
+) -> np.ndarray:
+    """Event-wise F1 of ``risk >= t`` alarms (episodes split by ``gap``) for every ``t``."""
+    out = np.zeros(len(thresholds))
+    for k, threshold in enumerate(thresholds):
+        episodes = episodes_frame(risk.assign(alarm=risk[RISK_COL].to_numpy() >= threshold), "alarm", gap)
+        out[k] = evaluate_alarms(episodes, events, horizon, grace).f1
+    return out
+
+
+def time_blocks(ds: pd.Series, n_blocks: int) -> np.ndarray:
+    """The contiguous time block (0 .. n_blocks - 1) each row falls into, by equal spans of time."""
+    t = (ds - ds.min()) / (ds.max() - ds.min() + pd.Timedelta(microseconds=1))
+    return np.minimum((t.to_numpy(dtype="float64") * n_blocks).astype(int), n_blocks - 1)
+
+
 @PREDICTORS.register("lgbm")
 class LGBMFailurePredictor(FailurePredictor):
-    """Production predictor: class-balanced LightGBM on window features, with SHAP explanations."""
+    """Production predictor: regularised LightGBM on transferable window features, with its own
+    event-F1 operating threshold and SHAP explanations.
+
+    Few incidents (a handful per training span) call for small trees with large leaves, L2,
+    column and row subsampling, monotone constraints where physics fixes the direction
+    (``features.windows.risk_direction``) and no class re-weighting, which would only teach the
+    trees to isolate the few positive rows. ``threshold_folds`` contiguous time blocks give
+    out-of-fold risk for the whole training span (each block scored by a model fitted on the
+    others, ``purge`` kept out around it); ``threshold_`` is the risk maximising event-wise F1
+    there (the middle of the best thresholds when several tie).
+    """
 
     name: ClassVar[str] = "lgbm"
 
     def __init__(
         self,
-        n_estimators: int = 200,
-        learning_rate: float = 0.05,
-        num_leaves: int = 15,
-        min_child_samples: int = 20,
+        n_estimators: int = 300,
+        learning_rate: float = 0.03,
+        num_leaves: int = 7,
+        max_depth: int = 3,
+        min_child_samples: int = 50,
         subsample: float = 0.8,
-        colsample_bytree: float = 0.8,
+        colsample_bytree: float = 0.7,
+        reg_lambda: float = 5.0,
+        monotone: bool = True,
+        threshold_folds: int = 3,
+        purge: str = "6h",
+        event_grace: str = "5min",
         seed: int = 0,
-        n_jobs: int = 2,
+        n_jobs: int = 1,
         **params: Any,
     ) -> None:
+        if threshold_folds == 1 or threshold_folds < 0:
+            raise ValueError(f"threshold_folds must be 0 (no own threshold) or at least 2, got {threshold_folds}")
         super().__init__(
-            n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
+            n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves, max_depth=max_depth,
             min_child_samples=min_child_samples, subsample=subsample, colsample_bytree=colsample_bytree,
-            seed=seed, n_jobs=n_jobs, **params,
+            reg_lambda=reg_lambda, monotone=monotone, threshold_folds=threshold_folds, purge=purge,
+            event_grace=event_grace, seed=seed, n_jobs=n_jobs, **params,
         )
 
     def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
+        self.booster_ = self._train(X, y)
+
+    def _train(self, X: pd.DataFrame, y: np.ndarray) -> Any:
+        """One booster on labelled rows (0/1)."""
         try:
             import lightgbm as lgb
         except ImportError as exc:  # pragma: no cover - lightgbm is a core dependency
             raise ImportError("the 'lgbm' failure predictor needs lightgbm: pip install lightgbm") from exc
-        n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-        if n_pos == 0 or n_neg == 0:
+        from features.windows import risk_direction
+
+        n_pos = int(y.sum())
+        if n_pos == 0 or n_pos == len(y):
             raise LabelError("training needs both positive (incident soon) and negative rows", _counts(y))
         p = self.params
         booster_params = {
             "objective": "binary",
             "learning_rate": p["learning_rate"],
             "num_leaves": p["num_leaves"],
+            "max_depth": p["max_depth"],
             "min_data_in_leaf": p["min_child_samples"],
+            "lambda_l2": p["reg_lambda"],
             "bagging_fraction": p["subsample"],
             "bagging_freq": 1 if p["subsample"] < 1.0 else 0,
             "feature_fraction": p["colsample_bytree"],
-            "scale_pos_weight": n_neg / n_pos,  # balance the rare "incident soon" class
             "seed": p["seed"],
             "deterministic": True,
             "force_col_wise": True,  # skip the row- vs column-wise timing probe: small, wide data
             "num_threads": p["n_jobs"],
             "verbosity": -1,
         }
+        if p["monotone"]:
+            booster_params["monotone_constraints"] = [risk_direction(c) for c in X.columns]
+            booster_params["monotone_constraints_method"] = "advanced"
         data = lgb.Dataset(X, label=y, feature_name=list(X.columns), free_raw_data=True)
-        self.booster_ = lgb.train(booster_params, data, num_boost_round=p["n_estimators"])
+        return lgb.train(booster_params, data, num_boost_round=p["n_estimators"])
+
+    def _operating_threshold(self, keys: pd.DataFrame, X: pd.DataFrame, labels: np.ndarray) -> float | None:
+        """The risk maximising event-wise F1 on out-of-fold risk over the training span (see the class)."""
+        n_blocks = self.params["threshold_folds"]
+        if n_blocks == 0:
+            return None
+        step = sampling_step(keys)
+        ds = keys["ds"].astype(UTC_DTYPE)
+        block = time_blocks(ds, n_blocks)
+        purge = pd.Timedelta(self.params["purge"])
+        oof = np.full(len(X), np.nan)
+        for k in range(n_blocks):
+            inside = block == k
+            lo, hi = ds[inside].min() - purge, ds[inside].max() + purge
+            train = ~((ds >= lo) & (ds <= hi)).to_numpy() & (labels != -1)
+            if len(np.unique(labels[train])) < 2:
+                continue  # no incident outside this block: it cannot be scored honestly
+            oof[inside] = self._train(X[train], labels[train]).predict(X[inside])
+        scored = ~np.isnan(oof)
+        events = label_events(keys, labels, step)
+        if not scored.any() or events.empty:
+            return None
+        risk = keys[scored].assign(**{RISK_COL: oof[scored]})
+        horizon = label_horizon(keys, labels, step)
+        lo_ds, hi_ds = risk["ds"].min(), risk["ds"].max()
+        events = events[(events["start"] >= lo_ds) & (events["start"] <= hi_ds + step)]
+        candidates = np.unique(np.quantile(oof[scored], 1.0 - np.geomspace(0.2, 2e-4, 60)))
+        f1 = event_f1_by_threshold(risk, events, candidates, horizon=horizon,
+                                   grace=pd.Timedelta(self.params["event_grace"]), gap=2 * step)
+        self.threshold_f1_ = float(f1.max())
+        best = candidates[np.flatnonzero(f1 >= f1.max() - 1e-12)]
+        return float(best[len(best) // 2])
 
     def _predict_risk(self, X: pd.DataFrame) -> np.ndarray:
         return self.booster_.predict(X)

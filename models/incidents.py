@@ -55,6 +55,7 @@ def build_incidents(
     risk_threshold: float,
     min_series: int = 1,
     resolve_after: str | pd.Timedelta = "30min",
+    min_active: int = 1,
 ) -> pd.DataFrame:
     """Incidents from anomaly ``scores`` (``unique_id, ds, score``) and optional ``risk``
     (``service, ds, risk``): one row per incident with :data:`INCIDENT_OUTPUT_COLUMNS`.
@@ -65,9 +66,14 @@ def build_incidents(
     incident raised by risk alone); severity is critical / error / warning as the score's tail
     probability ``1 - score`` is within 1 %, 10 % or 100 % of ``1 - anomaly_threshold``; an
     incident raised by risk alone is a warning (it has not happened yet).
+
+    ``min_active`` is Prometheus' ``for:`` in samples: an episode opens an incident only once it
+    has that many active samples, and its ``start`` is then (when it would have been raised live).
     """
     if min_series < 1:
         raise ValueError(f"min_series must be at least 1, got {min_series}")
+    if min_active < 1:
+        raise ValueError(f"min_active must be at least 1, got {min_active}")
     for name, value in (("anomaly_threshold", anomaly_threshold), ("risk_threshold", risk_threshold)):
         if not 0.0 < value <= 1.0:
             raise ValueError(f"{name} must be within (0, 1], got {value}")
@@ -77,7 +83,7 @@ def build_incidents(
 
     points = _series_points(scores, catalogue, anomaly_threshold)
     timeline = _service_timeline(points, risk, min_series, risk_threshold)
-    episodes = _episodes(timeline, resolve)
+    episodes = _episodes(timeline, resolve, min_active)
     if episodes.empty:
         return empty_incidents()
     evidence = _evidence_rows(points, episodes)
@@ -155,17 +161,25 @@ def _service_timeline(
     return per_time[["service", "ds", "active", "max_risk"]].sort_values(["service", "ds"]).reset_index(drop=True)
 
 
-def _episodes(timeline: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:
-    """``episode, service, start, last_active, end, max_risk`` with hysteresis of ``resolve``."""
+def _episodes(timeline: pd.DataFrame, resolve: pd.Timedelta, min_active: int = 1) -> pd.DataFrame:
+    """``episode, service, start, last_active, end, max_risk`` with hysteresis of ``resolve``;
+    episodes with fewer than ``min_active`` active samples are dropped, and ``start`` is the
+    ``min_active``-th active sample (when the incident is raised)."""
     active = timeline[timeline["active"]]
     if active.empty:
         return pd.DataFrame()
     service = active["service"].to_numpy(dtype=object)
     new = np.r_[True, service[1:] != service[:-1]] | active["ds"].diff().gt(resolve).to_numpy(dtype=bool)
     episode = pd.Series(np.cumsum(new), index=active.index, name="episode")
+    raised_at = active["ds"].groupby(episode).nth(min_active - 1)
+    raised_at.index = episode.loc[raised_at.index].to_numpy()
     eps = active.groupby(episode).agg(
-        service=("service", "first"), start=("ds", "min"), last_active=("ds", "max"), max_risk=("max_risk", "max")
+        service=("service", "first"), last_active=("ds", "max"), max_risk=("max_risk", "max")
     ).reset_index()
+    eps["start"] = eps["episode"].map(raised_at)
+    eps = eps[eps["start"].notna()].reset_index(drop=True)
+    if eps.empty:
+        return pd.DataFrame()
     last_seen = timeline.groupby("service")["ds"].max()
     resolved = eps["service"].map(last_seen) >= eps["last_active"] + resolve
     after = pd.merge_asof(

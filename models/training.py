@@ -93,7 +93,7 @@ def evaluate_failure_predictor(
     train = features["ds"] < split
     model = predictor.clone().fit(features[train], labels[train])
     risk = model.predict(features[~train])
-    alarms = risk[risk["risk"] >= cfg.risk_threshold]
+    alarms = risk[risk["risk"] >= operating_threshold(model, cfg)]
     episodes = alarm_episodes_by_service(alarms, step=_step(features))
     from models.events import evaluate_alarms
 
@@ -105,6 +105,12 @@ def evaluate_failure_predictor(
     return Evaluation("event_f1", metrics["f1"], True, metrics, risk)
 
 
+def operating_threshold(predictor: Any, cfg: DetectConfig) -> float:
+    """The risk a failure predictor alarms at: its own fitted ``threshold_`` if it has one, else the setting."""
+    own = getattr(predictor, "threshold_", None)
+    return cfg.risk_threshold if own is None else float(own)
+
+
 def incidents_from_scores(
     scores: pd.DataFrame, risk: pd.DataFrame | None, catalogue: pd.DataFrame, cfg: DetectConfig
 ) -> pd.DataFrame:
@@ -112,7 +118,7 @@ def incidents_from_scores(
 
     return build_incidents(
         scores, risk, catalogue, anomaly_threshold=cfg.anomaly_threshold, risk_threshold=cfg.risk_threshold,
-        resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes),
+        resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), min_active=cfg.min_active_samples,
     )
 
 

@@ -2,9 +2,13 @@
 
 - ``resource_leak``: memory grows with the requests served (a leak per request) for hours until
   the container is OOM-killed at ``start``; it restarts (memory drops, one scrape lost), drops
-  out of the load balancer for a few minutes (its peers take the load) and errors spike.
+  out of the load balancer for a few minutes (its peers take the load) and errors spike. In the
+  ``container_oom`` variant the kill comes at the container's cgroup limit: the JVM heap is full
+  but host ``mem_pct`` only reaches the incident's ``level`` (~80–85 %).
 - ``disk``: something writes outside log rotation; the disk fills with load for hours to ~99 %
   at ``start``, writes then fail (errors, slower requests) until the files are cleaned at ``end``.
+  In the ``prefilled_volume`` variant the volume has sat at ``level`` (80–88 %) for days before
+  (a data import); after the incident it is resized, so it drops back to its usual level.
 - ``saturation``: a hot-key surge drives the instance's CPU towards and past its capacity over
   20–60 minutes; latency breaks the SLO (``start`` is the first breach), requests time out.
 - ``errors``: a bad release is canaried onto the instance (deploy a few minutes before ``start``),
@@ -63,12 +67,30 @@ def oom_dropout(inc: PlannedIncident, n: int, step_minutes: int) -> np.ndarray:
     return keep
 
 
-def leak_extra(inc: PlannedIncident, mem_base: np.ndarray, load: np.ndarray) -> np.ndarray:
-    """Memory the leak adds: grows with load served, reaching the limit at ``start``."""
+PREFILL_RAMP_MINUTES = 180.0  # how long the data import that filled a prefilled volume took
+
+
+def leak_extra(
+    inc: PlannedIncident, mem_base: np.ndarray, load: np.ndarray, target: float = LEAK_TARGET_PCT
+) -> np.ndarray:
+    """Memory the leak adds: grows with load served, reaching ``target`` % at ``start``."""
     extra = np.zeros_like(mem_base)
     p, s = inc.precursor, inc.start
-    need = LEAK_TARGET_PCT - float(mem_base[s - 1])
+    need = max(target - float(mem_base[s - 1]), 0.0)
     extra[p:s] = need * load_ramp(load, p, s - 1) ** 1.3
+    return extra
+
+
+def prefill_extra(inc: PlannedIncident, disk_base: np.ndarray, step_minutes: int) -> np.ndarray:
+    """Disk a prefilled volume carries: raised to ``level`` from ``since`` (over a few hours) to ``end``."""
+    extra = np.zeros_like(disk_base)
+    if inc.variant != "prefilled_volume":
+        return extra
+    lo, p, e = inc.since, inc.precursor, inc.end
+    offset = max(inc.level - float(np.median(disk_base[lo:p])), 0.0)
+    ramp = min(p - lo, max(1, int(round(PREFILL_RAMP_MINUTES / step_minutes))))
+    extra[lo:e] = offset
+    extra[lo : lo + ramp] = offset * np.linspace(0.0, 1.0, ramp)
     return extra
 
 

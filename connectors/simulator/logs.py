@@ -172,7 +172,7 @@ def generate_logs(
     lines.add(stamp(t), i, "pool_exhausted", _join("connection pool exhausted (max=64), waited ",
                                                     rng.integers(50, 1500, len(i)), "ms"))
 
-    mem = v["mem_pct"]
+    mem = signals.heap_pct  # the application logs its heap, which a container limit can fill first
     i, t = _draw(rng, per_step * (0.06 + 2.5 * np.clip((mem - 75.0) / 25.0, 0.0, 1.0) ** 2))
     heap = np.round(mem[i, t]).astype(int)
     # Pauses lengthen sharply as the heap nears its limit.

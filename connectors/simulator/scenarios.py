@@ -1,10 +1,18 @@
-"""What happens to the fleet over the span: releases, a promotion, incidents, blips and gaps.
+"""What happens to the fleet over the span: releases, a promotion, incidents, benign stress,
+blips and gaps.
 
 Everything here is a plan in grid indices drawn from the seed; :mod:`signals` turns it into
 numbers. Incidents are spread evenly over the span after a clean three-day warm-up, one per
 slot, categories balanced, and never overlap on an instance (precursor included, with a guard).
+Some incidents are the less tidy variants real fleets see: a container OOM-killed at its cgroup
+limit while host memory shows only ~80 %, a disk filling on a volume that was already high.
 Releases are ordinary weekday rolling deploys; a release freeze holds around every incident so a
 restart never hides a precursor.
+
+Benign stress is what makes static thresholds noisy in real fleets and is *not* an incident:
+flash-sale traffic surges pushing CPU to 85–92 %, nightly backups filling a disk to 85–92 % before
+their cleanup, JVM heaps sitting healthily at 80–90 %, client retry storms. It happens more often
+than incidents (about six times a week across the fleet) and never in an incident's lead-up.
 """
 
 from __future__ import annotations
@@ -37,6 +45,29 @@ CATEGORY_TIMING: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 }
 GUARD_MINUTES = 120.0  # quiet time kept between two incidents on one instance
 
+# Incident variants (drawn from their own stream, so the incident plan itself does not move).
+# Every other leak is killed at a container's cgroup limit (host memory ~80 %), every other disk
+# incident fills a volume that was already high.
+CONTAINER_OOM_HOST_PCT = (79.0, 86.0)  # host mem_pct when the container is killed
+PREFILLED_DISK_PCT = (80.0, 88.0)  # where the volume sat before the runaway writer
+PREFILL_DAYS_BEFORE = (1.0, 4.0)  # when it got there (a data import / retention change)
+
+BENIGN_PER_DAY = 0.9  # benign stress episodes per day across the fleet (incidents: 0.62)
+# Kind -> share of benign episodes.
+BENIGN_KINDS: dict[str, float] = {
+    "traffic_surge": 0.3,  # flash sale / campaign e-mail: a service's traffic, CPU 85–92 %
+    "batch_disk": 0.25,  # nightly backup dump on one instance: disk 85–92 %, then cleaned up
+    "heap_plateau": 0.2,  # a JVM heap settling at 80–90 % and staying there healthily
+    "retry_storm": 0.25,  # clients retrying a few minutes: error ratio 4–10 %, then gone
+}
+BENIGN_LEVELS: dict[str, tuple[float, float]] = {
+    "traffic_surge": (85.0, 92.0),  # peak CPU %
+    "batch_disk": (85.0, 92.0),  # peak disk %
+    "heap_plateau": (80.0, 90.0),  # memory % the heap settles at
+    "retry_storm": (0.04, 0.10),  # peak error ratio
+}
+BENIGN_GUARD_MINUTES = 180.0  # benign stress keeps this far from an incident of its service
+
 
 @dataclass(frozen=True)
 class PlannedIncident:
@@ -50,6 +81,28 @@ class PlannedIncident:
     end: int
     magnitude: float  # category-specific size (peak error ratio, surge strength, ...)
     version: str = ""  # the bad release, for ``errors``
+    # "" (the classic form), "container_oom" (leak; ``level`` = host mem % at the kill) or
+    # "prefilled_volume" (disk; ``level`` = where the volume sat since ``since``).
+    variant: str = ""
+    level: float = 0.0
+    since: int = -1
+
+
+@dataclass(frozen=True)
+class BenignStress:
+    """A stress episode that looks alarming on a dashboard but is no incident.
+
+    ``level`` is the kind's peak (CPU %, disk %, memory %, error ratio, see ``BENIGN_LEVELS``),
+    reached at ``peak``; the episode is over at ``end``.
+    """
+
+    kind: str
+    service: str
+    instances: tuple[int, ...]
+    start: int
+    peak: int
+    end: int
+    level: float
 
 
 @dataclass(frozen=True)
@@ -79,6 +132,7 @@ class Scenario:
     promotion: Promotion | None
     error_blips: np.ndarray  # (n_instances, T) extra error ratio from transient blips
     scrape_gaps: np.ndarray  # (n_instances, T) bool: the scrape of this instance failed
+    benign: tuple[BenignStress, ...] = ()
 
 
 def _local_index(grid: TimeGrid, day: pd.Timestamp, hour: float) -> int:
@@ -256,9 +310,104 @@ def plan_blips_and_gaps(
     return blips, gaps
 
 
+def plan_variants(seed: int, grid: TimeGrid, incidents: tuple[PlannedIncident, ...]) -> tuple[PlannedIncident, ...]:
+    """Turn every other leak into a container OOM and every other disk incident into the fill of an
+    already-high volume (which one starts is drawn from the seed), so a span holds both forms."""
+    rng = rng_for(seed, "incident-variants")
+    phase = {"resource_leak": int(rng.integers(2)), "disk": int(rng.integers(2))}
+    seen = {"resource_leak": 0, "disk": 0}
+    out = []
+    for inc in incidents:
+        level, days_before = float(rng.uniform()), float(rng.uniform(*PREFILL_DAYS_BEFORE))
+        if inc.category in seen:
+            use_variant = (seen[inc.category] + phase[inc.category]) % 2 == 1
+            seen[inc.category] += 1
+            if use_variant and inc.category == "resource_leak":
+                lo, hi = CONTAINER_OOM_HOST_PCT
+                inc = replace(inc, variant="container_oom", level=lo + (hi - lo) * level)
+            elif use_variant:
+                lo, hi = PREFILLED_DISK_PCT
+                since = max(0, inc.precursor - grid.steps(days_before * 24 * 60))
+                inc = replace(inc, variant="prefilled_volume", level=lo + (hi - lo) * level, since=since)
+        out.append(inc)
+    return tuple(out)
+
+
+def _benign_hour(kind: str, rng: np.random.Generator) -> float:
+    """Local hour a benign episode starts: campaigns at lunch or evening, backups at night."""
+    if kind == "traffic_surge":
+        return float(rng.choice([rng.uniform(11.0, 13.0), rng.uniform(17.5, 20.0)]))
+    if kind == "batch_disk":
+        return float(rng.uniform(1.0, 4.0))
+    if kind == "retry_storm":
+        return float(rng.uniform(8.0, 22.0))
+    return float(rng.uniform(0.0, 24.0))
+
+
+def _benign_shape(kind: str, rng: np.random.Generator, grid: TimeGrid) -> tuple[int, int]:
+    """(steps from start to peak, steps from start to end) of one benign episode."""
+    if kind == "traffic_surge":
+        ramp = grid.steps(float(rng.uniform(20, 45)))
+        return ramp, ramp + grid.steps(float(rng.uniform(40, 120))) + grid.steps(float(rng.uniform(30, 60)))
+    if kind == "batch_disk":
+        fill = grid.steps(float(rng.uniform(40, 120)))
+        return fill, fill + grid.steps(float(rng.uniform(10, 40)))
+    if kind == "heap_plateau":
+        rise = grid.steps(float(rng.uniform(60, 180)))
+        return rise, rise + grid.steps(float(rng.uniform(8, 36)) * 60)
+    storm = grid.steps(float(rng.uniform(5, 15)))
+    return 0, storm
+
+
+def plan_benign_stress(
+    seed: int, fleet: Fleet, grid: TimeGrid, incidents: tuple[PlannedIncident, ...], deploys: tuple[Deploy, ...]
+) -> tuple[BenignStress, ...]:
+    """Benign stress episodes, one per slot over the whole span, kinds drawn by ``BENIGN_KINDS``.
+
+    An episode keeps ``BENIGN_GUARD_MINUTES`` away from every incident of its service (lead-up
+    included), so the ground truth stays unambiguous; a heap plateau ends early at its
+    instance's next restart (a deploy resets the heap).
+    """
+    rng = rng_for(seed, "benign")
+    days = len(grid) / grid.steps_per_day
+    n = int(round(days * BENIGN_PER_DAY))
+    kinds = list(BENIGN_KINDS)
+    weights = np.array(list(BENIGN_KINDS.values()))
+    guard = grid.steps(BENIGN_GUARD_MINUTES)
+    local_days = _local_days(grid)
+    restarts: dict[int, list[int]] = {}
+    for d in deploys:
+        restarts.setdefault(d.instance, []).append(d.at)
+    planned: list[BenignStress] = []
+    for k in range(n):
+        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+        slot_day = (k + float(rng.uniform(0.1, 0.9))) * days / n
+        day = local_days[min(int(slot_day) + 1, len(local_days) - 1)]
+        start = _local_index(grid, day, _benign_hour(kind, rng))
+        to_peak, to_end = _benign_shape(kind, rng, grid)
+        service = fleet.services[int(rng.integers(len(fleet.services)))].name
+        members = fleet.instances_of(service)
+        one = int(rng.choice(members))
+        lo, hi = BENIGN_LEVELS[kind]
+        level = float(rng.uniform(lo, hi))
+        end = min(start + to_end, len(grid) - 1)
+        instances = tuple(members) if kind in ("traffic_surge", "retry_storm") else (one,)
+        if kind == "heap_plateau":
+            later = [a for a in restarts.get(one, []) if a > start + to_peak]
+            end = min([end, *later])
+        if end <= start or any(
+            inc.service == service and start - guard < inc.end and end + guard > inc.precursor for inc in incidents
+        ):
+            continue  # too close to an incident of the service (or off the span): leave the slot quiet
+        planned.append(BenignStress(kind, service, instances, start, min(start + to_peak, end), end, level))
+    return tuple(planned)
+
+
 def plan_scenario(seed: int, fleet: Fleet, grid: TimeGrid) -> Scenario:
     """The whole plan for a seed on a grid."""
     incidents = plan_incidents(seed, fleet, grid)
     deploys, incidents = plan_deploys(seed, fleet, grid, incidents)
+    incidents = plan_variants(seed, grid, incidents)
     blips, gaps = plan_blips_and_gaps(seed, fleet, grid, incidents)
-    return Scenario(incidents, deploys, plan_promotion(seed, grid), blips, gaps)
+    benign = plan_benign_stress(seed, fleet, grid, incidents, deploys)
+    return Scenario(incidents, deploys, plan_promotion(seed, grid), blips, gaps, benign)

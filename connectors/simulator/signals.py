@@ -14,6 +14,9 @@ The model, per instance:
 - **memory** = floor + caches that fill after each restart (a slow sawtooth reset by deploys
   and OOM kills) + a short GC sawtooth + in-flight requests;
 - **disk** = floor + slow data growth + logs written with load, dropped by daily log rotation.
+
+Benign stress (:mod:`stress`: campaign surges, nightly backups, high healthy heaps, retry storms)
+and incidents (:mod:`effects`) bend these base signals.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from connectors.simulator import effects
+from connectors.simulator import effects, stress
 from connectors.simulator.fleet import CALL_GRAPH, Fleet
-from connectors.simulator.scenarios import PlannedIncident, Promotion, Scenario
+from connectors.simulator.scenarios import BenignStress, PlannedIncident, Promotion, Scenario
 from connectors.simulator.seeding import rng_for
 from connectors.simulator.timegrid import TimeGrid
 
@@ -52,11 +55,17 @@ _WEEKEND = np.array([0.50, 0.33, 0.22, 0.21, 0.32, 0.58, 0.80, 0.85, 0.84, 0.86,
 
 @dataclass(frozen=True)
 class Signals:
-    """Metric -> (n_instances, T) array, each instance's SLO, and incidents with data-refined starts."""
+    """Metric -> (n_instances, T) array, each instance's SLO, and incidents with data-refined starts.
+
+    ``heap_pct`` is what the application itself sees of its heap (it writes it in GC log lines);
+    it equals ``mem_pct`` except where a container's limit sits below the host's memory. It is
+    never emitted as telemetry.
+    """
 
     values: dict[str, np.ndarray]
     slo_s: np.ndarray
     incidents: tuple[PlannedIncident, ...]
+    heap_pct: np.ndarray
 
 
 def ar1(
@@ -224,6 +233,11 @@ def _by_category(incidents: tuple[PlannedIncident, ...]) -> dict[str, list[Plann
     return {c: [i for i in incidents if i.category == c] for c in effects.CATEGORIES}
 
 
+def _benign(scenario: Scenario, kind: str) -> list[BenignStress]:
+    """The scenario's benign stress episodes of one kind."""
+    return [b for b in scenario.benign if b.kind == kind]
+
+
 def offered_load(
     seed: int, fleet: Fleet, grid: TimeGrid, scenario: Scenario
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -234,6 +248,11 @@ def offered_load(
     offered, share = instance_traffic(seed, fleet, grid, svc_rps)
     cost, vcpus = cpu_cost(fleet, share)
     per_request = cost / vcpus  # CPU share one request/s costs
+    for ev in _benign(scenario, "traffic_surge"):  # campaigns: the whole service gets busier
+        rows = list(ev.instances)
+        spec = fleet.spec(ev.service)
+        peak = stress.surge_peak_share(ev.level, spec.latency_floor_s, spec.slo_p95_s, IDLE_CPU_SHARE)
+        offered[rows] *= stress.surge_multiplier(ev, offered[rows] * per_request[rows, None], peak, n)
     for inc in incidents["saturation"]:
         load_share = offered[inc.instance] * per_request[inc.instance]
         offered[inc.instance] *= effects.surge_multiplier(inc, load_share, n, step)
@@ -249,8 +268,13 @@ def offered_load(
 
 def memory_with_leaks(
     seed: int, fleet: Fleet, grid: TimeGrid, scenario: Scenario, offered: np.ndarray
-) -> np.ndarray:
-    """Memory % with restarts (deploys, OOM kills) resetting caches and leaks filling the heap."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Host memory % and the application's heap % (restarts reset caches, leaks fill the heap,
+    healthy heaps settle high).
+
+    The two differ only for a container OOM: its heap reaches the container's limit while the
+    host, with room to spare, shows the incident's lower ``level``.
+    """
     restarts = np.zeros(offered.shape, dtype=bool)
     for d in scenario.deploys:
         restarts[d.instance, d.at] = True
@@ -259,17 +283,30 @@ def memory_with_leaks(
         restarts[inc.instance, inc.start] = True
     load_rel = offered / offered.mean(axis=1, keepdims=True)
     mem = memory(seed, fleet, grid, restart_age_hours(seed, restarts, grid.step_minutes), load_rel)
+    for ev in _benign(scenario, "heap_plateau"):
+        k = ev.instances[0]
+        extra = stress.heap_plateau_extra(ev, mem[k], grid.step_minutes)
+        if restarts[k, ev.end]:
+            extra[ev.end :] = 0.0  # the restart resets the heap: no slow trim afterwards
+        mem[k] += extra
+    heap = mem.copy()
     for inc in leaks:
-        mem[inc.instance] += effects.leak_extra(inc, mem[inc.instance], offered[inc.instance])
-    return np.clip(mem, 0.0, 100.0)
+        k = inc.instance
+        heap[k] += effects.leak_extra(inc, mem[k], offered[k])
+        host_target = inc.level if inc.variant == "container_oom" else effects.LEAK_TARGET_PCT
+        mem[k] += effects.leak_extra(inc, mem[k], offered[k], host_target)
+    return np.clip(mem, 0.0, 100.0), np.clip(heap, 0.0, 100.0)
 
 
 def disk_with_fills(
     seed: int, fleet: Fleet, grid: TimeGrid, scenario: Scenario, offered: np.ndarray
 ) -> np.ndarray:
-    """Disk % with runaway writers filling it before their incidents."""
+    """Disk % with nightly backups, prefilled volumes and runaway writers filling it before incidents."""
     disk_pct = disk(seed, fleet, grid, offered / offered.mean(axis=1, keepdims=True))
+    for ev in _benign(scenario, "batch_disk"):
+        disk_pct[ev.instances[0]] += stress.batch_disk_extra(ev, disk_pct[ev.instances[0]])
     for inc in _by_category(scenario.incidents)["disk"]:
+        disk_pct[inc.instance] += effects.prefill_extra(inc, disk_pct[inc.instance], grid.step_minutes)
         disk_pct[inc.instance] += effects.disk_extra(inc, disk_pct[inc.instance], offered[inc.instance])
     return np.clip(disk_pct, 0.0, 100.0)
 
@@ -282,11 +319,15 @@ def generate_signals(seed: int, fleet: Fleet, grid: TimeGrid, scenario: Scenario
     rng = rng_for(seed, "noise")
 
     offered, load_util = offered_load(seed, fleet, grid, scenario)
-    mem = memory_with_leaks(seed, fleet, grid, scenario, offered)
+    mem, heap = memory_with_leaks(seed, fleet, grid, scenario, offered)
     idle = IDLE_CPU_SHARE
     served = offered * np.minimum(1.0, (1.0 - idle) / np.maximum(load_util, 1e-9))  # plateaus at capacity
-    gc_pressure = np.clip((mem - 85.0) / 15.0, 0.0, 1.0) ** 2  # a nearly full heap makes GC work hard
-    util = soft_cap(idle + load_util + 0.25 * gc_pressure)
+    gc_pressure = np.clip((heap - 85.0) / 15.0, 0.0, 1.0) ** 2  # a nearly full heap makes GC work hard
+    background = np.zeros(shape)  # CPU share of work besides serving requests (backups)
+    stress_rng = rng_for(seed, "benign-signals")
+    for ev in _benign(scenario, "batch_disk"):
+        background[ev.instances[0]] += stress.batch_cpu_share(ev, n, stress_rng)
+    util = soft_cap(idle + load_util + background + 0.25 * gc_pressure)
     cpu = np.clip(100.0 * util + ar1(rng, shape, 10.0, 1.0, step), 0.0, 100.0)
 
     floor = np.array([s.latency_floor_s for s in fleet.services])[svc]
@@ -301,6 +342,8 @@ def generate_signals(seed: int, fleet: Fleet, grid: TimeGrid, scenario: Scenario
     load_rel = offered / offered.mean(axis=1, keepdims=True)
     own_err = base_err[:, None] * (0.6 + 0.4 * load_rel) * np.exp(ar1(rng, shape, 20.0, 0.3, step))
     own_err += scenario.error_blips
+    for ev in _benign(scenario, "retry_storm"):
+        own_err[list(ev.instances)] += stress.retry_storm_errors(ev, n, stress_rng)
     own_err += 0.15 * np.clip((latency / slo[:, None] - 1.0) / 3.0, 0.0, 1.0)  # time-outs past the SLO
     for inc in scenario.incidents:
         own_err[inc.instance] += effects.error_add(inc, n, rng)
@@ -315,7 +358,7 @@ def generate_signals(seed: int, fleet: Fleet, grid: TimeGrid, scenario: Scenario
         "latency_p95": latency,
         "error_rate": np.clip(propagate(fleet, own_err, error_weight), 0.0, 1.0),
     }
-    return Signals(values, slo, _refine_saturation_starts(scenario.incidents, latency, slo))
+    return Signals(values, slo, _refine_saturation_starts(scenario.incidents, latency, slo), heap)
 
 
 def _refine_saturation_starts(

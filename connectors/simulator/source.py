@@ -156,11 +156,16 @@ def _describe(
     peak_err = float(v["error_rate"][k, span].max())
     lat_ratio = float(v["latency_p95"][k, span].max() / signals.slo_s[k])
     hours = (inc.start - inc.precursor) * grid.step_minutes / 60.0
-    if inc.category == "resource_leak":
+    if inc.category == "resource_leak" and inc.variant == "container_oom":
+        text = (f"memory leak on {iid}: the container hit its memory limit after {hours:.1f} h (host memory "
+                f"{v['mem_pct'][k, inc.precursor]:.0f}% -> {v['mem_pct'][k, inc.start - 1]:.0f}%); "
+                f"OOM-killed and restarted")
+    elif inc.category == "resource_leak":
         text = (f"memory leak on {iid}: memory grew from {v['mem_pct'][k, inc.precursor]:.0f}% to 100% "
                 f"over {hours:.1f} h; container OOM-killed and restarted")
     elif inc.category == "disk":
-        text = (f"runaway writer on {iid}: disk filled from {v['disk_pct'][k, inc.precursor]:.0f}% to "
+        already = " (volume already high for days)" if inc.variant == "prefilled_volume" else ""
+        text = (f"runaway writer on {iid}: disk filled from {v['disk_pct'][k, inc.precursor]:.0f}%{already} to "
                 f"{v['disk_pct'][k, inc.start]:.0f}% over {hours:.1f} h; writes failed until cleanup")
     elif inc.category == "saturation":
         text = (f"hot-key traffic surge on {iid}: CPU {v['cpu_pct'][k, span].max():.0f}%, latency p95 "

@@ -1,0 +1,127 @@
+"""Bad input through the real ingest flow: clear errors or quarantine, nothing lost, no training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from foresight.contracts import read_quarantine
+from foresight.lake import Lake
+
+pytestmark = pytest.mark.integration
+
+
+def _good(n: int = 48, ids: tuple[str, ...] = ("cart/i-1/cpu_pct", "cart/i-1/mem_pct")) -> pd.DataFrame:
+    end = pd.Timestamp.now(tz="UTC").floor("5min")
+    ds = pd.date_range(end=end, periods=n, freq="5min")
+    rng = np.random.default_rng(0)
+    return pd.concat([pd.DataFrame({"unique_id": uid, "ds": ds.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                    "y": rng.uniform(20, 60, n).round(3).astype(str)}) for uid in ids],
+                     ignore_index=True)
+
+
+def _ingest_file(home: Path, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> dict:
+    from flows.ingest import ingest
+
+    path = home.parent / "batch.csv"
+    frame.to_csv(path, index=False)
+    monkeypatch.setenv("FORESIGHT_SOURCES", json.dumps(
+        [{"name": "file", "kind": "file", "options": {"path": str(path), "unit": "percent"}}]))
+    [outcome] = ingest()
+    return outcome
+
+
+def _lake(home: Path) -> Lake:
+    return Lake(home / "lake")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda df: df.assign(y=df["y"].where(df.index != 3, "nan")), "y: not finite (NaN/inf)"),
+        (lambda df: df.assign(y=df["y"].where(df.index != 3, "inf")), "y: not finite (NaN/inf)"),
+        (lambda df: df.assign(y=df["y"].where(df.index != 3, "abc")), "y: not numeric"),
+        (lambda df: df.assign(y=df["y"].where(df.index != 3, "250")), "y: above 100 for unit percent"),
+        (lambda df: df.assign(ds=df["ds"].where(df.index != 3, "2026-01-01 00:00:00")),
+         "ds: naive timestamp (no timezone)"),
+        (lambda df: df.assign(ds=df["ds"].where(df.index != 3, "yesterday-ish")), "ds: not a timestamp"),
+    ],
+    ids=["nan", "inf", "wrong-type", "out-of-bounds", "naive-time", "unparseable-time"],
+)
+def test_bad_rows_are_quarantined_with_their_reason_and_nothing_is_lost(
+    prefect_harness, foresight_home: Path, monkeypatch: pytest.MonkeyPatch, mutate, reason: str
+) -> None:
+    raw = mutate(_good())
+    outcome = _ingest_file(foresight_home, raw, monkeypatch)
+    assert outcome["passed"], "one bad row in 96 stays under the quarantine ratio"
+    lake = _lake(foresight_home)
+    stored, quarantined = lake.read("telemetry"), read_quarantine(lake)
+    assert quarantined["reason"].tolist() == [reason]
+    assert len(stored) + len(quarantined) == len(raw)
+
+
+def test_duplicates_out_of_order_and_other_timezones(prefect_harness, foresight_home: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    good = _good()
+    shifted = good.iloc[:5].assign(  # the same instants written in UTC+02:00: converted, not rejected
+        ds=pd.to_datetime(good["ds"].iloc[:5]).dt.tz_convert("Europe/Berlin").map(lambda t: t.isoformat()))
+    conflict = good.iloc[[10]].assign(y="99.5")
+    raw = pd.concat([good.iloc[5:].iloc[::-1], shifted, good.iloc[[20]], conflict], ignore_index=True)
+    outcome = _ingest_file(foresight_home, raw, monkeypatch)
+    lake = _lake(foresight_home)
+    stored, quarantined = lake.read("telemetry"), read_quarantine(lake)
+    assert outcome["passed"]
+    assert set(quarantined["reason"]) == {"duplicate (unique_id, ds) with different values"}
+    assert len(quarantined) == 2  # both conflicting copies: neither is trusted
+    assert len(stored) == len(good) - 1 and not stored.duplicated(["unique_id", "ds"]).any()
+    assert stored.groupby("unique_id")["ds"].is_monotonic_increasing.all()
+
+
+def test_a_failed_batch_is_quarantined_whole_and_never_reaches_training(
+    prefect_harness, foresight_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.resources import settings_for_run
+    from flows.train import NoTrainingDataError, load_training_data
+
+    raw = _good().assign(y="not-a-number")  # every row bad: far over the quarantine ratio
+    raw.loc[:4, "y"] = "42.0"
+    outcome = _ingest_file(foresight_home, raw, monkeypatch)
+    lake = _lake(foresight_home)
+    assert not outcome["passed"]
+    assert not lake.exists("telemetry"), "nothing from a failed batch is stored for use"
+    quarantined = read_quarantine(lake)
+    assert len(quarantined) == len(raw), "nothing is lost: good rows of a failed batch wait in quarantine"
+    assert (quarantined["reason"].str.startswith("batch failed contract").sum()) == 5
+    ledger = lake.read("batches")
+    assert ledger["passed"].tolist() == [False]
+    with pytest.raises(NoTrainingDataError, match="run the ingest flow first"):
+        load_training_data.fn(settings_for_run(None))
+
+
+def test_an_empty_batch_fails_its_contract_clearly(prefect_harness, foresight_home: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = _ingest_file(foresight_home, _good().iloc[:0], monkeypatch)
+    assert not outcome["passed"]
+    failed = json.loads(_lake(foresight_home).read("batches")["failed_checks"].iloc[0])
+    assert "not_empty" in failed, failed
+
+
+def test_a_stale_batch_fails_freshness(prefect_harness, foresight_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = _good().assign(ds=lambda df: (pd.to_datetime(df["ds"]) - pd.Timedelta(days=5)).dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    outcome = _ingest_file(foresight_home, stale, monkeypatch)
+    assert not outcome["passed"]
+    failed = json.loads(_lake(foresight_home).read("batches")["failed_checks"].iloc[0])
+    assert any("fresh" in name for name in failed), failed
+
+
+def test_reingesting_the_same_batch_adds_nothing(prefect_harness, foresight_home: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _good()
+    _ingest_file(foresight_home, raw, monkeypatch)
+    second = _ingest_file(foresight_home, raw, monkeypatch)
+    assert len(_lake(foresight_home).read("telemetry")) == len(raw)
+    assert second["written"]["telemetry"] == len(raw)  # rewritten in place (updates), not appended
