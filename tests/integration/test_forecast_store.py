@@ -21,8 +21,8 @@ from sqlalchemy.engine import make_url
 import connectors.forecast_store as store_module
 from connectors.forecast_store import ForecastStore
 from foresight.schemas import DuplicateSamplesError, SchemaError
+from support.postgres import temporary_database
 
-PG_ADMIN_URL = os.environ.get("FORESIGHT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 START = pd.Timestamp("2026-03-01", tz="UTC")
 CREATED = datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
 
@@ -30,22 +30,8 @@ CREATED = datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A fresh, uniquely named PostgreSQL database for this module; dropped afterwards."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {exc}")
-    name = f"foresight_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

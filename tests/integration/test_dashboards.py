@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from connectors.forecast_store import ForecastStore
+from support.postgres import temporary_database
 from dashboards.build import (
     DATASOURCE_TYPE,
     OUTPUT,
@@ -22,7 +23,6 @@ from dashboards.build import (
     sql_queries,
 )
 
-PG_ADMIN_URL = os.environ.get("FORESIGHT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = pd.Timestamp("2026-03-01", tz="UTC")
 IDS = ["checkout/i-01/cpu_pct", "checkout/i-02/cpu_pct", "cart/i-03/mem_pct"]
 
@@ -96,26 +96,14 @@ def test_expand_sql_macros_and_variables() -> None:
 @pytest.fixture(scope="module")
 def postgres_store() -> Iterator[ForecastStore]:
     """A forecast store in a fresh, uniquely named PostgreSQL database, filled with a small run."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {exc}")
-    name = f"foresight_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    store = ForecastStore(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
-    try:
-        store.create_schema()
-        _fill(store)
-        yield store
-    finally:
-        store.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database() as url:
+        store = ForecastStore(url)
+        try:
+            store.create_schema()
+            _fill(store)
+            yield store
+        finally:
+            store.dispose()
 
 
 def _fill(store: ForecastStore) -> None:

@@ -1,0 +1,160 @@
+"""The whole loop on embedded defaults, run twice: models gated, forecasts, plan, incidents, idempotence.
+
+One module-scoped run of the pipeline (two passes) feeds every assertion here; later tests reuse
+its home to run the forecast flow on a local Dask cluster and against PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from foresight.lake import Lake
+from foresight.settings import load_settings
+
+pytestmark = pytest.mark.e2e
+
+FAMILIES = ("capacity-forecaster", "anomaly-detector", "failure-predictor")
+
+
+@dataclass
+class Snapshot:
+    results: dict[str, Any]
+    lake_rows: dict[str, int]
+    outbox: list[dict[str, Any]]
+    aliases: dict[str, dict[str, str]]
+
+
+def _snapshot(results: dict[str, Any]) -> Snapshot:
+    from mlflow import MlflowClient
+
+    settings = load_settings()
+    lake = Lake(settings.lake_location)
+    rows = {name: len(lake.read(name)) for name in ("telemetry", "logs", "incidents", "catalogue")}
+    outbox = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+    client = MlflowClient(settings.tracking_uri)
+    aliases = {name: {a: str(v) for a, v in client.get_registered_model(name).aliases.items()} for name in FAMILIES}
+    return Snapshot(results, rows, outbox, aliases)
+
+
+@pytest.fixture(scope="module")
+def demo(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Snapshot, Snapshot]]:
+    from flows.pipeline import pipeline
+
+    workdir = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORESIGHT_HOME", str(workdir / ".foresight"))
+        mp.chdir(workdir)
+        first = _snapshot(pipeline())
+        second = _snapshot(pipeline())
+        yield first, second
+
+
+def test_every_family_has_a_champion(demo: tuple[Snapshot, Snapshot]) -> None:
+    first, _ = demo
+    for family, aliases in first.aliases.items():
+        assert "champion" in aliases, f"{family}: {first.results['train']}"
+
+
+def test_champion_moves_only_by_the_rule(demo: tuple[Snapshot, Snapshot]) -> None:
+    first, second = demo
+    for key, name in zip(("forecaster", "anomaly", "failure"), FAMILIES, strict=True):
+        decision = second.results["train"][key]
+        version = decision["version"]
+        if decision["decision"] == "promote":
+            assert second.aliases[name]["champion"] == version
+        else:
+            assert second.aliases[name].get("champion") == first.aliases[name].get("champion")
+            assert second.aliases[name]["challenger"] == version
+            assert "does not beat" in decision["reason"]
+
+
+def test_forecast_store_holds_bands_and_plan(demo: tuple[Snapshot, Snapshot]) -> None:
+    from connectors.forecast_store import ForecastStore
+
+    settings = load_settings()
+    store = ForecastStore(settings.forecast_store_url)
+    forecasts, plan = store.read_forecasts(), store.read_capacity_plan()
+    catalogue = Lake(settings.lake_location).read("catalogue")
+    capacity_ids = set(catalogue.loc[catalogue["metric"].isin(settings.forecast.metrics), "unique_id"])
+    assert set(forecasts["unique_id"]) == capacity_ids
+    per_series = forecasts.groupby("unique_id").size()
+    assert (per_series == settings.forecast.horizon).all()
+    assert (forecasts["yhat_lower"] <= forecasts["yhat"]).all() and (forecasts["yhat"] <= forecasts["yhat_upper"]).all()
+    assert forecasts["model_version"].notna().all()
+    resource_ids = {u for u in capacity_ids if u.rsplit("/", 1)[-1] in settings.thresholds}
+    assert set(plan["unique_id"]) == resource_ids
+    assert "days_to_threshold" in plan and plan["threshold"].notna().all()
+
+
+def test_outbox_has_incidents_and_a_rerun_adds_none(demo: tuple[Snapshot, Snapshot]) -> None:
+    first, second = demo
+    triggers = [e for e in first.outbox if e["event_action"] == "trigger"]
+    assert triggers, "the demo raised incidents"
+    keys = [e["dedup_key"] for e in triggers]
+    assert len(keys) == len(set(keys))
+    assert second.outbox == first.outbox
+    assert second.results["detect"]["events_written"] == 0
+    assert second.results["detect"]["events_skipped"] == first.results["detect"]["events_written"]
+
+
+def test_rerun_adds_no_lake_rows(demo: tuple[Snapshot, Snapshot]) -> None:
+    first, second = demo
+    assert second.lake_rows == first.lake_rows
+    telemetry = Lake(load_settings().lake_location).read("telemetry")
+    assert not telemetry.duplicated(["unique_id", "ds"]).any()
+
+
+def test_detections_are_compared_with_ground_truth(demo: tuple[Snapshot, Snapshot]) -> None:
+    evaluation = demo[0].results["detect"]["evaluation"]
+    assert set(evaluation) >= {"recall", "precision", "median_lead_minutes", "detected", "missed", "false_alarms"}
+    assert evaluation["detected"] + evaluation["missed"] >= 1, "the scored window holds ground-truth incidents"
+
+
+def test_publish_writes_dashboard_and_report(demo: tuple[Snapshot, Snapshot]) -> None:
+    published = demo[1].results["publish"]
+    dashboard = json.loads(Path(published["dashboards"][0]).read_text())
+    assert dashboard["panels"] and dashboard["uid"]
+    html = Path(published["report"]).read_text()
+    assert "data:image/png;base64," in html
+
+
+def test_forecast_flow_runs_unchanged_on_a_local_dask_cluster(demo: tuple[Snapshot, Snapshot]) -> None:
+    from prefect_dask import DaskTaskRunner
+
+    from connectors.forecast_store import ForecastStore
+    from flows.forecast_plan import forecast_and_plan
+
+    settings = load_settings()
+    before = ForecastStore(settings.forecast_store_url).read_forecasts()
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
+                                            "dashboard_address": None})
+    result = forecast_and_plan.with_options(task_runner=runner)()
+    after = ForecastStore(settings.forecast_store_url).read_forecasts()
+    assert result["series"] == before["unique_id"].nunique()
+    merged = before.merge(after, on=["unique_id", "ds"], suffixes=("_threads", "_dask"))
+    assert len(merged) == len(before)
+    assert (merged["yhat_threads"] - merged["yhat_dask"]).abs().max() < 1e-6
+
+
+def test_forecast_store_on_postgresql_by_configuration_alone(demo: tuple[Snapshot, Snapshot],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.forecast_store import ForecastStore
+    from flows.forecast_plan import forecast_and_plan
+    from support.postgres import temporary_database
+
+    with temporary_database() as url:
+        monkeypatch.setenv("FORESIGHT_SINKS__FORECAST_STORE_URL", url)
+        result = forecast_and_plan()
+        store = ForecastStore(url)
+        try:
+            assert store.read_forecasts()["unique_id"].nunique() == result["series"]
+            assert len(store.read_capacity_plan()) == result["plan_rows"]
+        finally:
+            store.dispose()
