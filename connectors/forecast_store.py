@@ -279,7 +279,7 @@ def _utc(values: pd.Series, what: str, *, allow_nat: bool = False) -> pd.Series:
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain Python values (NaN/NaT -> None), built column-wise for speed."""
     columns = {col: _python_values(frame[col]) for col in frame.columns}
-    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def _python_values(values: pd.Series) -> list[Any]:
@@ -289,7 +289,7 @@ def _python_values(values: pd.Series) -> list[Any]:
     else:
         out = values.astype(object).tolist()
     if missing.any():
-        out = [None if gone else v for v, gone in zip(out, missing)]
+        out = [None if gone else v for v, gone in zip(out, missing, strict=True)]
     return out
 
 

@@ -12,8 +12,8 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from foresight.settings import Settings
 from flows.resources import open_lake, open_outbox, open_registry, settings_for_run
+from foresight.settings import Settings
 
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.

@@ -12,8 +12,8 @@ from prefect import flow, get_run_logger, runtime, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from foresight.settings import Settings
 from flows.resources import open_forecast_store, open_lake, open_registry, settings_for_run
+from foresight.settings import Settings
 
 # Local (per-series) models fan out over chunks of series; a global model needs them all at once.
 SERIES_PER_CHUNK = 16

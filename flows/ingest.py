@@ -7,7 +7,6 @@ nothing is lost and nothing from it can reach training.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -17,10 +16,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors.base import SourceBatch, build_source
+from flows.resources import open_lake, settings_for_run
 from foresight.contracts import ContractResult, check_telemetry, write_quarantine
 from foresight.lake import Lake
+from foresight.quarantine import quarantine_failed_batch
 from foresight.settings import Settings, SourceConfig
-from flows.resources import open_lake, settings_for_run
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -68,21 +68,6 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
     )
     lake.upsert("batches", ledger)
     return {"source": result.source, "passed": result.passed, "written": written, "quarantine": quarantine_path}
-
-
-def quarantine_failed_batch(result: ContractResult) -> ContractResult:
-    """A failed batch's good rows join the quarantine too, with the failed checks as reason."""
-    if result.passed or result.clean.empty:
-        return result
-    failed = ", ".join(c.name for c in result.checks if not c.passed)
-    good = result.clean.astype({"ds": "string", "y": "string"}).assign(
-        reason=f"batch failed contract: {failed}",
-        source=result.source,
-        batch_id=result.batch_id,
-        quarantined_at=pd.Timestamp.now(tz="UTC"),
-    )
-    rows = pd.concat([result.quarantined, good.reindex(columns=result.quarantined.columns)], ignore_index=True)
-    return dataclasses.replace(result, quarantined=rows)
 
 
 @flow(name="ingest", log_prints=True)

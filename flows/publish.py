@@ -11,8 +11,8 @@ from prefect import flow, task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 
-from foresight.settings import Settings
 from flows.resources import open_forecast_store, open_lake, open_outbox, settings_for_run
+from foresight.settings import Settings
 
 ACTUALS_DAYS = 14
 

@@ -20,7 +20,7 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         written = ", ".join(f"{k} {v:,}" for k, v in outcome["written"].items())
         status = "[green]contract passed[/green]" if outcome["passed"] else "[red]contract FAILED[/red]"
         table.add_row("ingest", f"{outcome['source']}: {status}; upserted {written or 'nothing'}")
-    for family, res in results.get("train", {}).items():
+    for res in results.get("train", {}).values():
         colour = "green" if res["decision"] == "champion" else "yellow"
         table.add_row(
             "train", f"{res['registered_model']} v{res['version']} ({res['model']}): "

@@ -18,9 +18,9 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.resources import open_lake, open_registry, settings_for_run
 from foresight.schemas import validate_telemetry
 from foresight.settings import Settings
-from flows.resources import open_lake, open_registry, settings_for_run
 from models.training import Evaluation
 
 FAMILIES = ("forecaster", "anomaly", "failure")

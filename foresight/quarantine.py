@@ -7,6 +7,7 @@ instead of adding a second copy.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -64,3 +65,19 @@ def as_quarantine_frame(df: pd.DataFrame | None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"quarantine rows lack column(s) {missing}; got {list(df.columns)}")
     return df[list(QUARANTINE_COLUMNS)].astype(_DTYPES).reset_index(drop=True)
+
+
+def quarantine_failed_batch(result: ContractResult) -> ContractResult:
+    """A failed batch's good rows join its quarantine too, with the failed checks as reason,
+    so a batch that may not be used is still kept whole, waiting for a fix and a replay."""
+    if result.passed or result.clean.empty:
+        return result
+    failed = ", ".join(c.name for c in result.checks if not c.passed)
+    good = result.clean.astype({"ds": "string", "y": "string"}).assign(
+        reason=f"batch failed contract: {failed}",
+        source=result.source,
+        batch_id=result.batch_id,
+        quarantined_at=result.checked_at or pd.Timestamp.now(tz="UTC"),
+    )
+    rows = pd.concat([result.quarantined, good.reindex(columns=result.quarantined.columns)], ignore_index=True)
+    return dataclasses.replace(result, quarantined=rows)

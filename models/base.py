@@ -21,7 +21,7 @@ class NotFittedError(RuntimeError):
     """``predict`` or ``score`` was called before ``fit``."""
 
 
-class Model(ABC):
+class Model(ABC):  # noqa: B024 - abstract families below declare the abstract steps
     """Shared surface: constructor keyword arguments are the model's (loggable) parameters."""
 
     family: ClassVar[str] = "model"

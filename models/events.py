@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from foresight.schemas import SchemaError, UTC_DTYPE, require_columns
+from foresight.schemas import UTC_DTYPE, SchemaError, require_columns
 
 Episode = tuple[pd.Timestamp, pd.Timestamp]
 EPISODE_COLUMNS: tuple[str, ...] = ("service", "start", "end")

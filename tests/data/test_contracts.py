@@ -38,7 +38,7 @@ def clean_batch(seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     ds = pd.date_range(end=NOW - pd.Timedelta(hours=1), periods=HOURS, freq="h", unit="us")
     frames = []
-    for uid, high in zip(CATALOGUE["unique_id"], (100.0, 1.0, 500.0, 2.0)):
+    for uid, high in zip(CATALOGUE["unique_id"], (100.0, 1.0, 500.0, 2.0), strict=True):
         frames.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": rng.uniform(0, high, HOURS)}))
     raw = pd.concat(frames, ignore_index=True)
     return raw.astype(object)

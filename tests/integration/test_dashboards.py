@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from connectors.forecast_store import ForecastStore
-from support.postgres import temporary_database
 from dashboards.build import (
     DATASOURCE_TYPE,
     OUTPUT,
@@ -22,6 +18,7 @@ from dashboards.build import (
     expand_sql,
     sql_queries,
 )
+from support.postgres import temporary_database
 
 NOW = pd.Timestamp("2026-03-01", tz="UTC")
 IDS = ["checkout/i-01/cpu_pct", "checkout/i-02/cpu_pct", "cart/i-03/mem_pct"]

@@ -6,17 +6,14 @@ so concurrent runs never collide. Set ``FORESIGHT_TEST_PG_URL`` to point elsewhe
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 import connectors.forecast_store as store_module
 from connectors.forecast_store import ForecastStore
