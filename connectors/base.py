@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -43,10 +44,11 @@ class Source(Protocol):
     def fetch(self, window: Window | None = None) -> SourceBatch: ...
 
 
-SOURCES: Registry[type[Source]] = Registry("source")
+# Source factories by kind: called with ``name=`` and the source's configured options.
+SOURCES: Registry[Callable[..., Source]] = Registry("source")
 
 
-def build_source(kind: str, name: str, options: dict | None = None) -> Source:
+def build_source(kind: str, name: str, options: dict[str, Any] | None = None) -> Source:
     """Instantiate a registered source by kind (importing the built-in ones first)."""
     import connectors.file_source  # noqa: F401  (registers "file")
     import connectors.simulator  # noqa: F401  (registers "simulator")

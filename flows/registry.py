@@ -1,28 +1,25 @@
-"""Flows by name, for the CLI (imported lazily: Prefect is a heavy import)."""
+"""Flows by name, for the CLI (imported on first use: Prefect and the models are heavy imports)."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-
-class _LazyFlows(dict):
-    def __missing__(self, name: str) -> Any:
-        if name == "ingest":
-            from flows.ingest import ingest as fn
-        elif name == "train":
-            from flows.train import train as fn
-        elif name == "forecast":
-            from flows.forecast_plan import forecast_and_plan as fn
-        elif name == "detect":
-            from flows.detect import detect as fn
-        elif name == "publish":
-            from flows.publish import publish as fn
-        elif name == "pipeline":
-            from flows.pipeline import pipeline as fn
-        else:
-            raise KeyError(f"unknown flow {name!r}")
-        self[name] = fn
-        return fn
+# name -> (module, flow function)
+FLOW_LOCATIONS: dict[str, tuple[str, str]] = {
+    "ingest": ("flows.ingest", "ingest"),
+    "train": ("flows.train", "train"),
+    "forecast": ("flows.forecast_plan", "forecast_and_plan"),
+    "detect": ("flows.detect", "detect"),
+    "publish": ("flows.publish", "publish"),
+    "pipeline": ("flows.pipeline", "pipeline"),
+}
 
 
-FLOW_FUNCTIONS: dict[str, Any] = _LazyFlows()
+def flow_by_name(name: str) -> Any:
+    """The Prefect flow called ``name``; an unknown name raises a KeyError listing the choices."""
+    try:
+        module, attribute = FLOW_LOCATIONS[name]
+    except KeyError:
+        raise KeyError(f"unknown flow {name!r}; choose one of: {', '.join(FLOW_LOCATIONS)}") from None
+    return getattr(importlib.import_module(module), attribute)

@@ -542,7 +542,7 @@ def _with_bounds(parsed: pd.DataFrame, units: pd.Series | None) -> pd.DataFrame:
     lower = unit_of.map({u: (-np.inf if lo is None else lo) for u, (lo, _) in UNIT_BOUNDS.items()})
     upper = unit_of.map({u: (np.inf if hi is None else hi) for u, (_, hi) in UNIT_BOUNDS.items()})
     # One trailing entry for "no series" (code -1 indexes it): no unit, open bounds.
-    frame["unit"] = np.append(unit_of.to_numpy(dtype=object), None)[codes]
+    frame["unit"] = np.append(unit_of.to_numpy(dtype=object), np.array([None], dtype=object))[codes]
     frame["y_min"] = np.append(lower.to_numpy(dtype="float64", na_value=-np.inf), -np.inf)[codes]
     frame["y_max"] = np.append(upper.to_numpy(dtype="float64", na_value=np.inf), np.inf)[codes]
     return frame
@@ -552,21 +552,33 @@ def _with_bounds(parsed: pd.DataFrame, units: pd.Series | None) -> pd.DataFrame:
 _ROW_COLUMNS = (ID_COL, TIME_COL, TARGET_COL, "y_min", "y_max")
 
 
+def _config(outcome: Any) -> Any:
+    """The expectation configuration behind one GE outcome (always present for suite runs)."""
+    if outcome.expectation_config is None:
+        raise RuntimeError("Great Expectations returned an outcome without its expectation configuration")
+    return outcome.expectation_config
+
+
+def _in_suite_order(result: ExpectationSuiteValidationResult) -> list[Any]:
+    """GE outcomes in the order the suite declared them (reasons are assigned first come)."""
+    return sorted(result.results, key=lambda r: _config(r).meta["order"])
+
+
 def _reasons_from_rows_suite(result: ExpectationSuiteValidationResult, frame: pd.DataFrame) -> pd.Series:
     """Per-row reason (null = accepted) from the failed expectations' unexpected indexes."""
     reasons = pd.Series(None, index=frame.index, dtype=object)
-    by_order = sorted(result.results, key=lambda r: r.expectation_config.meta["order"])
-    for outcome in by_order:
+    for outcome in _in_suite_order(result):
+        config = _config(outcome)
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):
             raise RuntimeError(
-                f"Great Expectations could not evaluate {outcome.expectation_config.type}: "
+                f"Great Expectations could not evaluate {config.type}: "
                 f"{outcome.exception_info.get('exception_message')}"
             )
         if outcome.success:
             continue
         rows = pd.Index(outcome.result.get("unexpected_index_list") or [])
         rows = rows[reasons.loc[rows].isna().to_numpy()]
-        reasons.loc[rows] = _reason_text(outcome.expectation_config.meta["reason"], frame.loc[rows])
+        reasons.loc[rows] = _reason_text(config.meta["reason"], frame.loc[rows])
     # The not-null expectations flag every parse failure; this only guards against a GE change.
     return reasons.fillna(frame["parse_reason"])
 
@@ -598,8 +610,8 @@ def _checks_from_batch_suite(
 ) -> list[CheckResult]:
     """Turn the GE batch suite's outcomes into named checks with readable details."""
     checks = []
-    for outcome in sorted(result.results, key=lambda r: r.expectation_config.meta["order"]):
-        name = outcome.expectation_config.meta["check"]
+    for outcome in _in_suite_order(result):
+        name = _config(outcome).meta["check"]
         observed = outcome.result.get("observed_value")
         if name == "freshness":
             detail = (
@@ -683,7 +695,7 @@ def _render_text(values: pd.Series) -> pd.Series:
 
 def _text_of(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
-        decoded = _decode_or_none(value)
+        decoded = _decode_or_none(bytes(value))
         return decoded if decoded is not None else repr(bytes(value))
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -28,8 +28,8 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from foresight.schemas import UTC_DTYPE
 
@@ -127,7 +127,7 @@ _DISPATCH: dict[str, Callable[[Any, pd.DataFrame], pd.DataFrame]] = {
 }
 
 
-class ForesightPyfunc(mlflow.pyfunc.PythonModel):
+class ForesightPyfunc(PythonModel):
     """Serves a fitted Foresight model through MLflow's pyfunc interface, dispatching by family."""
 
     def __init__(self, model: Model) -> None:
@@ -173,7 +173,7 @@ def pyfunc_signature(
     ``level`` column is marked optional so callers may send ``h`` alone.
     """
     from mlflow.models import infer_signature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
     example = to_pyfunc_frame(input_example)
     output = wrapper.predict(None, from_pyfunc_frame(example))
@@ -184,7 +184,7 @@ def pyfunc_signature(
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(example, output)
     if wrapper.family == "forecaster" and signature.inputs is not None:
-        specs = [
+        specs: list[ColSpec | TensorSpec] = [
             ColSpec(spec.type, spec.name, required=spec.name != "level") for spec in signature.inputs.inputs
         ]
         if "level" not in example.columns:
