@@ -13,7 +13,8 @@ handful of incidents can recognise the next one on another service:
   (relative to the baseline for unbounded metrics).
 - **time to exhaustion** (``m_tte_w``, percent metrics): minutes until 100 % at that trend
   (``TTE_CAP_MINUTES`` when flat or falling), worst instance (``min``); ``util_tte_w`` is the
-  minimum over cpu / mem / disk, ``util_max`` / ``util_z_max`` the worst level and z of the three.
+  minimum over cpu / mem / disk; ``util_max``, ``util_z_max``, ``util_slope_w`` the largest
+  level, z and slope of the three.
 - **imbalance** (``m_spread``; ``request_rate_imbalance``): how far the worst instance is from
   the others. A hot key hits one instance, a campaign the whole service.
 - with **logs**: ERROR / WARN line counts per window (``log_error_w``, ``log_warn_w``), the
@@ -64,6 +65,16 @@ Z_CLIP = 50.0
 SCALE_FLOOR: dict[str, float] = {"percent": 1.0, "ratio": 0.002}
 RELATIVE_SCALE_FLOOR = 0.05  # unbounded units: 5 % of the baseline
 _IQR_TO_SIGMA = 1.349
+# Which way risk moves with a feature, by what it measures: a fuller resource, filling faster or
+# sooner, a more unusual level, more errors or a fresher deploy never make a failure less likely.
+# Traffic itself is left free: a busy evening is normal, a hot key is not.
+RISK_DIRECTIONS: tuple[tuple[re.Pattern[str], int], ...] = tuple(
+    (re.compile(pattern), sign)
+    for pattern, sign in (
+        (r"(cpu_pct|mem_pct|disk_pct|error_rate|util_max)", 1),
+        (r"(cpu_pct|mem_pct|disk_pct|util)_tte_.+", -1),
+    )
+)
 
 
 def service_features(
@@ -93,13 +104,9 @@ def service_features(
 
 
 def risk_direction(feature: str) -> int:
-    """+1 where risk can only rise with the feature (fuller resource), -1 where it can only fall
-    (more time until full), 0 where physics says nothing; for monotone constraints."""
-    if feature in (*RESOURCE_METRICS, "util_max"):
-        return 1
-    if re.fullmatch(r"(cpu_pct|mem_pct|disk_pct|util)_tte_.+", feature):
-        return -1
-    return 0
+    """+1 where more of the feature can only mean more risk, -1 where it can only mean less, 0 where
+    domain knowledge says nothing; for monotone constraints (see ``RISK_DIRECTIONS``)."""
+    return next((sign for pattern, sign in RISK_DIRECTIONS if pattern.fullmatch(feature)), 0)
 
 
 def failure_labels(
@@ -311,8 +318,9 @@ def _cross_metric(frame: pd.DataFrame) -> pd.DataFrame:
         "util_max": frame[resources].max(axis=1),
         "util_z_max": frame[[f"{m}_z" for m in resources]].max(axis=1),
     }
-    for tte in sorted({c.split("_tte_")[1] for c in frame.columns if "_tte_" in c}):
-        extra[f"util_tte_{tte}"] = frame[[f"{m}_tte_{tte}" for m in resources]].min(axis=1)
+    for window in sorted({c.split("_tte_")[1] for c in frame.columns if "_tte_" in c}):
+        extra[f"util_slope_{window}"] = frame[[f"{m}_slope_{window}" for m in resources]].max(axis=1)
+        extra[f"util_tte_{window}"] = frame[[f"{m}_tte_{window}" for m in resources]].min(axis=1)
     return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
 
 

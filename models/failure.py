@@ -64,11 +64,13 @@ class FailurePredictor(Model):
         if bad.any():
             raise LabelError("labels must be 0, 1 or -1 (excluded)", _counts(labels))
         labels = labels.astype(np.int64)
-        keep = labels != -1
-        self.feature_names_: list[str] = feature_columns(X)
+        keys = X[list(KEY_COLUMNS)]
+        targets = self._training_targets(keys, labels)
+        keep = targets != -1
+        self.feature_names_: list[str] = self._select_features(X)
         features = X[self.feature_names_].astype("float64")
-        self._fit(features[keep], labels[keep])
-        self.threshold_ = self._operating_threshold(X[list(KEY_COLUMNS)], features, labels)
+        self._fit(features[keep], targets[keep])
+        self.threshold_ = self._operating_threshold(keys, features, labels, targets)
         self._fitted = True
         return self
 
@@ -86,7 +88,7 @@ class FailurePredictor(Model):
         self,
         X: pd.DataFrame,
         incidents: pd.DataFrame,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         horizon: str | pd.Timedelta = "60min",
         *,
         grace: str | pd.Timedelta = "15min",
@@ -94,11 +96,14 @@ class FailurePredictor(Model):
     ) -> dict[str, Any]:
         """Event-wise recall / precision / lead of ``risk >= threshold`` alarms, plus row-wise AUC.
 
-        Only incidents starting within ``X``'s time span count. ``auc`` is NaN when the
-        labelled rows hold a single class.
+        ``threshold`` defaults to the model's own ``threshold_`` (0.5 when it has none). Only
+        incidents starting within ``X``'s time span count. ``auc`` is NaN when the labelled rows
+        hold a single class.
         """
         from features.windows import failure_labels
 
+        if threshold is None:
+            threshold = 0.5 if self.threshold_ is None else self.threshold_
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be within (0, 1), got {threshold}")
         risk = self.predict(X)
@@ -116,7 +121,17 @@ class FailurePredictor(Model):
     @abstractmethod
     def _predict_risk(self, X: pd.DataFrame) -> np.ndarray: ...
 
-    def _operating_threshold(self, keys: pd.DataFrame, X: pd.DataFrame, labels: np.ndarray) -> float | None:
+    def _select_features(self, X: pd.DataFrame) -> list[str]:
+        """The columns this model learns from (default: every numeric feature)."""
+        return feature_columns(X)
+
+    def _training_targets(self, keys: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+        """The 0/1/-1 targets ``_fit`` learns (rows at -1 dropped); default: the labels as given."""
+        return labels
+
+    def _operating_threshold(
+        self, keys: pd.DataFrame, X: pd.DataFrame, labels: np.ndarray, targets: np.ndarray
+    ) -> float | None:
         """The risk threshold this model should alarm at, from its training data (default: none of its own)."""
         return None
 
@@ -231,12 +246,13 @@ class LGBMFailurePredictor(FailurePredictor):
         learning_rate: float = 0.03,
         num_leaves: int = 7,
         max_depth: int = 3,
-        min_child_samples: int = 50,
+        min_child_samples: int = 100,
         subsample: float = 0.8,
         colsample_bytree: float = 0.7,
         reg_lambda: float = 5.0,
         monotone: bool = True,
-        threshold_folds: int = 3,
+        pool_resources: bool = True,
+        threshold_folds: int = 4,
         purge: str = "6h",
         event_grace: str = "5min",
         seed: int = 0,
@@ -248,9 +264,41 @@ class LGBMFailurePredictor(FailurePredictor):
         super().__init__(
             n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves, max_depth=max_depth,
             min_child_samples=min_child_samples, subsample=subsample, colsample_bytree=colsample_bytree,
-            reg_lambda=reg_lambda, monotone=monotone, threshold_folds=threshold_folds, purge=purge,
+            reg_lambda=reg_lambda, monotone=monotone, pool_resources=pool_resources, threshold_folds=threshold_folds, purge=purge,
             event_grace=event_grace, seed=seed, n_jobs=n_jobs, **params,
         )
+
+    def _select_features(self, X: pd.DataFrame) -> list[str]:
+        """Every numeric feature, or with ``pool_resources`` none that names cpu / mem / disk: only
+        their pooled ``util_*`` summaries, so a disk filling up looks like a heap filling up."""
+        from features.windows import RESOURCE_METRICS
+
+        names = feature_columns(X)
+        if self.params["pool_resources"]:
+            names = [c for c in names if not c.startswith(RESOURCE_METRICS)]
+        if not names:
+            raise SchemaError(f"features: nothing left to learn from after pooling resources; got {list(X.columns)}")
+        return names
+
+    def _training_targets(self, keys: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+        """The labels, plus the first ``event_grace`` of each incident as positive.
+
+        An alarm up to ``event_grace`` after an incident starts still counts as its detection;
+        for failures with no lead-up beyond a deploy (a bad release) those onset rows are the
+        only ones that show the failure, so the model learns them as well as the lead-up.
+        """
+        grace = pd.Timedelta(self.params["event_grace"])
+        if grace <= pd.Timedelta(0):
+            return labels
+        step = sampling_step(keys)
+        events = label_events(keys, labels, step)
+        targets = labels.copy()
+        ds = keys["ds"].astype(UTC_DTYPE)
+        services = keys["service"].to_numpy(dtype=object)
+        for event in events.itertuples():  # a handful of incidents: a short loop over events, not rows
+            onset = (services == event.service) & (ds >= event.start).to_numpy() & (ds <= event.start + grace).to_numpy()
+            targets[onset & (labels == -1)] = 1
+        return targets
 
     def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
         self.booster_ = self._train(X, y)
@@ -289,7 +337,9 @@ class LGBMFailurePredictor(FailurePredictor):
         data = lgb.Dataset(X, label=y, feature_name=list(X.columns), free_raw_data=True)
         return lgb.train(booster_params, data, num_boost_round=p["n_estimators"])
 
-    def _operating_threshold(self, keys: pd.DataFrame, X: pd.DataFrame, labels: np.ndarray) -> float | None:
+    def _operating_threshold(
+        self, keys: pd.DataFrame, X: pd.DataFrame, labels: np.ndarray, targets: np.ndarray
+    ) -> float | None:
         """The risk maximising event-wise F1 on out-of-fold risk over the training span (see the class)."""
         n_blocks = self.params["threshold_folds"]
         if n_blocks == 0:
@@ -302,10 +352,10 @@ class LGBMFailurePredictor(FailurePredictor):
         for k in range(n_blocks):
             inside = block == k
             lo, hi = ds[inside].min() - purge, ds[inside].max() + purge
-            train = ~((ds >= lo) & (ds <= hi)).to_numpy() & (labels != -1)
-            if len(np.unique(labels[train])) < 2:
+            train = ~((ds >= lo) & (ds <= hi)).to_numpy() & (targets != -1)
+            if len(np.unique(targets[train])) < 2:
                 continue  # no incident outside this block: it cannot be scored honestly
-            oof[inside] = self._train(X[train], labels[train]).predict(X[inside])
+            oof[inside] = self._train(X[train], targets[train]).predict(X[inside])
         scored = ~np.isnan(oof)
         events = label_events(keys, labels, step)
         if not scored.any() or events.empty:
