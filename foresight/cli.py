@@ -87,6 +87,28 @@ def run(
     console.print(table)
 
 
+bench_app = typer.Typer(help="Benchmarks that print figures (speed, memory).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    days: int = typer.Option(21, help="Simulated days (the demo uses 21)."),
+    seed: int = typer.Option(7, help="Simulator seed."),
+) -> None:
+    """Time every embedded pipeline stage on the simulator's fleet; print throughput and peak memory."""
+    _quiet_runtime()
+    from bench.pipeline import peak_memory_mib, run
+
+    table = Table(title=f"Foresight pipeline benchmark ({days} simulated days, seed {seed})")
+    for column in ("stage", "seconds", "items", "per second"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for fig in run(days=days, seed=seed):
+        table.add_row(fig.stage, f"{fig.seconds:.2f}", f"{fig.items:,} {fig.unit}", f"{fig.rate:,.0f} {fig.unit}/s")
+    console.print(table)
+    console.print(f"peak resident memory: {peak_memory_mib():,.0f} MiB")
+
+
 @app.command()
 def settings(config: Path = typer.Option(None, "--config", help="Optional YAML settings file.")) -> None:
     """Print the effective settings (secrets masked)."""
