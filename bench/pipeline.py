@@ -72,11 +72,13 @@ def run(days: int = 21, seed: int = 7) -> list[Figure]:
     fig, series = _timed("resample to 1h", "rows", lambda: capacity_series(telemetry, batch.catalogue, cfg), len)
     figures.append(fig)
     for name in ("seasonal_naive", "lgbm_global", "prophet"):
-        fig, _ = _timed(
-            f"forecaster {name}: fit + {cfg.horizon}-step forecast", "series",
-            lambda n=name: FORECASTERS.get(n)().fit(series, freq=cfg.freq).predict(cfg.horizon, cfg.level),
-            lambda f: f["unique_id"].nunique(),
-        )
+        model = FORECASTERS.get(name)()
+
+        def fit_and_forecast(model: Any = model) -> pd.DataFrame:
+            return model.fit(series, freq=cfg.freq).predict(cfg.horizon, cfg.level)
+
+        fig, _ = _timed(f"forecaster {name}: fit + {cfg.horizon}-step forecast", "series", fit_and_forecast,
+                        lambda f: f["unique_id"].nunique())
         figures.append(fig)
     detector = DETECTORS.get("robust_seasonal")()
     fig, _ = _timed("anomaly detector fit", "points", lambda: detector.fit(telemetry), lambda _: len(telemetry))

@@ -49,7 +49,7 @@ def lag_features(
     """``lag_k`` columns (same index as ``df``), NaN where a series has no value k steps back."""
     _check(lags, ())
     grouped = df.groupby(id_col, sort=False, observed=True)[target_col]
-    return pd.DataFrame({name: grouped.shift(k) for name, k in zip(lag_names(lags), lags)}, index=df.index)
+    return pd.DataFrame({name: grouped.shift(k) for name, k in zip(lag_names(lags), lags, strict=True)}, index=df.index)
 
 
 def rolling_features(

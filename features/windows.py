@@ -53,7 +53,9 @@ LOG_LEVELS: dict[str, tuple[str, ...]] = {
     "warn": ("WARN", "WARNING"),
 }
 # A deploy beginning, as deploy tools and CD systems phrase it ("deploy started version=...").
-DEPLOY_PATTERN = re.compile(r"\b(?:deploy|deployment|rollout|release)\w*\s+(?:started|starting|begun|begins)\b", re.I)
+DEPLOY_PATTERN = re.compile(
+    r"\b(?:deploy|deployment|rollout|release)\w*\s+(?:started|starting|begun|begins)\b", re.IGNORECASE
+)
 EXCLUDED, NEGATIVE, POSITIVE = -1, 0, 1
 
 BOUNDED_UNITS: dict[str, float] = {"percent": 100.0, "ratio": 1.0}  # unit -> full scale
@@ -232,7 +234,9 @@ def _series_features(
     median = rolling.median().to_numpy()
     iqr = rolling.quantile(0.75).to_numpy() - rolling.quantile(0.25).to_numpy()
     floor = np.array([SCALE_FLOOR.get(u, 0.0) for u in units])
-    scale = np.maximum.reduce([iqr / _IQR_TO_SIGMA, np.broadcast_to(floor, y.shape), RELATIVE_SCALE_FLOOR * np.abs(median)])
+    scale = np.maximum.reduce(
+        [iqr / _IQR_TO_SIGMA, np.broadcast_to(floor, y.shape), RELATIVE_SCALE_FLOOR * np.abs(median)]
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         out = {"level": y, "z": np.clip((y - median) / np.where(scale > 0, scale, np.nan), -Z_CLIP, Z_CLIP)}
         relative = np.where(bounded, 1.0, 1.0 / np.where(np.abs(median) > 0, np.abs(median), np.nan))
@@ -346,21 +350,28 @@ def _log_features(
         rows = np.flatnonzero(services == service)
         mine = log_service == service
         times = {k: np.sort(ts[mine & mask]) for k, mask in kinds.items()}
-
-        def count(kind: str, span: pd.Timedelta) -> np.ndarray:
-            t = times[kind]
-            return (np.searchsorted(t, ds[rows], "right") - np.searchsorted(t, ds[rows] - span.to_timedelta64(), "right"))
-
-        daily_errors = count("error", baseline)
+        at = ds[rows]
+        daily_errors = _counts_within(times["error"], at, baseline)
         for label, window in windows.items():
-            errors = count("error", window)
+            errors = _counts_within(times["error"], at, window)
             out[f"log_error_{label}"][rows] = errors
-            out[f"log_warn_{label}"][rows] = count("warn", window)
-            out[f"deploys_{label}"][rows] = count("deploy", window)
+            out[f"log_warn_{label}"][rows] = _counts_within(times["warn"], at, window)
+            out[f"deploys_{label}"][rows] = _counts_within(times["deploy"], at, window)
             expected = daily_errors * (window / baseline)  # the usual count for a window this long
             out[f"log_error_lift_{label}"][rows] = errors / (expected + 1.0)
-        last = np.searchsorted(times["deploy"], ds[rows], "right") - 1
-        since = (ds[rows] - times["deploy"][np.clip(last, 0, None)]) / np.timedelta64(1, "m") if len(times["deploy"]) else 0
-        out["minutes_since_deploy"][rows] = np.where(last >= 0, np.minimum(since, SINCE_DEPLOY_CAP_MINUTES),
-                                                     SINCE_DEPLOY_CAP_MINUTES)
+        out["minutes_since_deploy"][rows] = _minutes_since(times["deploy"], at, SINCE_DEPLOY_CAP_MINUTES)
     return pd.DataFrame(out, index=keys.index)
+
+
+def _counts_within(times: np.ndarray, at: np.ndarray, span: pd.Timedelta) -> np.ndarray:
+    """How many of the sorted ``times`` fall in ``(t - span, t]`` for each ``t`` in ``at``."""
+    return np.searchsorted(times, at, "right") - np.searchsorted(times, at - span.to_timedelta64(), "right")
+
+
+def _minutes_since(times: np.ndarray, at: np.ndarray, cap: float) -> np.ndarray:
+    """Minutes since the latest of the sorted ``times`` at or before each ``t`` in ``at`` (``cap`` if none)."""
+    last = np.searchsorted(times, at, "right") - 1
+    if not len(times):
+        return np.full(len(at), cap)
+    since = (at - times[np.clip(last, 0, None)]) / np.timedelta64(1, "m")
+    return np.where(last >= 0, np.minimum(since, cap), cap)

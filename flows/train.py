@@ -90,9 +90,16 @@ def load_champion(settings: Settings, family: str) -> Any | None:
     from foresight.model_registry import REGISTERED
 
     registry = open_registry(settings)
-    if registry.champion(REGISTERED[family]) is None:
+    champion = registry.champion(REGISTERED[family])
+    if champion is None:
         return None
-    return registry.load_model(REGISTERED[family])
+    try:
+        return registry.load_model(REGISTERED[family])
+    except Exception as exc:  # noqa: BLE001 - e.g. pickled by an incompatible Foresight version
+        # A champion that cannot be re-evaluated cannot defend its title; say so loudly.
+        get_run_logger().warning("%s champion v%s cannot be loaded (%s); the candidate faces the baseline only",
+                                 REGISTERED[family], champion.version, exc)
+        return None
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -176,7 +183,7 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     results["anomaly"] = register_and_gate(
         settings, "anomaly", detector, an_evals[0], an_evals[1],
         an_evals[2] if champion_an is not None else None,
-        _table_artifacts(workdir / "anomaly", {"evaluation": pd.DataFrame([e.metrics for e in an_evals])}),
+        _table_artifacts(workdir / "anomaly", {"evaluation": _evaluation_table(an_evals)}),
         data.telemetry.groupby("unique_id").head(3).reset_index(drop=True),
     )
 
@@ -238,8 +245,14 @@ def _failure_artifacts(workdir: Path, predictor: Any, evaluations: list[Evaluati
     from foresight import plots
 
     plots.save(plots.importance_figure(predictor.feature_importance()), workdir / "plots" / "feature_importance.png")
-    arts = _table_artifacts(workdir, {"evaluation": pd.DataFrame([e.metrics for e in evaluations])})
+    arts = _table_artifacts(workdir, {"evaluation": _evaluation_table(evaluations)})
     return {**arts, "plots": workdir / "plots"}
+
+
+def _evaluation_table(evaluations: list[Evaluation]) -> pd.DataFrame:
+    """Candidate, baseline and (when there is one) champion metrics, one row each."""
+    roles = ["candidate", "baseline", "champion"][: len(evaluations)]
+    return pd.DataFrame([{"role": role, **e.metrics} for role, e in zip(roles, evaluations, strict=True)])
 
 
 def _table_artifacts(workdir: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:

@@ -12,11 +12,11 @@ it alarms (``None``: use the configured ``detect.risk_threshold``).
 Predictors (registry :data:`PREDICTORS`):
 
 - ``lgbm`` (production, :class:`LGBMFailurePredictor`): a small, regularised LightGBM
-  classifier for few positives (shallow trees, large leaves, L2, monotone in utilisation and
-  time-to-exhaustion), trained on the natural class balance so ``risk`` is a probability. Its
-  ``threshold_`` maximises event-wise F1 on out-of-fold risk from contiguous time blocks of the
-  training data, with incidents read back from the labels. ``explain`` gives per-row SHAP
-  contributions.
+  classifier for few positives (pooled utilisation features, shallow trees, large leaves, L2,
+  monotone in utilisation and time-to-exhaustion), trained on the natural class balance so
+  ``risk`` is a probability. Its ``threshold_`` maximises event-wise F1 on out-of-fold risk from
+  contiguous time blocks of the training data, with incidents read back from the labels.
+  ``explain`` gives per-row SHAP contributions.
 - ``utilisation_rule`` (baseline, :class:`UtilisationRulePredictor`): a fixed monotone map of the
   current worst utilisation (cpu / mem / disk) and error rate; no learning, no own threshold.
 """
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.plugins import Registry
-from foresight.schemas import SchemaError, UTC_DTYPE, require_columns
+from foresight.schemas import UTC_DTYPE, SchemaError, require_columns
 from models.base import Model
 from models.events import episodes_frame, evaluate_alarms
 
@@ -229,14 +229,23 @@ class LGBMFailurePredictor(FailurePredictor):
     """Production predictor: regularised LightGBM on transferable window features, with its own
     event-F1 operating threshold and SHAP explanations.
 
-    Few incidents (a handful per training span) call for small trees with large leaves, L2,
-    column and row subsampling, monotone constraints where physics fixes the direction
-    (``features.windows.risk_direction``) and no class re-weighting, which would only teach the
-    trees to isolate the few positive rows. ``threshold_folds`` contiguous time blocks give
-    out-of-fold risk for the whole training span (each block scored by a model fitted on the
-    others, ``purge`` kept out around it); ``threshold_`` is the risk maximising event-wise F1
-    there (the middle of the best thresholds when several tie).
+    Few incidents (a handful per training span, one or two per kind) call for:
+
+    - features that transfer: with ``pool_resources`` the model sees cpu / mem / disk only
+      through their pooled ``util_*`` summaries, so a leak it learned from warns of a disk
+      filling up too (no absolute, service-specific levels: see :mod:`features.windows`);
+    - small trees with large leaves, L2, column and row subsampling, monotone constraints where
+      physics fixes the direction (``features.windows.risk_direction``) and no class
+      re-weighting, which would only teach the trees to isolate the few positive rows;
+    - targets that match how alarms are judged: the first ``event_grace`` of an incident counts
+      as detected, so those onset rows are positives too (a bad release shows nothing earlier);
+    - an operating point from data: ``threshold_folds`` contiguous time blocks give out-of-fold
+      risk for the whole training span (each block scored by a model fitted on the others,
+      ``purge`` kept out around it), and ``threshold_`` is the risk maximising event-wise F1
+      there (the middle of the best thresholds when several tie; ``threshold_f1_`` that F1).
     """
+
+    threshold_f1_: float | None = None
 
     name: ClassVar[str] = "lgbm"
 
@@ -264,8 +273,9 @@ class LGBMFailurePredictor(FailurePredictor):
         super().__init__(
             n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves, max_depth=max_depth,
             min_child_samples=min_child_samples, subsample=subsample, colsample_bytree=colsample_bytree,
-            reg_lambda=reg_lambda, monotone=monotone, pool_resources=pool_resources, threshold_folds=threshold_folds, purge=purge,
-            event_grace=event_grace, seed=seed, n_jobs=n_jobs, **params,
+            reg_lambda=reg_lambda, monotone=monotone, pool_resources=pool_resources,
+            threshold_folds=threshold_folds, purge=purge, event_grace=event_grace, seed=seed, n_jobs=n_jobs,
+            **params,
         )
 
     def _select_features(self, X: pd.DataFrame) -> list[str]:
@@ -277,7 +287,7 @@ class LGBMFailurePredictor(FailurePredictor):
         if self.params["pool_resources"]:
             names = [c for c in names if not c.startswith(RESOURCE_METRICS)]
         if not names:
-            raise SchemaError(f"features: nothing left to learn from after pooling resources; got {list(X.columns)}")
+            raise SchemaError(f"features: nothing left to learn from after pooling; got {list(X.columns)}")
         return names
 
     def _training_targets(self, keys: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
@@ -296,7 +306,7 @@ class LGBMFailurePredictor(FailurePredictor):
         ds = keys["ds"].astype(UTC_DTYPE)
         services = keys["service"].to_numpy(dtype=object)
         for event in events.itertuples():  # a handful of incidents: a short loop over events, not rows
-            onset = (services == event.service) & (ds >= event.start).to_numpy() & (ds <= event.start + grace).to_numpy()
+            onset = (services == event.service) & ds.between(event.start, event.start + grace).to_numpy()
             targets[onset & (labels == -1)] = 1
         return targets
 
@@ -428,7 +438,7 @@ class UtilisationRulePredictor(FailurePredictor):
     }
 
     def __init__(self, ramps: dict[str, tuple[float, float]] | None = None, **params: Any) -> None:
-        ramps = {k: tuple(v) for k, v in (ramps or self.DEFAULT_RAMPS).items()}
+        ramps = {k: (float(v[0]), float(v[1])) for k, v in (ramps or self.DEFAULT_RAMPS).items()}
         for metric, (low, high) in ramps.items():
             if not high > low:
                 raise ValueError(f"ramp for {metric!r}: high ({high}) must exceed low ({low})")

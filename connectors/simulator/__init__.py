@@ -3,9 +3,10 @@
 Importing this package registers the ``simulator`` source in :data:`connectors.base.SOURCES`.
 
 Module map: ``fleet`` (services, call graph, instances), ``timegrid`` (samples and business
-calendar), ``scenarios`` (releases, promotion, incidents, blips, scrape gaps), ``signals``
-(the metric maths), ``effects`` (what each incident category does), ``logs`` (log lines),
-``source`` (the frames and the registered source).
+calendar), ``scenarios`` (releases, promotion, incidents and their variants, benign stress,
+blips, scrape gaps), ``signals`` (the metric maths), ``effects`` (what each incident category
+does), ``stress`` (what benign stress does: campaign surges, nightly backups, high healthy
+heaps, retry storms), ``logs`` (log lines), ``source`` (the frames and the registered source).
 """
 
 from connectors.simulator.fleet import CALL_GRAPH, INSTANCE_TYPES, SERVICE_NAMES, build_fleet

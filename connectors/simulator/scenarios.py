@@ -262,12 +262,12 @@ def plan_deploys(
         for spec in fleet.services:
             if rng.uniform() < 0.5:
                 releases.append((_local_index(grid, day, float(rng.uniform(10.0, 17.0))), spec.name))
-    events = [(at, service, None) for at, service in releases]
+    events: list[tuple[int, str, PlannedIncident | None]] = [(at, service, None) for at, service in releases]
     events += [(inc.precursor, inc.service, inc) for inc in incidents if inc.category == "errors"]
     out_incidents: list[PlannedIncident] = []
-    for at, service, inc in sorted(events, key=lambda e: (e[0], e[1])):
+    for at, service, planned in sorted(events, key=lambda e: (e[0], e[1])):
         v = versions[service]
-        if inc is None:
+        if planned is None:
             near = any(i.precursor - freeze <= at <= i.end + freeze for i in incidents_by_service.get(service, []))
             if near or at <= 0 or at >= len(grid) - 1:
                 continue
@@ -278,9 +278,9 @@ def plan_deploys(
             continue
         current, bad = f"v{v[0]}.{v[1]}.{v[2]}", f"v{v[0]}.{v[1]}.{v[2] + 1}"
         v[2] += 1  # the bad version number is burnt; the next release skips it
-        deploys.append(Deploy(service, inc.instance, inc.precursor, bad, "canary"))
-        deploys.append(Deploy(service, inc.instance, inc.end, current, "rollback"))
-        out_incidents.append(replace(inc, version=bad))
+        deploys.append(Deploy(service, planned.instance, planned.precursor, bad, "canary"))
+        deploys.append(Deploy(service, planned.instance, planned.end, current, "rollback"))
+        out_incidents.append(replace(planned, version=bad))
     others = [i for i in incidents if i.category != "errors"]
     merged = tuple(sorted([*others, *out_incidents], key=lambda p: p.start))
     return tuple(sorted(deploys, key=lambda d: (d.at, d.instance))), merged

@@ -157,7 +157,7 @@ def restart_age_hours(seed: int, restarts: np.ndarray, step_minutes: int) -> np.
     """Hours since each instance last (re)started, given a bool (n_instances, T) restart mask."""
     rng = rng_for(seed, "uptime")
     n_inst, n = restarts.shape
-    booted = -rng.uniform(2, 60, n_inst) * 60.0 / step_minutes  # started before the span
+    booted = -np.asarray(rng.uniform(2, 60, n_inst)) * 60.0 / step_minutes  # started before the span
     idx = np.where(restarts, np.arange(n)[None, :], booted[:, None])
     return (np.arange(n)[None, :] - np.maximum.accumulate(idx, axis=1)) * step_minutes / 60.0
 
@@ -169,9 +169,9 @@ def memory(seed: int, fleet: Fleet, grid: TimeGrid, age_h: np.ndarray, load_rel:
     svc = fleet.service_index
     floor = np.array([s.mem_floor_pct for s in fleet.services])[svc] + rng.uniform(-2, 2, n_inst)
     growth = np.array([s.mem_growth_pct for s in fleet.services])[svc]
-    tau_h = rng.uniform(18, 40, n_inst)
-    period = rng.uniform(20, 60, n_inst) / grid.step_minutes
-    phase = rng.uniform(0, 1, n_inst)
+    tau_h = np.asarray(rng.uniform(18, 40, n_inst))
+    period = np.asarray(rng.uniform(20, 60, n_inst)) / grid.step_minutes
+    phase = np.asarray(rng.uniform(0, 1, n_inst))
     gc_saw = 1.8 * ((np.arange(n)[None, :] / period[:, None] + phase[:, None]) % 1.0)
     caches = growth[:, None] * (1.0 - np.exp(-age_h / tau_h[:, None]))
     noise = ar1(rng, (n_inst, n), 15.0, 0.5, grid.step_minutes)
@@ -193,7 +193,7 @@ def disk(seed: int, fleet: Fleet, grid: TimeGrid, load_rel: np.ndarray) -> np.nd
     rotated = after & (minute_of_day - grid.step_minutes < LOG_ROTATION_MINUTE_UTC)
     last = np.maximum.accumulate(np.where(rotated, np.arange(n), 0))
     since_rotation = written - written[:, last] + 0.5 * per_day[:, None]  # compressed archives stay
-    trend = rng.uniform(0.1, 0.45, n_inst)[:, None] * grid.elapsed_days[None, :]
+    trend = np.asarray(rng.uniform(0.1, 0.45, n_inst))[:, None] * grid.elapsed_days[None, :]
     return floor[:, None] + trend + since_rotation + 0.02 * rng.standard_normal((n_inst, n))
 
 

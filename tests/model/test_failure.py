@@ -6,8 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.windows import failure_labels, service_features
-from models.failure import PREDICTORS, LabelError, LGBMFailurePredictor, UtilisationRulePredictor
+from features.windows import failure_labels, risk_direction, service_features
+from models.failure import (
+    PREDICTORS,
+    LabelError,
+    LGBMFailurePredictor,
+    UtilisationRulePredictor,
+    label_events,
+)
 
 STEP = pd.Timedelta("5min")
 T0 = pd.Timestamp("2026-04-06", tz="UTC")
@@ -15,11 +21,15 @@ SERVICES = ("cart", "search", "payments")
 METRICS = ("cpu_pct", "mem_pct", "disk_pct", "error_rate")
 
 
-def synthetic_fleet(days: int = 9, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def synthetic_fleet(
+    days: int = 9, seed: int = 0, later_resource: str = "mem_pct", switch_day: int = 6
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Services whose memory leaks for 2 h (staying below 75 %) before an OOM incident.
 
     CPU has busy daily peaks (up to ~88 %) that never cause incidents: a utilisation rule pages
-    on them and misses the leaks; a learned model should do the opposite.
+    on them and misses the leaks; a learned model should do the opposite. From ``switch_day`` on
+    the same 2-hour fill hits ``later_resource`` instead (a disk filling, say), to check that what
+    the model learned transfers to another resource.
     """
     rng = np.random.default_rng(seed)
     n = days * 288
@@ -39,8 +49,10 @@ def synthetic_fleet(days: int = 9, seed: int = 0) -> tuple[pd.DataFrame, pd.Data
             }
             if instance == "i-1":
                 for s in starts:
-                    values["mem_pct"][s - 24 : s] += np.linspace(0, 27, 24)  # the leak: 45 -> 72 %
-                    values["mem_pct"][s : s + 6] = 38 + rng.normal(0, 1, 6)  # OOM kill and restart
+                    resource = later_resource if s >= switch_day * 288 else "mem_pct"
+                    base = values[resource][s - 30 : s - 24].mean()
+                    values[resource][s - 24 : s] += np.linspace(0, 27, 24)  # the leak: 45 -> 72 %
+                    values[resource][s : s + 6] = base - 7 + rng.normal(0, 1, 6)  # OOM kill / cleanup
                     values["error_rate"][s : s + 6] += 0.05
             for metric, y in values.items():
                 uid = f"{service}/{instance}/{metric}"
@@ -78,13 +90,63 @@ def test_lgbm_learns_leak_precursors_and_beats_the_utilisation_rule(fleet: dict,
     X, y, train = fleet["features"], fleet["labels"], fleet["train"]
     test = X[~train]
     rule = UtilisationRulePredictor().fit(X[train], y[train])
-    learned = lgbm.score(test, fleet["test_incidents"], threshold=0.5, horizon="60min")
-    baseline = rule.score(test, fleet["test_incidents"], threshold=0.5, horizon="60min")
+    learned = lgbm.score(test, fleet["test_incidents"], horizon="60min")  # at its own threshold_
+    baseline = rule.score(test, fleet["test_incidents"], horizon="60min")  # no own threshold: 0.5
+    assert learned["threshold"] == lgbm.threshold_ and baseline["threshold"] == 0.5
     assert learned["incidents"] >= 15
     assert learned["auc"] > 0.9, learned
     assert learned["recall"] >= 0.8 and learned["recall"] > baseline["recall"] + 0.5, (learned, baseline)
     assert learned["median_lead_minutes"] > 0  # it warns before the OOM, not after
     assert learned["f1"] > baseline["f1"], (learned, baseline)
+
+
+def test_operating_threshold_is_chosen_at_fit_time_and_beats_the_default(
+    fleet: dict, lgbm: LGBMFailurePredictor
+) -> None:
+    X, train, truth = fleet["features"], fleet["train"], fleet["test_incidents"]
+    assert 0.0 < lgbm.threshold_ < 1.0 and lgbm.threshold_ != 0.5
+    own = lgbm.score(X[~train], truth, horizon="60min")
+    default = lgbm.score(X[~train], truth, threshold=0.5, horizon="60min")
+    assert own["f1"] > default["f1"], (own, default)
+    assert UtilisationRulePredictor().fit(X[train], fleet["labels"][train]).threshold_ is None
+    no_own = LGBMFailurePredictor(threshold_folds=0, n_estimators=20).fit(X[train], fleet["labels"][train])
+    assert no_own.threshold_ is None
+    with pytest.raises(ValueError, match="threshold_folds"):
+        LGBMFailurePredictor(threshold_folds=1)
+
+
+def test_training_uses_the_models_own_threshold_and_the_rule_uses_the_setting(fleet: dict) -> None:
+    from foresight.settings import DetectConfig
+    from models.training import operating_threshold
+
+    cfg = DetectConfig(risk_threshold=0.42)
+    fitted = LGBMFailurePredictor(n_estimators=30, n_jobs=1).fit(fleet["features"], fleet["labels"])
+    assert operating_threshold(fitted, cfg) == fitted.threshold_
+    assert operating_threshold(UtilisationRulePredictor(), cfg) == 0.42
+
+
+def test_what_it_learns_on_memory_leaks_transfers_to_a_filling_disk() -> None:
+    telemetry, catalogue, incidents = synthetic_fleet(later_resource="disk_pct")
+    X = service_features(telemetry, catalogue)
+    y = failure_labels(X, incidents, horizon="60min")
+    cut = T0 + pd.Timedelta(days=6)
+    train = X["ds"] < cut
+    model = LGBMFailurePredictor(n_jobs=1).fit(X[train], y[train])
+    assert not any(name.startswith(("cpu_pct", "mem_pct", "disk_pct")) for name in model.feature_names_)
+    result = model.score(X[~train], incidents[incidents["start"] >= cut], horizon="60min")
+    assert result["recall"] >= 0.7 and result["precision"] >= 0.7, result
+    specific = LGBMFailurePredictor(n_jobs=1, pool_resources=False).fit(X[train], y[train])
+    assert result["f1"] >= specific.score(X[~train], incidents[incidents["start"] >= cut], horizon="60min")["f1"]
+
+
+def test_risk_never_falls_as_utilisation_rises(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
+    X = fleet["features"][~fleet["train"]].iloc[::97]
+    levels = np.linspace(40.0, 100.0, 13)
+    risks = np.stack([lgbm.predict(X.assign(util_max=level))["risk"].to_numpy() for level in levels])
+    assert (np.diff(risks, axis=0) >= -1e-12).all()  # monotone constraint: fuller is never safer
+    minutes = np.array([5.0, 60.0, 600.0, 6000.0])
+    risks = np.stack([lgbm.predict(X.assign(util_tte_30min=m))["risk"].to_numpy() for m in minutes])
+    assert (np.diff(risks, axis=0) <= 1e-12).all()  # more time until full is never riskier
 
 
 def test_predict_returns_probabilities_not_labels(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
@@ -105,9 +167,12 @@ def test_explain_names_the_features_behind_a_risky_row(fleet: dict, lgbm: LGBMFa
     assert len(explained) == 5 and explained["rank"].tolist() == [1, 2, 3, 4, 5]
     assert set(explained["feature"]) <= set(lgbm.feature_names_)
     assert explained["contribution"].abs().is_monotonic_decreasing
-    assert explained["feature"].iloc[0].startswith("mem_pct")  # the leak drives the risk
+    # The leak drives the risk, seen through the pooled utilisation features (memory is the only
+    # resource that moves before an incident here).
+    assert explained["feature"].iloc[0].startswith("util_")
+    assert explained["contribution"].iloc[0] > 0
     importance = lgbm.feature_importance()
-    assert importance.index[0].startswith(("mem_pct", "error_rate")) and importance.iloc[0] > 0
+    assert importance.index[0].startswith(("util_", "error_rate")) and importance.iloc[0] > 0
 
 
 def test_lgbm_is_deterministic_for_a_seed(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
@@ -157,18 +222,47 @@ def small_telemetry() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_service_features_take_the_worst_instance_and_trailing_windows() -> None:
     telemetry, catalogue = small_telemetry()
+    latency = telemetry[telemetry["unique_id"] == "cart/i-1/cpu_pct"].assign(unique_id="cart/i-1/latency_p95")
+    telemetry = pd.concat([telemetry, latency.assign(y=0.2)], ignore_index=True)
+    catalogue = pd.concat([catalogue, pd.DataFrame([{"unique_id": "cart/i-1/latency_p95", "service": "cart",
+                                                     "resource_id": "i-1", "metric": "latency_p95"}])])
     logs = pd.DataFrame(
-        {"ts": pd.to_datetime(["2026-04-06 00:10", "2026-04-06 00:12"], utc=True), "service": "cart",
-         "resource_id": "i-1", "level": ["ERROR", "warning"], "template_id": "t", "message": "m"}
+        {"ts": pd.to_datetime(["2026-04-06 00:07", "2026-04-06 00:10", "2026-04-06 00:12"], utc=True),
+         "service": "cart", "resource_id": "i-1", "level": ["INFO", "ERROR", "warning"], "template_id": "t",
+         "message": ["deploy started version=v2 strategy=rolling", "m", "m"]}
     )
     f = service_features(telemetry, catalogue, logs, windows=("15min",)).set_index("ds")
-    row = f.loc[T0 + 3 * STEP]  # i-2's cpu is 2 * step index: 0, 2, 4, 6 ...
-    assert row["cpu_pct"] == 6.0
-    assert row["cpu_pct_mean_15min"] == pytest.approx(4.0)  # (2 + 4 + 6) / 3: window (ds - 15min, ds]
-    assert row["cpu_pct_min_15min"] == 2.0 and row["cpu_pct_max_15min"] == 6.0
-    assert row["cpu_pct_slope_15min"] == 6.0  # 6 now - 0 fifteen minutes ago
+    row = f.loc[T0 + 3 * STEP]  # i-2's cpu is 2 * step index: 0, 2, 4, 6 ...; i-1's is 0, 1, 2, 3 ...
+    assert row["cpu_pct"] == 6.0 and row["cpu_pct_spread"] == 3.0
+    assert row["cpu_pct_slope_15min"] == pytest.approx(24.0)  # i-2: 2 points per 5 minutes, per hour
+    assert row["cpu_pct_tte_15min"] == pytest.approx((100.0 - 6.0) / 24.0 * 60.0)  # i-2 fills first
+    assert row["util_max"] == 100.0 + 6.0 and row["util_tte_15min"] == 0.0  # mem is past full
+    assert "latency_p95" not in f.columns and "latency_p95_z" in f.columns  # no absolute latency level
     assert row["log_error_15min"] == 1 and row["log_warn_15min"] == 1
+    assert row["deploys_15min"] == 1 and row["minutes_since_deploy"] == pytest.approx(8.0)
     assert f.loc[T0 + 5 * STEP, "log_error_15min"] == 0  # 00:10 has left (00:10, 00:25]
+    assert f.loc[T0 + 2 * STEP, "minutes_since_deploy"] == pytest.approx(3.0)
+    assert f.loc[T0 + STEP, "minutes_since_deploy"] == 24 * 60.0  # no deploy yet: capped
+    # Robust z against the series' own trailing baseline: median 11, IQR 11 for i-2 over 12 samples.
+    assert f.loc[T0 + 11 * STEP, "cpu_pct_z"] == pytest.approx(11.0 / (11.0 / 1.349))
+    assert np.isnan(f.loc[T0 + 5 * STEP, "cpu_pct_z"])  # under 12 samples of baseline: unknown
+
+
+def test_risk_directions_follow_physics() -> None:
+    assert risk_direction("disk_pct") == 1 and risk_direction("util_max") == 1
+    assert risk_direction("util_tte_2h") == -1 and risk_direction("mem_pct_tte_30min") == -1
+    assert risk_direction("request_rate_z") == 0 and risk_direction("log_error_2h") == 0
+
+
+def test_label_events_read_incidents_back_from_labels() -> None:
+    ds = pd.date_range(T0, periods=10, freq=STEP).astype("datetime64[us, UTC]")
+    keys = pd.DataFrame({"service": ["cart"] * 10, "ds": ds})
+    labels = np.array([0, -1, -1, 1, 1, -1, -1, 0, 1, 0])
+    events = label_events(keys, labels, STEP)
+    assert len(events) == 2
+    first, second = events.iloc[0], events.iloc[1]
+    assert first["start"] == ds[5] and first["end"] == ds[6] + STEP and first["precursor_start"] == ds[1]
+    assert second["start"] == ds[9] and pd.isna(second["precursor_start"])
 
 
 def test_service_features_are_causal() -> None:
