@@ -26,6 +26,10 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
             "train", f"{res['registered_model']} v{res['version']} ({res['model']}): "
             f"[{colour}]{res['decision']}[/{colour}] — {res['reason']}",
         )
+    for res in results.get("train", {}).values():
+        m = res.get("metrics", {})
+        if "recall" in m:  # event-wise, on the held-out part of history (after the train split)
+            table.add_row("held out", f"{res['model']}: {_events_text(m)}")
     fc = results.get("forecast")
     if fc:
         table.add_row("forecast", f"{fc['series']} series x {settings.forecast.horizon} steps by {fc['model']} "
@@ -37,11 +41,8 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
                       f"({det['events_skipped']} already sent)")
         ev = det.get("evaluation") or {}
         if ev:
-            lead = ev.get("median_lead_minutes")
-            lead_text = "n/a" if lead is None or lead != lead else f"{lead:.0f} min"
-            table.add_row("vs truth", f"recall {ev['recall']:.2f}, precision {ev['precision']:.2f}, "
-                          f"median lead time {lead_text} ({int(ev['detected'])} detected, "
-                          f"{int(ev['missed'])} missed, {int(ev['false_alarms'])} false alarms)")
+            hours = settings.detect.lookback_hours
+            table.add_row("vs truth", f"last {hours} h of incidents: {_events_text(ev)}")
     pub = results.get("publish")
     if pub:
         table.add_row("publish", f"report {pub['report']}; dashboards {', '.join(pub['dashboards'])}")
@@ -55,3 +56,10 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         f"anomaly-detector, failure-predictor).\nForecast store: {settings.forecast_store_url}\n"
         f"PagerDuty outbox: {settings.outbox_path}"
     )
+
+
+def _events_text(m: dict[str, Any]) -> str:
+    lead = m.get("median_lead_minutes")
+    lead_text = "n/a" if lead is None or lead != lead else f"{lead:.0f} min"
+    return (f"recall {m['recall']:.2f}, precision {m['precision']:.2f}, median lead time {lead_text} "
+            f"({int(m['detected'])} detected, {int(m['missed'])} missed, {int(m['false_alarms'])} false alarms)")

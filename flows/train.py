@@ -138,6 +138,7 @@ def register_and_gate(
         "model": model.name, "decision": decision.label, "reason": decision.reason,
         "metric": candidate.metric, "value": candidate.value, "baseline": baseline.value,
         "champion": None if champion is None else champion.value,
+        "metrics": {k: round(float(v), 4) for k, v in candidate.metrics.items() if pd.notna(v)},
     }
 
 

@@ -39,6 +39,8 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "incidents": DatasetSpec(keys=("incident_id",), sort=("start", "incident_id")),
     "batches": DatasetSpec(keys=("batch_id",), sort=("started_at",)),
+    # Incremental pulls: how far each (source, stream) has been stored. See foresight.watermarks.
+    "watermarks": DatasetSpec(keys=("source", "stream"), sort=("source", "stream")),
 }
 
 PARTITION_COL = "date"
