@@ -29,19 +29,31 @@ class Window:
 
 @dataclass
 class SourceBatch:
-    """What one fetch returns. ``telemetry`` may still be dirty: contracts clean it."""
+    """What one fetch returns. ``telemetry`` may still be dirty: contracts clean it.
+
+    ``on_stored`` is called by the ingest flow only after the batch is safely in the lake (and its
+    quarantine written): a source that must acknowledge what it delivered (Kafka offsets) does it
+    there, so a crash before the write means redelivery, never loss.
+    """
 
     source: str
     telemetry: pd.DataFrame
     catalogue: pd.DataFrame
     logs: pd.DataFrame | None = None
     incidents: pd.DataFrame | None = None
+    on_stored: Callable[[], None] | None = None
 
 
 class Source(Protocol):
+    """A telemetry source. ``incremental`` sources are given a window from their watermark."""
+
     name: str
 
     def fetch(self, window: Window | None = None) -> SourceBatch: ...
+
+
+def is_incremental(source: object) -> bool:
+    return bool(getattr(source, "incremental", False))
 
 
 # Source factories by kind: called with ``name=`` and the source's configured options.

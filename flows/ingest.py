@@ -15,17 +15,29 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors.base import SourceBatch, build_source
+from connectors.base import SourceBatch, Window, build_source, is_incremental
 from flows.resources import open_lake, settings_for_run
 from foresight.contracts import ContractResult, check_telemetry, write_quarantine
 from foresight.lake import Lake
 from foresight.quarantine import quarantine_failed_batch
 from foresight.settings import Settings, SourceConfig
+from foresight.watermarks import WatermarkStore
+
+WATERMARK_STREAM = "all"  # one watermark per source; a source may keep finer ones itself
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def fetch_source(source: SourceConfig) -> SourceBatch:
-    return build_source(source.kind, source.name, source.options).fetch()
+@task(cache_policy=NO_CACHE)  # sources' clients retry their own I/O: one retry layer, at the edge
+def fetch_source(source: SourceConfig, lake: Lake) -> SourceBatch:
+    """One batch; an incremental source gets ``[watermark - overlap, now)``."""
+    built = build_source(source.kind, source.name, source.options)
+    if not is_incremental(built):
+        return built.fetch()
+    now = pd.Timestamp.now(tz="UTC")
+    start = WatermarkStore(lake).window_start(
+        source.name, WATERMARK_STREAM, overlap=pd.Timedelta(source.overlap),
+        default_lookback=pd.Timedelta(source.initial_lookback), now=now,
+    )
+    return built.fetch(Window(start, now))
 
 
 @task(cache_policy=NO_CACHE)
@@ -52,6 +64,10 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
             written["logs"] = lake.upsert("logs", batch.logs.drop_duplicates(["ts", "resource_id", "template_id", "message"])).written
         if batch.incidents is not None and len(batch.incidents):
             written["incidents"] = lake.upsert("incidents", batch.incidents).written
+    if batch.on_stored is not None:
+        batch.on_stored()  # acknowledge upstream only now that the lake holds the batch
+    if result.passed and len(result.clean):
+        WatermarkStore(lake).advance(result.source, WATERMARK_STREAM, result.clean["ds"].max())
     ledger = pd.DataFrame(
         [
             {
@@ -78,7 +94,7 @@ def ingest(config_file: str | None = None) -> list[dict[str, Any]]:
     lake = open_lake(settings)
     outcomes = []
     for source in settings.sources:
-        batch = fetch_source(source)
+        batch = fetch_source(source, lake)
         result = check_batch(batch, source, settings)
         outcome = store_batch(lake, batch, result)
         level = logger.info if result.passed else logger.error

@@ -27,6 +27,10 @@ class SourceConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     # Newest sample older than this (relative to the run) fails the freshness contract.
     max_staleness: timedelta = timedelta(hours=36)
+    # Incremental sources: each run re-reads this much before the watermark (late samples) and
+    # starts this far back on its first run.
+    overlap: timedelta = timedelta(minutes=10)
+    initial_lookback: timedelta = timedelta(days=7)
 
 
 class ForecastConfig(BaseModel):

@@ -125,3 +125,71 @@ def test_reingesting_the_same_batch_adds_nothing(prefect_harness, foresight_home
     second = _ingest_file(foresight_home, raw, monkeypatch)
     assert len(_lake(foresight_home).read("telemetry")) == len(raw)
     assert second["written"]["telemetry"] == len(raw)  # rewritten in place (updates), not appended
+
+
+class _CountingSource:
+    """An incremental source that serves 5-minute samples up to the window's end and records
+    the windows it was asked for; ``fail_ack`` makes its acknowledgement raise."""
+
+    incremental = True
+    windows: list = []
+    acks: list = []
+
+    def __init__(self, name: str, fail_ack: bool = False) -> None:
+        self.name, self.fail_ack = name, fail_ack
+
+    def fetch(self, window=None):  # type: ignore[no-untyped-def]
+        from connectors.base import SourceBatch
+
+        _CountingSource.windows.append(window)
+        ds = pd.date_range(window.start.ceil("5min"), window.end, freq="5min", inclusive="left")
+        telemetry = pd.DataFrame({"unique_id": "svc/i-1/cpu_pct", "ds": ds, "y": 50.0})
+        catalogue = pd.DataFrame([{"unique_id": "svc/i-1/cpu_pct", "source": self.name, "metric": "cpu_pct",
+                                   "labels": "{}", "service": "svc", "resource_id": "i-1", "instance_type": "",
+                                   "unit": "percent"}])
+
+        def ack() -> None:
+            if self.fail_ack:
+                raise RuntimeError("broker unavailable")
+            _CountingSource.acks.append(len(telemetry))
+
+        return SourceBatch(self.name, telemetry, catalogue, on_stored=ack)
+
+
+def test_incremental_source_resumes_from_its_watermark(prefect_harness, foresight_home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.base import SOURCES
+    from flows.ingest import ingest
+    from foresight.watermarks import WatermarkStore
+
+    if "counting" not in SOURCES:
+        SOURCES.register("counting")(_CountingSource)
+    _CountingSource.windows.clear()
+    _CountingSource.acks.clear()
+    monkeypatch.setenv("FORESIGHT_SOURCES", json.dumps([{"name": "c", "kind": "counting", "overlap": "PT10M",
+                                                          "initial_lookback": "PT6H"}]))
+    ingest()
+    first = _CountingSource.windows[-1]
+    assert first.end - first.start == pd.Timedelta("6h")
+    mark = WatermarkStore(_lake(foresight_home)).get("c", "all")
+    assert mark == _lake(foresight_home).read("telemetry")["ds"].max()
+    ingest()
+    second = _CountingSource.windows[-1]
+    assert second.start == mark - pd.Timedelta("10min"), "re-reads the overlap for late samples"
+    stored = _lake(foresight_home).read("telemetry")
+    assert not stored.duplicated(["unique_id", "ds"]).any()
+    assert len(_CountingSource.acks) == 2, "acknowledged once per stored batch"
+
+
+def test_a_failed_acknowledgement_leaves_the_watermark_where_it_was(prefect_harness, foresight_home: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.base import SOURCES
+    from flows.ingest import ingest
+    from foresight.watermarks import WatermarkStore
+
+    if "counting-failing-ack" not in SOURCES:
+        SOURCES.register("counting-failing-ack")(lambda name: _CountingSource(name, fail_ack=True))
+    monkeypatch.setenv("FORESIGHT_SOURCES", json.dumps([{"name": "f", "kind": "counting-failing-ack"}]))
+    with pytest.raises(RuntimeError, match="broker unavailable"):
+        ingest()
+    assert WatermarkStore(_lake(foresight_home)).get("f", "all") is None, "the next run re-reads the window"
