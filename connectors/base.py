@@ -41,6 +41,8 @@ class SourceBatch:
     catalogue: pd.DataFrame
     logs: pd.DataFrame | None = None
     incidents: pd.DataFrame | None = None
+    # Messages that could not become rows at all: origin, raw, reason (kept in the quarantine).
+    rejected: pd.DataFrame | None = None
     on_stored: Callable[[], None] | None = None
 
 

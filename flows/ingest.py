@@ -19,7 +19,7 @@ from connectors.base import SourceBatch, Window, build_source, is_incremental
 from flows.resources import open_lake, settings_for_run
 from foresight.contracts import ContractResult, check_telemetry, write_quarantine
 from foresight.lake import Lake
-from foresight.quarantine import quarantine_failed_batch
+from foresight.quarantine import quarantine_failed_batch, write_rejected
 from foresight.settings import Settings, SourceConfig
 from foresight.watermarks import WatermarkStore
 
@@ -56,6 +56,8 @@ def check_batch(batch: SourceBatch, source: SourceConfig, settings: Settings) ->
 def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[str, Any]:
     """Write what the contract allows; record the batch in the ledger either way."""
     quarantine_path = write_quarantine(lake, quarantine_failed_batch(result))
+    if batch.rejected is not None and len(batch.rejected):
+        write_rejected(lake, result.source, batch.rejected)
     written: dict[str, int] = {}
     if result.passed:
         written["telemetry"] = lake.upsert("telemetry", result.clean).written
@@ -77,6 +79,7 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
                 "passed": result.passed,
                 "accepted": len(result.clean) if result.passed else 0,
                 "quarantined": len(result.quarantined) + (0 if result.passed else len(result.clean)),
+                "rejected_messages": 0 if batch.rejected is None else len(batch.rejected),
                 "reasons": json.dumps(result.reasons),
                 "failed_checks": json.dumps([c.name for c in result.checks if not c.passed]),
             }

@@ -8,6 +8,7 @@ instead of adding a second copy.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -44,6 +45,39 @@ def write_quarantine(lake: Lake, result: ContractResult) -> str | None:
     if result.quarantined.empty:
         return None
     return lake.write_file(quarantine_path(result), as_quarantine_frame(result.quarantined))
+
+
+REJECTED_COLUMNS: tuple[str, ...] = ("source", "origin", "raw", "reason", "quarantined_at")
+
+
+def write_rejected(lake: Lake, source: str, rejected: pd.DataFrame) -> str | None:
+    """Store messages a source could not even turn into rows (e.g. malformed JSON from Kafka).
+
+    ``rejected`` has ``origin`` (where it came from, e.g. ``topic/partition/offset``), ``raw``
+    (the message as text, undecodable bytes escaped) and ``reason``. One file per distinct set of
+    messages (named by their hash), so writing the same rejects twice keeps one copy.
+    """
+    if rejected is None or rejected.empty:
+        return None
+    missing = [c for c in ("origin", "raw", "reason") if c not in rejected.columns]
+    if missing:
+        raise ValueError(f"rejected messages lack column(s) {missing}; got {list(rejected.columns)}")
+    frame = rejected[["origin", "raw", "reason"]].astype("string").assign(source=source)
+    if "quarantined_at" not in frame:
+        frame["quarantined_at"] = pd.Timestamp.now(tz="UTC")
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame[["origin", "raw"]], index=False).to_numpy().tobytes())
+    day = pd.Timestamp(frame["quarantined_at"].min()).strftime("%Y-%m-%d")
+    path = f"{QUARANTINE_PREFIX}/messages/date={day}/{source}-{digest.hexdigest()[:16]}.parquet"
+    return lake.write_file(path, frame[list(REJECTED_COLUMNS)])
+
+
+def read_rejected(lake: Lake) -> pd.DataFrame:
+    """Every rejected message, oldest first."""
+    files = lake.list_files(f"{QUARANTINE_PREFIX}/messages")
+    frames = [pq.read_table(path, filesystem=lake.fs).to_pandas() for path in files]
+    if not frames:
+        return pd.DataFrame(columns=list(REJECTED_COLUMNS))
+    return pd.concat(frames, ignore_index=True).sort_values("quarantined_at", kind="stable").reset_index(drop=True)
 
 
 def read_quarantine(lake: Lake, dataset: str = "telemetry") -> pd.DataFrame:

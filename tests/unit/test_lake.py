@@ -105,3 +105,15 @@ def test_unpartitioned_dataset_upserts_by_key(tmp_path: Path) -> None:
     lake.upsert("catalogue", cat.assign(service="checkout").iloc[:1])
     back = lake.read("catalogue")
     assert back["service"].tolist() == ["checkout", "cart"]
+
+
+def test_rejected_messages_are_kept_with_their_reason_once(tmp_path: Path) -> None:
+    from foresight.quarantine import read_rejected, write_rejected
+
+    lake = Lake(tmp_path)
+    rejected = pd.DataFrame({"origin": ["metrics/0/17"], "raw": ["{not json"], "reason": ["malformed JSON"]})
+    first = write_rejected(lake, "kafka", rejected)
+    assert write_rejected(lake, "kafka", rejected) == first
+    back = read_rejected(lake)
+    assert back[["source", "origin", "raw", "reason"]].to_dict("records") == [
+        {"source": "kafka", "origin": "metrics/0/17", "raw": "{not json", "reason": "malformed JSON"}]
