@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
+import numpy as np
 import pandas as pd
 
 from foresight.plugins import Registry
@@ -66,8 +67,36 @@ class Forecaster(Model):
         df = validate_telemetry(df)
         self.freq_ = freq or infer_freq(df)
         self._fit(df)
+        self.scales_ = self._mase_scales(df)
         self._fitted = True
         return self
+
+    def score(self, actuals: pd.DataFrame, level: int = 80) -> dict[str, float]:
+        """MASE, sMAPE and interval coverage of the forecast against actuals that followed the
+        training data (``unique_id, ds, y``); MASE is scaled by each series' in-sample
+        seasonal-naive error (daily season), as in the rolling-origin backtest."""
+        from models.forecasting.metrics import coverage, smape
+
+        self._require_fitted()
+        actuals = validate_telemetry(actuals)
+        h = int(actuals.groupby("unique_id").size().max())
+        scored = self.predict(h, level).merge(actuals, on=["unique_id", "ds"], how="inner")
+        if scored.empty:
+            raise ValueError("the actuals do not overlap the forecast horizon after the training data")
+        errors = (scored["y"] - scored["yhat"]).abs().groupby(scored["unique_id"]).mean()
+        mase = (errors / self.scales_.reindex(errors.index)).replace([np.inf, -np.inf], np.nan)
+        return {
+            "mase": float(mase.mean()),
+            "smape": smape(scored["y"], scored["yhat"]),
+            "coverage": coverage(scored["y"], scored["yhat_lower"], scored["yhat_upper"]),
+            "n_series": float(errors.size),
+        }
+
+    def _mase_scales(self, df: pd.DataFrame) -> pd.Series:
+        from models.forecasting.metrics import seasonal_scale
+
+        season = max(1, int(pd.Timedelta("1D") / pd.Timedelta(pd.tseries.frequencies.to_offset(self.freq_))))
+        return df.groupby("unique_id")["y"].apply(lambda y: seasonal_scale(y.to_numpy(), season))
 
     def predict(self, h: int, level: int = 80) -> pd.DataFrame:
         self._require_fitted()

@@ -223,3 +223,19 @@ def test_resample_aggregates_interpolates_short_gaps_and_drops_long_ones() -> No
     assert caught[0].message.gaps == {"a": 4}
     assert out["y"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 9.0]  # hour 2 interpolated, 5-8 left out
     assert str(out["ds"].dtype) == "datetime64[us, UTC]"
+
+
+def test_score_compares_a_forecast_with_what_followed() -> None:
+    from models.forecasting.seasonal_naive import SeasonalNaive
+
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2026-03-02", periods=24 * 15, freq="h", tz="UTC")
+    daily = 50 + 10 * np.sin(2 * np.pi * np.arange(ds.size) / 24) + rng.normal(0, 1, ds.size)
+    train = pd.DataFrame({"unique_id": "s", "ds": ds, "y": daily})
+    model = SeasonalNaive(season_length=24).fit(train)
+    future = model.predict(48, 80)[["unique_id", "ds", "yhat"]].rename(columns={"yhat": "y"})
+    perfect = model.score(future)
+    assert perfect["mase"] == pytest.approx(0.0, abs=1e-9) and perfect["coverage"] == 1.0
+    shifted = model.score(future.assign(y=future["y"] + 10))
+    scale = np.mean(np.abs(daily[24:] - daily[:-24]))
+    assert shifted["mase"] == pytest.approx(10 / scale) and shifted["smape"] > 0.0
