@@ -129,6 +129,14 @@ class LGBMGlobalForecaster(Forecaster):
         ends = np.cumsum(sizes.to_numpy())
         self.history_buffer_ = history_windows(scaled, ends - sizes.to_numpy(), ends, self.history_)
 
+    def feature_importance(self, kind: str = "gain") -> pd.Series:
+        """Total ``gain`` (or ``split`` count) per feature of the global model, largest first."""
+        self._require_fitted()
+        if kind not in ("gain", "split"):
+            raise ValueError(f"importance kind must be 'gain' or 'split', got {kind!r}")
+        values = self.booster_.feature_importance(importance_type=kind)
+        return pd.Series(values, index=self.feature_names_, name=kind).sort_values(ascending=False)
+
     def _split_off_short_series(self, df: pd.DataFrame) -> pd.DataFrame:
         """Series spanning fewer than two feature histories go to seasonal naive (``fallbacks_``).
 

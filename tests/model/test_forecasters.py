@@ -119,6 +119,13 @@ def test_lgbm_is_deterministic_for_a_seed() -> None:
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_lgbm_reports_which_features_it_relies_on() -> None:
+    model = LGBMGlobalForecaster(lags=(1, 24), windows=(24,), n_estimators=30, calibration_horizon=24)
+    importance = model.fit(fleet(n_series=3, days=8, seed=3)).feature_importance()
+    assert set(importance.index) == set(model.feature_names_)
+    assert importance.is_monotonic_decreasing and importance.iloc[0] > 0
+
+
 def test_prophet_falls_back_per_series_without_stopping_the_batch() -> None:
     df = fleet(n_series=2, days=4, seed=4)
     # Prophet refuses a series with fewer than two rows.
