@@ -44,6 +44,9 @@ class SourceBatch:
     # Messages that could not become rows at all: origin, raw, reason (kept in the quarantine).
     rejected: pd.DataFrame | None = None
     on_stored: Callable[[], None] | None = None
+    # False when some series of the window could not be fetched (e.g. a query the server
+    # refused): what arrived is stored, but the watermark stays so the next run re-reads them.
+    complete: bool = True
 
 
 class Source(Protocol):
@@ -64,7 +67,9 @@ SOURCES: Registry[Callable[..., Source]] = Registry("source")
 
 def build_source(kind: str, name: str, options: dict[str, Any] | None = None) -> Source:
     """Instantiate a registered source by kind (importing the built-in ones first)."""
+    import connectors.cloudwatch  # noqa: F401  (registers "cloudwatch")
     import connectors.file_source  # noqa: F401  (registers "file")
+    import connectors.prometheus  # noqa: F401  (registers "prometheus")
     import connectors.simulator  # noqa: F401  (registers "simulator")
 
     return SOURCES.get(kind)(name=name, **(options or {}))

@@ -68,7 +68,7 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
             written["incidents"] = lake.upsert("incidents", batch.incidents).written
     if batch.on_stored is not None:
         batch.on_stored()  # acknowledge upstream only now that the lake holds the batch
-    if result.passed and len(result.clean):
+    if result.passed and batch.complete and len(result.clean):
         WatermarkStore(lake).advance(result.source, WATERMARK_STREAM, result.clean["ds"].max())
     ledger = pd.DataFrame(
         [

@@ -135,8 +135,8 @@ class _CountingSource:
     windows: list = []
     acks: list = []
 
-    def __init__(self, name: str, fail_ack: bool = False) -> None:
-        self.name, self.fail_ack = name, fail_ack
+    def __init__(self, name: str, fail_ack: bool = False, complete: bool = True) -> None:
+        self.name, self.fail_ack, self.complete = name, fail_ack, complete
 
     def fetch(self, window=None):  # type: ignore[no-untyped-def]
         from connectors.base import SourceBatch
@@ -153,7 +153,7 @@ class _CountingSource:
                 raise RuntimeError("broker unavailable")
             _CountingSource.acks.append(len(telemetry))
 
-        return SourceBatch(self.name, telemetry, catalogue, on_stored=ack)
+        return SourceBatch(self.name, telemetry, catalogue, on_stored=ack, complete=self.complete)
 
 
 def test_incremental_source_resumes_from_its_watermark(prefect_harness, foresight_home: Path,
@@ -193,3 +193,17 @@ def test_a_failed_acknowledgement_leaves_the_watermark_where_it_was(prefect_harn
     with pytest.raises(RuntimeError, match="broker unavailable"):
         ingest()
     assert WatermarkStore(_lake(foresight_home)).get("f", "all") is None, "the next run re-reads the window"
+
+
+def test_an_incomplete_batch_is_stored_but_keeps_the_watermark(prefect_harness, foresight_home: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.base import SOURCES
+    from flows.ingest import ingest
+    from foresight.watermarks import WatermarkStore
+
+    if "counting-incomplete" not in SOURCES:
+        SOURCES.register("counting-incomplete")(lambda name: _CountingSource(name, complete=False))
+    monkeypatch.setenv("FORESIGHT_SOURCES", json.dumps([{"name": "i", "kind": "counting-incomplete"}]))
+    [outcome] = ingest()
+    assert outcome["written"]["telemetry"] > 0, "what did arrive is stored"
+    assert WatermarkStore(_lake(foresight_home)).get("i", "all") is None, "the missing series are re-read next run"
