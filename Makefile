@@ -9,9 +9,13 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-fast lock dashboards clean
+.PHONY: install system-packages demo test test-fast lock dashboards clean
 
 install: $(STAMP)
+
+# Real servers for the integration tests (Prometheus and friends); a no-op when present.
+system-packages:
+	@bash infra/ci/install-system-packages.sh
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +27,7 @@ $(STAMP): requirements.lock pyproject.toml
 demo: install
 	$(VENV)/bin/foresight demo
 
-test: install
+test: install system-packages
 	$(PY) -m pytest
 
 test-fast: install
