@@ -109,6 +109,33 @@ def bench_pipeline(
     console.print(f"peak resident memory: {peak_memory_mib():,.0f} MiB")
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    series: int = typer.Option(1000, help="Series to backfill into a throwaway local Prometheus."),
+    days: int = typer.Option(7, help="Days of 1-minute samples per series."),
+) -> None:
+    """Prometheus source + lake upsert against plain HTTP + JSON decoding of the same queries."""
+    from bench.prometheus_ingest import run as run_ingest
+
+    figures = run_ingest(series, days)
+    table = Table(title=f"Prometheus ingest: {figures.samples:,} samples ({series} series x {days} days at 1 min)")
+    for column in ("client", "seconds", "samples per second"):
+        table.add_column(column, justify="left" if column == "client" else "right")
+    table.add_row("Foresight fetch + lake upsert", f"{figures.foresight_seconds:.2f}", f"{figures.foresight_rate:,.0f}")
+    table.add_row("  of which fetch", f"{figures.fetch_seconds:.2f}", "")
+    table.add_row("plain requests + json", f"{figures.plain_seconds:.2f}", f"{figures.plain_rate:,.0f}")
+    console.print(table)
+    console.print(f"Foresight takes {figures.foresight_seconds / figures.plain_seconds:.2f}x the plain fetch's time "
+                  "(goal: at most 1.3x)")
+    console.print(f"peak resident memory: {_peak_mib():,.0f} MiB")
+
+
+def _peak_mib() -> float:
+    from bench.pipeline import peak_memory_mib
+
+    return peak_memory_mib()
+
+
 @app.command()
 def settings(config: Path = typer.Option(None, "--config", help="Optional YAML settings file.")) -> None:
     """Print the effective settings (secrets masked)."""
