@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install system-packages demo test test-fast lock dashboards clean
+.PHONY: install system-packages demo test test-fast lint lock dashboards clean
 
 install: $(STAMP)
 
@@ -33,10 +33,14 @@ test: install system-packages
 test-fast: install
 	$(PY) -m pytest -m "not integration and not e2e"
 
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy foresight flows connectors models features dashboards bench
+
 # Re-resolve the dependency ranges in pyproject.toml and pin the result.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet ".[test]"
+	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet ".[test,dev]"
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^foresight-aiops' > requirements.lock
 	rm -rf .lock-venv
 

@@ -47,6 +47,8 @@ class SourceBatch:
     # False when some series of the window could not be fetched (e.g. a query the server
     # refused): what arrived is stored, but the watermark stays so the next run re-reads them.
     complete: bool = True
+    # A stream with nothing new is normal (False); an empty file or scrape is suspicious (True).
+    expect_rows: bool = True
 
 
 class Source(Protocol):
@@ -69,6 +71,7 @@ def build_source(kind: str, name: str, options: dict[str, Any] | None = None) ->
     """Instantiate a registered source by kind (importing the built-in ones first)."""
     import connectors.cloudwatch  # noqa: F401  (registers "cloudwatch")
     import connectors.file_source  # noqa: F401  (registers "file")
+    import connectors.kafka  # noqa: F401  (registers "kafka")
     import connectors.prometheus  # noqa: F401  (registers "prometheus")
     import connectors.simulator  # noqa: F401  (registers "simulator")
 

@@ -17,11 +17,23 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.base import SourceBatch, Window, build_source, is_incremental
 from flows.resources import open_lake, settings_for_run
-from foresight.contracts import ContractResult, check_telemetry, write_quarantine
+from foresight.contracts import CheckResult, ContractResult, check_telemetry, write_quarantine
 from foresight.lake import Lake
-from foresight.quarantine import quarantine_failed_batch, write_rejected
+from foresight.quarantine import as_quarantine_frame, quarantine_failed_batch, write_rejected
+from foresight.schemas import empty_telemetry
 from foresight.settings import Settings, SourceConfig
 from foresight.watermarks import WatermarkStore
+
+
+def nothing_new(source: str) -> ContractResult:
+    """The contract verdict for a stream that had nothing new: passed, nothing to store."""
+    empty = empty_telemetry()
+    return ContractResult(
+        dataset="telemetry", source=source, batch_id=f"{source}-empty", passed=True, clean=empty,
+        quarantined=as_quarantine_frame(None), checks=[CheckResult("not_empty", True, "nothing new on the stream")],
+        checked_at=pd.Timestamp.now(tz="UTC"),
+    )
+
 
 WATERMARK_STREAM = "all"  # one watermark per source; a source may keep finer ones itself
 
@@ -42,6 +54,8 @@ def fetch_source(source: SourceConfig, lake: Lake) -> SourceBatch:
 
 @task(cache_policy=NO_CACHE)
 def check_batch(batch: SourceBatch, source: SourceConfig, settings: Settings) -> ContractResult:
+    if batch.telemetry.empty and not batch.expect_rows:
+        return nothing_new(source.name)
     return check_telemetry(
         batch.telemetry,
         batch.catalogue,
@@ -59,13 +73,20 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
     if batch.rejected is not None and len(batch.rejected):
         write_rejected(lake, result.source, batch.rejected)
     written: dict[str, int] = {}
+    logs = None if batch.logs is None or batch.logs.empty else batch.logs
     if result.passed:
         written["telemetry"] = lake.upsert("telemetry", result.clean).written
-        written["catalogue"] = lake.upsert("catalogue", batch.catalogue).written
-        if batch.logs is not None and len(batch.logs):
-            written["logs"] = lake.upsert("logs", batch.logs.drop_duplicates(["ts", "resource_id", "template_id", "message"])).written
+        if len(batch.catalogue):
+            written["catalogue"] = lake.upsert("catalogue", batch.catalogue).written
+        if logs is not None:
+            written["logs"] = lake.upsert("logs", logs.drop_duplicates(["ts", "resource_id", "template_id", "message"])).written
         if batch.incidents is not None and len(batch.incidents):
             written["incidents"] = lake.upsert("incidents", batch.incidents).written
+    elif logs is not None:
+        # Logs of a failed batch wait in the quarantine with it: acknowledged upstream, never lost.
+        failed = ", ".join(c.name for c in result.checks if not c.passed)
+        lake.write_file(f"quarantine/logs/batch-{result.batch_id}.parquet",
+                        logs.assign(reason=f"batch failed contract: {failed}", batch_id=result.batch_id))
     if batch.on_stored is not None:
         batch.on_stored()  # acknowledge upstream only now that the lake holds the batch
     if result.passed and batch.complete and len(result.clean):

@@ -207,3 +207,56 @@ def test_an_incomplete_batch_is_stored_but_keeps_the_watermark(prefect_harness, 
     [outcome] = ingest()
     assert outcome["written"]["telemetry"] > 0, "what did arrive is stored"
     assert WatermarkStore(_lake(foresight_home)).get("i", "all") is None, "the missing series are re-read next run"
+
+
+def _logs(n: int = 3) -> pd.DataFrame:
+    ts = pd.date_range(end=pd.Timestamp.now(tz="UTC").floor("min"), periods=n, freq="min")
+    return pd.DataFrame({"ts": ts, "service": "svc", "resource_id": "i-1", "level": "ERROR",
+                         "template_id": "t1", "message": [f"upstream timeout #{i}" for i in range(n)]})
+
+
+class _StreamSource:
+    """A stream-like source with a fixed batch: logs, and telemetry that may be empty or bad."""
+
+    batch_telemetry = pd.DataFrame(columns=["unique_id", "ds", "y"])
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fetch(self, window=None):  # type: ignore[no-untyped-def]
+        from connectors.base import SourceBatch
+
+        return SourceBatch(self.name, _StreamSource.batch_telemetry, pd.DataFrame(columns=["unique_id"]),
+                           logs=_logs(), expect_rows=False)
+
+
+def _ingest_stream(monkeypatch: pytest.MonkeyPatch, telemetry: pd.DataFrame) -> dict:
+    from connectors.base import SOURCES
+    from flows.ingest import ingest
+
+    if "stream" not in SOURCES:
+        SOURCES.register("stream")(_StreamSource)
+    _StreamSource.batch_telemetry = telemetry
+    monkeypatch.setenv("FORESIGHT_SOURCES", json.dumps([{"name": "s", "kind": "stream"}]))
+    [outcome] = ingest()
+    return outcome
+
+
+def test_a_quiet_stream_is_not_a_contract_failure_and_its_logs_are_kept(
+    prefect_harness, foresight_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome = _ingest_stream(monkeypatch, pd.DataFrame(columns=["unique_id", "ds", "y"]))
+    assert outcome["passed"]
+    assert len(_lake(foresight_home).read("logs")) == 3
+
+
+def test_logs_of_a_failed_batch_wait_in_the_quarantine(prefect_harness, foresight_home: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = _good().assign(y="garbage")
+    outcome = _ingest_stream(monkeypatch, bad)
+    assert not outcome["passed"]
+    lake = _lake(foresight_home)
+    assert not lake.exists("logs")
+    [path] = lake.list_files("quarantine/logs")
+    kept = pd.read_parquet(path)
+    assert len(kept) == 3 and kept["reason"].str.startswith("batch failed contract").all()
