@@ -20,6 +20,7 @@ from foresight.settings import load_settings
 pytestmark = pytest.mark.e2e
 
 FAMILIES = ("capacity-forecaster", "anomaly-detector", "failure-predictor")
+PINNED_END = "2026-11-26T00:00:00Z"
 
 
 @dataclass
@@ -49,6 +50,11 @@ def demo(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     workdir = tmp_path_factory.mktemp("demo")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FORESIGHT_HOME", str(workdir / ".foresight"))
+        # The demo simulates the 21 days up to today; pin them so this test sees the same fleet
+        # whatever day it runs (freshness is tested on its own in test_ingest_flow).
+        mp.setenv("FORESIGHT_SOURCES", json.dumps([{
+            "name": "simulator", "kind": "simulator", "options": {"end": PINNED_END}, "max_staleness": "P3650D",
+        }]))
         mp.chdir(workdir)
         first = _snapshot(pipeline())
         second = _snapshot(pipeline())
