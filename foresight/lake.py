@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -221,15 +222,17 @@ def _spec(dataset: str) -> DatasetSpec:
 
 
 def _partitions(df: pd.DataFrame, spec: DatasetSpec) -> Any:
+    """``(UTC date, rows)`` per partition; day codes from integer maths, not per-row strftime."""
     if spec.time_column is None:
         yield None, df
         return
     times = df[spec.time_column]
     if not isinstance(times.dtype, pd.DatetimeTZDtype):
         raise ValueError(f"partition column {spec.time_column!r} must be timezone-aware, got {times.dtype}")
-    days = times.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
-    for day, part in df.groupby(days, sort=True):
-        yield str(day), part
+    days = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    unique_days, codes = np.unique(days, return_inverse=True)
+    for code, part in df.groupby(codes, sort=True):
+        yield str(unique_days[code]), part
 
 
 def _ts(value: pd.Timestamp | str) -> pd.Timestamp:
