@@ -32,6 +32,7 @@ import pandas as pd
 from foresight.plugins import Registry
 from foresight.schemas import UTC_DTYPE, SchemaError, require_columns
 from models.base import Model
+from models.boosted_trees import booster_importance
 from models.events import episodes_frame, evaluate_alarms
 
 KEY_COLUMNS: tuple[str, ...] = ("service", "ds")
@@ -387,10 +388,7 @@ class LGBMFailurePredictor(FailurePredictor):
     def feature_importance(self, kind: str = "gain") -> pd.Series:
         """Total ``gain`` (or ``split`` count) per feature, largest first."""
         self._require_fitted()
-        if kind not in ("gain", "split"):
-            raise ValueError(f"importance kind must be 'gain' or 'split', got {kind!r}")
-        values = self.booster_.feature_importance(importance_type=kind)
-        return pd.Series(values, index=self.feature_names_, name=kind).sort_values(ascending=False)
+        return booster_importance(self.booster_, self.feature_names_, kind)
 
     def explain(self, X: pd.DataFrame, top: int = 5) -> pd.DataFrame:
         """Per row, the ``top`` features that moved its risk most (SHAP values, log-odds units).

@@ -53,6 +53,7 @@ from features.lags import (
 from features.resample import freq_to_timedelta, regular_grid
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL
 from models.base import FORECASTERS, Forecaster
+from models.boosted_trees import booster_importance
 from models.forecasting.seasonal_naive import SeasonalNaive
 
 log = logging.getLogger(__name__)
@@ -132,10 +133,7 @@ class LGBMGlobalForecaster(Forecaster):
     def feature_importance(self, kind: str = "gain") -> pd.Series:
         """Total ``gain`` (or ``split`` count) per feature of the global model, largest first."""
         self._require_fitted()
-        if kind not in ("gain", "split"):
-            raise ValueError(f"importance kind must be 'gain' or 'split', got {kind!r}")
-        values = self.booster_.feature_importance(importance_type=kind)
-        return pd.Series(values, index=self.feature_names_, name=kind).sort_values(ascending=False)
+        return booster_importance(self.booster_, self.feature_names_, kind)
 
     def _split_off_short_series(self, df: pd.DataFrame) -> pd.DataFrame:
         """Series spanning fewer than two feature histories go to seasonal naive (``fallbacks_``).

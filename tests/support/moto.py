@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from support.servers import free_port, server_process
+from support.servers import free_port, missing_dependency, server_process
 
 # The locked moto next to this interpreter: a moto_server on PATH may be an older system copy.
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
@@ -31,9 +31,7 @@ def moto_server(log_dir: Path) -> Iterator[str]:
     """
     if not MOTO_SERVER.exists():
         message = f"moto_server not found at {MOTO_SERVER} (pip install 'moto[server]')"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_dependency(message)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with server_process([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],

@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from support.servers import missing_dependency
 
 PG_ADMIN_URL = os.environ.get("FORESIGHT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -27,9 +28,7 @@ def temporary_database(prefix: str = "foresight_test") -> Iterator[str]:
     except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
         admin.dispose()
         message = f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_dependency(message)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -7,7 +7,6 @@ past the client's timeout, or drop connections when the server behind it is down
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import threading
@@ -21,10 +20,9 @@ from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
-import pytest
 import requests
 
-from support.servers import free_port, server_process
+from support.servers import free_port, missing_dependency, server_process
 
 BINARIES = {
     "prometheus": "prometheus",
@@ -40,9 +38,7 @@ def require_binary(key: str) -> str:
     path = shutil.which(name)
     if path is None:
         message = f"{name} not found on PATH (install with: {INSTALL_HINT})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_dependency(message)
     return path
 
 

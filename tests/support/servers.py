@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import requests
 
@@ -61,3 +62,13 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         proc.wait(timeout=grace)
+
+
+def missing_dependency(message: str) -> NoReturn:
+    """A test's server or binary is missing: skip on a laptop, fail in CI (``CI`` set), where
+    every integration test must really run."""
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
