@@ -237,14 +237,17 @@ def terminate(pid: int, binary: str | None, *, grace: float) -> bool:
     if not is_alive(pid, binary):
         return False
     os.killpg(pid, signal.SIGTERM)  # the server leads its own session: its children go too
+    # From here on wait for the pid itself: an exiting process loses its cmdline before it is
+    # gone, so the binary check (a guard against reused pids, needed only before signalling)
+    # would call it dead too early.
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not is_alive(pid, binary):
+        if not is_alive(pid):
             return False
         time.sleep(0.1)
     os.killpg(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5.0
-    while is_alive(pid, binary) and time.monotonic() < deadline:
+    while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     return True
 
