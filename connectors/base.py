@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import pandas as pd
 
@@ -49,18 +49,44 @@ class SourceBatch:
     complete: bool = True
     # A stream with nothing new is normal (False); an empty file or scrape is suspicious (True).
     expect_rows: bool = True
+    # Sources that fetch several streams (a PromQL series, a CloudWatch metric) map each
+    # unique_id to its stream and name the streams that did not come back whole: each stream
+    # keeps its own watermark, so one refused stream holds back only itself. ``None``: the
+    # source is one stream, and ``complete`` decides.
+    streams: Mapping[str, str] | None = None
+    incomplete_streams: frozenset[str] = frozenset()
 
 
 class Source(Protocol):
-    """A telemetry source. ``incremental`` sources are given a window from their watermark."""
+    """A telemetry source. ``incremental`` sources are given a window from their watermark;
+    ``tracks_streams`` ones also ``since``: each known stream's own start (see
+    :func:`foresight.watermarks.stream_starts`), ``window.start`` being for streams not in it."""
 
     name: str
 
     def fetch(self, window: Window | None = None) -> SourceBatch: ...
 
 
+class StreamTrackingSource(Protocol):
+    """An incremental source whose streams each resume from their own watermark."""
+
+    name: str
+    tracks_streams: bool
+
+    def fetch(self, window: Window | None = None, since: Mapping[str, pd.Timestamp] | None = None) -> SourceBatch: ...
+
+
 def is_incremental(source: object) -> bool:
     return bool(getattr(source, "incremental", False))
+
+
+def tracks_streams(source: object) -> TypeGuard[StreamTrackingSource]:
+    return bool(getattr(source, "tracks_streams", False))
+
+
+def stream_start(since: Mapping[str, pd.Timestamp] | None, stream: str, window: Window) -> pd.Timestamp:
+    """Where one stream's pull starts: its own start if the flow gave one, else the window's."""
+    return since.get(stream, window.start) if since else window.start
 
 
 # Source factories by kind: called with ``name=`` and the source's configured options.

@@ -15,14 +15,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors.base import SourceBatch, Window, build_source, is_incremental
+from connectors.base import SourceBatch, Window, build_source, is_incremental, tracks_streams
 from flows.resources import open_lake, settings_for_run
 from foresight.contracts import CheckResult, ContractResult, check_telemetry, write_quarantine
 from foresight.lake import Lake
 from foresight.quarantine import as_quarantine_frame, quarantine_failed_batch, write_rejected
 from foresight.schemas import empty_telemetry
 from foresight.settings import Settings, SourceConfig
-from foresight.watermarks import WatermarkStore
+from foresight.watermarks import SOURCE_STREAM, WatermarkStore, newest_per_stream, stream_starts
 
 
 def nothing_new(source: str) -> ContractResult:
@@ -35,21 +35,22 @@ def nothing_new(source: str) -> ContractResult:
     )
 
 
-WATERMARK_STREAM = "all"  # one watermark per source; a source may keep finer ones itself
-
-
 @task(cache_policy=NO_CACHE)  # sources' clients retry their own I/O: one retry layer, at the edge
 def fetch_source(source: SourceConfig, lake: Lake) -> SourceBatch:
-    """One batch; an incremental source gets ``[watermark - overlap, now)``."""
+    """One batch; an incremental source gets ``[watermark - overlap, now)``, per stream when it
+    tracks streams (each stream from its own watermark)."""
     built = build_source(source.kind, source.name, source.options)
     if not is_incremental(built):
         return built.fetch()
     now = pd.Timestamp.now(tz="UTC")
-    start = WatermarkStore(lake).window_start(
-        source.name, WATERMARK_STREAM, overlap=pd.Timedelta(source.overlap),
-        default_lookback=pd.Timedelta(source.initial_lookback), now=now,
-    )
-    return built.fetch(Window(start, now))
+    starts = stream_starts(WatermarkStore(lake).all_for(source.name), overlap=pd.Timedelta(source.overlap),
+                           default_start=now - pd.Timedelta(source.initial_lookback))
+    # A stream that is somehow ahead of the clock still gets a (tiny) valid window.
+    latest_start = now - pd.Timedelta(seconds=1)
+    window = Window(min(starts.pop(SOURCE_STREAM), latest_start), now)
+    if not tracks_streams(built):
+        return built.fetch(window)
+    return built.fetch(window, since={s: min(t, latest_start) for s, t in starts.items()})
 
 
 @task(cache_policy=NO_CACHE)
@@ -89,8 +90,8 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
                         logs.assign(reason=f"batch failed contract: {failed}", batch_id=result.batch_id))
     if batch.on_stored is not None:
         batch.on_stored()  # acknowledge upstream only now that the lake holds the batch
-    if result.passed and batch.complete and len(result.clean):
-        WatermarkStore(lake).advance(result.source, WATERMARK_STREAM, result.clean["ds"].max())
+    if result.passed and len(result.clean):
+        _advance_watermarks(lake, batch, result)
     ledger = pd.DataFrame(
         [
             {
@@ -108,6 +109,19 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
     )
     lake.upsert("batches", ledger)
     return {"source": result.source, "passed": result.passed, "written": written, "quarantine": quarantine_path}
+
+
+def _advance_watermarks(lake: Lake, batch: SourceBatch, result: ContractResult) -> None:
+    """Each complete stream's watermark to its newest stored sample (quarantined rows, e.g. far
+    in the future, never move it); incomplete streams stay where they were."""
+    store = WatermarkStore(lake)
+    if batch.streams is None:
+        if batch.complete:
+            store.advance(result.source, SOURCE_STREAM, result.clean["ds"].max())
+        return
+    streams = result.clean["unique_id"].astype(str).map(batch.streams)
+    store.advance_many(result.source, newest_per_stream(result.clean["ds"], streams,
+                                                        exclude=batch.incomplete_streams))
 
 
 @flow(name="ingest", log_prints=True)

@@ -23,6 +23,7 @@ fetch fails only when a request fails after the client's retries or when every q
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,7 +32,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from connectors.base import SOURCES, SourceBatch, Window
+from connectors.base import SOURCES, SourceBatch, Window, stream_start
 from connectors.cloudwatch.queries import (
     MAX_DATAPOINTS_PER_CALL,
     MAX_QUERIES_PER_CALL,
@@ -284,6 +285,7 @@ class CloudWatchSource:
     """CloudWatch metrics as long telemetry; incremental from the ingest flow's watermark."""
 
     incremental = True
+    tracks_streams = True  # one watermark per metric
 
     def __init__(self, name: str, **options: Any) -> None:
         self.name = name
@@ -293,8 +295,13 @@ class CloudWatchSource:
             raise CloudWatchOptionsError(name, [dict(e) for e in exc.errors(include_url=False, include_input=False)]) from None
         self.last_report: FetchReport | None = None
 
-    def fetch(self, window: Window | None = None, client: CloudWatchClient | None = None) -> SourceBatch:
-        """Every configured and discovered metric over ``window`` (default: the last ``lookback``)."""
+    def fetch(self, window: Window | None = None, client: CloudWatchClient | None = None,
+              since: Mapping[str, pd.Timestamp] | None = None) -> SourceBatch:
+        """Every configured and discovered metric over ``window`` (default: the last ``lookback``).
+
+        Each metric (its ``unique_id``) is a stream with its own watermark: ``since`` gives
+        known streams their own start. Metrics sharing a start share GetMetricData calls.
+        """
         if window is None:
             now = pd.Timestamp.now(tz="UTC")
             window = Window(now - pd.Timedelta(self.options.lookback), now)
@@ -303,8 +310,15 @@ class CloudWatchSource:
         static = [m.spec(m.dimensions) for m in self.options.metrics]
         specs = unique_specs(static + discover_specs(client, self.options.discover, report))
         report.series = len(specs)
-        batches = build_batches(specs, window.start, window.end, max_queries=self.options.max_queries_per_call,
-                                max_datapoints=self.options.max_datapoints_per_call)
+        by_start: dict[pd.Timestamp, list[MetricSpec]] = defaultdict(list)
+        for spec in specs:
+            by_start[stream_start(since, spec.unique_id, window)].append(spec)
+        batches = [
+            batch
+            for start, group in sorted(by_start.items(), key=lambda kv: kv[0])
+            for batch in build_batches(group, start, window.end, max_queries=self.options.max_queries_per_call,
+                                       max_datapoints=self.options.max_datapoints_per_call)
+        ]
         telemetry = run_batches(client, batches, report)
         self.last_report = report
         self._log(report)
@@ -313,7 +327,10 @@ class CloudWatchSource:
             raise AllSeriesFailedError(self.name, report.failures)
         return SourceBatch(source=self.name, telemetry=telemetry, catalogue=catalogue_frame(specs, self.name),
                            rejected=rejected_frame(report.failures) if report.failures else None,
-                           complete=not report.failures)  # failed queries are re-read next run
+                           complete=not report.failures,
+                           # a failed query keeps only its own watermark back: re-read next run
+                           streams={s.unique_id: s.unique_id for s in specs},
+                           incomplete_streams=frozenset(failed_ids))
 
     def _log(self, report: FetchReport) -> None:
         log.info("cloudwatch %s: %d series, %d calls, %d pages, %d datapoints, %d failed queries",

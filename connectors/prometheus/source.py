@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.base import SOURCES, SourceBatch, Window
+from connectors.base import SOURCES, SourceBatch, Window, stream_start
 from connectors.prometheus.client import (
     ClientStats,
     PrometheusClient,
@@ -191,6 +192,7 @@ class PrometheusSource:
     """Pulls each configured series over a window; ``incremental`` so the flow tracks a watermark."""
 
     incremental = True
+    tracks_streams = True  # one watermark per configured series
 
     def __init__(self, name: str, **options: Any) -> None:
         self.name = name
@@ -213,26 +215,34 @@ class PrometheusSource:
             backoff=opts.backoff.total_seconds(), max_concurrency=opts.max_concurrency,
         )
 
-    def requests_for(self, window: Window) -> list[RangeRequest]:
-        """Every (series, chunk) request covering the window: pure, so tests can inspect the plan."""
-        chunks = plan_chunks(window.start, window.end, pd.Timedelta(self.options.step),
-                             max_points=self.options.max_points)
-        return [RangeRequest(s.name, s.promql, chunk) for s in self.options.series for chunk in chunks]
+    def requests_for(self, window: Window, since: Mapping[str, pd.Timestamp] | None = None) -> list[RangeRequest]:
+        """Every (series, chunk) request covering the window, each series from its own start in
+        ``since`` when given: pure, so tests can inspect the plan."""
+        step = pd.Timedelta(self.options.step)
+        return [
+            RangeRequest(s.name, s.promql, chunk)
+            for s in self.options.series
+            for chunk in plan_chunks(stream_start(since, s.name, window), window.end, step,
+                                     max_points=self.options.max_points)
+        ]
 
-    def fetch(self, window: Window | None = None) -> SourceBatch:
+    def fetch(self, window: Window | None = None, since: Mapping[str, pd.Timestamp] | None = None) -> SourceBatch:
+        """Each configured series (a stream, with its own watermark) over the window."""
         if window is None:
             now = pd.Timestamp.now(tz="UTC")
             window = Window(now - pd.Timedelta(self.options.lookback), now)
         with self.client() as client:
             self.last_stats = client.stats
-            outcomes = client.query_ranges(self.requests_for(window))
+            outcomes = client.query_ranges(self.requests_for(window, since))
         by_series: dict[str, list[RangeOutcome]] = defaultdict(list)
         for outcome in outcomes:
             by_series[outcome.request.key].append(outcome)
         telemetry, catalogues, rejected, self.failures = [], [], [], {}
+        streams: dict[str, str] = {}
         for spec in self.options.series:
             try:
-                frame, catalogue = self._series_frames(spec, by_series.get(spec.name, []), window)
+                frame, catalogue = self._series_frames(spec, by_series.get(spec.name, []),
+                                                       stream_start(since, spec.name, window), window.end)
             except (PrometheusQueryError, LabelCollisionError) as exc:
                 log.error("prometheus source %s: series %s failed: %s", self.name, spec.name, exc)
                 self.failures[spec.name] = str(exc)
@@ -240,6 +250,7 @@ class PrometheusSource:
                 continue
             telemetry.append(frame)
             catalogues.append(catalogue)
+            streams.update(dict.fromkeys(catalogue["unique_id"].astype(str), spec.name))
         if self.failures and len(self.failures) == len(self.options.series):
             raise PrometheusFetchError(self.name, self.failures)
         return SourceBatch(
@@ -247,11 +258,13 @@ class PrometheusSource:
             telemetry=pd.concat(telemetry, ignore_index=True) if telemetry else empty_telemetry(),
             catalogue=_merge_catalogues(catalogues),
             rejected=pd.DataFrame(rejected, columns=["origin", "raw", "reason"]) if rejected else None,
-            complete=not rejected,  # a refused series keeps the watermark back until it is fixed
+            complete=not rejected,
+            # A refused series keeps its own watermark back until it is fixed; the others move on.
+            streams=streams, incomplete_streams=frozenset(self.failures),
         )
 
     def _series_frames(self, spec: SeriesOptions, outcomes: list[RangeOutcome],
-                       window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
         """One series' chunks decoded and joined (counters converted after joining, so no chunk
         edge loses a rate)."""
         errors = [o.error for o in outcomes if o.error is not None]
@@ -265,7 +278,7 @@ class PrometheusSource:
             entry = merged.setdefault(key, {"metric": series.get("metric") or {}, "values": []})
             entry["values"].extend(series.get("values") or [])
         frame, catalogue = decode_matrix(list(merged.values()), spec.naming(), source=self.name,
-                                         start=window.start, end=window.end)
+                                         start=start, end=end)
         if spec.counter:
             frame = counter_rates(frame)
         return frame, catalogue

@@ -143,20 +143,40 @@ def test_ingest_pulls_incrementally_with_overlap_and_no_duplicates(
     lake = Lake(foresight_home / "lake")
     marks = WatermarkStore(lake)
     assert outcome["passed"] and outcome["written"]["telemetry"] == 3 * 70
-    assert marks.get("cw", "all") == now0 - pd.Timedelta("31min")
+    assert marks.all_for("cw") == dict.fromkeys([f"cart/{i}/cpu_utilization" for i in instances],
+                                                now0 - pd.Timedelta("31min")), "one watermark per metric"
 
     second = _grid(instances, now0 - pd.Timedelta("30min"), 25, "1min", seed=5)  # up to now0 - 6 min
     _put(cloudwatch, second)
     [outcome] = ingest()
     # The second run starts 10 minutes before the watermark: 11 re-read minutes and 25 new per series.
     assert outcome["written"]["telemetry"] == 3 * (11 + 25)
-    assert marks.get("cw", "all") == now0 - pd.Timedelta("6min")
+    assert set(marks.all_for("cw").values()) == {now0 - pd.Timedelta("6min")}
     stored = lake.read("telemetry")
     assert len(stored) == 3 * 95
     _assert_same(stored[["unique_id", "ds", "y"]], pd.concat([first, second], ignore_index=True))
     catalogue = lake.read("catalogue")
     assert sorted(catalogue["unique_id"]) == [f"cart/{i}/cpu_utilization" for i in instances]
     assert set(catalogue["unit"]) == {"percent"}
+
+
+def test_a_metric_added_later_gets_its_whole_history_while_the_others_resume(
+        prefect_harness, foresight_home: Path, cloudwatch, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.ingest import ingest
+
+    now0 = pd.Timestamp.now(tz="UTC").floor("min")
+    data = _grid(["i-a", "i-b"], now0 - pd.Timedelta("100min"), 70, "1min", seed=8)
+    _put(cloudwatch, data)
+    _ingest_sources(monkeypatch, moto_url, ["i-a"])
+    [first] = ingest()
+    assert first["written"]["telemetry"] == 70
+    _ingest_sources(monkeypatch, moto_url, ["i-a", "i-b"])  # a metric joins the config
+    [second] = ingest()
+    # i-a re-reads only its 10-minute overlap; i-b, with no watermark of its own, its whole history.
+    assert second["written"]["telemetry"] == 11 + 70
+    lake = Lake(foresight_home / "lake")
+    _assert_same(lake.read("telemetry")[["unique_id", "ds", "y"]], data)
+    assert set(WatermarkStore(lake).all_for("cw").values()) == {data["ts"].max()}
 
 
 def test_a_run_that_exhausts_retries_fails_clearly_and_keeps_the_watermark(
@@ -173,11 +193,11 @@ def test_a_run_that_exhausts_retries_fails_clearly_and_keeps_the_watermark(
         with pytest.raises(CloudWatchRequestError, match=r"GetMetricData failed .*503"):
             ingest()
         assert proxy.requests == 2, "max_attempts=2: one try and one retry, no other retry layer"
-        assert WatermarkStore(lake).get("cw", "all") is None
+        assert WatermarkStore(lake).all_for("cw") == {}
         assert not lake.exists("telemetry")
 
         proxy.heal()
         [outcome] = ingest()
     assert outcome["passed"]
-    assert WatermarkStore(lake).get("cw", "all") == expected["ts"].max()
+    assert set(WatermarkStore(lake).all_for("cw").values()) == {expected["ts"].max()}
     _assert_same(lake.read("telemetry")[["unique_id", "ds", "y"]], expected)

@@ -209,6 +209,69 @@ def test_an_incomplete_batch_is_stored_but_keeps_the_watermark(prefect_harness, 
     assert WatermarkStore(_lake(foresight_home)).get("i", "all") is None, "the missing series are re-read next run"
 
 
+class _TwoStreamSource:
+    """Streams ``good`` and ``flaky`` (one series each); ``flaky`` delivers only its first hour
+    and reports itself incomplete while ``_TwoStreamSource.flaky_broken`` is set."""
+
+    incremental = True
+    tracks_streams = True
+    flaky_broken = True
+    calls: list = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fetch(self, window=None, since=None):  # type: ignore[no-untyped-def]
+        from connectors.base import SourceBatch, stream_start
+
+        starts = {s: stream_start(since, s, window) for s in ("good", "flaky")}
+        _TwoStreamSource.calls.append(starts)
+        frames = []
+        for stream, start in starts.items():
+            ds = pd.date_range(start.ceil("5min"), window.end, freq="5min", inclusive="left")
+            if stream == "flaky" and _TwoStreamSource.flaky_broken:
+                ds = ds[ds < ds[0] + pd.Timedelta("1h")]
+            frames.append(pd.DataFrame({"unique_id": f"svc/i-1/{stream}", "ds": ds, "y": 50.0}))
+        catalogue = pd.DataFrame([{"unique_id": f"svc/i-1/{s}", "source": self.name, "metric": s, "labels": "{}",
+                                   "service": "svc", "resource_id": "i-1", "instance_type": "", "unit": "percent"}
+                                  for s in starts])
+        return SourceBatch(self.name, pd.concat(frames, ignore_index=True), catalogue,
+                           streams={f"svc/i-1/{s}": s for s in starts},
+                           incomplete_streams=frozenset({"flaky"} if _TwoStreamSource.flaky_broken else ()))
+
+
+def test_an_incomplete_stream_holds_back_only_its_own_watermark(prefect_harness, foresight_home: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.base import SOURCES
+    from flows.ingest import ingest
+    from foresight.watermarks import WatermarkStore
+
+    if "two-streams" not in SOURCES:
+        SOURCES.register("two-streams")(_TwoStreamSource)
+    _TwoStreamSource.calls.clear()
+    _TwoStreamSource.flaky_broken = True
+    monkeypatch.setenv("FORESIGHT_SOURCES", json.dumps([{"name": "t", "kind": "two-streams", "overlap": "PT10M",
+                                                          "initial_lookback": "PT6H"}]))
+    ingest()
+    lake = _lake(foresight_home)
+    stored = lake.read("telemetry")
+    marks = WatermarkStore(lake).all_for("t")
+    assert set(marks) == {"good"}, "the incomplete stream has no watermark yet"
+    assert marks["good"] == stored.loc[stored["unique_id"] == "svc/i-1/good", "ds"].max()
+    assert (stored["unique_id"] == "svc/i-1/flaky").sum() == 12, "what did arrive is stored"
+
+    _TwoStreamSource.flaky_broken = False
+    ingest()
+    second = _TwoStreamSource.calls[-1]
+    assert second["good"] == marks["good"] - pd.Timedelta("10min"), "the healthy stream resumes at its mark"
+    assert second["flaky"] < marks["good"] - pd.Timedelta("5h"), "the lagging stream re-reads its whole window"
+    stored = lake.read("telemetry")
+    assert not stored.duplicated(["unique_id", "ds"]).any()
+    flaky = stored.loc[stored["unique_id"] == "svc/i-1/flaky", "ds"]
+    assert flaky.diff().dropna().eq(pd.Timedelta("5min")).all(), "the flaky stream's gap is filled"
+    assert set(WatermarkStore(lake).all_for("t")) == {"good", "flaky"}
+
+
 def _logs(n: int = 3) -> pd.DataFrame:
     ts = pd.date_range(end=pd.Timestamp.now(tz="UTC").floor("min"), periods=n, freq="min")
     return pd.DataFrame({"ts": ts, "service": "svc", "resource_id": "i-1", "level": "ERROR",

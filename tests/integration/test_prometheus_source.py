@@ -35,6 +35,7 @@ END = pd.Timestamp.now(tz="UTC").floor("min") - STEP  # newest backfilled sample
 START = END - pd.Timedelta(days=14) + STEP
 GAP = (START + pd.Timedelta(days=3), START + pd.Timedelta(days=3, hours=2))  # h1 cpu is silent here
 RESET_AT = 9_000  # the counter restarts from zero at this sample
+STREAMS = ("cpu_pct", "mem_bytes", "http_requests")
 SERIES_OPTIONS = [
     {"name": "cpu_pct", "promql": "cpu_usage", "unit": "percent"},
     {"name": "mem_bytes", "promql": "mem_used", "unit": "bytes"},
@@ -232,10 +233,11 @@ def test_ingest_pulls_incrementally_from_the_watermark(prefect_harness, foresigh
         [first] = ingest()
         lake = Lake(foresight_home / "lake")
         stored = _canonical(lake.read("telemetry"))
-        mark = WatermarkStore(lake).get("prom", "all")
+        marks = WatermarkStore(lake).all_for("prom")
         assert first["passed"]
         pd.testing.assert_frame_equal(stored, _expected_frame(drop_non_finite=True), check_exact=False, rtol=1e-12)
-        assert mark == stored["ds"].max() == END
+        assert marks == dict.fromkeys(STREAMS, END), "one watermark per configured series"
+        mark = END
         n_first = len(proxy.queries)
         [second] = ingest()
     resumed = pd.Timestamp(float(proxy.queries[n_first]["start"]), unit="s", tz="UTC")
@@ -243,7 +245,37 @@ def test_ingest_pulls_incrementally_from_the_watermark(prefect_harness, foresigh
     assert len(proxy.queries) - n_first == 3, "one chunk per series for the short resumed window"
     again = _canonical(lake.read("telemetry"))
     pd.testing.assert_frame_equal(again, stored)  # the overlap re-read changed nothing
-    assert second["passed"] and WatermarkStore(lake).get("prom", "all") == mark
+    assert second["passed"] and WatermarkStore(lake).all_for("prom") == marks
+
+
+def test_a_refused_series_keeps_only_its_own_watermark_back(prefect_harness, foresight_home: Path,
+                                                            prom: PrometheusServer,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.ingest import ingest
+
+    broken = [dict(s, promql="mem_used[") if s["name"] == "mem_bytes" else s for s in SERIES_OPTIONS]
+    lake = Lake(foresight_home / "lake")
+    with FaultProxy(prom.url) as proxy:
+        _configure(monkeypatch, proxy.url, series=broken, max_points=11_000)
+        [first] = ingest()
+        assert first["passed"], "the other series are stored"
+        assert WatermarkStore(lake).all_for("prom") == {"cpu_pct": END, "http_requests": END}
+        assert "db/h3:9100/mem_bytes" not in set(lake.read("telemetry")["unique_id"])
+
+        n_first = len(proxy.queries)
+        _configure(monkeypatch, proxy.url, max_points=11_000)  # the query is fixed
+        [second] = ingest()
+        starts: dict[str, pd.Timestamp] = {}
+        for q in proxy.queries[n_first:]:  # a query's first chunk is where its pull started
+            start = pd.Timestamp(float(q["start"]), unit="s", tz="UTC")
+            starts[q["query"]] = min(start, starts.get(q["query"], start))
+    assert second["passed"]
+    assert starts["cpu_usage"] == starts["http_requests_total"] == END - pd.Timedelta("10min"), \
+        "up-to-date series resume at their own watermark"
+    assert starts["mem_used"] < START, "the refused series is re-read from the start of its history"
+    pd.testing.assert_frame_equal(_canonical(lake.read("telemetry")), _expected_frame(drop_non_finite=True),
+                                  check_exact=False, rtol=1e-12)
+    assert WatermarkStore(lake).all_for("prom") == dict.fromkeys(STREAMS, END)
 
 
 def test_prometheus_stopped_mid_run_fails_and_a_rerun_completes(prefect_harness, foresight_home: Path,
@@ -264,11 +296,11 @@ def test_prometheus_stopped_mid_run_fails_and_a_rerun_completes(prefect_harness,
                 ingest()
             assert "RemoteDisconnected" in info.value.last_error or "Connection" in info.value.last_error
             lake = Lake(foresight_home / "lake")
-            assert WatermarkStore(lake).get("prom", "all") is None, "a failed pull does not advance the watermark"
+            assert WatermarkStore(lake).all_for("prom") == {}, "a failed pull does not advance a watermark"
             assert not lake.exists("telemetry")
             server.start()  # same port, same data
             [outcome] = ingest()
     assert outcome["passed"]
     pd.testing.assert_frame_equal(_canonical(lake.read("telemetry")), _expected_frame(drop_non_finite=True),
                                   check_exact=False, rtol=1e-12)
-    assert WatermarkStore(lake).get("prom", "all") == END
+    assert WatermarkStore(lake).all_for("prom") == dict.fromkeys(STREAMS, END)
