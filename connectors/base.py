@@ -55,6 +55,9 @@ class SourceBatch:
     # source is one stream, and ``complete`` decides.
     streams: Mapping[str, str] | None = None
     incomplete_streams: frozenset[str] = frozenset()
+    # The epoch-aligned grid every sample sits on (a range query's step, a CloudWatch period),
+    # checked by the source's contract; None for sources with free timestamps (Kafka, files).
+    grid: pd.Timedelta | None = None
 
 
 class Source(Protocol):

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.base import SourceBatch, Window, build_source, is_incremental, tracks_streams
 from flows.resources import open_lake, settings_for_run
-from foresight.contracts import CheckResult, ContractResult, check_telemetry, write_quarantine
+from foresight.contracts import CheckResult, ContractResult, SourceContract, check_telemetry, write_quarantine
 from foresight.lake import Lake
 from foresight.quarantine import as_quarantine_frame, quarantine_failed_batch, write_rejected
 from foresight.schemas import empty_telemetry
@@ -64,6 +64,7 @@ def check_batch(batch: SourceBatch, source: SourceConfig, settings: Settings) ->
         now=pd.Timestamp.now(tz="UTC"),
         max_staleness=pd.Timedelta(source.max_staleness),
         max_quarantine_ratio=settings.max_quarantine_ratio,
+        contract=SourceContract(kind=source.kind, grid=batch.grid, max_series=source.max_series),
     )
 
 

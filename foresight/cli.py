@@ -148,7 +148,7 @@ def _stack_home(home: Path | None) -> Path:
 @stack_app.command("up")
 def stack_up(
     seed: bool = typer.Option(False, "--seed", help="Load simulated telemetry (Prometheus is backfilled first)."),
-    days: int = typer.Option(2, min=1, help="Days of telemetry to seed."),
+    days: int = typer.Option(14, min=1, help="Days of telemetry to seed (train/forecast/detect want about 14)."),
     home: Path = typer.Option(None, help="Stack state lives in HOME/stack (default: FORESIGHT_HOME or .foresight)."),
     prometheus_port: int = typer.Option(9090),
     node_exporter_port: int = typer.Option(9100),
@@ -171,7 +171,8 @@ def stack_up(
     if report is not None:
         console.print(f"seeded {report.days} days: {report.prometheus_samples:,} Prometheus samples, "
                       f"{report.cloudwatch_datapoints:,} CloudWatch datapoints, {report.kafka_metric_messages:,} "
-                      f"Kafka metric and {report.kafka_log_messages:,} log messages")
+                      f"Kafka metric and {report.kafka_log_messages:,} log messages; {report.incidents} "
+                      f"incidents in {report.incident_labels}")
 
 
 @stack_app.command("status")

@@ -92,6 +92,35 @@ class Reason:
     Y_ABOVE = "y: above {bound:g} for unit {unit}"
     Y_BELOW = "y: below {bound:g} for unit {unit}"
     CONFLICTING_DUPLICATE = "duplicate (unique_id, ds) with different values"
+    DS_OFF_GRID = "ds: not on the source's {grid} sampling grid"
+
+
+@dataclass(frozen=True)
+class SourceContract:
+    """What one source kind adds to the telemetry suites (each kind gets its own GE suites).
+
+    ``grid``: the source samples on an epoch-aligned grid (a Prometheus range query's step, a
+    CloudWatch period); a sample off it means a misconfigured or misbehaving source, and is
+    quarantined. ``max_series``: the most distinct series one batch may carry; more fails the
+    batch, the usual sign of a label-cardinality explosion (a pod or request id in a label).
+    """
+
+    kind: str = "telemetry"
+    grid: pd.Timedelta | None = None
+    max_series: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.grid is not None and self.grid <= pd.Timedelta(0):
+            raise ValueError(f"source contract {self.kind!r}: grid must be positive, got {self.grid}")
+        if self.max_series is not None and self.max_series < 1:
+            raise ValueError(f"source contract {self.kind!r}: max_series must be >= 1, got {self.max_series}")
+
+    @property
+    def suite_name(self) -> str:
+        return DATASET if self.kind == DATASET else f"{DATASET}.{self.kind}"
+
+
+GENERIC_CONTRACT = SourceContract()
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -123,6 +152,7 @@ class ContractResult:
     n_raw: int = 0
     collapsed_duplicates: int = 0
     checked_at: pd.Timestamp | None = None
+    suite: str = DATASET
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -142,7 +172,7 @@ class ContractResult:
         lines = [
             f"### Data contract `{self.dataset}` from `{self.source}`: **{verdict}**",
             "",
-            f"Batch `{self.batch_id}`"
+            f"Batch `{self.batch_id}`, suites `{self.suite}.rows` and `{self.suite}.batch`"
             + (f", checked at {self.checked_at.isoformat()}" if self.checked_at is not None else ""),
             "",
             "| rows received | accepted | quarantined | exact duplicates collapsed |",
@@ -190,11 +220,13 @@ def check_telemetry(
     max_quarantine_ratio: float = 0.05,
     retention: pd.Timedelta | dt.timedelta = DEFAULT_RETENTION,
     clock_skew: pd.Timedelta | dt.timedelta = DEFAULT_CLOCK_SKEW,
+    contract: SourceContract = GENERIC_CONTRACT,
 ) -> ContractResult:
     """Clean a raw telemetry batch, quarantine bad rows with a reason and judge the batch.
 
     ``catalogue`` (``unique_id`` and ``unit``) enables the series-membership and per-unit bounds
     checks; without it only parsing, time range, finiteness and duplicates are checked.
+    ``contract`` picks the source kind's suites and what they add (sampling grid, series limit).
     """
     now = _utc(now)
     if not 0.0 <= max_quarantine_ratio <= 1.0:
@@ -204,7 +236,7 @@ def check_telemetry(
     parsed = _parse(raw, missing)
     parsed, collapsed = _collapse_exact_duplicates(parsed)
     units = _catalogue_units(catalogue)
-    frame = _with_bounds(parsed, units)
+    frame = _with_grid_offset(_with_bounds(parsed, units), contract.grid)
 
     engine = _gx_engine()
     row_params = {
@@ -213,7 +245,9 @@ def check_telemetry(
     }
     if units is not None:
         row_params["known_ids"] = sorted(units.index)
-    row_result = engine.validate_rows(frame[list(_ROW_COLUMNS)], row_params, with_catalogue=units is not None)
+    row_columns = [*_ROW_COLUMNS, *([_GRID_OFFSET] if contract.grid is not None else [])]
+    row_result = engine.validate_rows(frame[row_columns], row_params, with_catalogue=units is not None,
+                                      contract=contract)
     reasons = _reasons_from_rows_suite(row_result, frame)
 
     bad = reasons.notna().to_numpy()
@@ -221,7 +255,7 @@ def check_telemetry(
     quarantined = _quarantine_frame(raw, reasons[bad], source=source, batch_id=batch_id, now=now)
 
     batch_result = engine.validate_batch(
-        clean, {"fresh_after": (now - pd.Timedelta(max_staleness)).to_pydatetime()}
+        clean, {"fresh_after": (now - pd.Timedelta(max_staleness)).to_pydatetime()}, contract=contract
     )
     checks = [
         _schema_check(raw, missing),
@@ -243,6 +277,7 @@ def check_telemetry(
         n_raw=len(raw),
         collapsed_duplicates=collapsed,
         checked_at=now,
+        suite=contract.suite_name,
     )
 
 
@@ -548,8 +583,20 @@ def _with_bounds(parsed: pd.DataFrame, units: pd.Series | None) -> pd.DataFrame:
     return frame
 
 
+def _with_grid_offset(frame: pd.DataFrame, grid: pd.Timedelta | None) -> pd.DataFrame:
+    """Add ``ds_grid_offset`` (microseconds past the last grid instant; null where ds is null)."""
+    if grid is None:
+        return frame
+    ds = frame[TIME_COL]
+    micros = ds.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]").view("int64")
+    offset = (micros % int(grid / pd.Timedelta(microseconds=1))).astype("float64")
+    frame[_GRID_OFFSET] = np.where(ds.notna().to_numpy(), offset, np.nan)
+    return frame
+
+
 # -- stage 2: the GE row suite -----------------------------------------------------------------
 _ROW_COLUMNS = (ID_COL, TIME_COL, TARGET_COL, "y_min", "y_max")
+_GRID_OFFSET = "ds_grid_offset"
 
 
 def _config(outcome: Any) -> Any:
@@ -624,6 +671,9 @@ def _checks_from_batch_suite(
             detail = f"{observed} accepted row(s); at least 1 required"
         elif name == "unique_keys":
             detail = f"{outcome.result.get('unexpected_count', 0)} accepted row(s) repeat (unique_id, ds)"
+        elif name == "series_count":
+            limit = _config(outcome).kwargs.get("max_value")
+            detail = f"{observed} distinct series in the batch; at most {limit} allowed (label churn?)"
         else:
             detail = f"accepted columns {observed}"
         checks.append(CheckResult(name, bool(outcome.success), detail))
@@ -745,19 +795,34 @@ class GxContractEngine:
         self._context = gx.get_context(mode="ephemeral", project_config=config)
         asset = self._context.data_sources.add_pandas("foresight").add_dataframe_asset(DATASET)
         self._batch_definition = asset.add_batch_definition_whole_dataframe("whole-batch")
-        self._row_suites = {flag: _rows_suite(gx, with_catalogue=flag) for flag in (False, True)}
-        self._batch_suite = _batch_suite(gx)
+        self._gx = gx
+        self._suites: dict[tuple[str, SourceContract, bool], Any] = {}
         self._lock = threading.Lock()
 
     def validate_rows(
-        self, frame: pd.DataFrame, params: dict[str, Any], *, with_catalogue: bool
+        self, frame: pd.DataFrame, params: dict[str, Any], *, with_catalogue: bool,
+        contract: SourceContract = GENERIC_CONTRACT,
     ) -> ExpectationSuiteValidationResult:
         """Row suite on the parsed frame, listing every failing row's index (COMPLETE)."""
-        return self._validate(frame, self._row_suites[with_catalogue], params)
+        suite = self._suite("rows", contract, with_catalogue)
+        return self._validate(frame, suite, params)
 
-    def validate_batch(self, frame: pd.DataFrame, params: dict[str, Any]) -> ExpectationSuiteValidationResult:
+    def validate_batch(
+        self, frame: pd.DataFrame, params: dict[str, Any], *, contract: SourceContract = GENERIC_CONTRACT
+    ) -> ExpectationSuiteValidationResult:
         """Batch suite on the accepted rows."""
-        return self._validate(frame, self._batch_suite, params)
+        return self._validate(frame, self._suite("batch", contract, False), params)
+
+    def _suite(self, stage: str, contract: SourceContract, with_catalogue: bool) -> Any:
+        """Each (stage, source contract) suite is built once and reused."""
+        key = (stage, contract, with_catalogue)
+        with self._lock:
+            if key not in self._suites:
+                self._suites[key] = (
+                    _rows_suite(self._gx, with_catalogue=with_catalogue, contract=contract)
+                    if stage == "rows" else _batch_suite(self._gx, contract=contract)
+                )
+            return self._suites[key]
 
     def _validate(
         self, frame: pd.DataFrame, suite: Any, params: dict[str, Any]
@@ -771,7 +836,7 @@ class GxContractEngine:
             )
 
 
-def _rows_suite(gx: Any, *, with_catalogue: bool) -> Any:
+def _rows_suite(gx: Any, *, with_catalogue: bool, contract: SourceContract = GENERIC_CONTRACT) -> Any:
     """Row-level expectations in reason-precedence order; ``meta['reason']`` names the quarantine reason."""
     gxe = gx.expectations
     parse = {"reason": "parse"}
@@ -808,16 +873,25 @@ def _rows_suite(gx: Any, *, with_catalogue: bool) -> Any:
             ),
             {"reason": Reason.Y_ABOVE},
         ),
+    ]
+    if contract.grid is not None:
+        specs.append(
+            (
+                gxe.ExpectColumnValuesToBeBetween(column=_GRID_OFFSET, min_value=0, max_value=0),
+                {"reason": Reason.DS_OFF_GRID.format(grid=_duration(contract.grid))},
+            )
+        )
+    specs.append(
         (
             gxe.ExpectCompoundColumnsToBeUnique(column_list=[ID_COL, TIME_COL]),
             {"reason": Reason.CONFLICTING_DUPLICATE},
-        ),
-    ]
-    name = f"{DATASET}.rows" + ("+catalogue" if with_catalogue else "")
+        )
+    )
+    name = f"{contract.suite_name}.rows" + ("+catalogue" if with_catalogue else "")
     return _suite(gx, name, specs)
 
 
-def _batch_suite(gx: Any) -> Any:
+def _batch_suite(gx: Any, *, contract: SourceContract = GENERIC_CONTRACT) -> Any:
     """Batch-level expectations on the accepted rows; ``meta['check']`` names the CheckResult."""
     gxe = gx.expectations
     specs = [
@@ -832,7 +906,24 @@ def _batch_suite(gx: Any) -> Any:
         ),
         (gxe.ExpectCompoundColumnsToBeUnique(column_list=[ID_COL, TIME_COL]), {"check": "unique_keys"}),
     ]
-    return _suite(gx, f"{DATASET}.batch", specs)
+    if contract.max_series is not None:
+        specs.append(
+            (
+                gxe.ExpectColumnUniqueValueCountToBeBetween(column=ID_COL, max_value=contract.max_series),
+                {"check": "series_count"},
+            )
+        )
+    return _suite(gx, f"{contract.suite_name}.batch", specs)
+
+
+def _duration(delta: pd.Timedelta) -> str:
+    """A short human duration for reasons: 60s, 5min, 1h."""
+    seconds = int(delta.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}min"
+    return f"{delta.total_seconds():g}s"
 
 
 def _suite(gx: Any, name: str, specs: list[tuple[Any, dict[str, str]]]) -> Any:

@@ -31,6 +31,9 @@ class SourceConfig(BaseModel):
     # starts this far back on its first run.
     overlap: timedelta = timedelta(minutes=10)
     initial_lookback: timedelta = timedelta(days=7)
+    # More distinct series than this in one batch fails its contract: a label-cardinality
+    # explosion (a request or pod id in a label) must not flood the lake. None: no limit.
+    max_series: int | None = Field(default=100_000, ge=1)
 
 
 class ForecastConfig(BaseModel):

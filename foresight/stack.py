@@ -33,6 +33,7 @@ import pandas as pd
 import requests
 
 from connectors.base import SourceBatch
+from foresight.schemas import INCIDENT_COLUMNS
 
 STATE_DIR = "stack"
 SEED_STEP = "5min"  # the simulator's step: also the example config's Prometheus step and CloudWatch period
@@ -41,9 +42,11 @@ PROMETHEUS_PREFIX = "foresight_sim_"
 CLOUDWATCH_METRICS = {"disk_pct": "disk_used_percent"}  # simulator metric -> CloudWatch MetricName
 CLOUDWATCH_NAMESPACE = "CWAgent"
 CLOUDWATCH_REGION = "us-east-1"
+CLOUDWATCH_PERIOD = "1h"  # seeded as hourly means (see cloudwatch_metric_data); the example config's period
 KAFKA_METRICS = ("request_rate", "error_rate")
 METRICS_TOPIC = "foresight-metrics"
 LOGS_TOPIC = "foresight-logs"
+INCIDENT_LABELS_FILE = "incident-labels.csv"  # under the stack's state directory
 _LOCAL_AWS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto accepts any
 
 
@@ -115,6 +118,10 @@ class SeedReport:
     cloudwatch_datapoints: int = 0
     kafka_metric_messages: int = 0
     kafka_log_messages: int = 0
+    # The simulated incidents, written as a team's exported incident history would be: the
+    # labels file the example config's ``detect.labels_path`` points at.
+    incident_labels: Path | None = None
+    incidents: int = 0
 
 
 _INSTALL_HINTS = {
@@ -186,7 +193,7 @@ def service_specs(binaries: dict[str, str], ports: StackPorts, state: Path) -> l
                               "--listener-url", kafka_url, "--advertised-listener-url", kafka_url),
                     health_port=ports.kafka),
         ServiceSpec("moto", (binaries["moto_server"], "-H", "127.0.0.1", "-p", str(ports.moto)),
-                    health_url=f"http://127.0.0.1:{ports.moto}/moto-api/data.json"),
+                    health_url=f"http://127.0.0.1:{ports.moto}/moto-api/"),  # not data.json: it grows with the seed
         ServiceSpec("prometheus", (binaries["prometheus"], f"--config.file={state / 'prometheus.yml'}",
                                    f"--storage.tsdb.path={state / 'prometheus-tsdb'}",
                                    f"--web.listen-address=127.0.0.1:{ports.prometheus}",
@@ -350,6 +357,8 @@ class LocalStack:
             report = SeedReport(seed_days)
             report.prometheus_samples = backfill_prometheus(binaries["promtool"], self.state / "prometheus-tsdb",
                                                             batch, workdir=self.state)
+            report.incident_labels = self.state / INCIDENT_LABELS_FILE
+            report.incidents = write_incident_labels(batch, report.incident_labels)
         started = self._start(specs, running, timeout=timeout)
         if batch is not None and report is not None:
             try:
@@ -402,6 +411,22 @@ def simulated_batch(days: int, *, seed: int = 7, end: pd.Timestamp | None = None
     return SimulatorSource(name="simulator", seed=seed, days=days, step_minutes=step_minutes, end=end).fetch()
 
 
+def write_incident_labels(batch: SourceBatch, path: Path) -> int:
+    """The batch's incidents as an incident-history CSV (times in ISO 8601 UTC); returns the count.
+
+    No server in the stack holds incident history (PagerDuty is not local), so the seed hands
+    it over as a file, the way teams export a post-mortem log for ``detect.labels_path``.
+    """
+    incidents = batch.incidents if batch.incidents is not None else pd.DataFrame(columns=list(INCIDENT_COLUMNS))
+    out = incidents.copy()
+    for column in ("start", "end", "precursor_start"):
+        if column in out.columns:
+            out[column] = pd.to_datetime(out[column], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    return len(out)
+
+
 def _series_of(batch: SourceBatch, metrics: Sequence[str]) -> pd.DataFrame:
     """Telemetry rows of ``metrics`` joined with their catalogue row (service, resource, unit, labels)."""
     info = batch.catalogue[["unique_id", "metric", "service", "resource_id", "instance_type", "unit", "labels"]]
@@ -428,8 +453,13 @@ def openmetrics_text(batch: SourceBatch, metrics: Sequence[str] = PROMETHEUS_MET
 
 
 def cloudwatch_metric_data(batch: SourceBatch, metrics: dict[str, str] = CLOUDWATCH_METRICS) -> list[dict]:
-    """PutMetricData items (dimensions InstanceId and Service) for the simulator's ``metrics``."""
+    """PutMetricData items (dimensions InstanceId and Service) for the simulator's ``metrics``,
+    as hourly means: moto's ListMetrics and GetMetricData scan every stored datapoint, so two
+    weeks at 5 minutes (48k points) time out where real CloudWatch would not."""
     rows = _series_of(batch, list(metrics))
+    keys = ["metric", "unique_id", "resource_id", "service"]
+    rows = (rows.assign(ds=rows["ds"].dt.floor(CLOUDWATCH_PERIOD)).groupby(keys + ["ds"], observed=True, sort=True)
+            ["y"].mean().reset_index())
     stamps = rows["ds"].dt.to_pydatetime()
     return [{"MetricName": metrics[m], "Timestamp": ts, "Value": float(y), "Unit": "Percent",
              "Dimensions": [{"Name": "InstanceId", "Value": r}, {"Name": "Service", "Value": s}]}

@@ -23,6 +23,7 @@ fetch fails only when a request fails after the client's retries or when every q
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -330,7 +331,9 @@ class CloudWatchSource:
                            complete=not report.failures,
                            # a failed query keeps only its own watermark back: re-read next run
                            streams={s.unique_id: s.unique_id for s in specs},
-                           incomplete_streams=frozenset(failed_ids))
+                           incomplete_streams=frozenset(failed_ids),
+                           # datapoints sit on their period's boundaries; the gcd covers them all
+                           grid=pd.Timedelta(seconds=math.gcd(*(s.period for s in specs))) if specs else None)
 
     def _log(self, report: FetchReport) -> None:
         log.info("cloudwatch %s: %d series, %d calls, %d pages, %d datapoints, %d failed queries",

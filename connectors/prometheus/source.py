@@ -261,6 +261,7 @@ class PrometheusSource:
             complete=not rejected,
             # A refused series keeps its own watermark back until it is fixed; the others move on.
             streams=streams, incomplete_streams=frozenset(self.failures),
+            grid=pd.Timedelta(self.options.step),  # range queries evaluate at multiples of the step
         )
 
     def _series_frames(self, spec: SeriesOptions, outcomes: list[RangeOutcome],

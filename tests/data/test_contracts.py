@@ -410,3 +410,46 @@ def test_quarantines_of_two_batches_accumulate(tmp_path) -> None:
         write_quarantine(lake, check(set_cell(0, "y", "bad")(clean_batch(seed))))
     assert len(read_quarantine(lake)) == 2
     assert read_quarantine(lake)["batch_id"].nunique() == 2
+
+
+# -- per-source suites -------------------------------------------------------------------------
+def test_each_source_kind_gets_its_own_suites() -> None:
+    from foresight.contracts import SourceContract
+
+    generic = check(clean_batch())
+    prom = check(clean_batch(), contract=SourceContract("prometheus", grid=pd.Timedelta("1h")))
+    assert generic.suite == "telemetry" and prom.suite == "telemetry.prometheus"
+    assert prom.passed and "telemetry.prometheus.rows" in prom.summary_markdown()
+
+
+def test_samples_off_the_sources_grid_are_quarantined_with_the_grid_in_the_reason() -> None:
+    from foresight.contracts import SourceContract
+
+    raw = clean_batch()
+    raw.loc[[2, 7], "ds"] = [str(pd.Timestamp(raw.loc[i, "ds"]) + pd.Timedelta("90s")) for i in (2, 7)]
+    generic = check(raw)
+    gridded = check(raw, contract=SourceContract("prometheus", grid=pd.Timedelta("60s")))
+    assert generic.quarantined.empty, "without a grid the odd timestamps are plausible samples"
+    assert gridded.reasons == {"ds: not on the source's 1min sampling grid": 2}
+    assert len(gridded.clean) + len(gridded.quarantined) == len(raw)
+
+
+def test_a_label_cardinality_explosion_fails_the_batch() -> None:
+    from foresight.contracts import SourceContract
+
+    raw = clean_batch()
+    churned = raw.assign(unique_id=[f"web/pod-{i}/cpu_pct" for i in range(len(raw))])
+    result = check(churned, catalogue=None, contract=SourceContract("kafka", max_series=50))
+    assert not result.passed
+    [failed] = result.failed_checks
+    assert failed.name == "series_count" and f"{len(raw)} distinct series" in failed.detail
+    assert check(raw, contract=SourceContract("kafka", max_series=50)).passed, "a normal batch stays within it"
+
+
+def test_source_contract_rejects_nonsense_limits() -> None:
+    from foresight.contracts import SourceContract
+
+    with pytest.raises(ValueError, match="grid must be positive"):
+        SourceContract("prometheus", grid=pd.Timedelta(0))
+    with pytest.raises(ValueError, match="max_series must be >= 1"):
+        SourceContract("kafka", max_series=0)
