@@ -109,7 +109,14 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
         ]
     )
     lake.upsert("batches", ledger)
-    return {"source": result.source, "passed": result.passed, "written": written, "quarantine": quarantine_path}
+    row = ledger.iloc[0]
+    return {"source": result.source, "passed": result.passed, "written": written, "quarantine": quarantine_path,
+            "accepted": int(row["accepted"]), "quarantined": int(row["quarantined"]),
+            "rejected_messages": int(row["rejected_messages"]),
+            # why rows left the batch: per-row reasons, or the failed checks for a failed batch
+            "reasons": result.reasons if result.passed else {
+                **result.reasons,
+                f"batch failed its contract: {', '.join(c.name for c in result.failed_checks)}": len(result.clean)}}
 
 
 def _advance_watermarks(lake: Lake, batch: SourceBatch, result: ContractResult) -> None:

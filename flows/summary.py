@@ -19,7 +19,12 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
     for outcome in ingest:
         written = ", ".join(f"{k} {v:,}" for k, v in outcome["written"].items())
         status = "[green]contract passed[/green]" if outcome["passed"] else "[red]contract FAILED[/red]"
-        table.add_row("ingest", f"{outcome['source']}: {status}; upserted {written or 'nothing'}")
+        counts = (f"{outcome['accepted']:,} rows accepted, {outcome['quarantined']:,} quarantined"
+                  + (f", {outcome['rejected_messages']:,} messages rejected" if outcome["rejected_messages"] else "")
+                  if "accepted" in outcome else "")
+        why = "; ".join(f"{reason} ({n:,})" for reason, n in list(outcome.get("reasons", {}).items())[:3])
+        table.add_row("ingest", f"{outcome['source']}: {status}; {counts}{f' ({why})' if why else ''}; "
+                      f"upserted {written or 'nothing'}")
     for res in results.get("train", {}).values():
         colour = "green" if res["decision"] == "champion" else "yellow"
         table.add_row(

@@ -62,6 +62,8 @@ def test_bad_rows_are_quarantined_with_their_reason_and_nothing_is_lost(
     stored, quarantined = lake.read("telemetry"), read_quarantine(lake)
     assert quarantined["reason"].tolist() == [reason]
     assert len(stored) + len(quarantined) == len(raw)
+    assert (outcome["accepted"], outcome["quarantined"], outcome["reasons"]) == (len(raw) - 1, 1, {reason: 1}), \
+        "the run's summary says what was accepted, quarantined and why"
 
 
 def test_duplicates_out_of_order_and_other_timezones(prefect_harness, foresight_home: Path,
@@ -96,6 +98,9 @@ def test_a_failed_batch_is_quarantined_whole_and_never_reaches_training(
     quarantined = read_quarantine(lake)
     assert len(quarantined) == len(raw), "nothing is lost: good rows of a failed batch wait in quarantine"
     assert (quarantined["reason"].str.startswith("batch failed contract").sum()) == 5
+    assert outcome["accepted"] == 0 and outcome["quarantined"] == len(raw)
+    assert outcome["reasons"] == {"y: not numeric": len(raw) - 5,
+                                  "batch failed its contract: quarantine_ratio": 5}
     ledger = lake.read("batches")
     assert ledger["passed"].tolist() == [False]
     with pytest.raises(NoTrainingDataError, match="run the ingest flow first"):
