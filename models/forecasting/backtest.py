@@ -33,9 +33,11 @@ class BacktestResult:
 
     - ``forecasts``: unique_id, ds, cutoff (last training timestamp), y, yhat, yhat_lower,
       yhat_upper, model (the model that produced the row: the one tested or ``seasonal_naive``)
-    - ``per_series``: unique_id, mase (mean over origins), smape (0-200), coverage
-    - ``overall``: mase and smape (means over series, NaN MASE ignored), coverage (over all
-      points), level, n_series, n_origins, fallbacks
+    - ``per_series``: unique_id, mase (mean over origins), smape (0-200), coverage, pinball (mean
+      pinball loss of the interval's two bounds as the (1 - level) / 2 and (1 + level) / 2
+      quantiles)
+    - ``overall``: mase, smape and pinball (means over series, NaN MASE ignored), coverage (over
+      all points), level, n_series, n_origins, fallbacks
     - ``failures``: unique_id, cutoff, reason for every (series, origin) that fell back
     """
 
@@ -92,10 +94,11 @@ def backtest(
         )
     all_fc = pd.concat(forecasts, ignore_index=True)[list(FORECAST_RESULT_COLUMNS)]
     all_failures = pd.concat(failures, ignore_index=True)[list(FAILURE_COLUMNS)]
-    per_series = _per_series(pd.concat(scores, ignore_index=True), all_fc)
+    per_series = _per_series(pd.concat(scores, ignore_index=True), all_fc, level)
     overall = {
         "mase": float(np.nanmean(per_series["mase"])) if per_series["mase"].notna().any() else float("nan"),
         "smape": float(per_series["smape"].mean()),
+        "pinball": float(per_series["pinball"].mean()),
         "coverage": coverage(all_fc[TARGET_COL], all_fc["yhat_lower"], all_fc["yhat_upper"]),
         "level": float(level),
         "n_series": int(per_series[ID_COL].nunique()),
@@ -159,9 +162,13 @@ def _score_origin(fc: pd.DataFrame, train: pd.DataFrame, season: int) -> pd.Data
     return pd.DataFrame(rows, columns=[ID_COL, "mase", "smape"])
 
 
-def _per_series(scores: pd.DataFrame, fc: pd.DataFrame) -> pd.DataFrame:
-    """Mean MASE / sMAPE over origins and pooled interval coverage, per series."""
+def _per_series(scores: pd.DataFrame, fc: pd.DataFrame, level: int) -> pd.DataFrame:
+    """Mean MASE / sMAPE over origins, pooled interval coverage and pinball loss, per series."""
     inside = (fc[TARGET_COL] >= fc["yhat_lower"]) & (fc[TARGET_COL] <= fc["yhat_upper"])
     cov = inside.groupby(fc[ID_COL], observed=True).mean().rename("coverage")
+    tau = (1 - level / 100) / 2
+    below, above = fc[TARGET_COL] - fc["yhat_lower"], fc[TARGET_COL] - fc["yhat_upper"]
+    loss = (np.maximum(tau * below, (tau - 1) * below) + np.maximum((1 - tau) * above, -tau * above)) / 2
+    pin = loss.groupby(fc[ID_COL], observed=True).mean().rename("pinball")
     means = scores.groupby(ID_COL, sort=True, observed=True)[["mase", "smape"]].mean()
-    return means.join(cov).reset_index()[[ID_COL, "mase", "smape", "coverage"]]
+    return means.join(cov).join(pin).reset_index()[[ID_COL, "mase", "smape", "coverage", "pinball"]]

@@ -4,7 +4,9 @@ Prophet fixes ``interval_width`` when a model is built, but Foresight asks for t
 level at ``predict`` time. Instead of refitting, ``predict`` draws ``uncertainty_samples``
 posterior-predictive paths per series (trend-change and observation-noise uncertainty, as
 Prophet's own intervals do) and takes their central ``level`` % quantiles; the point forecast is
-Prophet's deterministic ``yhat``. Draws are seeded, so forecasts are reproducible.
+Prophet's deterministic ``yhat``. Draws are seeded, so forecasts are reproducible. ``uncertainty_samples=0`` skips the draws and
+returns point forecasts with zero-width intervals, for callers that calibrate intervals
+themselves (the champion selector); it also spares the sampling's cost.
 
 A series Prophet cannot fit (too short, degenerate) does not stop the batch: it is forecast by
 :class:`SeasonalNaive` instead and recorded in ``fallbacks_`` (unique_id -> error).
@@ -57,9 +59,10 @@ class ProphetForecaster(Forecaster):
         fallback_season_length: int = 24,
         seed: int = 0,
     ) -> None:
-        if uncertainty_samples < 10:
+        if uncertainty_samples != 0 and uncertainty_samples < 10:
             raise ValueError(
-                f"uncertainty_samples must be >= 10 to estimate quantiles, got {uncertainty_samples}"
+                f"uncertainty_samples must be 0 (point forecasts only) or >= 10 to estimate quantiles, "
+                f"got {uncertainty_samples}"
             )
         super().__init__(
             daily_seasonality=daily_seasonality,
@@ -113,10 +116,13 @@ class ProphetForecaster(Forecaster):
             yhat = model.predict(future)["yhat"].to_numpy()
         finally:
             model.uncertainty_samples = samples_wanted
+        out["yhat"] = yhat
+        if samples_wanted == 0:  # point forecasts only: the caller calibrates its own intervals
+            out["yhat_lower"] = out["yhat_upper"] = yhat
+            return out
         draws = self._seeded_draws(model, future)
         alpha = (1 - level / 100) / 2
         lower, upper = np.quantile(draws, [alpha, 1 - alpha], axis=1)
-        out["yhat"] = yhat
         out["yhat_lower"] = np.minimum(lower, yhat)
         out["yhat_upper"] = np.maximum(upper, yhat)
         return out

@@ -61,7 +61,34 @@ class SeasonalNaive(Forecaster):
         out["yhat_upper"] = (yhat + half).ravel()
         return out
 
+    def forecast_values(self, values: np.ndarray, h: int, season: int | None = None) -> np.ndarray:
+        """Point forecasts (rows x h) for right-aligned, NaN-padded histories (see ``models.forecasting.panel``).
+
+        Same rule as ``predict``: repeat the last season, or the last value for a row not longer
+        than a season. ``season`` defaults to the model's ``season_length``.
+        """
+        m = season or self.season_length
+        n, width = values.shape
+        observed = np.isfinite(values)
+        first = np.where(observed.any(axis=1), observed.argmax(axis=1), width)
+        period = np.where(width - first > m, m, 1)[:, None]
+        steps = np.arange(h)[None, :]
+        cols = width - period + steps % period
+        out = values[np.arange(n)[:, None], np.clip(cols, 0, max(width - 1, 0))] if width else np.full((n, h), np.nan)
+        # A gap at the copied position: carry the last observed value instead.
+        last = _last_observed(values)
+        return np.where(np.isfinite(out), out, last[:, None])
+
     def _half_width(self, level: int) -> np.ndarray:
         """Per-series ``level`` quantile of absolute one-season errors (0 without any)."""
         q = self.abs_residuals_.groupby(ID_COL, sort=True, observed=True)["abs_err"].quantile(level / 100)
         return q.reindex(self.ids_).fillna(0.0).to_numpy()
+
+
+def _last_observed(values: np.ndarray) -> np.ndarray:
+    """Each row's last finite value (NaN for a row without any)."""
+    observed = np.isfinite(values)
+    if values.shape[1] == 0:
+        return np.full(values.shape[0], np.nan)
+    last = values.shape[1] - 1 - observed[:, ::-1].argmax(axis=1)
+    return np.where(observed.any(axis=1), values[np.arange(values.shape[0]), last], np.nan)

@@ -169,7 +169,7 @@ def test_backtest_origins_and_output_shape(backtests, trending_fleet: pd.DataFra
     # The last origin leaves exactly h points; earlier ones step back by h.
     assert sorted(fc["cutoff"].unique()) == [last - pd.Timedelta(hours=24 * k) for k in (3, 2, 1)]
     assert (fc["ds"] > fc["cutoff"]).all() and (fc["ds"] <= fc["cutoff"] + pd.Timedelta(hours=24)).all()
-    assert list(result.per_series.columns) == ["unique_id", "mase", "smape", "coverage"]
+    assert list(result.per_series.columns) == ["unique_id", "mase", "smape", "coverage", "pinball"]
     assert result.overall["n_series"] == 6 and result.fallbacks == 0
 
 

@@ -1,0 +1,341 @@
+"""Exponential smoothing with optional damped trend and daily/weekly seasonal profiles, in numpy.
+
+Why: Prophet fits one Stan model per series (a fraction of a second to seconds each); these
+models run every series of a fleet at once as array operations over a right-aligned
+:class:`~models.forecasting.panel.Panel`, so a whole rolling-origin backtest of a 1,600-series
+fleet costs about a second. They are the cheap candidates of the per-series champion selection
+(:mod:`models.forecasting.selection`).
+
+The model (additive, ETS(A,Ad,N) on a deseasonalised series, in the spirit of MSTL):
+
+- seasonal profiles (``seasonal=True``): the daily profile is the per-phase median, over the
+  last ``max_cycles`` days, of the deviations from a centred one-day moving average (so a trend
+  does not leak into the shape); the weekly profile is estimated the same way on what the
+  daily one leaves, from the last 3-4 weeks (two weeks' "shape" is mostly one week's accidents,
+  so it needs three). A profile is only used for a series with enough full cycles.
+- level and damped trend: ``l = l' + phi b' + alpha e``, ``b = phi b' + beta (l - l')``, run for
+  every parameter combination of a small grid at once over the last ``max(500, 4 seasons)``
+  steps; each series keeps the combination with the smallest in-sample absolute error at
+  ``lead`` steps ahead (default an eighth of a day, 3 hours: capacity forecasts look hours
+  ahead, and a one-step criterion favours chasing noise).
+- intervals: normal, from the in-sample one-step error spread, widened with the horizon as an
+  exponential-smoothing forecast's variance grows (``1 + (k - 1) alpha^2``). The champion
+  selector replaces them with intervals calibrated on its backtest errors.
+
+Missing steps (gaps) keep the previous state: the level and damped trend carry forward.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.base import FORECASTERS, Forecaster
+from models.forecasting.panel import Panel, forecast_frame, steps_per_day, to_panel
+
+LEVEL_ALPHAS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0)
+TREND_ALPHAS: tuple[float, ...] = (0.05, 0.15, 0.3, 0.6)
+TREND_BETAS: tuple[float, ...] = (0.01, 0.05, 0.2)
+TREND_PHIS: tuple[float, ...] = (0.9, 0.98)
+# The level and trend are smoothed over the last max(500, 4 seasons) steps (see fit_smoothing).
+MIN_SMOOTHING_STEPS, SMOOTHING_SEASONS = 500, 4
+WEEKLY_MIN_CYCLES, WEEKLY_MAX_CYCLES = 3, 4
+
+
+@dataclass(frozen=True)
+class SmoothingState:
+    """Per row: the chosen parameters and final state, enough to forecast any horizon."""
+
+    alpha: np.ndarray
+    phi: np.ndarray
+    level: np.ndarray
+    trend: np.ndarray
+    sigma: np.ndarray
+
+    def point(self, h: int) -> np.ndarray:
+        """Level plus damped trend for steps 1..h (rows x h)."""
+        powers = self.phi[:, None] ** np.arange(1, h + 1)[None, :]
+        return self.level[:, None] + np.cumsum(powers, axis=1) * self.trend[:, None]
+
+
+def parameter_grid(trend: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alpha, beta, phi) per combination: level-only, or the damped-trend grid."""
+    if not trend:
+        alphas = np.array(LEVEL_ALPHAS)
+        return alphas, np.zeros_like(alphas), np.ones_like(alphas)
+    grid = np.array([(a, b, p) for a in TREND_ALPHAS for b in TREND_BETAS for p in TREND_PHIS])
+    return grid[:, 0], grid[:, 1], grid[:, 2]
+
+
+def fit_smoothing(values: np.ndarray, trend: bool, lead: int, max_steps: int | None = None) -> SmoothingState:
+    """Run the smoothing grid over every row of ``values`` (NaN-padded) and keep each row's best.
+
+    "Best" is the smallest mean absolute in-sample error of the forecast made ``lead`` steps
+    earlier. Rows too short to score any lead-step forecast keep a middle-of-the-grid setting.
+    Only the last ``max_steps`` steps are smoothed when given: the state forgets older data at
+    any alpha of the grid, and the loop's cost grows with the steps.
+    """
+    if lead < 1:
+        raise ValueError(f"lead must be >= 1, got {lead}")
+    if max_steps is not None:
+        values = values[:, -max_steps:]
+    alpha, beta, phi = parameter_grid(trend)
+    n, width = values.shape
+    combos = alpha.size
+    level = np.full((n, combos), np.nan)
+    slope = np.zeros((n, combos))
+    lead_err, lead_count = np.zeros((n, combos)), np.zeros((n, combos))
+    sq_err, sq_count = np.zeros((n, combos)), np.zeros((n, combos))
+    ring = np.full((lead, n, combos), np.nan)
+    damp_lead = np.cumsum(phi[None, :] ** np.arange(1, lead + 1)[:, None], axis=0)[-1]
+    observed_cols = np.flatnonzero(np.isfinite(values).any(axis=0))
+    start = int(observed_cols[0]) if observed_cols.size else width
+    for t in range(start, width):
+        y = values[:, t][:, None]
+        obs = np.isfinite(y)
+        past = ring[t % lead]
+        scored = obs & np.isfinite(past)
+        lead_err += np.where(scored, np.abs(y - past), 0.0)
+        lead_count += scored
+        started = np.isfinite(level)
+        pred = level + phi * slope
+        err = y - pred
+        usable = obs & started
+        sq_err += np.where(usable, err * err, 0.0)
+        sq_count += usable
+        new_level = np.where(obs, np.where(started, pred + alpha * err, y), pred)
+        slope = np.where(
+            usable, beta * (new_level - level) + (1 - beta) * phi * slope, np.where(started, phi * slope, 0.0)
+        )
+        level = new_level
+        ring[t % lead] = level + damp_lead * slope
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(lead_count > 0, lead_err / lead_count, np.inf)
+        sigma = np.sqrt(np.where(sq_count > 0, sq_err / sq_count, np.nan))
+    default = combos // 2
+    best = np.where(np.isfinite(score).any(axis=1), np.argmin(score, axis=1), default)
+    rows = np.arange(n)
+    return SmoothingState(
+        alpha=alpha[best],
+        phi=phi[best],
+        level=level[rows, best],
+        trend=slope[rows, best],
+        sigma=np.nan_to_num(sigma[rows, best], nan=0.0),
+    )
+
+
+def seasonal_profile(values: np.ndarray, period: int, max_cycles: int, min_cycles: int = 2) -> np.ndarray:
+    """Per row, the additive profile (rows x period, mean 0) of the last ``max_cycles`` cycles.
+
+    Classical decomposition: each value's deviation from the centred moving average of one
+    period (the local level, so a trend or a level shift does not leak into the shape), then
+    the per-phase median of the deviations over the cycles. Column ``p`` is the phase ``p``
+    steps after a cycle boundary counted back from the last column (the last column has phase
+    ``period - 1``). Rows with fewer than ``min_cycles`` full cycles of history get a zero profile.
+    """
+    n, width = values.shape
+    cycles = min(max_cycles, width // period)
+    profile = np.zeros((n, period))
+    if cycles < max(2, min_cycles):
+        return profile
+    observed = np.isfinite(values)
+    first = np.where(observed.any(axis=1), observed.argmax(axis=1), width)
+    enough = width - first >= max(2, min_cycles) * period
+    if not enough.any():
+        return profile
+    flat = values[enough, width - cycles * period :]
+    deviation = flat - centred_moving_average(flat, period)
+    # Phases never observed (short rows, gaps, the half-periods without a centred average) give
+    # all-NaN slices: they become 0 below.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shape = np.nanmedian(deviation.reshape(-1, cycles, period), axis=1)
+        shape = shape - np.nanmean(shape, axis=1, keepdims=True)
+    profile[enough] = np.nan_to_num(shape, nan=0.0)
+    return profile
+
+
+def centred_moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Per row, the mean of the ``window`` values centred on each column (NaN-aware; NaN near the ends)."""
+    rows, width = values.shape
+    present = np.isfinite(values)
+    sums = np.concatenate([np.zeros((rows, 1)), np.cumsum(np.where(present, values, 0.0), axis=1)], axis=1)
+    counts = np.concatenate([np.zeros((rows, 1)), np.cumsum(present, axis=1)], axis=1)
+    starts = np.arange(width) - window // 2
+    ends = starts + window
+    inside = (starts >= 0) & (ends <= width)
+    lo, hi = np.clip(starts, 0, width), np.clip(ends, 0, width)
+    total, count = sums[:, hi] - sums[:, lo], counts[:, hi] - counts[:, lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(inside[None, :] & (count > 0), total / count, np.nan)
+
+
+def phase_columns(width: int, period: int) -> np.ndarray:
+    """The profile column of each of ``width`` right-aligned columns (see :func:`seasonal_profile`)."""
+    return (np.arange(width) - width) % period
+
+
+@dataclass(frozen=True)
+class SeasonalSmoothingFit:
+    """Profiles (daily, weekly; zero when unused) and the smoothing state of what they leave."""
+
+    periods: tuple[int, ...]
+    profiles: tuple[np.ndarray, ...]
+    state: SmoothingState
+
+    def point(self, h: int) -> np.ndarray:
+        out = self.state.point(h)
+        steps = np.arange(h)
+        for period, profile in zip(self.periods, self.profiles, strict=True):
+            out = out + profile[:, steps % period]
+        return out
+
+
+def fit_seasonal_smoothing(
+    values: np.ndarray, season: int, *, trend: bool, seasonal: bool, weekly: bool, lead: int, max_cycles: int
+) -> SeasonalSmoothingFit:
+    """Remove the daily (and weekly) profile when asked, then fit the smoothing grid."""
+    periods: list[int] = []
+    profiles: list[np.ndarray] = []
+    rest = values
+    if seasonal and season > 1:
+        # A weekly shape from two weeks is mostly one week's accidents (a promotion, an
+        # incident): it takes WEEKLY_MIN_CYCLES weeks, so short histories get the daily one only.
+        plan = [(season, max_cycles, 2)] + (
+            [(7 * season, WEEKLY_MAX_CYCLES, WEEKLY_MIN_CYCLES)] if weekly else []
+        )
+        for period, cycles, least in plan:
+            profile = seasonal_profile(rest, period, cycles, least)
+            rest = rest - profile[:, phase_columns(rest.shape[1], period)]
+            periods.append(period)
+            profiles.append(profile)
+    max_steps = max(MIN_SMOOTHING_STEPS, SMOOTHING_SEASONS * season)
+    return SeasonalSmoothingFit(tuple(periods), tuple(profiles), fit_smoothing(rest, trend, lead, max_steps))
+
+
+class ExponentialSmoothing(Forecaster):
+    """Vectorised exponential smoothing (see the module docstring); variants set the defaults."""
+
+    name = "exponential_smoothing"
+
+    def __init__(
+        self,
+        trend: bool = False,
+        seasonal: bool = False,
+        weekly: bool = True,
+        season_length: int | None = None,
+        lead: int | None = None,
+        max_cycles: int = 7,
+    ) -> None:
+        if season_length is not None and season_length < 1:
+            raise ValueError(f"season_length must be >= 1, got {season_length}")
+        if lead is not None and lead < 1:
+            raise ValueError(f"lead must be >= 1, got {lead}")
+        if max_cycles < 2:
+            raise ValueError(f"max_cycles must be >= 2 to estimate a profile, got {max_cycles}")
+        super().__init__(
+            trend=trend,
+            seasonal=seasonal,
+            weekly=weekly,
+            season_length=season_length,
+            lead=lead,
+            max_cycles=max_cycles,
+        )
+
+    def season_for(self, freq: str) -> int:
+        """The daily season in steps: the configured one, else a day at ``freq``."""
+        return self.params["season_length"] or steps_per_day(freq)
+
+    def lead_for(self, season: int) -> int:
+        """Lead of the in-sample criterion: configured, else an eighth of a season (at least 1)."""
+        return self.params["lead"] or max(1, season // 8)
+
+    def forecast_values(self, values: np.ndarray, h: int, season: int) -> np.ndarray:
+        """Point forecasts (rows x h) for right-aligned, NaN-padded histories: the pure model."""
+        return self._fit_values(values, season).point(h)
+
+    def _fit_values(self, values: np.ndarray, season: int) -> SeasonalSmoothingFit:
+        p = self.params
+        return fit_seasonal_smoothing(
+            values,
+            season,
+            trend=p["trend"],
+            seasonal=p["seasonal"],
+            weekly=p["weekly"],
+            lead=self.lead_for(season),
+            max_cycles=p["max_cycles"],
+        )
+
+    def _fit(self, df: pd.DataFrame) -> None:
+        self.panel_ = to_panel(df, self.freq_)
+        self.fit_ = self._fit_values(self.panel_.values, self.season_for(self.freq_))
+        # The values are only needed to fit; keep the ids and timestamps to forecast from.
+        self.panel_ = Panel(
+            self.panel_.ids, np.empty((len(self.panel_.ids), 0)), self.panel_.last_ds, self.freq_
+        )
+
+    def _predict(self, h: int, level: int) -> pd.DataFrame:
+        yhat = self.fit_.point(h)
+        state = self.fit_.state
+        z = NormalDist().inv_cdf(0.5 + level / 200)
+        growth = np.sqrt(1 + np.arange(h)[None, :] * state.alpha[:, None] ** 2)
+        half = z * state.sigma[:, None] * growth
+        return forecast_frame(self.panel_, yhat, yhat - half, yhat + half)
+
+
+@FORECASTERS.register("ses")
+class SimpleExponentialSmoothing(ExponentialSmoothing):
+    """Level only: the forecast is flat at the smoothed level (noisy series without shape)."""
+
+    name = "ses"
+
+    def __init__(self, season_length: int | None = None, lead: int | None = None) -> None:
+        super().__init__(trend=False, seasonal=False, season_length=season_length, lead=lead)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"season_length": self.params["season_length"], "lead": self.params["lead"]}
+
+
+@FORECASTERS.register("damped_trend")
+class DampedTrend(ExponentialSmoothing):
+    """Level plus a damped trend (Gardner & McKenzie): steady growth that flattens out."""
+
+    name = "damped_trend"
+
+    def __init__(self, season_length: int | None = None, lead: int | None = None) -> None:
+        super().__init__(trend=True, seasonal=False, season_length=season_length, lead=lead)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"season_length": self.params["season_length"], "lead": self.params["lead"]}
+
+
+@FORECASTERS.register("mstl")
+class SeasonalSmoothing(ExponentialSmoothing):
+    """Daily and weekly profiles plus a smoothed level: the fast seasonal model."""
+
+    name = "mstl"
+
+    def __init__(
+        self,
+        season_length: int | None = None,
+        lead: int | None = None,
+        weekly: bool = True,
+        trend: bool = False,
+        max_cycles: int = 7,
+    ) -> None:
+        super().__init__(
+            trend=trend,
+            seasonal=True,
+            weekly=weekly,
+            season_length=season_length,
+            lead=lead,
+            max_cycles=max_cycles,
+        )
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: self.params[k] for k in ("season_length", "lead", "weekly", "trend", "max_cycles")}

@@ -1,0 +1,125 @@
+"""The capacity-forecast benchmark's protocol (split, MASE scale, metrics) on hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.forecast import (
+    backtest_horizon,
+    protocol_horizon,
+    protocol_split,
+    run_protocol,
+    scale_season,
+    score_forecasts,
+    series_group,
+    summarise,
+)
+
+START = pd.Timestamp("2025-01-06", tz="UTC")
+
+
+def series(uid: str, y: np.ndarray | list[float]) -> pd.DataFrame:
+    values = np.asarray(y, dtype="float64")
+    ds = pd.date_range(START, periods=values.size, freq="5min").as_unit("us")
+    return pd.DataFrame({"unique_id": uid, "ds": ds, "y": values})
+
+
+def test_horizon_and_scale_season_follow_the_protocol_thresholds() -> None:
+    assert protocol_horizon(2016) == 288 and protocol_horizon(2015) == 48
+    assert scale_season(576) == 288 and scale_season(575) == 1
+    assert series_group("gcd:vm_1:cpu") == "gcd" and series_group("google2019:avg_cpu") == "long"
+
+
+def test_backtest_window_shrinks_until_the_history_holds_five_of_them() -> None:
+    assert backtest_horizon(240, 48) == 48  # a gcd trace's training part: 5 x 48 points
+    assert backtest_horizon(1955, 288) == 288
+    assert backtest_horizon(288, 288) == 36  # 288 -> 144 -> 72 -> 36, the first with 5 x 36 <= 288
+    assert backtest_horizon(4, 48) == 1
+
+
+def test_split_holds_out_288_points_of_a_week_long_series_and_48_of_a_shorter_one() -> None:
+    df = pd.concat([series("long", np.arange(2016.0)), series("gcd:a", np.arange(300.0))], ignore_index=True)
+    train, test, horizons = protocol_split(df)
+    assert horizons.to_dict() == {"gcd:a": 48, "long": 288}
+    assert test.groupby("unique_id").size().to_dict() == {"gcd:a": 48, "long": 288}
+    assert train.groupby("unique_id")["y"].max().to_dict() == {"gcd:a": 251.0, "long": 1727.0}
+    assert test.groupby("unique_id")["y"].min().to_dict() == {"gcd:a": 252.0, "long": 1728.0}
+
+
+def test_split_refuses_series_not_longer_than_their_horizon() -> None:
+    with pytest.raises(ValueError, match="not longer than their horizon"):
+        protocol_split(series("tiny", np.arange(48.0)))
+
+
+def test_score_of_a_short_series_uses_the_one_step_naive_scale() -> None:
+    train = series("gcd:x", [1.0, 2.0, 3.0, 4.0])  # one-step naive MAE = 1
+    test = series("gcd:x", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).iloc[4:]
+    fc = test[["unique_id", "ds"]].assign(yhat=[5.0, 8.0], yhat_lower=[4.0, 7.0], yhat_upper=[6.0, 9.0])
+    row = score_forecasts(train, test, fc, level=80).iloc[0]
+    assert row["mase"] == pytest.approx(1.0)  # MAE (0 + 2) / 2 over scale 1
+    assert row["smape"] == pytest.approx((0.0 + 200 * 2 / 14) / 2)
+    assert row["coverage"] == pytest.approx(0.5)  # 5 in [4, 6]; 6 not in [7, 9]
+    # pinball at 0.1 / 0.9: lower bounds 4 and 7 -> (0.1 * 1 + 0.9 * 1) / 2; upper 6 and 9 -> (0.1 * 1 + 0.1 * 3) / 2
+    assert row["pinball"] == pytest.approx(((0.1 + 0.9) / 2 + (0.1 + 0.3) / 2) / 2)
+
+
+def test_score_of_a_long_series_uses_the_daily_seasonal_scale() -> None:
+    y = np.arange(600.0 + 2)  # a ramp: the lag-288 in-sample error is 288 everywhere
+    train, test = series("long", y[:600]), series("long", y).iloc[600:]
+    fc = test[["unique_id", "ds"]].assign(yhat=test["y"].to_numpy() + 288.0, yhat_lower=0.0, yhat_upper=1e6)
+    row = score_forecasts(train, test, fc).iloc[0]
+    assert row["mase"] == pytest.approx(1.0) and row["coverage"] == 1.0
+
+
+def test_score_refuses_a_forecast_missing_held_out_points() -> None:
+    train, test = series("a", [1.0, 2.0, 3.0]), series("a", [1.0, 2.0, 3.0, 4.0, 5.0]).iloc[3:]
+    fc = test.iloc[:1][["unique_id", "ds"]].assign(yhat=4.0, yhat_lower=3.0, yhat_upper=5.0)
+    with pytest.raises(ValueError, match="1 held-out points have no finite forecast"):
+        score_forecasts(train, test, fc)
+
+
+def test_summary_means_over_series_and_pools_coverage_over_points() -> None:
+    per_series = pd.DataFrame(
+        {
+            "unique_id": ["gcd:a", "gcd:b", "long"],
+            "group": ["gcd", "gcd", "long"],
+            "mase": [1.0, 3.0, 0.5],
+            "smape": [10.0, 20.0, 30.0],
+            "coverage": [1.0, 0.5, 0.0],
+            "pinball": [1.0, 1.0, 4.0],
+            "n": [48, 48, 288],
+        }
+    )
+    s = summarise(per_series)
+    assert s["mase"] == pytest.approx(1.5) and s["mase_gcd"] == pytest.approx(2.0) and s["mase_long"] == 0.5
+    assert s["coverage"] == pytest.approx((48 + 24) / 384) and s["smape"] == pytest.approx(20.0)
+
+
+def test_each_horizon_group_is_forecast_with_its_own_horizon() -> None:
+    df = pd.concat([series("long", np.arange(2016.0)), series("gcd:a", np.arange(300.0))], ignore_index=True)
+    train, test, horizons = protocol_split(df)
+    calls: list[tuple[int, list[str]]] = []
+
+    def last_value(part: pd.DataFrame, h: int, level: int) -> pd.DataFrame:
+        calls.append((h, sorted(part["unique_id"].unique())))
+        last = part.groupby("unique_id").tail(1)
+        rows = [
+            pd.DataFrame(
+                {
+                    "unique_id": r.unique_id,
+                    "ds": r.ds + pd.Timedelta(minutes=5) * np.arange(1, h + 1),
+                    "yhat": r.y,
+                    "yhat_lower": r.y - 1,
+                    "yhat_upper": r.y + 1,
+                }
+            )
+            for r in last.itertuples()
+        ]
+        return pd.concat(rows, ignore_index=True)
+
+    result = run_protocol("last", last_value, train, test, horizons)
+    assert calls == [(48, ["gcd:a"]), (288, ["long"])]
+    assert result.per_series.set_index("unique_id")["n"].to_dict() == {"gcd:a": 48, "long": 288}
+    assert result.seconds > 0 and result.peak_mib > 0
