@@ -1,4 +1,4 @@
-"""The forecast store: forecasts, capacity plans and series metadata in a SQL database.
+"""The forecast store: forecasts, capacity plans, rightsizing, scaling actions and series metadata.
 
 SQLAlchemy 2 Core over SQLite (the embedded default) or PostgreSQL (``postgresql+psycopg://``),
 which is what the Grafana capacity dashboard reads. Every write is one transaction and is
@@ -99,12 +99,54 @@ actuals = Table(
     Column("y", Float, nullable=False),
 )
 
+rightsizing = Table(
+    "rightsizing",
+    metadata,
+    Column("service", String(128), primary_key=True),
+    Column("instance_count", Integer, nullable=False),
+    Column("current_instance_type", String(64), nullable=False),
+    Column("recommended_instance_type", String(64)),  # NULL: no allowed type is big enough
+    Column("current_monthly_cost", Float),
+    Column("recommended_monthly_cost", Float),
+    Column("monthly_savings", Float),  # current - recommended; negative: an upsize costs more
+    Column("demand_vcpu", Float),
+    Column("demand_memory_gib", Float),
+    Column("peak_upper_utilisation", Float),  # forecast upper quantile on the recommended type, %
+    Column("exceed_probability", Float),  # P(demand > recommended capacity) at the forecast peak
+    Column("current_exceed_probability", Float),  # the same on the current type: the risk of no change
+    Column("action", String(16), nullable=False),  # downsize / upsize / keep / none_fits
+    Column("reason", String(1024), nullable=False),
+    Column("price_source", String(64)),
+    Column("model_version", String(128), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+scaling_actions = Table(
+    "scaling_actions",
+    metadata,
+    Column("service", String(128), nullable=False),
+    Column("asg_name", String(255), primary_key=True),
+    Column("action_name", String(255), primary_key=True),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    Column("desired_capacity", Integer, nullable=False),
+    Column("min_size", Integer, nullable=False),
+    Column("max_size", Integer, nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 FORECAST_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "yhat", "yhat_lower", "yhat_upper")
 CAPACITY_PLAN_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in capacity_plan.columns if c.name not in ("model_version", "run_id", "created_at")
 )
 SERIES_COLUMNS: tuple[str, ...] = ("unique_id", "service", "resource_id", "metric", "unit")
 ACTUALS_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y")
+_PROVENANCE = ("model_version", "run_id", "created_at")
+RIGHTSIZING_COLUMNS: tuple[str, ...] = tuple(c.name for c in rightsizing.columns if c.name not in _PROVENANCE)
+SCALING_ACTION_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in scaling_actions.columns if c.name not in _PROVENANCE
+)
 
 
 @dataclass(frozen=True)
@@ -175,6 +217,44 @@ class ForecastStore:
             written = _upsert(conn, capacity_plan, frame, keys=("unique_id",))
         return WriteReport("capacity_plan", written)
 
+    def write_rightsizing(self, df: pd.DataFrame, *, model_version: str, run_id: str) -> WriteReport:
+        """Upsert rightsizing recommendations by ``service`` in one transaction."""
+        require_columns(df, RIGHTSIZING_COLUMNS, "rightsizing")
+        _require_unique(df, ["service"], "rightsizing")
+        frame = df[list(RIGHTSIZING_COLUMNS)].copy()
+        frame["instance_count"] = _integers(frame["instance_count"], "rightsizing instance_count")
+        frame["model_version"] = str(model_version)
+        frame["run_id"] = str(run_id)
+        frame["created_at"] = self._clock()
+        with self.engine.begin() as conn:
+            written = _upsert(conn, rightsizing, frame, keys=("service",))
+        return WriteReport("rightsizing", written)
+
+    def write_scaling_actions(
+        self, df: pd.DataFrame, *, run_id: str, services: Sequence[str] | None = None
+    ) -> WriteReport:
+        """Replace the scheduled scaling actions of ``services`` (default: those in ``df``).
+
+        One transaction deletes every stored action of those services and inserts ``df``'s, so
+        a service whose forecast no longer needs a scale-out loses its old actions.
+        """
+        require_columns(df, SCALING_ACTION_COLUMNS, "scaling actions")
+        _require_unique(df, ["asg_name", "action_name"], "scaling actions")
+        frame = df[list(SCALING_ACTION_COLUMNS)].copy()
+        frame["start_time"] = _utc(frame["start_time"], "scaling actions start_time")
+        for col in ("desired_capacity", "min_size", "max_size"):
+            frame[col] = _integers(frame[col], f"scaling actions {col}")
+        frame["run_id"] = str(run_id)
+        frame["created_at"] = self._clock()
+        replaced = sorted(set(frame["service"].astype(str)) | set(services or ()))
+        with self.engine.begin() as conn:
+            deleted = 0
+            if replaced:
+                gone = conn.execute(delete(scaling_actions).where(scaling_actions.c.service.in_(replaced)))
+                deleted = max(int(gone.rowcount or 0), 0)
+            written = _insert(conn, scaling_actions, frame)
+        return WriteReport("scaling_actions", written, deleted)
+
     def write_series(self, catalogue: pd.DataFrame) -> WriteReport:
         """Upsert the series metadata (dashboard variables) from a series catalogue."""
         require_columns(catalogue, SERIES_COLUMNS, "series catalogue")
@@ -207,6 +287,23 @@ class ForecastStore:
         )
         dates = ("threshold_date", "threshold_date_earliest", "threshold_date_latest", "created_at")
         return self._read(stmt, capacity_plan, dates)
+
+    def read_rightsizing(self) -> pd.DataFrame:
+        """The stored recommendations, largest monthly saving first (upsizes, negative, last)."""
+        stmt = select(rightsizing).order_by(
+            rightsizing.c.monthly_savings.desc().nulls_last(), rightsizing.c.service
+        )
+        return self._read(stmt, rightsizing, ("created_at",))
+
+    def read_scaling_actions(self, service: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Stored scheduled actions (all or some services), by service then start time."""
+        stmt = select(scaling_actions).order_by(
+            scaling_actions.c.service, scaling_actions.c.start_time, scaling_actions.c.action_name
+        )
+        if service is not None:
+            names = [service] if isinstance(service, str) else list(service)
+            stmt = stmt.where(scaling_actions.c.service.in_(names))
+        return self._read(stmt, scaling_actions, ("start_time", "created_at"))
 
     def read_series(self) -> pd.DataFrame:
         """The stored series metadata, sorted by ``unique_id``."""
@@ -274,6 +371,14 @@ def _utc(values: pd.Series, what: str, *, allow_nat: bool = False) -> pd.Series:
     if not allow_nat and out.isna().any():
         raise SchemaError(f"{what}: {int(out.isna().sum())} missing timestamp(s)")
     return out
+
+
+def _integers(values: pd.Series, what: str) -> pd.Series:
+    """Whole numbers as int64 (COPY renders 2.0 as text PostgreSQL's integer rejects)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any() or not np.allclose(numbers, np.round(numbers)):
+        raise SchemaError(f"{what}: expected whole numbers, got {values.head(3).tolist()}")
+    return numbers.round().astype("int64")
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

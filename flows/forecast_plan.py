@@ -1,10 +1,13 @@
 """Forecast-and-plan flow: the champion forecaster's configuration, refitted on the freshest
 history, forecasts every capacity series over the horizon; the capacity plan says how many days
-each resource has before its p90 crosses the threshold. Both land in the forecast store."""
+each resource has before its p90 crosses the threshold. From the same forecasts, rightsizing
+recommends instance types and predictive scaling schedules Auto Scaling actions ahead of peaks.
+All of it lands in the forecast store; the report goes to S3 and the schedule to the groups when
+the AWS sinks are enabled (dry-run unless ``apply``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +17,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.resources import open_forecast_store, open_lake, open_registry, settings_for_run
 from foresight.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.aws.instances import InstanceCatalogue
 
 # Local (per-series) models fan out over chunks of series; a global model needs them all at once.
 SERIES_PER_CHUNK = 16
@@ -62,6 +68,78 @@ def store_results(settings: Settings, forecasts: pd.DataFrame, plan: pd.DataFram
     store.write_capacity_plan(plan, model_version=version, run_id=run_id)
 
 
+@task(cache_policy=NO_CACHE)
+def load_instances(settings: Settings, current_types: list[str]) -> InstanceCatalogue:
+    """The instance catalogue: EC2 + Pricing API when AWS is enabled, else the bundled table
+    (failures fall back to it inside, so no retries here)."""
+    from connectors.aws.instances import load_instance_catalogue
+
+    aws = settings.sinks.aws
+    return load_instance_catalogue(settings.capacity.allowed_families, extra_types=current_types,
+                                   region=aws.region, use_aws=aws.enabled,
+                                   use_pricing_api=aws.use_pricing_api, endpoint_url=aws.endpoint_url)
+
+
+@task(cache_policy=NO_CACHE)
+def plan_capacity_actions(settings: Settings, forecasts: pd.DataFrame, catalogue: pd.DataFrame, fleet: pd.DataFrame,
+                          instances: InstanceCatalogue, now: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Rightsizing per service and scheduled actions per configured Auto Scaling group."""
+    from models.rightsizing import rightsize
+    from models.scaling import scaling_actions
+
+    cap = settings.capacity
+    recommendations = rightsize(forecasts, catalogue, fleet, instances.table,
+                                target_utilisation=settings.forecast.target_utilisation,
+                                level=settings.forecast.level, allowed_families=cap.allowed_families,
+                                cpu_metric=cap.cpu_metric, memory_metric=cap.memory_metric,
+                                memory_target_utilisation=cap.memory_target_utilisation,
+                                price_source=instances.price_source)
+    groups = scaling_groups(settings, fleet, instances.table)
+    actions = scaling_actions(forecasts, catalogue, groups, target_utilisation=settings.forecast.target_utilisation,
+                              lead=cap.scaling_lead, min_hold=cap.scaling_min_hold, not_before=now,
+                              cpu_metric=cap.cpu_metric)
+    return recommendations, actions, [g.asg_name for g in groups]
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def store_capacity_actions(settings: Settings, recommendations: pd.DataFrame, actions: pd.DataFrame,
+                           services: list[str], version: str, run_id: str) -> None:
+    store = open_forecast_store(settings)
+    store.write_rightsizing(recommendations, model_version=version, run_id=run_id)
+    store.write_scaling_actions(actions, run_id=run_id, services=services)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_aws(settings: Settings, recommendations: pd.DataFrame, actions: pd.DataFrame, groups: list[str],
+                run_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Local report always; S3 report and Auto Scaling schedule when AWS is enabled (the boto3
+    clients retry, so the task does not)."""
+    from connectors.aws.sinks import publish_capacity_actions
+
+    result = publish_capacity_actions(settings, recommendations, actions, run_id=run_id, groups=groups,
+                                      metadata=metadata, logger=get_run_logger())
+    return result.summary()
+
+
+def scaling_groups(settings: Settings, fleet: pd.DataFrame, instances: pd.DataFrame) -> list[Any]:
+    """A ``ScalingGroup`` per service configured with an ``asg_name`` whose instance type is known."""
+    from models.scaling import ScalingGroup
+
+    types = dict(zip(fleet["service"], fleet["instance_type"], strict=True))
+    vcpus = dict(zip(instances["instance_type"], instances["vcpu"], strict=True))
+    groups = []
+    for service, conf in sorted(settings.capacity.services.items()):
+        if not conf.asg_name:
+            continue
+        instance_type = conf.instance_type or types.get(service)
+        if instance_type not in vcpus:
+            get_run_logger().warning("no scheduled actions for %s: instance type %r unknown", service, instance_type)
+            continue
+        groups.append(ScalingGroup(service, conf.asg_name, float(vcpus[instance_type]), conf.min_size,
+                                   int(conf.max_size or conf.min_size)))
+    return groups
+
+
 def chunk_series(series: pd.DataFrame, model: Any) -> list[pd.DataFrame]:
     if getattr(model, "is_global", False):
         return [series]
@@ -70,11 +148,15 @@ def chunk_series(series: pd.DataFrame, model: Any) -> list[pd.DataFrame]:
 
 
 @flow(name="forecast-and-plan", log_prints=True)
-def forecast_and_plan(config_file: str | None = None) -> dict[str, Any]:
-    """Forecast every capacity series with intervals and compute the capacity plan."""
+def forecast_and_plan(config_file: str | None = None, apply: bool | None = None) -> dict[str, Any]:
+    """Forecast every capacity series with intervals, compute the capacity plan, rightsizing and
+    scheduled scaling actions. ``apply`` overrides ``sinks.aws.apply`` (None: keep the setting)."""
     from models.capacity import capacity_plan
+    from models.rightsizing import fleet_from_catalogue
 
     settings = settings_for_run(config_file)
+    if apply is not None:
+        settings.sinks.aws.apply = bool(apply)
     series, catalogue = load_capacity_history(settings)
     model, version = load_champion_forecaster(settings)
     parts = forecast_chunk.map(unmapped(model), chunk_series(series, model), unmapped(settings)).result()
@@ -84,18 +166,44 @@ def forecast_and_plan(config_file: str | None = None) -> dict[str, Any]:
     run_id = str(runtime.flow_run.id or "local")
     store_results(settings, forecasts, plan, model.name, version, run_id)
 
+    overrides = {name: conf.model_dump() for name, conf in settings.capacity.services.items()}
+    fleet = fleet_from_catalogue(catalogue, overrides)
+    instances = load_instances(settings, sorted(set(fleet["instance_type"])))
+    recommendations, actions, groups = plan_capacity_actions(
+        settings, forecasts, catalogue, fleet, instances, pd.Timestamp.now(tz="UTC"))
+    store_capacity_actions(settings, recommendations, actions, sorted(settings.capacity.services), version, run_id)
+    aws = publish_aws(settings, recommendations, actions, groups, run_id,
+                      {"model": model.name, "model_version": version, "price_source": instances.price_source,
+                       "spec_source": instances.spec_source,
+                       "target_utilisation": settings.forecast.target_utilisation,
+                       "level": settings.forecast.level})
+
     soonest = plan.sort_values("days_to_threshold", na_position="last").head(10)
     create_markdown_artifact(
         key="capacity-plan",
         markdown=_plan_markdown(soonest, version, model.name, len(forecasts["unique_id"].unique())),
         description="Resources closest to their thresholds",
     )
-    get_run_logger().info("forecast %d series with %s v%s; plan for %d resources",
-                          forecasts["unique_id"].nunique(), model.name, version, len(plan))
+    create_markdown_artifact(
+        key="rightsizing",
+        markdown=_rightsizing_markdown(recommendations, actions, instances.price_source, aws),
+        description="Instance type recommendations and scheduled scaling actions",
+    )
+    get_run_logger().info("forecast %d series with %s v%s; plan for %d resources; %d rightsizing "
+                          "recommendations, %d scheduled actions",
+                          forecasts["unique_id"].nunique(), model.name, version, len(plan),
+                          len(recommendations), len(actions))
     return {
         "model": model.name, "model_version": version, "series": int(forecasts["unique_id"].nunique()),
         "forecast_rows": len(forecasts), "plan_rows": len(plan),
         "crossing_within_horizon": int(plan["days_to_threshold"].notna().sum()),
+        "rightsizing_rows": len(recommendations),
+        "rightsizing_actions": {str(k): int(v) for k, v in recommendations["action"].value_counts().items()},
+        "monthly_savings": round(float(recommendations["monthly_savings"].clip(lower=0).sum()), 2),
+        "monthly_upsize_cost": round(float(-recommendations["monthly_savings"].clip(upper=0).sum()), 2),
+        "price_source": instances.price_source,
+        "scaling_actions": len(actions),
+        **aws,
     }
 
 
@@ -107,4 +215,19 @@ def _plan_markdown(soonest: pd.DataFrame, version: str, model_name: str, n_serie
         days = "beyond horizon" if pd.isna(row.days_to_threshold) else f"{row.days_to_threshold:.1f}"
         lines.append(f"| {row.resource_id} | {row.metric} | {row.current:.1f} | {row.peak_p90:.1f} | "
                      f"{row.threshold:.0f} | {days} | x{row.capacity_needed:.2f} |")
+    return "\n".join(lines)
+
+
+def _rightsizing_markdown(recs: pd.DataFrame, actions: pd.DataFrame, price_source: str, aws: dict[str, Any]) -> str:
+    lines = [f"# Rightsizing\n\nPrices: {price_source}. AWS: "
+             + ("apply" if aws.get("aws_apply") else "dry-run" if aws.get("aws_enabled") else "not configured")
+             + f"; {len(actions)} scheduled actions planned.\n",
+             "| service | now | recommended | action | monthly savings (USD) | peak upper % | P(exceed) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in recs.itertuples():
+        savings = "n/a" if pd.isna(row.monthly_savings) else f"{row.monthly_savings:,.2f}"
+        peak = "n/a" if pd.isna(row.peak_upper_utilisation) else f"{row.peak_upper_utilisation:.1f}"
+        risk = "n/a" if pd.isna(row.exceed_probability) else f"{row.exceed_probability:.3f}"
+        lines.append(f"| {row.service} | {row.instance_count} x {row.current_instance_type} | "
+                     f"{row.recommended_instance_type or '-'} | {row.action} | {savings} | {peak} | {risk} |")
     return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""Settings for rightsizing, scaling and the AWS sinks, and the CLI's --apply pass-through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from foresight import cli
+from foresight.settings import load_settings
+
+
+def test_aws_sinks_are_off_and_dry_run_by_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(home=tmp_path)
+    assert not settings.sinks.aws.enabled and not settings.sinks.aws.apply
+    assert settings.aws_action_log == tmp_path / "actions" / "aws-actions.jsonl"
+
+
+def test_apply_and_services_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORESIGHT_SINKS__AWS__APPLY", "true")
+    monkeypatch.setenv("FORESIGHT_CAPACITY__SERVICES", '{"cart": {"asg_name": "cart-asg", "max_size": 6}}')
+    settings = load_settings()
+    assert settings.sinks.aws.apply
+    assert (
+        settings.capacity.services["cart"].max_size == 6 and settings.capacity.services["cart"].min_size == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"asg_name": "cart-asg"}, "needs max_size"),
+        ({"asg_name": "cart-asg", "min_size": 4, "max_size": 2}, "below min_size"),
+        ({"instance_count": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_bad_service_capacity_is_rejected(conf: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        load_settings(capacity={"services": {"cart": conf}})
+
+
+def test_cli_apply_reaches_the_forecast_flow_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def fake_flow(**kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        return {"ok": True}
+
+    monkeypatch.setattr(cli, "_flow", lambda name: fake_flow)
+    runner = CliRunner()
+    assert runner.invoke(cli.app, ["run", "forecast", "--apply"]).exit_code == 0
+    assert runner.invoke(cli.app, ["run", "forecast"]).exit_code == 0
+    assert calls == [{"config_file": None, "apply": True}, {"config_file": None}]
+    refused = runner.invoke(cli.app, ["run", "train", "--apply"])
+    assert refused.exit_code != 0 and len(calls) == 2
