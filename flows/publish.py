@@ -1,10 +1,11 @@
-"""Publish flow: refresh what people look at — recent actuals and series metadata in the forecast
-store (the Grafana panels' source), the dashboard JSON, and the HTML report."""
+"""Publish flow: refresh what people look at — recent actuals, series metadata and per-series
+PromQL in the forecast store (the Grafana panels' source), the dashboard JSON and Grafana
+provisioning files (uploaded to Grafana when ``sinks.grafana_url`` is set), and the HTML report."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prefect import flow, task
@@ -13,6 +14,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.resources import open_forecast_store, open_lake, open_outbox, settings_for_run
 from foresight.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.forecast_store import ForecastStore
 
 ACTUALS_DAYS = 14
 
@@ -29,24 +33,52 @@ def refresh_store(settings: Settings) -> dict[str, Any]:
     store = open_forecast_store(settings)
     store.write_series(catalogue)
     store.write_actuals(actuals)
+    _write_series_promql(settings, store, catalogue)
     return {"actuals": actuals, "forecasts": store.read_forecasts(), "plan": store.read_capacity_plan()}
+
+
+def _write_series_promql(settings: Settings, store: ForecastStore, catalogue: pd.DataFrame) -> None:
+    """The PromQL of each Prometheus-sourced series, so the capacity dashboard draws its actuals
+    from Prometheus (connectors/series_promql.py)."""
+    from connectors.series_promql import SeriesPromqlTable, series_promql_frame
+
+    table = SeriesPromqlTable(store.engine)
+    table.create()
+    if "source" in catalogue.columns and "labels" in catalogue.columns:
+        table.write(series_promql_frame(catalogue, settings.sources))
 
 
 @task(cache_policy=NO_CACHE)
 def write_dashboards(settings: Settings) -> list[str]:
-    import json
+    """Every dashboard JSON and the Grafana provisioning files under ``sinks.dashboards_dir``."""
+    from dashboards.build import write_all
 
-    from dashboards.build import build_capacity_dashboard
+    return [str(p) for p in write_all(Path(settings.sinks.dashboards_dir))]
 
-    folder = Path(settings.sinks.dashboards_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "foresight-capacity.json"
-    path.write_text(json.dumps(build_capacity_dashboard(), indent=2, sort_keys=True) + "\n")
-    return [str(path)]
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def upload_dashboards(settings: Settings) -> list[dict[str, Any]]:
+    """Create or replace every dashboard in Grafana (``sinks.grafana_url``) through its HTTP API."""
+    from connectors.grafana import GrafanaClient
+    from dashboards.build import build_all
+
+    sinks = settings.sinks
+    if sinks.grafana_url is None or sinks.grafana_token is None:
+        raise ValueError("uploading dashboards needs sinks.grafana_url and sinks.grafana_token")
+    uploads = []
+    with GrafanaClient(sinks.grafana_url, sinks.grafana_token.get_secret_value()) as client:
+        for board in build_all().values():
+            done = client.upload_dashboard(
+                board, folder_uid=sinks.grafana_folder_uid, overwrite=True, message="Foresight publish flow"
+            )
+            uploads.append({"uid": done.uid, "url": done.url, "version": done.version})
+    return uploads
 
 
 @task(cache_policy=NO_CACHE)
-def write_report(settings: Settings, store_data: dict[str, Any], detect_summary: dict[str, Any] | None) -> Path:
+def write_report(
+    settings: Settings, store_data: dict[str, Any], detect_summary: dict[str, Any] | None
+) -> Path:
     from connectors.html_report import render_report
 
     lake = open_lake(settings)
@@ -55,28 +87,48 @@ def write_report(settings: Settings, store_data: dict[str, Any], detect_summary:
     return render_report(
         settings.report_dir / "foresight-report.html",
         title="Foresight report",
-        summary={"series forecast": store_data["forecasts"]["unique_id"].nunique(),
-                 "resources planned": len(store_data["plan"]), "incidents in outbox": len(incidents),
-                 "ground-truth incidents": len(truth)},
-        forecasts=store_data["forecasts"], actuals=store_data["actuals"], capacity_plan=store_data["plan"],
-        incidents=incidents, evaluation=(detect_summary or {}).get("evaluation", {}),
+        summary={
+            "series forecast": store_data["forecasts"]["unique_id"].nunique(),
+            "resources planned": len(store_data["plan"]),
+            "incidents in outbox": len(incidents),
+            "ground-truth incidents": len(truth),
+        },
+        forecasts=store_data["forecasts"],
+        actuals=store_data["actuals"],
+        capacity_plan=store_data["plan"],
+        incidents=incidents,
+        evaluation=(detect_summary or {}).get("evaluation", {}),
     )
 
 
 def _outbox_incidents(settings: Settings) -> pd.DataFrame:
     events = [e for e in open_outbox(settings).read() if e.get("event_action") == "trigger"]
-    rows = [{"dedup_key": e["dedup_key"], "summary": e["payload"]["summary"], "severity": e["payload"]["severity"],
-             "service": e["payload"].get("component"), "class": e["payload"].get("class"),
-             "timestamp": e["payload"].get("timestamp")} for e in events]
+    rows = [
+        {
+            "dedup_key": e["dedup_key"],
+            "summary": e["payload"]["summary"],
+            "severity": e["payload"]["severity"],
+            "service": e["payload"].get("component"),
+            "class": e["payload"].get("class"),
+            "timestamp": e["payload"].get("timestamp"),
+        }
+        for e in events
+    ]
     return pd.DataFrame(rows, columns=["dedup_key", "summary", "severity", "service", "class", "timestamp"])
 
 
 @flow(name="publish", log_prints=True)
 def publish(config_file: str | None = None, detect_summary: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Refresh the forecast store's actuals, the dashboards and the HTML report."""
+    """Refresh the forecast store's actuals, the dashboards (and Grafana's copy) and the HTML report."""
     settings = settings_for_run(config_file)
     store_data = refresh_store(settings)
     dashboards = write_dashboards(settings)
+    uploaded = upload_dashboards(settings) if settings.sinks.grafana_url else []
     report = write_report(settings, store_data, detect_summary)
     create_link_artifact(key="foresight-report", link=report.resolve().as_uri(), description="HTML report")
-    return {"report": str(report), "dashboards": dashboards, "actual_rows": len(store_data["actuals"])}
+    return {
+        "report": str(report),
+        "dashboards": dashboards,
+        "grafana": uploaded,
+        "actual_rows": len(store_data["actuals"]),
+    }

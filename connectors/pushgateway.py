@@ -1,0 +1,175 @@
+"""Detection results as Prometheus metrics, pushed to a Pushgateway after each detect run.
+
+The detect flow is a batch job, so it pushes (Prometheus then scrapes the Pushgateway with
+``honor_labels: true``) rather than serving ``/metrics``. Each push builds a fresh
+``CollectorRegistry`` (no global state; a second run in one process cannot see the first's
+series) and replaces the whole group ``job="foresight-detect", instance=<instance>`` (HTTP PUT),
+so a series or service that is no longer scored disappears instead of going stale.
+
+Metrics (the incidents dashboard's PromQL reads these names):
+
+- ``foresight_anomaly_score{service, unique_id, metric}``: newest anomaly score per series, in [0, 1]
+- ``foresight_failure_risk{service}``: newest failure risk per service, in [0, 1]
+- ``foresight_incident_open{service}``: 1 while the service has an open incident, else 0
+- ``foresight_anomaly_threshold`` / ``foresight_failure_risk_threshold``: the operating thresholds
+- ``foresight_detect_last_success_timestamp_seconds``: when the run finished (staleness alerts)
+
+Values describe the newest scored sample; Prometheus stamps them with its scrape time, so the
+metrics show the detector's view over wall-clock time, not the telemetry's own timestamps.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from foresight.schemas import require_columns
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+JOB = "foresight-detect"
+ANOMALY_SCORE = "foresight_anomaly_score"
+FAILURE_RISK = "foresight_failure_risk"
+INCIDENT_OPEN = "foresight_incident_open"
+ANOMALY_THRESHOLD = "foresight_anomaly_threshold"
+RISK_THRESHOLD = "foresight_failure_risk_threshold"
+LAST_SUCCESS = "foresight_detect_last_success_timestamp_seconds"
+
+
+@dataclass(frozen=True)
+class DetectionSnapshot:
+    """The newest value of every pushed series, as plain rows (what a push will contain)."""
+
+    scores: pd.DataFrame  # service, unique_id, metric, score
+    risk: pd.DataFrame  # service, risk
+    open_incidents: pd.DataFrame  # service, open (0/1)
+
+
+def detection_snapshot(
+    scores: pd.DataFrame, risk: pd.DataFrame | None, incidents: pd.DataFrame | None, catalogue: pd.DataFrame
+) -> DetectionSnapshot:
+    """Newest score per series and risk per service, and which services have an open incident.
+
+    ``scores``: ``unique_id, ds, score``; ``risk``: ``service, ds, risk`` (optional);
+    ``incidents``: ``service, end`` (``end`` NaT = open; optional); ``catalogue`` maps series
+    to ``service`` and ``metric``; scored series missing from it are left out with a warning (a
+    metric without its service label would be useless on the dashboard).
+    """
+    require_columns(scores, ["unique_id", "ds", "score"], "anomaly scores")
+    require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
+    info = catalogue.drop_duplicates("unique_id", keep="last").set_index("unique_id")[["service", "metric"]]
+    newest = scores.sort_values("ds", kind="stable").drop_duplicates("unique_id", keep="last")
+    joined = newest[["unique_id", "score"]].join(info, on="unique_id", how="left")
+    unknown = joined["service"].isna()
+    if unknown.any():
+        # Like the incident roll-up: one uncatalogued series must not cost the whole push.
+        missing = sorted(joined.loc[unknown, "unique_id"].astype(str))[:5]
+        warnings.warn(
+            f"{int(unknown.sum())} scored series are not in the catalogue and were not pushed, e.g. {missing}",
+            stacklevel=2,
+        )
+        joined = joined[~unknown]
+    score_rows = joined[["service", "unique_id", "metric", "score"]].astype(
+        {"service": str, "unique_id": str, "metric": str, "score": "float64"}
+    )
+    if risk is not None and not risk.empty:
+        require_columns(risk, ["service", "ds", "risk"], "risk")
+        latest = risk.sort_values("ds", kind="stable").drop_duplicates("service", keep="last")
+        risk_rows = latest[["service", "risk"]].astype({"service": str, "risk": "float64"})
+    else:
+        risk_rows = pd.DataFrame(
+            {"service": pd.Series([], dtype=str), "risk": pd.Series([], dtype="float64")}
+        )
+    services = sorted(set(score_rows["service"]) | set(risk_rows["service"]))
+    open_services: set[str] = set()
+    if incidents is not None and not incidents.empty:
+        require_columns(incidents, ["service", "end"], "incidents")
+        open_services = set(incidents.loc[incidents["end"].isna(), "service"].astype(str))
+        services = sorted(set(services) | set(incidents["service"].astype(str)))
+    open_rows = pd.DataFrame({"service": services, "open": [int(s in open_services) for s in services]})
+    return DetectionSnapshot(
+        score_rows.sort_values(["service", "unique_id"]).reset_index(drop=True),
+        risk_rows.sort_values("service").reset_index(drop=True),
+        open_rows,
+    )
+
+
+def detection_registry(
+    snapshot: DetectionSnapshot,
+    *,
+    anomaly_threshold: float | None = None,
+    risk_threshold: float | None = None,
+    finished_at: float | None = None,
+) -> CollectorRegistry:
+    """A fresh registry holding the snapshot's gauges (nothing registered globally)."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    registry = CollectorRegistry()
+    score = Gauge(
+        ANOMALY_SCORE,
+        "Newest anomaly score of a series (0..1, tail probability).",
+        ["service", "unique_id", "metric"],
+        registry=registry,
+    )
+    for row in snapshot.scores.itertuples(index=False):
+        score.labels(service=row.service, unique_id=row.unique_id, metric=row.metric).set(row.score)
+    risk = Gauge(FAILURE_RISK, "Newest failure risk of a service (0..1).", ["service"], registry=registry)
+    for row in snapshot.risk.itertuples(index=False):
+        risk.labels(service=row.service).set(row.risk)
+    incident = Gauge(
+        INCIDENT_OPEN, "1 while the service has an open Foresight incident.", ["service"], registry=registry
+    )
+    for row in snapshot.open_incidents.itertuples(index=False):
+        incident.labels(service=row.service).set(row.open)
+    if anomaly_threshold is not None:
+        Gauge(
+            ANOMALY_THRESHOLD, "Anomaly score at which a series counts as anomalous.", registry=registry
+        ).set(anomaly_threshold)
+    if risk_threshold is not None:
+        Gauge(RISK_THRESHOLD, "Failure risk at which a service counts as at risk.", registry=registry).set(
+            risk_threshold
+        )
+    Gauge(LAST_SUCCESS, "Unix time the detect run finished.", registry=registry).set(
+        time.time() if finished_at is None else finished_at
+    )
+    return registry
+
+
+def push_detection_metrics(
+    gateway_url: str,
+    scores: pd.DataFrame,
+    risk: pd.DataFrame | None,
+    incidents: pd.DataFrame | None,
+    catalogue: pd.DataFrame,
+    *,
+    instance: str = "foresight",
+    anomaly_threshold: float | None = None,
+    risk_threshold: float | None = None,
+    timeout: float = 10.0,
+) -> DetectionSnapshot:
+    """Push the detect run's metrics, replacing the group ``job=foresight-detect, instance``.
+
+    Raises ``ValueError`` for a gateway URL without scheme and host, and the Pushgateway's
+    HTTP error (``urllib.error.URLError`` / ``HTTPError``) when the push fails; the caller's
+    Prefect task owns retries. Returns what was pushed.
+    """
+    from prometheus_client import push_to_gateway
+
+    if not re.match(r"^https?://[^/]+", gateway_url):
+        raise ValueError(f"pushgateway URL must start with http:// or https://, got {gateway_url!r}")
+    if not instance:
+        raise ValueError("instance must not be empty (it is part of the grouping key)")
+    snapshot = detection_snapshot(scores, risk, incidents, catalogue)
+    registry = detection_registry(
+        snapshot, anomaly_threshold=anomaly_threshold, risk_threshold=risk_threshold
+    )
+    push_to_gateway(
+        gateway_url, job=JOB, registry=registry, grouping_key={"instance": instance}, timeout=timeout
+    )
+    return snapshot

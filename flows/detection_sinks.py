@@ -1,0 +1,88 @@
+"""Prefect tasks the detect flow calls to show its results in Grafana and Prometheus.
+
+- :func:`annotate_incidents`: one Grafana annotation per incident (``sinks.grafana_url``),
+  de-duplicated across runs by the incident's tag (:func:`connectors.grafana.publish_annotations`);
+- :func:`push_detect_metrics`: anomaly scores, failure risk and open incidents to a Pushgateway
+  (``sinks.pushgateway_url``) for the incidents dashboard (:mod:`connectors.pushgateway`).
+
+Each is a no-op (and says so) when its sink is not configured. The retries live here, on the
+task; the clients underneath do not retry. Call them with ``return_state=True`` and read the
+outcome with :func:`sink_outcome`, so an unreachable Grafana or Pushgateway is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from foresight.settings import Settings
+
+INCIDENTS_DASHBOARD_UID = "foresight-incidents"
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def annotate_incidents(settings: Settings, incidents: pd.DataFrame) -> dict[str, Any]:
+    """Create or update the incidents' annotations in Grafana; counts by outcome."""
+    from connectors.grafana import GrafanaClient, publish_annotations
+
+    sinks = settings.sinks
+    if not sinks.grafana_url:
+        return {"skipped": "sinks.grafana_url is not set"}
+    if sinks.grafana_token is None:
+        raise ValueError("annotating incidents in Grafana needs sinks.grafana_token")
+    if incidents.empty:
+        return {"created": 0, "updated": 0, "unchanged": 0, "failed": {}}
+    with GrafanaClient(sinks.grafana_url, sinks.grafana_token.get_secret_value()) as client:
+        # Organisation-wide annotations (no dashboardUID): the incidents dashboard shows them by
+        # tag, and so can any other dashboard that adds the same annotation query.
+        report = publish_annotations(incidents, client)
+    return {
+        "created": len(report.created),
+        "updated": len(report.updated),
+        "unchanged": len(report.unchanged),
+        "failed": report.failed,
+    }
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def push_detect_metrics(
+    settings: Settings,
+    scores: pd.DataFrame,
+    risk: pd.DataFrame | None,
+    incidents: pd.DataFrame | None,
+    catalogue: pd.DataFrame,
+    risk_threshold: float | None = None,
+) -> dict[str, Any]:
+    """Push the newest scores, risk and open incidents to the Pushgateway; counts of series pushed."""
+    from connectors.pushgateway import push_detection_metrics
+
+    sinks = settings.sinks
+    if not sinks.pushgateway_url:
+        return {"skipped": "sinks.pushgateway_url is not set"}
+    snapshot = push_detection_metrics(
+        sinks.pushgateway_url,
+        scores,
+        risk,
+        incidents,
+        catalogue,
+        instance=sinks.pushgateway_instance,
+        anomaly_threshold=settings.detect.anomaly_threshold,
+        risk_threshold=settings.detect.risk_threshold if risk_threshold is None else risk_threshold,
+    )
+    return {
+        "scores": len(snapshot.scores),
+        "services_with_risk": len(snapshot.risk),
+        "open_incidents": int(snapshot.open_incidents["open"].sum()),
+    }
+
+
+def sink_outcome(state: Any) -> dict[str, Any]:
+    """A sink task's result from its final state (``task(..., return_state=True)``), or
+    ``{"failed": <error>}``: Grafana or the Pushgateway being down must not fail a detect run
+    whose pages already went out."""
+    if state.is_completed():
+        return dict(state.result())
+    return {"failed": str(state.result(raise_on_failure=False))}

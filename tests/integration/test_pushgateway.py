@@ -1,0 +1,195 @@
+"""Detect metrics through a real Pushgateway (Debian package) scraped by a real Prometheus.
+
+The detect flow's snapshot is pushed, Prometheus scrapes the Pushgateway (``honor_labels``),
+and the values are read back through Prometheus' HTTP API; every PromQL expression and the
+``label_values`` variable of the incidents dashboard run there and return data. A second push
+replaces the group: a service no longer scored disappears.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from connectors.pushgateway import JOB, detection_snapshot, push_detection_metrics
+from dashboards import incidents
+from dashboards.queries import label_values_queries, promql_queries
+from support.prometheus import PrometheusServer
+from support.servers import free_port, missing_dependency, server_process
+
+T0 = pd.Timestamp("2026-03-01T12:00", tz="UTC")
+CATALOGUE = pd.DataFrame(
+    {
+        "unique_id": ["checkout/i-01/cpu_pct", "checkout/i-01/mem_pct", "cart/i-03/mem_pct"],
+        "service": ["checkout", "checkout", "cart"],
+        "metric": ["cpu_pct", "mem_pct", "mem_pct"],
+    }
+)
+
+
+def _scores(last: dict[str, float]) -> pd.DataFrame:
+    """Two samples per series; only the newest must be pushed."""
+    rows = []
+    for uid, value in last.items():
+        rows += [
+            {"unique_id": uid, "ds": T0, "score": 0.01},
+            {"unique_id": uid, "ds": T0 + pd.Timedelta("5min"), "score": value},
+        ]
+    return pd.DataFrame(rows)
+
+
+RISK = pd.DataFrame(
+    {
+        "service": ["checkout", "checkout", "cart"],
+        "ds": [T0, T0 + pd.Timedelta("5min"), T0],
+        "risk": [0.2, 0.81, 0.1],
+    }
+)
+INCIDENTS = pd.DataFrame(
+    {"service": ["checkout", "cart"], "end": pd.Series([pd.NaT, T0], dtype="datetime64[us, UTC]")}
+)
+
+
+def test_snapshot_keeps_the_newest_values_and_open_services() -> None:
+    snap = detection_snapshot(
+        _scores({"checkout/i-01/cpu_pct": 0.99995, "cart/i-03/mem_pct": 0.3}), RISK, INCIDENTS, CATALOGUE
+    )
+    assert snap.scores.set_index("unique_id")["score"].to_dict() == {
+        "cart/i-03/mem_pct": 0.3,
+        "checkout/i-01/cpu_pct": 0.99995,
+    }
+    assert snap.risk.set_index("service")["risk"].to_dict() == {"cart": 0.1, "checkout": 0.81}
+    assert snap.open_incidents.set_index("service")["open"].to_dict() == {"cart": 0, "checkout": 1}
+    with pytest.warns(UserWarning, match="not in the catalogue"):
+        partial = detection_snapshot(
+            _scores({"nope/i-9/cpu_pct": 0.5, "cart/i-03/mem_pct": 0.3}), None, None, CATALOGUE
+        )
+    assert partial.scores["unique_id"].tolist() == ["cart/i-03/mem_pct"]
+
+
+def test_push_rejects_a_gateway_url_without_scheme() -> None:
+    with pytest.raises(ValueError, match="http"):
+        push_detection_metrics("127.0.0.1:9091", _scores({"cart/i-03/mem_pct": 0.3}), None, None, CATALOGUE)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(pushgateway URL, Prometheus URL): Prometheus scrapes the Pushgateway every second."""
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        missing_dependency(
+            "prometheus-pushgateway not found on PATH (apt-get install -y prometheus-pushgateway)"
+        )
+    work: Path = tmp_path_factory.mktemp("pushgateway")
+    gw_port, prom_port = free_port(), free_port()
+    gateway = f"http://127.0.0.1:{gw_port}"
+    config = work / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+        f"  - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{gw_port}']\n"
+    )
+    with server_process(
+        [binary, f"--web.listen-address=127.0.0.1:{gw_port}"],
+        health_url=f"{gateway}/-/ready",
+        log=work / "pushgateway.log",
+        timeout=30,
+    ):
+        server = PrometheusServer(
+            url=f"http://127.0.0.1:{prom_port}",
+            port=prom_port,
+            tsdb=work / "tsdb",
+            config=config,
+            log=work / "prometheus.log",
+            lookback="5m",
+        )
+        server.start()
+        try:
+            yield gateway, server.url
+        finally:
+            server.stop()
+
+
+def _instant(url: str, expr: str) -> list[dict]:
+    answer = requests.post(f"{url}/api/v1/query", data={"query": expr}, timeout=10)
+    assert answer.status_code == 200, f"{expr}: {answer.text}"
+    return answer.json()["data"]["result"]
+
+
+def _wait_for(url: str, expr: str, predicate, timeout: float = 20.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = _instant(url, expr)
+        if predicate(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
+
+
+@pytest.mark.integration
+def test_pushed_metrics_reach_prometheus_and_feed_the_incidents_dashboard(stack: tuple[str, str]) -> None:
+    gateway, prom = stack
+    scores = _scores(
+        {"checkout/i-01/cpu_pct": 0.99995, "checkout/i-01/mem_pct": 0.4, "cart/i-03/mem_pct": 0.3}
+    )
+    push_detection_metrics(
+        gateway,
+        scores,
+        RISK,
+        INCIDENTS,
+        CATALOGUE,
+        instance="test-run",
+        anomaly_threshold=0.9999,
+        risk_threshold=0.5,
+    )
+    result = _wait_for(prom, "foresight_anomaly_score", lambda r: len(r) == 3)
+    got = {r["metric"]["unique_id"]: float(r["value"][1]) for r in result}
+    assert got == {"checkout/i-01/cpu_pct": 0.99995, "checkout/i-01/mem_pct": 0.4, "cart/i-03/mem_pct": 0.3}
+    labels = result[0]["metric"]
+    assert labels["job"] == JOB and labels["instance"] == "test-run"  # the grouping key, kept by honor_labels
+    risk = {r["metric"]["service"]: float(r["value"][1]) for r in _instant(prom, "foresight_failure_risk")}
+    assert risk == {"checkout": 0.81, "cart": 0.1}
+    open_ = {r["metric"]["service"]: float(r["value"][1]) for r in _instant(prom, "foresight_incident_open")}
+    assert open_ == {"checkout": 1.0, "cart": 0.0}
+
+    # Let a few scrapes land so range queries have points, then run every dashboard query.
+    _wait_for(
+        prom, "count_over_time(foresight_incident_open[1m])", lambda r: r and float(r[0]["value"][1]) >= 3
+    )
+    board = incidents.build()
+    (variable,) = label_values_queries(board)
+    values = requests.get(
+        f"{prom}/api/v1/label/{variable.label}/values", params={"match[]": variable.metric}, timeout=10
+    ).json()["data"]
+    assert values == ["cart", "checkout"]
+    queries = promql_queries(board, variables={"service": values})
+    assert len(queries) == 8
+    now = time.time()
+    for query in queries:
+        if query.instant:
+            answer = requests.post(f"{prom}/api/v1/query", data={"query": query.expr}, timeout=10)
+        else:
+            answer = requests.post(
+                f"{prom}/api/v1/query_range",
+                timeout=10,
+                data={"query": query.expr, "start": now - 120, "end": now, "step": 1},
+            )
+        assert answer.status_code == 200, f"{query.panel}: {query.expr}: {answer.text}"
+        assert answer.json()["data"]["result"], f"{query.panel}: no data from {query.expr}"
+    risk_now = _instant(prom, next(q.expr for q in queries if q.panel == "Risk now"))
+    assert [r["metric"]["service"] for r in risk_now] == ["checkout", "cart"]  # highest risk first
+
+    # A second run without cart: the PUT replaces the group, so cart's series are gone.
+    push_detection_metrics(
+        gateway, _scores({"checkout/i-01/cpu_pct": 0.2}), None, None, CATALOGUE, instance="test-run"
+    )
+    result = _wait_for(prom, "foresight_anomaly_score", lambda r: len(r) == 1)
+    assert [(r["metric"]["unique_id"], float(r["value"][1])) for r in result] == [
+        ("checkout/i-01/cpu_pct", 0.2)
+    ]
+    assert _instant(prom, "foresight_failure_risk") == []
