@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,53 +182,66 @@ def _validate_payload(event: Mapping[str, Any]) -> None:
 
 
 # -- the outbox file (I/O) ---------------------------------------------------------------------
-class Outbox:
-    """An append-only JSON-lines file of PagerDuty events, deduplicated by (dedup_key, event_action)."""
+class JsonLinesLog:
+    """An append-only JSON-lines file whose records are unique by ``(dedup_key, event_action)``.
+
+    The outbox and the delivery ledger next to it (``connectors.pagerduty``) are both one of
+    these: appends are locked, fsynced and idempotent, and a torn last line from a crash is
+    ignored on read and cut before the next append. Subclasses validate records in
+    :meth:`_validate`.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
+    def _validate(self, record: Mapping[str, Any]) -> None:
+        """Raise on a record that must not be written (the base class accepts any mapping)."""
+
     def read(self) -> list[dict[str, Any]]:
-        """Every event in the file, in append order (a torn last line from a crash is ignored)."""
+        """Every record in the file, in append order (a torn last line from a crash is ignored)."""
         if not self.path.exists():
             return []
-        events = []
+        records = []
         lines = self.path.read_text(encoding="utf-8").split("\n")
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                events.append(json.loads(line))
+                records.append(json.loads(line))
             except json.JSONDecodeError:
                 if number == len(lines):  # an unterminated final line: a crash mid-write
                     continue
-                raise ValueError(f"{self.path}:{number}: not a JSON event line") from None
-        return events
+                raise ValueError(f"{self.path}:{number}: not a JSON record line") from None
+        return records
 
-    def append(self, events: Iterable[Mapping[str, Any]]) -> OutboxReport:
-        """Validate and append events not yet in the file: one write of whole lines, then fsync.
+    def identities(self) -> set[tuple[str, str]]:
+        """The ``(dedup_key, event_action)`` of every record in the file."""
+        return {_identity(r) for r in self.read()}
+
+    def append(self, records: Iterable[Mapping[str, Any]]) -> OutboxReport:
+        """Validate and append records not yet in the file: one write of whole lines, then fsync.
 
         The file is locked (``flock``) while it is read for duplicates and appended to, so two
-        concurrent runs cannot both add the same event.
+        concurrent runs cannot both add the same record.
         """
-        pending = list(events)
-        for event in pending:
-            validate_event(event)  # all or nothing: one bad event writes none
+        pending = list(records)
+        for record in pending:
+            self._validate(record)  # all or nothing: one bad record writes none
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             _lock(fd)
             _drop_torn_tail(fd)
-            seen = {_identity(e) for e in self.read()}
+            seen = self.identities()
             lines, skipped = [], 0
-            for event in pending:
-                ident = _identity(event)
+            for record in pending:
+                ident = _identity(record)
                 if ident in seen:
                     skipped += 1
                     continue
                 seen.add(ident)
-                lines.append(json.dumps(event, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+                lines.append(json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
             if lines:
                 _write_all(fd, lines)
         finally:
@@ -235,6 +249,26 @@ class Outbox:
         if created:
             _fsync_dir(self.path.parent)
         return OutboxReport(written=len(lines), skipped_duplicates=skipped)
+
+
+class Outbox(JsonLinesLog):
+    """An append-only JSON-lines file of PagerDuty events, deduplicated by (dedup_key, event_action)."""
+
+    def _validate(self, record: Mapping[str, Any]) -> None:
+        validate_event(record)
+
+
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block: one holder at a time."""
+    lock_path = Path(path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _lock(fd)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _write_all(fd: int, lines: list[str]) -> None:
