@@ -19,10 +19,14 @@ handful of incidents can recognise the next one on another service:
   the others. A hot key hits one instance, a campaign the whole service.
 - with **logs**: ERROR / WARN line counts per window (``log_error_w``, ``log_warn_w``), the
   ERROR count relative to its own trailing rate (``log_error_lift_w``), deploys started per
-  window (``deploys_w``) and ``minutes_since_deploy``.
+  window (``deploys_w``) and ``minutes_since_deploy``; per ERROR / WARN template, its line count
+  per window (``log_tpl_<template_id>_w``): "connection pool exhausted" rising says more than
+  "some warnings". A template with no lines is a count of 0 (:func:`absent_means_zero`).
 
 Everything is causal: a row at ``ds`` uses samples and log lines at or before ``ds`` only.
-:func:`failure_labels` marks rows followed by an incident start within the horizon.
+:func:`failure_labels` marks rows followed by an incident start within the horizon, from the
+incident history less the rows flagged ``false_positive`` (:func:`confirmed_incidents`); with
+``as_of`` only from what was known at that moment (for rolling-origin evaluation).
 :func:`risk_direction` says which features physics makes monotone in risk (fuller is riskier).
 
 Pure: frames in, frames out.
@@ -57,6 +61,9 @@ DEPLOY_PATTERN = re.compile(
     r"\b(?:deploy|deployment|rollout|release)\w*\s+(?:started|starting|begun|begins)\b", re.IGNORECASE
 )
 EXCLUDED, NEGATIVE, POSITIVE = -1, 0, 1
+TEMPLATE_PREFIX = "log_tpl_"  # per-template line counts: log_tpl_<template_id>_<window>
+# Incident-history flag for a page that turned out to be no incident (PagerDuty / labels file).
+FALSE_POSITIVE_COL = "false_positive"
 
 BOUNDED_UNITS: dict[str, float] = {"percent": 100.0, "ratio": 1.0}  # unit -> full scale
 RESOURCE_METRICS: tuple[str, ...] = ("cpu_pct", "mem_pct", "disk_pct")  # exhaustible resources
@@ -102,7 +109,45 @@ def service_features(
     parts = [keys, frame]
     if logs is not None:
         parts.append(_log_features(keys, logs, labels, pd.Timedelta(baseline)))
+        parts.append(_template_counts(keys, logs, labels))
     return pd.concat(parts, axis=1)
+
+
+def absent_means_zero(feature: str) -> bool:
+    """Whether a feature missing from a frame means "no such log line" (a count of 0), not "unknown".
+
+    Per-template counts exist only for templates present in the logs a frame was built from; a
+    model trained on a template scoring a window without it has seen it zero times there.
+    """
+    return feature.startswith(TEMPLATE_PREFIX)
+
+
+def confirmed_incidents(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The incident history less rows flagged ``false_positive`` (a page that was no incident).
+
+    The flag is optional; missing values count as confirmed. Accepts booleans, 0/1 and the
+    strings ``true`` / ``false`` / ``yes`` / ``no`` (a labels file read as text); anything else
+    raises, since guessing would turn noise into training positives.
+    """
+    if FALSE_POSITIVE_COL not in incidents.columns:
+        return incidents
+    flag = _truthy(incidents[FALSE_POSITIVE_COL], f"incidents.{FALSE_POSITIVE_COL}")
+    return incidents[~flag]
+
+
+def _truthy(values: pd.Series, what: str) -> np.ndarray:
+    """A flag column as booleans (NaN = False); unknown spellings raise naming a few."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.fillna(False).to_numpy(dtype=bool)
+    text = values.astype("string").str.strip().str.lower()
+    known = {"true": True, "1": True, "yes": True, "y": True, "t": True,
+             "false": False, "0": False, "no": False, "n": False, "f": False, "": False,
+             "1.0": True, "0.0": False}
+    mapped = text.map(known)
+    bad = text.notna() & mapped.isna()
+    if bad.any():
+        raise ValueError(f"{what}: expected true/false, got {sorted(set(text[bad]))[:5]}")
+    return mapped.fillna(False).to_numpy(dtype=bool)
 
 
 def risk_direction(feature: str) -> int:
@@ -112,7 +157,11 @@ def risk_direction(feature: str) -> int:
 
 
 def failure_labels(
-    features: pd.DataFrame, incidents: pd.DataFrame, horizon: str | pd.Timedelta = "60min"
+    features: pd.DataFrame,
+    incidents: pd.DataFrame,
+    horizon: str | pd.Timedelta = "60min",
+    *,
+    as_of: pd.Timestamp | None = None,
 ) -> pd.Series:
     """Per feature row: 1 if an incident of its service starts within ``(ds, ds + horizon]``, else 0;
     -1 while an incident of the service is ongoing (``start <= ds < end``; an open incident, with
@@ -124,12 +173,22 @@ def failure_labels(
     predictor drops them from training (``FailurePredictor.fit``) so it learns to warn early
     instead of to recognise outages. Ongoing wins over an upcoming start. Aligned with
     ``features.index``; named ``label``.
+
+    Incidents flagged ``false_positive`` are no incidents (:func:`confirmed_incidents`). With
+    ``as_of``, labels use only what was known then: incidents starting later are unknown, one
+    still going on has no end yet, and rows whose horizon reaches past ``as_of`` (or lie after
+    it) are -1, since whether an incident followed them was not yet known.
     """
     require_columns(features, list(KEY_COLUMNS), "features")
     require_columns(incidents, ["service", "start", "end"], "incidents")
     horizon_td = pd.Timedelta(horizon)
     if horizon_td <= pd.Timedelta(0):
         raise ValueError(f"horizon must be positive, got {horizon!r}")
+    incidents = confirmed_incidents(incidents)
+    if as_of is not None:
+        labels = failure_labels(features, _known_at(incidents, as_of), horizon_td)
+        undecided = (features[TIME_COL] > as_of - horizon_td).to_numpy() & (labels.to_numpy() == NEGATIVE)
+        return labels.mask(undecided | (features[TIME_COL] > as_of).to_numpy(), EXCLUDED)
     labels = np.zeros(len(features), dtype=np.int64)
     ds_all = features[TIME_COL].astype(UTC_DTYPE).to_numpy(dtype="datetime64[us]")
     services = features["service"].to_numpy(dtype=object)
@@ -157,6 +216,18 @@ def failure_labels(
             ongoing |= _ongoing(ds, pre[pre_order], (starts - horizon_td.to_timedelta64())[pre_order]) & ~upcoming
         labels[rows] = np.where(ongoing, EXCLUDED, np.where(upcoming, POSITIVE, NEGATIVE))
     return pd.Series(labels, index=features.index, name="label")
+
+
+def _known_at(incidents: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The incident history as it stood at ``as_of``: later starts dropped, later ends still open."""
+    as_of = pd.Timestamp(as_of)
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of must be timezone-aware (UTC), got {as_of}")
+    start = pd.to_datetime(incidents["start"])
+    known = incidents[(start <= as_of).to_numpy()].copy()
+    end = pd.to_datetime(known["end"])
+    known["end"] = end.where(end <= as_of)  # NaT: still open at as_of
+    return known
 
 
 def _naive_utc(values: pd.Series, what: str) -> pd.Series:
@@ -361,6 +432,35 @@ def _log_features(
             out[f"log_error_lift_{label}"][rows] = errors / (expected + 1.0)
         out["minutes_since_deploy"][rows] = _minutes_since(times["deploy"], at, SINCE_DEPLOY_CAP_MINUTES)
     return pd.DataFrame(out, index=keys.index)
+
+
+def _template_counts(keys: pd.DataFrame, logs: pd.DataFrame, windows: dict[str, pd.Timedelta]) -> pd.DataFrame:
+    """Per row and ERROR / WARN template: its lines of the row's service within each trailing window."""
+    require_columns(logs, list(LOG_COLUMNS), "logs")
+    level = logs["level"].astype("string").str.upper()
+    alerting = level.isin([raw for name in ("error", "warn") for raw in LOG_LEVELS[name]]).to_numpy(dtype=bool)
+    lines = logs.loc[alerting, ["ts", "service", "template_id"]]
+    ts = pd.to_datetime(lines["ts"]).astype(UTC_DTYPE).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    template = lines["template_id"].astype("string").fillna("unknown").to_numpy(dtype=object)
+    log_service = lines["service"].astype("string").to_numpy(dtype=object)
+    services = keys["service"].to_numpy(dtype=object)
+    ds = keys[TIME_COL].dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    out: dict[str, np.ndarray] = {}
+    for tid in sorted(set(template)):
+        mine = template == tid
+        for label, window in windows.items():
+            counts = np.zeros(len(keys), dtype=np.float64)
+            for service in np.unique(services):
+                rows = np.flatnonzero(services == service)
+                times = np.sort(ts[mine & (log_service == service)])
+                counts[rows] = _counts_within(times, ds[rows], window)
+            out[f"{TEMPLATE_PREFIX}{_safe_name(tid)}_{label}"] = counts
+    return pd.DataFrame(out, index=keys.index)
+
+
+def _safe_name(text: str) -> str:
+    """A template id usable inside a feature name (LightGBM refuses some JSON characters)."""
+    return re.sub(r"[^0-9A-Za-z]+", "-", str(text)).strip("-") or "unknown"
 
 
 def _counts_within(times: np.ndarray, at: np.ndarray, span: pd.Timedelta) -> np.ndarray:

@@ -123,21 +123,7 @@ def evaluate_alarms(
     """
     horizon_td, grace_td = as_timedelta(horizon, "horizon"), as_timedelta(grace, "grace")
     episodes = _episodes_to_frame(episodes_by_service)
-    require_columns(incidents, ["service", "start"], "incidents")
-    start = _to_utc(incidents["start"], "incidents.start")
-    # How early an alarm may come and still count: the horizon, or back to the precursor's start
-    # when the incident history knows it (a leak caught hours before the OOM is a true alarm).
-    early = pd.Series(horizon_td, index=start.index)
-    if "precursor_start" in incidents.columns:
-        precursor = start - _to_utc(incidents["precursor_start"], "incidents.precursor_start")
-        early = precursor.where(precursor > horizon_td, horizon_td).fillna(horizon_td)
-    # Alarms while the incident is still going on are repeats of it, not false alarms.
-    end = _to_utc(incidents["end"], "incidents.end") if "end" in incidents.columns else start
-    end = end.where(end.notna() & (end > start + grace_td), start + grace_td)
-    inc = pd.DataFrame(
-        {"service": pd.Series(incidents["service"].to_numpy(), dtype="string"),
-         "start": start.array, "early": early.array, "end": end.array}
-    ).reset_index(names="incident")
+    inc = _incident_windows(incidents, horizon_td, grace_td).reset_index(names="incident")
     eps = episodes.reset_index(names="episode")
     pairs = inc.merge(eps, on="service", suffixes=("", "_episode"))
     lead = pairs["start"] - pairs["start_episode"]
@@ -161,6 +147,78 @@ def evaluate_alarms(
         detected=detected,
         missed=n_inc - detected,
         false_alarms=n_eps - matched_episodes,
+    )
+
+
+def event_f1_sweep(
+    risk: pd.DataFrame,
+    incidents: pd.DataFrame,
+    thresholds: np.ndarray | Sequence[float],
+    horizon: str | pd.Timedelta,
+    grace: str | pd.Timedelta,
+    gap: str | pd.Timedelta,
+    *,
+    score_col: str = "risk",
+) -> np.ndarray:
+    """Event-wise F1 of ``score >= t`` alarms for every threshold ``t``, in one pass over sorted arrays.
+
+    The same figure as :func:`evaluate_alarms` on :func:`episodes_frame` of each threshold's
+    alarms (``service, ds`` rows, episodes split by ``gap``), without building frames per
+    threshold: choosing an operating point sweeps dozens of thresholds inside every fit.
+    """
+    require_columns(risk, ["service", "ds", score_col], "risk frame")
+    horizon_td, grace_td = as_timedelta(horizon, "horizon"), as_timedelta(grace, "grace")
+    gap_us = as_timedelta(gap, "gap") // pd.Timedelta(microseconds=1)
+    frame = risk[["service", "ds", score_col]].sort_values(["service", "ds"], kind="stable")
+    codes, names = pd.factorize(frame["service"].astype("string"), sort=True)
+    ds = _to_utc(frame["ds"], "risk.ds").to_numpy(dtype="datetime64[us]").astype(np.int64)
+    score = frame[score_col].to_numpy(dtype="float64")
+    inc = _incident_windows(incidents, horizon_td, grace_td)
+    inc_code = pd.Index(names).get_indexer(inc["service"].astype(object))
+    us = pd.Timedelta(microseconds=1)
+    start = inc["start"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+    early = (inc["early"] // us).to_numpy(dtype=np.int64)
+    end = inc["end"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+    grace_us = grace_td // us
+    out = np.zeros(len(thresholds))
+    for k, threshold in enumerate(np.asarray(thresholds, dtype="float64")):
+        hit = score >= threshold
+        svc, at = codes[hit], ds[hit]
+        first = np.ones(len(at), dtype=bool)  # does each alarm row start an episode?
+        first[1:] = (svc[1:] != svc[:-1]) | (np.diff(at) > gap_us)
+        ep_svc, ep_start = svc[first], at[first]  # sorted by (service, start)
+        matched = np.zeros(len(ep_start), dtype=bool)
+        detected = 0
+        for code, s, e, stop in zip(inc_code, start, early, end, strict=True):
+            lo, hi = np.searchsorted(ep_svc, code, "left"), np.searchsorted(ep_svc, code, "right")
+            mine = ep_start[lo:hi]
+            a, b = lo + np.searchsorted(mine, s - e, "left"), lo + np.searchsorted(mine, s + grace_us, "right")
+            detected += int(b > a)
+            matched[a:b] = True
+            matched[lo + np.searchsorted(mine, s, "left") : lo + np.searchsorted(mine, stop, "right")] = True
+        recall = detected / len(inc) if len(inc) else 0.0
+        precision = matched.sum() / len(ep_start) if len(ep_start) else 0.0
+        out[k] = 2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0
+    return out
+
+
+def _incident_windows(incidents: pd.DataFrame, horizon: pd.Timedelta, grace: pd.Timedelta) -> pd.DataFrame:
+    """Per incident ``service, start, early, end``: alarms from ``start - early`` to ``start + grace``
+    detect it, alarms from ``start`` to ``end`` repeat it (see the module docstring)."""
+    require_columns(incidents, ["service", "start"], "incidents")
+    start = _to_utc(incidents["start"], "incidents.start")
+    # How early an alarm may come and still count: the horizon, or back to the precursor's start
+    # when the incident history knows it (a leak caught hours before the OOM is a true alarm).
+    early = pd.Series(horizon, index=start.index)
+    if "precursor_start" in incidents.columns:
+        precursor = start - _to_utc(incidents["precursor_start"], "incidents.precursor_start")
+        early = precursor.where(precursor > horizon, horizon).fillna(horizon)
+    # Alarms while the incident is still going on are repeats of it, not false alarms.
+    end = _to_utc(incidents["end"], "incidents.end") if "end" in incidents.columns else start
+    end = end.where(end.notna() & (end > start + grace), start + grace)
+    return pd.DataFrame(
+        {"service": pd.Series(incidents["service"].to_numpy(), dtype="string"),
+         "start": start.array, "early": early.array, "end": end.array}
     )
 
 

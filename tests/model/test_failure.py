@@ -104,7 +104,7 @@ def test_operating_threshold_is_chosen_at_fit_time_and_beats_the_default(
     fleet: dict, lgbm: LGBMFailurePredictor
 ) -> None:
     X, train, truth = fleet["features"], fleet["train"], fleet["test_incidents"]
-    assert 0.0 < lgbm.threshold_ < 1.0 and lgbm.threshold_ != 0.5
+    assert lgbm.threshold_ is not None and 0.0 < lgbm.threshold_ < 1.0 and lgbm.threshold_ != 0.5
     own = lgbm.score(X[~train], truth, horizon="60min")
     default = lgbm.score(X[~train], truth, threshold=0.5, horizon="60min")
     assert own["f1"] > default["f1"], (own, default)
@@ -282,3 +282,110 @@ def test_failure_labels_mark_upcoming_starts_and_exclude_ongoing_incidents() -> 
     assert labels.tolist() == [0, 0, 0, 1, 1, 1, -1, -1, 0, 0, 0, 0]
     open_incident = incidents.assign(end=pd.NaT)
     assert failure_labels(features, open_incident, horizon="15min").tolist()[6:] == [-1] * 6
+
+
+# ---- log templates, false positives, labels as known at a moment, explanations ------------------
+
+
+def template_logs() -> pd.DataFrame:
+    """cart logs: pool-exhausted warnings at 00:07 and 00:12, one error at 00:10, INFO noise."""
+    return pd.DataFrame(
+        {"ts": pd.to_datetime(["2026-04-06 00:07", "2026-04-06 00:10", "2026-04-06 00:12", "2026-04-06 00:13"],
+                              utc=True),
+         "service": "cart", "resource_id": "i-1", "level": ["WARNING", "ERROR", "WARN", "INFO"],
+         "template_id": ["pool", "npe", "pool", "ok"], "message": "m"}
+    )
+
+
+def test_log_templates_add_per_template_counts() -> None:
+    telemetry, catalogue = small_telemetry()
+    without = service_features(telemetry, catalogue, windows=("15min",))
+    f = service_features(telemetry, catalogue, template_logs(), windows=("15min",)).set_index("ds")
+    assert not any(c.startswith("log_tpl_") for c in without.columns)
+    assert {"log_tpl_pool_15min", "log_tpl_npe_15min"} <= set(f.columns)
+    assert "log_tpl_ok_15min" not in f.columns  # INFO lines are no warning sign
+    assert f.loc[T0 + 2 * STEP, "log_tpl_pool_15min"] == 1  # 00:10 sees 00:07
+    assert f.loc[T0 + 3 * STEP, "log_tpl_pool_15min"] == 2  # 00:15 sees 00:07 and 00:12
+    assert f.loc[T0 + 3 * STEP, "log_tpl_npe_15min"] == 1
+    assert f.loc[T0 + 6 * STEP, "log_tpl_pool_15min"] == 0  # (00:15, 00:30]: both gone
+
+
+def test_a_template_missing_when_scoring_counts_as_zero_lines(fleet: dict) -> None:
+    X, y, train = fleet["features"], fleet["labels"], fleet["train"]
+    rng = np.random.default_rng(3)
+    # A template that logs before every incident, so the model leans on it.
+    noisy = X.assign(log_tpl_oom_30min=np.where(y == 1, 3.0, 0.0) + rng.poisson(0.05, len(X)))
+    model = LGBMFailurePredictor(n_estimators=40, threshold_folds=0, log_templates=True).fit(noisy[train], y[train])
+    assert "log_tpl_oom_30min" in model.feature_names_
+    assert "log_tpl_oom_30min" not in LGBMFailurePredictor(n_estimators=5, threshold_folds=0).fit(
+        noisy[train], y[train]).feature_names_  # off by default
+    test = noisy[~train]
+    absent = model.predict(test.drop(columns="log_tpl_oom_30min"))
+    pd.testing.assert_frame_equal(absent, model.predict(test.assign(log_tpl_oom_30min=0.0)))
+    # The explanation shows the count it assumed: 0 lines, not an unknown value.
+    rows = test.drop(columns=["log_tpl_oom_30min", "error_rate_z"]).head(20)
+    explained = model.explain(rows, top=len(model.feature_names_)).set_index("feature")["value"]
+    assert (explained.loc[["log_tpl_oom_30min"]] == 0.0).all() and len(explained.loc[["log_tpl_oom_30min"]]) == 20
+    assert explained.loc[["error_rate_z"]].isna().all()  # any other missing feature is unknown
+
+
+def test_false_positive_pages_are_not_positives() -> None:
+    telemetry, catalogue = small_telemetry()
+    features = service_features(telemetry, catalogue, windows=("15min",))
+    history = pd.DataFrame(
+        {"incident_id": ["real", "noise"], "service": "cart", "start": [T0 + 9 * STEP, T0 + 4 * STEP],
+         "end": [T0 + 10 * STEP, T0 + 5 * STEP], "false_positive": ["false", "TRUE"]}
+    )
+    labels = failure_labels(features, history, horizon="10min").tolist()
+    assert labels == [0, 0, 0, 0, 0, 0, 0, 1, 1, -1, 0, 0]  # nothing around the false page at 00:20
+    unflagged = failure_labels(features, history.drop(columns="false_positive"), horizon="10min").tolist()
+    assert unflagged[2:5] == [1, 1, -1]
+    with pytest.raises(ValueError, match="expected true/false"):
+        failure_labels(features, history.assign(false_positive=["maybe", "no"]), horizon="10min")
+
+
+def test_labels_as_of_a_moment_use_only_what_was_known_then() -> None:
+    telemetry, catalogue = small_telemetry()
+    features = service_features(telemetry, catalogue, windows=("15min",))
+    history = pd.DataFrame(
+        {"service": "cart", "start": [T0 + 3 * STEP, T0 + 8 * STEP], "end": [T0 + 5 * STEP, T0 + 9 * STEP]}
+    )
+    hindsight = failure_labels(features, history, horizon="10min").tolist()
+    assert hindsight == [0, 1, 1, -1, -1, 0, 1, 1, -1, 0, 0, 0]
+    as_of = failure_labels(features, history, horizon="10min", as_of=T0 + 7 * STEP).tolist()
+    # The 00:40 incident is unknown at 00:35; 00:30 and 00:35 could still be followed by one
+    # within 10 minutes (undecided: -1); everything after 00:35 lies in the future.
+    assert as_of == [0, 1, 1, -1, -1, 0, -1, -1, -1, -1, -1, -1]
+    ongoing = failure_labels(features, history, horizon="10min", as_of=T0 + 4 * STEP).tolist()
+    assert ongoing[:5] == [0, 1, 1, -1, -1]  # the incident still open at 00:20 is ongoing, end unknown
+
+
+def test_shap_contributions_and_bias_sum_to_the_raw_margin(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
+    X = fleet["features"][~fleet["train"]].iloc[::50]
+    contrib = lgbm.contributions(X)
+    assert list(contrib.columns) == [*lgbm.feature_names_, "bias"] and contrib.index.equals(X.index)
+    risk = lgbm.predict(X)["risk"].to_numpy()
+    margin = np.log(risk / (1.0 - risk))
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), margin, rtol=1e-6, atol=1e-6)
+    assert contrib["bias"].nunique() == 1  # one base value; the rest is the row's own story
+
+
+def test_top_features_travel_as_json_ready_records(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
+    import json
+
+    from models.failure import top_features
+
+    X = fleet["features"][~fleet["train"]]
+    row = X.loc[[lgbm.predict(X)["risk"].idxmax()]]
+    top = top_features(lgbm, row, k=3)
+    assert [set(t) for t in top] == [{"feature", "value", "contribution"}] * 3
+    assert json.loads(json.dumps(top)) == top  # plain floats and strings
+    contrib = lgbm.contributions(row).drop(columns="bias").iloc[0]
+    expected = contrib.abs().sort_values(ascending=False, kind="stable").index[:3].tolist()
+    assert [t["feature"] for t in top] == expected
+    assert top[0]["contribution"] == pytest.approx(contrib[expected[0]])
+    assert top[0]["value"] == pytest.approx(row[expected[0]].iloc[0])
+    assert top_features(lgbm, row.iloc[0], k=1)[0]["feature"] == expected[0]  # a Series row works too
+    assert top_features(UtilisationRulePredictor().fit(X, np.zeros(len(X))), row) == []
+    with pytest.raises(ValueError, match="one feature row"):
+        top_features(lgbm, X.head(2))

@@ -10,6 +10,7 @@ from models.events import (
     alarm_episodes,
     episodes_frame,
     evaluate_alarms,
+    event_f1_sweep,
     rolling_origin_splits,
     time_split,
 )
@@ -125,3 +126,28 @@ def test_rolling_origin_splits_expand_and_cover_the_tail() -> None:
     assert [len(tr) for tr, _ in splits] == [70, 80, 90]
     assert all(tr["ds"].max() < te["ds"].min() for tr, te in splits)
     assert splits[-1][1]["ds"].max() == df["ds"].max()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_threshold_sweep_agrees_with_evaluating_each_threshold(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(T0, periods=600, freq="5min")
+    services = ["cart", "search", "payments"]
+    risk = pd.DataFrame({"service": np.repeat(services, len(ds)), "ds": np.tile(ds, 3)})
+    risk["risk"] = np.clip(rng.beta(0.6, 6.0, len(risk)) + rng.random(len(risk)) * 0.05, 0, 1)
+    starts = [at(m) for m in rng.choice(np.arange(60, 3000, 5), size=8, replace=False)]
+    truth = pd.DataFrame({"service": rng.choice([*services, "checkout"], size=8), "start": starts})
+    truth["end"] = truth["start"] + pd.to_timedelta(rng.integers(0, 90, 8), unit="min")
+    truth["precursor_start"] = truth["start"] - pd.to_timedelta(rng.integers(0, 300, 8), unit="min")
+    truth.loc[::3, "precursor_start"] = pd.NaT
+    for k, start in enumerate(truth["start"]):  # make some detections happen
+        row = (risk["service"] == truth.loc[k, "service"]) & (risk["ds"] == start - pd.Timedelta("20min"))
+        risk.loc[row, "risk"] = 0.9
+    thresholds = np.quantile(risk["risk"], [0.5, 0.9, 0.99, 0.995, 0.999, 0.9999]).tolist() + [0.95]
+    swept = event_f1_sweep(risk, truth, thresholds, "60min", "5min", "10min")
+    one_by_one = [
+        evaluate_alarms(episodes_frame(risk.assign(alarm=risk["risk"] >= t), "alarm", "10min"), truth, "60min", "5min").f1
+        for t in thresholds
+    ]
+    np.testing.assert_allclose(swept, one_by_one, rtol=0, atol=1e-12)
+    assert len(set(np.round(one_by_one, 6))) > 2  # the thresholds really differ in outcome
