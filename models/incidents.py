@@ -15,7 +15,10 @@ An on-call engineer wants one page per service problem, not one per noisy sample
 
 Each incident gets a category guessed from its anomalous metrics (mem -> resource_leak, disk ->
 disk, cpu / latency -> saturation, error_rate -> errors), a severity from its score, and JSON
-evidence naming the series behind it. Pure: frames in, a frame out.
+evidence naming the series behind it. Given the call graph, each incident also gets
+``ranked_services``: every service anomalous within ``resolve_after`` before the incident was raised,
+most likely root cause first (:func:`models.rca.rank_root_causes`), ``;``-joined. Pure: frames in,
+a frame out.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
 from models.events import as_timedelta
+from models.rca import rank_root_causes
 
 INCIDENT_OUTPUT_COLUMNS: tuple[str, ...] = (
     "incident_id", "service", "category", "start", "end", "severity", "score", "evidence",
@@ -56,6 +61,7 @@ def build_incidents(
     min_series: int = 1,
     resolve_after: str | pd.Timedelta = "30min",
     min_active: int = 1,
+    call_graph: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Incidents from anomaly ``scores`` (``unique_id, ds, score``) and optional ``risk``
     (``service, ds, risk``): one row per incident with :data:`INCIDENT_OUTPUT_COLUMNS`.
@@ -69,6 +75,9 @@ def build_incidents(
 
     ``min_active`` is Prometheus' ``for:`` in samples: an episode opens an incident only once it
     has that many active samples, and its ``start`` is then (when it would have been raised live).
+
+    With ``call_graph`` (caller -> callees) a ``ranked_services`` column is appended (see the
+    module doc); without it the columns are exactly :data:`INCIDENT_OUTPUT_COLUMNS`.
     """
     if min_series < 1:
         raise ValueError(f"min_series must be at least 1, got {min_series}")
@@ -85,14 +94,40 @@ def build_incidents(
     timeline = _service_timeline(points, risk, min_series, risk_threshold)
     episodes = _episodes(timeline, resolve, min_active)
     if episodes.empty:
-        return empty_incidents()
+        empty = empty_incidents()
+        return empty if call_graph is None else empty.assign(ranked_services=pd.Series([], dtype="string"))
     evidence = _evidence_rows(points, episodes)
     out = _describe(episodes, evidence, anomaly_threshold)
     out["window_start"] = out["start"].dt.floor(resolve)
     out["incident_id"] = [
         incident_id(s, w) for s, w in zip(out["service"], out["window_start"], strict=True)
     ]
-    return out[list(INCIDENT_OUTPUT_COLUMNS)].sort_values(["start", "service"]).reset_index(drop=True)
+    columns = list(INCIDENT_OUTPUT_COLUMNS)
+    if call_graph is not None:
+        out["ranked_services"] = ranked_causes(out, points, call_graph, resolve)
+        columns.append("ranked_services")
+    return out[columns].sort_values(["start", "service"]).reset_index(drop=True)
+
+
+def ranked_causes(
+    incidents: pd.DataFrame, points: pd.DataFrame, call_graph: Mapping[str, Sequence[str]], lookback: pd.Timedelta
+) -> pd.Series:
+    """Per incident, services anomalous within ``lookback`` up to its ``start`` ranked as root causes.
+
+    A service's evidence is its largest anomaly score there as a surprise ``-log10(1 - score)``
+    (scores are calibrated tail probabilities); services with no anomalous sample are left out.
+    """
+    hot = points[points["anomalous"]]
+    surprise = -np.log10(np.clip(1.0 - hot["score"].to_numpy(dtype="float64"), 1e-12, 1.0))
+    hot = hot.assign(surprise=surprise)
+    ranked = []
+    for service, start in zip(incidents["service"], incidents["start"], strict=True):
+        near = hot[(hot["ds"] > start - lookback) & (hot["ds"] <= start)]
+        evidence = near.groupby("service")["surprise"].max().to_dict()
+        evidence.setdefault(str(service), 0.0)
+        order = [s for s, _ in rank_root_causes(evidence, call_graph) if s in evidence]
+        ranked.append(";".join(order))
+    return pd.Series(ranked, index=incidents.index, dtype="string")
 
 
 def incident_id(service: str, window_start: pd.Timestamp) -> str:

@@ -135,3 +135,16 @@ def test_bad_parameters_raise_naming_the_problem() -> None:
         build(scores(), min_series=0)
     with pytest.raises(ValueError, match="resolve_after"):
         build(scores(), resolve_after="0min")
+
+
+def test_with_a_call_graph_each_incident_ranks_the_anomalous_services_root_cause_first() -> None:
+    graph = {"search": ("cart",), "cart": ()}
+    # cart (the callee) is anomalous first and harder; search (its caller) follows mildly.
+    s = scores(cart__i_1__cpu_pct=burst(5, 10, 0.99999), search__i_1__error_rate=burst(6, 10, 0.995))
+    out = build(s, call_graph=graph)
+    assert list(out.columns) == [*INCIDENT_OUTPUT_COLUMNS, "ranked_services"]
+    by_service = out.set_index("service")["ranked_services"]
+    assert by_service["cart"] == "cart"  # raised before search was anomalous
+    assert by_service["search"] == "cart;search"  # the caller's incident blames its callee first
+    assert list(build(s).columns) == list(INCIDENT_OUTPUT_COLUMNS)  # unchanged without a graph
+    assert "ranked_services" in build(scores(), call_graph=graph).columns  # also when empty

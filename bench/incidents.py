@@ -1,0 +1,188 @@
+"""Incident benchmark on the Nezha data set: replay, raise incidents as a stream, score them.
+
+``foresight bench incidents --data DIR --out INCIDENTS.csv`` loads every Nezha day under ``DIR``
+(:mod:`connectors.nezha`), feeds each day minute by minute through
+:class:`models.incident_stream.IncidentStream` (causal: an incident is raised at the minute the
+pipeline would have raised it live, from samples up to that minute only), writes one row per
+incident and scores them with the data set's protocol (``/work/shared/data/README.md``):
+
+- a fault is *detected* when an incident is opened within ``window`` (5 minutes) after its
+  ``inject_time``; each incident detects at most one fault, every other incident is a false
+  alarm (reported per day of data); the delay is from injection to that incident;
+- AC@1 / AC@3: share of detected faults whose injected service is the incident's first / among
+  its first three ranked services;
+- fault-type accuracy: share of detected faults whose incident category is the one the injected
+  fault type maps to (:data:`FAULT_CATEGORIES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from connectors.nezha import Fault, NezhaDay, load_nezha
+from models.incident_stream import StreamSettings, replay
+
+# Nezha's inject types -> Foresight's incident categories.
+FAULT_CATEGORIES: dict[str, str] = {
+    "cpu_contention": "saturation",
+    "cpu_consumed": "saturation",
+    "network_delay": "latency",
+    "exception": "errors",
+    "return": "errors",
+}
+DETECTION_WINDOW = pd.Timedelta("5min")
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "opened_at",
+    "services",
+    "category",
+    "score",
+    "severity",
+    "closed_at",
+    "day",
+    "evidence",
+)
+
+
+@dataclass(frozen=True)
+class IncidentFigures:
+    """The protocol's figures over all replayed days."""
+
+    faults: int
+    detected: int
+    incidents: int
+    false_alarms: int
+    days: float
+    median_delay_seconds: float | None
+    ac_at_1: float | None
+    ac_at_3: float | None
+    fault_type_accuracy: float | None
+
+    @property
+    def detection_rate(self) -> float | None:
+        return self.detected / self.faults if self.faults else None
+
+    @property
+    def false_alarms_per_day(self) -> float | None:
+        return self.false_alarms / self.days if self.days > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "detection_rate": self.detection_rate,
+            "false_alarms_per_day": self.false_alarms_per_day,
+        }
+
+
+def match_faults(
+    incidents: pd.DataFrame, faults: Sequence[Fault], window: pd.Timedelta = DETECTION_WINDOW
+) -> pd.DataFrame:
+    """Per fault (time order): the first not yet used incident opened within ``window`` after it.
+
+    Returns ``inject_time, service, kind, detected, opened_at, delay_seconds, top1, top3,
+    category, category_ok`` (incident fields NaN / False when undetected).
+    """
+    opened = (
+        pd.to_datetime(incidents["opened_at"], utc=True)
+        if len(incidents)
+        else pd.Series([], dtype="datetime64[ns, UTC]")
+    )
+    used: set[int] = set()
+    rows = []
+    for fault in sorted(faults, key=lambda f: f.inject_time):
+        hit = None
+        for i, t in enumerate(opened):
+            if i not in used and fault.inject_time <= t <= fault.inject_time + window:
+                hit = i
+                break
+        row: dict[str, Any] = {
+            "inject_time": fault.inject_time,
+            "service": fault.service,
+            "kind": fault.kind,
+            "detected": hit is not None,
+            "opened_at": pd.NaT,
+            "delay_seconds": float("nan"),
+            "top1": False,
+            "top3": False,
+            "category": None,
+            "category_ok": False,
+        }
+        if hit is not None:
+            used.add(hit)
+            ranked = str(incidents.iloc[hit]["services"]).split(";")
+            category = str(incidents.iloc[hit]["category"])
+            row.update(
+                opened_at=opened.iloc[hit],
+                delay_seconds=(opened.iloc[hit] - fault.inject_time).total_seconds(),
+                top1=ranked[:1] == [fault.service],
+                top3=fault.service in ranked[:3],
+                category=category,
+                category_ok=FAULT_CATEGORIES.get(fault.kind) == category,
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def score_incidents(
+    incidents: pd.DataFrame, faults: Sequence[Fault], days: float, window: pd.Timedelta = DETECTION_WINDOW
+) -> tuple[IncidentFigures, pd.DataFrame]:
+    """The protocol's figures for ``incidents`` against ``faults`` over ``days`` of data, and the
+    per-fault matches behind them."""
+    if days < 0:
+        raise ValueError(f"days must not be negative, got {days}")
+    matches = match_faults(incidents, faults, window)
+    detected = matches[matches["detected"]] if len(matches) else matches
+    n = len(detected)
+    figures = IncidentFigures(
+        faults=len(faults),
+        detected=n,
+        incidents=len(incidents),
+        false_alarms=len(incidents) - n,
+        days=days,
+        median_delay_seconds=float(detected["delay_seconds"].median()) if n else None,
+        ac_at_1=float(detected["top1"].mean()) if n else None,
+        ac_at_3=float(detected["top3"].mean()) if n else None,
+        fault_type_accuracy=float(detected["category_ok"].mean()) if n else None,
+    )
+    return figures, matches
+
+
+def replay_day(day: NezhaDay, settings: StreamSettings | None = None) -> pd.DataFrame:
+    """One day's incidents as the streaming pipeline raises them (``day`` column added)."""
+    incidents = replay(day.telemetry, day.catalogue, day.call_graph, settings)
+    return incidents.assign(day=day.name)
+
+
+def day_length(day: NezhaDay) -> float:
+    """How many days of data ``day`` holds (its span plus one sampling step)."""
+    ds = day.telemetry["ds"]
+    return float(((ds.max() - ds.min()) + pd.Timedelta("1min")) / pd.Timedelta("1D"))
+
+
+def run(
+    data: Path, out: Path | None = None, settings: StreamSettings | None = None
+) -> tuple[IncidentFigures, pd.DataFrame, pd.DataFrame]:
+    """Replay and score every day under ``data``; write the incidents to ``out`` when given.
+
+    Returns the figures, the incidents and the per-fault matches.
+    """
+    days = load_nezha(Path(data))
+    incidents = pd.concat([replay_day(d, settings) for d in days], ignore_index=True)
+    faults = [f for d in days for f in d.faults]
+    figures, matches = score_incidents(incidents, faults, sum(day_length(d) for d in days))
+    if out is not None:
+        write_incidents(incidents, Path(out))
+    return figures, incidents, matches
+
+
+def write_incidents(incidents: pd.DataFrame, out: Path) -> None:
+    """CSV with :data:`OUTPUT_COLUMNS`; times as UTC ISO 8601."""
+    frame = incidents.reindex(columns=list(OUTPUT_COLUMNS)).copy()
+    for col in ("opened_at", "closed_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True).map(lambda t: t.isoformat() if pd.notna(t) else "")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)

@@ -1,0 +1,107 @@
+"""What kind of problem an incident is, from which kinds of metrics are anomalous where.
+
+Every metric name maps to a *kind* (:func:`metric_kind`): ``cpu``, ``memory``, ``disk``,
+``server_latency`` (time a service takes to answer, measured at it), ``call_latency`` (time its
+callers wait for it: its answer time plus the wire), ``network_latency`` (the wire alone: the
+callers' view of a call minus the callee's), ``client_latency`` (time it waits for others), ``errors``,
+``traffic`` (load, bytes, syscalls) or ``infrastructure`` (the node under a pod: shared, so not
+evidence about the pod). Each kind rises or falls when it is a problem (:data:`KIND_DIRECTIONS`).
+
+:func:`categorise` turns the per-kind surprise of an incident's top-ranked service (and the
+incident as a whole for errors) into one of :data:`foresight.schemas.INCIDENT_CATEGORIES`. The
+rules, in order: failed requests seen anywhere are the users' symptom of a failing handler (a busy
+CPU makes answers slow, not wrong); a saturated CPU at the root explains its slow answers; a wait
+on the wire without a slower server is the network; memory growth without the others is a leak.
+Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+KINDS: tuple[str, ...] = (
+    "cpu",
+    "memory",
+    "disk",
+    "server_latency",
+    "call_latency",
+    "network_latency",
+    "client_latency",
+    "errors",
+    "traffic",
+    "infrastructure",
+)
+# +1: a rise is the problem; -1: a fall; 0: either way.
+KIND_DIRECTIONS: dict[str, int] = {
+    "cpu": 1,
+    "memory": 1,
+    "disk": 1,
+    "server_latency": 1,
+    "call_latency": 1,
+    "network_latency": 1,
+    "client_latency": 1,
+    "errors": 1,
+    "traffic": 0,
+    "infrastructure": 1,
+}
+# Kinds that describe the service itself (used for root-cause evidence); traffic follows callers.
+OWN_KINDS: frozenset[str] = frozenset(
+    {"cpu", "memory", "disk", "server_latency", "call_latency", "network_latency", "errors"}
+)
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("infrastructure", re.compile(r"^node_")),
+    ("errors", re.compile(r"success_rate|error")),
+    ("network_latency", re.compile(r"edge_wire_latency")),
+    ("call_latency", re.compile(r"edge_source_latency")),
+    ("client_latency", re.compile(r"client_latency")),
+    ("server_latency", re.compile(r"latency")),
+    ("cpu", re.compile(r"cpu")),
+    ("memory", re.compile(r"mem")),
+    ("disk", re.compile(r"disk")),
+    ("traffic", re.compile(r"workload|request|network|bytes|syscall|ops|rate")),
+)
+# Falls of a success rate are the problem; everything else under "errors" (error rates) rises.
+_FALLING = re.compile(r"success_rate")
+
+
+def metric_kind(metric: str) -> str:
+    """The kind of a metric name (``traffic`` when nothing more specific matches)."""
+    name = metric.lower()
+    for kind, pattern in _RULES:
+        if pattern.search(name):
+            return kind
+    return "traffic"
+
+
+def metric_direction(metric: str) -> int:
+    """+1 when a rise of ``metric`` is a problem, -1 when a fall is, 0 when both are."""
+    if _FALLING.search(metric.lower()):
+        return -1
+    return KIND_DIRECTIONS[metric_kind(metric)]
+
+
+def categorise(root: Mapping[str, float], incident: Mapping[str, float], threshold: float) -> str:
+    """The category of an incident from per-kind surprise at its top-ranked service (``root``)
+    and over all its services (``incident``); a kind counts when its surprise >= ``threshold``.
+    """
+
+    def hot(kinds: Mapping[str, float], kind: str) -> bool:
+        return kinds.get(kind, 0.0) >= threshold
+
+    if hot(root, "errors") or hot(incident, "errors"):
+        return "errors"
+    if hot(root, "cpu"):
+        return "saturation"
+    if hot(root, "network_latency") and root.get("network_latency", 0.0) >= root.get("server_latency", 0.0):
+        return "latency"
+    if hot(root, "server_latency") or hot(root, "call_latency"):
+        return "saturation"
+    if hot(root, "memory"):
+        return "resource_leak"
+    if hot(root, "disk"):
+        return "disk"
+    if hot(root, "network_latency"):
+        return "latency"
+    # Only traffic moved at the root (load, bytes, syscalls): the handler behaves differently.
+    return "errors"

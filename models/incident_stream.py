@@ -1,0 +1,466 @@
+"""Streaming incidents: one time step of telemetry at a time in, incidents out as they are raised.
+
+The pipeline an on-call engineer would want running every minute on a microservice system:
+
+1. **surprise** of every series from its own past (:mod:`models.streaming_surprise`), counting
+   only the harmful direction (latency, CPU, memory up; a success rate is judged on its failed
+   share, with an absolute floor of ``error_floor`` percentage points), with a clean baseline
+   (outliers kept out of it, a fault's run of outliers learned as one event ``learn_delay`` steps
+   after it ended), so a fault neither masks the next one nor makes the return to normal look odd;
+2. **wire latency**: for every call edge measured from both ends, the caller's view minus the
+   callee's (:func:`wire_pairs`) is the time spent between them: it grows under a network delay
+   on the callee while the callee's own time does not. Edge evidence belongs to the callee;
+3. **families**: series that measure one thing at once (p90 / p95 / p99 of one latency, CPU in
+   millicores and in %, an edge's caller view and the wire latency derived from it) collapse to
+   their largest surprise, so one noisy measurement counts once;
+4. **service roll-up**: a service's evidence is the *sum* of its ``corroboration`` largest family
+   surprises over the kinds that describe it (:data:`models.incident_category.OWN_KINDS`): summed
+   ``-log10 p`` is the log of the joint probability of independent measurements all being this far
+   out, so two pieces of evidence agreeing beat one loud spike. Traffic and node metrics follow
+   load and neighbours and are kept out;
+5. **episodes per service**: a service *fires* when its evidence reaches ``open_threshold`` from
+   calm (or, while still active, when families that were calm for ``resolve_after`` steps alone
+   reach it: a second fault on a service still showing the after-effects of the first), and calms
+   down after ``resolve_after`` steps below ``sustain_threshold``;
+6. **incidents**: a firing service opens an incident unless an open one explains it (it is in its
+   first ``rank_window`` steps, or the service calls a member that is firing right now: problems
+   travel upstream). A second incident while one is open needs ``split_threshold`` (a weaker
+   firing is not paged, but may fire again once the open incidents close). An incident closes
+   when none of its member services is active;
+7. at opening, services are **ranked** by :func:`models.rca.rank_root_causes` over the evidence of
+   the last ``rank_window`` steps (services claimed by another open incident left out), the
+   incident gets a **category** from the kinds anomalous at the top service
+   (:func:`models.incident_category.categorise`), a **severity** and **evidence** (top series:
+   surprise, observed and expected values). With ``refine_ranking`` the ranking, category and
+   evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps).
+
+Causal: :meth:`IncidentStream.step` uses only the samples given so far. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from foresight.schemas import require_columns
+from models.incident_category import OWN_KINDS, categorise, metric_direction, metric_kind
+from models.rca import rank_root_causes
+from models.streaming_surprise import StreamingSurprise
+
+STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
+    "opened_at",
+    "closed_at",
+    "services",
+    "category",
+    "score",
+    "severity",
+    "evidence",
+)
+_CALLER_VIEW, _CALLEE_VIEW = "edge_source_latency", "edge_destination_latency"
+WIRE_METRIC = "edge_wire_latency"
+_FAMILY_SUFFIX = re.compile(r"(_p\d{2}|_rate|_usage|_pct|_percent|_mib|_bytes|_millicores)+$")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Knobs of :class:`IncidentStream`; durations are in time steps (samples)."""
+
+    window: int = 30  # samples in the trailing baseline (30 min at 1-minute sampling)
+    min_history: int = 5  # samples before a series is scored at all
+    prior_weight: float = 30.0  # how many samples the distribution-free prior is worth
+    gate: float | None = 6.0  # robust sigmas beyond which a sample stays out of the baseline
+    max_hold: int = 15  # outlying samples in a row after which they are a new normal
+    learn_delay: int = 15  # steps before a run of outliers counts as ordinary in the tail
+    wire_latency: bool = True  # derive caller-minus-callee edge latency (network time)
+    error_floor: float = 0.25  # success-rate change (percentage points) worth at least one sigma
+    corroboration: int = 2  # family surprises summed into a service's evidence
+    open_threshold: float = 6.0  # evidence (summed -log10 p) that opens an incident
+    sustain_threshold: float = 4.0  # evidence that keeps a service active
+    resolve_after: int = 3  # steps below sustain_threshold before a service (incident) calms down
+    split_threshold: float = 10.0  # evidence that opens a second incident while one is open
+    rank_window: int = 3  # steps of evidence behind the ranking and the category
+    refine_ranking: bool = False  # re-rank while the incident unfolds (its first rank_window steps)
+    kind_threshold: float = 2.0  # per-series surprise at which a metric kind counts as anomalous
+    top_evidence: int = 5
+
+    def __post_init__(self) -> None:
+        if self.corroboration < 1:
+            raise ValueError(f"corroboration must be at least 1, got {self.corroboration}")
+        if not 0 < self.sustain_threshold <= self.open_threshold:
+            raise ValueError(
+                "need 0 < sustain_threshold <= open_threshold, got "
+                f"{self.sustain_threshold} and {self.open_threshold}"
+            )
+        if self.resolve_after < 1 or self.rank_window < 1:
+            raise ValueError("resolve_after and rank_window must be at least one step")
+        if self.split_threshold < self.open_threshold:
+            raise ValueError(
+                f"split_threshold ({self.split_threshold}) must be at least open_threshold ({self.open_threshold})"
+            )
+        if self.error_floor < 0:
+            raise ValueError(f"error_floor must not be negative, got {self.error_floor}")
+
+
+@dataclass
+class StreamIncident:
+    """An incident as raised: when, ranked services, category, score, severity, evidence."""
+
+    opened_at: pd.Timestamp
+    services: list[str]
+    category: str
+    score: float
+    severity: str
+    evidence: str
+    closed_at: pd.Timestamp | None = None
+    peak: float = field(default=0.0, repr=False)
+    members: set[str] = field(default_factory=set, repr=False)  # services whose activity it explains
+    age: int = field(default=0, repr=False)  # steps since it was opened
+
+
+def metric_family(metric: str) -> str:
+    """The thing a metric measures, without percentile or unit variants (``pod_server_latency``)."""
+    return _FAMILY_SUFFIX.sub("", metric) or metric
+
+
+def wire_pairs(catalogue: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """``(caller-view id, callee-view id, wire metric)`` for every edge measured from both ends.
+
+    An edge's latency seen by the caller minus the same edge seen by the callee is the time spent
+    between them (network, proxies, queues before the handler): it grows under a network delay
+    while the callee's own time does not, and stays flat when the callee itself is slow.
+    """
+    if "resource_id" not in catalogue.columns:
+        return []
+    metric = catalogue["metric"].astype(str)
+    rows = catalogue.assign(_m=metric, _r=catalogue["resource_id"].astype(str))
+    callee_view = {
+        (r, m.replace(_CALLEE_VIEW, "")): str(u)
+        for u, r, m in zip(rows["unique_id"], rows["_r"], rows["_m"], strict=True)
+        if m.startswith(_CALLEE_VIEW)
+    }
+    pairs = []
+    for uid, resource, m in zip(rows["unique_id"], rows["_r"], rows["_m"], strict=True):
+        if m.startswith(_CALLER_VIEW):
+            other = callee_view.get((resource, m.replace(_CALLER_VIEW, "")))
+            if other is not None:
+                pairs.append((str(uid), other, m.replace(_CALLER_VIEW, WIRE_METRIC)))
+    return pairs
+
+
+class IncidentStream:
+    """Feeds one time step at a time; returns the incidents raised at that step (see module doc)."""
+
+    def __init__(
+        self,
+        catalogue: pd.DataFrame,
+        call_graph: Mapping[str, Sequence[str]],
+        settings: StreamSettings | None = None,
+    ) -> None:
+        require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
+        cat = catalogue.drop_duplicates("unique_id").reset_index(drop=True)
+        if cat.empty:
+            raise ValueError("catalogue is empty: nothing to watch")
+        self.settings = settings or StreamSettings()
+        self.call_graph = {str(k): tuple(v) for k, v in call_graph.items()}
+        self.series = pd.Index(cat["unique_id"].astype(str))  # the inputs of step(), in order
+        if "resource_id" not in cat.columns:
+            cat = cat.assign(resource_id=cat["service"])
+        pairs = wire_pairs(cat) if self.settings.wire_latency else []
+        index = {uid: i for i, uid in enumerate(self.series)}
+        self._wire_from = np.array([index[a] for a, _, _ in pairs], dtype=int)
+        self._wire_less = np.array([index[b] for _, b, _ in pairs], dtype=int)
+        derived = cat.set_index("unique_id").loc[[a for a, _, _ in pairs]].reset_index()
+        derived["metric"] = [m for _, _, m in pairs]
+        derived["unique_id"] = [f"{a}#wire" for a, _, _ in pairs]
+        cat = pd.concat([cat, derived], ignore_index=True) if pairs else cat
+        self.scored_series = pd.Index(cat["unique_id"].astype(str))  # inputs, then derived series
+        self.service = cat["service"].astype(str).to_numpy()
+        self.metric = cat["metric"].astype(str).to_numpy()
+        self.kind = np.array([metric_kind(m) for m in self.metric])
+        resource = cat["resource_id"].astype(str).to_numpy()
+        self.services = sorted(set(self.service) | set(self.call_graph))
+        s = self.settings
+        unit = cat["unit"].astype(str).to_numpy() if "unit" in cat.columns else np.full(len(cat), "")
+        failing = np.array([_is_success_rate(m) for m in self.metric], dtype=bool)
+        self._scorer = StreamingSurprise(
+            np.array([metric_direction(m) for m in self.metric]),
+            window=s.window,
+            min_history=s.min_history,
+            prior_weight=s.prior_weight,
+            # A success rate is judged on its failed share: no floor relative to its ~100 % level.
+            rel_floor=np.where(failing, 0.0, 0.05),
+            abs_floor=np.where(failing, np.where(np.isin(unit, ["percent", "%"]), 1.0, 0.01), 0.0)
+            * s.error_floor,
+            floor_of=np.concatenate([np.arange(len(self.series)), self._wire_from]).astype(int),
+            gate=s.gate,
+            max_hold=s.max_hold,
+            learn_delay=s.learn_delay,
+        )
+        own = np.isin(self.kind, sorted(OWN_KINDS))
+        # A wire latency is one family with the caller's view it is derived from: one measurement.
+        family_metric = np.concatenate([self.metric[: len(self.series)], self.metric[self._wire_from]])
+        keys = [
+            f"{sv}\x1f{r}\x1f{metric_family(m)}"
+            for sv, r, m in zip(self.service, resource, family_metric, strict=True)
+        ]
+        family_keys = sorted({k for k, o in zip(keys, own, strict=True) if o})
+        family_index = {k: i for i, k in enumerate(family_keys)}
+        self._family_of = np.array([family_index[k] if o else -1 for k, o in zip(keys, own, strict=True)])
+        service_index = {sv: i for i, sv in enumerate(self.services)}
+        self._family_service = np.array([service_index[k.split("\x1f")[0]] for k in family_keys], dtype=int)
+        self._n_families = len(family_keys)
+        self._callers = _transitive_callers(self.call_graph)
+        # (surprise, observed, expected) per series over the last rank_window steps
+        self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=s.rank_window)
+        self._active = np.zeros(len(self.services), dtype=bool)  # per service: in an episode
+        self._family_calm = np.full(self._n_families, s.resolve_after)  # steps below kind_threshold
+        self._calm = np.zeros(len(self.services), dtype=int)  # steps below sustain while active
+        self._opened: list[StreamIncident] = []
+        self.closed: list[StreamIncident] = []
+
+    @property
+    def open_incident(self) -> StreamIncident | None:
+        """The most recently opened incident still open (None when all is calm)."""
+        return self._opened[-1] if self._opened else None
+
+    @property
+    def open_incidents(self) -> list[StreamIncident]:
+        return list(self._opened)
+
+    def step(self, ds: pd.Timestamp, values: np.ndarray) -> list[StreamIncident]:
+        """Score the samples of time ``ds`` (aligned with :attr:`series`; NaN = missing)."""
+        values = np.asarray(values, dtype="float64")
+        if values.shape != (len(self.series),):
+            raise ValueError(f"expected {len(self.series)} values, got shape {values.shape}")
+        if self._wire_from.size:
+            values = np.concatenate([values, values[self._wire_from] - values[self._wire_less]])
+        result = self._scorer.score(values)
+        self._recent.append((result.surprise, result.observed, result.expected))
+        evidence = self._service_evidence(result.surprise)
+        s = self.settings
+        # A family is fresh when it was calm for the last resolve_after steps: an active service
+        # whose fresh families alone reach open_threshold has a new problem (a second fault on a
+        # service still showing the after-effects of the first).
+        fresh = self._family_calm >= s.resolve_after
+        fresh_evidence = self._service_evidence(result.surprise, fresh)
+        family = self._family_surprise(result.surprise)
+        self._family_calm = np.where(family >= s.kind_threshold, 0, self._family_calm + 1)
+        fired = (evidence >= s.open_threshold) & (~self._active | (fresh_evidence >= s.open_threshold))
+        self._calm = np.where(evidence >= s.sustain_threshold, 0, self._calm + 1)
+        self._active = (self._active & (self._calm < s.resolve_after)) | fired
+        self._calm[fired] = 0
+        ds = pd.Timestamp(ds)
+        for incident in self._opened:
+            incident.age += 1
+            incident.peak = max(incident.peak, float(evidence[self._member_mask(incident)].max()))
+        raised: list[StreamIncident] = []
+        new = [self.services[j] for j in np.where(fired)[0]]
+        hot = {self.services[j] for j in np.where(evidence >= s.open_threshold)[0]}
+        unexplained = [sv for sv in new if not any(self._explains(i, sv, hot) for i in self._opened)]
+        if self._opened:  # a second problem at once needs strong evidence of its own
+            weak = [sv for sv in unexplained if evidence[self.services.index(sv)] < s.split_threshold]
+            for sv in weak:  # not paged now: it may fire again once the open incidents close
+                self._active[self.services.index(sv)] = False
+            unexplained = [sv for sv in unexplained if sv not in weak]
+        for incident in self._opened:
+            incident.members.update(sv for sv in new if self._explains(incident, sv, hot))
+            if s.refine_ranking and incident.age <= s.rank_window:
+                self._assess(incident)
+        if unexplained:
+            incident = self._describe(ds, unexplained)
+            self._opened.append(incident)
+            raised.append(incident)
+        still: list[StreamIncident] = []
+        for incident in self._opened:
+            if incident in raised or self._active[self._member_mask(incident)].any():
+                still.append(incident)
+            else:
+                incident.closed_at = ds
+                self.closed.append(incident)
+        self._opened = still
+        self._scorer.learn(result)
+        return raised
+
+    def _explains(self, incident: StreamIncident, service: str, hot: set[str]) -> bool:
+        """Whether ``service`` becoming active belongs to ``incident``: the incident is still
+        unfolding (its first ``rank_window`` steps), or ``service`` calls, directly or not, one of
+        its members that is hot right now (problems travel upstream to the callers). A member that
+        calmed down and fires again is a new problem."""
+        if incident.age <= self.settings.rank_window:
+            return True
+        return any(m in hot and service in self._callers.get(m, frozenset()) for m in incident.members)
+
+    def _member_mask(self, incident: StreamIncident) -> np.ndarray:
+        return np.isin(np.array(self.services), sorted(incident.members))
+
+    def _service_evidence(self, surprise: np.ndarray, fresh: np.ndarray | None = None) -> np.ndarray:
+        """Per service: sum of its ``corroboration`` largest family surprises (own kinds only),
+        over the families in ``fresh`` when given."""
+        fam = self._family_surprise(surprise)
+        if fresh is not None:
+            fam = np.where(fresh, fam, 0.0)
+        order = np.lexsort((-fam, self._family_service))  # by service, largest surprise first
+        service = self._family_service[order]
+        rank = np.arange(order.size) - np.searchsorted(service, service, side="left")
+        keep = rank < self.settings.corroboration
+        out = np.zeros(len(self.services))
+        np.add.at(out, service[keep], fam[order][keep])
+        return out
+
+    def _family_surprise(self, surprise: np.ndarray) -> np.ndarray:
+        fam = np.zeros(self._n_families)
+        mask = self._family_of >= 0
+        np.maximum.at(fam, self._family_of[mask], surprise[mask])
+        return fam
+
+    def _describe(self, ds: pd.Timestamp, fired: list[str]) -> StreamIncident:
+        """A new incident raised at ``ds`` by the services in ``fired``, assessed (:meth:`_assess`)."""
+        taken = {sv for i in self._opened for sv in i.members} - set(fired)
+        members = set(fired) | {
+            sv for sv, a in zip(self.services, self._active, strict=True) if a and sv not in taken
+        }
+        incident = StreamIncident(
+            opened_at=ds, services=[], category="", score=0.0, severity="", evidence="", members=members
+        )
+        self._assess(incident)
+        evidence = self._service_evidence(self._recent[-1][0])
+        level = max(float(evidence[self.services.index(sv)]) for sv in fired)
+        incident.score, incident.peak = round(level, 6), level
+        incident.severity = _severity(level, self.settings.open_threshold)
+        return incident
+
+    def _assess(self, incident: StreamIncident) -> None:
+        """Rank ``incident``'s services, name its category and evidence from the last
+        ``rank_window`` steps; services that other open incidents claim are left out."""
+        surprises = np.stack([r[0] for r in self._recent])
+        peak_step = np.argmax(surprises, axis=0)  # each series' most surprising recent step
+        columns = np.arange(surprises.shape[1])
+        recent = surprises[peak_step, columns]
+        observed = np.stack([r[1] for r in self._recent])[peak_step, columns]
+        expected = np.stack([r[2] for r in self._recent])[peak_step, columns]
+        per_service = self._service_evidence(recent)
+        taken = {sv for i in self._opened if i is not incident for sv in i.members} - incident.members
+        candidates = {
+            sv: (0.0 if sv in taken else float(e)) for sv, e in zip(self.services, per_service, strict=True)
+        }
+        ranking = rank_root_causes(candidates, self.call_graph)
+        ranked = [sv for sv, _ in ranking if candidates.get(sv, 0.0) > 0] or [ranking[0][0]]
+        kinds_root = self._kind_peaks(recent, self.service == ranked[0])
+        kinds_all = self._kind_peaks(recent, np.isin(self.service, ranked))
+        incident.services = ranked
+        incident.category = categorise(kinds_root, kinds_all, self.settings.kind_threshold)
+        incident.evidence = self._evidence_json(recent, observed, expected, ranked)
+
+    def _kind_peaks(self, surprise: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+        peaks: dict[str, float] = {}
+        for kind in np.unique(self.kind[mask]):
+            peaks[str(kind)] = float(surprise[mask & (self.kind == kind)].max())
+        return peaks
+
+    def _evidence_json(
+        self, surprise: np.ndarray, observed: np.ndarray, expected: np.ndarray, ranked: list[str]
+    ) -> str:
+        order = np.argsort(-surprise, kind="stable")[: self.settings.top_evidence]
+        series = [
+            {
+                "unique_id": str(self.scored_series[i]),
+                "service": str(self.service[i]),
+                "metric": str(self.metric[i]),
+                "kind": str(self.kind[i]),
+                "surprise": round(float(surprise[i]), 3),
+                "observed": _finite(observed[i]),
+                "expected": _finite(expected[i]),
+            }
+            for i in order
+            if surprise[i] > 0
+        ]
+        return json.dumps({"series": series, "ranked_services": ranked[:5]}, sort_keys=True)
+
+
+def replay(
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]],
+    settings: StreamSettings | None = None,
+) -> pd.DataFrame:
+    """Feed long telemetry (``unique_id, ds, y``) through an :class:`IncidentStream` step by step,
+    in time order; one row per incident with :data:`STREAM_INCIDENT_COLUMNS`."""
+    require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
+    known = telemetry["unique_id"].astype(str).isin(set(catalogue["unique_id"].astype(str)))
+    stream = IncidentStream(
+        catalogue[
+            catalogue["unique_id"].astype(str).isin(set(telemetry.loc[known, "unique_id"].astype(str)))
+        ],
+        call_graph,
+        settings,
+    )
+    wide = telemetry[known].pivot_table(index="ds", columns="unique_id", values="y", aggfunc="last")
+    wide = wide.reindex(columns=stream.series).sort_index()
+    raised: list[StreamIncident] = []
+    for ds, row in zip(wide.index, wide.to_numpy(dtype="float64"), strict=True):
+        raised += stream.step(pd.Timestamp(ds), row)
+    return incidents_frame(raised)
+
+
+def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:
+    """Stream incidents as a frame with :data:`STREAM_INCIDENT_COLUMNS` (services ``;``-joined)."""
+    rows = [
+        {
+            "opened_at": i.opened_at,
+            "closed_at": i.closed_at,
+            "services": ";".join(i.services),
+            "category": i.category,
+            "score": i.score,
+            "severity": i.severity,
+            "evidence": i.evidence,
+        }
+        for i in incidents
+    ]
+    frame = pd.DataFrame(rows, columns=list(STREAM_INCIDENT_COLUMNS))
+    for col in ("opened_at", "closed_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def _severity(level: float, threshold: float) -> str:
+    """critical / error / warning as the evidence is 2x, 1.5x or just at the opening threshold."""
+    if level >= 2 * threshold:
+        return "critical"
+    if level >= 1.5 * threshold:
+        return "error"
+    return "warning"
+
+
+def _is_success_rate(metric: str) -> bool:
+    """A share of requests that succeeded: an ``errors`` metric whose fall is the problem."""
+    return metric_kind(metric) == "errors" and metric_direction(metric) < 0
+
+
+def _transitive_callers(call_graph: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
+    """Service -> every service that calls it directly or through others."""
+    callers: dict[str, set[str]] = {}
+    for caller, callees in call_graph.items():
+        for callee in callees:
+            if callee != caller:
+                callers.setdefault(callee, set()).add(caller)
+    closed: dict[str, frozenset[str]] = {}
+    for service in callers:
+        seen: set[str] = set()
+        todo = list(callers[service])
+        while todo:
+            up = todo.pop()
+            if up not in seen and up != service:
+                seen.add(up)
+                todo += callers.get(up, set())
+        closed[service] = frozenset(seen)
+    return closed
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 6) if np.isfinite(value) else None

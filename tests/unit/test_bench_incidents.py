@@ -1,0 +1,88 @@
+"""Incident benchmark (bench.incidents): the Nezha protocol's scoring and the CLI end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bench.incidents import run, score_incidents
+from connectors.nezha import Fault
+from foresight.cli import app
+from support.nezha import write_nezha_day
+
+T = pd.Timestamp("2022-08-22 04:00:00", tz="UTC")
+
+
+def at(minutes: float) -> pd.Timestamp:
+    return T + pd.Timedelta(minutes=minutes)
+
+
+def test_scoring_follows_the_protocol_on_a_hand_computed_case() -> None:
+    faults = [
+        Fault(at(0), "cart-1", "cart", "cpu_contention"),  # detected at +2 min, cart first: AC@1, category ok
+        Fault(
+            at(10), "pay-1", "pay", "network_delay"
+        ),  # detected at +5 min exactly, pay third, wrong category
+        Fault(at(20), "ad-1", "ad", "exception"),  # only an incident 6 min later: missed
+    ]
+    incidents = pd.DataFrame(
+        {
+            "opened_at": [at(-1), at(2), at(3), at(15), at(26), at(300)],
+            "services": ["x", "cart;web", "cart", "web;co;pay", "ad", "web"],
+            "category": ["errors", "saturation", "saturation", "saturation", "errors", "latency"],
+            "score": 1.0,
+        }
+    )
+    figures, matches = score_incidents(incidents, faults, days=0.5)
+    assert matches["detected"].tolist() == [True, True, False]
+    assert figures.detected == 2 and figures.faults == 3 and figures.incidents == 6
+    # at -1 (before the fault), the second one at +3, at +6 of the third fault, and at +300 are false alarms.
+    assert figures.false_alarms == 4 and figures.false_alarms_per_day == 8.0
+    assert figures.median_delay_seconds == 210.0  # median of 120 s and 300 s
+    assert figures.ac_at_1 == 0.5 and figures.ac_at_3 == 1.0
+    assert figures.fault_type_accuracy == 0.5
+    assert figures.detection_rate == pytest.approx(2 / 3)
+
+
+def test_no_incidents_detect_nothing_and_report_no_rates() -> None:
+    figures, _ = score_incidents(
+        pd.DataFrame(columns=["opened_at", "services", "category", "score"]),
+        [Fault(T, "a-1", "a", "return")],
+        days=1.0,
+    )
+    assert (figures.detected, figures.false_alarms, figures.ac_at_1, figures.median_delay_seconds) == (
+        0,
+        0,
+        None,
+        None,
+    )
+
+
+def test_bench_incidents_cli_replays_a_synthetic_day_and_scores_it(tmp_path: Path) -> None:
+    write_nezha_day(tmp_path / "data", minutes=150, fault_minute=110, fault_service="cartservice")
+    out = tmp_path / "incidents.csv"
+    result = CliRunner().invoke(
+        app, ["bench", "incidents", "--data", str(tmp_path / "data"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1/1 (100.0%)" in result.output and "AC@1" in result.output
+    written = pd.read_csv(out)
+    assert list(written.columns[:4]) == ["opened_at", "services", "category", "score"]
+    assert len(written) == 1
+    row = written.iloc[0]
+    assert row["services"].split(";")[0] == "cartservice" and row["category"] == "saturation"
+    opened = pd.Timestamp(row["opened_at"])
+    assert opened.tzinfo is not None and opened == pd.Timestamp("2022-08-22 05:42", tz="UTC")
+
+
+def test_a_network_delay_is_found_on_the_wire_and_rooted_at_the_callee(tmp_path: Path) -> None:
+    write_nezha_day(
+        tmp_path, minutes=150, fault_minute=110, fault_service="cartservice", fault_kind="network_delay"
+    )
+    figures, incidents, matches = run(tmp_path)
+    assert figures.detected == 1 and figures.false_alarms == 0
+    assert incidents.iloc[0]["services"].split(";")[0] == "cartservice"
+    assert matches.iloc[0]["category"] == "latency" and matches.iloc[0]["kind"] == "network_delay"

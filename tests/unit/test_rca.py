@@ -1,0 +1,52 @@
+"""Root-cause ranking on the call graph (models.rca): victims upstream rank below the cause."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.rca import rank_root_causes
+
+GRAPH = {
+    "frontend": ("checkout", "cart", "catalog"),
+    "checkout": ("payment", "cart"),
+    "recommendation": ("catalog",),
+    "payment": (),
+    "cart": (),
+    "catalog": (),
+}
+
+
+def names(ranking: list[tuple[str, float]]) -> list[str]:
+    return [s for s, _ in ranking]
+
+
+def test_a_leaf_cause_ranks_above_its_mildly_anomalous_callers() -> None:
+    # payment is the cause; checkout and frontend wait on it (milder); cart, catalog healthy.
+    ranking = rank_root_causes({"payment": 8.0, "checkout": 4.0, "frontend": 3.0}, GRAPH)
+    assert names(ranking)[:3] == ["payment", "checkout", "frontend"]
+    assert abs(sum(p for _, p in ranking) - 1.0) < 1e-9
+
+
+def test_a_cause_that_is_less_loud_than_its_caller_still_ranks_first() -> None:
+    # catalog slowed down; recommendation (its only caller) shows a louder but derived anomaly.
+    ranking = rank_root_causes({"catalog": 5.0, "recommendation": 6.0}, GRAPH)
+    assert names(ranking)[0] == "catalog"
+
+
+def test_a_caller_with_healthy_callees_is_its_own_root_cause() -> None:
+    ranking = rank_root_causes({"frontend": 9.0, "cart": 0.5}, GRAPH)
+    assert names(ranking)[0] == "frontend"
+
+
+def test_services_without_evidence_rank_last_and_empty_evidence_is_uniform() -> None:
+    ranking = rank_root_causes({"cart": 5.0}, GRAPH)
+    assert names(ranking)[0] == "cart" and set(names(ranking)) == set(GRAPH)
+    uniform = rank_root_causes({}, {"a": ("b",)})
+    assert [p for _, p in uniform] == [0.5, 0.5]
+
+
+def test_bad_evidence_or_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        rank_root_causes({"cart": -1.0}, GRAPH)
+    with pytest.raises(ValueError, match="damping"):
+        rank_root_causes({"cart": 1.0}, GRAPH, damping=1.0)
