@@ -1,10 +1,15 @@
 """Detect flow: champion anomaly detector and failure predictor score recent telemetry; service
 anomalies and high risk become incidents, written to the PagerDuty outbox with deterministic
-dedup keys (a re-run never opens a second incident) and resolved once their condition clears."""
+dedup keys (a re-run never opens a second incident) and resolved once their condition clears.
+
+With ``sinks.pagerduty_routing_key`` set, every pending outbox event is then delivered to the
+Events API v2 (``connectors.pagerduty``: bounded retries, a delivery ledger so nothing is lost
+or sent twice); without one (embedded mode) the outbox is the only output. Nothing is written
+or sent while the newest batch of a source failed its data contract."""
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
 import pandas as pd
@@ -12,6 +17,7 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
 from flows.resources import open_lake, open_outbox, open_registry, settings_for_run
 from foresight.settings import Settings
 
@@ -68,6 +74,19 @@ def write_outbox(settings: Settings, events: list[dict[str, Any]]) -> dict[str, 
     return {"written": report.written, "skipped_duplicates": report.skipped_duplicates}
 
 
+# No Prefect retries: the sender retries each event itself, and a retried task would resend
+# nothing anyway (the ledger), only wait again.
+@task(cache_policy=NO_CACHE)
+def page_pagerduty(settings: Settings) -> dict[str, Any]:
+    """Deliver the outbox's pending events to PagerDuty; what was delivered, suppressed, left pending."""
+    from connectors.pagerduty import deliver_outbox
+
+    report = deliver_outbox(settings)
+    if report is None:  # pragma: no cover - callers only page with a routing key
+        raise ValueError("page_pagerduty needs sinks.pagerduty_routing_key")
+    return report.as_dict()
+
+
 def contract_failures(batches: pd.DataFrame) -> list[str]:
     """Sources whose newest batch failed its contract: pages built on them would be untrustworthy."""
     if batches.empty:
@@ -79,7 +98,6 @@ def contract_failures(batches: pd.DataFrame) -> list[str]:
 @flow(name="detect", log_prints=True)
 def detect(config_file: str | None = None) -> dict[str, Any]:
     """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each."""
-    from connectors.pagerduty_outbox import dedup_key, resolve_event, trigger_event
     from features.windows import service_features
     from models.training import incidents_from_scores, match_incidents, operating_threshold
 
@@ -102,32 +120,80 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
         risk = predictor.predict(features)
         risk = risk[risk["ds"] >= window_start]
     cfg = settings.detect.model_copy(update={"risk_threshold": operating_threshold(predictor, settings.detect)})
-    incidents = incidents_from_scores(scores, risk, catalogue, cfg)
+    incidents = incidents_from_scores(scores, risk, catalogue, cfg, call_graph=known_call_graph(settings))
 
     blocked = contract_failures(data["batches"])
-    events: list[dict[str, Any]] = []
-    if blocked:
-        logger.warning("no pages: the newest batch of %s failed its data contract", ", ".join(blocked))
-    else:
-        events = _events(incidents, features, predictor, settings, detector_version, predictor_version,
-                         dedup_key, trigger_event, resolve_event)
-    outbox = write_outbox(settings, events) if events else {"written": 0, "skipped_duplicates": 0}
+    published = publish_incidents(settings, incidents, blocked, features=features, predictor=predictor,
+                                  detector_version=detector_version, predictor_version=predictor_version,
+                                  logger=logger)
+    outbox, paging = published["outbox"], published["paging"]
+    # Both sinks are no-ops when unconfigured; a sink that is down shows in the result instead of
+    # failing a run whose pages already went out. No annotations for data that failed its contract.
+    annotated = None if blocked else annotate_incidents(settings, incidents, return_state=True)
+    pushed = push_detect_metrics(settings, scores, risk, incidents, catalogue, cfg.risk_threshold,
+                                 return_state=True)
 
     truth = data["truth"]
     truth = truth[truth["start"] >= window_start] if len(truth) else truth
     evaluation = match_incidents(incidents, truth, settings.detect) if len(truth) else {}
-    create_markdown_artifact(key="detect-summary", markdown=_summary_markdown(incidents, outbox, evaluation),
+    create_markdown_artifact(key="detect-summary", markdown=_summary_markdown(incidents, outbox, paging, evaluation),
                              description="Incidents raised and how they compare with ground truth")
     return {
         "incidents": len(incidents), "open": int(incidents["end"].isna().sum()) if len(incidents) else 0,
         "events_written": outbox["written"], "events_skipped": outbox["skipped_duplicates"],
-        "blocked_sources": blocked, "evaluation": evaluation,
+        "blocked_sources": blocked, "paging": paging, "evaluation": evaluation,
         "anomaly_detector_version": detector_version, "failure_predictor_version": predictor_version,
+        "grafana_annotations": sink_outcome(annotated) if annotated else {"skipped": "contract failure"},
+        "pushgateway": sink_outcome(pushed),
     }
 
 
+def known_call_graph(settings: Settings) -> dict[str, list[str]] | None:
+    """The configured call graph, or the simulator's own topology when it is a source."""
+    if settings.detect.call_graph is not None:
+        return settings.detect.call_graph
+    if any(source.kind == "simulator" for source in settings.sources):
+        from connectors.simulator import CALL_GRAPH
+
+        return {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
+    return None
+
+
+def publish_incidents(
+    settings: Settings,
+    incidents: pd.DataFrame,
+    blocked: list[str],
+    *,
+    features: pd.DataFrame,
+    predictor: Any,
+    detector_version: str,
+    predictor_version: str | None,
+    logger: logging.Logger | logging.LoggerAdapter | None = None,  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    """Incidents -> outbox events -> PagerDuty (with a routing key); returns the outbox and paging reports.
+
+    Nothing is written or sent while ``blocked`` names a source whose newest batch failed its
+    contract: pages built on such data are untrustworthy, and events already pending wait for
+    a clean run. ``paging`` is None when nothing was delivered (embedded mode, or blocked).
+    """
+    from connectors.pagerduty_outbox import dedup_key, resolve_event, trigger_event
+
+    logger = logger or logging.getLogger(__name__)
+    if blocked:
+        logger.warning("no pages: the newest batch of %s failed its data contract", ", ".join(blocked))
+        return {"outbox": {"written": 0, "skipped_duplicates": 0}, "paging": None}
+    events = _events(incidents, features, predictor, settings, detector_version, predictor_version,
+                     dedup_key, trigger_event, resolve_event)
+    outbox = write_outbox(settings, events) if events else {"written": 0, "skipped_duplicates": 0}
+    paging = page_pagerduty(settings) if settings.sinks.pagerduty_routing_key is not None else None
+    if paging and (paging["pending"] or paging["failures"]):
+        logger.warning("PagerDuty: %d events still pending after this run (%s)", paging["pending"],
+                       "; ".join(f"{f['event_action']} {f['dedup_key']}: {f['status']}" for f in paging["failures"]))
+    return {"outbox": outbox, "paging": paging}
+
+
 def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, settings: Settings,
-            detector_version: str, predictor_version: str, dedup_key: Any, trigger_event: Any,
+            detector_version: str, predictor_version: str | None, dedup_key: Any, trigger_event: Any,
             resolve_event: Any) -> list[dict[str, Any]]:
     routing_key = settings.sinks.pagerduty_routing_key
     key = routing_key.get_secret_value() if routing_key is not None else None
@@ -149,19 +215,21 @@ def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, set
 
 def _top_features(features: pd.DataFrame, predictor: Any, incident: dict[str, Any]) -> list[dict[str, Any]]:
     """The failure predictor's top contributions at the incident's start (its explanation)."""
-    if predictor is None or not hasattr(predictor, "explain"):
+    from models.failure import top_features
+
+    if predictor is None:
         return []
     rows = features[(features["service"] == incident["service"]) & (features["ds"] <= incident["start"])].tail(1)
-    if rows.empty:
-        return []
-    explained = predictor.explain(rows, top=5)
-    first = explained[0] if isinstance(explained, list) else explained.iloc[0].to_dict()
-    return json.loads(json.dumps(first, default=str))
+    return [] if rows.empty else top_features(predictor, rows, k=5)
 
 
-def _summary_markdown(incidents: pd.DataFrame, outbox: dict[str, int], evaluation: dict[str, float]) -> str:
+def _summary_markdown(incidents: pd.DataFrame, outbox: dict[str, int], paging: dict[str, Any] | None,
+                      evaluation: dict[str, float]) -> str:
     lines = [f"# Detect\n\n{len(incidents)} incidents; outbox: {outbox['written']} events written, "
              f"{outbox['skipped_duplicates']} already there.\n"]
+    if paging is not None:
+        lines.append(f"PagerDuty: {paging['delivered']} delivered, {paging['suppressed']} suppressed (cleared "
+                     f"before delivery), {paging['pending']} pending.\n")
     if evaluation:
         lines.append("Against ground truth: " + ", ".join(f"{k} {v:.2f}" for k, v in evaluation.items()) + "\n")
     if len(incidents):

@@ -9,6 +9,7 @@ evaluation; otherwise it becomes ``challenger`` and the reason is recorded.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,12 @@ def load_training_data(settings: Settings) -> TrainingData:
         raise NoTrainingDataError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
     telemetry = validate_telemetry(telemetry)
     logs = lake.read("logs") if lake.exists("logs") else None
-    incidents = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
+    if settings.detect.labels_path is not None:  # a team's own incident history, false positives flagged
+        from connectors.incident_labels import read_incident_labels
+
+        incidents = read_incident_labels(settings.detect.labels_path)
+    else:
+        incidents = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
     return TrainingData(telemetry, lake.read("catalogue"), incidents, logs)
 
 
@@ -61,11 +67,20 @@ def backtest_forecaster(model: Any, series: pd.DataFrame, settings: Settings) ->
     return evaluate_forecaster(model, series, settings.forecast)
 
 
-def _forecaster(name: str) -> Any:
-    import models.forecasting  # noqa: F401  (registers the forecasters)
-    from models.base import FORECASTERS
+def _forecaster(name: str, settings: Settings) -> Any:
+    """The registered forecaster ``name`` with a daily season at the forecasting frequency."""
+    from models.forecasting.selection import build_candidate
+    from models.training import season_length
 
-    return FORECASTERS.get(name)()
+    return build_candidate(name, season_length(settings.forecast.freq), settings.forecast.backtest_horizon)
+
+
+def _selector(settings: Settings) -> Any:
+    """Per-series champion selection over ``forecast.models``, backtested at ``backtest_horizon``."""
+    from models.forecasting.selection import ChampionSelector
+
+    cfg = settings.forecast
+    return ChampionSelector(candidates=cfg.models, horizon=cfg.backtest_horizon, n_origins=cfg.n_origins)
 
 
 # -- anomaly detector and failure predictor ---------------------------------------------------
@@ -77,11 +92,11 @@ def evaluate_anomaly(model: Any, data: TrainingData, settings: Settings, split: 
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_failure(model: Any, features: pd.DataFrame, labels: pd.Series, data: TrainingData,
-                     settings: Settings, split: pd.Timestamp) -> Evaluation:
+def evaluate_failure(model: Any, features: pd.DataFrame, data: TrainingData, settings: Settings) -> Evaluation:
+    """Rolling-origin, event-wise: each block scored by a clone trained on the labels known before it."""
     from models.training import evaluate_failure_predictor
 
-    return evaluate_failure_predictor(model, features, labels, data.incidents, settings.detect, split)
+    return evaluate_failure_predictor(model, features, data.incidents, settings.detect)
 
 
 # -- registry ------------------------------------------------------------------------------------
@@ -112,8 +127,11 @@ def register_and_gate(
     champion: Evaluation | None,
     artifacts: dict[str, Path],
     input_example: pd.DataFrame,
+    fit_baseline: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
-    from foresight.model_registry import EXPERIMENTS, REGISTERED, decide
+    """Log the candidate, let the gate decide; with no champion yet and a losing candidate, the
+    fitted baseline (``fit_baseline()``) is registered as champion so the later flows can serve."""
+    from foresight.model_registry import EXPERIMENTS, REGISTERED, baseline_serves, decide
 
     registry = open_registry(settings)
     decision = decide(
@@ -132,14 +150,34 @@ def register_and_gate(
         tags={"foresight.gate_metric": candidate.metric},
     )
     registry.apply(REGISTERED[family], logged.version, decision, logged.run_id)
+    if decision.promote:  # a PagerDuty change event; a no-op without a routing key
+        from connectors.pagerduty import notify_promotion
+
+        notify_promotion(settings, REGISTERED[family], logged.version, decision.reason, metrics=metrics,
+                         run_id=logged.run_id)
     get_run_logger().info("%s v%s: %s (%s)", REGISTERED[family], logged.version, decision.label, decision.reason)
-    return {
+    result = {
         "registered_model": REGISTERED[family], "version": logged.version, "run_id": logged.run_id,
         "model": model.name, "decision": decision.label, "reason": decision.reason,
         "metric": candidate.metric, "value": candidate.value, "baseline": baseline.value,
         "champion": None if champion is None else champion.value,
         "metrics": {k: round(float(v), 4) for k, v in candidate.metrics.items() if pd.notna(v)},
     }
+    serving = None if fit_baseline is None else baseline_serves(
+        decision, None if champion is None else champion.value, baseline.value, metric=baseline.metric,
+        baseline_name=BASELINES[family])
+    if serving is not None and fit_baseline is not None:
+        fallback = fit_baseline()
+        kept = registry.log_candidate(
+            fallback, registered_name=REGISTERED[family], experiment=EXPERIMENTS[family],
+            params={"model": fallback.name, **{k: str(v) for k, v in fallback.get_params().items()}},
+            metrics={k: v for k, v in baseline.metrics.items() if pd.notna(v)}, artifacts={},
+            input_example=input_example, tags={"foresight.gate_metric": baseline.metric, "foresight.role": "baseline"},
+        )
+        registry.apply(REGISTERED[family], kept.version, serving, kept.run_id)
+        get_run_logger().warning("%s v%s: %s", REGISTERED[family], kept.version, serving.reason)
+        result["serving"] = {"version": kept.version, "model": fallback.name, "reason": serving.reason}
+    return result
 
 
 @flow(name="train", log_prints=True)
@@ -155,24 +193,25 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="foresight-train-", dir=settings.home))
     results: dict[str, Any] = {}
 
-    # Capacity forecaster: every configured model backtested in parallel through the task runner.
+    # Capacity forecaster: one per-series champion selection over the configured candidates, judged
+    # against seasonal naive and the current champion on the same rolling-origin backtest.
     series = capacity_series(data.telemetry, data.catalogue, settings.forecast)
-    names = list(dict.fromkeys([BASELINES["forecaster"], *settings.forecast.models]))
     champion_fc = load_champion(settings, "forecaster")
-    contenders = [_forecaster(n) for n in names] + ([champion_fc] if champion_fc is not None else [])
+    contenders = [_selector(settings), _forecaster(BASELINES["forecaster"], settings)]
+    contenders += [champion_fc] if champion_fc is not None else []
     evaluations = backtest_forecaster.map(contenders, unmapped(series), unmapped(settings)).result()
-    by_name = dict(zip(names, evaluations[: len(names)], strict=True))
-    baseline = by_name[BASELINES["forecaster"]]
-    learned = {n: e for n, e in by_name.items() if n != BASELINES["forecaster"]} or by_name
-    best = min(learned, key=lambda n: learned[n].value)
-    model = _forecaster(best).fit(series, freq=settings.forecast.freq)
-    artifacts = _forecaster_artifacts(workdir, by_name, best, series, model, settings)
+    candidate, baseline = evaluations[0], evaluations[1]
+    champion_eval = evaluations[2] if champion_fc is not None else None
+    model = contenders[0].clone().fit(series, freq=settings.forecast.freq)
+    artifacts = _forecaster_artifacts(workdir, evaluations, series, model, settings)
     results["forecaster"] = register_and_gate(
-        settings, "forecaster", model, by_name[best], baseline,
-        evaluations[len(names)] if champion_fc is not None else None, artifacts,
-        _forecast_example(settings),
+        settings, "forecaster", model, candidate, baseline, champion_eval, artifacts, _forecast_example(settings),
+        fit_baseline=lambda: contenders[1].clone().fit(series, freq=settings.forecast.freq),
     )
-    results["forecaster"]["backtest"] = {n: round(e.value, 4) for n, e in by_name.items()}
+    results["forecaster"]["backtest"] = {
+        role: round(e.value, 4) for role, e in zip(("candidate", "baseline", "champion"), evaluations, strict=False)
+    }
+    results["forecaster"]["choices"] = {str(k): int(v) for k, v in model.choice_counts().items()}
 
     # Anomaly detector: judged on the incidents it raises after the split.
     split = split_time(data.telemetry["ds"], settings.detect.train_fraction)
@@ -186,6 +225,7 @@ def train(config_file: str | None = None) -> dict[str, Any]:
         an_evals[2] if champion_an is not None else None,
         _table_artifacts(workdir / "anomaly", {"evaluation": _evaluation_table(an_evals)}),
         data.telemetry.groupby("unique_id").head(3).reset_index(drop=True),
+        fit_baseline=lambda: detectors[1].clone().fit(data.telemetry),
     )
 
     # Failure predictor: windowed service features, labels from the incident history.
@@ -194,15 +234,15 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     champion_fp = load_champion(settings, "failure")
     predictors = [PREDICTORS.get(CANDIDATES["failure"])(), PREDICTORS.get(BASELINES["failure"])()]
     predictors += [champion_fp] if champion_fp is not None else []
-    fp_evals = evaluate_failure.map(
-        predictors, unmapped(features), unmapped(labels), unmapped(data), unmapped(settings), unmapped(split)
-    ).result()
+    fp_evals = evaluate_failure.map(predictors, unmapped(features), unmapped(data), unmapped(settings)).result()
     predictor = predictors[0].clone().fit(features, labels)
     results["failure"] = register_and_gate(
         settings, "failure", predictor, fp_evals[0], fp_evals[1],
         fp_evals[2] if champion_fp is not None else None,
         _failure_artifacts(workdir / "failure", predictor, fp_evals),
-        features.head(5).reset_index(drop=True),
+        # Only the columns it reads: a frame without, say, one log template's counts still serves.
+        features[["service", "ds", *predictor.feature_names_]].head(5).reset_index(drop=True),
+        fit_baseline=lambda: predictors[1].clone().fit(features, labels),
     )
 
     create_table_artifact(
@@ -220,12 +260,13 @@ def _forecast_example(settings: Settings) -> pd.DataFrame:
     return forecast_input(settings.forecast.horizon, settings.forecast.level)
 
 
-def _forecaster_artifacts(workdir: Path, evaluations: dict[str, Evaluation], best: str, series: pd.DataFrame,
-                          model: Any, settings: Settings) -> dict[str, Path]:
+def _forecaster_artifacts(workdir: Path, evaluations: list[Evaluation], series: pd.DataFrame, model: Any,
+                          settings: Settings) -> dict[str, Path]:
+    """Plots (worst backtested series, forecasts, model choice) and tables (per-series choice, backtests)."""
     from foresight import plots
 
     out = workdir / "forecaster"
-    result = evaluations[best].detail
+    result = evaluations[0].detail
     worst = result.per_series.sort_values("mase", ascending=False)["unique_id"].head(6).tolist()
     fc = result.forecasts[result.forecasts["unique_id"].isin(worst)]
     fc = fc.set_index("unique_id").loc[worst].reset_index()
@@ -233,12 +274,17 @@ def _forecaster_artifacts(workdir: Path, evaluations: dict[str, Evaluation], bes
     future = model.predict(settings.forecast.horizon, settings.forecast.level)
     plots.save(plots.forecast_figure(series, future, ids=worst, thresholds=settings.thresholds),
                out / "plots" / "forecast.png")
-    if hasattr(model, "feature_importance"):
-        plots.save(plots.importance_figure(model.feature_importance()), out / "plots" / "feature_importance.png")
+    choice = plots.importance_figure(model.choice_counts().astype(float))
+    choice.axes[0].set_title("series per chosen model (per-series champion selection)", fontsize=9)
+    plots.save(choice, out / "plots" / "model_choice.png")
     tables = out / "tables"
     tables.mkdir(parents=True, exist_ok=True)
-    for name, evaluation in evaluations.items():
-        evaluation.detail.per_series.to_csv(tables / f"backtest_{name}.csv", index=False)
+    model.choices_.to_csv(tables / "model_choice.csv", index=False)
+    model.backtest_.to_csv(tables / "selection_backtest.csv", index=False)
+    if model.failures_:
+        pd.DataFrame(model.failures_).to_csv(tables / "selection_failures.csv", index=False)
+    for role, evaluation in zip(("candidate", "baseline", "champion"), evaluations, strict=False):
+        evaluation.detail.per_series.to_csv(tables / f"backtest_{role}.csv", index=False)
     return {"plots": out / "plots", "tables": tables}
 
 
@@ -246,7 +292,9 @@ def _failure_artifacts(workdir: Path, predictor: Any, evaluations: list[Evaluati
     from foresight import plots
 
     plots.save(plots.importance_figure(predictor.feature_importance()), workdir / "plots" / "feature_importance.png")
-    arts = _table_artifacts(workdir, {"evaluation": _evaluation_table(evaluations)})
+    roles = ["candidate", "baseline", "champion"][: len(evaluations)]
+    splits = pd.concat([e.detail["splits"].assign(role=role) for role, e in zip(roles, evaluations, strict=True)])
+    arts = _table_artifacts(workdir, {"evaluation": _evaluation_table(evaluations), "rolling_origin": splits})
     return {**arts, "plots": workdir / "plots"}
 
 

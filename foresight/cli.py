@@ -74,11 +74,16 @@ def demo(
 def run(
     flow: str = typer.Argument(..., help=f"One of: {', '.join(FLOWS + ('pipeline',))}."),
     config: Path = typer.Option(None, "--config", help="Optional YAML settings file."),
+    apply: bool = typer.Option(False, "--apply", help="forecast only: act on AWS (S3 report, Auto Scaling "
+                               "scheduled actions) instead of the default dry-run; needs sinks.aws.enabled."),
 ) -> None:
     """Run one flow (or the whole pipeline) once, in-process."""
     _quiet_runtime()
+    if apply and flow != "forecast":
+        raise typer.BadParameter(f"--apply only applies to the forecast flow, not {flow!r}")
     fn = _flow(flow)
-    result = fn(config_file=str(config) if config else None)
+    kwargs: dict[str, Any] = {"apply": True} if apply else {}
+    result = fn(config_file=str(config) if config else None, **kwargs)
     table = Table(title=f"{flow} result")
     table.add_column("key")
     table.add_column("value")
@@ -128,6 +133,160 @@ def bench_ingest(
     console.print(f"Foresight takes {figures.foresight_seconds / figures.plain_seconds:.2f}x the plain fetch's time "
                   "(goal: at most 1.3x)")
     console.print(f"peak resident memory: {_peak_mib():,.0f} MiB")
+
+
+@bench_app.command("nab")
+def bench_nab(
+    data: Path = typer.Option(..., "--data", help="A NAB-layout folder: data/<category>/<name>.csv and labels/."),
+    out: Path = typer.Option(..., "--out", help="Where RESULTS/<category>/<detector>_<name>.csv are written."),
+    detector: str = typer.Option("streaming", help="Anomaly detector (registry name)."),
+    threshold: float = typer.Option(None, help="Production threshold (default: the detect flow's)."),
+) -> None:
+    """Run a detector over the NAB corpus as streams and print its NAB scores per profile."""
+    from bench.nab import run as run_nab
+
+    result = run_nab(data, out, detector=detector, production_threshold=threshold)
+    table = Table(title=f"NAB: {detector} on {result.files} files ({result.rows:,} rows)")
+    for column in ("profile", "threshold from", "score", "threshold", "hit", "missed", "FP"):
+        table.add_column(column, justify="left" if column in ("profile", "threshold from") else "right")
+    short = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
+    for label, scores in (("optimised", result.optimised), ("production", result.production)):
+        for name, s in scores.items():
+            table.add_row(short.get(name, name), label, f"{s.score:.1f}", f"{s.threshold:.6f}", str(s.tp), str(s.fn),
+                          str(s.fp))
+    console.print(table)
+    console.print(f"detector {result.detect_seconds:.1f} s, total {result.total_seconds:.1f} s; results in {out}")
+
+
+@bench_app.command("score-latency")
+def bench_score_latency(
+    series: int = typer.Option(10_000, min=1, help="Series scored at once."),
+    repeats: int = typer.Option(20, min=1, help="Timed updates (the median is reported)."),
+) -> None:
+    """Time scoring the newest sample of many series with the streaming detector (goal: < 1 s)."""
+    from bench.score_latency import run as run_latency
+
+    fig = run_latency(series=series, repeats=repeats)
+    console.print(f"latest point of {fig.series:,} series scored in {fig.median_seconds * 1e3:.2f} ms (median of "
+                  f"{fig.repeats}; worst {fig.max_seconds * 1e3:.2f} ms; {fig.per_series_us:.2f} us per series; "
+                  f"state {fig.state_mib:.1f} MiB); goal: under 1 s")
+
+
+@bench_app.command("incidents")
+def bench_incidents(
+    data: Path = typer.Option(..., "--data", help="A Nezha day folder, or a folder of them (<day>/metric/...)."),
+    out: Path = typer.Option(..., "--out", help="CSV written with one row per incident raised."),
+) -> None:
+    """Replay Nezha days as a stream through the incident pipeline; score detection, RCA and category."""
+    from bench.incidents import run as run_incidents
+
+    figures, incidents, _ = run_incidents(data, out)
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    table = Table(title=f"Incidents on {data} ({figures.faults} faults, {figures.days:.2f} days of data)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("detected within 5 min", f"{figures.detected}/{figures.faults} ({pct(figures.detection_rate)})")
+    table.add_row("incidents raised", str(figures.incidents))
+    fa_day = figures.false_alarms_per_day
+    table.add_row("false alarms", f"{figures.false_alarms} ({'n/a' if fa_day is None else f'{fa_day:.2f}'} per day)")
+    delay = figures.median_delay_seconds
+    table.add_row("median delay", "n/a" if delay is None else f"{delay:.0f} s")
+    table.add_row("AC@1", pct(figures.ac_at_1))
+    table.add_row("AC@3", pct(figures.ac_at_3))
+    table.add_row("fault-type accuracy", pct(figures.fault_type_accuracy))
+    console.print(table)
+    console.print(f"{len(incidents)} incidents written to {out}")
+
+
+@bench_app.command("failure")
+def bench_failure(
+    seeds: list[int] = typer.Option([1, 2, 3], "--seed", help="Simulator seeds (repeat the option for several)."),
+    days: int = typer.Option(28, min=7, help="Simulated days per seed (about 0.6 incidents a day)."),
+    origins: int = typer.Option(3, min=1, help="Rolling-origin test blocks per seed."),
+) -> None:
+    """Failure prediction on simulated fleets: LightGBM vs the utilisation rule, event-wise, rolling origin."""
+    from bench.failure import run as run_failure
+
+    started = time.perf_counter()
+    figures = run_failure(seeds, days, origins)
+    table = Table(title=f"Failure prediction: {days} simulated days per seed, {origins} rolling-origin blocks "
+                        "after the first 60 %")
+    for column in ("seed", "model", "recall", "precision", "F1", "lead min", "found", "false", "s"):
+        table.add_column(column, justify="left" if column in ("seed", "model") else "right")
+    for f in figures:
+        lead = "-" if f.median_lead_minutes != f.median_lead_minutes else f"{f.median_lead_minutes:.0f}"
+        table.add_row("mean" if f.seed is None else str(f.seed), f.model, f"{f.recall:.2f}", f"{f.precision:.2f}",
+                      f"{f.f1:.2f}", lead, f"{f.detected}/{f.incidents}", str(f.false_alarms), f"{f.seconds:.1f}")
+    console.print(table)
+    console.print("lead min: median minutes from the first alarm to the incident's start; found: incidents "
+                  "detected; false: alarm episodes matching no incident; s: wall seconds per evaluation")
+    console.print(f"wall time: {time.perf_counter() - started:.1f} s")
+
+
+@bench_app.command("forecast")
+def bench_forecast(
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Long CSV unique_id,ds,y (or .csv.gz)."),
+    horizon: int = typer.Option(..., "--horizon", min=1, help="Steps to forecast after each series' end."),
+    level: int = typer.Option(80, "--level", min=1, max=99, help="Central prediction interval, percent."),
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="Where to write unique_id,ds,yhat,yhat_lower,yhat_upper."),
+) -> None:
+    """Fit per-series champion selection on all of DATA and write the next HORIZON steps of every series."""
+    from bench.forecast import forecast_file
+
+    try:
+        fc, seconds = forecast_file(data, horizon, level, out)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"wrote {len(fc):,} rows ({fc['unique_id'].nunique():,} series x {horizon} steps) to {out}")
+    console.print(f"wall time: {seconds:.2f} s; peak resident memory: {_peak_mib():,.0f} MiB")
+
+
+@bench_app.command("forecast-score")
+def bench_forecast_score(
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Long CSV unique_id,ds,y (or .csv.gz)."),
+    methods: str = typer.Option("foresight,prophet,seasonal_naive", help="Comma-separated methods to compare."),
+    level: int = typer.Option(80, "--level", min=1, max=99, help="Central prediction interval, percent."),
+    per_series: Path = typer.Option(None, "--per-series", dir_okay=False, help="Optional CSV of per-series scores."),
+) -> None:
+    """Hold out each series' last h points (the capacity-dev protocol) and compare methods in one run."""
+    from bench.forecast import compare, read_series
+
+    try:
+        results = compare(read_series(data), [m.strip() for m in methods.split(",") if m.strip()], level)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    table = Table(title=f"{data.name}: last 288/48 points held out, {level}% interval; MASE overall, gcd, long",
+                  caption="MiB: the process's peak resident memory after each method (methods run in order)")
+    columns = ("method", "MASE", "gcd", "long", "sMAPE", "cover", "pinball", "sec", "MiB")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "method" else "right", no_wrap=True)
+    for r in results:
+        s = r.summary
+        table.add_row(r.name, f"{s['mase']:.3f}", f"{s.get('mase_gcd', float('nan')):.3f}",
+                      f"{s.get('mase_long', float('nan')):.3f}", f"{s['smape']:.2f}", f"{s['coverage']:.3f}",
+                      f"{s['pinball']:.3f}", f"{r.seconds:.1f}", f"{r.peak_mib:,.0f}")
+    console.print(table)
+    for r in results:
+        groups = sorted(k.removeprefix("coverage_") for k in r.summary if k.startswith("coverage_"))
+        console.print(f"{r.name}: " + "; ".join(
+            f"{g}: MASE {r.summary[f'mase_{g}']:.3f}, sMAPE {r.summary[f'smape_{g}']:.2f}, "
+            f"coverage {r.summary[f'coverage_{g}']:.3f}" for g in groups))
+    by_name = {r.name: r for r in results}
+    if "foresight" in by_name and "prophet" in by_name:
+        ours, theirs = by_name["foresight"], by_name["prophet"]
+        ratios = ", ".join(f"{key.removeprefix('mase').strip('_') or 'overall'} {ours.summary[key] / theirs.summary[key]:.2f}"
+                           for key in ("mase", "mase_gcd", "mase_long") if key in ours.summary)
+        console.print(f"Foresight MASE / Prophet MASE: {ratios} (goal <= 0.85); "
+                      f"Foresight is {theirs.seconds / ours.seconds:.1f}x faster (goal >= 5x)")
+    if per_series is not None:
+        import pandas as pd
+
+        pd.concat([r.per_series.assign(method=r.name) for r in results]).to_csv(per_series, index=False)
 
 
 def _peak_mib() -> float:

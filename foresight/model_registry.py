@@ -104,6 +104,20 @@ def decide(
     return Decision(True, f"{cand} beats champion {_fmt(champion)} and baseline {_fmt(baseline)}")
 
 
+def baseline_serves(decision: Decision, champion: float | None, baseline: float, *, metric: str,
+                    baseline_name: str) -> Decision | None:
+    """When the first candidate of a family loses to its baseline, the baseline becomes champion.
+
+    Downstream flows need a champion to serve, and the baseline is by construction the model
+    the gate trusts at least as much: it serves until a candidate beats it. Never replaces an
+    existing champion, and never promotes a baseline that has no finite score.
+    """
+    if decision.promote or champion is not None or not math.isfinite(baseline):
+        return None
+    return Decision(True, f"no champion yet and the candidate lost ({decision.reason}): baseline "
+                          f"{baseline_name} ({metric} {_fmt(baseline)}) serves until a candidate beats it")
+
+
 # --------------------------------------------------------------------------- MLflow edge
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -45,7 +45,10 @@ class ForecastConfig(BaseModel):
     # Rolling-origin backtest: n_origins windows of backtest_horizon steps at the end of history.
     n_origins: int = 3
     backtest_horizon: int = 48
-    models: list[str] = Field(default_factory=lambda: ["seasonal_naive", "prophet", "lgbm_global"])
+    # Candidates of the per-series champion selection (models.forecasting.selection): fast
+    # statistical ones backtested on every series, expensive ones only where they could win.
+    models: list[str] = Field(default_factory=lambda: [
+        "seasonal_naive", "ses", "damped_trend", "mstl", "ensemble", "prophet", "lgbm_global"])
     # Metrics forecast for capacity planning (resource metrics plus load).
     metrics: list[str] = Field(default_factory=lambda: ["cpu_pct", "mem_pct", "disk_pct", "request_rate"])
     # Utilisation the plan sizes capacity for (percent of the resource).
@@ -69,6 +72,15 @@ class DetectConfig(BaseModel):
     resolve_after_minutes: int = 30
     # Evaluation split: models train on this share of history and are judged on the rest.
     train_fraction: float = 0.6
+    # The failure predictor is judged on this many consecutive blocks of that rest, each scored
+    # by a model trained on everything before it (rolling origin).
+    failure_origins: int = Field(default=3, ge=1)
+    # Incident history for failure labels: a CSV / Parquet file (incident_id, service, category,
+    # start, end, severity[, false_positive]) instead of the lake's incidents dataset.
+    labels_path: Path | None = None
+    # Who calls whom (caller -> callees), for ranking an incident's likely root causes. None:
+    # the simulator's own topology when a simulator source is configured, else no ranking.
+    call_graph: dict[str, list[str]] | None = None
 
 
 class MlflowConfig(BaseModel):
@@ -77,8 +89,59 @@ class MlflowConfig(BaseModel):
     min_improvement: float = 0.01
 
 
+class ServiceCapacityConfig(BaseModel):
+    """What one service runs on. Unset type/count come from the series catalogue; scheduled
+    scaling actions are planned only for services with an ``asg_name``."""
+
+    instance_type: str | None = None
+    instance_count: int | None = Field(default=None, ge=1)
+    asg_name: str | None = None
+    min_size: int = Field(default=1, ge=0)
+    max_size: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ServiceCapacityConfig:
+        if self.asg_name and self.max_size is None:
+            raise ValueError(f"Auto Scaling group {self.asg_name!r} needs max_size")
+        if self.max_size is not None and self.max_size < self.min_size:
+            raise ValueError(f"max_size {self.max_size} is below min_size {self.min_size}")
+        return self
+
+
+class CapacityConfig(BaseModel):
+    """Rightsizing (instance types) and predictive scaling (scheduled actions) from the forecast."""
+
+    # Families a recommendation may pick (a service's current type is always a candidate).
+    # Burstable t3 is left out: its sustained CPU is the credit baseline, not its vCPU count.
+    allowed_families: list[str] = Field(default_factory=lambda: ["m5", "m6i", "c5", "c6i", "r5", "r6i"])
+    services: dict[str, ServiceCapacityConfig] = Field(default_factory=dict)
+    cpu_metric: str = "cpu_pct"
+    memory_metric: str = "mem_pct"
+    # Memory does not burst like CPU, so it is sized closer to full (about a 15 % buffer);
+    # None: use forecast.target_utilisation for memory too.
+    memory_target_utilisation: float | None = Field(default=85.0, gt=0, le=100)
+    # Scale-outs start this long before the forecast step that needs them; shorter dips are not scaled in.
+    scaling_lead: timedelta = timedelta(minutes=20)
+    scaling_min_hold: timedelta = timedelta(hours=2)
+
+
+class AwsSinkConfig(BaseModel):
+    """AWS sinks (rightsizing reports to S3, scheduled actions to Auto Scaling). Off unless
+    ``enabled``; dry-run (log what would change, change nothing in AWS) unless ``apply``."""
+
+    enabled: bool = False
+    region: str = "us-east-1"
+    endpoint_url: str | None = None  # moto / LocalStack / VPC endpoint
+    s3_bucket: str | None = None
+    s3_prefix: str = "foresight/rightsizing"
+    apply: bool = False
+    use_pricing_api: bool = True  # else the bundled price table
+    action_log: Path | None = None  # default: home/actions/aws-actions.jsonl
+
+
 class SinkConfig(BaseModel):
     forecast_store_url: str | None = None  # default: SQLite file under home
+    aws: AwsSinkConfig = Field(default_factory=AwsSinkConfig)
     outbox_path: Path | None = None  # default: home/outbox/pagerduty-events.jsonl
     report_dir: Path | None = None  # default: home/reports
     dashboards_dir: Path = Path("dashboards")
@@ -87,6 +150,24 @@ class SinkConfig(BaseModel):
     grafana_token: SecretStr | None = None
     dashboard_url: str | None = None
     runbook_url: str | None = None
+    # Grafana (connectors/grafana.py): the publish flow uploads the dashboards into this folder
+    # (None: the General folder) when grafana_url is set; the detect flow annotates incidents.
+    grafana_folder_uid: str | None = None
+    # Pushgateway (connectors/pushgateway.py): the detect flow pushes anomaly scores, failure
+    # risk and open incidents here (grouping key job=foresight-detect, instance=pushgateway_instance).
+    pushgateway_url: str | None = None
+    pushgateway_instance: str = "foresight"
+    # PagerDuty delivery (connectors/pagerduty.py): Events API v2 base URL, and per event at most
+    # this many attempts on 429 / 5xx / network errors, never waiting longer than the cap once
+    # (Retry-After included); an event that still fails stays pending for the next run.
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+    pagerduty_max_attempts: int = Field(default=4, ge=1)
+    pagerduty_max_wait_seconds: float = Field(default=30.0, gt=0)
+    # PagerDuty incident history as labels (connectors/pagerduty_history.py): REST API token and
+    # the note tag an engineer adds to a resolved incident that was a false positive.
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_api_token: SecretStr | None = None
+    pagerduty_false_positive_tag: str = "#false-positive"
 
 
 DEFAULT_THRESHOLDS: dict[str, float] = {"cpu_pct": 80.0, "mem_pct": 90.0, "disk_pct": 85.0}
@@ -111,6 +192,7 @@ class Settings(BaseSettings):
     detect: DetectConfig = Field(default_factory=DetectConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     sinks: SinkConfig = Field(default_factory=SinkConfig)
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     # Share of a batch's rows that may be quarantined before the whole batch fails its contract.
     max_quarantine_ratio: float = 0.05
 
@@ -158,6 +240,10 @@ class Settings(BaseSettings):
     @property
     def report_dir(self) -> Path:
         return self.sinks.report_dir or self.home / "reports"
+
+    @property
+    def aws_action_log(self) -> Path:
+        return self.sinks.aws.action_log or self.home / "actions" / "aws-actions.jsonl"
 
     def threshold_for(self, metric: str) -> float | None:
         return self.thresholds.get(metric)

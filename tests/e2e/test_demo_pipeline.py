@@ -109,6 +109,19 @@ def test_outbox_has_incidents_and_a_rerun_adds_none(demo: tuple[Snapshot, Snapsh
     assert second.results["detect"]["events_skipped"] == first.results["detect"]["events_written"]
 
 
+def test_pages_carry_ranked_causes_and_the_predictors_explanation(demo: tuple[Snapshot, Snapshot]) -> None:
+    first, _ = demo
+    details = [e["payload"]["custom_details"] for e in first.outbox if e["event_action"] == "trigger"]
+    for detail in details:
+        ranked = detail["ranked_services"].split(";")
+        assert detail["service"] in ranked, "the paged service is among the ranked likely causes"
+        assert detail["model_versions"]["anomaly-detector"]
+    explained = [d["top_features"] for d in details if d["top_features"]]
+    assert explained, "with a failure-predictor champion, pages carry its top contributing features"
+    assert all({"feature", "value", "contribution"} <= set(f) for top in explained for f in top)
+    assert all(len(top) <= 5 for top in explained)
+
+
 def test_rerun_adds_no_lake_rows(demo: tuple[Snapshot, Snapshot]) -> None:
     first, second = demo
     assert second.lake_rows == first.lake_rows

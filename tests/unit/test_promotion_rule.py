@@ -79,3 +79,18 @@ def test_reason_without_champion_says_so() -> None:
 def test_negative_margin_is_rejected() -> None:
     with pytest.raises(ValueError, match="min_improvement"):
         decide(0.5, 0.6, 0.9, higher_is_better=False, min_improvement=-0.01)
+
+
+def test_the_baseline_serves_only_when_there_is_no_champion_and_the_candidate_lost() -> None:
+    from foresight.model_registry import baseline_serves
+
+    lost = decide(1.2, None, 1.0, higher_is_better=False, min_improvement=0.01)
+    serving = baseline_serves(lost, None, 1.0, metric="mase", baseline_name="seasonal_naive")
+    assert serving is not None and serving.promote
+    assert "seasonal_naive" in serving.reason and "does not beat baseline" in serving.reason
+    won = decide(0.8, None, 1.0, higher_is_better=False, min_improvement=0.01)
+    assert baseline_serves(won, None, 1.0, metric="mase", baseline_name="seasonal_naive") is None
+    lost_to_champion = decide(0.9, 0.85, 1.0, higher_is_better=False, min_improvement=0.01)
+    assert baseline_serves(lost_to_champion, 0.85, 1.0, metric="mase", baseline_name="x") is None, \
+        "an existing champion is never replaced by the baseline"
+    assert baseline_serves(lost, None, math.nan, metric="mase", baseline_name="x") is None
