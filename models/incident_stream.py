@@ -17,7 +17,9 @@ The pipeline an on-call engineer would want running every minute on a microservi
    surprises over the kinds that describe it (:data:`models.incident_category.OWN_KINDS`): summed
    ``-log10 p`` is the log of the joint probability of independent measurements all being this far
    out, so two pieces of evidence agreeing beat one loud spike. Traffic and node metrics follow
-   load and neighbours and are kept out;
+   load and neighbours and are kept out. A failed-request family (a success rate) counts
+   ``error_weight`` times: failed requests are the users' harm itself and need no corroboration
+   (a distribution-free bound alone cannot put even a 50 % failure share below p ~ 1e-5);
 5. **episodes per service**: a service *fires* when its evidence reaches ``open_threshold`` from
    calm (or, while still active, when families that were calm for ``resolve_after`` steps alone
    reach it: a second fault on a service still showing the after-effects of the first), and calms
@@ -27,12 +29,16 @@ The pipeline an on-call engineer would want running every minute on a microservi
    travel upstream). A second incident while one is open needs ``split_threshold`` (a weaker
    firing is not paged, but may fire again once the open incidents close). An incident closes
    when none of its member services is active;
-7. at opening, services are **ranked** by :func:`models.rca.rank_root_causes` over the evidence of
+7. at opening, services are **ranked** by :func:`models.rca.rank_root_causes` (``degree_neutral``:
+   a caller is not drained by the number of its callees) over the evidence of
    the last ``rank_window`` steps (services claimed by another open incident left out), the
    incident gets a **category** from the kinds anomalous at the top service
    (:func:`models.incident_category.categorise`), a **severity** and **evidence** (top series:
    surprise, observed and expected values). With ``refine_ranking`` the ranking, category and
    evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps).
+   With ``rank_onsets`` the ranking counts only families whose current run of anomaly began after
+   ``resolve_after`` calm steps (:func:`onset_runs`): a measurement that keeps flickering is
+   chronic noise, not the start of this problem, and must not take the blame for it.
 
 Causal: :meth:`IncidentStream.step` uses only the samples given so far. Pure: no I/O.
 """
@@ -87,6 +93,9 @@ class StreamSettings:
     rank_window: int = 3  # steps of evidence behind the ranking and the category
     refine_ranking: bool = False  # re-rank while the incident unfolds (its first rank_window steps)
     kind_threshold: float = 2.0  # per-series surprise at which a metric kind counts as anomalous
+    error_weight: float = 3.0  # a failed-request family counts this many times (needs no corroboration)
+    degree_neutral: bool = True  # ranking: a caller's many callees do not drain it (models.rca)
+    rank_onsets: bool = True  # rank on families whose anomaly began after a calm spell only
     top_evidence: int = 5
 
     def __post_init__(self) -> None:
@@ -103,6 +112,8 @@ class StreamSettings:
             raise ValueError(
                 f"split_threshold ({self.split_threshold}) must be at least open_threshold ({self.open_threshold})"
             )
+        if self.error_weight <= 0:
+            raise ValueError(f"error_weight must be positive, got {self.error_weight}")
         if self.error_floor < 0:
             raise ValueError(f"error_floor must not be negative, got {self.error_floor}")
 
@@ -126,6 +137,14 @@ class StreamIncident:
 def metric_family(metric: str) -> str:
     """The thing a metric measures, without percentile or unit variants (``pod_server_latency``)."""
     return _FAMILY_SUFFIX.sub("", metric) or metric
+
+
+def onset_runs(hot: np.ndarray, calm: np.ndarray, onset: np.ndarray, resolve_after: int) -> np.ndarray:
+    """Per family: whether its current run of anomaly (``hot`` now) began after at least
+    ``resolve_after`` calm steps. ``calm`` counts the calm steps before this one (0: hot at the
+    last step), ``onset`` is the previous result. A family that is not hot is no onset."""
+    started = hot & (calm > 0)
+    return np.where(started, calm >= resolve_after, onset & hot)
 
 
 def wire_pairs(catalogue: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -215,11 +234,17 @@ class IncidentStream:
         service_index = {sv: i for i, sv in enumerate(self.services)}
         self._family_service = np.array([service_index[k.split("\x1f")[0]] for k in family_keys], dtype=int)
         self._n_families = len(family_keys)
+        errors_family = np.zeros(self._n_families, dtype=bool)
+        errors_family[self._family_of[(self._family_of >= 0) & (self.kind == "errors")]] = True
+        self._family_weight = np.where(errors_family, s.error_weight, 1.0)
         self._callers = _transitive_callers(self.call_graph)
         # (surprise, observed, expected) per series over the last rank_window steps
-        self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=s.rank_window)
+        self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque(
+            maxlen=s.rank_window
+        )
         self._active = np.zeros(len(self.services), dtype=bool)  # per service: in an episode
         self._family_calm = np.full(self._n_families, s.resolve_after)  # steps below kind_threshold
+        self._onset = np.zeros(self._n_families, dtype=bool)  # in a run that began after calm
         self._calm = np.zeros(len(self.services), dtype=int)  # steps below sustain while active
         self._opened: list[StreamIncident] = []
         self.closed: list[StreamIncident] = []
@@ -241,15 +266,28 @@ class IncidentStream:
         if self._wire_from.size:
             values = np.concatenate([values, values[self._wire_from] - values[self._wire_less]])
         result = self._scorer.score(values)
-        self._recent.append((result.surprise, result.observed, result.expected))
-        evidence = self._service_evidence(result.surprise)
         s = self.settings
+        family = self._family_surprise(result.surprise)
+        hot_family = family >= s.kind_threshold
+        # A run of anomaly that began after resolve_after calm steps is an onset; one that began
+        # while the family was still flickering is chronic and says little about a new problem:
+        # with rank_onsets the ranking ignores chronic families (a noisy edge that keeps
+        # flickering must not take the blame for every incident it happens to overlap).
+        self._onset = onset_runs(hot_family, self._family_calm, self._onset, s.resolve_after)
+        chronic = hot_family & ~self._onset
+        rank_surprise = result.surprise
+        if s.rank_onsets:
+            chronic_series = np.zeros(result.surprise.size, dtype=bool)
+            mask = self._family_of >= 0
+            chronic_series[mask] = chronic[self._family_of[mask]]
+            rank_surprise = np.where(chronic_series, 0.0, result.surprise)
+        self._recent.append((result.surprise, result.observed, result.expected, rank_surprise))
+        evidence = self._service_evidence(result.surprise)
         # A family is fresh when it was calm for the last resolve_after steps: an active service
         # whose fresh families alone reach open_threshold has a new problem (a second fault on a
         # service still showing the after-effects of the first).
         fresh = self._family_calm >= s.resolve_after
         fresh_evidence = self._service_evidence(result.surprise, fresh)
-        family = self._family_surprise(result.surprise)
         self._family_calm = np.where(family >= s.kind_threshold, 0, self._family_calm + 1)
         fired = (evidence >= s.open_threshold) & (~self._active | (fresh_evidence >= s.open_threshold))
         self._calm = np.where(evidence >= s.sustain_threshold, 0, self._calm + 1)
@@ -300,9 +338,9 @@ class IncidentStream:
         return np.isin(np.array(self.services), sorted(incident.members))
 
     def _service_evidence(self, surprise: np.ndarray, fresh: np.ndarray | None = None) -> np.ndarray:
-        """Per service: sum of its ``corroboration`` largest family surprises (own kinds only),
-        over the families in ``fresh`` when given."""
-        fam = self._family_surprise(surprise)
+        """Per service: sum of its ``corroboration`` largest family surprises (own kinds only,
+        failed requests weighing ``error_weight``), over the families in ``fresh`` when given."""
+        fam = self._family_surprise(surprise) * self._family_weight
         if fresh is not None:
             fam = np.where(fresh, fam, 0.0)
         order = np.lexsort((-fam, self._family_service))  # by service, largest surprise first
@@ -344,12 +382,13 @@ class IncidentStream:
         recent = surprises[peak_step, columns]
         observed = np.stack([r[1] for r in self._recent])[peak_step, columns]
         expected = np.stack([r[2] for r in self._recent])[peak_step, columns]
-        per_service = self._service_evidence(recent)
+        rank_recent = np.stack([r[3] for r in self._recent]).max(axis=0)
+        per_service = self._service_evidence(rank_recent)
         taken = {sv for i in self._opened if i is not incident for sv in i.members} - incident.members
         candidates = {
             sv: (0.0 if sv in taken else float(e)) for sv, e in zip(self.services, per_service, strict=True)
         }
-        ranking = rank_root_causes(candidates, self.call_graph)
+        ranking = rank_root_causes(candidates, self.call_graph, degree_neutral=self.settings.degree_neutral)
         ranked = [sv for sv, _ in ranking if candidates.get(sv, 0.0) > 0] or [ranking[0][0]]
         kinds_root = self._kind_peaks(recent, self.service == ranked[0])
         kinds_all = self._kind_peaks(recent, np.isin(self.service, ranked))

@@ -12,7 +12,13 @@ Wu et al., NOMS 2020, and CloudRanger):
 
 Walkers pile up at anomalous services whose callees are healthy: the root cause ranks first,
 its callers, mildly anomalous because of it, after it. ``a`` is each service's own evidence
-(surprise of its own metrics), so a healthy service ranks last whatever its neighbours. Pure.
+(surprise of its own metrics), so a healthy service ranks last whatever its neighbours.
+
+``degree_neutral`` (the default) makes the chance of moving down to *some* callee as large as the
+strongest callee's evidence, ``max a(v)``, shared among the callees in proportion to ``a(v)``,
+instead of the sum of their evidence: otherwise a service with many callees (an entry service,
+an orchestrator) leaks its weight to the background noise of all of them and can never be its
+own root cause, while a leaf with one mildly anomalous metric keeps everything it receives. Pure.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ def rank_root_causes(
     damping: float = 0.85,
     backward: float = 0.1,
     iterations: int = 100,
+    degree_neutral: bool = True,
 ) -> list[tuple[str, float]]:
     """``(service, probability)`` pairs, most likely root cause first (ties: stronger evidence,
     then name). ``evidence`` maps services to non-negative anomaly strength; services in the
@@ -50,14 +57,18 @@ def rank_root_causes(
     if a.sum() <= 0:
         return [(s, 1.0 / len(services)) for s in sorted(services, key=lambda s: s)]
     n = len(services)
-    weights = np.diag(a)  # weights[u, v]: from u to v
+    calls = np.zeros((n, n), dtype=bool)  # calls[u, v]: u calls v
     for caller, callees in call_graph.items():
         for callee in callees:
-            if callee == caller:
-                continue
-            u, v = index[caller], index[callee]
-            weights[u, v] += a[v]
-            weights[v, u] += backward * a[u]
+            if callee != caller:
+                calls[index[caller], index[callee]] = True
+    down = calls * a[None, :]  # from caller u down to callee v
+    if degree_neutral:
+        total = down.sum(axis=1)
+        share = np.divide(down.max(axis=1), total, out=np.ones(n), where=total > 0)
+        down *= share[:, None]
+    # weights[u, v]: from u to v (stay, move down to a callee, move back up to a caller)
+    weights = np.diag(a) + down + backward * calls.T * a[None, :]
     out = weights.sum(axis=1, keepdims=True)
     personal = a / a.sum()
     # A service with no weight to go anywhere (healthy, healthy neighbours) restarts.

@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.incident_stream import IncidentStream, StreamSettings, metric_family, replay, wire_pairs
+from models.incident_stream import (
+    IncidentStream,
+    StreamSettings,
+    metric_family,
+    onset_runs,
+    replay,
+    wire_pairs,
+)
 from models.streaming_surprise import StreamingSurprise
 
 T0 = pd.Timestamp("2026-05-04 10:00", tz="UTC")
@@ -353,3 +360,73 @@ def test_a_firing_held_back_by_an_open_incident_is_paged_once_that_incident_clos
     out = replay(edge_telemetry((web_fault, 90, 96), (db_fault, 94, 106)), EDGE_CATALOGUE, EDGE_GRAPH, strict)
     assert [s.split(";")[0] for s in out["services"]] == ["web", "db"]
     assert out.iloc[1]["opened_at"] >= out.iloc[0]["closed_at"]
+
+
+def test_failed_requests_alone_open_an_errors_incident_without_corroboration() -> None:
+    # Nothing but the entry service's success rate moves: 6 % of requests fail for four minutes.
+    catalogue = pd.concat(
+        [
+            EDGE_CATALOGUE,
+            pd.DataFrame(
+                [("web/ok", "web", "web", "service_success_rate", "percent")],
+                columns=["unique_id", "service", "resource_id", "metric", "unit"],
+            ),
+        ],
+        ignore_index=True,
+    )
+    frame = edge_telemetry()
+    ok = frame[frame["unique_id"] == "web/cpu"].assign(unique_id="web/ok", y=100.0)
+    failing = (ok["ds"] >= T0 + pd.Timedelta(minutes=90)) & (ok["ds"] < T0 + pd.Timedelta(minutes=94))
+    ok.loc[failing, "y"] = 94.0
+    frame = pd.concat([frame, ok], ignore_index=True)
+    out = replay(frame, catalogue, EDGE_GRAPH)
+    assert len(out) == 1 and out.iloc[0]["category"] == "errors"
+    assert out.iloc[0]["opened_at"] == T0 + pd.Timedelta(minutes=90)
+    assert out.iloc[0]["services"].split(";")[0] == "web"
+    # Weighed like any other single family, it waits for a second measurement that never comes.
+    assert replay(frame, catalogue, EDGE_GRAPH, StreamSettings(error_weight=1.0)).empty
+    with pytest.raises(ValueError, match="error_weight"):
+        StreamSettings(error_weight=0.0)
+
+
+def test_onset_runs_tell_a_run_after_a_calm_spell_from_a_flickering_family() -> None:
+    # Three families over five steps: 0 calm then hot for three steps (an onset throughout);
+    # 1 flickers hot / calm / hot (its second run began one calm step after the first: chronic);
+    # 2 never hot.
+    hot_steps = np.array(
+        [
+            [False, True, False],
+            [True, False, False],
+            [True, True, False],
+            [True, False, False],
+            [False, True, False],
+        ]
+    )
+    resolve_after = 3
+    calm = np.full(3, resolve_after)
+    onset = np.zeros(3, dtype=bool)
+    seen = []
+    for hot in hot_steps:
+        onset = onset_runs(hot, calm, onset, resolve_after)
+        seen.append(onset.copy())
+        calm = np.where(hot, 0, calm + 1)
+    assert [bool(o[0]) for o in seen] == [False, True, True, True, False]
+    assert [bool(o[1]) for o in seen] == [True, False, False, False, False]
+    assert not np.stack(seen)[:, 2].any()
+
+
+def test_a_callee_that_keeps_flickering_does_not_take_the_blame_for_its_callers_fault() -> None:
+    # web calls db and api. From minute 80 api's latency jumps every other minute (never enough
+    # to page on its own); at minute 90 web itself breaks. api is anomalous in the ranking window
+    # and, as a callee, would absorb the blame; its anomaly did not start with this problem.
+    catalogue = EDGE_CATALOGUE[~EDGE_CATALOGUE["unique_id"].str.contains("->")]
+    graph = {"web": ("db", "api"), "api": (), "db": ()}
+    frame = edge_telemetry(({"web/cpu": 3.0, "web/lat": 20.0}, 90, 94))
+    frame = frame[frame["unique_id"].isin(catalogue["unique_id"])].reset_index(drop=True)
+    flicker = (frame["unique_id"] == "api/lat") & (frame["ds"] >= T0 + pd.Timedelta(minutes=80))
+    frame.loc[flicker & (frame["ds"].dt.minute % 2 == 0), "y"] *= 5
+    out = replay(frame, catalogue, graph)
+    assert len(out) == 1 and out.iloc[0]["opened_at"] == T0 + pd.Timedelta(minutes=90)
+    assert out.iloc[0]["services"].split(";")[0] == "web"
+    blind = replay(frame, catalogue, graph, StreamSettings(rank_onsets=False))
+    assert blind.iloc[0]["services"].split(";")[0] == "api"

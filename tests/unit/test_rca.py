@@ -50,3 +50,14 @@ def test_bad_evidence_or_parameters_are_refused() -> None:
         rank_root_causes({"cart": -1.0}, GRAPH)
     with pytest.raises(ValueError, match="damping"):
         rank_root_causes({"cart": 1.0}, GRAPH, damping=1.0)
+
+
+def test_a_caller_with_many_mildly_anomalous_callees_is_not_drained_by_their_number() -> None:
+    # frontend fails loudly on its own; three of its callees show the same mild background noise.
+    # Moving down is as likely as the strongest callee suggests, not as the sum over all of them.
+    evidence = {"frontend": 8.0, "cart": 3.0, "catalog": 3.0, "checkout": 3.0}
+    assert names(rank_root_causes(evidence, GRAPH))[0] == "frontend"
+    assert names(rank_root_causes(evidence, GRAPH, degree_neutral=False))[0] != "frontend"
+    # With one anomalous callee nothing changes: the share of moving down is the same either way.
+    single = {"frontend": 8.0, "cart": 3.0}
+    assert rank_root_causes(single, GRAPH) == rank_root_causes(single, GRAPH, degree_neutral=False)
