@@ -53,15 +53,16 @@ def capacity_plan(
     - current: latest observed value; peak_p50 / peak_p90: max of yhat / yhat_upper over the horizon
     - days_to_threshold: days from the forecast origin (current's ds, else one step before the
       first forecast) to the first step whose p90 reaches the threshold; NaN if none does
-    - threshold_date: that step's timestamp (NaT if never); an interval for it:
-      threshold_date_earliest = first step the upper bound (p90) crosses (equal to
-      threshold_date by construction), threshold_date_latest = first step the p50 crosses (NaT:
-      p50 stays below within the horizon, so the latest date is beyond it)
+    - threshold_date: that step's timestamp (NaT if never), the date to plan on; its 80 %
+      interval: threshold_date_earliest = first step the upper bound (p90) crosses (equal to
+      threshold_date by construction: by then a crossing has a 1-in-10 chance) and
+      threshold_date_latest = first step the lower bound (p10) crosses (by then it has a 9-in-10
+      chance; NaT: p10 stays below within the horizon, so the latest date is beyond it)
     - capacity_needed: peak_p90 / target_utilisation, the factor capacity must scale by so the
       p90 peak stays at the target (1.25 = +25 %; <= 1 means current capacity suffices)
     - crosses_threshold: whether p90 reaches the threshold within the horizon
     """
-    require_columns(forecasts, (ID_COL, TIME_COL, "yhat", "yhat_upper"), "capacity_plan forecasts")
+    require_columns(forecasts, (ID_COL, TIME_COL, "yhat", "yhat_lower", "yhat_upper"), "capacity_plan forecasts")
     require_columns(current, (ID_COL, TARGET_COL), "capacity_plan current")
     require_columns(catalogue, (ID_COL, "service", "resource_id", "metric"), "capacity_plan catalogue")
     if not target_utilisation > 0:
@@ -79,7 +80,7 @@ def capacity_plan(
             "peak_p50": grouped["yhat"].max(),
             "peak_p90": grouped["yhat_upper"].max(),
             "threshold_date": _first_crossing(fc, "yhat_upper"),
-            "threshold_date_latest": _first_crossing(fc, "yhat"),
+            "threshold_date_latest": _first_crossing(fc, "yhat_lower"),
             "origin": _origins(fc, current),
         }
     )

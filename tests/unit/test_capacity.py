@@ -26,7 +26,7 @@ def inputs() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     k = np.arange(1, H + 1)
     forecasts = pd.concat(
         [
-            # p50 = 60 + 4/day; p90 = p50 + 4 reaches 80 at k = 96 h (day 4); p50 at k = 120 h.
+            # p50 = 60 + 4/day; p90 = p50 + 4 reaches 80 at k = 96 h (day 4); p10 = p50 - 4 at 144 h.
             _forecast("cart/i-1/disk_pct", 60 + 4 * k / 24, 4.0),
             _forecast("cart/i-1/cpu_pct", np.full(H, 30.0), 5.0),
             _forecast("cart/i-1/request_rate", np.full(H, 900.0), 50.0),  # no threshold: not planned
@@ -67,7 +67,7 @@ def test_rising_series_crosses_on_the_right_day(inputs: Inputs) -> None:
     assert row["days_to_threshold"] == pytest.approx(4.0)
     assert row["threshold_date"] == ORIGIN + pd.Timedelta(days=4)
     assert row["threshold_date_earliest"] == row["threshold_date"]
-    assert row["threshold_date_latest"] == ORIGIN + pd.Timedelta(days=5)  # p50 reaches 80 at 120 h
+    assert row["threshold_date_latest"] == ORIGIN + pd.Timedelta(days=6), "the p10 crossing closes the interval"
     assert bool(row["crosses_threshold"])
     assert row["current"] == 60.0  # the latest sample, not the first
     assert row["peak_p90"] == pytest.approx(64 + 4 * 7)
