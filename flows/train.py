@@ -26,7 +26,7 @@ from models.training import Evaluation
 
 FAMILIES = ("forecaster", "anomaly", "failure")
 BASELINES = {"forecaster": "seasonal_naive", "anomaly": "rolling_zscore", "failure": "utilisation_rule"}
-CANDIDATES = {"anomaly": "robust_seasonal", "failure": "lgbm"}
+CANDIDATES = {"failure": "lgbm"}  # the anomaly candidate is settings.detect.detector
 
 
 class NoTrainingDataError(RuntimeError):
@@ -84,6 +84,15 @@ def _selector(settings: Settings) -> Any:
 
 
 # -- anomaly detector and failure predictor ---------------------------------------------------
+def anomaly_candidate(settings: Settings) -> Any:
+    """A fresh instance of the configured candidate detector (``settings.detect.detector``);
+    an unknown name raises the registry's error listing the detectors there are."""
+    import models.streaming_anomaly  # noqa: F401  (registers the "streaming" detector)
+    from models.anomaly import DETECTORS
+
+    return DETECTORS.get(settings.detect.detector)()
+
+
 @task(cache_policy=NO_CACHE)
 def evaluate_anomaly(model: Any, data: TrainingData, settings: Settings, split: pd.Timestamp) -> Evaluation:
     from models.training import evaluate_detector
@@ -216,7 +225,7 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     # Anomaly detector: judged on the incidents it raises after the split.
     split = split_time(data.telemetry["ds"], settings.detect.train_fraction)
     champion_an = load_champion(settings, "anomaly")
-    detectors = [DETECTORS.get(CANDIDATES["anomaly"])(), DETECTORS.get(BASELINES["anomaly"])()]
+    detectors = [anomaly_candidate(settings), DETECTORS.get(BASELINES["anomaly"])()]
     detectors += [champion_an] if champion_an is not None else []
     an_evals = evaluate_anomaly.map(detectors, unmapped(data), unmapped(settings), unmapped(split)).result()
     detector = detectors[0].clone().fit(data.telemetry)

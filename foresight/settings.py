@@ -58,6 +58,9 @@ class ForecastConfig(BaseModel):
 class DetectConfig(BaseModel):
     """Anomaly and failure-risk detection."""
 
+    # Anomaly detector the train flow fits as its candidate (a name in models.anomaly.DETECTORS:
+    # "robust_seasonal", "streaming", ...); an unknown name fails there, listing the choices.
+    detector: str = "robust_seasonal"
     # Failure predictor label: "an incident starts within the next ``horizon_minutes``".
     horizon_minutes: int = 60
     # How much recent data the detect flow scores on each run.

@@ -176,3 +176,50 @@ def test_forecast_store_on_postgresql_by_configuration_alone(demo: tuple[Snapsho
             assert len(store.read_capacity_plan()) == result["plan_rows"]
         finally:
             store.dispose()
+
+
+def test_forecast_flow_pushes_to_s3_and_auto_scaling_only_with_apply(
+    demo: tuple[Snapshot, Snapshot], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import boto3
+
+    from flows.forecast_plan import forecast_and_plan
+    from support.moto import moto_server, use_test_credentials
+
+    use_test_credentials(monkeypatch)
+    with moto_server(tmp_path) as url:
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+        autoscaling = boto3.client("autoscaling", endpoint_url=url, region_name="us-east-1")
+        ec2 = boto3.client("ec2", endpoint_url=url, region_name="us-east-1")
+        s3.create_bucket(Bucket="capacity-reports")
+        ec2.create_launch_template(LaunchTemplateName="cart",
+                                   LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "r6i.large"})
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="cart-asg", LaunchTemplate={"LaunchTemplateName": "cart", "Version": "$Latest"},
+            MinSize=1, MaxSize=6, DesiredCapacity=2, AvailabilityZones=["us-east-1a"])
+        monkeypatch.setenv("FORESIGHT_SINKS__AWS__ENABLED", "true")
+        monkeypatch.setenv("FORESIGHT_SINKS__AWS__ENDPOINT_URL", url)
+        monkeypatch.setenv("FORESIGHT_SINKS__AWS__S3_BUCKET", "capacity-reports")
+        monkeypatch.setenv("FORESIGHT_CAPACITY__SERVICES",
+                           json.dumps({"cart": {"asg_name": "cart-asg", "min_size": 1, "max_size": 6}}))
+
+        def scheduled() -> dict[str, int]:
+            page = autoscaling.describe_scheduled_actions(AutoScalingGroupName="cart-asg")
+            return {a["ScheduledActionName"]: a["DesiredCapacity"] for a in page["ScheduledUpdateGroupActions"]}
+
+        dry = forecast_and_plan()
+        assert dry["rightsizing_rows"] > 0 and dry["aws_enabled"] and not dry["aws_apply"]
+        assert dry["aws_actions_logged"] > 0, "a dry run logs what it would do"
+        assert s3.list_objects_v2(Bucket="capacity-reports").get("KeyCount", 0) == 0
+        assert scheduled() == {}, "a dry run changes nothing in AWS"
+
+        applied = forecast_and_plan(apply=True)
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="capacity-reports")["Contents"]}
+        assert set(applied["s3_keys"]) == keys and {k.rsplit(".", 1)[1] for k in keys} == {"json", "csv"}
+        actions = scheduled()
+        assert actions and all(name.startswith("foresight-cart-") for name in actions)
+        assert all(1 <= capacity <= 6 for capacity in actions.values())
+
+        again = forecast_and_plan(apply=True)
+        assert scheduled() == actions, "re-applying the same plan leaves the schedule as it is"
+        assert again["asg_actions"]["put"] == 0 and again["asg_actions"]["unchanged"] == len(actions)

@@ -181,3 +181,20 @@ def test_noise_free_regular_series_never_alert_but_a_break_in_them_does(shape: s
     broken[at:] += 3.0  # a small permanent step
     alarms = _alarms(score_stream(ts, broken), start=2 * DAY)
     assert alarms.size >= 1 and at <= alarms[0] <= at + 2
+
+
+def test_a_high_seen_within_the_envelope_memory_is_not_novel_again():
+    """A slow excursion that recurs 3,500 steps later: inside the default 5,000-step envelope it
+    is a known level, with a 2,000-step envelope it has been forgotten and is novel again."""
+    n = 6000
+    ts = pd.date_range("2024-03-04", periods=n, freq="5min")
+    y = 50 + np.random.default_rng(11).normal(0, 1.0, n)
+    bump = 20 * np.sin(np.linspace(0, np.pi, 1000))  # up to +20 over 500 steps and back
+    first, again = 500, 4000
+    y[first : first + 1000] += bump
+    y[again : again + 1000] += bump
+    assert _alarms(score_stream(ts, y), start=again).size == 0
+    forgetful = StreamingParams(envelope_memory=2000)
+    assert _alarms(score_stream(ts, y, forgetful), start=again).size >= 1
+    with pytest.raises(ValueError, match="envelope_memory"):
+        StreamingParams(envelope_memory=1)
