@@ -40,6 +40,11 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         table.add_row("forecast", f"{fc['series']} series x {settings.forecast.horizon} steps by {fc['model']} "
                       f"v{fc['model_version']}; {fc['crossing_within_horizon']} of {fc['plan_rows']} resources "
                       "cross their threshold within the horizon")
+        if "rightsizing_rows" in fc:
+            actions = ", ".join(f"{n} {a}" for a, n in fc["rightsizing_actions"].items()) or "none"
+            table.add_row("rightsize", f"{fc['rightsizing_rows']} services ({actions}); savings "
+                          f"${fc['monthly_savings']:,.2f}/month, upsizes +${fc['monthly_upsize_cost']:,.2f}/month "
+                          f"(prices: {fc['price_source']}); {fc['scaling_actions']} scheduled scaling actions")
     det = results.get("detect")
     if det:
         table.add_row("detect", f"{det['incidents']} incidents; outbox +{det['events_written']} events "
