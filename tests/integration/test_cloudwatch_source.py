@@ -22,7 +22,8 @@ from connectors.base import Window
 from connectors.cloudwatch.source import CloudWatchRequestError, CloudWatchSource
 from foresight.lake import Lake
 from foresight.watermarks import WatermarkStore
-from support.moto import FaultProxy, moto_server, reset_moto, use_test_credentials
+from support.fault_proxy import FaultProxy
+from support.moto import moto_server, reset_moto, use_test_credentials
 
 pytestmark = pytest.mark.integration
 

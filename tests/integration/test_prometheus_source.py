@@ -18,8 +18,8 @@ from connectors.prometheus.client import PrometheusUnavailableError
 from connectors.prometheus.source import PrometheusFetchError, PrometheusSource
 from foresight.lake import Lake
 from foresight.watermarks import WatermarkStore
+from support.fault_proxy import FaultProxy
 from support.prometheus import (
-    FaultProxy,
     PrometheusServer,
     SyntheticSeries,
     backfill,

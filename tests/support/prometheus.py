@@ -1,26 +1,21 @@
-"""Real Prometheus, node_exporter and a fault-injecting proxy on loopback for integration tests.
+"""Real Prometheus and node_exporter on loopback for integration tests.
 
 History is backfilled with ``promtool tsdb create-blocks-from openmetrics`` into a fresh TSDB, then
-Prometheus serves it. :class:`FaultProxy` sits between client and server to answer 503, stall
-past the client's timeout, or drop connections when the server behind it is down.
+Prometheus serves it. ``support.fault_proxy.FaultProxy`` sits between client and server to answer
+503, stall past the client's timeout, or drop connections when the server behind it is down.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
-import requests
 
 from support.servers import free_port, missing_dependency, server_process
 
@@ -159,82 +154,3 @@ def node_exporter(workdir: Path) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
 
 
-class FaultProxy:
-    """An HTTP proxy to ``upstream`` that can answer 503 or stall for its first requests.
-
-    ``fail_first`` requests get a Prometheus-shaped 503; ``delay_first`` requests sleep ``delay``
-    seconds before forwarding. When the upstream is unreachable the client connection is closed
-    without an answer, as a crashed server would. ``queries`` records each query's form fields.
-    """
-
-    def __init__(self, upstream: str, *, fail_first: int = 0, delay_first: int = 0, delay: float = 0.0,
-                 on_request: Callable[[int], None] | None = None) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.fail_first, self.delay_first, self.delay = fail_first, delay_first, delay
-        self.on_request = on_request  # called with the request's number before it is forwarded
-        self.queries: list[dict[str, str]] = []
-        self.answered: list[int] = []
-        self._count = 0
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _next(self) -> int:
-        with self._lock:
-            self._count += 1
-            return self._count
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-                n = proxy._next()
-                with proxy._lock:
-                    proxy.queries.append(fields)
-                if n <= proxy.fail_first:
-                    self._answer(503, b'{"status":"error","errorType":"unavailable","error":"injected 503"}')
-                    return
-                if n <= proxy.delay_first:
-                    time.sleep(proxy.delay)
-                if proxy.on_request is not None:
-                    proxy.on_request(n)
-                try:
-                    upstream = requests.post(proxy.upstream + self.path, data=body, timeout=60,
-                                             headers={"Content-Type": self.headers.get("Content-Type", "")})
-                except requests.ConnectionError:
-                    self.close_connection = True  # no answer at all: the server is gone
-                    return
-                self._answer(upstream.status_code, upstream.content)
-
-            def _answer(self, status: int, payload: bytes) -> None:
-                with proxy._lock:
-                    proxy.answered.append(status)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-                    pass
-
-        return Handler
