@@ -261,3 +261,23 @@ def forecast_file(data: str | Path, horizon: int, level: int, out: str | Path) -
     written = fc.assign(**{TIME_COL: fc[TIME_COL].dt.strftime("%Y-%m-%dT%H:%M:%SZ")})
     written.to_csv(out, index=False)
     return fc, time.perf_counter() - started
+
+
+def score_file(
+    train_path: str | Path, actuals_path: str | Path, forecasts_path: str | Path, level: int = 80
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Score a forecast file (``unique_id, ds, yhat, yhat_lower, yhat_upper``) against held-out
+    actuals with the protocol: MASE scaled by the training part's seasonal-naive error."""
+    train, actuals = read_series(train_path), read_series(actuals_path)
+    forecasts = pd.read_csv(forecasts_path)
+    missing = [c for c in FORECAST_OUTPUT_COLUMNS if c not in forecasts.columns]
+    if missing:
+        raise ValueError(f"{forecasts_path}: missing column(s) {missing}; expected {list(FORECAST_OUTPUT_COLUMNS)}")
+    forecasts[TIME_COL] = pd.to_datetime(forecasts[TIME_COL], utc=True).astype(actuals[TIME_COL].dtype)
+    forecasts[ID_COL] = forecasts[ID_COL].astype(str)
+    unknown = sorted(set(actuals[ID_COL].astype(str)) - set(train[ID_COL].astype(str)))
+    if unknown:
+        raise ValueError(f"{len(unknown)} series have actuals but no training history, e.g. {unknown[:3]}")
+    per_series = score_forecasts(train, actuals.assign(**{ID_COL: actuals[ID_COL].astype(str)}), forecasts, level)
+    return summarise(per_series), per_series
+

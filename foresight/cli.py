@@ -251,10 +251,34 @@ def bench_forecast_score(
     methods: str = typer.Option("foresight,prophet,seasonal_naive", help="Comma-separated methods to compare."),
     level: int = typer.Option(80, "--level", min=1, max=99, help="Central prediction interval, percent."),
     per_series: Path = typer.Option(None, "--per-series", dir_okay=False, help="Optional CSV of per-series scores."),
+    forecasts: Path = typer.Option(None, "--forecasts", exists=True, dir_okay=False,
+                                   help="Score this forecast file (from `bench forecast`) instead; --data is then "
+                                        "its training file and --actuals the held-out points."),
+    actuals: Path = typer.Option(None, "--actuals", exists=True, dir_okay=False,
+                                 help="Held-out points (unique_id,ds,y) for --forecasts."),
 ) -> None:
-    """Hold out each series' last h points (the capacity-dev protocol) and compare methods in one run."""
-    from bench.forecast import compare, read_series
+    """Hold out each series' last h points (the capacity-dev protocol) and compare methods in one run;
+    or, with --forecasts and --actuals, score a forecast file against held-out actuals."""
+    from bench.forecast import compare, read_series, score_file
 
+    if (forecasts is None) != (actuals is None):
+        console.print("[red]--forecasts and --actuals go together[/red]")
+        raise typer.Exit(2)
+    if forecasts is not None and actuals is not None:
+        try:
+            summary, scored = score_file(data, actuals, forecasts, level)
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+        console.print(f"{forecasts.name}: {int(summary['n_series'])} series; mean MASE {summary['mase']:.3f}, "
+                      f"mean sMAPE {summary['smape']:.2f}, {level}% coverage {summary['coverage']:.3f}, "
+                      f"pinball {summary['pinball']:.3f}")
+        for group in sorted(k.removeprefix("mase_") for k in summary if k.startswith("mase_")):
+            console.print(f"  {group}: MASE {summary[f'mase_{group}']:.3f}, sMAPE {summary[f'smape_{group}']:.2f}, "
+                          f"coverage {summary[f'coverage_{group}']:.3f}")
+        if per_series is not None:
+            scored.to_csv(per_series, index=False)
+        return
     try:
         results = compare(read_series(data), [m.strip() for m in methods.split(",") if m.strip()], level)
     except ValueError as exc:

@@ -79,3 +79,40 @@ def test_bench_forecast_score_compares_methods_in_one_run(tmp_path: Path) -> Non
     per_series = pd.read_csv(scores)
     assert per_series.groupby("method").size().to_dict() == {"foresight": 3, "seasonal_naive": 3}
     assert set(per_series["n"]) == {48}
+
+
+def test_forecast_score_scores_a_forecast_file_against_held_out_actuals(tmp_path: Path) -> None:
+    from bench.forecast import score_file
+
+    rng = np.random.default_rng(1)
+    t = np.arange(4 * 288)  # four days at five minutes, a daily shape
+    df = pd.concat([pd.DataFrame({"unique_id": f"vm_{i}", "ds": pd.date_range(START, periods=t.size, freq="5min"),
+                                  "y": 50 + 20 * np.sin(2 * np.pi * t / 288 + i) + rng.normal(0, 2, t.size)})
+                    for i in range(3)], ignore_index=True)
+    df["ds"] = df["ds"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ds = pd.to_datetime(df["ds"], utc=True)
+    last = ds.groupby(df["unique_id"]).transform("max")
+    held = ds > last - pd.Timedelta(minutes=5 * 48)  # the protocol's h = 48 below 2,016 points
+    train, actuals = tmp_path / "train.csv", tmp_path / "actuals.csv"
+    df[~held].to_csv(train, index=False)
+    df[held].to_csv(actuals, index=False)
+    out = tmp_path / "forecasts.csv"
+    runner = CliRunner()
+    made = runner.invoke(app, ["bench", "forecast", "--data", str(train), "--horizon", "48", "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    scored = runner.invoke(app, ["bench", "forecast-score", "--data", str(train), "--forecasts", str(out),
+                                 "--actuals", str(actuals), "--per-series", str(tmp_path / "per_series.csv")])
+    assert scored.exit_code == 0, scored.output
+    summary, per_series = score_file(train, actuals, out)
+    assert f"mean MASE {summary['mase']:.3f}" in scored.output
+    assert len(per_series) == df["unique_id"].nunique() and 0.5 < summary["coverage"] <= 1.0
+    flat = pd.read_csv(out).assign(yhat=50.0, yhat_lower=30.0, yhat_upper=70.0)  # the daily mean, no shape
+    flat.to_csv(tmp_path / "flat.csv", index=False)
+    assert summary["mase"] < score_file(train, actuals, tmp_path / "flat.csv")[0]["mase"], \
+        "the daily shape is forecast better than a flat line"
+
+    broken = pd.read_csv(out).iloc[5:]  # a forecast missing held-out points is refused, not scored low
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    refused = runner.invoke(app, ["bench", "forecast-score", "--data", str(train), "--forecasts",
+                                  str(tmp_path / "broken.csv"), "--actuals", str(actuals)])
+    assert refused.exit_code == 1 and "no finite forecast" in refused.output
