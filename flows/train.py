@@ -77,16 +77,25 @@ def _forecaster(name: str, settings: Settings) -> Any:
 
 def _selector(settings: Settings) -> Any:
     """Per-series champion selection over ``forecast.models``, backtested at ``backtest_horizon``."""
+    from models.forecasting.prophet_model import ProphetForecaster, event_holidays
     from models.forecasting.selection import ChampionSelector
+    from models.training import season_length
 
     cfg = settings.forecast
-    return ChampionSelector(candidates=cfg.models, horizon=cfg.backtest_horizon, n_origins=cfg.n_origins)
+    candidates: list[Any] = list(cfg.models)
+    if cfg.events and "prophet" in candidates:  # known events become Prophet's holiday regressors
+        prophet = ProphetForecaster(uncertainty_samples=0, fallback_season_length=season_length(cfg.freq),
+                                    holidays=event_holidays(cfg.events))
+        candidates[candidates.index("prophet")] = prophet
+    return ChampionSelector(candidates=candidates, horizon=cfg.backtest_horizon, n_origins=cfg.n_origins)
 
 
 # -- anomaly detector and failure predictor ---------------------------------------------------
 def anomaly_candidate(settings: Settings) -> Any:
     """A fresh instance of the configured candidate detector (``settings.detect.detector``);
     an unknown name raises the registry's error listing the detectors there are."""
+    import models.ensemble_anomaly  # noqa: F401  (registers the "streaming_knn" detector)
+    import models.knn_anomaly  # noqa: F401  (registers the "knn" detector)
     import models.streaming_anomaly  # noqa: F401  (registers the "streaming" detector)
     from models.anomaly import DETECTORS
 

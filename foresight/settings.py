@@ -10,7 +10,7 @@ folder (``.foresight/`` or ``FORESIGHT_HOME``).
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,15 @@ class SourceConfig(BaseModel):
     max_series: int | None = Field(default=100_000, ge=1)
 
 
+class ForecastEvent(BaseModel):
+    """A known calendar event (a promotion, a sale, a public holiday) that moves load: Prophet
+    learns its effect from past occurrences and applies it to future ones."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+
 class ForecastConfig(BaseModel):
     """Capacity forecasting: resampled frequency, horizon (steps of ``freq``), interval level."""
 
@@ -49,6 +58,8 @@ class ForecastConfig(BaseModel):
     # statistical ones backtested on every series, expensive ones only where they could win.
     models: list[str] = Field(default_factory=lambda: [
         "seasonal_naive", "ses", "damped_trend", "mstl", "ensemble", "prophet", "lgbm_global"])
+    # Known events (past and upcoming) given to Prophet as holiday regressors.
+    events: list[ForecastEvent] = Field(default_factory=list)
     # Metrics forecast for capacity planning (resource metrics plus load).
     metrics: list[str] = Field(default_factory=lambda: ["cpu_pct", "mem_pct", "disk_pct", "request_rate"])
     # Utilisation the plan sizes capacity for (percent of the resource).

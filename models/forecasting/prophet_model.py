@@ -10,6 +10,10 @@ themselves (the champion selector); it also spares the sampling's cost.
 
 A series Prophet cannot fit (too short, degenerate) does not stop the batch: it is forecast by
 :class:`SeasonalNaive` instead and recorded in ``fallbacks_`` (unique_id -> error).
+
+``holidays`` (records ``holiday, ds, lower_window, upper_window``, see :func:`event_holidays`)
+are Prophet's holiday regressors: known calendar events (promotions, sales, public holidays)
+whose effect each series learns from the past occurrences and applies to the future ones.
 """
 
 from __future__ import annotations
@@ -58,7 +62,12 @@ class ProphetForecaster(Forecaster):
         uncertainty_samples: int = 200,
         fallback_season_length: int = 24,
         seed: int = 0,
+        holidays: list[dict[str, Any]] | None = None,
     ) -> None:
+        if holidays:
+            missing = [k for k in ("holiday", "ds") if any(k not in h for h in holidays)]
+            if missing:
+                raise ValueError(f"every holiday needs 'holiday' and 'ds'; missing {sorted(set(missing))}")
         if uncertainty_samples != 0 and uncertainty_samples < 10:
             raise ValueError(
                 f"uncertainty_samples must be 0 (point forecasts only) or >= 10 to estimate quantiles, "
@@ -73,11 +82,15 @@ class ProphetForecaster(Forecaster):
             uncertainty_samples=uncertainty_samples,
             fallback_season_length=fallback_season_length,
             seed=seed,
+            holidays=list(holidays) if holidays else None,
         )
 
     def _fit(self, df: pd.DataFrame) -> None:
         Prophet, quiet_stan = _import_prophet()
-        options = {k: v for k, v in self.params.items() if k not in ("fallback_season_length", "seed")}
+        options = {k: v for k, v in self.params.items() if k not in ("fallback_season_length", "seed", "holidays")}
+        if self.params["holidays"]:
+            options["holidays"] = pd.DataFrame(self.params["holidays"]).assign(
+                ds=lambda h: pd.to_datetime(h["ds"], utc=True).dt.tz_convert(None).dt.normalize())
         self.models_: dict[str, Any] = {}
         self.fallbacks_: dict[str, str] = {}
         self.last_ds_ = df.groupby(ID_COL, sort=True, observed=True)[TIME_COL].max()
@@ -135,3 +148,21 @@ class ProphetForecaster(Forecaster):
             return np.asarray(model.predictive_samples(future)["yhat"])
         finally:
             np.random.set_state(state)
+
+
+def event_holidays(events: list[Any]) -> list[dict[str, Any]]:
+    """Prophet holiday records from calendar events (objects or dicts with ``name``, ``start``,
+    ``end``): one record per UTC day each event touches, named after the event."""
+    records = []
+    for event in events:
+        get = event.get if isinstance(event, dict) else lambda key, e=event: getattr(e, key)
+        start, end = pd.Timestamp(get("start")), pd.Timestamp(get("end"))
+        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+        if end < start:
+            raise ValueError(f"event {get('name')!r} ends ({end}) before it starts ({start})")
+        for day in pd.date_range(start.normalize(), end.normalize(), freq="D"):
+            records.append({"holiday": str(get("name")), "ds": day.strftime("%Y-%m-%d"),
+                            "lower_window": 0, "upper_window": 0})
+    return records
+

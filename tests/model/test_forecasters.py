@@ -246,3 +246,32 @@ def test_score_compares_a_forecast_with_what_followed() -> None:
     shifted = model.score(future.assign(y=future["y"] + 10))
     scale = np.mean(np.abs(daily[24:] - daily[:-24]))
     assert shifted["mase"] == pytest.approx(10 / scale) and shifted["smape"] > 0.0
+
+
+def test_prophet_learns_known_events_from_their_holiday_regressors() -> None:
+    """A promotion that lifted load on past event days lifts the forecast on the next one, and only
+    when the event calendar is given."""
+    from foresight.settings import ForecastEvent
+    from models.forecasting.prophet_model import event_holidays
+
+    ds = pd.date_range("2026-01-05", periods=42 * 24, freq="h", tz="UTC")  # six weeks, hourly
+    rng = np.random.default_rng(3)
+    y = 50 + 10 * np.sin(2 * np.pi * ds.hour.to_numpy() / 24) + rng.normal(0, 1, ds.size)
+    promo_days = pd.to_datetime(["2026-01-12", "2026-01-22", "2026-02-02", "2026-02-09"], utc=True)
+    future_promo = pd.Timestamp("2026-02-17", tz="UTC")  # the day after the history ends
+    y = y + np.where(ds.normalize().isin(promo_days), 30.0, 0.0)
+    df = pd.DataFrame({"unique_id": "shop/i-1/cpu_pct", "ds": ds, "y": y})
+    events = [ForecastEvent(name="promotion", start=d, end=d + pd.Timedelta(hours=23)) for d in
+              [*promo_days, future_promo]]
+    assert event_holidays(events)[0] == {"holiday": "promotion", "ds": "2026-01-12", "lower_window": 0,
+                                         "upper_window": 0}
+
+    def promo_day_mean(model: ProphetForecaster) -> float:
+        fc = model.fit(df).predict(48, 80)
+        return float(fc.loc[fc["ds"].dt.normalize() == future_promo, "yhat"].mean())
+
+    with_events = promo_day_mean(ProphetForecaster(uncertainty_samples=0, holidays=event_holidays(events)))
+    without = promo_day_mean(ProphetForecaster(uncertainty_samples=0))
+    assert with_events - without > 20, (with_events, without)
+    with pytest.raises(ValueError, match="ends .* before it starts"):
+        event_holidays([{"name": "bad", "start": "2026-02-02", "end": "2026-02-01"}])
