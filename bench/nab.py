@@ -6,7 +6,8 @@ Layout read (NAB's own): ``DATA/data/<category>/<name>.csv`` (``timestamp,value`
 Layout written: ``RESULTS/<category>/<detector>_<name>.csv`` with
 ``timestamp,value,anomaly_score,label`` (one row per input row, in order; label 1 inside a window).
 
-Every file is one series scored causally from its first row: the streaming detector sees each
+Every file is one series scored causally from its first row: a streaming detector (``streaming``
+or any registry detector with a ``make_state`` method: ``knn``, ``streaming_knn``) sees each
 row once, in order, and its score at row ``t`` depends on rows ``<= t`` only. Registry detectors
 that need ``fit`` (``robust_seasonal``, ``rolling_zscore``) are fitted on the file's probationary
 rows, which NAB leaves unscored for exactly that purpose, and then score the whole file.
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,17 @@ from bench.nab_scoring import (
 )
 
 STREAMING = "streaming"
+StateFactory = Callable[[np.ndarray], Any]  # daily season per series -> state with update(y, phase)
+
+
+def load_detectors() -> Any:
+    """The detector registry with every detector module imported (each registers itself)."""
+    import models.ensemble_anomaly  # noqa: F401  (registers "streaming_knn")
+    import models.knn_anomaly  # noqa: F401  (registers "knn")
+    import models.streaming_anomaly  # noqa: F401  (registers "streaming")
+    from models.anomaly import DETECTORS
+
+    return DETECTORS
 
 
 @dataclass(frozen=True)
@@ -97,14 +110,16 @@ def read_corpus(
     return files, windows
 
 
-def stream_scores(frames: list[pd.DataFrame]) -> list[np.ndarray]:
-    """Scores of every file with the streaming detector: one state holds every file as its own
-    series and is fed one row of each per step (each file's step and daily season are inferred
-    from its first rows), so each file is still scored causally, row by row."""
+def stream_scores(frames: list[pd.DataFrame], make_state: StateFactory | None = None) -> list[np.ndarray]:
+    """Scores of every file with a streaming state (by default the ``streaming`` detector's):
+    one state holds every file as its own series and is fed one row of each per step (each
+    file's step and daily season are inferred from its first rows), so each file is still
+    scored causally, row by row."""
     from models.streaming_anomaly import StreamingState, daily_season, infer_step, phases
 
     steps = [infer_step(f["timestamp"].iloc[:50]) for f in frames]
-    state = StreamingState(len(frames), np.array([daily_season(step) for step in steps]))
+    season = np.array([daily_season(step) for step in steps])
+    state = (make_state or (lambda s: StreamingState(len(s), s)))(season)
     length = max(len(f) for f in frames)
     values = np.full((length, len(frames)), np.nan)
     phase = np.zeros((length, len(frames)), dtype=np.int64)
@@ -119,8 +134,7 @@ def stream_scores(frames: list[pd.DataFrame]) -> list[np.ndarray]:
 
 def registry_scores(detector: str) -> Callable[[pd.DataFrame], np.ndarray]:
     """Scores from a registry detector fitted on the file's probationary rows."""
-    from models.anomaly import DETECTORS
-    from models.streaming_anomaly import StreamingAnomalyDetector  # noqa: F401  (registers it)
+    DETECTORS = load_detectors()
 
     def run(frame: pd.DataFrame) -> np.ndarray:
         ds = (
@@ -172,8 +186,11 @@ def run(
 
         production_threshold = DetectConfig().anomaly_threshold
     t0 = time.perf_counter()
+    registry = load_detectors()
     if detector == STREAMING:
         all_scores = stream_scores([item.frame for item in files])
+    elif hasattr(registry.get(detector), "make_state"):  # a streaming state: fed row by row
+        all_scores = stream_scores([item.frame for item in files], registry.get(detector)().make_state)
     else:
         scorer = registry_scores(detector)
         all_scores = [scorer(item.frame) for item in files]

@@ -1,0 +1,160 @@
+"""Behavioural checks of the nearest-neighbour detector (models.knn_anomaly) and its ensemble with
+the streaming detector (models.ensemble_anomaly) on seeded synthetic series."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.anomaly import DETECTORS
+from models.ensemble_anomaly import EnsembleAnomalyDetector, EnsembleState
+from models.knn_anomaly import KnnAnomalyDetector, KnnParams, KnnState
+from models.streaming_anomaly import score_stream
+
+ALARM = 0.9999  # the detect flow's default anomaly threshold
+DAY = 288  # 5-minute steps per day
+
+
+def _sawtooth(n: int = 3000, seed: int = 1) -> np.ndarray:
+    """A fast 7-step ramp (0, 2, .., 12; its period does not divide a day) with a little noise."""
+    rng = np.random.default_rng(seed)
+    return np.tile(np.arange(7.0) * 2, n // 7 + 1)[:n] + rng.normal(0, 0.3, n)
+
+
+def _knn(y: np.ndarray, params: KnnParams | None = None) -> np.ndarray:
+    state = KnnState(1, params or KnnParams())
+    return np.array([state.update(y[t : t + 1])[0] for t in range(y.size)])
+
+
+def _ensemble(y: np.ndarray) -> np.ndarray:
+    state = EnsembleState(np.array([DAY]))
+    return np.array([state.update(y[t : t + 1], np.array([t % DAY]))[0] for t in range(y.size)])
+
+
+def _alarms(scores: np.ndarray, start: int = 300) -> np.ndarray:
+    return np.flatnonzero(scores[start:] >= ALARM) + start
+
+
+def _stuck(y: np.ndarray, at: int, steps: int = 24) -> np.ndarray:
+    """The series with its sensor stuck at its last value for ``steps`` steps from ``at``."""
+    out = y.copy()
+    out[at : at + steps] = y[at - 1]
+    return out
+
+
+def test_a_regular_pattern_never_alerts():
+    assert _alarms(_knn(_sawtooth())).size == 0
+
+
+def test_a_stuck_sensor_inside_the_normal_range_alerts_at_its_onset():
+    at = 2400
+    alarms = _alarms(_knn(_stuck(_sawtooth(), at)))
+    assert alarms.size >= 1 and at <= alarms[0] <= at + 3
+
+
+def test_the_ensemble_catches_a_shape_anomaly_the_forecasting_detector_misses():
+    """Every stuck value is in range and equals the last value: no one-step forecaster is
+    surprised, only the never-seen flat context is."""
+    at = 2400
+    y = _stuck(_sawtooth(), at)
+    ts = pd.date_range("2024-03-04", periods=y.size, freq="5min")
+    assert _alarms(score_stream(ts, y)).size == 0
+    alarms = _alarms(_ensemble(y))
+    assert alarms.size >= 1 and at <= alarms[0] <= at + 3
+    assert _alarms(_ensemble(_sawtooth())).size == 0
+
+
+def test_the_ensemble_still_catches_a_spike():
+    rng = np.random.default_rng(3)
+    y = 50 + rng.normal(0, 1, 2000)
+    y[1500] += 15
+    assert _alarms(_ensemble(y)).tolist() == [1500]
+
+
+def test_a_surprise_beyond_the_calibration_range_keeps_growing():
+    """Past the largest calibrated nonconformity the tail is extrapolated: a bigger excursion is
+    more surprising, not capped at the rank's resolution, ln(calibration + 1)."""
+
+    def surprise_at(y: np.ndarray, at: int) -> float:
+        state = KnnState(1)
+        for t in range(at):
+            state.surprise(y[t : t + 1])
+        return float(state.surprise(y[at : at + 1])[0][0])
+
+    y = _sawtooth()
+    small, big = y.copy(), y.copy()
+    small[2400] += 15
+    big[2400] += 60
+    resolution = np.log(KnnParams().calibration + 1)
+    assert resolution < surprise_at(small, 2400) < surprise_at(big, 2400) - 5
+
+
+def test_scores_are_causal_truncating_does_not_change_earlier_scores():
+    y = _stuck(_sawtooth(2000, seed=5), 1500)
+    full = _knn(y)
+    for cut in (300, 1501, 1700):
+        assert np.array_equal(_knn(y[:cut]), full[:cut])
+    ensemble = _ensemble(y)
+    assert np.array_equal(_ensemble(y[:1600]), ensemble[:1600])
+
+
+def test_many_series_at_once_match_one_at_a_time_and_gaps_score_zero():
+    rng = np.random.default_rng(6)
+    values = rng.normal(0, 1, (1500, 3)).cumsum(axis=0)
+    values[1250, 1] += 30
+    values[400:410, 2] = np.nan  # a gap in one series only
+    state = KnnState(3)
+    together = np.stack([state.update(values[t]) for t in range(values.shape[0])])
+    for j in range(3):
+        assert np.allclose(together[:, j], _knn(values[:, j]))
+    assert np.all(together[400:410, 2] == 0.0)
+    assert together.min() >= 0.0 and together.max() <= 1.0
+
+
+def test_the_registry_detectors_score_long_frames():
+    y = _stuck(_sawtooth(4 * DAY, seed=7), 3 * DAY + 10)
+    ds = pd.date_range("2024-03-04", periods=y.size, freq="5min", tz="UTC")
+    frame = pd.DataFrame({"unique_id": "svc/queue_depth", "ds": ds, "y": y})
+    assert DETECTORS.get("knn") is KnnAnomalyDetector
+    assert DETECTORS.get("streaming_knn") is EnsembleAnomalyDetector
+    for name in ("knn", "streaming_knn"):
+        scored = DETECTORS.get(name)().fit(frame[frame["ds"] < ds[2 * DAY]]).predict(frame)
+        assert len(scored) == len(frame) and scored["score"].between(0, 1).all()
+        onset = int(np.flatnonzero(scored["score"].to_numpy() >= ALARM)[0])
+        assert 3 * DAY + 10 <= onset <= 3 * DAY + 13
+
+
+def test_bad_parameters_are_refused_with_their_names():
+    with pytest.raises(ValueError, match="unknown knn detector parameter"):
+        KnnAnomalyDetector(not_a_knob=1)
+    with pytest.raises(ValueError, match="unknown streaming_knn detector parameter"):
+        EnsembleAnomalyDetector(knn_not_a_knob=1)
+    with pytest.raises(ValueError, match="window"):
+        EnsembleAnomalyDetector(knn_window=0)
+    with pytest.raises(ValueError, match="k .* history"):
+        KnnParams(k=20, history=10)
+    with pytest.raises(ValueError, match="expected 2 values"):
+        KnnState(2).update(np.zeros(3))
+
+
+def test_the_train_flow_resolves_the_new_detectors_by_name(tmp_path: Path) -> None:
+    """In a fresh interpreter (this module has already registered them here), importing the
+    train flow alone is enough for ``detect.detector`` to name the new detectors."""
+    code = (
+        "from flows.train import anomaly_candidate\n"
+        "from foresight.settings import load_settings\n"
+        "print(anomaly_candidate(load_settings()).name)\n"
+    )
+    for name in ("knn", "streaming_knn"):
+        env = {**os.environ, "FORESIGHT_HOME": str(tmp_path), "FORESIGHT_DETECT__DETECTOR": name}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == name
