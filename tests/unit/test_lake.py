@@ -34,6 +34,20 @@ def test_upsert_is_idempotent_and_partitions_by_utc_day(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "lake" / "telemetry").iterdir()) == ["date=2026-03-01", "date=2026-03-02", "date=2026-03-03"]
 
 
+def test_shuffled_rows_land_in_their_own_day_with_gaps_between_days(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    df = pd.concat([_frame(300), _frame(30, start="2026-03-09 23:00")], ignore_index=True)  # days 1-2, 9-10
+    lake.upsert("telemetry", df.sample(frac=1.0, random_state=0))
+    partitions = sorted(p.name for p in (tmp_path / "lake" / "telemetry").iterdir())
+    assert partitions == ["date=2026-03-01", "date=2026-03-02", "date=2026-03-09", "date=2026-03-10"]
+    for part in partitions:
+        rows = pq.read_table(tmp_path / "lake" / "telemetry" / part).to_pandas()
+        assert (rows["ds"].dt.strftime("date=%Y-%m-%d") == part).all()
+    back = lake.read("telemetry").sort_values(["unique_id", "ds"], ignore_index=True)
+    want = df.sort_values(["unique_id", "ds"], ignore_index=True)
+    pd.testing.assert_frame_equal(back[["unique_id", "ds", "y"]], want, check_dtype=False)
+
+
 def test_newest_write_of_a_key_wins(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
     df = _frame(10, ids=("a",))
