@@ -33,11 +33,13 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from dashboards.provisioning import PROMETHEUS_NAME, PROMETHEUS_UID, STORE_NAME, STORE_UID
 from dashboards.targets import (
+    DASHED,
     MIXED,
     POSTGRES_TYPE,
     POSTGRES_VARIABLE,
     PROMETHEUS_TYPE,
     PROMETHEUS_VARIABLE,
+    RED,
     STORE,
     datasource_variable,
     promql,
@@ -221,8 +223,8 @@ def _forecast_panel() -> timeseries.Panel:
         .span_nulls(True)
         .override_by_name("upper", band)
         .override_by_name("lower", hidden_line)
-        .override_by_name("forecast", [prop("custom.lineStyle", {"fill": "dash", "dash": [10, 10]})])
-        .override_by_name("threshold", [prop("color", {"mode": "fixed", "fixedColor": "red"})])
+        .override_by_name("forecast", [DASHED])
+        .override_by_name("threshold", [RED])
         .legend(legend)
     )
 

@@ -41,10 +41,12 @@ from connectors.pushgateway import (
 )
 from dashboards.provisioning import PROMETHEUS_NAME, PROMETHEUS_UID
 from dashboards.targets import (
+    DASHED,
     GRAFANA,
     PROMETHEUS,
     PROMETHEUS_TYPE,
     PROMETHEUS_VARIABLE,
+    RED,
     datasource_variable,
     promql,
     prop,
@@ -164,13 +166,7 @@ def _risk() -> timeseries.Panel:
         .unit("percentunit")
         .min(0)
         .max(1)
-        .override_by_name(
-            "threshold",
-            [
-                prop("color", {"mode": "fixed", "fixedColor": "red"}),
-                prop("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
-            ],
-        )
+        .override_by_name("threshold", [RED, DASHED])
     )
 
 
@@ -206,13 +202,7 @@ def _evidence() -> timeseries.Panel:
         .with_target(promql("B", ANOMALY_LIMIT, legend="threshold"))
         .min(0)
         .max(1)
-        .override_by_name(
-            "threshold",
-            [
-                prop("color", {"mode": "fixed", "fixedColor": "red"}),
-                prop("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
-            ],
-        )
+        .override_by_name("threshold", [RED, DASHED])
     )
 
 

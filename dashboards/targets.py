@@ -118,3 +118,9 @@ def steps(*values: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
 
 def prop(id_val: str, value: object) -> dashboard_models.DynamicConfigValue:
     return dashboard_models.DynamicConfigValue(id_val=id_val, value=value)
+
+
+RED = prop("color", {"mode": "fixed", "fixedColor": "red"})
+DASHED = prop("custom.lineStyle", {"fill": "dash", "dash": [10, 10]})
+"""Field overrides: a threshold line is red, a forecast line dashed, an operating limit both."""
+
