@@ -181,6 +181,13 @@ class ForecastStore:
         self.engine.dispose()
 
     # -- writing -----------------------------------------------------------------------------
+    def _stamp(self, frame: pd.DataFrame, run_id: str, model_version: str | None = None) -> None:
+        """Provenance columns every written row carries: which run (and model version) wrote it, when."""
+        if model_version is not None:
+            frame["model_version"] = str(model_version)
+        frame["run_id"] = str(run_id)
+        frame["created_at"] = self._clock()
+
     def write_forecasts(
         self, df: pd.DataFrame, *, model_name: str, model_version: str, run_id: str, level: int
     ) -> WriteReport:
@@ -190,9 +197,7 @@ class ForecastStore:
         """
         frame = _forecast_frame(df, model_name)
         frame["level"] = int(level)
-        frame["model_version"] = str(model_version)
-        frame["run_id"] = str(run_id)
-        frame["created_at"] = self._clock()
+        self._stamp(frame, run_id, model_version)
         starts = frame.groupby("unique_id", sort=False)["ds"].min()
         cut = [{"b_uid": uid, "b_start": ts.to_pydatetime()} for uid, ts in starts.items()]
         stmt = delete(forecasts).where(
@@ -210,9 +215,7 @@ class ForecastStore:
         frame = df[list(CAPACITY_PLAN_COLUMNS)].copy()
         for col in ("threshold_date", "threshold_date_earliest", "threshold_date_latest"):
             frame[col] = _utc(frame[col], f"capacity plan {col}", allow_nat=True)
-        frame["model_version"] = str(model_version)
-        frame["run_id"] = str(run_id)
-        frame["created_at"] = self._clock()
+        self._stamp(frame, run_id, model_version)
         with self.engine.begin() as conn:
             written = _upsert(conn, capacity_plan, frame, keys=("unique_id",))
         return WriteReport("capacity_plan", written)
@@ -223,9 +226,7 @@ class ForecastStore:
         _require_unique(df, ["service"], "rightsizing")
         frame = df[list(RIGHTSIZING_COLUMNS)].copy()
         frame["instance_count"] = _integers(frame["instance_count"], "rightsizing instance_count")
-        frame["model_version"] = str(model_version)
-        frame["run_id"] = str(run_id)
-        frame["created_at"] = self._clock()
+        self._stamp(frame, run_id, model_version)
         with self.engine.begin() as conn:
             written = _upsert(conn, rightsizing, frame, keys=("service",))
         return WriteReport("rightsizing", written)
@@ -244,8 +245,7 @@ class ForecastStore:
         frame["start_time"] = _utc(frame["start_time"], "scaling actions start_time")
         for col in ("desired_capacity", "min_size", "max_size"):
             frame[col] = _integers(frame[col], f"scaling actions {col}")
-        frame["run_id"] = str(run_id)
-        frame["created_at"] = self._clock()
+        self._stamp(frame, run_id)
         replaced = sorted(set(frame["service"].astype(str)) | set(services or ()))
         with self.engine.begin() as conn:
             deleted = 0
