@@ -39,13 +39,10 @@ StateFactory = Callable[[np.ndarray], Any]  # daily season per series -> state w
 
 
 def load_detectors() -> Any:
-    """The detector registry with every detector module imported (each registers itself)."""
-    import models.ensemble_anomaly  # noqa: F401  (registers "streaming_knn")
-    import models.knn_anomaly  # noqa: F401  (registers "knn")
-    import models.streaming_anomaly  # noqa: F401  (registers "streaming")
-    from models.anomaly import DETECTORS
+    """The detector registry with every built-in detector registered."""
+    from models.anomaly import detectors
 
-    return DETECTORS
+    return detectors()
 
 
 @dataclass(frozen=True)

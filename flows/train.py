@@ -94,12 +94,9 @@ def _selector(settings: Settings) -> Any:
 def anomaly_candidate(settings: Settings) -> Any:
     """A fresh instance of the configured candidate detector (``settings.detect.detector``);
     an unknown name raises the registry's error listing the detectors there are."""
-    import models.ensemble_anomaly  # noqa: F401  (registers the "streaming_knn" detector)
-    import models.knn_anomaly  # noqa: F401  (registers the "knn" detector)
-    import models.streaming_anomaly  # noqa: F401  (registers the "streaming" detector)
-    from models.anomaly import DETECTORS
+    from models.anomaly import detectors
 
-    return DETECTORS.get(settings.detect.detector)()
+    return detectors().get(settings.detect.detector)()
 
 
 @task(cache_policy=NO_CACHE)

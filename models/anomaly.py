@@ -114,6 +114,17 @@ class AnomalyDetector(Model):
 
 
 DETECTORS: Registry[type[AnomalyDetector]] = Registry("anomaly detector")
+# Detector modules that import this one (so it cannot import them) and register on import.
+_DETECTOR_MODULES = ("models.streaming_anomaly", "models.knn_anomaly", "models.ensemble_anomaly")
+
+
+def detectors() -> Registry[type[AnomalyDetector]]:
+    """The registry with every built-in detector registered, whichever module defines it."""
+    import importlib
+
+    for module in _DETECTOR_MODULES:
+        importlib.import_module(module)
+    return DETECTORS
 
 
 def service_scores(scores: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
