@@ -45,6 +45,8 @@ from connectors.pagerduty_outbox import (
     InvalidEventError,
     JsonLinesLog,
     Outbox,
+    check_links,
+    check_summary_and_timestamp,
     exclusive_lock,
 )
 
@@ -185,20 +187,8 @@ def validate_change_event(event: Mapping[str, Any]) -> None:
     payload = event.get("payload")
     if not isinstance(payload, Mapping):
         raise InvalidEventError("payload", "a change event needs a payload object", event)
-    summary = payload.get("summary")
-    if not isinstance(summary, str) or not summary.strip():
-        raise InvalidEventError("payload.summary", "required non-empty string", event)
-    if len(summary) > MAX_SUMMARY:
-        raise InvalidEventError("payload.summary", f"at most {MAX_SUMMARY} characters", event)
-    stamp = payload.get("timestamp")
-    if stamp is not None:
-        try:
-            datetime.fromisoformat(str(stamp))
-        except ValueError:
-            raise InvalidEventError("payload.timestamp", f"not ISO 8601: {stamp!r}", event) from None
-    for i, link in enumerate(event.get("links") or []):
-        if not isinstance(link, Mapping) or not isinstance(link.get("href"), str) or not link["href"].strip():
-            raise InvalidEventError(f"links[{i}].href", "every link needs a non-empty href", event)
+    check_summary_and_timestamp(payload, event)
+    check_links(event)
 
 
 # -- errors and reports ------------------------------------------------------------------------

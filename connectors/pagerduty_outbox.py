@@ -149,9 +149,7 @@ def validate_event(event: Mapping[str, Any]) -> None:
         raise InvalidEventError("dedup_key", f"must be a string of at most {MAX_DEDUP_KEY} characters", event)
     if action == "trigger":
         _validate_payload(event)
-    for i, link in enumerate(event.get("links") or []):
-        if not isinstance(link, Mapping) or not _nonempty_str(link.get("href")):
-            raise InvalidEventError(f"links[{i}].href", "every link needs a non-empty href", event)
+    check_links(event)
     size = len(json.dumps(event, ensure_ascii=False).encode())
     if size >= MAX_EVENT_BYTES:
         raise InvalidEventError("payload", f"event is {size} bytes; the API accepts less than 512 KB", event)
@@ -161,24 +159,39 @@ def _validate_payload(event: Mapping[str, Any]) -> None:
     payload = event.get("payload")
     if not isinstance(payload, Mapping):
         raise InvalidEventError("payload", "a trigger event needs a payload object", event)
-    for field in ("summary", "source"):
-        if not _nonempty_str(payload.get(field)):
-            raise InvalidEventError(f"payload.{field}", "required non-empty string", event)
-    if len(payload["summary"]) > MAX_SUMMARY:
-        raise InvalidEventError("payload.summary", f"at most {MAX_SUMMARY} characters", event)
+    if not _nonempty_str(payload.get("source")):
+        raise InvalidEventError("payload.source", "required non-empty string", event)
     if payload.get("severity") not in SEVERITIES:
         raise InvalidEventError(
             "payload.severity", f"must be one of {list(SEVERITIES)}, got {payload.get('severity')!r}", event
         )
+    check_summary_and_timestamp(payload, event)
+    details = payload.get("custom_details")
+    if details is not None and not isinstance(details, Mapping):
+        raise InvalidEventError("payload.custom_details", "must be an object", event)
+
+
+def check_summary_and_timestamp(payload: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+    """The rules alert and change events share: a non-empty summary of at most 1024 characters,
+    and an ISO 8601 timestamp when there is one."""
+    summary = payload.get("summary")
+    if not isinstance(summary, str) or not _nonempty_str(summary):
+        raise InvalidEventError("payload.summary", "required non-empty string", event)
+    if len(summary) > MAX_SUMMARY:
+        raise InvalidEventError("payload.summary", f"at most {MAX_SUMMARY} characters", event)
     stamp = payload.get("timestamp")
     if stamp is not None:
         try:
             datetime.fromisoformat(str(stamp))
         except ValueError:
             raise InvalidEventError("payload.timestamp", f"not ISO 8601: {stamp!r}", event) from None
-    details = payload.get("custom_details")
-    if details is not None and not isinstance(details, Mapping):
-        raise InvalidEventError("payload.custom_details", "must be an object", event)
+
+
+def check_links(event: Mapping[str, Any]) -> None:
+    """Every ``links`` item needs a non-empty ``href`` (alert and change events alike)."""
+    for i, link in enumerate(event.get("links") or []):
+        if not isinstance(link, Mapping) or not _nonempty_str(link.get("href")):
+            raise InvalidEventError(f"links[{i}].href", "every link needs a non-empty href", event)
 
 
 # -- the outbox file (I/O) ---------------------------------------------------------------------
