@@ -13,6 +13,11 @@ incident and scores them with the data set's protocol (``/work/shared/data/READM
   its first three ranked services;
 - fault-type accuracy: share of detected faults whose incident category is the one the injected
   fault type maps to (:data:`FAULT_CATEGORIES`).
+
+Besides the protocol's figures, false alarms are split by whether they open inside a *fault hour*
+(a clock hour holding at least one listed injection, the grouping of the data set's fault lists)
+or outside, with the rate per day of fault-free hours: an alarm amid the injections may be an
+unlisted disturbance or an after-effect, one in the fault-free hours is a false page for certain.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "closed_at",
     "day",
     "evidence",
+    "reopened",
 )
 
 
@@ -61,6 +67,8 @@ class IncidentFigures:
     ac_at_1: float | None
     ac_at_3: float | None
     fault_type_accuracy: float | None
+    false_alarms_outside_fault_hours: int = 0  # opened in a clock hour without listed injections
+    fault_free_days: float = 0.0  # how much of the data lies outside the fault hours
 
     @property
     def detection_rate(self) -> float | None:
@@ -70,11 +78,23 @@ class IncidentFigures:
     def false_alarms_per_day(self) -> float | None:
         return self.false_alarms / self.days if self.days > 0 else None
 
+    @property
+    def false_alarms_in_fault_hours(self) -> int:
+        return self.false_alarms - self.false_alarms_outside_fault_hours
+
+    @property
+    def false_alarms_per_fault_free_day(self) -> float | None:
+        if self.fault_free_days <= 0:
+            return None
+        return self.false_alarms_outside_fault_hours / self.fault_free_days
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "detection_rate": self.detection_rate,
             "false_alarms_per_day": self.false_alarms_per_day,
+            "false_alarms_in_fault_hours": self.false_alarms_in_fault_hours,
+            "false_alarms_per_fault_free_day": self.false_alarms_per_fault_free_day,
         }
 
 
@@ -83,8 +103,9 @@ def match_faults(
 ) -> pd.DataFrame:
     """Per fault (time order): the first not yet used incident opened within ``window`` after it.
 
-    Returns ``inject_time, service, kind, detected, opened_at, delay_seconds, top1, top3,
-    category, category_ok`` (incident fields NaN / False when undetected).
+    Returns ``inject_time, service, kind, detected, incident, opened_at, delay_seconds, top1, top3,
+    category, category_ok`` (``incident``: the row position of the detecting incident; incident
+    fields NA / NaN / False when undetected).
     """
     opened = (
         pd.to_datetime(incidents["opened_at"], utc=True)
@@ -104,6 +125,7 @@ def match_faults(
             "service": fault.service,
             "kind": fault.kind,
             "detected": hit is not None,
+            "incident": hit,
             "opened_at": pd.NaT,
             "delay_seconds": float("nan"),
             "top1": False,
@@ -124,19 +146,49 @@ def match_faults(
                 category_ok=FAULT_CATEGORIES.get(fault.kind) == category,
             )
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["incident"] = frame["incident"].astype("Int64")
+    return frame
+
+
+def fault_hours(faults: Sequence[Fault]) -> list[pd.Timestamp]:
+    """The clock hours (their starts, UTC) holding at least one injection, in time order."""
+    return sorted({f.inject_time.floor("h") for f in faults})
+
+
+def in_fault_hours(times: pd.Series, faults: Sequence[Fault]) -> pd.Series:
+    """Per time: whether it falls in a clock hour holding at least one injection."""
+    hours = set(fault_hours(faults))
+    return pd.to_datetime(times, utc=True).dt.floor("h").isin(hours)
+
+
+def fault_free_length(start: pd.Timestamp, end: pd.Timestamp, faults: Sequence[Fault]) -> float:
+    """Days of ``[start, end)`` outside the fault hours."""
+    hour = pd.Timedelta("1h")
+    inside = sum(
+        (max(min(h + hour, end) - max(h, start), pd.Timedelta(0)) for h in fault_hours(faults)),
+        pd.Timedelta(0),
+    )
+    return float(((end - start) - inside) / pd.Timedelta("1D"))
 
 
 def score_incidents(
-    incidents: pd.DataFrame, faults: Sequence[Fault], days: float, window: pd.Timedelta = DETECTION_WINDOW
+    incidents: pd.DataFrame,
+    faults: Sequence[Fault],
+    days: float,
+    window: pd.Timedelta = DETECTION_WINDOW,
+    fault_free_days: float = 0.0,
 ) -> tuple[IncidentFigures, pd.DataFrame]:
-    """The protocol's figures for ``incidents`` against ``faults`` over ``days`` of data, and the
-    per-fault matches behind them."""
-    if days < 0:
-        raise ValueError(f"days must not be negative, got {days}")
+    """The protocol's figures for ``incidents`` against ``faults`` over ``days`` of data (of which
+    ``fault_free_days`` outside the fault hours), and the per-fault matches behind them."""
+    if days < 0 or not 0 <= fault_free_days <= days:
+        raise ValueError(f"need 0 <= fault_free_days <= days, got {fault_free_days} and {days}")
     matches = match_faults(incidents, faults, window)
     detected = matches[matches["detected"]] if len(matches) else matches
     n = len(detected)
+    false_alarm = ~pd.Series(range(len(incidents))).isin(set(detected["incident"]) if n else set())
+    outside = ~in_fault_hours(pd.Series(incidents["opened_at"]).reset_index(drop=True), faults)
     figures = IncidentFigures(
         faults=len(faults),
         detected=n,
@@ -147,6 +199,8 @@ def score_incidents(
         ac_at_1=float(detected["top1"].mean()) if n else None,
         ac_at_3=float(detected["top3"].mean()) if n else None,
         fault_type_accuracy=float(detected["category_ok"].mean()) if n else None,
+        false_alarms_outside_fault_hours=int((false_alarm & outside).sum()),
+        fault_free_days=fault_free_days,
     )
     return figures, matches
 
@@ -157,10 +211,16 @@ def replay_day(day: NezhaDay, settings: StreamSettings | None = None) -> pd.Data
     return incidents.assign(day=day.name)
 
 
+def day_span(day: NezhaDay) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, end)`` of the data ``day`` holds (its last sample plus one sampling step)."""
+    ds = day.telemetry["ds"]
+    return ds.min(), ds.max() + pd.Timedelta("1min")
+
+
 def day_length(day: NezhaDay) -> float:
     """How many days of data ``day`` holds (its span plus one sampling step)."""
-    ds = day.telemetry["ds"]
-    return float(((ds.max() - ds.min()) + pd.Timedelta("1min")) / pd.Timedelta("1D"))
+    start, end = day_span(day)
+    return float((end - start) / pd.Timedelta("1D"))
 
 
 def run(
@@ -173,7 +233,12 @@ def run(
     days = load_nezha(Path(data))
     incidents = pd.concat([replay_day(d, settings) for d in days], ignore_index=True)
     faults = [f for d in days for f in d.faults]
-    figures, matches = score_incidents(incidents, faults, sum(day_length(d) for d in days))
+    figures, matches = score_incidents(
+        incidents,
+        faults,
+        sum(day_length(d) for d in days),
+        fault_free_days=sum(fault_free_length(*day_span(d), d.faults) for d in days),
+    )
     if out is not None:
         write_incidents(incidents, Path(out))
     return figures, incidents, matches

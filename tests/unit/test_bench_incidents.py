@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bench.incidents import run, score_incidents
+from bench.incidents import fault_free_length, run, score_incidents
 from connectors.nezha import Fault
 from foresight.cli import app
 from support.nezha import write_nezha_day
@@ -45,6 +45,39 @@ def test_scoring_follows_the_protocol_on_a_hand_computed_case() -> None:
     assert figures.ac_at_1 == 0.5 and figures.ac_at_3 == 1.0
     assert figures.fault_type_accuracy == 0.5
     assert figures.detection_rate == pytest.approx(2 / 3)
+    assert matches["incident"].tolist()[:2] == [1, 3]  # the rows that detected the first two faults
+
+
+def test_false_alarms_are_split_by_whether_they_open_in_an_hour_with_injections() -> None:
+    # Faults at 04:00, 04:10, 04:20 make 04:00-05:00 the only fault hour.
+    faults = [Fault(at(m), "a-1", "a", "return") for m in (0, 10, 20)]
+    incidents = pd.DataFrame(
+        {
+            "opened_at": [at(-1), at(2), at(40), at(59.9), at(60), at(300)],
+            "services": "a",
+            "category": "errors",
+            "score": 1.0,
+        }
+    )
+    start, end = at(-120), at(12 * 60)  # 14 hours of data, one of them a fault hour
+    free = fault_free_length(start, end, faults)
+    assert free == pytest.approx(13 / 24)
+    figures, _ = score_incidents(incidents, faults, days=14 / 24, fault_free_days=free)
+    # The alarm at +2 detects the first fault; +40 and +59.9 are in the fault hour; -1 (03:59),
+    # +60 (05:00) and +300 are in fault-free hours. The protocol's count is unchanged.
+    assert figures.detected == 1 and figures.false_alarms == 5
+    assert figures.false_alarms_in_fault_hours == 2 and figures.false_alarms_outside_fault_hours == 3
+    assert figures.false_alarms_per_fault_free_day == pytest.approx(3 / (13 / 24))
+    assert figures.to_dict()["false_alarms_in_fault_hours"] == 2
+    with pytest.raises(ValueError, match="fault_free_days"):
+        score_incidents(incidents, faults, days=0.5, fault_free_days=0.6)
+
+
+def test_fault_free_time_counts_only_the_part_of_a_fault_hour_inside_the_data() -> None:
+    faults = [Fault(at(m), "a-1", "a", "return") for m in (-5, 30, 150)]  # hours 03, 04 and 06
+    # Data from 03:52 to 05:30: 8 minutes of hour 03 and all of hour 04 are fault time.
+    assert fault_free_length(at(-8), at(90), faults) == pytest.approx(30 / 1440)
+    assert fault_free_length(at(-8), at(90), []) == pytest.approx(98 / 1440)
 
 
 def test_no_incidents_detect_nothing_and_report_no_rates() -> None:
@@ -69,6 +102,7 @@ def test_bench_incidents_cli_replays_a_synthetic_day_and_scores_it(tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert "1/1 (100.0%)" in result.output and "AC@1" in result.output
+    assert "in fault-free hours" in result.output
     written = pd.read_csv(out)
     assert list(written.columns[:4]) == ["opened_at", "services", "category", "score"]
     assert len(written) == 1
@@ -84,5 +118,6 @@ def test_a_network_delay_is_found_on_the_wire_and_rooted_at_the_callee(tmp_path:
     )
     figures, incidents, matches = run(tmp_path)
     assert figures.detected == 1 and figures.false_alarms == 0
+    assert 0 < figures.fault_free_days < figures.days  # the fault's hour is not fault-free
     assert incidents.iloc[0]["services"].split(";")[0] == "cartservice"
     assert matches.iloc[0]["category"] == "latency" and matches.iloc[0]["kind"] == "network_delay"

@@ -430,3 +430,57 @@ def test_a_callee_that_keeps_flickering_does_not_take_the_blame_for_its_callers_
     assert out.iloc[0]["services"].split(";")[0] == "web"
     blind = replay(frame, catalogue, graph, StreamSettings(rank_onsets=False))
     assert blind.iloc[0]["services"].split(";")[0] == "api"
+
+
+DB_BREAKS = {"db/cpu": 3.0, "db/lat": 20.0}
+
+
+def _flap(smoulder: float) -> pd.DataFrame:
+    """db breaks at 90-95 and again at 100-104; in between its latency stays ``smoulder`` times
+    its normal level (1.0: back to normal), below what keeps the first incident open."""
+    return edge_telemetry((DB_BREAKS, 90, 95), ({"db/lat": smoulder}, 95, 100), (DB_BREAKS, 100, 104))
+
+
+def test_a_problem_that_smoulders_and_flares_up_again_re_opens_its_incident() -> None:
+    out = replay(_flap(smoulder=2.0), EDGE_CATALOGUE, EDGE_GRAPH)
+    assert len(out) == 1  # one problem, one page
+    row = out.iloc[0]
+    assert row["opened_at"] == T0 + pd.Timedelta(minutes=90) and row["reopened"] == 1
+    assert row["closed_at"] > T0 + pd.Timedelta(minutes=104)  # its end covers the flare-up
+    # Without re-opening, the flare-up two minutes after closing is paged again...
+    never = replay(_flap(smoulder=2.0), EDGE_CATALOGUE, EDGE_GRAPH, StreamSettings(reopen_within=0))
+    assert [t - T0 for t in never["opened_at"]] == [pd.Timedelta(minutes=90), pd.Timedelta(minutes=100)]
+    # ...as it is when it comes later than reopen_within steps after the close.
+    late = replay(_flap(smoulder=2.0), EDGE_CATALOGUE, EDGE_GRAPH, StreamSettings(reopen_within=1))
+    assert len(late) == 2 and (late["reopened"] == 0).all()
+    with pytest.raises(ValueError, match="reopen_within"):
+        StreamSettings(reopen_within=-1)
+
+
+def test_a_fresh_onset_on_the_same_service_soon_after_a_close_is_a_new_incident() -> None:
+    # db back to normal for five minutes, then breaking again from calm: a second fault on the
+    # same service (faults are injected back to back on one pod in the Nezha data), paged anew.
+    out = replay(_flap(smoulder=1.0), EDGE_CATALOGUE, EDGE_GRAPH)
+    assert [t - T0 for t in out["opened_at"]] == [pd.Timedelta(minutes=90), pd.Timedelta(minutes=100)]
+    assert (out["services"].str.split(";").str[0] == "db").all() and (out["reopened"] == 0).all()
+
+
+def test_a_new_problem_on_a_member_of_a_just_closed_incident_opens_a_second_incident() -> None:
+    # db breaks and web, its caller, suffers with it (a member of db's incident); db then keeps
+    # smouldering while web breaks on its own from calm: a new problem, not a flare-up of db's.
+    frame = edge_telemetry(
+        (DB_BREAKS, 90, 95),
+        ({"web/lat": 5.0, "web/cpu": 2.0}, 91, 95),
+        ({"db/lat": 2.0}, 95, 110),
+        ({"web/cpu": 3.0, "web/lat": 20.0}, 100, 104),
+    )
+    stream = IncidentStream(EDGE_CATALOGUE, EDGE_GRAPH)
+    wide = frame.pivot(index="ds", columns="unique_id", values="y")[stream.series]
+    raised = [
+        inc for ds, row in zip(wide.index, wide.to_numpy(), strict=True) for inc in stream.step(ds, row)
+    ]
+    assert [inc.services[0] for inc in raised] == ["db", "web"]
+    first, second = raised
+    assert "web" in first.members and first.reopened == 0
+    assert first.closed_at is not None and first.closed_at < second.opened_at
+    assert second.opened_at == T0 + pd.Timedelta(minutes=100)
