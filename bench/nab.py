@@ -9,8 +9,11 @@ Layout written: ``RESULTS/<category>/<detector>_<name>.csv`` with
 Every file is one series scored causally from its first row: a streaming detector (``streaming``
 or any registry detector with a ``make_state`` method: ``knn``, ``streaming_knn``) sees each
 row once, in order, and its score at row ``t`` depends on rows ``<= t`` only. Registry detectors
-that need ``fit`` (``robust_seasonal``, ``rolling_zscore``) are fitted on the file's probationary
-rows, which NAB leaves unscored for exactly that purpose, and then score the whole file.
+that need ``fit`` (``robust_seasonal``, ``rolling_zscore``) are first fitted on the file's
+probationary rows, which NAB leaves unscored for exactly that purpose, and then refitted every
+``refit_every`` (default one day, as the scheduled train flow does) on all rows before the block
+they score: still causal, and what the detector would have scored in production. With
+``refit_every=None`` the probationary fit scores the whole file.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from bench.nab_scoring import (
 )
 
 STREAMING = "streaming"
+# Fit-based detectors are refitted this often while a file streams by: the train flow's schedule.
+REFIT_EVERY = pd.Timedelta(days=1)
 StateFactory = Callable[[np.ndarray], Any]  # daily season per series -> state with update(y, phase)
 
 
@@ -73,6 +78,26 @@ class NabRun:
     production_threshold: float
     detect_seconds: float
     total_seconds: float
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per profile and threshold choice (corpus-optimised, production)."""
+        return [
+            {"profile": s.profile, "threshold_from": label, "score": s.score, "threshold": s.threshold,
+             "hit": s.tp, "missed": s.fn, "false_positives": s.fp}
+            for label, scores in (("optimised", self.optimised), ("production", self.production))
+            for s in scores.values()
+        ]
+
+    def metrics(self) -> dict[str, float]:
+        """Flat figures for a model registry: ``nab_<profile>`` at the corpus-optimised threshold,
+        ``nab_<profile>_production`` at the production one."""
+        short = {"standard": "standard", "reward_low_FP_rate": "low_fp", "reward_low_FN_rate": "low_fn"}
+        out: dict[str, float] = {}
+        for suffix, scores in (("", self.optimised), ("_production", self.production)):
+            for name, s in scores.items():
+                out[f"nab_{short.get(name, name)}{suffix}"] = s.score
+        out["nab_production_threshold"] = self.production_threshold
+        return out
 
 
 def read_corpus(
@@ -129,8 +154,11 @@ def stream_scores(frames: list[pd.DataFrame], make_state: StateFactory | None = 
     return [scores[: len(frame), j] for j, frame in enumerate(frames)]
 
 
-def registry_scores(detector: str) -> Callable[[pd.DataFrame], np.ndarray]:
-    """Scores from a registry detector fitted on the file's probationary rows."""
+def registry_scores(
+    detector: str, refit_every: pd.Timedelta | None = REFIT_EVERY
+) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Scores from a registry detector fitted on the file's probationary rows, then (unless
+    ``refit_every`` is None) refitted every ``refit_every`` on the rows before each block."""
     DETECTORS = load_detectors()
 
     def run(frame: pd.DataFrame) -> np.ndarray:
@@ -143,9 +171,22 @@ def registry_scores(detector: str) -> Callable[[pd.DataFrame], np.ndarray]:
         # change): the later sample is scored and its score given to every row at that time.
         long = pd.DataFrame({"unique_id": "nab", "ds": ds, "y": frame["value"]})
         unique = long.drop_duplicates("ds", keep="last")
-        fit_rows = max(probationary_length(len(frame)), 2)
-        model = DETECTORS.get(detector)().fit(unique[unique["ds"] <= ds.iloc[fit_rows - 1]])
-        scored = model.predict(unique).set_index("ds")["score"]
+        first_cut = ds.iloc[max(probationary_length(len(frame)), 2) - 1]
+        last = unique["ds"].iloc[-1]
+        cuts = [first_cut]
+        if refit_every is not None:
+            cuts += list(pd.date_range(first_cut + refit_every, last, freq=refit_every, inclusive="left"))
+        # Block k (rows after cut k up to cut k+1) is scored by a model fitted on rows <= cut k;
+        # the probationary rows by the first fit (in-sample, and unscored by NAB).
+        bounds = [unique["ds"].iloc[0] - pd.Timedelta(1), *cuts[1:], last]
+        parts = []
+        for k, cut in enumerate(cuts):
+            block = unique[(unique["ds"] > (bounds[0] if k == 0 else cut)) & (unique["ds"] <= bounds[k + 1])]
+            if block.empty:
+                continue
+            model = DETECTORS.get(detector)().fit(unique[unique["ds"] <= cut])
+            parts.append(model.predict(block))
+        scored = pd.concat(parts).set_index("ds")["score"]
         return scored.reindex(ds).to_numpy()
 
     return run
@@ -173,6 +214,7 @@ def run(
     out_dir: str | Path,
     detector: str = STREAMING,
     production_threshold: float | None = None,
+    refit_every: pd.Timedelta | None = REFIT_EVERY,
 ) -> NabRun:
     """Score every file, write the result files, score the corpus under every profile."""
     started = time.perf_counter()
@@ -189,7 +231,7 @@ def run(
     elif hasattr(registry.get(detector), "make_state"):  # a streaming state: fed row by row
         all_scores = stream_scores([item.frame for item in files], registry.get(detector)().make_state)
     else:
-        scorer = registry_scores(detector)
+        scorer = registry_scores(detector, refit_every)
         all_scores = [scorer(item.frame) for item in files]
     detect_seconds = time.perf_counter() - t0
     out = Path(out_dir)

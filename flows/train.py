@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,22 @@ def evaluate_failure(model: Any, features: pd.DataFrame, data: TrainingData, set
     from models.training import evaluate_failure_predictor
 
     return evaluate_failure_predictor(model, features, data.incidents, settings.detect)
+
+
+@task(cache_policy=NO_CACHE)
+def benchmark_anomaly(settings: Settings, workdir: Path) -> tuple[dict[str, float], dict[str, Path]]:
+    """The candidate detector's NAB figures on ``detect.nab_data`` (at the corpus-optimised and
+    the production threshold) and their table; nothing when no corpus is configured."""
+    if settings.detect.nab_data is None:
+        return {}, {}
+    from bench.nab import run as run_nab
+
+    result = run_nab(settings.detect.nab_data, workdir / "nab-results", detector=settings.detect.detector,
+                     production_threshold=settings.detect.anomaly_threshold)
+    get_run_logger().info("%s on NAB (%d files): standard %.1f, at the production threshold %.1f",
+                          result.detector, result.files, result.optimised["standard"].score,
+                          result.production["standard"].score)
+    return result.metrics(), _table_artifacts(workdir, {"nab_scores": pd.DataFrame(result.table())})
 
 
 # -- registry ------------------------------------------------------------------------------------
@@ -235,10 +251,13 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     detectors += [champion_an] if champion_an is not None else []
     an_evals = evaluate_anomaly.map(detectors, unmapped(data), unmapped(settings), unmapped(split)).result()
     detector = detectors[0].clone().fit(data.telemetry)
+    # Benchmark figures travel with the version; the gate stays on the fleet's own incidents.
+    nab_metrics, nab_artifacts = benchmark_anomaly(settings, workdir / "anomaly")
+    an_candidate = replace(an_evals[0], metrics={**an_evals[0].metrics, **nab_metrics})
     results["anomaly"] = register_and_gate(
-        settings, "anomaly", detector, an_evals[0], an_evals[1],
+        settings, "anomaly", detector, an_candidate, an_evals[1],
         an_evals[2] if champion_an is not None else None,
-        _table_artifacts(workdir / "anomaly", {"evaluation": _evaluation_table(an_evals)}),
+        {**_table_artifacts(workdir / "anomaly", {"evaluation": _evaluation_table(an_evals)}), **nab_artifacts},
         data.telemetry.groupby("unique_id").head(3).reset_index(drop=True),
         fit_baseline=lambda: detectors[1].clone().fit(data.telemetry),
     )

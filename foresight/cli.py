@@ -141,19 +141,26 @@ def bench_nab(
     out: Path = typer.Option(..., "--out", help="Where RESULTS/<category>/<detector>_<name>.csv are written."),
     detector: str = typer.Option("streaming", help="Anomaly detector (registry name)."),
     threshold: float = typer.Option(None, help="Production threshold (default: the detect flow's)."),
+    refit_every: str = typer.Option("1d", help="How often a detector that needs fit is refitted on the rows so far "
+                                               "(the train flow's schedule); 'never': fitted once on the probation."),
 ) -> None:
     """Run a detector over the NAB corpus as streams and print its NAB scores per profile."""
+    import pandas as pd
+
     from bench.nab import run as run_nab
 
-    result = run_nab(data, out, detector=detector, production_threshold=threshold)
+    try:
+        refit = None if refit_every == "never" else pd.Timedelta(refit_every)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--refit-every: {refit_every!r} is not a duration like 1d or 12h ({exc})") from exc
+    result = run_nab(data, out, detector=detector, production_threshold=threshold, refit_every=refit)
     table = Table(title=f"NAB: {detector} on {result.files} files ({result.rows:,} rows)")
     for column in ("profile", "threshold from", "score", "threshold", "hit", "missed", "FP"):
         table.add_column(column, justify="left" if column in ("profile", "threshold from") else "right")
     short = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
-    for label, scores in (("optimised", result.optimised), ("production", result.production)):
-        for name, s in scores.items():
-            table.add_row(short.get(name, name), label, f"{s.score:.1f}", f"{s.threshold:.6f}", str(s.tp), str(s.fn),
-                          str(s.fp))
+    for row in result.table():
+        table.add_row(short.get(row["profile"], row["profile"]), row["threshold_from"], f"{row['score']:.1f}",
+                      f"{row['threshold']:.6f}", str(row["hit"]), str(row["missed"]), str(row["false_positives"]))
     console.print(table)
     console.print(f"detector {result.detect_seconds:.1f} s, total {result.total_seconds:.1f} s; results in {out}")
 
@@ -192,6 +199,10 @@ def bench_incidents(
     table.add_row("incidents raised", str(figures.incidents))
     fa_day = figures.false_alarms_per_day
     table.add_row("false alarms", f"{figures.false_alarms} ({'n/a' if fa_day is None else f'{fa_day:.2f}'} per day)")
+    fa_free = figures.false_alarms_per_fault_free_day
+    table.add_row("  in fault hours", str(figures.false_alarms_in_fault_hours))
+    table.add_row("  in fault-free hours", f"{figures.false_alarms_outside_fault_hours} "
+                  f"({'n/a' if fa_free is None else f'{fa_free:.2f}'} per fault-free day)")
     delay = figures.median_delay_seconds
     table.add_row("median delay", "n/a" if delay is None else f"{delay:.0f} s")
     table.add_row("AC@1", pct(figures.ac_at_1))

@@ -46,10 +46,13 @@ def _snapshot(results: dict[str, Any]) -> Snapshot:
 @pytest.fixture(scope="module")
 def demo(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Snapshot, Snapshot]]:
     from flows.pipeline import pipeline
+    from support.nab_corpus import write_corpus
 
     workdir = tmp_path_factory.mktemp("demo")
+    write_corpus(workdir / "nab")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FORESIGHT_HOME", str(workdir / ".foresight"))
+        mp.setenv("FORESIGHT_DETECT__NAB_DATA", str(workdir / "nab"))  # benchmark figures for the registry
         # The demo simulates the 21 days up to today; pin them so this test sees the same fleet
         # whatever day it runs (freshness is tested on its own in test_ingest_flow).
         mp.setenv("FORESIGHT_SOURCES", json.dumps([{
@@ -78,6 +81,22 @@ def test_champion_moves_only_by_the_rule(demo: tuple[Snapshot, Snapshot]) -> Non
             assert second.aliases[name].get("champion") == first.aliases[name].get("champion")
             assert second.aliases[name]["challenger"] == version
             assert "does not beat" in decision["reason"]
+
+
+def test_the_anomaly_detector_version_carries_its_nab_figures(demo: tuple[Snapshot, Snapshot]) -> None:
+    from mlflow import MlflowClient
+
+    settings = load_settings()
+    client = MlflowClient(settings.tracking_uri)
+    trained = demo[0].results["train"]["anomaly"]
+    run = client.get_run(client.get_model_version("anomaly-detector", trained["version"]).run_id)
+    figures = {k: v for k, v in run.data.metrics.items() if k.startswith("nab_")}
+    assert {"nab_standard", "nab_low_fp", "nab_low_fn", "nab_standard_production"} <= set(figures)
+    assert figures["nab_standard"] > 50  # three clear spikes, each found mid-window
+    assert figures["nab_production_threshold"] == settings.detect.anomaly_threshold
+    assert {"f1", "baseline_event_f1"} <= set(run.data.metrics)  # the gate still judges the fleet's incidents
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "tables")]
+    assert "tables/nab_scores.csv" in artifacts
 
 
 def test_forecast_store_holds_bands_and_plan(demo: tuple[Snapshot, Snapshot]) -> None:
