@@ -4,7 +4,10 @@
 (:mod:`connectors.nezha`), feeds each day minute by minute through
 :class:`models.incident_stream.IncidentStream` (causal: an incident is raised at the minute the
 pipeline would have raised it live, from samples up to that minute only), writes one row per
-incident and scores them with the data set's protocol (``/work/shared/data/README.md``):
+incident and scores them with the data set's protocol (``/work/shared/data/README.md``).
+``--pipeline flow`` raises the incidents the way the product's detect flow does instead (default
+anomaly detector, then :func:`models.training.incidents_from_scores`; :mod:`bench.incidents_flow`),
+scored by the same protocol:
 
 - a fault is *detected* when an incident is opened within ``window`` (5 minutes) after its
   ``inject_time``; each incident detects at most one fault, every other incident is a false
@@ -22,7 +25,7 @@ unlisted disturbance or an after-effect, one in the fault-free hours is a false 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from connectors.nezha import Fault, NezhaDay, load_nezha
+from foresight.settings import DetectConfig
 from models.incident_stream import StreamSettings, replay
 
 # Nezha's inject types -> Foresight's incident categories.
@@ -41,6 +45,7 @@ FAULT_CATEGORIES: dict[str, str] = {
     "return": "errors",
 }
 DETECTION_WINDOW = pd.Timedelta("5min")
+PIPELINES: tuple[str, ...] = ("stream", "flow")  # models.incident_stream; the detect flow's path
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "opened_at",
     "services",
@@ -223,15 +228,36 @@ def day_length(day: NezhaDay) -> float:
     return float((end - start) / pd.Timedelta("1D"))
 
 
+def day_pipeline(
+    pipeline: str, settings: StreamSettings | None = None, detect: DetectConfig | None = None
+) -> Callable[[NezhaDay], pd.DataFrame]:
+    """The function raising one day's incidents for ``pipeline`` (one of :data:`PIPELINES`):
+    ``stream`` with ``settings``, ``flow`` with ``detect`` (default: the shipped settings)."""
+    if pipeline == "stream":
+        return lambda day: replay_day(day, settings)
+    if pipeline == "flow":
+        from bench.incidents_flow import flow_incidents
+
+        return lambda day: flow_incidents(day, detect)
+    raise ValueError(f"unknown incident pipeline {pipeline!r}; choose one of: {', '.join(PIPELINES)}")
+
+
 def run(
-    data: Path, out: Path | None = None, settings: StreamSettings | None = None
+    data: Path,
+    out: Path | None = None,
+    settings: StreamSettings | None = None,
+    *,
+    pipeline: str = "stream",
+    detect: DetectConfig | None = None,
 ) -> tuple[IncidentFigures, pd.DataFrame, pd.DataFrame]:
-    """Replay and score every day under ``data``; write the incidents to ``out`` when given.
+    """Replay and score every day under ``data`` through ``pipeline`` (:func:`day_pipeline`);
+    write the incidents to ``out`` when given.
 
     Returns the figures, the incidents and the per-fault matches.
     """
+    raise_incidents = day_pipeline(pipeline, settings, detect)
     days = load_nezha(Path(data))
-    incidents = pd.concat([replay_day(d, settings) for d in days], ignore_index=True)
+    incidents = pd.concat([raise_incidents(d) for d in days], ignore_index=True)
     faults = [f for d in days for f in d.faults]
     figures, matches = score_incidents(
         incidents,

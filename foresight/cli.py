@@ -183,16 +183,22 @@ def bench_score_latency(
 def bench_incidents(
     data: Path = typer.Option(..., "--data", help="A Nezha day folder, or a folder of them (<day>/metric/...)."),
     out: Path = typer.Option(..., "--out", help="CSV written with one row per incident raised."),
+    pipeline: str = typer.Option("stream", "--pipeline", help="stream: the streaming incident pipeline; "
+                                 "flow: the detect flow's path (default detector, then incidents_from_scores)."),
 ) -> None:
-    """Replay Nezha days as a stream through the incident pipeline; score detection, RCA and category."""
+    """Replay Nezha days as a stream through an incident pipeline; score detection, RCA and category."""
+    from bench.incidents import PIPELINES
     from bench.incidents import run as run_incidents
 
-    figures, incidents, _ = run_incidents(data, out)
+    if pipeline not in PIPELINES:
+        raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
+    figures, incidents, _ = run_incidents(data, out, pipeline=pipeline)
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
-    table = Table(title=f"Incidents on {data} ({figures.faults} faults, {figures.days:.2f} days of data)")
+    table = Table(title=f"Incidents on {data}, {pipeline} pipeline ({figures.faults} faults, "
+                        f"{figures.days:.2f} days of data)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row("detected within 5 min", f"{figures.detected}/{figures.faults} ({pct(figures.detection_rate)})")

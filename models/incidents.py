@@ -14,8 +14,12 @@ An on-call engineer wants one page per service problem, not one per noisy sample
   cannot share a window start: they are more than ``resolve_after`` apart.
 
 Each incident gets a category guessed from its anomalous metrics (mem -> resource_leak, disk ->
-disk, cpu / latency -> saturation, error_rate -> errors), a severity from its score, and JSON
-evidence naming the series behind it. Given the call graph, each incident also gets
+disk, cpu / latency -> saturation, error_rate -> errors: :data:`METRIC_CATEGORIES`, the
+simulator's names); an incident none of whose anomalous metrics that table knows (real exporters' names,
+``container_cpu_usage_seconds_total``, ``pod_server_latency_p95``) is categorised from the kinds
+of its anomalous metrics by :func:`models.incident_category.categorise`, the rules the streaming
+incident pipeline uses. It also gets a severity from its score, and JSON evidence naming the
+series behind it. Given the call graph, each incident also gets
 ``ranked_services``: every service anomalous within ``resolve_after`` before the incident was raised,
 most likely root cause first (:func:`models.rca.rank_root_causes`), ``;``-joined. Pure: frames in,
 a frame out.
@@ -33,6 +37,7 @@ import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
 from models.events import as_timedelta
+from models.incident_category import categorise, metric_kind
 from models.rca import rank_root_causes
 
 INCIDENT_OUTPUT_COLUMNS: tuple[str, ...] = (
@@ -118,8 +123,7 @@ def ranked_causes(
     (scores are calibrated tail probabilities); services with no anomalous sample are left out.
     """
     hot = points[points["anomalous"]]
-    surprise = -np.log10(np.clip(1.0 - hot["score"].to_numpy(dtype="float64"), 1e-12, 1.0))
-    hot = hot.assign(surprise=surprise)
+    hot = hot.assign(surprise=surprise(hot["score"]))
     ranked = []
     for service, start in zip(incidents["service"], incidents["start"], strict=True):
         near = hot[(hot["ds"] > start - lookback) & (hot["ds"] <= start)]
@@ -128,6 +132,11 @@ def ranked_causes(
         order = [s for s, _ in rank_root_causes(evidence, call_graph) if s in evidence]
         ranked.append(";".join(order))
     return pd.Series(ranked, index=incidents.index, dtype="string")
+
+
+def surprise(scores: pd.Series | np.ndarray | float) -> np.ndarray:
+    """``-log10(1 - score)`` of calibrated tail probabilities (capped at 12: a score of 1)."""
+    return -np.log10(np.clip(1.0 - np.asarray(scores, dtype="float64"), 1e-12, 1.0))
 
 
 def incident_id(service: str, window_start: pd.Timestamp) -> str:
@@ -207,6 +216,8 @@ def _episodes(timeline: pd.DataFrame, resolve: pd.Timedelta, min_active: int = 1
     new = np.r_[True, service[1:] != service[:-1]] | active["ds"].diff().gt(resolve).to_numpy(dtype=bool)
     episode = pd.Series(np.cumsum(new), index=active.index, name="episode")
     raised_at = active["ds"].groupby(episode).nth(min_active - 1)
+    if raised_at.empty:  # no episode reached min_active samples (and mapping onto none fails)
+        return pd.DataFrame()
     raised_at.index = episode.loc[raised_at.index].to_numpy()
     eps = active.groupby(episode).agg(
         service=("service", "first"), last_active=("ds", "max"), max_risk=("max_risk", "max")
@@ -251,7 +262,8 @@ def _describe(episodes: pd.DataFrame, evidence: pd.DataFrame, threshold: float) 
     )
     top = ranked.drop_duplicates("episode").set_index("episode")
     out = episodes.copy()
-    out["category"] = out["episode"].map(_categories(evidence)).fillna(UNKNOWN_CATEGORY).astype("string")
+    categories = _categories(evidence, threshold)
+    out["category"] = out["episode"].map(categories).fillna(UNKNOWN_CATEGORY).astype("string")
     anomalous = ranked[ranked["anomalous_samples"] > 0]
     anomaly_score = anomalous.groupby("episode")["max_score"].max()
     by_anomaly = out["episode"].map(anomaly_score)
@@ -265,14 +277,46 @@ def _describe(episodes: pd.DataFrame, evidence: pd.DataFrame, threshold: float) 
     return out
 
 
-def _categories(evidence: pd.DataFrame) -> pd.Series:
-    """Per episode, the category of the metric with most anomalous samples (then highest score)."""
+def _categories(evidence: pd.DataFrame, threshold: float) -> pd.Series:
+    """Per episode, its category from its anomalous series (all its series when it was raised by
+    risk alone): by :data:`METRIC_CATEGORIES` when that knows one of their metrics
+    (:func:`_known_metric_categories`), else from their metrics' kinds (:func:`_kind_categories`)."""
+    anomalous = evidence["anomalous_samples"] > 0
+    basis = evidence[anomalous | ~anomalous.groupby(evidence["episode"]).transform("any")]
+    known = _known_metric_categories(basis)
+    return pd.concat([known, _kind_categories(basis[~basis["episode"].isin(known.index)], threshold)])
+
+
+def _known_metric_categories(evidence: pd.DataFrame) -> pd.Series:
+    """Per episode, the category of the known metric with most anomalous samples (then highest score)."""
     per_metric = evidence.assign(category=evidence["metric"].map(METRIC_CATEGORIES)).dropna(subset=["category"])
     weights = per_metric.groupby(["episode", "category"], as_index=False).agg(
         n=("anomalous_samples", "sum"), peak=("max_score", "max")
     )
     best = weights.sort_values(["episode", "n", "peak"], ascending=[True, False, False]).drop_duplicates("episode")
     return best.set_index("episode")["category"]
+
+
+def _kind_categories(evidence: pd.DataFrame, threshold: float) -> pd.Series:
+    """Per episode, :func:`~models.incident_category.categorise` of the surprise ``-log10(1 - score)``
+    of each metric kind (:func:`~models.incident_category.metric_kind`) at the episode's service.
+
+    A kind counts when it reached the anomaly threshold; in an episode raised by failure risk
+    alone (nothing reached it) the episode's most surprising kinds count instead.
+    """
+    kinds = evidence.assign(
+        kind=evidence["metric"].astype(str).map(metric_kind), surprise=surprise(evidence["max_score"])
+    )
+    kinds = kinds[kinds["surprise"] > 0]  # a score of 0 says nothing about what is wrong
+    if kinds.empty:
+        return pd.Series([], dtype="string")
+    per_kind = kinds.groupby(["episode", "kind"])["surprise"].max()
+    bar = float(surprise(threshold))
+    categories = {}
+    for episode, by_kind in per_kind.groupby(level="episode"):
+        surprises = by_kind.droplevel("episode").to_dict()
+        categories[episode] = categorise(surprises, surprises, min(bar, max(surprises.values())))
+    return pd.Series(categories, dtype="string")
 
 
 def _severity(anomaly_score: np.ndarray, threshold: float) -> list[str]:
