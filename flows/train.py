@@ -92,11 +92,13 @@ def _selector(settings: Settings) -> Any:
 
 # -- anomaly detector and failure predictor ---------------------------------------------------
 def anomaly_candidate(settings: Settings) -> Any:
-    """A fresh instance of the configured candidate detector (``settings.detect.detector``);
-    an unknown name raises the registry's error listing the detectors there are."""
+    """A fresh instance of the configured candidate detector (``settings.detect.detector``) as it
+    feeds incidents: its ``incident_params``, then ``detect.detector_params`` over them; an
+    unknown name raises the registry's error listing the detectors there are."""
     from models.anomaly import detectors
 
-    return detectors().get(settings.detect.detector)()
+    detector = detectors().get(settings.detect.detector)
+    return detector(**{**detector.incident_params, **settings.detect.detector_params})
 
 
 @task(cache_policy=NO_CACHE)

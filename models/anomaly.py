@@ -49,6 +49,9 @@ class AnomalyDetector(Model):
     """Scores ``unique_id, ds, y`` samples in [0, 1]; subclasses implement ``_fit`` / ``_raw_scores``."""
 
     family: ClassVar[str] = "anomaly"
+    # Constructor parameters for when the scores feed the incident builder (the train and detect
+    # flows' candidate): e.g. leave repeats to its `for:` and hysteresis. Benchmarks use the defaults.
+    incident_params: ClassVar[dict[str, Any]] = {}
 
     def fit(self, df: pd.DataFrame) -> Self:
         """Learn per-series normal behaviour from ``df`` (clean telemetry) and keep causal context."""

@@ -92,6 +92,10 @@ class StreamingParams:
     # dev files but cost 0.055 event F1 on the simulator (fewer sustained alarms): kept at 2.3
     peak_margin: float = 2.3
     damp: float = 0.5  # a suppressed repeat's surprise: capped at onset, times this
+    # One high score per episode (an alert stream per series, what NAB scores). False: the
+    # calibrated score at every step, for a consumer with its own `for:` and hysteresis - the
+    # incident builder, which must see an anomaly last to tell it from a blip.
+    suppress: bool = True
 
     def __post_init__(self) -> None:
         for name in (
@@ -169,7 +173,7 @@ class StreamingState:
         step) at ``phase`` (step of the day); then learns from it. Series without a sample keep
         their state and score 0."""
         surprise, ok = self.surprise(y, phase)
-        return 1.0 - np.exp(-self._suppress_repeats(surprise, ok))
+        return 1.0 - np.exp(-(self._suppress_repeats(surprise, ok) if self.params.suppress else surprise))
 
     def surprise(self, y: np.ndarray, phase: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         """The step's surprise in nats before repeat suppression, and which series had a sample;
@@ -409,6 +413,12 @@ class StreamingAnomalyDetector(AnomalyDetector):
     """
 
     name: ClassVar[str] = "streaming"
+    # Feeding incidents, repeats are the incident builder's job (min_active_samples, hysteresis):
+    # on seven simulator seeds (3, 5, 7, 11, 13, 17, 19; 40 % of 21 days held out), unsuppressed
+    # scores with min_active_samples=3 gave event F1 0.53 (mean; 0.38..0.63) and recall 0.89
+    # with 7.9 false alarms per seed, against F1 0.29, recall 0.80 and 22 false alarms for one
+    # score per episode with min_active_samples=2; better on every seed.
+    incident_params: ClassVar[dict[str, Any]] = {"suppress": False}
 
     def __init__(self, context_days: float = 7.0, **params: Any) -> None:
         known = {f.name for f in fields(StreamingParams)}
