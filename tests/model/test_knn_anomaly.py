@@ -14,7 +14,7 @@ import pytest
 
 from models.anomaly import DETECTORS
 from models.ensemble_anomaly import EnsembleAnomalyDetector, EnsembleState
-from models.knn_anomaly import KnnAnomalyDetector, KnnParams, KnnState
+from models.knn_anomaly import BlockKnnState, KnnAnomalyDetector, KnnParams, KnnState
 from models.streaming_anomaly import score_stream
 
 ALARM = 0.9999  # the detect flow's default anomaly threshold
@@ -32,8 +32,8 @@ def _knn(y: np.ndarray, params: KnnParams | None = None) -> np.ndarray:
     return np.array([state.update(y[t : t + 1])[0] for t in range(y.size)])
 
 
-def _ensemble(y: np.ndarray) -> np.ndarray:
-    state = EnsembleState(np.array([DAY]))
+def _ensemble(y: np.ndarray, **params: int) -> np.ndarray:
+    state = EnsembleState(np.array([DAY]), **params)
     return np.array([state.update(y[t : t + 1], np.array([t % DAY]))[0] for t in range(y.size)])
 
 
@@ -75,6 +75,47 @@ def test_the_ensemble_still_catches_a_spike():
     y = 50 + rng.normal(0, 1, 2000)
     y[1500] += 15
     assert _alarms(_ensemble(y)).tolist() == [1500]
+
+
+def _quiet_day(seed: int, days: int = 14, quiet: int = 12) -> np.ndarray:
+    """5-minute samples, 50 + a daily wave of amplitude 5 + unit noise; on day ``quiet`` the wave
+    is missing (a holiday): every value is in range and close to the last one."""
+    t = np.arange(days * DAY)
+    wave = 5 * np.sin(2 * np.pi * t / DAY)
+    y = 50 + wave + np.random.default_rng(seed).normal(0, 1, t.size)
+    y[quiet * DAY : (quiet + 1) * DAY] -= wave[quiet * DAY : (quiet + 1) * DAY]
+    return y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_coarse_member_ranks_a_quiet_day_above_every_normal_one(seed: int):
+    """Point noise hides the missing wave from the one-step forecasters and the 30-minute
+    shapes; block means over 40 minutes show a 4-hour shape no past day drew. Without the
+    coarse member the quiet day does not even reach the noise peaks of normal days."""
+    y = _quiet_day(seed)
+    normal, quiet = slice(2 * DAY, 12 * DAY), slice(12 * DAY, 13 * DAY)
+    multiscale = _ensemble(y)
+    assert multiscale[quiet].max() > multiscale[normal].max()
+    fine_only = _ensemble(y, coarse_block=0)
+    assert fine_only[quiet].max() < fine_only[normal].max()
+
+
+def test_a_block_of_one_step_is_the_plain_state_and_an_empty_block_is_a_gap():
+    rng = np.random.default_rng(8)
+    values = rng.normal(0, 1, (700, 2)).cumsum(axis=0)
+    values[300:316, 1] = np.nan  # two whole 8-step blocks without a sample in one series
+    plain, one = KnnState(2, KnnParams(warmup=20)), BlockKnnState(2, 1, KnnParams(warmup=20))
+    for row in values:
+        assert np.array_equal(plain.surprise(row)[0], one.surprise(row)[0])
+    coarse = BlockKnnState(2, 8, KnnParams(warmup=20))
+    surprises = np.stack([coarse.surprise(row)[0] for row in values])
+    assert not surprises[np.arange(700) % 8 != 7].any()  # only a block's last step is scored
+    # an empty block is a gap: no window holding it is scored, and scoring resumes after them
+    assert not surprises[300 : 316 + 6 * 8, 1].any() and surprises[316 + 6 * 8 :, 1].any()
+    alone = BlockKnnState(1, 8, KnnParams(warmup=20))
+    assert np.array_equal(surprises[:, 0], [alone.surprise(v)[0][0] for v in values[:, :1]])
+    with pytest.raises(ValueError, match="block"):
+        BlockKnnState(1, 0)
 
 
 def test_a_surprise_beyond_the_calibration_range_keeps_growing():
@@ -137,6 +178,8 @@ def test_bad_parameters_are_refused_with_their_names():
         EnsembleAnomalyDetector(knn_not_a_knob=1)
     with pytest.raises(ValueError, match="window"):
         EnsembleAnomalyDetector(knn_window=0)
+    with pytest.raises(ValueError, match="coarse_block"):
+        EnsembleAnomalyDetector(coarse_block=-1)
     with pytest.raises(ValueError, match="k .* history"):
         KnnParams(k=20, history=10)
     with pytest.raises(ValueError, match="expected 2 values"):

@@ -60,3 +60,20 @@ def test_detector_params_a_detector_does_not_take_are_refused_by_name(monkeypatc
     monkeypatch.setenv("FORESIGHT_DETECT__DETECTOR_PARAMS", '{"supress": false}')
     with pytest.raises(ValueError, match="supress"):
         anomaly_candidate(load_settings())
+
+
+def test_the_ensemble_honours_suppress_too():
+    from models.ensemble_anomaly import EnsembleAnomalyDetector, EnsembleState
+    from models.knn_anomaly import KnnParams
+
+    ts, y, at = _shifted(seed=6)
+    season = np.array([DAY])
+
+    def run(suppress: bool) -> np.ndarray:
+        state = EnsembleState(season, StreamingParams(suppress=suppress), KnnParams(), coarse_block=0)
+        return np.array([state.update(y[t : t + 1], t % DAY)[0] for t in range(y.size)])
+
+    once, sustained = run(True), run(False)
+    assert np.all(sustained >= once - 1e-12)
+    assert (sustained[DAY:] >= ALARM).sum() > (once[DAY:] >= ALARM).sum()
+    assert EnsembleAnomalyDetector.incident_params == {"suppress": False}
