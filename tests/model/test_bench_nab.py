@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,45 +11,11 @@ from typer.testing import CliRunner
 
 from bench.nab import read_corpus, run, stream_scores
 from foresight.cli import app
-
-PROFILES = {
-    "standard": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0}},
-    "reward_low_FP_rate": {
-        "CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.22, "tnWeight": 1.0}
-    },
-    "reward_low_FN_rate": {
-        "CostMatrix": {"tpWeight": 1.0, "fnWeight": 2.0, "fpWeight": 0.11, "tnWeight": 1.0}
-    },
-}
-
-
-def _corpus(root: Path) -> dict[str, tuple[int, int]]:
-    """Two categories, three files of 5-minute data, each with one spike inside one labelled window."""
-    rng = np.random.default_rng(11)
-    windows: dict[str, list[list[str]]] = {}
-    where: dict[str, tuple[int, int]] = {}
-    for key, n, spike in (
-        ("artificialWithAnomaly/a_one.csv", 700, 500),
-        ("realThing/b_two.csv", 800, 620),
-        ("realThing/c_three.csv", 600, 450),
-    ):
-        ts = pd.date_range("2024-01-01", periods=n, freq="5min")
-        y = 20 + rng.normal(0, 1, n)
-        y[spike] += 15
-        path = root / "data" / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": y}).to_csv(path, index=False)
-        lo, hi = spike - 20, spike + 20
-        windows[key] = [[f"{ts[lo]}.000000", f"{ts[hi]}.000000"]]
-        where[key] = (lo, hi)
-    (root / "labels").mkdir(parents=True)
-    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
-    (root / "labels" / "profiles.json").write_text(json.dumps(PROFILES))
-    return where
+from support.nab_corpus import PROFILES, write_corpus
 
 
 def test_bench_nab_writes_nab_results_layout_and_prints_scores(tmp_path: Path):
-    windows = _corpus(tmp_path / "nab")
+    windows = write_corpus(tmp_path / "nab")
     out = tmp_path / "results"
     result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -74,7 +39,7 @@ def test_bench_nab_writes_nab_results_layout_and_prints_scores(tmp_path: Path):
 
 
 def test_bench_nab_scores_a_detector_that_finds_the_spikes_highly(tmp_path: Path):
-    _corpus(tmp_path / "nab")
+    write_corpus(tmp_path / "nab")
     outcome = run(tmp_path / "nab", tmp_path / "results")
     standard = outcome.optimised["standard"]
     assert standard.tp == 3 and standard.fn == 0
@@ -84,7 +49,7 @@ def test_bench_nab_scores_a_detector_that_finds_the_spikes_highly(tmp_path: Path
 
 
 def test_bench_nab_runs_registry_detectors_fitted_on_the_probationary_rows(tmp_path: Path):
-    _corpus(tmp_path / "nab")
+    write_corpus(tmp_path / "nab")
     outcome = run(tmp_path / "nab", tmp_path / "results", detector="rolling_zscore")
     assert (tmp_path / "results" / "realThing" / "rolling_zscore_b_two.csv").is_file()
     assert outcome.optimised["standard"].tp >= 1
@@ -95,7 +60,7 @@ def test_bench_nab_feeds_detectors_with_a_streaming_state_row_by_row(tmp_path: P
     """Detectors with ``make_state`` are resolved by name and streamed, not fitted: causal scores."""
     from bench.nab import load_detectors
 
-    _corpus(tmp_path / "nab")
+    write_corpus(tmp_path / "nab")
     outcome = run(tmp_path / "nab", tmp_path / "results", detector=detector)
     assert (tmp_path / "results" / "realThing" / f"{detector}_b_two.csv").is_file()
     assert outcome.optimised["standard"].tp == 3
@@ -108,7 +73,7 @@ def test_bench_nab_feeds_detectors_with_a_streaming_state_row_by_row(tmp_path: P
 
 
 def test_streaming_bench_scores_are_causal(tmp_path: Path):
-    _corpus(tmp_path / "nab")
+    write_corpus(tmp_path / "nab")
     files, _ = read_corpus(tmp_path / "nab")
     frames = [f.frame for f in files]
     full = stream_scores(frames)
