@@ -1,6 +1,8 @@
 """Detect flow: champion anomaly detector and failure predictor score recent telemetry; service
 anomalies and high risk become incidents, written to the PagerDuty outbox with deterministic
 dedup keys (a re-run never opens a second incident) and resolved once their condition clears.
+With ``detect.incident_builder: stream`` the incidents come from replaying the telemetry through
+the streaming incident pipeline instead (:func:`raise_incidents`); the scores still go out.
 
 With ``sinks.pagerduty_routing_key`` set, every pending outbox event is then delivered to the
 Events API v2 (``connectors.pagerduty``: bounded retries, a delivery ledger so nothing is lost
@@ -10,6 +12,7 @@ or sent while the newest batch of a source failed its data contract."""
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from typing import Any
 
 import pandas as pd
@@ -19,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
 from flows.resources import open_lake, open_outbox, open_registry, settings_for_run
-from foresight.settings import Settings
+from foresight.settings import DetectConfig, Settings
 
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.
@@ -99,7 +102,7 @@ def contract_failures(batches: pd.DataFrame) -> list[str]:
 def detect(config_file: str | None = None) -> dict[str, Any]:
     """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each."""
     from features.windows import service_features
-    from models.training import incidents_from_scores, match_incidents, operating_threshold
+    from models.training import match_incidents, operating_threshold
 
     settings = settings_for_run(config_file)
     logger = get_run_logger()
@@ -120,7 +123,7 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
         risk = predictor.predict(features)
         risk = risk[risk["ds"] >= window_start]
     cfg = settings.detect.model_copy(update={"risk_threshold": operating_threshold(predictor, settings.detect)})
-    incidents = incidents_from_scores(scores, risk, catalogue, cfg, call_graph=known_call_graph(settings))
+    incidents = raise_incidents(cfg, telemetry, catalogue, scores, risk, known_call_graph(settings), window_start)
 
     blocked = contract_failures(data["batches"])
     published = publish_incidents(settings, incidents, blocked, features=features, predictor=predictor,
@@ -146,6 +149,39 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
         "grafana_annotations": sink_outcome(annotated) if annotated else {"skipped": "contract failure"},
         "pushgateway": sink_outcome(pushed),
     }
+
+
+def raise_incidents(
+    cfg: DetectConfig,
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    scores: pd.DataFrame,
+    risk: pd.DataFrame | None,
+    call_graph: dict[str, list[str]] | None,
+    window_start: pd.Timestamp,
+) -> pd.DataFrame:
+    """Incidents raised in the window from ``window_start``, by ``cfg.incident_builder``.
+
+    ``rollup``: the champion's ``scores`` and the failure ``risk`` rolled up per service
+    (:func:`models.training.incidents_from_scores`). ``stream``: the loaded ``telemetry``, warm-up
+    included, replayed through the streaming incident pipeline
+    (:func:`models.stream_incidents.stream_incidents`); it reads raw telemetry only, so failure
+    risk does not raise incidents there (the predictor's top features still explain them).
+    """
+    if cfg.incident_builder == "stream":
+        from models.incident_stream import StreamSettings
+        from models.stream_incidents import stream_incidents
+
+        try:
+            stream = StreamSettings(**cfg.stream_params)
+        except TypeError as exc:  # an unknown name: say which, and what there is
+            known = ", ".join(f.name for f in fields(StreamSettings))
+            raise ValueError(f"detect.stream_params: {exc}; choose from {known}") from exc
+        return stream_incidents(telemetry, catalogue, call_graph, settings=stream,
+                                resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=window_start)
+    from models.training import incidents_from_scores
+
+    return incidents_from_scores(scores, risk, catalogue, cfg, call_graph=call_graph)
 
 
 def known_call_graph(settings: Settings) -> dict[str, list[str]] | None:

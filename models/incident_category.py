@@ -9,16 +9,17 @@ evidence about the pod). Each kind rises or falls when it is a problem (:data:`K
 
 :func:`categorise` turns the per-kind surprise of an incident's top-ranked service (and the
 incident as a whole for errors) into one of :data:`foresight.schemas.INCIDENT_CATEGORIES`. The
-rules, in order: failed requests seen anywhere are the users' symptom of a failing handler (a busy
-CPU makes answers slow, not wrong); a saturated CPU at the root explains its slow answers; a wait
-on the wire without a slower server is the network; memory growth without the others is a leak.
+rules, in order: a disk that is full at the root explains whatever follows (failed writes);
+failed requests seen anywhere are the users' symptom of a failing handler (a busy CPU makes
+answers slow, not wrong); a saturated CPU at the root explains its slow answers; a wait on the
+wire without a slower server is the network; memory growth without the others is a leak.
 Pure.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 KINDS: tuple[str, ...] = (
     "cpu",
@@ -63,6 +64,25 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 # Falls of a success rate are the problem; everything else under "errors" (error rates) rises.
 _FALLING = re.compile(r"success_rate")
+# Resources whose exhaustion makes a service fail (writes fail on a full disk), and the share of
+# capacity from which they count as full. Not memory: a memory percentage is often of the pod's
+# request rather than its limit (Nezha's reach 148 %), and a pod at 97 % of it during a network
+# delay there is no leak.
+CAPACITY_KINDS: frozenset[str] = frozenset({"disk"})
+FULL_AT = 0.95
+_SHARE_SCALE: dict[str, float] = {"percent": 100.0, "%": 100.0, "ratio": 1.0}
+
+
+def exhausted_kinds(metrics: Iterable[tuple[str, str, float]], full_at: float = FULL_AT) -> set[str]:
+    """The capacity kinds (:data:`CAPACITY_KINDS`) among ``(metric, unit, peak value)`` whose peak
+    reached ``full_at`` of capacity; only shares of capacity (``percent`` or ``ratio``) say so."""
+    out = set()
+    for metric, unit, peak in metrics:
+        kind = metric_kind(metric)
+        scale = _SHARE_SCALE.get(unit.strip().lower())
+        if kind in CAPACITY_KINDS and scale is not None and peak >= full_at * scale:
+            out.add(kind)
+    return out
 
 
 def metric_kind(metric: str) -> str:
@@ -81,14 +101,25 @@ def metric_direction(metric: str) -> int:
     return KIND_DIRECTIONS[metric_kind(metric)]
 
 
-def categorise(root: Mapping[str, float], incident: Mapping[str, float], threshold: float) -> str:
+def categorise(
+    root: Mapping[str, float],
+    incident: Mapping[str, float],
+    threshold: float,
+    exhausted: Collection[str] = (),
+) -> str:
     """The category of an incident from per-kind surprise at its top-ranked service (``root``)
     and over all its services (``incident``); a kind counts when its surprise >= ``threshold``.
+
+    ``exhausted`` names the root's capacity kinds that are (nearly) full right now
+    (:func:`exhausted_kinds`): a full disk explains the failed and slow requests that follow,
+    however unsurprising its level is by then (the baseline follows a slow fill).
     """
 
     def hot(kinds: Mapping[str, float], kind: str) -> bool:
         return kinds.get(kind, 0.0) >= threshold
 
+    if "disk" in exhausted:
+        return "disk"
     if hot(root, "errors") or hot(incident, "errors"):
         return "errors"
     if hot(root, "cpu"):
