@@ -67,8 +67,18 @@ def load_champions(settings: Settings) -> dict[str, Any]:
 
 
 @task(cache_policy=NO_CACHE)
-def score_service(detector: Any, telemetry: pd.DataFrame) -> pd.DataFrame:
+def score_services(detector: Any, telemetry: pd.DataFrame) -> pd.DataFrame:
     return detector.predict(telemetry)
+
+
+def service_batches(telemetry: pd.DataFrame, catalogue: pd.DataFrame, n_batches: int) -> list[pd.DataFrame]:
+    """The telemetry split into at most ``n_batches`` groups of whole services (a service's series
+    are always scored together), services dealt round-robin in name order."""
+    services = catalogue.drop_duplicates("unique_id").set_index("unique_id")["service"]
+    service = telemetry["unique_id"].map(services)
+    names = sorted(service.dropna().unique())
+    batch_of = {name: k % max(n_batches, 1) for k, name in enumerate(names)}
+    return [g for _, g in telemetry.groupby(service.map(batch_of), sort=True)]
 
 
 @task(retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
@@ -112,10 +122,9 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     data = load_recent(settings, max(detector.context_length, FEATURE_WARMUP))
     telemetry, catalogue, window_start = data["telemetry"], data["catalogue"], data["window_start"]
 
-    # Fan out per service: each service's series are scored independently.
-    services = catalogue.set_index("unique_id")["service"]
-    groups = [g for _, g in telemetry.groupby(telemetry["unique_id"].map(services), sort=True)]
-    scores = pd.concat(score_service.map(unmapped(detector), groups).result(), ignore_index=True)
+    # Fan out over batches of whole services; each series is scored independently of the others.
+    groups = service_batches(telemetry, catalogue, settings.detect.scoring_batches)
+    scores = pd.concat(score_services.map(unmapped(detector), groups).result(), ignore_index=True)
     scores = scores[scores["ds"] >= window_start]
     features = service_features(telemetry, catalogue, data["logs"])
     risk = None

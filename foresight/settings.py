@@ -84,6 +84,11 @@ class DetectConfig(BaseModel):
     horizon_minutes: int = 60
     # How much recent data the detect flow scores on each run.
     lookback_hours: int = 72
+    # Scoring tasks the detect flow fans out to (whole services each). The streaming detector
+    # updates every series of a task in one vectorised step per time step, so in one process one
+    # task is fastest (72 simulator series over 10 days: 1.3 s, against 8.5 s one service at a
+    # time); raise it to spread scoring over a Dask cluster's workers.
+    scoring_batches: int = Field(default=1, ge=1)
     # Scores are per-series tail probabilities. Across a fleet of ~70 series at 5-minute steps
     # (~20k scores a day) 0.9999 means about two chance exceedances a day before roll-up.
     anomaly_threshold: float = 0.9999
