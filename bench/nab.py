@@ -177,15 +177,13 @@ def registry_scores(
         if refit_every is not None:
             cuts += list(pd.date_range(first_cut + refit_every, last, freq=refit_every, inclusive="left"))
         # Block k (rows after cut k up to cut k+1) is scored by a model fitted on rows <= cut k;
-        # the probationary rows by the first fit (in-sample, and unscored by NAB).
-        bounds = [unique["ds"].iloc[0] - pd.Timedelta(1), *cuts[1:], last]
-        parts = []
-        for k, cut in enumerate(cuts):
-            block = unique[(unique["ds"] > (bounds[0] if k == 0 else cut)) & (unique["ds"] <= bounds[k + 1])]
-            if block.empty:
-                continue
-            model = DETECTORS.get(detector)().fit(unique[unique["ds"] <= cut])
-            parts.append(model.predict(block))
+        # block 0 also holds the probationary rows (in-sample, and unscored by NAB).
+        block = pd.DatetimeIndex(cuts[1:], dtype=unique["ds"].dtype).searchsorted(unique["ds"], side="left")
+        parts = [
+            DETECTORS.get(detector)().fit(unique[unique["ds"] <= cut]).predict(unique[block == k])
+            for k, cut in enumerate(cuts)
+            if (block == k).any()
+        ]
         scored = pd.concat(parts).set_index("ds")["score"]
         return scored.reindex(ds).to_numpy()
 
