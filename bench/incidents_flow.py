@@ -44,8 +44,7 @@ FIT_SPAN = pd.Timedelta("1h")
 def default_detector(cfg: DetectConfig) -> AnomalyDetector:
     """A fresh instance of the detector ``cfg`` names, configured as the train flow's candidate
     (its ``incident_params``, then ``cfg.detector_params``)."""
-    detector = detectors().get(cfg.detector)
-    return detector(**{**detector.incident_params, **cfg.detector_params})
+    return detectors().get(cfg.detector).for_incidents(**cfg.detector_params)
 
 
 def causal_scores(

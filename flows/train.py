@@ -97,8 +97,7 @@ def anomaly_candidate(settings: Settings) -> Any:
     unknown name raises the registry's error listing the detectors there are."""
     from models.anomaly import detectors
 
-    detector = detectors().get(settings.detect.detector)
-    return detector(**{**detector.incident_params, **settings.detect.detector_params})
+    return detectors().get(settings.detect.detector).for_incidents(**settings.detect.detector_params)
 
 
 @task(cache_policy=NO_CACHE)

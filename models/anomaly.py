@@ -53,6 +53,11 @@ class AnomalyDetector(Model):
     # flows' candidate): e.g. leave repeats to its `for:` and hysteresis. Benchmarks use the defaults.
     incident_params: ClassVar[dict[str, Any]] = {}
 
+    @classmethod
+    def for_incidents(cls, **overrides: Any) -> Self:
+        """A fresh instance as it feeds the incident builder: ``incident_params``, then ``overrides``."""
+        return cls(**{**cls.incident_params, **overrides})
+
     def fit(self, df: pd.DataFrame) -> Self:
         """Learn per-series normal behaviour from ``df`` (clean telemetry) and keep causal context."""
         df = validate_telemetry(df)
