@@ -12,7 +12,6 @@ or sent while the newest batch of a source failed its data contract."""
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 from typing import Any
 
 import pandas as pd
@@ -181,12 +180,7 @@ def raise_incidents(
         from models.incident_stream import StreamSettings
         from models.stream_incidents import stream_incidents
 
-        try:
-            stream = StreamSettings(**cfg.stream_params)
-        except TypeError as exc:  # an unknown name: say which, and what there is
-            known = ", ".join(f.name for f in fields(StreamSettings))
-            raise ValueError(f"detect.stream_params: {exc}; choose from {known}") from exc
-        return stream_incidents(telemetry, catalogue, call_graph, settings=stream,
+        return stream_incidents(telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
                                 resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=window_start)
     from models.training import incidents_from_scores
 

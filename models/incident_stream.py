@@ -61,7 +61,8 @@ import json
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,15 @@ class StreamSettings:
     rank_onsets: bool = True  # rank on families whose anomaly began after a calm spell only
     top_evidence: int = 5
     reopen_within: int = 15  # steps after closing in which a flare-up of its problem re-opens it (0: never)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> StreamSettings:
+        """Settings from a mapping (a config file's); an unknown name is refused by name, with the choices."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"unknown stream setting(s) {unknown}; choose from {', '.join(known)}")
+        return cls(**params)
 
     def __post_init__(self) -> None:
         if self.corroboration < 1:
