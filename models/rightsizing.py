@@ -32,23 +32,25 @@ import pandas as pd
 from foresight.schemas import ID_COL, TIME_COL, require_columns
 
 HOURS_PER_MONTH = 730.0  # AWS's convention for monthly on-demand cost
-RIGHTSIZING_COLUMNS: tuple[str, ...] = (
-    "service",
-    "instance_count",
-    "current_instance_type",
-    "recommended_instance_type",
-    "current_monthly_cost",
-    "recommended_monthly_cost",
-    "monthly_savings",
-    "demand_vcpu",
-    "demand_memory_gib",
-    "peak_upper_utilisation",
-    "exceed_probability",
-    "current_exceed_probability",
-    "action",
-    "reason",
-    "price_source",
-)
+# Column -> dtype of a recommendation frame, in order.
+RIGHTSIZING_DTYPES: dict[str, str] = {
+    "service": "object",
+    "instance_count": "int64",
+    "current_instance_type": "object",
+    "recommended_instance_type": "object",
+    "current_monthly_cost": "float64",
+    "recommended_monthly_cost": "float64",
+    "monthly_savings": "float64",
+    "demand_vcpu": "float64",
+    "demand_memory_gib": "float64",
+    "peak_upper_utilisation": "float64",
+    "exceed_probability": "float64",
+    "current_exceed_probability": "float64",
+    "action": "object",
+    "reason": "object",
+    "price_source": "object",
+}
+RIGHTSIZING_COLUMNS: tuple[str, ...] = tuple(RIGHTSIZING_DTYPES)
 FLEET_COLUMNS: tuple[str, ...] = ("service", "instance_type", "instance_count")
 INSTANCE_COLUMNS: tuple[str, ...] = ("instance_type", "family", "vcpu", "memory_gib", "usd_per_hour")
 ACTIONS: tuple[str, ...] = ("keep", "downsize", "upsize", "none_fits", "unknown_type", "no_forecast")
@@ -243,18 +245,7 @@ def rightsize(
         )
         rows.append(row)
     out = pd.DataFrame(rows, columns=list(RIGHTSIZING_COLUMNS))
-    for col in (
-        "current_monthly_cost",
-        "recommended_monthly_cost",
-        "monthly_savings",
-        "demand_vcpu",
-        "demand_memory_gib",
-        "peak_upper_utilisation",
-        "exceed_probability",
-        "current_exceed_probability",
-    ):
-        out[col] = out[col].astype("float64")
-    out["instance_count"] = out["instance_count"].astype("int64")
+    out = out.astype({c: t for c, t in RIGHTSIZING_DTYPES.items() if t != "object"})
     out = out.sort_values(["monthly_savings", "service"], ascending=[False, True], na_position="last")
     return out.reset_index(drop=True)
 
