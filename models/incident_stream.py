@@ -20,7 +20,12 @@ The pipeline an on-call engineer would want running every minute on a microservi
    out, so two pieces of evidence agreeing beat one loud spike. Traffic and node metrics follow
    load and neighbours and are kept out. A failed-request family (a success rate) counts
    ``error_weight`` times: failed requests are the users' harm itself and need no corroboration
-   (a distribution-free bound alone cannot put even a 50 % failure share below p ~ 1e-5);
+   (a distribution-free bound alone cannot put even a 50 % failure share below p ~ 1e-5), once
+   the failed share is ``error_material`` (2) percentage points above its expected level; a blip
+   of a point or so counts once and needs a second measurement agreeing. On the simulator
+   (seeds 3..19, whole history replayed, incidents after the 60 % split) the stream's event F1
+   rose from 0.20 to 0.39 with it (48 to 22 incidents per seed); the Nezha day is unchanged (its
+   smallest failed-request fault drops a success rate by 4.3 points);
 5. **episodes per service**: a service *fires* when its evidence reaches ``open_threshold`` from
    calm (or, while still active, when families that were calm for ``resolve_after`` steps alone
    reach it: a second fault on a service still showing the after-effects of the first), and calms
@@ -114,6 +119,7 @@ class StreamSettings:
     refine_ranking: bool = False  # re-rank while the incident unfolds (its first rank_window steps)
     kind_threshold: float = 2.0  # per-series surprise at which a metric kind counts as anomalous
     error_weight: float = 3.0  # a failed-request family counts this many times (needs no corroboration)
+    error_material: float = 2.0  # failed-share rise (percentage points) from which error_weight applies
     degree_neutral: bool = True  # ranking: a caller's many callees do not drain it (models.rca)
     rank_onsets: bool = True  # rank on families whose anomaly began after a calm spell only
     top_evidence: int = 5
@@ -144,8 +150,10 @@ class StreamSettings:
             )
         if self.error_weight <= 0:
             raise ValueError(f"error_weight must be positive, got {self.error_weight}")
-        if self.error_floor < 0:
-            raise ValueError(f"error_floor must not be negative, got {self.error_floor}")
+        if self.error_floor < 0 or self.error_material < 0:
+            raise ValueError(
+                f"error_floor and error_material must not be negative, got {self.error_floor} and {self.error_material}"
+            )
         if self.reopen_within < 0:
             raise ValueError(f"reopen_within must not be negative, got {self.reopen_within}")
 
@@ -274,6 +282,9 @@ class IncidentStream:
         errors_family = np.zeros(self._n_families, dtype=bool)
         errors_family[self._family_of[(self._family_of >= 0) & (self.kind == "errors")]] = True
         self._family_weight = np.where(errors_family, s.error_weight, 1.0)
+        self._weight = self._family_weight  # this step's family weights (:meth:`_error_weights`)
+        self._share_unit = share_unit  # per series: one percentage point of its failed share, or 0
+        self._direction = np.array([metric_direction(m) for m in self.metric], dtype="float64")
         self._callers = _transitive_callers(self.call_graph)
         # (surprise, observed, expected) per series over the last rank_window steps
         self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque(
@@ -320,6 +331,7 @@ class IncidentStream:
             chronic_series[mask] = chronic[self._family_of[mask]]
             rank_surprise = np.where(chronic_series, 0.0, result.surprise)
         self._recent.append((result.surprise, result.observed, result.expected, rank_surprise))
+        self._weight = self._error_weights(result.observed, result.expected)
         evidence = self._service_evidence(result.surprise)
         # A family is fresh when it was calm for the last resolve_after steps: an active service
         # whose fresh families alone reach open_threshold has a new problem (a second fault on a
@@ -418,7 +430,7 @@ class IncidentStream:
     def _service_evidence(self, surprise: np.ndarray, fresh: np.ndarray | None = None) -> np.ndarray:
         """Per service: sum of its ``corroboration`` largest family surprises (own kinds only,
         failed requests weighing ``error_weight``), over the families in ``fresh`` when given."""
-        fam = self._family_surprise(surprise) * self._family_weight
+        fam = self._family_surprise(surprise) * self._weight
         if fresh is not None:
             fam = np.where(fresh, fam, 0.0)
         order = np.lexsort((-fam, self._family_service))  # by service, largest surprise first
@@ -428,6 +440,20 @@ class IncidentStream:
         out = np.zeros(len(self.services))
         np.add.at(out, service[keep], fam[order][keep])
         return out
+
+    def _error_weights(self, observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """Per family, this step's weight: ``error_weight`` for a failed-request family whose
+        failed share rose at least ``error_material`` percentage points above its expected level
+        (or that is no share, so its rise cannot be judged), else 1: a blip of a point or so is
+        no harm to users that needs no corroboration."""
+        share = self._share_unit > 0
+        rise = np.zeros(observed.size)
+        rise[share] = self._direction[share] * (observed[share] - expected[share]) / self._share_unit[share]
+        material_series = ~share | (np.nan_to_num(rise, nan=0.0) >= self.settings.error_material)
+        material = np.zeros(self._n_families, dtype=bool)
+        mask = (self._family_of >= 0) & material_series
+        material[self._family_of[mask]] = True
+        return np.where(material, self._family_weight, 1.0)
 
     def _family_surprise(self, surprise: np.ndarray) -> np.ndarray:
         fam = np.zeros(self._n_families)

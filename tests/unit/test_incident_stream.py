@@ -389,6 +389,31 @@ def test_failed_requests_alone_open_an_errors_incident_without_corroboration() -
         StreamSettings(error_weight=0.0)
 
 
+def test_a_blip_of_a_point_or_so_of_failed_requests_needs_corroboration() -> None:
+    # 1.5 % of requests fail for four minutes: many sigmas of a success rate that sits at 100 %,
+    # but no harm that needs no corroboration (error_material, 2 points by default).
+    catalogue = pd.concat(
+        [
+            EDGE_CATALOGUE,
+            pd.DataFrame(
+                [("web/ok", "web", "web", "service_success_rate", "percent")],
+                columns=["unique_id", "service", "resource_id", "metric", "unit"],
+            ),
+        ],
+        ignore_index=True,
+    )
+    frame = edge_telemetry()
+    ok = frame[frame["unique_id"] == "web/cpu"].assign(unique_id="web/ok", y=100.0)
+    failing = (ok["ds"] >= T0 + pd.Timedelta(minutes=90)) & (ok["ds"] < T0 + pd.Timedelta(minutes=94))
+    ok.loc[failing, "y"] = 98.5
+    frame = pd.concat([frame, ok], ignore_index=True)
+    assert replay(frame, catalogue, EDGE_GRAPH).empty
+    counted = replay(frame, catalogue, EDGE_GRAPH, StreamSettings(error_material=0.0))
+    assert len(counted) == 1 and counted.iloc[0]["category"] == "errors"
+    with pytest.raises(ValueError, match="error_material"):
+        StreamSettings(error_material=-1.0)
+
+
 def test_onset_runs_tell_a_run_after_a_calm_spell_from_a_flickering_family() -> None:
     # Three families over five steps: 0 calm then hot for three steps (an onset throughout);
     # 1 flickers hot / calm / hot (its second run began one calm step after the first: chronic);
