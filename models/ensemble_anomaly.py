@@ -53,11 +53,14 @@ reference (1000 / 4000 of them) scored 69.7 / 70.1 standard. An alarm-rate prior
 episodes a series opened over the last ~1000..10000 steps, c = 0.5..2) scored 66.9..68.5
 standard, never above the pair without it.
 
-Cost: the nearest-neighbour states dominate, ~0.5 s per update of 10,000 series for the point
-scale plus as much every 8th step for the coarse one (``streaming``: ~1 ms), and ~640 MiB of
-state for 10,000 series (330 MiB without the coarse member, ``coarse_block=0``); the coarse
-member needs 8 times the point-scale history (~8,100 steps) before its reference set is full.
-So ``streaming`` stays the choice for live scoring of many series.
+Cost (``foresight bench score-latency --detector streaming_knn``, 10,000 series, one shared
+core): the nearest-neighbour states dominate, 0.21..0.25 s median per update and 0.43..0.48 s at
+the steps where a coarse block ends (``streaming`` alone: ~4 ms), and 638 MiB of state (330 MiB
+without the coarse member, ``coarse_block=0``); the coarse member needs 8 times the point-scale
+history (~8,100 steps) before its reference set is full. One coarse state per block origin costs
+about the same worst step (some origin's block ends at every step: 0.43 s median, 0.49 s worst)
+but 2.7 GiB of state, and at the production threshold 0.9999 it scores lower on NAB (52.3 / 49.6
+/ 55.4 against 55.1 / 52.8 / 58.1: three more false alarms, one fewer hit).
 """
 
 from __future__ import annotations

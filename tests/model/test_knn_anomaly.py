@@ -14,7 +14,7 @@ import pytest
 
 from models.anomaly import DETECTORS
 from models.ensemble_anomaly import EnsembleAnomalyDetector, EnsembleState
-from models.knn_anomaly import BlockKnnState, KnnAnomalyDetector, KnnParams, KnnState
+from models.knn_anomaly import BlockKnnState, KnnAnomalyDetector, KnnParams, KnnState, _squared_distances
 from models.streaming_anomaly import score_stream
 
 ALARM = 0.9999  # the detect flow's default anomaly threshold
@@ -201,3 +201,81 @@ def test_the_train_flow_resolves_the_new_detectors_by_name(tmp_path: Path) -> No
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip().splitlines()[-1] == name
+
+
+class _RecordingKnnState(KnnState):
+    """The state, keeping each step's nonconformities (``alpha``) to compare."""
+
+    def _nonconformity(self, recent: np.ndarray) -> np.ndarray:
+        self.alpha = super()._nonconformity(recent)
+        return self.alpha
+
+
+class _ReferenceKnnState(KnnState):
+    """The state with the straightforward forms its nonconformity and calibration had before
+    they were made faster (a (series, history, window) distance temporary, the whole ring
+    ranked and partitioned every step): the fast forms must give the same values to the bit."""
+
+    def _nonconformity(self, recent: np.ndarray) -> np.ndarray:
+        self.alpha = self._reference_nonconformity(recent)
+        return self.alpha
+
+    def _reference_nonconformity(self, recent: np.ndarray) -> np.ndarray:
+        p = self.params
+        windows = np.lib.stride_tricks.sliding_window_view(recent, p.window, axis=1)
+        current = windows[:, -1, :]
+        d2 = np.square(windows[:, : p.history, :] - current[:, None, :]).sum(axis=2)
+        d2 = np.where(np.isfinite(d2), d2, np.inf)
+        with np.errstate(invalid="ignore"):
+            alpha = np.sqrt(np.partition(d2, p.k - 1, axis=1)[:, : p.k]).mean(axis=1)
+        return np.where(np.isfinite(alpha) & np.isfinite(current).all(axis=1), alpha, np.nan)
+
+    def _surprise(self, alpha: np.ndarray) -> np.ndarray:
+        p = self.params
+        past = self._calib
+        stored = alpha.astype(np.float32)
+        alpha = stored.astype(np.float64)
+        n = np.isfinite(past).sum(axis=1)
+        empirical = ((past >= stored[:, None]).sum(axis=1) + 1.0) / (n + 1.0)
+        cut = p.calibration - p.tail
+        top = np.partition(np.where(np.isfinite(past), past, -np.inf), cut, axis=1)[:, cut:]
+        u = top.min(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            beta = np.fmax(top.mean(axis=1) - u, 1e-12 + 1e-9 * np.abs(u))
+            modelled = np.log((n + 1.0) / p.tail) + (alpha - u) / beta
+        s = np.where((n > p.tail) & (alpha > u), modelled, -np.log(empirical))
+        return np.where(n >= p.tail, np.fmax(s, 0.0), 0.0)
+
+
+@pytest.mark.parametrize("window", [1, 6, 7])
+def test_the_fast_state_scores_exactly_as_the_reference_forms(window: int, monkeypatch: pytest.MonkeyPatch):
+    """Random walks with spikes, ties and gaps; a small block size so several blocks of series
+    are searched per step; windows below 8 values (the defaults: 6), where adding the terms in
+    turn is numpy's own summation order, so every value must match to the bit."""
+    monkeypatch.setattr("models.knn_anomaly._BLOCK_ELEMENTS", 4 * 60)
+    rng = np.random.default_rng(11)
+    values = rng.normal(0, 1, (900, 7)).cumsum(axis=0)
+    values[rng.random(values.shape) < 0.01] += 25.0  # spikes beyond the calibrated tail
+    values[:, 3] = np.round(values[:, 3])  # ties among distances and nonconformities
+    values[200:230, 4] = np.nan
+    values[rng.random(values.shape) < 0.005] = np.nan
+    params = KnnParams(window=window, history=60, k=3, calibration=150, tail=10, warmup=15)
+    fast, reference = _RecordingKnnState(7, params), _ReferenceKnnState(7, params)
+    surprises = []
+    for row in values:
+        got, want = fast.surprise(row)[0], reference.surprise(row)[0]
+        assert np.array_equal(fast.alpha, reference.alpha, equal_nan=True)
+        assert np.array_equal(got, want)
+        surprises.append(got)
+    assert (np.stack(surprises) > np.log(params.calibration + 1)).any()  # the tail branch ran
+
+
+def test_longer_windows_match_the_reference_distances_to_rounding() -> None:
+    """From 8 values numpy sums pairwise and the fast form in turn: equal up to rounding."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 1, (5, 80)).cumsum(axis=1)
+    window, history = 20, 50
+    current = values[:, -window:]
+    windows = np.lib.stride_tricks.sliding_window_view(values, window, axis=1)[:, :history]
+    want = np.square(windows - current[:, None, :]).sum(axis=2)
+    np.testing.assert_allclose(_squared_distances(values, current, history), want, rtol=1e-12)
