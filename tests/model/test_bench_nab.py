@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.nab import read_corpus, run, stream_scores
+from bench.score_latency import run as run_latency
 from foresight.cli import app
 from support.nab_corpus import PROFILES, write_corpus
 
@@ -91,3 +92,25 @@ def test_score_latency_prints_the_figure():
     result = CliRunner().invoke(app, ["bench", "score-latency", "--series", "500", "--repeats", "3"])
     assert result.exit_code == 0, result.output
     assert "latest point of 500 series scored in" in result.output
+
+
+def test_score_latency_times_the_ensemble_including_a_coarse_block_end():
+    result = CliRunner().invoke(
+        app, ["bench", "score-latency", "--series", "50", "--repeats", "9", "--warm-steps", "20",
+              "--detector", "streaming_knn"],
+    )
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())  # as wrapped to the terminal's width
+    assert "streaming_knn: latest point of 50 series" in printed
+    assert "1 of them at a coarse block's end" in printed
+    # the three members' history and calibration rings dwarf the forecasting state
+    streaming = run_latency(series=50, repeats=1, warm_steps=0)
+    ensemble = run_latency(series=50, repeats=8, warm_steps=0, detector="streaming_knn")
+    assert ensemble.block_ends == 1 and ensemble.state_mib > 10 * streaming.state_mib
+
+
+def test_score_latency_refuses_an_unknown_detector():
+    result = CliRunner().invoke(app, ["bench", "score-latency", "--series", "5", "--detector", "prophet"])
+    assert result.exit_code == 2  # a usage error, before any state is built
+    with pytest.raises(ValueError, match="choose one of: streaming, streaming_knn"):
+        run_latency(series=5, detector="prophet")
