@@ -21,6 +21,12 @@ pytestmark = pytest.mark.e2e
 
 FAMILIES = ("capacity-forecaster", "anomaly-detector", "failure-predictor")
 PINNED_END = "2026-11-26T00:00:00Z"
+# Two weeks (the local stack's seed) instead of the demo's three: the span-dependent work
+# (simulation, ingest, features, LightGBM fits) shrinks; model logging and Prefect overhead do
+# not, so the two passes take about a tenth less. On seed 7 every candidate still beats its baseline
+# (event F1 failure 0.667 vs 0.375, anomaly 0.462 vs 0.176; MASE 0.914 vs 1.269) and each
+# page carries the predictor's explanation; seeds 11 and 3 keep all three ahead too.
+SIMULATED_DAYS = 14
 
 
 @dataclass
@@ -53,10 +59,11 @@ def demo(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FORESIGHT_HOME", str(workdir / ".foresight"))
         mp.setenv("FORESIGHT_DETECT__NAB_DATA", str(workdir / "nab"))  # benchmark figures for the registry
-        # The demo simulates the 21 days up to today; pin them so this test sees the same fleet
+        # The demo simulates the 21 days up to today; pin the end so this test sees the same fleet
         # whatever day it runs (freshness is tested on its own in test_ingest_flow).
         mp.setenv("FORESIGHT_SOURCES", json.dumps([{
-            "name": "simulator", "kind": "simulator", "options": {"end": PINNED_END}, "max_staleness": "P3650D",
+            "name": "simulator", "kind": "simulator", "options": {"end": PINNED_END, "days": SIMULATED_DAYS},
+            "max_staleness": "P3650D",
         }]))
         mp.chdir(workdir)
         first = _snapshot(pipeline())
