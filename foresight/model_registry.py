@@ -40,6 +40,12 @@ EXPERIMENTS: dict[str, str] = {
 CHAMPION, CHALLENGER = "champion", "challenger"
 DECISION_TAG, REASON_TAG = "foresight.decision", "foresight.reason"
 MODEL_ARTIFACT = "model"
+# What every logged Foresight model needs to be served: MLflow's pyfunc loader, the pickle and
+# Foresight's own model code with the array and frame libraries it is written in. A model adds
+# its own (``Model.pip_extras``: LightGBM, Prophet).
+SERVING_DISTRIBUTIONS: tuple[str, ...] = (
+    "mlflow", "cloudpickle", "foresight-aiops", "numpy", "pandas", "pyarrow", "scipy",
+)
 DECISION_FILE = "decision.txt"
 
 
@@ -150,6 +156,25 @@ class MlflowNotInstalledError(ImportError):
     """MLflow is needed for model logging and the registry but is not installed."""
 
 
+def serving_requirements(model: Model) -> list[str]:
+    """``name==version`` of every distribution ``model`` needs when served, as installed here.
+
+    Written out instead of left to MLflow, which infers them by loading the model in a
+    subprocess (~1.8 s a model, most of ``log_model``) and misses what a model imports lazily
+    (the failure predictor's LightGBM). A distribution not installed here is left out.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    wanted = dict.fromkeys((*SERVING_DISTRIBUTIONS, *model.serving_distributions()))
+    pinned = []
+    for name in wanted:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pinned
+
+
 def _mlflow() -> Any:
     """Import MLflow on first use; it is heavy and only the train/detect paths need it."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -251,8 +276,7 @@ class ModelRegistry:
         ``artifacts`` maps a run folder (e.g. ``"plots"``) to a file or folder to copy there.
         The model is logged as a :class:`models.pyfunc.ForesightPyfunc` under ``model`` with a
         signature inferred from ``input_example`` and the model's output on it.
-        ``pip_requirements=None`` lets MLflow infer them, which loads the model in a subprocess
-        (about 1.8 s here, 90 % of ``log_model``); pass a list to skip that.
+        ``pip_requirements`` default to :func:`serving_requirements` (pinned as installed).
         """
         mlflow = _mlflow()
         from models.pyfunc import ForesightPyfunc, pyfunc_signature
@@ -284,7 +308,7 @@ class ModelRegistry:
                     signature=signature,
                     input_example=example,
                     registered_model_name=registered_name,
-                    pip_requirements=pip_requirements,
+                    pip_requirements=serving_requirements(model) if pip_requirements is None else pip_requirements,
                 )
         version = info.registered_model_version
         if version is None:  # pragma: no cover - MLflow always registers when a name is given

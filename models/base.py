@@ -27,6 +27,9 @@ class Model(ABC):  # noqa: B024 - abstract families below declare the abstract s
 
     family: ClassVar[str] = "model"
     name: ClassVar[str] = "model"
+    # Distributions a fitted model needs when it is served, beyond the ones every Foresight model
+    # needs (foresight.model_registry.SERVING_DISTRIBUTIONS): pinned in its logged requirements.
+    pip_extras: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = params
@@ -34,6 +37,10 @@ class Model(ABC):  # noqa: B024 - abstract families below declare the abstract s
 
     def get_params(self) -> dict[str, Any]:
         return dict(self.params)
+
+    def serving_distributions(self) -> tuple[str, ...]:
+        """:attr:`pip_extras`; a model made of other models adds theirs."""
+        return type(self).pip_extras
 
     def clone(self) -> Self:
         """An unfitted model with the same configuration."""

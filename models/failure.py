@@ -262,6 +262,7 @@ class LGBMFailurePredictor(FailurePredictor):
     threshold_f1_: float | None = None
 
     name: ClassVar[str] = "lgbm"
+    pip_extras: ClassVar[tuple[str, ...]] = ("lightgbm",)
 
     def __init__(
         self,

@@ -33,6 +33,9 @@ class MeanEnsemble(Forecaster):
             raise ValueError(f"an ensemble needs at least two members, got {members}")
         super().__init__(members=members, season_length=season_length)
 
+    def serving_distributions(self) -> tuple[str, ...]:
+        return tuple(sorted({d for member in self._members() for d in member.serving_distributions()}))
+
     def _members(self) -> list[Forecaster]:
         import models.forecasting  # noqa: F401  (registers the forecasters)
 
@@ -57,3 +60,4 @@ class MeanEnsemble(Forecaster):
         for col in ("yhat", "yhat_lower", "yhat_upper"):
             out[col] = np.mean([p[col].to_numpy() for p in parts], axis=0)
         return out
+

@@ -76,6 +76,7 @@ class LGBMGlobalForecaster(Forecaster):
     """A single LightGBM regressor over every series, forecasting recursively."""
 
     name = "lgbm_global"
+    pip_extras = ("lightgbm",)
     is_global = True
 
     def __init__(

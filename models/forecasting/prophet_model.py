@@ -51,6 +51,7 @@ class ProphetForecaster(Forecaster):
     """One Prophet model per series; level-agnostic sampled intervals; seasonal-naive fallback."""
 
     name = "prophet"
+    pip_extras = ("prophet",)
 
     def __init__(
         self,

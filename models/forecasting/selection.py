@@ -237,6 +237,13 @@ class ChampionSelector(Forecaster):
             expensive_max_seasons=expensive_max_seasons,
         )
 
+    def serving_distributions(self) -> tuple[str, ...]:
+        """Those of every candidate: any of them may serve some series."""
+        import models.forecasting  # noqa: F401  (registers the forecasters)
+
+        built = [FORECASTERS.get(c)() if isinstance(c, str) else c for c in self.params["candidates"]]
+        return tuple(sorted({d for model in built for d in model.serving_distributions()}))
+
     # -- fit -----------------------------------------------------------------------------------
     def _fit(self, df: pd.DataFrame) -> None:
         p = self.params

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from foresight.model_registry import (  # noqa: E402
     AliasNotFoundError,
     ModelRegistry,
     decide,
+    serving_requirements,
 )
 from foresight.schemas import UTC_DTYPE, validate_telemetry  # noqa: E402
 from models.base import Forecaster, Model  # noqa: E402
@@ -84,6 +86,13 @@ class OffsetForecaster(Forecaster):
                 "yhat_upper": yhat + half,
             }
         )
+
+
+class LazyLightGBMForecaster(OffsetForecaster):
+    """Stands for a model that imports LightGBM only inside ``fit`` / ``predict``."""
+
+    name = "lazy_lightgbm_test"
+    pip_extras = ("lightgbm",)
 
 
 class ZScoreDetector(Model):
@@ -405,6 +414,24 @@ def test_promotion_cycle_on_sqlite(
     assert list(cwd.iterdir()) == []
     assert (home / "mlartifacts" / EXPERIMENTS[FAMILY]).is_dir()
     print(f"\nsqlite: {timings}")
+
+
+def test_a_model_logged_without_requirements_records_the_pinned_serving_ones(
+    sqlite_home: tuple[Path, Path],
+) -> None:
+    home, _ = sqlite_home
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    registry = ModelRegistry(uri, (home / "mlartifacts").as_uri())
+    model = LazyLightGBMForecaster().fit(telemetry())
+    logged = registry.log_candidate(
+        model, registered_name=REGISTERED[FAMILY], experiment=EXPERIMENTS[FAMILY], params={},
+        metrics={"mase": 0.7}, artifacts={}, input_example=forecast_input(3),
+    )
+    assert logged.version == "1"
+    [requirements] = (home / "mlartifacts").rglob("requirements.txt")  # the one model logged
+    assert requirements.read_text().split() == serving_requirements(model)
+    # MLflow's own inference would miss LightGBM: nothing imported it while the model was logged.
+    assert {f"mlflow=={mlflow.__version__}", f"lightgbm=={version('lightgbm')}"} <= set(requirements.read_text().split())
 
 
 def test_champion_is_none_without_a_champion_alias(sqlite_home: tuple[Path, Path]) -> None:
