@@ -173,16 +173,22 @@ def raise_incidents(
     ``rollup``: the champion's ``scores`` and the failure ``risk`` rolled up per service
     (:func:`models.training.incidents_from_scores`). ``stream``: the loaded ``telemetry``, warm-up
     included, replayed through the streaming incident pipeline
-    (:func:`models.stream_incidents.stream_incidents`); it reads raw telemetry only, so failure
-    risk does not raise incidents there (the predictor's top features still explain them).
+    (:func:`models.stream_incidents.stream_incidents`), plus the failure predictor's warnings
+    (incidents its ``risk`` raises alone) on services the stream does not cover at the time.
     """
+    from models.training import incidents_from_scores
+
     if cfg.incident_builder == "stream":
         from models.incident_stream import StreamSettings
-        from models.stream_incidents import stream_incidents
+        from models.stream_incidents import stream_incidents, with_risk_warnings
 
-        return stream_incidents(telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
-                                resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=window_start)
-    from models.training import incidents_from_scores
+        streamed = stream_incidents(telemetry, catalogue, call_graph,
+                                    settings=StreamSettings.from_params(cfg.stream_params),
+                                    resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=window_start)
+        if risk is None or risk.empty:
+            return streamed
+        warnings = incidents_from_scores(scores.iloc[:0], risk, catalogue, cfg, call_graph=call_graph)
+        return with_risk_warnings(streamed, warnings)
 
     return incidents_from_scores(scores, risk, catalogue, cfg, call_graph=call_graph)
 

@@ -116,14 +116,15 @@ class DetectConfig(BaseModel):
     nab_data: Path | None = None
     # How the detect flow builds incidents: "rollup" rolls the champion detector's per-series
     # scores up per service (models.incidents); "stream" replays the loaded telemetry through the
-    # streaming incident pipeline (models.stream_incidents: call-graph grouping, ranked causes).
-    # Scores are computed either way (Pushgateway). "rollup" stays the default: on seven simulator
-    # seeds (held-out 40 %) it scored event F1 0.53 with 7.9 false alarms per seed, the stream
-    # builder 0.26 with 30.6 (its Nezha-tuned error weight; see models/stream_incidents.py).
+    # streaming incident pipeline (models.stream_incidents: call-graph grouping, ranked causes),
+    # with the failure predictor's warnings on services it does not cover. Scores are computed
+    # either way (Pushgateway). "rollup" stays the default: its incidents come from the champion
+    # detector the train flow gates on (seven simulator seeds, held-out 40 %: event F1 0.54, 8.1
+    # false alarms per seed); the stream builder scored 0.63 replaying whole histories, 22 of
+    # Nezha's 24 faults (docs/incidents.md).
     incident_builder: Literal["rollup", "stream"] = "rollup"
     # StreamSettings of the stream builder (models.incident_stream; durations in samples), e.g.
-    # {"error_weight": 1.0} on a fleet with many noisy error ratios (simulator: F1 0.58 instead
-    # of 0.26; Nezha: 20/24 faults instead of 22/24).
+    # {"error_material": 5.0} to page on failed requests alone only from 5 points of failures.
     stream_params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -169,3 +169,43 @@ def _evidence_json(evidence: str, level: float, resources: Mapping[str, str]) ->
         series["resource_id"] = _series_resource(str(series["unique_id"]), resources)
     payload["stream_evidence"] = round(float(level), 6)
     return json.dumps(payload, sort_keys=True)
+
+
+
+def with_risk_warnings(streamed: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
+    """``streamed`` incidents and the failure predictor's ``warnings`` (the roll-up's incidents
+    raised by risk alone) as one page per problem: the stream reads telemetry that already went
+    wrong, the predictor warns before it does.
+
+    A warning on a service that a streamed incident covers at the time (their spans overlap; an
+    open one, NaT ``end``, covers everything after its start) is that incident: when it came
+    first the incident takes its ``start``, ``window_start`` and ``incident_id``, so the page
+    already sent for the warning is the one the incident updates, not a second page. Other
+    warnings are incidents of their own, ranked by their own service when they have no ranking.
+    """
+    if warnings.empty:
+        return streamed
+    warnings = warnings.copy()
+    if "ranked_services" not in warnings.columns:
+        warnings["ranked_services"] = warnings["service"]
+    warnings["ranked_services"] = warnings["ranked_services"].fillna(warnings["service"]).astype("string")
+    never = pd.Timestamp.max.tz_localize("UTC")
+    warned_end = warnings["end"].fillna(never)
+    merged = streamed.copy()
+    covered = pd.Series(False, index=warnings.index)
+    for i, row in streamed.iterrows():
+        end = row["end"] if pd.notna(row["end"]) else never
+        overlap = (warnings["service"] == row["service"]) & (warnings["start"] <= end) & (warned_end >= row["start"])
+        covered |= overlap
+        earlier = warnings[overlap & (warnings["start"] < row["start"])]
+        if len(earlier):
+            first = earlier.sort_values("start").iloc[0]
+            merged.loc[i, ["start", "window_start", "incident_id"]] = [
+                first["start"], first["window_start"], first["incident_id"]
+            ]
+    kept = warnings.loc[~covered, list(STREAM_COLUMNS)]
+    parts = [frame for frame in (merged, kept) if len(frame)]
+    if not parts:
+        return streamed
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return out.sort_values(["start", "service"]).reset_index(drop=True)

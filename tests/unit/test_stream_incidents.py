@@ -212,3 +212,46 @@ def test_stream_params_reach_the_stream_builder_and_unknown_ones_are_named(tmp_p
     typo = DetectConfig(incident_builder="stream", stream_params={"open_treshold": 9.0})
     with pytest.raises(ValueError, match="open_treshold.*open_threshold"):
         raise_incidents(typo, day.telemetry, day.catalogue, no_scores, None, _graph(day), start)
+
+
+def _risk(services: list[str], start: pd.Timestamp, minutes: int, level: float = 0.9) -> pd.DataFrame:
+    """Failure risk at ``level`` for ``minutes`` minutes from ``start`` on each of ``services``."""
+    ds = pd.date_range(start, periods=minutes, freq="1min")
+    return pd.concat(
+        [pd.DataFrame({"service": s, "ds": ds, "risk": level}) for s in services], ignore_index=True
+    ).astype({"ds": "datetime64[us, UTC]"})
+
+
+def test_in_stream_mode_the_failure_predictor_still_warns_where_the_stream_sees_nothing(tmp_path: Path) -> None:
+    day = _day(tmp_path)
+    no_scores = pd.DataFrame({"unique_id": [], "ds": pd.Series([], dtype="datetime64[ns, UTC]"), "score": []})
+    start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
+    streamed = raise_incidents(_cfg("stream"), day.telemetry, day.catalogue, no_scores, None, _graph(day), start)
+    [fault] = streamed.itertuples()
+    # High risk on a quiet service, and on the faulty one while its incident is open.
+    risk = _risk(["frontend"], start, 20)
+    risk = pd.concat([risk, _risk(["cartservice"], fault.start, 5)], ignore_index=True)
+    both = raise_incidents(_cfg("stream"), day.telemetry, day.catalogue, no_scores, risk, _graph(day), start)
+    assert sorted(both["service"]) == ["cartservice", "frontend"]  # the fault pages once, not twice
+    warning = both[both["service"] == "frontend"].iloc[0]
+    assert warning["severity"] == "warning" and warning["ranked_services"].split(";")[0] == "frontend"
+    assert both[both["service"] == "cartservice"].iloc[0]["incident_id"] == fault.incident_id
+    assert list(both.columns) == list(streamed.columns)
+
+
+def test_a_warning_before_the_stream_sees_the_fault_is_the_page_the_incident_updates(tmp_path: Path) -> None:
+    day = _day(tmp_path)
+    no_scores = pd.DataFrame({"unique_id": [], "ds": pd.Series([], dtype="datetime64[ns, UTC]"), "score": []})
+    start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
+    [fault] = raise_incidents(
+        _cfg("stream"), day.telemetry, day.catalogue, no_scores, None, _graph(day), start
+    ).itertuples()
+    early = fault.start - pd.Timedelta(minutes=40)
+    risk = _risk(["cartservice"], early, 45)  # warns 40 minutes ahead and stays high into the fault
+    [one] = raise_incidents(
+        _cfg("stream"), day.telemetry, day.catalogue, no_scores, risk, _graph(day), start
+    ).itertuples()
+    # paged when the predictor's warning opened (after the roll-up's `for:` of three samples)
+    assert one.service == "cartservice" and early < one.start < fault.start - pd.Timedelta(minutes=30)
+    assert one.incident_id != fault.incident_id  # the warning's id: its page is the one updated
+    assert one.category == fault.category and one.ranked_services == fault.ranked_services
