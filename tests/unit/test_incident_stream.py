@@ -362,8 +362,9 @@ def test_a_firing_held_back_by_an_open_incident_is_paged_once_that_incident_clos
     assert out.iloc[1]["opened_at"] >= out.iloc[0]["closed_at"]
 
 
-def test_failed_requests_alone_open_an_errors_incident_without_corroboration() -> None:
-    # Nothing but the entry service's success rate moves: 6 % of requests fail for four minutes.
+def _failing_requests(success: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Quiet edge telemetry plus the web service's success rate, at ``success`` % for minutes
+    90..93 and 100 % otherwise; the telemetry and its catalogue."""
     catalogue = pd.concat(
         [
             EDGE_CATALOGUE,
@@ -377,8 +378,13 @@ def test_failed_requests_alone_open_an_errors_incident_without_corroboration() -
     frame = edge_telemetry()
     ok = frame[frame["unique_id"] == "web/cpu"].assign(unique_id="web/ok", y=100.0)
     failing = (ok["ds"] >= T0 + pd.Timedelta(minutes=90)) & (ok["ds"] < T0 + pd.Timedelta(minutes=94))
-    ok.loc[failing, "y"] = 94.0
-    frame = pd.concat([frame, ok], ignore_index=True)
+    ok.loc[failing, "y"] = success
+    return pd.concat([frame, ok], ignore_index=True), catalogue
+
+
+def test_failed_requests_alone_open_an_errors_incident_without_corroboration() -> None:
+    # Nothing but the entry service's success rate moves: 6 % of requests fail for four minutes.
+    frame, catalogue = _failing_requests(94.0)
     out = replay(frame, catalogue, EDGE_GRAPH)
     assert len(out) == 1 and out.iloc[0]["category"] == "errors"
     assert out.iloc[0]["opened_at"] == T0 + pd.Timedelta(minutes=90)
@@ -391,22 +397,8 @@ def test_failed_requests_alone_open_an_errors_incident_without_corroboration() -
 
 def test_a_blip_of_a_point_or_so_of_failed_requests_needs_corroboration() -> None:
     # 1.5 % of requests fail for four minutes: many sigmas of a success rate that sits at 100 %,
-    # but no harm that needs no corroboration (error_material, 2 points by default).
-    catalogue = pd.concat(
-        [
-            EDGE_CATALOGUE,
-            pd.DataFrame(
-                [("web/ok", "web", "web", "service_success_rate", "percent")],
-                columns=["unique_id", "service", "resource_id", "metric", "unit"],
-            ),
-        ],
-        ignore_index=True,
-    )
-    frame = edge_telemetry()
-    ok = frame[frame["unique_id"] == "web/cpu"].assign(unique_id="web/ok", y=100.0)
-    failing = (ok["ds"] >= T0 + pd.Timedelta(minutes=90)) & (ok["ds"] < T0 + pd.Timedelta(minutes=94))
-    ok.loc[failing, "y"] = 98.5
-    frame = pd.concat([frame, ok], ignore_index=True)
+    # but no harm that needs no corroboration (error_material, 3 points by default).
+    frame, catalogue = _failing_requests(98.5)
     assert replay(frame, catalogue, EDGE_GRAPH).empty
     counted = replay(frame, catalogue, EDGE_GRAPH, StreamSettings(error_material=0.0))
     assert len(counted) == 1 and counted.iloc[0]["category"] == "errors"
