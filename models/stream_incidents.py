@@ -179,9 +179,11 @@ def with_risk_warnings(streamed: pd.DataFrame, warnings: pd.DataFrame) -> pd.Dat
 
     A warning on a service that a streamed incident covers at the time (their spans overlap; an
     open one, NaT ``end``, covers everything after its start) is that incident: when it came
-    first the incident takes its ``start``, ``window_start`` and ``incident_id``, so the page
-    already sent for the warning is the one the incident updates, not a second page. Other
-    warnings are incidents of their own, ranked by their own service when they have no ranking.
+    first the incident takes its ``start``, ``window_start`` and ``incident_id``, so it shares
+    the warning's ``dedup_key`` and there is no second page (the outbox keeps one trigger per
+    key: PagerDuty shows the warning's details, the report and annotations the incident's; the
+    incident's resolve closes the page). Other warnings are incidents of their own, ranked by
+    their own service when they have no ranking.
     """
     if warnings.empty:
         return streamed

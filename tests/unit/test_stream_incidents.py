@@ -239,7 +239,7 @@ def test_in_stream_mode_the_failure_predictor_still_warns_where_the_stream_sees_
     assert list(both.columns) == list(streamed.columns)
 
 
-def test_a_warning_before_the_stream_sees_the_fault_is_the_page_the_incident_updates(tmp_path: Path) -> None:
+def test_a_warning_before_the_stream_sees_the_fault_and_the_incident_share_one_page(tmp_path: Path) -> None:
     day = _day(tmp_path)
     no_scores = pd.DataFrame({"unique_id": [], "ds": pd.Series([], dtype="datetime64[ns, UTC]"), "score": []})
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
@@ -253,5 +253,5 @@ def test_a_warning_before_the_stream_sees_the_fault_is_the_page_the_incident_upd
     ).itertuples()
     # paged when the predictor's warning opened (after the roll-up's `for:` of three samples)
     assert one.service == "cartservice" and early < one.start < fault.start - pd.Timedelta(minutes=30)
-    assert one.incident_id != fault.incident_id  # the warning's id: its page is the one updated
+    assert one.incident_id != fault.incident_id  # the warning's id: same dedup key, same page
     assert one.category == fault.category and one.ranked_services == fault.ranked_services
