@@ -48,9 +48,11 @@ def test_deploy_from_prefect_yaml_and_run_ingest_on_a_process_worker(tmp_path: P
         "PREFECT_UI_ENABLED": "false",
         # Only the run this test asks for: the schedules in prefect.yaml must not fire here.
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+        # The worker polls for scheduled runs every 10 s by default; the run is already waiting.
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
         "FORESIGHT_PROJECT_DIR": str(REPO),
         "FORESIGHT_HOME": str(tmp_path / "foresight"),
-        "FORESIGHT_SOURCES": '[{"name": "simulator", "kind": "simulator", "options": {"days": 7}}]',
+        "FORESIGHT_SOURCES": '[{"name": "simulator", "kind": "simulator", "options": {"days": 2}}]',
     }
     server_cmd = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with server_process(server_cmd, health_url=f"{api}/health", log=tmp_path / "server.log", env=env):
