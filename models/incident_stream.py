@@ -254,8 +254,9 @@ class IncidentStream:
         self.unit = unit
         success = np.array([_is_success_rate(m) for m in self.metric], dtype=bool)
         share_unit = np.array([failed_share_unit(m, u) for m, u in zip(self.metric, unit, strict=True)])
+        direction = np.array([metric_direction(m) for m in self.metric])  # harmful way: +1 / -1 / 0
         self._scorer = StreamingSurprise(
-            np.array([metric_direction(m) for m in self.metric]),
+            direction,
             window=s.window,
             min_history=s.min_history,
             prior_weight=s.prior_weight,
@@ -287,7 +288,7 @@ class IncidentStream:
         self._family_weight = np.where(errors_family, s.error_weight, 1.0)
         self._weight = self._family_weight  # this step's family weights (:meth:`_error_weights`)
         self._share_unit = share_unit  # per series: one percentage point of its failed share, or 0
-        self._direction = np.array([metric_direction(m) for m in self.metric], dtype="float64")
+        self._direction = direction
         self._callers = _transitive_callers(self.call_graph)
         # (surprise, observed, expected) per series over the last rank_window steps
         self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque(
