@@ -147,15 +147,12 @@ class KnnState:
         p = self.params
         current = recent[:, -p.window :]
         alpha = np.empty(self.n)
-        # blocks of series keep each (series, history) temporary in cache (~1 MiB)
-        block = max(1, _BLOCK_ELEMENTS // p.history)
-        for lo in range(0, self.n, block):
-            hi = min(lo + block, self.n)
-            d2 = _squared_distances(recent[lo:hi], current[lo:hi], p.history)
+        for rows in _row_blocks(self.n, p.history):
+            d2 = _squared_distances(recent[rows], current[rows], p.history)
             np.copyto(d2, np.inf, where=np.isnan(d2))  # windows with a gap are never neighbours
             nearest = np.partition(d2, p.k - 1, axis=1)[:, : p.k]
             with np.errstate(invalid="ignore"):
-                alpha[lo:hi] = np.sqrt(nearest).mean(axis=1)
+                alpha[rows] = np.sqrt(nearest).mean(axis=1)
         return np.where(np.isfinite(alpha) & np.isfinite(current).all(axis=1), alpha, np.nan)
 
     def _surprise(self, alpha: np.ndarray) -> np.ndarray:
@@ -176,10 +173,8 @@ class KnnState:
     def _count_at_least(self, stored: np.ndarray) -> np.ndarray:
         """How many of each series' calibration values are >= its ``stored`` (NaN: none)."""
         at_least = np.empty(self.n, dtype=np.int64)
-        block = max(1, _BLOCK_ELEMENTS // self.params.calibration)  # the boolean temporary stays in cache
-        for lo in range(0, self.n, block):
-            hi = min(lo + block, self.n)
-            at_least[lo:hi] = np.count_nonzero(self._calib[lo:hi] >= stored[lo:hi, None], axis=1)
+        for rows in _row_blocks(self.n, self.params.calibration):
+            at_least[rows] = np.count_nonzero(self._calib[rows] >= stored[rows, None], axis=1)
         return at_least
 
     def _tail_surprise(self, alpha: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -194,6 +189,13 @@ class KnnState:
         with np.errstate(invalid="ignore", over="ignore"):  # infinite records: as the rank would be
             beta = np.fmax(top.mean(axis=1) - u, 1e-12 + 1e-9 * np.abs(u))
             return np.log((self._calibrated[rows] + 1.0) / p.tail) + (alpha - u) / beta
+
+
+def _row_blocks(n: int, columns: int) -> list[slice]:
+    """Consecutive blocks of the ``n`` series whose ``(series, columns)`` temporaries stay within
+    :data:`_BLOCK_ELEMENTS` elements (in cache)."""
+    size = max(1, _BLOCK_ELEMENTS // columns)
+    return [slice(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
 def _squared_distances(values: np.ndarray, current: np.ndarray, history: int) -> np.ndarray:
