@@ -11,6 +11,7 @@ import pytest
 from models.incident_stream import (
     IncidentStream,
     StreamSettings,
+    call_graph_systems,
     metric_family,
     onset_runs,
     replay,
@@ -116,6 +117,43 @@ def test_a_fault_raises_one_incident_ranking_the_callee_first_with_category_and_
     evidence = json.loads(row["evidence"])
     top = evidence["series"][0]
     assert top["service"] == "db" and top["observed"] > 5 * top["expected"]
+
+
+def _two_systems(shift_minutes: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, tuple[str, ...]]]:
+    """Two unrelated copies of the web -> db system ("a:" and "b:"), db failing in each; b's
+    fault starts ``shift_minutes`` after a's."""
+    frames, catalogues = [], []
+    for prefix, start in (("a:", 90), ("b:", 90 + shift_minutes)):
+        frame = telemetry(fault=(start, start + 6), seed=4 if prefix == "a:" else 9)
+        frames.append(frame.assign(unique_id=prefix + frame["unique_id"]))
+        catalogues.append(CATALOGUE.assign(unique_id=prefix + CATALOGUE["unique_id"],
+                                           service=prefix + CATALOGUE["service"]))
+    graph = {prefix + caller: tuple(prefix + c for c in callees)
+             for prefix in ("a:", "b:") for caller, callees in GRAPH.items()}
+    return pd.concat(frames, ignore_index=True), pd.concat(catalogues, ignore_index=True), graph
+
+
+@pytest.mark.parametrize("shift_minutes", [0, 2])
+def test_problems_in_unrelated_systems_are_paged_apart_each_ranked_within_its_own_system(shift_minutes: int) -> None:
+    frame, catalogue, graph = _two_systems(shift_minutes)
+    out = replay(frame, catalogue, graph)
+    assert len(out) == 2, out[["opened_at", "services"]]
+    assert [s.split(";")[0] for s in out["services"]] == ["a:db", "b:db"]
+    for row in out.itertuples():
+        prefix = row.services[:2]
+        assert all(s.startswith(prefix) for s in row.services.split(";"))  # no cause from the other system
+    assert out.iloc[1]["opened_at"] - out.iloc[0]["opened_at"] == pd.Timedelta(minutes=shift_minutes)
+    # One system (a call joins them): the second firing belongs to the incident still unfolding.
+    joined = {**graph, "a:web": ("a:db", "b:web")}
+    assert len(replay(frame, catalogue, joined)) == 1
+
+
+def test_call_graph_systems_are_its_connected_parts() -> None:
+    graph = {"web": ("api",), "api": ("db",), "batch": ("db",), "mail": ()}
+    systems = call_graph_systems(["api", "batch", "db", "mail", "web", "cron"], graph)
+    assert systems["web"] == systems["api"] == systems["db"] == systems["batch"] == 0
+    assert len({systems["mail"], systems["cron"], 0}) == 3  # unconnected, unknown: systems of their own
+    assert set(call_graph_systems(["x", "y"], {}).values()) == {0}  # no graph: one system
 
 
 def test_a_quiet_system_raises_nothing_and_repeats_within_an_open_incident_are_suppressed() -> None:
