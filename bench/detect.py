@@ -1,0 +1,173 @@
+"""Benchmark incident detection on simulated fleets: the gate's roll-up per detector, and the stream builder.
+
+For each seed the simulator generates a fleet with its ground-truth incidents; every builder is
+judged on the incidents that start after the train flow's split (the first
+``DetectConfig.train_fraction`` of the span, :func:`models.training.split_time`):
+
+- ``rollup:<detector>``: exactly the train flow's gate (:func:`models.training.evaluate_detector`):
+  the detector as it feeds incidents, fitted on the data before the split, its scores after it
+  rolled up per service.
+- ``stream``: the detect flow's ``incident_builder: stream`` (:func:`flows.detect.raise_incidents`,
+  no failure predictor): the whole history replayed through the streaming incident pipeline with
+  the simulator's call graph, the incidents opened after the split kept and matched to the ground
+  truth as the gate matches (:func:`models.training.match_incidents`).
+
+Figures per seed and builder, then their mean per builder. The simulated span ends on a fixed
+date so figures do not move from day to day.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from foresight.settings import DetectConfig
+
+ROLLUP = "rollup:"  # prefix of a roll-up builder; the rest is a name in models.anomaly.DETECTORS
+STREAM = "stream"
+SEEDS: tuple[int, ...] = (3, 5, 7, 11, 13, 17, 19)
+BUILDERS: tuple[str, ...] = ("rollup:streaming", STREAM)
+DAYS = 21  # the simulator's default span, as in the demo
+END = pd.Timestamp("2026-05-01", tz="UTC")  # bench.failure's end too
+
+
+@dataclass(frozen=True)
+class DetectFigures:
+    """One builder's event-wise figures after the split of one seed's fleet (``seed`` None: the
+    mean over seeds, counts included, so ``raised`` and ``false_alarms`` read "per seed")."""
+
+    seed: int | None
+    builder: str
+    f1: float
+    recall: float
+    precision: float
+    raised: float  # incidents raised after the split
+    false_alarms: float  # raised incidents matching no ground-truth incident
+    detected: float
+    incidents: float  # ground-truth incidents starting after the split
+    seconds: float  # wall time of the builder's evaluation (fit and scoring, or the replay)
+
+
+def builder_choices() -> list[str]:
+    """Every builder name :func:`run` accepts: a roll-up per registered detector, then ``stream``."""
+    from models.anomaly import detectors
+
+    return [*(f"{ROLLUP}{name}" for name in detectors().names()), STREAM]
+
+
+def run(
+    seeds: Sequence[int] = SEEDS,
+    days: int = DAYS,
+    builders: Sequence[str] = BUILDERS,
+    cfg: DetectConfig | None = None,
+) -> list[DetectFigures]:
+    """Figures per seed and builder, then one mean row per builder (``seed=None``).
+
+    ``cfg`` (default: ``DetectConfig()``) sets the split, the roll-up's and the stream's settings
+    and the matching, as it does for the flows. An unknown builder raises before anything runs.
+    """
+    from connectors.simulator import simulate
+    from foresight.settings import DetectConfig
+    from models.training import split_time
+
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    builders = list(dict.fromkeys(builders))  # a builder named twice would count twice in its mean
+    if not builders:
+        raise ValueError("at least one builder is needed")
+    choices = builder_choices()
+    unknown = [b for b in builders if b not in choices]
+    if unknown:
+        named = ", ".join(map(repr, unknown))
+        raise ValueError(f"unknown builder(s) {named}; choose one of: {', '.join(choices)}")
+    cfg = cfg or DetectConfig()
+    figures: list[DetectFigures] = []
+    for seed in seeds:
+        batch = simulate(seed=seed, days=days, end=END)
+        telemetry, catalogue, incidents = batch.telemetry, batch.catalogue, batch.incidents
+        if incidents is None:
+            raise ValueError("the simulator returned no incident history")
+        split = split_time(telemetry["ds"], cfg.train_fraction)
+        for builder in builders:
+            started = time.perf_counter()
+            raised, m = evaluate_builder(builder, telemetry, catalogue, incidents, cfg, split)
+            seconds = time.perf_counter() - started
+            figures.append(
+                DetectFigures(
+                    seed,
+                    builder,
+                    m["f1"],
+                    m["recall"],
+                    m["precision"],
+                    len(raised),
+                    m["false_alarms"],
+                    m["detected"],
+                    m["detected"] + m["missed"],
+                    seconds,
+                )
+            )
+    return figures + [mean_figures(figures, builder) for builder in builders]
+
+
+def evaluate_builder(
+    builder: str,
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    incidents: pd.DataFrame,
+    cfg: DetectConfig,
+    split: pd.Timestamp,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The incidents ``builder`` raises after ``split`` and their event-wise metrics against the
+    ground truth starting after it (:func:`models.training.match_incidents`'s keys)."""
+    from models.training import evaluate_detector, match_incidents
+
+    if builder == STREAM:
+        from connectors.simulator import CALL_GRAPH
+        from models.incident_stream import StreamSettings
+        from models.stream_incidents import stream_incidents
+
+        call_graph = {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
+        raised = stream_incidents(telemetry, catalogue, call_graph,
+                                  settings=StreamSettings.from_params(cfg.stream_params),
+                                  resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=split)
+        return raised, match_incidents(raised, incidents[incidents["start"] >= split], cfg)
+
+    from models.anomaly import detectors
+
+    if not builder.startswith(ROLLUP):
+        raise ValueError(f"unknown builder {builder!r}; choose one of: {', '.join(builder_choices())}")
+    name = builder.removeprefix(ROLLUP)
+    # detector_params are the configured detector's constructor parameters, not every detector's.
+    params = cfg.detector_params if name == cfg.detector else {}
+    detector = detectors().get(name).for_incidents(**params)
+    evaluation = evaluate_detector(detector, telemetry, catalogue, incidents, cfg, split)
+    return evaluation.detail, evaluation.metrics
+
+
+def mean_figures(figures: Sequence[DetectFigures], builder: str) -> DetectFigures:
+    """The mean over seeds of one builder's figures, every field (counts too) a plain mean."""
+    mine = [f for f in figures if f.builder == builder and f.seed is not None]
+    if not mine:
+        raise ValueError(f"no figures for {builder!r}")
+
+    def mean(field: str) -> float:
+        return float(np.mean([getattr(f, field) for f in mine]))
+
+    return DetectFigures(
+        None,
+        builder,
+        mean("f1"),
+        mean("recall"),
+        mean("precision"),
+        mean("raised"),
+        mean("false_alarms"),
+        mean("detected"),
+        mean("incidents"),
+        mean("seconds"),
+    )

@@ -1,0 +1,101 @@
+"""Incident-detection benchmark (bench.detect): the gate's roll-up, the stream builder, the CLI."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import astuple
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bench.detect import END, DetectFigures, builder_choices, mean_figures, run
+from connectors.simulator import CALL_GRAPH, simulate
+from flows.detect import raise_incidents
+from foresight.cli import app
+from foresight.settings import DetectConfig
+from models.anomaly import detectors
+from models.training import evaluate_detector, match_incidents, split_time
+
+# Six days of seed 3: one ground-truth incident after the split, which both builders find, and
+# false alarms from both, so no figure is trivially 0 or 1 everywhere.
+SEED, DAYS = 3, 6
+Figures = dict[tuple[int | None, str], DetectFigures]  # by (seed, builder); seed None: the mean
+
+
+@pytest.fixture(scope="module")
+def figures() -> Figures:
+    return {(f.seed, f.builder): f for f in run(seeds=(SEED,), days=DAYS)}
+
+
+def test_figures_are_event_wise_rates_and_counts_that_agree(figures: Figures) -> None:
+    assert set(figures) == {(SEED, "rollup:streaming"), (SEED, "stream"), (None, "rollup:streaming"), (None, "stream")}
+    for f in figures.values():
+        assert 0.0 <= f.recall <= 1.0 and 0.0 <= f.precision <= 1.0 and 0.0 <= f.f1 <= 1.0, f
+        assert f.f1 == pytest.approx(2 * f.recall * f.precision / (f.recall + f.precision)), f
+        assert f.incidents >= 1 and f.detected <= f.incidents and f.recall == pytest.approx(f.detected / f.incidents)
+        assert 0 < f.false_alarms < f.raised, f
+        assert f.seconds > 0
+
+
+def test_the_roll_up_is_the_gates_evaluation_and_the_stream_the_detect_flows_builder(figures: Figures) -> None:
+    batch = simulate(seed=SEED, days=DAYS, end=END)
+    assert batch.incidents is not None
+    cfg = DetectConfig()
+    split = split_time(batch.telemetry["ds"], cfg.train_fraction)
+
+    gate = evaluate_detector(detectors().get("streaming").for_incidents(), batch.telemetry, batch.catalogue,
+                             batch.incidents, cfg, split).metrics
+    rollup = figures[(SEED, "rollup:streaming")]
+    assert (rollup.f1, rollup.recall, rollup.precision, rollup.false_alarms) == (
+        gate["f1"], gate["recall"], gate["precision"], gate["false_alarms"])
+
+    graph = {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
+    streamed = raise_incidents(cfg.model_copy(update={"incident_builder": "stream"}), batch.telemetry,
+                               batch.catalogue, pd.DataFrame(), None, graph, split)
+    flow = match_incidents(streamed, batch.incidents[batch.incidents["start"] >= split], cfg)
+    stream = figures[(SEED, "stream")]
+    assert stream.raised == len(streamed) and (stream.f1, stream.false_alarms) == (flow["f1"], flow["false_alarms"])
+
+
+def test_the_mean_row_is_the_mean_of_the_seeds_rows(figures: Figures) -> None:
+    for builder in ("rollup:streaming", "stream"):  # one seed: the mean is that seed's row
+        assert astuple(figures[(None, builder)])[1:] == astuple(figures[(SEED, builder)])[1:]
+    rows = [
+        DetectFigures(1, "stream", 0.5, 1.0, 1 / 3, 3, 2, 1, 1, 2.0),
+        DetectFigures(2, "stream", 0.0, 0.0, 0.0, 4, 4, 0, 2, 4.0),
+        DetectFigures(1, "rollup:streaming", 1.0, 1.0, 1.0, 1, 0, 1, 1, 1.0),  # another builder's: left out
+    ]
+    mean = mean_figures(rows, "stream")
+    assert mean == DetectFigures(None, "stream", 0.25, 0.5, pytest.approx(1 / 6), 3.5, 3.0, 0.5, 1.5, 3.0)
+    with pytest.raises(ValueError, match="no figures for 'rollup:knn'"):
+        mean_figures(rows, "rollup:knn")
+
+
+def test_every_registered_detector_is_a_roll_up_builder_and_unknown_ones_are_refused() -> None:
+    assert builder_choices() == [*(f"rollup:{name}" for name in detectors().names()), "stream"]
+    with pytest.raises(ValueError, match="unknown builder.*'rollup:prophet'.*choose one of: .*rollup:streaming"):
+        run(seeds=(SEED,), days=DAYS, builders=("stream", "rollup:prophet"))
+
+    result = CliRunner().invoke(app, ["bench", "detect", "--days", "2", "--builder", "streaming"])
+    assert result.exit_code == 2, result.output  # a usage error, before anything is simulated
+    printed = set(re.findall(r"[\w:]+", result.output))
+    assert "--builder" in result.output and set(builder_choices()) <= printed
+
+
+def test_the_command_prints_the_table_per_seed_and_the_mean() -> None:
+    result = CliRunner().invoke(app, ["bench", "detect", "--seed", str(SEED), "--days", str(DAYS),
+                                      "--builder", "stream"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines() if " stream " in line]
+    assert [row[:2] for row in rows] == [[str(SEED), "stream"], ["mean", "stream"]]
+    assert all(len(row) == 9 for row in rows), rows  # every column, none cut at 80 characters
+    assert "wall time:" in result.output and f"{DAYS} days per seed" in result.output
+
+
+@pytest.mark.parametrize(("params", "problem"), [('{"open_treshold": 9}', "open_treshold.*open_threshold"),
+                                                 ("[1, 2]", "stream_params"), ("{oops", "Expecting")])
+def test_bad_stream_settings_are_refused_by_name_before_anything_runs(params: str, problem: str) -> None:
+    result = CliRunner().invoke(app, ["bench", "detect", "--days", "2", "--stream-params", params])
+    assert result.exit_code == 2, result.output
+    assert "--stream-params" in result.output and re.search(problem, " ".join(result.output.split()))
