@@ -5,8 +5,8 @@
 :class:`models.incident_stream.IncidentStream` (causal: an incident is raised at the minute the
 pipeline would have raised it live, from samples up to that minute only), writes one row per
 incident and scores them with the data set's protocol (``/work/shared/data/README.md``).
-``--pipeline flow`` raises the incidents the way the product's detect flow does instead (default
-anomaly detector, then :func:`models.training.incidents_from_scores`; :mod:`bench.incidents_flow`),
+``--pipeline flow`` raises the incidents the way the detect flow's roll-up builder does instead
+(default anomaly detector, then :func:`models.training.incidents_from_scores`; :mod:`bench.incidents_flow`),
 scored by the same protocol:
 
 - a fault is *detected* when an incident is opened within ``window`` (5 minutes) after its
@@ -45,7 +45,7 @@ FAULT_CATEGORIES: dict[str, str] = {
     "return": "errors",
 }
 DETECTION_WINDOW = pd.Timedelta("5min")
-PIPELINES: tuple[str, ...] = ("stream", "flow")  # models.incident_stream; the detect flow's path
+PIPELINES: tuple[str, ...] = ("stream", "flow")  # models.incident_stream; the detect flow's roll-up
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "opened_at",
     "services",

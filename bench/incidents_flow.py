@@ -1,8 +1,8 @@
-"""The detect flow's incident path on a Nezha day, for ``foresight bench incidents --pipeline flow``.
+"""The detect flow's roll-up incident path on a Nezha day, for ``foresight bench incidents --pipeline flow``.
 
-:mod:`bench.incidents` replays a day through the dedicated streaming incident pipeline; this
-module instead takes the path the product's detect flow (:mod:`flows.detect`) takes, so the
-same protocol scores what is actually shipped:
+:mod:`bench.incidents` replays a day through the streaming incident pipeline (the detect flow's
+default builder); this module instead takes the path the detect flow (:mod:`flows.detect`) takes
+with ``detect.incident_builder: rollup``, so the same protocol scores that builder too:
 
 1. the day is already in the detect flow's shapes (:mod:`connectors.nezha`): long telemetry,
    a catalogue naming each series' service, and the call graph from the day's dependency file;
@@ -19,13 +19,13 @@ same protocol scores what is actually shipped:
 The detect flow fans scoring out per service; the registry's detectors score series
 independently, so scoring the day's frame in one call gives the same scores.
 
-Measured on the Nezha dev day with the shipped settings (``streaming``, threshold 0.9999, two
-active samples, 30 minutes to resolve): 2 of 24 faults detected, 10 false alarms, against 22
+Measured on the Nezha dev day with the shipped settings (``streaming``, threshold 0.9999, three
+active samples, 30 minutes to resolve): 2 of 24 faults detected, 17 false alarms, against 22
 and 6 for the streaming pipeline. The causes, none of them specific to this day: the detector
 scores nothing in its first ``warmup`` (100) samples, and 13 faults fall there (the first one
 two minutes into the data); it reports a jump once per series (repeat suppression), so a
 service whose series all jump in one minute has one active sample and ``min_active_samples``
-= 2 raises nothing; 30 minutes of hysteresis merge faults ~8.5 minutes apart; and incidents are
+= 3 raises nothing; 30 minutes of hysteresis merge faults ~8.5 minutes apart; and incidents are
 per service, so a fault's callers raise their own.
 """
 

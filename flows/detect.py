@@ -1,8 +1,9 @@
-"""Detect flow: champion anomaly detector and failure predictor score recent telemetry; service
-anomalies and high risk become incidents, written to the PagerDuty outbox with deterministic
-dedup keys (a re-run never opens a second incident) and resolved once their condition clears.
-With ``detect.incident_builder: stream`` the incidents come from replaying the telemetry through
-the streaming incident pipeline instead (:func:`raise_incidents`); the scores still go out.
+"""Detect flow: the recent telemetry replayed through the streaming incident pipeline and the
+failure predictor's risk become incidents (:func:`raise_incidents`), written to the PagerDuty
+outbox with deterministic dedup keys (a re-run never opens a second incident) and resolved once
+their condition clears; the champion anomaly detector's scores go out as metrics. With
+``detect.incident_builder: rollup`` the incidents come from those scores rolled up per service
+instead.
 
 With ``sinks.pagerduty_routing_key`` set, every pending outbox event is then delivered to the
 Events API v2 (``connectors.pagerduty``: bounded retries, a delivery ledger so nothing is lost

@@ -196,8 +196,9 @@ def test_the_flow_builds_stream_incidents_from_telemetry_when_configured(tmp_pat
     assert rollup.empty  # the roll-up reads the champion's scores only, and there are none
 
 
-def test_the_roll_up_stays_the_default_and_unknown_builders_are_refused() -> None:
-    assert DetectConfig().incident_builder == "rollup"
+def test_the_stream_is_the_default_builder_and_unknown_builders_are_refused() -> None:
+    assert DetectConfig().incident_builder == "stream"
+    assert DetectConfig(incident_builder="rollup").incident_builder == "rollup"
     with pytest.raises(ValueError, match="incident_builder"):
         _cfg("magic")
 
