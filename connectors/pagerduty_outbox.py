@@ -83,8 +83,10 @@ def trigger_event(
 ) -> dict[str, Any]:
     """A validated Events API v2 ``trigger`` for one incident (``schemas.INCIDENT_COLUMNS`` + extras).
 
-    The entity is the incident's ``resource_id`` when it has one, else its ``service``; the
-    dedup window starts at the incident's ``start``. Extra keys go to ``custom_details``.
+    The entity is the incident's ``resource_id`` when it has one, else its ``service``. The
+    ``dedup_key`` is the incident's own when it carries one (the detect flow's: its service and
+    window, the key its resolve uses too), else built from the entity and ``start``. Extra keys
+    go to ``custom_details``.
     """
     for field in ("service", "start", "severity"):
         if _missing(incident.get(field)):
@@ -101,7 +103,8 @@ def trigger_event(
     event = {
         "routing_key": routing_key or EMBEDDED_ROUTING_KEY,
         "event_action": "trigger",
-        "dedup_key": dedup_key(model_name, entity, start),
+        "dedup_key": (dedup_key(model_name, entity, start) if _missing(incident.get("dedup_key"))
+                      else str(incident["dedup_key"])),
         "payload": {
             "summary": _truncate(summary, MAX_SUMMARY),
             "source": entity,

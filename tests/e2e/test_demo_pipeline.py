@@ -130,6 +130,8 @@ def test_outbox_has_incidents_and_a_rerun_adds_none(demo: tuple[Snapshot, Snapsh
     assert triggers, "the demo raised incidents"
     keys = [e["dedup_key"] for e in triggers]
     assert len(keys) == len(set(keys))
+    resolves = {e["dedup_key"] for e in first.outbox if e["event_action"] == "resolve"}
+    assert resolves and resolves <= set(keys), "every resolve closes a page that was triggered"
     assert second.outbox == first.outbox
     assert second.results["detect"]["events_written"] == 0
     # Every event the first pass produced is produced again, and skipped as already sent.

@@ -285,19 +285,21 @@ def test_deliver_outbox_is_a_no_op_in_embedded_mode(tmp_path: Path) -> None:
 
 # -- the detect flow's paging ------------------------------------------------------------------
 def _incidents(end: pd.Timestamp | None = None) -> pd.DataFrame:
-    """One service incident as ``models.incidents.build_incidents`` returns it."""
+    """One service incident as ``models.incidents.build_incidents`` returns it: on a resource,
+    starting mid-window (its identity is the service and the window, not the resource)."""
+    start = START + pd.Timedelta(minutes=10)
     return pd.DataFrame(
         {
             "incident_id": ["inc-1"],
             "service": ["checkout"],
             "category": ["resource_leak"],
-            "start": [START],
+            "start": [start],
             "end": pd.to_datetime([end], utc=True),
             "severity": ["critical"],
             "score": [0.99995],
             "evidence": ['[{"unique_id": "checkout/i-1/mem_pct"}]'],
-            "window_start": [START.floor("30min")],
-            "resource_id": [pd.NA],
+            "window_start": [start.floor("30min")],
+            "resource_id": ["i-1"],
         }
     )
 
@@ -337,6 +339,7 @@ def test_reruns_of_detect_hold_one_incident_and_recovery_resolves_it(
     assert recovered["paging"]["delivered"] == 1
     assert fake.open_alerts() == [] and [a.status for a in fake.alerts] == ["resolved"]
     assert [r.body["event_action"] for r in fake.requests_to("/v2/enqueue")] == ["trigger", "resolve"]
+    assert len({r.body["dedup_key"] for r in fake.requests_to("/v2/enqueue")}) == 1  # the resolve hits the page
 
 
 def test_nothing_is_sent_while_a_contract_fails(prefect_harness, fake: FakePagerDuty, tmp_path: Path) -> None:

@@ -87,6 +87,13 @@ def test_trigger_falls_back_to_service_as_entity_and_truncates_summary() -> None
     assert len(event["payload"]["summary"]) == 1024
 
 
+def test_an_incident_that_carries_its_dedup_key_is_triggered_under_it() -> None:
+    # The detect flow keys an incident by service and window and resolves it under that key.
+    key = dedup_key("anomaly-detector", "checkout", START.floor("30min"))
+    assert _trigger(dedup_key=key)["dedup_key"] == key
+    assert _trigger(dedup_key=None)["dedup_key"] == dedup_key("robust_seasonal", "i-0abc123", START)
+
+
 def test_real_routing_key_is_kept_and_resolve_matches_trigger() -> None:
     trig = trigger_event(_incident(), routing_key="R" * 32, model_name="m", model_version="1", links=[])
     res = resolve_event(trig["dedup_key"], "R" * 32)
