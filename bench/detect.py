@@ -11,6 +11,10 @@ judged on the incidents that start after the train flow's split (the first
   no failure predictor): the whole history replayed through the streaming incident pipeline with
   the simulator's call graph, the incidents opened after the split kept and matched to the ground
   truth as the gate matches (:func:`models.training.match_incidents`).
+- ``stream:windows``: the same builder replayed the way the detect flow replays it: the span after
+  the split cut into ``lookback_hours`` windows, each replayed after the warm-up the flow loads
+  before its window (the configured detector's context, at least the features' 3 hours), each
+  window's incidents kept. A baseline then never sees more than a window and its warm-up.
 
 Figures per seed and builder, then their mean per builder. The simulated span ends on a fixed
 date so figures do not move from day to day.
@@ -21,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
 
 ROLLUP = "rollup:"  # prefix of a roll-up builder; the rest is a name in models.anomaly.DETECTORS
 STREAM = "stream"
+STREAM_WINDOWS = "stream:windows"
 SEEDS: tuple[int, ...] = (3, 5, 7, 11, 13, 17, 19)
 BUILDERS: tuple[str, ...] = ("rollup:streaming", STREAM)
 DAYS = 21  # the simulator's default span, as in the demo
@@ -58,7 +63,7 @@ def builder_choices() -> list[str]:
     """Every builder name :func:`run` accepts: a roll-up per registered detector, then ``stream``."""
     from models.anomaly import detectors
 
-    return [*(f"{ROLLUP}{name}" for name in detectors().names()), STREAM]
+    return [*(f"{ROLLUP}{name}" for name in detectors().names()), STREAM, STREAM_WINDOWS]
 
 
 def run(
@@ -127,27 +132,50 @@ def evaluate_builder(
     ground truth starting after it (:func:`models.training.match_incidents`'s keys)."""
     from models.training import evaluate_detector, match_incidents
 
+    truth = incidents[incidents["start"] >= split]
     if builder == STREAM:
-        from connectors.simulator import CALL_GRAPH
-        from models.incident_stream import StreamSettings
-        from models.stream_incidents import stream_incidents
+        raised = _streamed(telemetry, catalogue, cfg, split)
+        return raised, match_incidents(raised, truth, cfg)
+    if builder == STREAM_WINDOWS:
+        from flows.detect import FEATURE_WARMUP
 
-        call_graph = {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
-        raised = stream_incidents(telemetry, catalogue, call_graph,
-                                  settings=StreamSettings.from_params(cfg.stream_params),
-                                  resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=split)
-        return raised, match_incidents(raised, incidents[incidents["start"] >= split], cfg)
-
-    from models.anomaly import detectors
+        before = telemetry[telemetry["ds"] < split]
+        warmup = max(_detector(cfg.detector, cfg).fit(before).context_length, FEATURE_WARMUP)
+        window, newest = pd.Timedelta(hours=cfg.lookback_hours), telemetry["ds"].max()
+        parts, lo = [], split
+        while lo <= newest:
+            hi = lo + window
+            part = telemetry[(telemetry["ds"] >= lo - warmup) & (telemetry["ds"] < hi)]
+            streamed = _streamed(part, catalogue, cfg, lo)
+            parts.append(streamed[streamed["start"] < hi])
+            lo = hi
+        raised = pd.concat(parts, ignore_index=True)
+        return raised, match_incidents(raised, truth, cfg)
 
     if not builder.startswith(ROLLUP):
         raise ValueError(f"unknown builder {builder!r}; choose one of: {', '.join(builder_choices())}")
-    name = builder.removeprefix(ROLLUP)
-    # detector_params are the configured detector's constructor parameters, not every detector's.
-    params = cfg.detector_params if name == cfg.detector else {}
-    detector = detectors().get(name).for_incidents(**params)
-    evaluation = evaluate_detector(detector, telemetry, catalogue, incidents, cfg, split)
+    evaluation = evaluate_detector(_detector(builder.removeprefix(ROLLUP), cfg), telemetry, catalogue, incidents,
+                                   cfg, split)
     return evaluation.detail, evaluation.metrics
+
+
+def _detector(name: str, cfg: DetectConfig) -> Any:
+    """Detector ``name`` as it feeds incidents; ``detect.detector_params`` are the configured
+    detector's constructor parameters, not every detector's."""
+    from models.anomaly import detectors
+
+    return detectors().get(name).for_incidents(**(cfg.detector_params if name == cfg.detector else {}))
+
+
+def _streamed(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: DetectConfig, since: pd.Timestamp) -> pd.DataFrame:
+    """The stream builder's incidents opened from ``since`` on, replaying all of ``telemetry``."""
+    from connectors.simulator import CALL_GRAPH
+    from models.incident_stream import StreamSettings
+    from models.stream_incidents import stream_incidents
+
+    call_graph = {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
+    return stream_incidents(telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
+                            resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=since)
 
 
 def mean_figures(figures: Sequence[DetectFigures], builder: str) -> DetectFigures:

@@ -258,7 +258,9 @@ def bench_detect(
     days: int = typer.Option(21, min=2, help="Simulated days per seed (about 0.6 incidents a day)."),
     builders: list[str] = typer.Option(["rollup:streaming", "stream"], "--builder",
                                        help="rollup:<detector> (the train flow's gate on that detector's "
-                                            "roll-up) or stream (the streaming incident builder); repeatable."),
+                                            "roll-up), stream (the streaming incident builder, whole history "
+                                            "replayed) or stream:windows (replayed as the detect flow "
+                                            "replays it); repeatable."),
     stream_params: str = typer.Option("{}", "--stream-params",
                                       help='The stream builder\'s settings as JSON, e.g. \'{"error_material": 5}\'.'),
 ) -> None:

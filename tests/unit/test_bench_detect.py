@@ -73,7 +73,7 @@ def test_the_mean_row_is_the_mean_of_the_seeds_rows(figures: Figures) -> None:
 
 
 def test_every_registered_detector_is_a_roll_up_builder_and_unknown_ones_are_refused() -> None:
-    assert builder_choices() == [*(f"rollup:{name}" for name in detectors().names()), "stream"]
+    assert builder_choices() == [*(f"rollup:{name}" for name in detectors().names()), "stream", "stream:windows"]
     with pytest.raises(ValueError, match="unknown builder.*'rollup:prophet'.*choose one of: .*rollup:streaming"):
         run(seeds=(SEED,), days=DAYS, builders=("stream", "rollup:prophet"))
 
@@ -99,3 +99,13 @@ def test_bad_stream_settings_are_refused_by_name_before_anything_runs(params: st
     result = CliRunner().invoke(app, ["bench", "detect", "--days", "2", "--stream-params", params])
     assert result.exit_code == 2, result.output
     assert "--stream-params" in result.output and re.search(problem, " ".join(result.output.split()))
+
+
+def test_windowed_replay_is_the_whole_replay_when_one_window_and_its_warm_up_cover_the_history() -> None:
+    # Six days: the split falls 3.6 days in, within the streaming detector's context (the warm-up
+    # the flow loads), so one 30-day window replays everything, as the stream builder does.
+    wide = DetectConfig(lookback_hours=24 * 30)
+    by_builder = {f.builder: f for f in run(seeds=(SEED,), days=DAYS, builders=("stream", "stream:windows"),
+                                            cfg=wide) if f.seed is not None}
+    whole, windows = by_builder["stream"], by_builder["stream:windows"]
+    assert astuple(whole)[2:-1] == astuple(windows)[2:-1]
