@@ -10,8 +10,11 @@ writes each incident as a roll-up incident would be written:
 - ``start`` is when the stream raised it, ``end`` when it closed (NaT while open);
 - ``incident_id`` is :func:`models.incidents.incident_id` of the service and ``window_start``,
   the start floored to ``resolve_after`` as the roll-up does: two detect runs over overlapping
-  data give the same ids, and the PagerDuty outbox de-duplicates on them. A replay's first
-  steps have a thin baseline, so the flow replays a warm-up span before the window it reports;
+  data give the same ids, and the PagerDuty outbox de-duplicates on them. Unlike the roll-up's,
+  two stream incidents of one service can fall in one such window (a second fault soon after
+  the first): the later one's ``window_start`` is its own start, so it gets a page of its own.
+  A replay's first steps have a thin baseline, so the flow replays a warm-up span before the
+  window it reports;
 - ``score`` is the incident's evidence (summed ``-log10 p``) as a tail probability ``1 - 10^-e``,
   the roll-up's scale (a calibrated score), so thresholds and dashboards read both alike; the raw
   evidence stays in the evidence JSON (``stream_evidence``);
@@ -125,6 +128,12 @@ def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Tim
         }
     )
     out["resource_id"] = out["resource_id"].astype("string")
+    out = out.sort_values(["start", "service"], kind="stable")
+    # The stream pages a fresh problem on a service even soon after the last one (Nezha injects
+    # faults 8.5 minutes apart): a later incident in a window its service already opened one in
+    # keys by its own start, or its page would be taken for the first one's and dropped.
+    repeat = out.groupby(["service", "window_start"], observed=True).cumcount() > 0
+    out["window_start"] = out["window_start"].where(~repeat, out["start"])
     out["incident_id"] = pd.Series(
         [incident_id(s, w) for s, w in zip(out["service"], out["window_start"], strict=True)],
         index=out.index,

@@ -16,7 +16,7 @@ from foresight.settings import DetectConfig
 from models.incident_category import categorise, exhausted_kinds
 from models.incident_stream import IncidentStream, failed_share_unit
 from models.incidents import INCIDENT_OUTPUT_COLUMNS, incident_id
-from models.stream_incidents import STREAM_COLUMNS, stream_incidents, tail_score
+from models.stream_incidents import STREAM_COLUMNS, incident_rows, stream_incidents, tail_score
 from support.nezha import write_nezha_day
 
 # The synthetic day starts 03:51:19; its fault shows in the row of 05:42 (row 110) on.
@@ -61,6 +61,21 @@ def test_overlapping_replays_give_the_same_incident_ids(tmp_path: Path) -> None:
     overlap = stream_incidents(later, day.catalogue, **kwargs)  # type: ignore[arg-type]
     assert len(full) == 1
     assert list(overlap["incident_id"]) == list(full["incident_id"])
+
+
+def test_two_problems_of_one_service_in_one_window_get_two_identities() -> None:
+    # db fails at 10:02 and afresh at 10:10 (two incidents, as Nezha injects faults); web at 10:05.
+    opened = [T0 + pd.Timedelta(minutes=m) for m in (2, 10, 5)]
+    raised = pd.DataFrame({
+        "opened_at": opened, "closed_at": [o + pd.Timedelta(minutes=4) for o in opened],
+        "services": ["db;web", "db", "web"], "category": "saturation", "score": 8.0, "severity": "error",
+        "evidence": json.dumps({"series": [], "ranked_services": []}), "reopened": 0,
+    })
+    catalogue = pd.DataFrame({"unique_id": ["db/cpu", "web/cpu"], "service": ["db", "web"], "metric": "cpu_usage"})
+    out = incident_rows(raised, catalogue, pd.Timedelta(minutes=30)).set_index("start")
+    assert out["incident_id"].is_unique  # three problems, three pages
+    assert list(out["window_start"]) == [T0, T0, opened[1]]  # db's second keys by its own start
+    assert out.loc[opened[0], "incident_id"] == incident_id("db", T0)  # the first keeps the window
 
 
 def test_an_incident_still_open_at_the_newest_sample_has_no_end(tmp_path: Path) -> None:
