@@ -31,6 +31,7 @@ same numbers. Pure numpy; no I/O.
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from dataclasses import dataclass
 
@@ -129,7 +130,10 @@ class StreamingSurprise:
             raise ValueError(f"expected {self.n_series} values, got shape {values.shape}")
         history = np.sum(~np.isnan(self._recent), axis=0)
         ready = (history >= self.min_history) & ~np.isnan(values)
-        with np.errstate(all="ignore"):
+        # A series with no sample in its window yet has no expected value (NaN), not a warning
+        # in every detect run's log: nanmedian warns about an all-NaN column, errstate does not reach it.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             expected = np.nanmedian(self._recent, axis=0) if history.any() else np.full(self.n_series, np.nan)
             mad = np.nanmedian(np.abs(self._recent - expected), axis=0) if history.any() else expected
             level = np.abs(expected[self.floor_of])

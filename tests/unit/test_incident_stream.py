@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,15 @@ def test_surprise_is_causal_a_later_sample_never_changes_earlier_scores() -> Non
     full = [a.update(v).surprise for v in values]
     part = [b.update(v).surprise for v in values[:30]]
     np.testing.assert_array_equal(np.stack(full[:30]), np.stack(part))
+
+
+def test_a_series_with_no_sample_yet_scores_nothing_and_warns_nothing() -> None:
+    scorer = StreamingSurprise(np.array([1, 1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would fail the test
+        for value in (1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 5.0):
+            step = scorer.update(np.array([value, np.nan]))  # the second series never reports
+    assert np.isnan(step.expected[1]) and step.surprise[1] == 0.0 and step.surprise[0] > 0
 
 
 def test_bad_settings_are_refused() -> None:
