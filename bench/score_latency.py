@@ -9,6 +9,12 @@ ensemble's coarse member searches its neighbours only at the last step of each 8
 its worst step is the one that matters and the timed steps include such steps (counted as
 ``block_ends``) whenever ``repeats`` spans a block.
 
+``incident_stream`` times the detect flow's default incident builder instead
+(:class:`~models.incident_stream.IncidentStream`): one :meth:`~models.incident_stream.IncidentStream.step`
+scores every series, rolls the evidence up per service and opens or closes incidents. Its series
+are laid out like the simulator's fleet (six metrics per instance, two instances per service,
+services in systems of six along a call graph); ``state_mib`` counts the arrays it keeps.
+
 The nearest-neighbour members search and rank their whole (partly empty) history and calibration
 ring from the first step, so a short warm-up does not make their updates cheaper: on 1,000 series
 an update after 30 warm steps took longer than after 5,000 (full histories), so the figure errs
@@ -18,12 +24,17 @@ on the slow side.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
-TIMED_DETECTORS = ("streaming", "streaming_knn")  # detectors whose streaming state can be timed
+# Detectors whose streaming state can be timed, and the detect flow's streaming incident builder.
+TIMED_DETECTORS = ("streaming", "streaming_knn", "incident_stream")
+_METRICS = (("cpu_pct", "percent"), ("mem_pct", "percent"), ("disk_pct", "percent"),
+            ("latency_p95", "seconds"), ("error_rate", "ratio"), ("request_rate", "requests_per_second"))
 
 
 class _State(Protocol):
@@ -50,6 +61,52 @@ class LatencyFigures:
         return 1e6 * self.median_seconds / self.series
 
 
+class IncidentStreamClock:
+    """An :class:`~models.incident_stream.IncidentStream` over ``series`` series shaped like the
+    simulator's fleet, stepped every ``step`` behind the timed interface (``phase`` unused)."""
+
+    def __init__(self, series: int, step: pd.Timedelta = pd.Timedelta(minutes=5)) -> None:
+        from models.incident_stream import IncidentStream
+
+        per_service = 2 * len(_METRICS)
+        services = [f"svc{j}" for j in range(-(-series // per_service))]
+        rows = [(f"{services[i // per_service]}/i{i // len(_METRICS)}/{metric}", services[i // per_service],
+                 f"i{i // len(_METRICS)}", metric, unit)
+                for i, (metric, unit) in zip(range(series), _METRICS * (series // len(_METRICS) + 1), strict=False)]
+        catalogue = pd.DataFrame(rows, columns=["unique_id", "service", "resource_id", "metric", "unit"])
+        # Systems of six: the first calls the next three, the fourth calls the last two.
+        graph: dict[str, list[str]] = {}
+        for j in range(0, len(services), 6):
+            system = services[j:j + 6]
+            graph[system[0]] = system[1:4]
+            if len(system) > 4:
+                graph[system[3]] = system[4:]
+        self.stream = IncidentStream(catalogue, graph)
+        self.step, self.now = step, pd.Timestamp("2026-05-01", tz="UTC")
+
+    def update(self, y: np.ndarray, phase: np.ndarray | int) -> np.ndarray:
+        self.stream.step(self.now, y)
+        self.now += self.step
+        return y
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the stream keeps between steps (its scorer's included)."""
+        return _array_bytes(self.stream) + _array_bytes(self.stream._scorer)
+
+
+def _array_bytes(obj: Any) -> int:
+    """Bytes of the numpy arrays among ``obj``'s attributes, in deques and tuples of them too."""
+    def size(value: Any) -> int:
+        if isinstance(value, np.ndarray):
+            return value.nbytes
+        if isinstance(value, deque | tuple | list):
+            return sum(size(v) for v in value)
+        return 0
+
+    return sum(size(v) for v in vars(obj).values())
+
+
 def make_state(detector: str, series: int, season: int) -> tuple[_State, int]:
     """A fresh state of ``detector`` for ``series`` series, and the steps per coarse block (0: none)."""
     season_of = np.full(series, season)
@@ -62,6 +119,8 @@ def make_state(detector: str, series: int, season: int) -> tuple[_State, int]:
 
         state = EnsembleState(season_of)
         return state, state.coarse_block
+    if detector == "incident_stream":
+        return IncidentStreamClock(series), 0
     raise ValueError(f"unknown detector {detector!r}; choose one of: {', '.join(TIMED_DETECTORS)}")
 
 

@@ -296,6 +296,7 @@ class IncidentStream:
         self._direction = direction
         self._callers = _transitive_callers(self.call_graph)
         self._system = call_graph_systems(self.services, self.call_graph)  # service -> its system
+        self._position = {sv: j for j, sv in enumerate(self.services)}  # service -> its index
         # (surprise, observed, expected) per series over the last rank_window steps
         self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque(
             maxlen=s.rank_window
@@ -361,7 +362,7 @@ class IncidentStream:
         new = [self.services[j] for j in np.where(fired)[0]]
         hot = {self.services[j] for j in np.where(evidence >= s.open_threshold)[0]}
         unexplained = [sv for sv in new if not any(self._explains(i, sv, hot) for i in self._opened)]
-        flares = [sv for sv in unexplained if fresh_evidence[self.services.index(sv)] < s.open_threshold]
+        flares = [sv for sv in unexplained if fresh_evidence[self._position[sv]] < s.open_threshold]
         reopened = self._reopen_flares(flares)
         unexplained = [
             sv
@@ -373,10 +374,10 @@ class IncidentStream:
         weak = [
             sv
             for sv in unexplained
-            if self._system[sv] in busy and evidence[self.services.index(sv)] < s.split_threshold
+            if self._system[sv] in busy and evidence[self._position[sv]] < s.split_threshold
         ]
         for sv in weak:  # not paged now: it may fire again once the open incidents close
-            self._active[self.services.index(sv)] = False
+            self._active[self._position[sv]] = False
         unexplained = [sv for sv in unexplained if sv not in weak]
         for incident in self._opened:
             incident.members.update(sv for sv in new if self._explains(incident, sv, hot))
@@ -440,7 +441,9 @@ class IncidentStream:
         return any(m in hot and service in self._callers.get(m, frozenset()) for m in incident.members)
 
     def _member_mask(self, incident: StreamIncident) -> np.ndarray:
-        return np.isin(np.array(self.services), sorted(incident.members))
+        mask = np.zeros(len(self.services), dtype=bool)
+        mask[[self._position[sv] for sv in incident.members]] = True
+        return mask
 
     def _service_evidence(self, surprise: np.ndarray, fresh: np.ndarray | None = None) -> np.ndarray:
         """Per service: sum of its ``corroboration`` largest family surprises (own kinds only,
@@ -490,7 +493,7 @@ class IncidentStream:
         )
         self._assess(incident)
         evidence = self._service_evidence(self._recent[-1][0])
-        level = max(float(evidence[self.services.index(sv)]) for sv in fired)
+        level = max(float(evidence[self._position[sv]]) for sv in fired)
         incident.score, incident.peak = round(level, 6), level
         incident.severity = _severity(level, self.settings.open_threshold)
         return incident
@@ -507,12 +510,20 @@ class IncidentStream:
         rank_recent = np.stack([r[3] for r in self._recent]).max(axis=0)
         per_service = self._service_evidence(rank_recent)
         taken = {sv for i in self._opened if i is not incident for sv in i.members} - incident.members
+        # Only the incident's own systems are ranked: on a fleet of many small systems the walk
+        # over the whole call graph would cost every step what one system's costs, times their number.
         systems = {self._system[sv] for sv in incident.members}
         candidates = {
-            sv: (0.0 if sv in taken or self._system[sv] not in systems else float(e))
+            sv: (0.0 if sv in taken else float(e))
             for sv, e in zip(self.services, per_service, strict=True)
+            if self._system[sv] in systems
         }
-        ranking = rank_root_causes(candidates, self.call_graph, degree_neutral=self.settings.degree_neutral)
+        graph = {
+            caller: tuple(c for c in callees if c in candidates)
+            for caller, callees in self.call_graph.items()
+            if caller in candidates
+        }
+        ranking = rank_root_causes(candidates, graph, degree_neutral=self.settings.degree_neutral)
         ranked = [sv for sv, _ in ranking if candidates.get(sv, 0.0) > 0] or [ranking[0][0]]
         kinds_root = self._kind_peaks(recent, self.service == ranked[0])
         kinds_all = self._kind_peaks(recent, np.isin(self.service, ranked))

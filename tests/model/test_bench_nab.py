@@ -109,6 +109,22 @@ def test_score_latency_times_the_ensemble_including_a_coarse_block_end():
     assert ensemble.block_ends == 1 and ensemble.state_mib > 10 * streaming.state_mib
 
 
+def test_score_latency_times_the_streaming_incident_builder_over_a_simulator_shaped_fleet():
+    from bench.score_latency import IncidentStreamClock
+
+    result = CliRunner().invoke(app, ["bench", "score-latency", "--series", "100", "--repeats", "3",
+                                      "--warm-steps", "40", "--detector", "incident_stream"])
+    assert result.exit_code == 0, result.output
+    assert "incident_stream: latest point of 100 series" in " ".join(result.output.split())
+    clock = IncidentStreamClock(100)
+    stream = clock.stream
+    assert len(stream.series) == 100 and len(stream.services) == 9  # 12 series per service
+    assert stream.call_graph["svc0"] == ("svc1", "svc2", "svc3") and stream.call_graph["svc6"] == ("svc7", "svc8")
+    before = clock.nbytes
+    clock.update(np.full(100, 50.0), 0)
+    assert clock.now == pd.Timestamp("2026-05-01 00:05", tz="UTC") and clock.nbytes >= before > 0
+
+
 def test_score_latency_refuses_an_unknown_detector():
     result = CliRunner().invoke(app, ["bench", "score-latency", "--series", "5", "--detector", "prophet"])
     assert result.exit_code == 2  # a usage error, before any state is built
