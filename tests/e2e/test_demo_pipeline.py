@@ -104,6 +104,10 @@ def test_the_anomaly_detector_version_carries_its_nab_figures(demo: tuple[Snapsh
     assert {"f1", "baseline_event_f1"} <= set(run.data.metrics)  # the gate still judges the fleet's incidents
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "tables")]
     assert "tables/nab_scores.csv" in artifacts
+    # The pages come from the incident stream (the default builder): its figures on the same split too.
+    stream = {k: v for k, v in run.data.metrics.items() if k.startswith("stream_")}
+    assert {"stream_f1", "stream_recall", "stream_precision", "stream_false_alarms"} <= set(stream)
+    assert 0 < stream["stream_recall"] <= 1 and "tables/stream_incidents.csv" in artifacts
 
 
 def test_forecast_store_holds_bands_and_plan(demo: tuple[Snapshot, Snapshot]) -> None:

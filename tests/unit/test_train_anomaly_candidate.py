@@ -23,3 +23,29 @@ def test_an_unknown_detector_name_lists_the_choices(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("FORESIGHT_DETECT__DETECTOR", "isolation_forest")
     with pytest.raises(UnknownPluginError, match="robust_seasonal.*streaming"):
         anomaly_candidate(load_settings())
+
+
+def test_the_stream_figures_travel_with_the_detector_only_when_the_stream_builds_the_pages(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from bench.detect import evaluate_builder
+    from connectors.simulator import simulate
+    from flows.train import TrainingData, evaluate_incident_stream, stream_figures
+    from models.training import split_time
+
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    monkeypatch.setenv("FORESIGHT_SOURCES", '[{"name": "sim", "kind": "simulator"}]')  # its call graph
+    batch = simulate(seed=3, days=6, end=pd.Timestamp("2026-05-01", tz="UTC"))
+    assert batch.incidents is not None
+    data = TrainingData(batch.telemetry, batch.catalogue, batch.incidents, None)
+    split = split_time(batch.telemetry["ds"], 0.6)
+    settings = load_settings()
+    metrics, raised = stream_figures(settings, data, split)
+    bench_raised, expected = evaluate_builder("stream", batch.telemetry, batch.catalogue, batch.incidents,
+                                              settings.detect, split)
+    assert metrics == {f"stream_{k}": float(v) for k, v in expected.items()}  # the bench's figures, same split
+    assert len(raised) == len(bench_raised) > 0
+    monkeypatch.setenv("FORESIGHT_DETECT__INCIDENT_BUILDER", "rollup")
+    assert evaluate_incident_stream.fn(load_settings(), data, split, tmp_path / "other") == ({}, {})
