@@ -35,6 +35,9 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         m = res.get("metrics", {})
         if "recall" in m:  # event-wise, on the held-out part of history (after the train split)
             table.add_row("held out", f"{res['model']}: {_events_text(m)}")
+        if "stream_recall" in m:  # the pages, when the incident stream builds them: same split
+            stream = {k.removeprefix("stream_"): v for k, v in m.items() if k.startswith("stream_")}
+            table.add_row("held out", f"incident stream (the pages): {_events_text(stream)}")
     fc = results.get("forecast")
     if fc:
         table.add_row("forecast", f"{fc['series']} series x {settings.forecast.horizon} steps by {fc['model']} "

@@ -1,0 +1,35 @@
+"""The demo's closing summary (flows.summary.render_summary)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from flows.summary import render_summary
+from foresight.settings import load_settings
+
+
+def _anomaly(metrics: dict[str, float]) -> dict[str, object]:
+    return {"registered_model": "anomaly-detector", "version": "1", "model": "streaming", "decision": "champion",
+            "reason": "beats the baseline", "metrics": metrics}
+
+
+def test_held_out_rows_name_the_detector_and_the_incident_stream(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    events = {"recall": 0.8, "precision": 0.3, "median_lead_minutes": 12.0, "detected": 4, "missed": 1,
+              "false_alarms": 9}
+    stream = {f"stream_{k}": v for k, v in events.items() if k != "median_lead_minutes"}  # NaN lead: dropped
+    stream |= {"stream_recall": 1.0, "stream_precision": 0.5, "stream_false_alarms": 4}
+    console = Console(width=200, record=True)
+    render_summary(console, {"train": {"anomaly": _anomaly(events | stream)}}, load_settings(), 1.0)
+    text = console.export_text()
+    assert "streaming: recall 0.80, precision 0.30, median lead time 12 min" in text
+    assert "incident stream (the pages): recall 1.00, precision 0.50, median lead time n/a" in text
+    assert "4 false alarms" in text
+
+    console = Console(width=200, record=True)  # the roll-up builds the pages: no stream row
+    render_summary(console, {"train": {"anomaly": _anomaly(events)}}, load_settings(), 1.0)
+    assert "incident stream" not in console.export_text()
