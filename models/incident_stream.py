@@ -182,6 +182,7 @@ class StreamIncident:
     age: int = field(default=0, repr=False)  # steps since it was opened
     reopened: int = 0  # times it closed and then flared up again (re-opened, not paged anew)
     closed_step: int = field(default=-1, repr=False)  # the stream step at which it last closed
+    system: int = field(default=0, repr=False)  # the part of the call graph all its members are in
 
 
 def metric_family(metric: str) -> str:
@@ -297,6 +298,15 @@ class IncidentStream:
         self._callers = _transitive_callers(self.call_graph)
         self._system = call_graph_systems(self.services, self.call_graph)  # service -> its system
         self._position = {sv: j for j, sv in enumerate(self.services)}  # service -> its index
+        # Per system: its services' positions and its own call graph, what an incident is ranked on.
+        by_system: dict[int, list[int]] = {}
+        for j, sv in enumerate(self.services):
+            by_system.setdefault(self._system[sv], []).append(j)
+        self._system_positions = {system: np.array(at, dtype=int) for system, at in by_system.items()}
+        self._system_graph: dict[int, dict[str, tuple[str, ...]]] = {system: {} for system in self._system_positions}
+        for caller, callees in self.call_graph.items():
+            if caller in self._system:
+                self._system_graph[self._system[caller]][caller] = tuple(c for c in callees if c in self._system)
         # (surprise, observed, expected) per series over the last rank_window steps
         self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque(
             maxlen=s.rank_window
@@ -370,7 +380,7 @@ class IncidentStream:
             if not any(sv in i.members or self._explains(i, sv, hot) for i in reopened)
         ]
         # A second problem at once in a system needs strong evidence of its own.
-        busy = {self._system[m] for i in self._opened for m in i.members}
+        busy = {i.system for i in self._opened}
         weak = [
             sv
             for sv in unexplained
@@ -437,7 +447,7 @@ class IncidentStream:
         calmed down and fires again is a new problem, unless it merely flares up again after its
         incident closed (:meth:`_reopen_flares`). Only a service of the incident's system qualifies."""
         if incident.age <= self.settings.rank_window:
-            return any(self._system[m] == self._system[service] for m in incident.members)
+            return self._system[service] == incident.system
         return any(m in hot and service in self._callers.get(m, frozenset()) for m in incident.members)
 
     def _member_mask(self, incident: StreamIncident) -> np.ndarray:
@@ -482,14 +492,14 @@ class IncidentStream:
     def _describe(self, ds: pd.Timestamp, fired: list[str]) -> StreamIncident:
         """A new incident raised at ``ds`` by the services in ``fired``, assessed (:meth:`_assess`)."""
         taken = {sv for i in self._opened for sv in i.members} - set(fired)
-        systems = {self._system[sv] for sv in fired}
+        system = self._system[fired[0]]  # :meth:`step` raises one incident per system
         members = set(fired) | {
-            sv
-            for sv, a in zip(self.services, self._active, strict=True)
-            if a and sv not in taken and self._system[sv] in systems
+            self.services[j] for j in self._system_positions[system]
+            if self._active[j] and self.services[j] not in taken
         }
         incident = StreamIncident(
-            opened_at=ds, services=[], category="", score=0.0, severity="", evidence="", members=members
+            opened_at=ds, services=[], category="", score=0.0, severity="", evidence="", members=members,
+            system=system,
         )
         self._assess(incident)
         evidence = self._service_evidence(self._recent[-1][0])
@@ -510,19 +520,13 @@ class IncidentStream:
         rank_recent = np.stack([r[3] for r in self._recent]).max(axis=0)
         per_service = self._service_evidence(rank_recent)
         taken = {sv for i in self._opened if i is not incident for sv in i.members} - incident.members
-        # Only the incident's own systems are ranked: on a fleet of many small systems the walk
-        # over the whole call graph would cost every step what one system's costs, times their number.
-        systems = {self._system[sv] for sv in incident.members}
+        # Only the incident's own system is ranked: on a fleet of many small systems a walk over the
+        # whole call graph would cost every step what one system's costs, times their number.
         candidates = {
-            sv: (0.0 if sv in taken else float(e))
-            for sv, e in zip(self.services, per_service, strict=True)
-            if self._system[sv] in systems
+            self.services[j]: (0.0 if self.services[j] in taken else float(per_service[j]))
+            for j in self._system_positions[incident.system]
         }
-        graph = {
-            caller: tuple(c for c in callees if c in candidates)
-            for caller, callees in self.call_graph.items()
-            if caller in candidates
-        }
+        graph = self._system_graph[incident.system]
         ranking = rank_root_causes(candidates, graph, degree_neutral=self.settings.degree_neutral)
         ranked = [sv for sv, _ in ranking if candidates.get(sv, 0.0) > 0] or [ranking[0][0]]
         kinds_root = self._kind_peaks(recent, self.service == ranked[0])
