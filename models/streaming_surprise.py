@@ -31,7 +31,6 @@ same numbers. Pure numpy; no I/O.
 
 from __future__ import annotations
 
-import warnings
 from collections import deque
 from dataclasses import dataclass
 
@@ -130,12 +129,16 @@ class StreamingSurprise:
             raise ValueError(f"expected {self.n_series} values, got shape {values.shape}")
         history = np.sum(~np.isnan(self._recent), axis=0)
         ready = (history >= self.min_history) & ~np.isnan(values)
-        # A series with no sample in its window yet has no expected value (NaN), not a warning
-        # in every detect run's log: nanmedian warns about an all-NaN column, errstate does not reach it.
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            expected = np.nanmedian(self._recent, axis=0) if history.any() else np.full(self.n_series, np.nan)
-            mad = np.nanmedian(np.abs(self._recent - expected), axis=0) if history.any() else expected
+        # A series with no sample in its window yet has no expected value (NaN). Its empty column is
+        # left out of the medians: nanmedian would warn about it at every step, through the warnings
+        # module (which np.errstate does not reach and catch_warnings only reaches thread-unsafely).
+        expected, mad = np.full(self.n_series, np.nan), np.full(self.n_series, np.nan)
+        seen = history > 0
+        recent = self._recent if seen.all() else self._recent[:, seen]
+        if recent.size:
+            expected[seen] = np.nanmedian(recent, axis=0)
+            mad[seen] = np.nanmedian(np.abs(recent - expected[seen]), axis=0)
+        with np.errstate(all="ignore"):
             level = np.abs(expected[self.floor_of])
             scale = np.fmax(np.fmax(_MAD_TO_SIGMA * mad, self.rel_floor * level), self.abs_floor)
             scale = np.where(scale > 0, scale, 1e-9)
