@@ -66,6 +66,13 @@ def builder_choices() -> list[str]:
     return [*(f"{ROLLUP}{name}" for name in detectors().names()), STREAM, STREAM_WINDOWS]
 
 
+def unknown_builders(builders: Sequence[str]) -> str | None:
+    """The names in ``builders`` that :func:`run` does not know, with the choices; None if all are known."""
+    choices = builder_choices()
+    unknown = [b for b in builders if b not in choices]
+    return f"{', '.join(map(repr, unknown))}; choose one of: {', '.join(choices)}" if unknown else None
+
+
 def run(
     seeds: Sequence[int] = SEEDS,
     days: int = DAYS,
@@ -86,11 +93,9 @@ def run(
     builders = list(dict.fromkeys(builders))  # a builder named twice would count twice in its mean
     if not builders:
         raise ValueError("at least one builder is needed")
-    choices = builder_choices()
-    unknown = [b for b in builders if b not in choices]
+    unknown = unknown_builders(builders)
     if unknown:
-        named = ", ".join(map(repr, unknown))
-        raise ValueError(f"unknown builder(s) {named}; choose one of: {', '.join(choices)}")
+        raise ValueError(f"unknown builder(s) {unknown}")
     cfg = cfg or DetectConfig()
     figures: list[DetectFigures] = []
     for seed in seeds:
@@ -170,12 +175,9 @@ def _detector(name: str, cfg: DetectConfig) -> Any:
 def _streamed(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: DetectConfig, since: pd.Timestamp) -> pd.DataFrame:
     """The stream builder's incidents opened from ``since`` on, replaying all of ``telemetry``."""
     from connectors.simulator import CALL_GRAPH
-    from models.incident_stream import StreamSettings
-    from models.stream_incidents import stream_incidents
+    from models.stream_incidents import configured_stream_incidents
 
-    call_graph = {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
-    return stream_incidents(telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
-                            resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=since)
+    return configured_stream_incidents(cfg, telemetry, catalogue, CALL_GRAPH, since)
 
 
 def mean_figures(figures: Sequence[DetectFigures], builder: str) -> DetectFigures:

@@ -180,12 +180,9 @@ def raise_incidents(
     from models.training import incidents_from_scores
 
     if cfg.incident_builder == "stream":
-        from models.incident_stream import StreamSettings
-        from models.stream_incidents import stream_incidents, with_risk_warnings
+        from models.stream_incidents import configured_stream_incidents, with_risk_warnings
 
-        streamed = stream_incidents(telemetry, catalogue, call_graph,
-                                    settings=StreamSettings.from_params(cfg.stream_params),
-                                    resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=window_start)
+        streamed = configured_stream_incidents(cfg, telemetry, catalogue, call_graph, window_start)
         if risk is None or risk.empty:
             return streamed
         warnings = incidents_from_scores(scores.iloc[:0], risk, catalogue, cfg, call_graph=call_graph)

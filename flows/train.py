@@ -151,13 +151,11 @@ def evaluate_incident_stream(
 def stream_figures(settings: Settings, data: TrainingData, split: pd.Timestamp) -> tuple[dict[str, float], pd.DataFrame]:
     """The stream's incidents opened after ``split`` on ``data`` and their ``stream_*`` metrics."""
     from flows.detect import known_call_graph
-    from models.incident_stream import StreamSettings
-    from models.stream_incidents import stream_incidents
+    from models.stream_incidents import configured_stream_incidents
     from models.training import match_incidents
 
-    raised = stream_incidents(data.telemetry, data.catalogue, known_call_graph(settings),
-                              settings=StreamSettings.from_params(settings.detect.stream_params),
-                              resolve_after=pd.Timedelta(minutes=settings.detect.resolve_after_minutes), since=split)
+    raised = configured_stream_incidents(settings.detect, data.telemetry, data.catalogue, known_call_graph(settings),
+                                         split)
     metrics = match_incidents(raised, data.incidents[data.incidents["start"] >= split], settings.detect)
     return {f"stream_{k}": float(v) for k, v in metrics.items()}, raised
 

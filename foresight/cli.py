@@ -265,16 +265,14 @@ def bench_detect(
                                       help='The stream builder\'s settings as JSON, e.g. \'{"error_material": 5}\'.'),
 ) -> None:
     """Incident detection on simulated fleets: event F1 of each builder's incidents after the 60 % split."""
-    from bench.detect import builder_choices
     from bench.detect import run as run_detect
+    from bench.detect import unknown_builders
     from foresight.settings import DetectConfig
     from models.incident_stream import StreamSettings
 
-    choices = builder_choices()
-    unknown = [b for b in builders if b not in choices]
+    unknown = unknown_builders(builders)
     if unknown:
-        raise typer.BadParameter(f"{', '.join(map(repr, unknown))}; choose one of: {', '.join(choices)}",
-                                 param_hint="--builder")
+        raise typer.BadParameter(unknown, param_hint="--builder")
     try:
         cfg = DetectConfig(stream_params=json.loads(stream_params))
         StreamSettings.from_params(cfg.stream_params)

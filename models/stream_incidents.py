@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -66,6 +67,9 @@ import pandas as pd
 from foresight.schemas import UTC_DTYPE, require_columns
 from models.incident_stream import StreamSettings, replay
 from models.incidents import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
+
+if TYPE_CHECKING:
+    from foresight.settings import DetectConfig
 
 STREAM_COLUMNS: tuple[str, ...] = (*INCIDENT_OUTPUT_COLUMNS, "ranked_services")
 _MAX_SURPRISE = 12.0  # evidence beyond 1e-12 is as certain as a float score can say
@@ -99,6 +103,20 @@ def stream_incidents(
     if raised.empty:
         return _empty()
     return incident_rows(raised, catalogue, resolve)
+
+
+def configured_stream_incidents(
+    cfg: DetectConfig,
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]] | None,
+    since: pd.Timestamp,
+) -> pd.DataFrame:
+    """:func:`stream_incidents` with the detect settings' ``stream_params`` and
+    ``resolve_after_minutes``: what the detect flow pages, as the train flow and ``bench detect``
+    replay it too."""
+    return stream_incidents(telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
+                            resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=since)
 
 
 def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:
@@ -181,7 +199,6 @@ def _evidence_json(evidence: str, level: float, resources: Mapping[str, str]) ->
         series["resource_id"] = _series_resource(str(series["unique_id"]), resources)
     payload["stream_evidence"] = round(float(level), 6)
     return json.dumps(payload, sort_keys=True)
-
 
 
 def with_risk_warnings(streamed: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
