@@ -22,6 +22,8 @@ from support.nezha import write_nezha_day
 # The synthetic day starts 03:51:19; its fault shows in the row of 05:42 (row 110) on.
 FAULT_SEEN_AT = pd.Timestamp("2022-08-22 05:42", tz="UTC")
 T0 = pd.Timestamp("2026-05-04 10:00", tz="UTC")
+# The champion detector's scores: none (the stream reads raw telemetry).
+NO_SCORES = pd.DataFrame({"unique_id": [], "ds": pd.Series([], dtype="datetime64[ns, UTC]"), "score": []})
 
 
 def _day(tmp_path: Path, **kwargs: object) -> NezhaDay:
@@ -199,13 +201,12 @@ def _cfg(builder: str) -> DetectConfig:
 
 def test_the_flow_builds_stream_incidents_from_telemetry_when_configured(tmp_path: Path) -> None:
     day = _day(tmp_path)
-    no_scores = pd.DataFrame({"unique_id": [], "ds": pd.Series([], dtype="datetime64[ns, UTC]"), "score": []})
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
     stream = raise_incidents(
-        _cfg("stream"), day.telemetry, day.catalogue, no_scores, None, _graph(day), start
+        _cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start
     )
     rollup = raise_incidents(
-        _cfg("rollup"), day.telemetry, day.catalogue, no_scores, None, _graph(day), start
+        _cfg("rollup"), day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start
     )
     assert list(stream["service"]) == ["cartservice"] and stream["start"].iloc[0] >= start
     assert rollup.empty  # the roll-up reads the champion's scores only, and there are none
@@ -220,14 +221,13 @@ def test_the_stream_is_the_default_builder_and_unknown_builders_are_refused() ->
 
 def test_stream_params_reach_the_stream_builder_and_unknown_ones_are_named(tmp_path: Path) -> None:
     day = _day(tmp_path)
-    no_scores = pd.DataFrame({"unique_id": [], "ds": pd.Series([], dtype="datetime64[ns, UTC]"), "score": []})
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
     strict = DetectConfig(incident_builder="stream", stream_params={"open_threshold": 1e6, "sustain_threshold": 1e6,
                                                                     "split_threshold": 1e6})
-    assert raise_incidents(strict, day.telemetry, day.catalogue, no_scores, None, _graph(day), start).empty
+    assert raise_incidents(strict, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start).empty
     typo = DetectConfig(incident_builder="stream", stream_params={"open_treshold": 9.0})
     with pytest.raises(ValueError, match="open_treshold.*open_threshold"):
-        raise_incidents(typo, day.telemetry, day.catalogue, no_scores, None, _graph(day), start)
+        raise_incidents(typo, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start)
 
 
 def _risk(services: list[str], start: pd.Timestamp, minutes: int, level: float = 0.9) -> pd.DataFrame:
@@ -240,14 +240,13 @@ def _risk(services: list[str], start: pd.Timestamp, minutes: int, level: float =
 
 def test_in_stream_mode_the_failure_predictor_still_warns_where_the_stream_sees_nothing(tmp_path: Path) -> None:
     day = _day(tmp_path)
-    no_scores = pd.DataFrame({"unique_id": [], "ds": pd.Series([], dtype="datetime64[ns, UTC]"), "score": []})
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
-    streamed = raise_incidents(_cfg("stream"), day.telemetry, day.catalogue, no_scores, None, _graph(day), start)
+    streamed = raise_incidents(_cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start)
     [fault] = streamed.itertuples()
     # High risk on a quiet service, and on the faulty one while its incident is open.
     risk = _risk(["frontend"], start, 20)
     risk = pd.concat([risk, _risk(["cartservice"], fault.start, 5)], ignore_index=True)
-    both = raise_incidents(_cfg("stream"), day.telemetry, day.catalogue, no_scores, risk, _graph(day), start)
+    both = raise_incidents(_cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, risk, _graph(day), start)
     assert sorted(both["service"]) == ["cartservice", "frontend"]  # the fault pages once, not twice
     warning = both[both["service"] == "frontend"].iloc[0]
     assert warning["severity"] == "warning" and warning["ranked_services"].split(";")[0] == "frontend"
@@ -257,15 +256,14 @@ def test_in_stream_mode_the_failure_predictor_still_warns_where_the_stream_sees_
 
 def test_a_warning_before_the_stream_sees_the_fault_and_the_incident_share_one_page(tmp_path: Path) -> None:
     day = _day(tmp_path)
-    no_scores = pd.DataFrame({"unique_id": [], "ds": pd.Series([], dtype="datetime64[ns, UTC]"), "score": []})
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
     [fault] = raise_incidents(
-        _cfg("stream"), day.telemetry, day.catalogue, no_scores, None, _graph(day), start
+        _cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start
     ).itertuples()
     early = fault.start - pd.Timedelta(minutes=40)
     risk = _risk(["cartservice"], early, 45)  # warns 40 minutes ahead and stays high into the fault
     [one] = raise_incidents(
-        _cfg("stream"), day.telemetry, day.catalogue, no_scores, risk, _graph(day), start
+        _cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, risk, _graph(day), start
     ).itertuples()
     # paged when the predictor's warning opened (after the roll-up's `for:` of three samples)
     assert one.service == "cartservice" and early < one.start < fault.start - pd.Timedelta(minutes=30)
