@@ -4,7 +4,7 @@
 (:mod:`connectors.nezha`), feeds each day minute by minute through
 :class:`models.incident_stream.IncidentStream` (causal: an incident is raised at the minute the
 pipeline would have raised it live, from samples up to that minute only), writes one row per
-incident and scores them with the data set's protocol (``/work/shared/data/README.md``).
+incident and scores them with the data set's protocol (``shared/data/README.md`` beside the checkout).
 ``--pipeline flow`` raises the incidents the way the detect flow's roll-up builder does instead
 (default anomaly detector, then :func:`models.training.incidents_from_scores`; :mod:`bench.incidents_flow`),
 scored by the same protocol:

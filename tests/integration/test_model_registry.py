@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -52,7 +53,8 @@ from models.pyfunc import (  # noqa: E402
 )
 from support.servers import missing_dependency  # noqa: E402
 
-MLFLOW_BIN = Path("/work/main/.venv/bin/mlflow")
+# The mlflow CLI of the interpreter running the tests (the project venv in CI), wherever it lives.
+MLFLOW_BIN = Path(sys.executable).parent / "mlflow"
 # Explicit requirements skip MLflow's inference, which loads each model in a subprocess (~1.8 s).
 PIP = [f"mlflow=={mlflow.__version__}", f"pandas=={pd.__version__}", "foresight-aiops"]
 FAMILY = "forecaster"
