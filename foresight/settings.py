@@ -175,8 +175,8 @@ class CapacityConfig(BaseModel):
     # Scale-outs start this long before the forecast step that needs them; shorter dips are not scaled in.
     scaling_lead: timedelta = timedelta(minutes=20)
     scaling_min_hold: timedelta = timedelta(hours=2)
-    # Scaling guard rails (models/scaling_guards.py). Auto Scaling groups scheduled actions may be
-    # written to with --apply (and previewed in dry-run); None: every capacity.services asg_name.
+    # Scaling guard rails (models/scaling_guards.py). The Auto Scaling groups scheduled actions may
+    # be written to (with --apply; dry-run logs the same refusals); None: every configured asg_name.
     allowed_asgs: list[str] | None = None
     # Ramps, not jumps: one action moves desired capacity by at most max(scaling_max_step,
     # scaling_max_step_percent of the group's current size) instances, and all actions within any

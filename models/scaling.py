@@ -105,7 +105,7 @@ def desired_capacity(
     return np.clip(needed, *bounds).astype("int64")
 
 
-def demand_vcpu(values: pd.Series, ds: pd.Series, vcpu_per_instance: float) -> pd.Series:
+def service_demand(values: pd.Series, ds: pd.Series, vcpu_per_instance: float) -> pd.Series:
     """A service's CPU demand per timestamp: the sum over its instances of ``values`` % x vCPUs."""
     return (values / 100.0 * vcpu_per_instance).groupby(ds).sum().sort_index()
 
@@ -165,9 +165,9 @@ def plan_scaling(
             refusals.append(Refusal(group.service, group.asg_name, BOUNDS, bounds))
             continue
         upper = own["yhat_upper"].astype("float64")
-        demand = demand_vcpu(upper, own[TIME_COL], group.vcpu_per_instance)
+        demand = service_demand(upper, own[TIME_COL], group.vcpu_per_instance)
         mine = past[past["service"] == group.service]
-        peak = demand_vcpu(mine["y"].astype("float64"), mine[TIME_COL], group.vcpu_per_instance).max()
+        peak = service_demand(mine["y"].astype("float64"), mine[TIME_COL], group.vcpu_per_instance).max()
         problem = forecast_refusal(upper.to_numpy(), demand.to_numpy(), float(peak) if pd.notna(peak) else 0.0,
                                    group.vcpu_per_instance, limits.max_forecast_ratio)
         if problem is not None:
