@@ -15,14 +15,17 @@ from prefect import flow, get_run_logger, runtime, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.resources import open_forecast_store, open_lake, open_registry, settings_for_run
+from flows.resources import open_forecast_store, open_lake, open_outbox, open_registry, settings_for_run
 from foresight.settings import Settings
 
 if TYPE_CHECKING:
     from connectors.aws.instances import InstanceCatalogue
+    from models.scaling_guards import LiveGroup
 
 # Local (per-series) models fan out over chunks of series; a global model needs them all at once.
 SERIES_PER_CHUNK = 16
+# The "model" of a scaling refusal's warning incident: one incident per group per UTC day.
+SCALING_GUARD = "scaling-guard"
 
 
 class NoChampionError(LookupError):
@@ -81,11 +84,35 @@ def load_instances(settings: Settings, current_types: list[str]) -> InstanceCata
 
 
 @task(cache_policy=NO_CACHE)
+def read_live_groups(settings: Settings) -> dict[str, LiveGroup | str] | None:
+    """Each configured group's live bounds and desired capacity (AWS enabled, dry-run or not), or
+    why it could not be read; None with AWS off (the plan then uses configured bounds only)."""
+    from connectors.aws.autoscaling import describe_groups
+    from connectors.aws.clients import aws_client
+
+    aws = settings.sinks.aws
+    names = sorted({c.asg_name for c in settings.capacity.services.values() if c.asg_name})
+    if not aws.enabled or not names:
+        return None
+    try:
+        live: dict[str, LiveGroup | str] = dict(describe_groups(
+            aws_client("autoscaling", region=aws.region, endpoint_url=aws.endpoint_url), names))
+    except Exception as exc:  # noqa: BLE001 - every group is refused with the reason instead
+        return {name: str(exc) for name in names}
+    return {name: live.get(name, "group not found in AWS") for name in names}
+
+
+@task(cache_policy=NO_CACHE)
 def plan_capacity_actions(settings: Settings, forecasts: pd.DataFrame, catalogue: pd.DataFrame, fleet: pd.DataFrame,
-                          instances: InstanceCatalogue, now: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Rightsizing per service and scheduled actions per configured Auto Scaling group."""
+                          instances: InstanceCatalogue, now: pd.Timestamp, history: pd.DataFrame,
+                          live: dict[str, LiveGroup | str] | None = None,
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], pd.DataFrame]:
+    """Rightsizing per service and scheduled actions per configured Auto Scaling group, within the
+    scaling guard rails: (recommendations, actions, groups, refused groups with their reasons;
+    ``publish_aws`` logs the refusals)."""
     from models.rightsizing import rightsize
-    from models.scaling import scaling_actions
+    from models.scaling import plan_scaling
+    from models.scaling_guards import ScalingLimits
 
     cap = settings.capacity
     recommendations = rightsize(forecasts, catalogue, fleet, instances.table,
@@ -95,10 +122,14 @@ def plan_capacity_actions(settings: Settings, forecasts: pd.DataFrame, catalogue
                                 memory_target_utilisation=cap.memory_target_utilisation,
                                 price_source=instances.price_source)
     groups = scaling_groups(settings, fleet, instances.table)
-    actions = scaling_actions(forecasts, catalogue, groups, target_utilisation=settings.forecast.target_utilisation,
-                              lead=cap.scaling_lead, min_hold=cap.scaling_min_hold, not_before=now,
-                              cpu_metric=cap.cpu_metric)
-    return recommendations, actions, [g.asg_name for g in groups]
+    limits = ScalingLimits(max_step=cap.scaling_max_step, max_step_percent=cap.scaling_max_step_percent,
+                           max_per_hour=cap.scaling_max_change_per_hour,
+                           max_per_hour_percent=cap.scaling_max_change_per_hour_percent,
+                           max_forecast_ratio=cap.scaling_max_forecast_ratio)
+    plan = plan_scaling(forecasts, catalogue, groups, target_utilisation=settings.forecast.target_utilisation,
+                        history=history, live=live, limits=limits, lead=cap.scaling_lead,
+                        min_hold=cap.scaling_min_hold, not_before=now, cpu_metric=cap.cpu_metric)
+    return recommendations, plan.actions, [g.asg_name for g in groups], plan.refusals
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -111,14 +142,43 @@ def store_capacity_actions(settings: Settings, recommendations: pd.DataFrame, ac
 
 @task(cache_policy=NO_CACHE)
 def publish_aws(settings: Settings, recommendations: pd.DataFrame, actions: pd.DataFrame, groups: list[str],
-                run_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+                run_id: str, metadata: dict[str, Any], refusals: pd.DataFrame | None = None) -> dict[str, Any]:
     """Local report always; S3 report and Auto Scaling schedule when AWS is enabled (the boto3
-    clients retry, so the task does not)."""
+    clients retry, so the task does not); refused groups are logged and left alone."""
     from connectors.aws.sinks import publish_capacity_actions
 
     result = publish_capacity_actions(settings, recommendations, actions, run_id=run_id, groups=groups,
-                                      metadata=metadata, logger=get_run_logger())
+                                      refusals=refusals, metadata=metadata, logger=get_run_logger())
     return result.summary()
+
+
+@task(retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def raise_scaling_warnings(settings: Settings, refusals: pd.DataFrame, model_version: str,
+                           now: pd.Timestamp) -> int:
+    """A warning incident in the PagerDuty outbox per group refused for its forecast (the detect
+    flow delivers it); returns how many were new."""
+    events = scaling_warning_events(settings, refusals, model_version, now)
+    return open_outbox(settings).append(events).written if events else 0
+
+
+def scaling_warning_events(settings: Settings, refusals: pd.DataFrame, model_version: str,
+                           now: pd.Timestamp) -> list[dict[str, Any]]:
+    """Trigger events (severity warning) for the refusals whose forecast failed a sanity check,
+    deduplicated per group and UTC day, so an hourly run repeating the refusal pages once."""
+    from connectors.pagerduty_outbox import dedup_key, trigger_event
+    from models.scaling_guards import FORECAST_CHECKS
+
+    routing_key = settings.sinks.pagerduty_routing_key
+    key = routing_key.get_secret_value() if routing_key is not None else None
+    events = []
+    for row in refusals[refusals["check"].isin(FORECAST_CHECKS)].to_dict("records"):
+        incident = {"service": row["service"], "resource_id": row["asg_name"], "start": now,
+                    "severity": "warning", "category": "scaling_refused", "description": row["reason"],
+                    "check": row["check"],
+                    "dedup_key": dedup_key(SCALING_GUARD, row["asg_name"], pd.Timestamp(now).floor("D"))}
+        events.append(trigger_event(incident, routing_key=key, model_name=SCALING_GUARD,
+                                    model_version=model_version))
+    return events
 
 
 def scaling_groups(settings: Settings, fleet: pd.DataFrame, instances: pd.DataFrame) -> list[Any]:
@@ -136,7 +196,7 @@ def scaling_groups(settings: Settings, fleet: pd.DataFrame, instances: pd.DataFr
             get_run_logger().warning("no scheduled actions for %s: instance type %r unknown", service, instance_type)
             continue
         groups.append(ScalingGroup(service, conf.asg_name, float(vcpus[instance_type]), conf.min_size,
-                                   int(conf.max_size or conf.min_size)))
+                                   conf.max_size, conf.allow_lower_min, conf.allow_raise_max))
     return groups
 
 
@@ -169,14 +229,19 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
     overrides = {name: conf.model_dump() for name, conf in settings.capacity.services.items()}
     fleet = fleet_from_catalogue(catalogue, overrides)
     instances = load_instances(settings, sorted(set(fleet["instance_type"])))
-    recommendations, actions, groups = plan_capacity_actions(
-        settings, forecasts, catalogue, fleet, instances, pd.Timestamp.now(tz="UTC"))
-    store_capacity_actions(settings, recommendations, actions, sorted(settings.capacity.services), version, run_id)
+    now = pd.Timestamp.now(tz="UTC")
+    live = read_live_groups(settings)
+    recommendations, actions, groups, refusals = plan_capacity_actions(
+        settings, forecasts, catalogue, fleet, instances, now, series, live)
+    # A refused service keeps its stored schedule, as its group keeps its actions.
+    store_capacity_actions(settings, recommendations, actions,
+                           sorted(set(settings.capacity.services) - set(refusals["service"])), version, run_id)
     aws = publish_aws(settings, recommendations, actions, groups, run_id,
                       {"model": model.name, "model_version": version, "price_source": instances.price_source,
                        "spec_source": instances.spec_source,
                        "target_utilisation": settings.forecast.target_utilisation,
-                       "level": settings.forecast.level})
+                       "level": settings.forecast.level}, refusals)
+    warnings = raise_scaling_warnings(settings, refusals, version, now) if not refusals.empty else 0
 
     soonest = plan.sort_values("days_to_threshold", na_position="last").head(10)
     create_markdown_artifact(
@@ -203,6 +268,7 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
         "monthly_upsize_cost": round(float(-recommendations["monthly_savings"].clip(upper=0).sum()), 2),
         "price_source": instances.price_source,
         "scaling_actions": len(actions),
+        "scaling_warnings_raised": warnings,
         **aws,
     }
 
@@ -230,4 +296,8 @@ def _rightsizing_markdown(recs: pd.DataFrame, actions: pd.DataFrame, price_sourc
         risk = "n/a" if pd.isna(row.exceed_probability) else f"{row.exceed_probability:.3f}"
         lines.append(f"| {row.service} | {row.instance_count} x {row.current_instance_type} | "
                      f"{row.recommended_instance_type or '-'} | {row.action} | {savings} | {peak} | {risk} |")
+    refused = aws.get("scaling_refused") or []
+    if refused:
+        lines.append("\n**Scaling refused** (no actions written to these groups):\n")
+        lines.extend(f"- `{r['asg_name']}` ({r['check']}): {r['reason']}" for r in refused)
     return "\n".join(lines)

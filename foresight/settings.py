@@ -141,15 +141,22 @@ class ServiceCapacityConfig(BaseModel):
     instance_type: str | None = None
     instance_count: int | None = Field(default=None, ge=1)
     asg_name: str | None = None
-    min_size: int = Field(default=1, ge=0)
-    max_size: int | None = Field(default=None, ge=1)
+    # The group's floor and ceiling for scheduled actions; None (the default): the group's own
+    # live MinSize / MaxSize, which the actions then never change. A floor below the live one or a
+    # ceiling above it is held at the live value unless the matching allow_* flag is set.
+    min_size: int | None = Field(default=None, ge=0, le=10_000)
+    max_size: int | None = Field(default=None, ge=1, le=10_000)
+    allow_lower_min: bool = False
+    allow_raise_max: bool = False
 
     @model_validator(mode="after")
     def _bounds(self) -> ServiceCapacityConfig:
-        if self.asg_name and self.max_size is None:
-            raise ValueError(f"Auto Scaling group {self.asg_name!r} needs max_size")
-        if self.max_size is not None and self.max_size < self.min_size:
+        if self.max_size is not None and self.min_size is not None and self.max_size < self.min_size:
             raise ValueError(f"max_size {self.max_size} is below min_size {self.min_size}")
+        if self.allow_lower_min and self.min_size is None:
+            raise ValueError("allow_lower_min needs an explicit min_size to lower the floor to")
+        if self.allow_raise_max and self.max_size is None:
+            raise ValueError("allow_raise_max needs an explicit max_size to raise the ceiling to")
         return self
 
 
@@ -168,6 +175,22 @@ class CapacityConfig(BaseModel):
     # Scale-outs start this long before the forecast step that needs them; shorter dips are not scaled in.
     scaling_lead: timedelta = timedelta(minutes=20)
     scaling_min_hold: timedelta = timedelta(hours=2)
+    # Scaling guard rails (models/scaling_guards.py). The Auto Scaling groups scheduled actions may
+    # be written to (with --apply; dry-run logs the same refusals); None: every configured asg_name.
+    allowed_asgs: list[str] | None = None
+    # Ramps, not jumps: one action moves desired capacity by at most max(scaling_max_step,
+    # scaling_max_step_percent of the group's current size) instances, and all actions within any
+    # 60 minutes by at most max(scaling_max_change_per_hour, ..._percent). Defaults: +-4 or 50 %
+    # per action, 8 or 100 % (a doubling) per hour: a genuine forecast peak is ramped ahead of time,
+    # a broken one cannot take a fleet from 2 to 200 in one go.
+    scaling_max_step: int = Field(default=4, ge=1, le=10_000)
+    scaling_max_step_percent: float = Field(default=50.0, ge=0, le=1_000)
+    scaling_max_change_per_hour: int = Field(default=8, ge=1, le=10_000)
+    scaling_max_change_per_hour_percent: float = Field(default=100.0, ge=0, le=1_000)
+    # A forecast whose CPU demand goes beyond this many times the service's busiest in its
+    # history (at least one busy instance) is refused with a warning incident, not acted on:
+    # 3x covers real growth over a forecast horizon of days, 1e12 or a runaway trend it does not.
+    scaling_max_forecast_ratio: float = Field(default=3.0, ge=1.0, le=1_000.0)
 
 
 class AwsSinkConfig(BaseModel):

@@ -1,7 +1,9 @@
 """The record of every action an AWS sink took or would take: a JSON-lines file plus a logger.
 
 Each line is one action: when, which run, dry-run or not, which sink and operation, on what
-target, the outcome (``dry-run``, ``applied``, ``unchanged``, ``failed``) and its parameters.
+target, the outcome (``dry-run``, ``applied``, ``unchanged``, ``failed``, ``skipped``, ``refused``)
+and its parameters. A ``refused`` line (a guard rail said no: nothing was or would be written)
+always carries a top-level ``reason``.
 Appending a line per action (not per run) means a run that dies halfway still leaves the trail
 of what it already did.
 """
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-OUTCOMES: tuple[str, ...] = ("dry-run", "applied", "unchanged", "failed", "skipped")
+OUTCOMES: tuple[str, ...] = ("dry-run", "applied", "unchanged", "failed", "skipped", "refused")
 
 
 def _utc_now() -> datetime:
@@ -41,10 +43,15 @@ class ActionLog:
         self._clock = clock
         self.entries: list[dict[str, Any]] = []
 
-    def record(self, sink: str, operation: str, target: str, outcome: str, **details: Any) -> dict[str, Any]:
-        """Write one action line (and log it); returns the entry."""
+    def record(
+        self, sink: str, operation: str, target: str, outcome: str, *, reason: str | None = None, **details: Any
+    ) -> dict[str, Any]:
+        """Write one action line (and log it); returns the entry. ``reason`` is required for
+        ``refused`` (why nothing was written) and optional otherwise."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown action outcome {outcome!r}; known: {', '.join(OUTCOMES)}")
+        if outcome == "refused" and not reason:
+            raise ValueError(f"a refused action needs a reason ({sink} {operation} {target})")
         entry = {
             "time": self._clock().isoformat(),
             "run_id": self.run_id,
@@ -55,18 +62,21 @@ class ActionLog:
             "outcome": outcome,
             "details": details,
         }
+        if reason is not None:
+            entry["reason"] = reason
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, default=str, sort_keys=True) + "\n")
         self.entries.append(entry)
-        level = logging.WARNING if outcome == "failed" else logging.INFO
+        level = logging.WARNING if outcome in ("failed", "refused") else logging.INFO
         self._logger.log(
             level,
-            "%s %s %s %s: %s",
+            "%s %s %s %s%s: %s",
             sink,
             operation,
             target,
             outcome,
+            f" ({reason})" if reason else "",
             json.dumps(details, default=str, sort_keys=True),
         )
         return entry

@@ -1,5 +1,6 @@
 """The AWS edges of rightsizing against a real moto_server: the EC2 instance catalogue, reports
-in S3, scheduled actions on an Auto Scaling group, dry-run, and idempotent re-runs."""
+in S3, scheduled actions on an Auto Scaling group, dry-run, idempotent re-runs, and the scaling
+guard rails (live floor kept, allowlist, put-time refusals)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 from connectors.aws.action_log import read_action_log
 from connectors.aws.instances import BUNDLED_PRICE_SOURCE, EC2_SPEC_SOURCE, load_instance_catalogue
 from connectors.aws.sinks import publish_capacity_actions
+from flows.forecast_plan import plan_capacity_actions, read_live_groups
 from foresight.settings import Settings, load_settings
+from models.rightsizing import fleet_from_catalogue
 from models.scaling import action_name
 from support.moto import moto_server, reset_moto, use_test_credentials
 
@@ -60,8 +63,9 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unty
     return clients
 
 
-def _settings(tmp_path: Path, moto_url: str, *, apply: bool) -> Settings:
+def _settings(tmp_path: Path, moto_url: str, *, apply: bool, **kw: object) -> Settings:
     return load_settings(
+        **kw,
         home=tmp_path / "home",
         sinks={
             "aws": {
@@ -113,9 +117,9 @@ def _actions(hours_and_capacity: list[tuple[int, int]]) -> pd.DataFrame:
     )
 
 
-def _scheduled(autoscaling) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
+def _scheduled(autoscaling, group: str = "api-asg") -> dict[str, tuple]:  # type: ignore[no-untyped-def]
     """The group's scheduled actions: name -> (start, desired, min, max); a recurring one has no start."""
-    found = autoscaling.describe_scheduled_actions(AutoScalingGroupName="api-asg")[
+    found = autoscaling.describe_scheduled_actions(AutoScalingGroupName=group)[
         "ScheduledUpdateGroupActions"
     ]
     return {
@@ -180,8 +184,8 @@ def test_apply_schedules_actions_and_a_rerun_changes_nothing(aws, moto_url: str,
     first = publish_capacity_actions(settings, _recommendations(), actions, run_id="r1", groups=["api-asg"])
     assert first.scaling == {"put": 3, "unchanged": 0, "deleted": 0, "failed": 0}
     scheduled = _scheduled(aws["autoscaling"])
-    for row in actions.itertuples():
-        assert scheduled[row.action_name] == (row.start_time, row.desired_capacity, 2, 8)
+    for row in actions.itertuples():  # the planned bounds are the group's own: left out, never changed
+        assert scheduled[row.action_name] == (row.start_time, row.desired_capacity, None, None)
     second = publish_capacity_actions(settings, _recommendations(), actions, run_id="r2", groups=["api-asg"])
     assert second.scaling == {"put": 0, "unchanged": 3, "deleted": 0, "failed": 0}
     assert _scheduled(aws["autoscaling"]) == scheduled  # same names, same actions: idempotent
@@ -226,3 +230,71 @@ def test_disabled_aws_skips_the_sinks_without_calls(tmp_path: Path) -> None:
     assert not result.enabled and result.skipped and result.s3_objects == 0 and result.scaling == {}
     assert not settings.aws_action_log.exists()
     assert result.local_report.is_file()
+
+
+# -- scaling guard rails (issue 12, case 3) -------------------------------------------------------
+def _quiet_forecast(start: pd.Timestamp, hours: int = 24) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two m6i.xlarge 'api' instances forecast at 10 % CPU: one instance would do."""
+    ds = pd.date_range(start, periods=hours, freq="h")
+    ids = [f"api/i-{k}/cpu_pct" for k in range(2)]
+    forecasts = pd.concat([pd.DataFrame({"unique_id": uid, "ds": ds, "yhat": 8.0, "yhat_upper": 10.0})
+                           for uid in ids], ignore_index=True)
+    catalogue = pd.DataFrame({"unique_id": ids, "service": "api", "resource_id": ["i-0", "i-1"],
+                              "metric": "cpu_pct", "instance_type": "m6i.xlarge"})
+    return forecasts, catalogue
+
+
+def test_case_3a_apply_keeps_a_live_floor_of_3_when_config_leaves_min_size_unset(  # type: ignore[no-untyped-def]
+    aws, moto_url: str, tmp_path: Path
+) -> None:
+    aws["autoscaling"].update_auto_scaling_group(AutoScalingGroupName="api-asg", MinSize=3, DesiredCapacity=3)
+    # A Foresight action from before the guard rails, with the config's old default floor of 1.
+    first = START - pd.Timedelta(minutes=20)  # the plan's first action: scaling_lead before the first step
+    stale = action_name("api", first)
+    aws["autoscaling"].put_scheduled_update_group_action(
+        AutoScalingGroupName="api-asg", ScheduledActionName=stale, StartTime=first.to_pydatetime(),
+        MinSize=1, MaxSize=8, DesiredCapacity=1)
+    settings = _settings(tmp_path, moto_url, apply=True, capacity={"services": {"api": {"asg_name": "api-asg"}}})
+    forecasts, catalogue = _quiet_forecast(START)
+    fleet = fleet_from_catalogue(catalogue)
+    instances = load_instance_catalogue(settings.capacity.allowed_families, extra_types=fleet["instance_type"])
+    live = read_live_groups.fn(settings)
+    history = forecasts.rename(columns={"yhat_upper": "y"})[["unique_id", "ds", "y"]]
+    recs, actions, groups, refusals = plan_capacity_actions.fn(
+        settings, forecasts, catalogue, fleet, instances, START - pd.Timedelta(hours=1), history, live)
+    assert refusals.empty and (actions["min_size"] == 3).all()
+    result = publish_capacity_actions(settings, recs, actions, run_id="apply", groups=groups, refusals=refusals)
+    assert result.scaling["failed"] == 0 and result.refused == []
+    scheduled = _scheduled(aws["autoscaling"])
+    assert scheduled and all(min_size in (None, 3) for _, _, min_size, _ in scheduled.values())
+    assert all(desired >= 3 for _, desired, _, _ in scheduled.values())
+    assert scheduled[stale][2] is None, "the old action that would drop the floor to 1 was replaced"
+    group = aws["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=["api-asg"])["AutoScalingGroups"][0]
+    assert (group["MinSize"], group["MaxSize"]) == (3, 8)
+
+
+def test_groups_outside_the_allowlist_are_refused_and_logged_in_dry_run_and_apply(  # type: ignore[no-untyped-def]
+    aws, moto_url: str, tmp_path: Path
+) -> None:
+    for apply in (False, True):
+        settings = _settings(tmp_path / str(apply), moto_url, apply=apply,
+                             capacity={"allowed_asgs": ["other-asg"]})
+        result = publish_capacity_actions(settings, _recommendations(), _actions([(0, 3), (5, 2)]),
+                                          run_id=f"allow-{apply}", groups=["api-asg"])
+        assert result.scaling == {} and [r["asg_name"] for r in result.refused] == ["api-asg"]
+        log = [e for e in read_action_log(settings.aws_action_log) if e["sink"] == "autoscaling"]
+        assert [(e["target"], e["outcome"]) for e in log] == [("api-asg", "refused")]
+        assert log[0]["reason"] == "api-asg is not in capacity.allowed_asgs" and log[0]["dry_run"] is (not apply)
+    assert _scheduled(aws["autoscaling"]) == {}
+
+
+def test_an_action_that_would_lower_the_live_floor_is_refused_at_put_time(  # type: ignore[no-untyped-def]
+    aws, moto_url: str, tmp_path: Path
+) -> None:
+    settings = _settings(tmp_path, moto_url, apply=True)
+    actions = _actions([(0, 3), (5, 2)]).assign(min_size=1)  # the live floor is 2
+    result = publish_capacity_actions(settings, _recommendations(), actions, run_id="low", groups=["api-asg"])
+    assert result.scaling["put"] == 0 and len(result.refused) == 2
+    assert _scheduled(aws["autoscaling"]) == {}
+    refused = [e for e in read_action_log(settings.aws_action_log) if e["outcome"] == "refused"]
+    assert len(refused) == 2 and all("would lower the group's floor 2" in e["reason"] for e in refused)

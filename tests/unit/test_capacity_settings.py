@@ -23,22 +23,41 @@ def test_apply_and_services_come_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("FORESIGHT_CAPACITY__SERVICES", '{"cart": {"asg_name": "cart-asg", "max_size": 6}}')
     settings = load_settings()
     assert settings.sinks.aws.apply
-    assert (
-        settings.capacity.services["cart"].max_size == 6 and settings.capacity.services["cart"].min_size == 1
-    )
+    cart = settings.capacity.services["cart"]
+    assert cart.max_size == 6 and cart.min_size is None  # None: the group's own live floor
+
+
+def test_scaling_guard_rails_default_to_the_groups_own_bounds_and_ramps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(home=tmp_path, capacity={"services": {"cart": {"asg_name": "cart-asg"}}})
+    cart, cap = settings.capacity.services["cart"], settings.capacity
+    assert (cart.min_size, cart.max_size, cart.allow_lower_min, cart.allow_raise_max) == (None, None, False, False)
+    assert cap.allowed_asgs is None
+    assert (cap.scaling_max_step, cap.scaling_max_change_per_hour, cap.scaling_max_forecast_ratio) == (4, 8, 3.0)
 
 
 @pytest.mark.parametrize(
     ("conf", "message"),
     [
-        ({"asg_name": "cart-asg"}, "needs max_size"),
         ({"asg_name": "cart-asg", "min_size": 4, "max_size": 2}, "below min_size"),
         ({"instance_count": 0}, "greater than or equal to 1"),
+        ({"asg_name": "cart-asg", "allow_lower_min": True}, "allow_lower_min needs an explicit min_size"),
+        ({"asg_name": "cart-asg", "allow_raise_max": True}, "allow_raise_max needs an explicit max_size"),
+        ({"asg_name": "cart-asg", "min_size": -1}, "greater than or equal to 0"),
     ],
 )
 def test_bad_service_capacity_is_rejected(conf: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         load_settings(capacity={"services": {"cart": conf}})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("scaling_max_step", 0), ("scaling_max_change_per_hour", 0), ("scaling_max_forecast_ratio", 0.5),
+     ("scaling_max_step_percent", -1)],
+)
+def test_scaling_limits_out_of_range_are_rejected(key: str, value: float) -> None:
+    with pytest.raises(ValidationError, match=key):
+        load_settings(capacity={key: value})
 
 
 def test_cli_apply_reaches_the_forecast_flow_only(monkeypatch: pytest.MonkeyPatch) -> None:
