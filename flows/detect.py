@@ -17,9 +17,10 @@ A source whose newest batch failed its data contract holds back only what depend
 - a service with series from both a failed and a healthy source still pages on its healthy
   series (a broken metrics source must not silence a service that is visibly failing), but none
   of its incidents resolves while any of its series is held back: a missing signal is not a
-  recovery. With the stream builder, whose incidents span a connected part of the call graph,
-  that holds for every service connected to it. Their resolves go out in the first run after
-  the source's next clean batch (if the incident has cleared by then);
+  recovery. With the stream builder, whose incidents span a system (a connected part of the
+  call graph; every service when there is none), that holds for every service of its system.
+  Their resolves go out in the first run after the source's next clean batch (if the incident
+  has cleared by then);
 - everything else is published as in a clean run: other services' pages, events pending in the
   outbox from earlier runs, Grafana annotations, the Pushgateway's metrics (with
   ``foresight_source_contract_failed`` and ``foresight_series_held_back`` per source).
@@ -120,10 +121,16 @@ def page_pagerduty(settings: Settings) -> dict[str, Any]:
 
 
 def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame) -> SourceHold:
-    """What this run leaves out because a configured source's newest batch failed its contract."""
-    stream = settings.detect.incident_builder == "stream"
+    """What this run leaves out because a configured source's newest batch failed its contract;
+    with the stream builder, whose incidents span a system, services stay open system-wide."""
+    systems = None
+    if settings.detect.incident_builder == "stream":
+        from models.incident_stream import call_graph_systems
+
+        services = sorted(str(s) for s in catalogue["service"].dropna().unique() if str(s))
+        systems = call_graph_systems(services, known_call_graph(settings) or {})
     return source_hold(batches, catalogue, configured={source.name for source in settings.sources},
-                       call_graph=known_call_graph(settings) if stream else None)
+                       systems=systems)
 
 
 @flow(name="detect", log_prints=True)

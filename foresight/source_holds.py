@@ -7,8 +7,9 @@ contract. It then holds back only what depends on it:
   scored, replayed or paged from data the contract could not vouch for;
 - incidents of every service with such a series stay open: they may still page (the service's
   other series are healthy evidence), but they never resolve while part of their signal is
-  missing, because a missing signal is not a recovery. Where one incident spans a connected part
-  of the call graph (the stream builder), every service of that part stays open.
+  missing, because a missing signal is not a recovery. Where one incident spans a *system* (the
+  stream builder: a connected part of the call graph, or every service without one), every
+  service of that system stays open.
 
 Everything else (other services' pages, events pending from earlier runs, annotations, metrics)
 goes out as usual; the run then ends Failed with :class:`SourceContractFailedError`, so the
@@ -109,11 +110,11 @@ def source_hold(
     catalogue: pd.DataFrame,
     *,
     configured: Collection[str] | None = None,
-    call_graph: Mapping[str, Sequence[str]] | None = None,
+    systems: Mapping[str, int] | None = None,
 ) -> SourceHold:
     """The hold for the newest verdicts in ``batches`` over the series in ``catalogue``
-    (``unique_id, source, service``). With a ``call_graph`` (the stream builder's: one incident
-    per connected part of it) the services kept open spread over their connected parts."""
+    (``unique_id, source, service``). ``systems`` (service -> system, as the stream builder
+    groups them: one incident per system) spreads the services kept open over their systems."""
     verdicts = newest_verdicts(batches, configured)
     failed = sorted(s for s, passed in verdicts.items() if not passed)
     if not failed:
@@ -122,29 +123,16 @@ def source_hold(
     owned = catalogue.drop_duplicates("unique_id", keep="last")
     held = owned[owned["source"].astype(str).isin(failed)]
     services = frozenset(str(s) for s in held["service"].dropna() if str(s))
-    kept_open = connected(services, call_graph) if call_graph else services
+    kept_open = services
+    if systems:
+        touched = {systems[s] for s in services if s in systems}
+        kept_open = services | {s for s, system in systems.items() if system in touched}
     per_source = held.groupby(held["source"].astype(str))["unique_id"].nunique()
     return SourceHold(
         sources=tuple(failed),
         series=frozenset(held["unique_id"].astype(str)),
         services=services,
-        kept_open=kept_open,
+        kept_open=frozenset(kept_open),
         series_per_source={s: int(per_source.get(s, 0)) for s in verdicts},
         failed={s: not passed for s, passed in verdicts.items()},
     )
-
-
-def connected(services: Collection[str], call_graph: Mapping[str, Sequence[str]]) -> frozenset[str]:
-    """``services`` and every service joined to one of them by the call graph (either direction)."""
-    neighbours: dict[str, set[str]] = {}
-    for caller, callees in call_graph.items():
-        for callee in callees:
-            neighbours.setdefault(caller, set()).add(callee)
-            neighbours.setdefault(callee, set()).add(caller)
-    seen, todo = set(services), list(services)
-    while todo:
-        for nxt in neighbours.get(todo.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return frozenset(seen)

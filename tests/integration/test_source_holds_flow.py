@@ -42,8 +42,10 @@ class ScriptedDetector:
 
     def __init__(self, spans: dict[str, tuple[pd.Timestamp, pd.Timestamp]] | None = None) -> None:
         self.spans = spans or {}
+        self.scored: set[str] = set()  # every series it was asked to score
 
     def predict(self, telemetry: pd.DataFrame) -> pd.DataFrame:
+        self.scored |= set(telemetry["unique_id"].astype(str))
         score = np.zeros(len(telemetry))
         for uid, (start, end) in self.spans.items():
             inside = (telemetry["unique_id"] == uid) & (telemetry["ds"] >= start) & (telemetry["ds"] <= end)
@@ -177,7 +179,8 @@ def test_a_failed_source_holds_back_only_its_series_and_never_resolves_from_a_mi
     _batch(lake, "cw", False)
     second = first | {"cart/i-1/cpu_pct": (end - pd.Timedelta(hours=1), end - pd.Timedelta(minutes=45)),
                       "search/i-1/cpu_pct": (end - pd.Timedelta(minutes=30), end)}
-    _use_champion(monkeypatch, ScriptedDetector(second))
+    detector = ScriptedDetector(second)
+    _use_champion(monkeypatch, detector)
     state = detect(config_file=str(config), return_state=True)
 
     assert state.is_failed()
@@ -185,6 +188,8 @@ def test_a_failed_source_holds_back_only_its_series_and_never_resolves_from_a_mi
     assert isinstance(error, SourceContractFailedError) and error.sources == ["cw"]
     assert "cw" in error.message and error.hint == "fix the source; its pages resume after its next clean batch"
     assert error.result["held_back_series"] == 1 and error.result["kept_open_services"] == ["checkout"]
+    assert detector.scored == {"checkout/i-1/cpu_pct", "cart/i-1/cpu_pct", "search/i-1/cpu_pct"}, \
+        "the failed source's series is not scored"
     sent = [(r.body["event_action"], r.body["payload"]["component"] if "payload" in r.body else r.body["dedup_key"])
             for r in fake.requests_to("/v2/enqueue")[2:]]
     # search pages and cart resolves, from healthy series; checkout's CPU alone looks calm, but

@@ -66,10 +66,18 @@ def test_a_missing_signal_is_not_a_recovery() -> None:
     assert incidents["end"].notna().sum() == 2, "the caller's frame is left as it was"
 
 
-def test_along_the_call_graph_every_connected_service_stays_open() -> None:
+def test_where_one_incident_spans_a_system_the_whole_system_stays_open() -> None:
+    from models.incident_stream import call_graph_systems
+
+    services = ["billing", "cart", "checkout", "frontend", "payments", "search"]
     graph = {"frontend": ["checkout", "cart"], "checkout": ["payments"], "search": []}
-    hold = source_hold(_ledger(("prom", 1, True), ("cw", 1, False)), CATALOGUE, call_graph=graph)
+    hold = source_hold(_ledger(("prom", 1, True), ("cw", 1, False)), CATALOGUE,
+                       systems=call_graph_systems(services, graph))
     assert hold.kept_open == {"billing", "checkout", "frontend", "cart", "payments"}  # not search
+    # Without a call graph the stream takes every service to be one system.
+    hold = source_hold(_ledger(("prom", 1, True), ("cw", 1, False)), CATALOGUE,
+                       systems=call_graph_systems(services, {}))
+    assert hold.kept_open == set(services)
 
 
 def test_a_source_without_series_in_the_lake_still_fails_the_run() -> None:
