@@ -12,7 +12,12 @@ Metrics (the incidents dashboard's PromQL reads these names):
 - ``foresight_failure_risk{service}``: newest failure risk per service, in [0, 1]
 - ``foresight_incident_open{service}``: 1 while the service has an open incident, else 0
 - ``foresight_anomaly_threshold`` / ``foresight_failure_risk_threshold``: the operating thresholds
-- ``foresight_detect_last_success_timestamp_seconds``: when the run finished (staleness alerts)
+- ``foresight_source_contract_failed{source}``: 1 while the source's newest batch failed its data
+  contract (its series are held back from detection), else 0; one per source with a verdict
+- ``foresight_series_held_back{source}``: how many of the source's series the run left out
+- ``foresight_detect_last_success_timestamp_seconds``: when the run finished (staleness alerts).
+  A run that held back a source still sets it (it scored and paged everything else); alert on
+  ``foresight_source_contract_failed == 1`` for the source itself
 
 Values describe the newest scored sample; Prometheus stamps them with its scrape time, so the
 metrics show the detector's view over wall-clock time, not the telemetry's own timestamps.
@@ -23,7 +28,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -40,6 +45,9 @@ INCIDENT_OPEN = "foresight_incident_open"
 ANOMALY_THRESHOLD = "foresight_anomaly_threshold"
 RISK_THRESHOLD = "foresight_failure_risk_threshold"
 LAST_SUCCESS = "foresight_detect_last_success_timestamp_seconds"
+SOURCE_CONTRACT_FAILED = "foresight_source_contract_failed"
+SERIES_HELD_BACK = "foresight_series_held_back"
+SOURCE_COLUMNS = ("source", "contract_failed", "series_held_back")
 
 
 @dataclass(frozen=True)
@@ -49,17 +57,23 @@ class DetectionSnapshot:
     scores: pd.DataFrame  # service, unique_id, metric, score
     risk: pd.DataFrame  # service, risk
     open_incidents: pd.DataFrame  # service, open (0/1)
+    sources: pd.DataFrame = field(default_factory=lambda: _no_sources())  # source, contract_failed, series_held_back
 
 
 def detection_snapshot(
-    scores: pd.DataFrame, risk: pd.DataFrame | None, incidents: pd.DataFrame | None, catalogue: pd.DataFrame
+    scores: pd.DataFrame,
+    risk: pd.DataFrame | None,
+    incidents: pd.DataFrame | None,
+    catalogue: pd.DataFrame,
+    sources: pd.DataFrame | None = None,
 ) -> DetectionSnapshot:
     """Newest score per series and risk per service, and which services have an open incident.
 
     ``scores``: ``unique_id, ds, score``; ``risk``: ``service, ds, risk`` (optional);
     ``incidents``: ``service, end`` (``end`` NaT = open; optional); ``catalogue`` maps series
     to ``service`` and ``metric``; scored series missing from it are left out with a warning (a
-    metric without its service label would be useless on the dashboard).
+    metric without its service label would be useless on the dashboard). ``sources``: ``source,
+    contract_failed`` (0/1) ``, series_held_back`` per source (optional).
     """
     require_columns(scores, ["unique_id", "ds", "score"], "anomaly scores")
     require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
@@ -93,11 +107,24 @@ def detection_snapshot(
         open_services = set(incidents.loc[incidents["end"].isna(), "service"].astype(str))
         services = sorted(set(services) | set(incidents["service"].astype(str)))
     open_rows = pd.DataFrame({"service": services, "open": [int(s in open_services) for s in services]})
+    if sources is None or sources.empty:
+        source_rows = _no_sources()
+    else:
+        require_columns(sources, list(SOURCE_COLUMNS), "source verdicts")
+        source_rows = sources[list(SOURCE_COLUMNS)].astype(
+            {"source": str, "contract_failed": "int64", "series_held_back": "int64"}
+        ).sort_values("source").reset_index(drop=True)
     return DetectionSnapshot(
         score_rows.sort_values(["service", "unique_id"]).reset_index(drop=True),
         risk_rows.sort_values("service").reset_index(drop=True),
         open_rows,
+        source_rows,
     )
+
+
+def _no_sources() -> pd.DataFrame:
+    return pd.DataFrame({"source": pd.Series([], dtype=str), "contract_failed": pd.Series([], dtype="int64"),
+                         "series_held_back": pd.Series([], dtype="int64")})
 
 
 def detection_registry(
@@ -127,6 +154,13 @@ def detection_registry(
     )
     for row in snapshot.open_incidents.itertuples(index=False):
         incident.labels(service=row.service).set(row.open)
+    failed = Gauge(SOURCE_CONTRACT_FAILED, "1 while the source's newest batch failed its data contract.",
+                   ["source"], registry=registry)
+    held = Gauge(SERIES_HELD_BACK, "Series of the source left out of detection (contract failed).",
+                 ["source"], registry=registry)
+    for row in snapshot.sources.itertuples(index=False):
+        failed.labels(source=row.source).set(row.contract_failed)
+        held.labels(source=row.source).set(row.series_held_back)
     if anomaly_threshold is not None:
         Gauge(
             ANOMALY_THRESHOLD, "Anomaly score at which a series counts as anomalous.", registry=registry
@@ -152,6 +186,7 @@ def push_detection_metrics(
     anomaly_threshold: float | None = None,
     risk_threshold: float | None = None,
     timeout: float = 10.0,
+    sources: pd.DataFrame | None = None,
 ) -> DetectionSnapshot:
     """Push the detect run's metrics, replacing the group ``job=foresight-detect, instance``.
 
@@ -165,7 +200,7 @@ def push_detection_metrics(
         raise ValueError(f"pushgateway URL must start with http:// or https://, got {gateway_url!r}")
     if not instance:
         raise ValueError("instance must not be empty (it is part of the grouping key)")
-    snapshot = detection_snapshot(scores, risk, incidents, catalogue)
+    snapshot = detection_snapshot(scores, risk, incidents, catalogue, sources)
     registry = detection_registry(
         snapshot, anomaly_threshold=anomaly_threshold, risk_threshold=risk_threshold
     )

@@ -7,8 +7,27 @@ instead.
 
 With ``sinks.pagerduty_routing_key`` set, every pending outbox event is then delivered to the
 Events API v2 (``connectors.pagerduty``: bounded retries, a delivery ledger so nothing is lost
-or sent twice); without one (embedded mode) the outbox is the only output. Nothing is written
-or sent while the newest batch of a source failed its data contract."""
+or sent twice); without one (embedded mode) the outbox is the only output.
+
+A source whose newest batch failed its data contract holds back only what depends on it
+(:mod:`foresight.source_holds`):
+
+- its series (the catalogue's ``source``) are left out of scoring, the stream replay and the
+  failure features, so no incident, score or risk is built from them;
+- a service with series from both a failed and a healthy source still pages on its healthy
+  series (a broken metrics source must not silence a service that is visibly failing), but none
+  of its incidents resolves while any of its series is held back: a missing signal is not a
+  recovery. With the stream builder, whose incidents span a system (a connected part of the
+  call graph; every service when there is none), that holds for every service of its system.
+  Their resolves go out in the first run after the source's next clean batch (if the incident
+  has cleared by then);
+- everything else is published as in a clean run: other services' pages, events pending in the
+  outbox from earlier runs, Grafana annotations, the Pushgateway's metrics (with
+  ``foresight_source_contract_failed`` and ``foresight_series_held_back`` per source).
+
+Then the run ends Failed with :class:`~foresight.source_holds.SourceContractFailedError` naming
+the sources (``foresight run detect`` exits non-zero). Only configured sources count: one
+removed from the settings can never send the clean batch that would clear it."""
 
 from __future__ import annotations
 
@@ -23,6 +42,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
 from flows.resources import open_lake, open_outbox, open_registry, settings_for_run
 from foresight.settings import DetectConfig, Settings
+from foresight.source_holds import SourceHold, source_hold
 
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.
@@ -100,12 +120,17 @@ def page_pagerduty(settings: Settings) -> dict[str, Any]:
     return report.as_dict()
 
 
-def contract_failures(batches: pd.DataFrame) -> list[str]:
-    """Sources whose newest batch failed its contract: pages built on them would be untrustworthy."""
-    if batches.empty:
-        return []
-    newest = batches.sort_values("started_at").groupby("source").tail(1)
-    return sorted(newest.loc[~newest["passed"].astype(bool), "source"])
+def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame) -> SourceHold:
+    """What this run leaves out because a configured source's newest batch failed its contract;
+    with the stream builder, whose incidents span a system, services stay open system-wide."""
+    systems = None
+    if settings.detect.incident_builder == "stream":
+        from models.incident_stream import call_graph_systems
+
+        services = sorted(str(s) for s in catalogue["service"].dropna().unique() if str(s))
+        systems = call_graph_systems(services, known_call_graph(settings) or {})
+    return source_hold(batches, catalogue, configured={source.name for source in settings.sources},
+                       systems=systems)
 
 
 @flow(name="detect", log_prints=True)
@@ -120,44 +145,66 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     detector, detector_version = champions["anomaly"]
     predictor, predictor_version = champions["failure"]
     data = load_recent(settings, max(detector.context_length, FEATURE_WARMUP))
-    telemetry, catalogue, window_start = data["telemetry"], data["catalogue"], data["window_start"]
+    hold = held_back(settings, data["batches"], data["catalogue"])
+    if hold:
+        logger.error("held back %s: newest batch failed its data contract; %d series left out, incidents of %s "
+                     "stay open until its next clean batch", ", ".join(hold.sources), len(hold.series),
+                     ", ".join(sorted(hold.kept_open)) or "no service")
+    telemetry, catalogue = hold.healthy(data["telemetry"]), hold.healthy(data["catalogue"])
+    window_start = data["window_start"]
 
     # Fan out over batches of whole services; each series is scored independently of the others.
     groups = service_batches(telemetry, catalogue, settings.detect.scoring_batches)
-    scores = pd.concat(score_services.map(unmapped(detector), groups).result(), ignore_index=True)
+    scored = score_services.map(unmapped(detector), groups).result() if groups else []
+    scores = pd.concat(scored, ignore_index=True) if scored else _no_scores()
     scores = scores[scores["ds"] >= window_start]
-    features = service_features(telemetry, catalogue, data["logs"])
+    features = service_features(telemetry, catalogue, data["logs"]) if len(telemetry) else pd.DataFrame()
     risk = None
-    if predictor is not None:
+    if predictor is not None and len(features):
         risk = predictor.predict(features)
         risk = risk[risk["ds"] >= window_start]
     cfg = settings.detect.model_copy(update={"risk_threshold": operating_threshold(predictor, settings.detect)})
-    incidents = raise_incidents(cfg, telemetry, catalogue, scores, risk, known_call_graph(settings), window_start)
+    incidents = hold.keep_open(
+        raise_incidents(cfg, telemetry, catalogue, scores, risk, known_call_graph(settings), window_start))
 
-    blocked = contract_failures(data["batches"])
-    published = publish_incidents(settings, incidents, blocked, features=features, predictor=predictor,
+    published = publish_incidents(settings, incidents, features=features, predictor=predictor,
                                   detector_version=detector_version, predictor_version=predictor_version,
                                   logger=logger)
     outbox, paging = published["outbox"], published["paging"]
     # Both sinks are no-ops when unconfigured; a sink that is down shows in the result instead of
-    # failing a run whose pages already went out. No annotations for data that failed its contract.
-    annotated = None if blocked else annotate_incidents(settings, incidents, return_state=True)
+    # failing a run whose pages already went out.
+    annotated = annotate_incidents(settings, incidents, return_state=True)
     pushed = push_detect_metrics(settings, scores, risk, incidents, catalogue, cfg.risk_threshold,
-                                 return_state=True)
+                                 sources=hold.verdicts(), return_state=True)
 
     truth = data["truth"]
     truth = truth[truth["start"] >= window_start] if len(truth) else truth
     evaluation = match_incidents(incidents, truth, settings.detect) if len(truth) else {}
-    create_markdown_artifact(key="detect-summary", markdown=_summary_markdown(incidents, outbox, paging, evaluation),
+    create_markdown_artifact(key="detect-summary",
+                             markdown=_summary_markdown(incidents, outbox, paging, evaluation, hold),
                              description="Incidents raised and how they compare with ground truth")
-    return {
+    result = {
         "incidents": len(incidents), "open": int(incidents["end"].isna().sum()) if len(incidents) else 0,
         "events_written": outbox["written"], "events_skipped": outbox["skipped_duplicates"],
-        "blocked_sources": blocked, "paging": paging, "evaluation": evaluation,
+        "blocked_sources": list(hold.sources), "held_back_series": len(hold.series),
+        "kept_open_services": sorted(hold.kept_open),
+        "paging": paging, "evaluation": evaluation,
         "anomaly_detector_version": detector_version, "failure_predictor_version": predictor_version,
-        "grafana_annotations": sink_outcome(annotated) if annotated else {"skipped": "contract failure"},
+        "grafana_annotations": sink_outcome(annotated),
         "pushgateway": sink_outcome(pushed),
     }
+    if hold:
+        # Last, after everything healthy went out: the run's state shows the held-back sources.
+        raise hold.error(result)
+    return result
+
+
+def _no_scores() -> pd.DataFrame:
+    """The detector's output shape with no rows (every series held back)."""
+    from foresight.schemas import UTC_DTYPE
+
+    return pd.DataFrame({"unique_id": pd.Series([], dtype=str), "ds": pd.Series([], dtype=UTC_DTYPE),
+                         "y": pd.Series([], dtype="float64"), "score": pd.Series([], dtype="float64")})
 
 
 def raise_incidents(
@@ -205,7 +252,6 @@ def known_call_graph(settings: Settings) -> dict[str, list[str]] | None:
 def publish_incidents(
     settings: Settings,
     incidents: pd.DataFrame,
-    blocked: list[str],
     *,
     features: pd.DataFrame,
     predictor: Any,
@@ -215,16 +261,13 @@ def publish_incidents(
 ) -> dict[str, Any]:
     """Incidents -> outbox events -> PagerDuty (with a routing key); returns the outbox and paging reports.
 
-    Nothing is written or sent while ``blocked`` names a source whose newest batch failed its
-    contract: pages built on such data are untrustworthy, and events already pending wait for
-    a clean run. ``paging`` is None when nothing was delivered (embedded mode, or blocked).
+    Every pending event is delivered, this run's and those earlier runs left pending. What a
+    failed source holds back is already out of ``incidents`` (:func:`detect`). ``paging`` is
+    None in embedded mode.
     """
     from connectors.pagerduty_outbox import dedup_key, resolve_event, trigger_event
 
     logger = logger or logging.getLogger(__name__)
-    if blocked:
-        logger.warning("no pages: the newest batch of %s failed its data contract", ", ".join(blocked))
-        return {"outbox": {"written": 0, "skipped_duplicates": 0}, "paging": None}
     events = _events(incidents, features, predictor, settings, detector_version, predictor_version,
                      dedup_key, trigger_event, resolve_event)
     outbox = write_outbox(settings, events) if events else {"written": 0, "skipped_duplicates": 0}
@@ -267,9 +310,13 @@ def _top_features(features: pd.DataFrame, predictor: Any, incident: dict[str, An
 
 
 def _summary_markdown(incidents: pd.DataFrame, outbox: dict[str, int], paging: dict[str, Any] | None,
-                      evaluation: dict[str, float]) -> str:
+                      evaluation: dict[str, float], hold: SourceHold) -> str:
     lines = [f"# Detect\n\n{len(incidents)} incidents; outbox: {outbox['written']} events written, "
              f"{outbox['skipped_duplicates']} already there.\n"]
+    if hold:
+        lines.append(f"**Held back**: {', '.join(hold.sources)} (newest batch failed its data contract): "
+                     f"{len(hold.series)} series left out; incidents of {', '.join(sorted(hold.kept_open)) or 'no service'} "
+                     "stay open until its next clean batch.\n")
     if paging is not None:
         lines.append(f"PagerDuty: {paging['delivered']} delivered, {paging['suppressed']} suppressed (cleared "
                      f"before delivery), {paging['pending']} pending.\n")

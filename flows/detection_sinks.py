@@ -2,8 +2,9 @@
 
 - :func:`annotate_incidents`: one Grafana annotation per incident (``sinks.grafana_url``),
   de-duplicated across runs by the incident's tag (:func:`connectors.grafana.publish_annotations`);
-- :func:`push_detect_metrics`: anomaly scores, failure risk and open incidents to a Pushgateway
-  (``sinks.pushgateway_url``) for the incidents dashboard (:mod:`connectors.pushgateway`).
+- :func:`push_detect_metrics`: anomaly scores, failure risk, open incidents and each source's
+  contract verdict to a Pushgateway (``sinks.pushgateway_url``) for the incidents dashboard
+  (:mod:`connectors.pushgateway`).
 
 Each is a no-op (and says so) when its sink is not configured. The retries live here, on the
 task; the clients underneath do not retry. Call them with ``return_state=True`` and read the
@@ -55,8 +56,10 @@ def push_detect_metrics(
     incidents: pd.DataFrame | None,
     catalogue: pd.DataFrame,
     risk_threshold: float | None = None,
+    sources: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Push the newest scores, risk and open incidents to the Pushgateway; counts of series pushed."""
+    """Push the newest scores, risk, open incidents and ``sources``' contract verdicts (``source,
+    contract_failed, series_held_back``) to the Pushgateway; counts of series pushed."""
     from connectors.pushgateway import push_detection_metrics
 
     sinks = settings.sinks
@@ -71,11 +74,13 @@ def push_detect_metrics(
         instance=sinks.pushgateway_instance,
         anomaly_threshold=settings.detect.anomaly_threshold,
         risk_threshold=settings.detect.risk_threshold if risk_threshold is None else risk_threshold,
+        sources=sources,
     )
     return {
         "scores": len(snapshot.scores),
         "services_with_risk": len(snapshot.risk),
         "open_incidents": int(snapshot.open_incidents["open"].sum()),
+        "sources_failed": int(snapshot.sources["contract_failed"].sum()),
     }
 
 

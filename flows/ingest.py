@@ -2,7 +2,10 @@
 
 Rows that fail the contract go to the lake's quarantine with their reason. A batch that fails
 its contract as a whole is quarantined entirely (its good rows with the batch's reason), so
-nothing is lost and nothing from it can reach training.
+nothing is lost and nothing from it can reach training. Every other source is still stored;
+the run then ends Failed (:class:`~foresight.source_holds.SourceContractFailedError`, naming
+the sources and carrying every source's outcome), so a failed contract never passes for a
+clean run.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from foresight.lake import Lake
 from foresight.quarantine import as_quarantine_frame, quarantine_failed_batch, write_rejected
 from foresight.schemas import empty_telemetry
 from foresight.settings import Settings, SourceConfig
+from foresight.source_holds import SourceContractFailedError
 from foresight.watermarks import SOURCE_STREAM, WatermarkStore, newest_per_stream, stream_starts
 
 
@@ -134,7 +138,9 @@ def _advance_watermarks(lake: Lake, batch: SourceBatch, result: ContractResult) 
 
 @flow(name="ingest", log_prints=True)
 def ingest(config_file: str | None = None) -> list[dict[str, Any]]:
-    """Pull every configured source into the lake through its data contract."""
+    """Pull every configured source into the lake through its data contract; one outcome per
+    source (``source, passed, accepted, quarantined, ...``). Ends Failed, after storing every
+    other source, when any source's contract failed."""
     settings = settings_for_run(config_file)
     logger = get_run_logger()
     lake = open_lake(settings)
@@ -151,7 +157,31 @@ def ingest(config_file: str | None = None) -> list[dict[str, Any]]:
             description=f"Data contract report for source {source.name}",
         )
         outcomes.append(outcome)
+    failed = [outcome["source"] for outcome in outcomes if not outcome["passed"]]
+    if failed:
+        raise contract_failed_error(failed, outcomes)
     return outcomes
+
+
+def contract_failed_error(failed: list[str], outcomes: list[dict[str, Any]]) -> SourceContractFailedError:
+    """The ingest run's closing error: each failed source with its failed checks and its commonest
+    row problem, every source's outcome attached (``result``)."""
+    by_source = {outcome["source"]: outcome for outcome in outcomes}
+    return SourceContractFailedError(
+        f"data contract failed for source{'s' if len(failed) > 1 else ''} "
+        f"{'; '.join(_why(name, by_source[name].get('reasons', {})) for name in failed)}; "
+        "its rows are in the lake's quarantine, every other source was stored",
+        sources=failed, result=outcomes,
+        hint="fix the source and ingest again; detect holds back its series' pages until its next clean batch",
+    )
+
+
+def _why(source: str, reasons: dict[str, int]) -> str:
+    prefix = "batch failed its contract: "
+    checks = [reason.removeprefix(prefix) for reason in reasons if reason.startswith(prefix)]
+    rows = sorted(((n, reason) for reason, n in reasons.items() if not reason.startswith(prefix)), reverse=True)
+    detail = ", ".join(checks) + (f"; {rows[0][0]:,} rows {rows[0][1]}" if rows else "")
+    return f"{source} ({detail})" if detail else source
 
 
 def _slug(text: str) -> str:

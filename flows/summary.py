@@ -1,4 +1,9 @@
-"""The demo's closing summary, printed with rich."""
+"""The demo's closing summary, printed with rich.
+
+A source whose data contract failed is shown in red at ingest, as held back at detect, and in a
+closing line that says what it held back and what to do (:func:`failed_sources`); the demo's
+other stages still ran on every other source.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +57,9 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
     if det:
         table.add_row("detect", f"{det['incidents']} incidents; outbox +{det['events_written']} events "
                       f"({det['events_skipped']} already sent)")
+        if det.get("blocked_sources"):
+            table.add_row("held back", f"[red]{', '.join(det['blocked_sources'])}: newest batch failed its data "
+                          f"contract; {det.get('held_back_series', 0):,} series left out of detection[/red]")
         ev = det.get("evaluation") or {}
         if ev:
             hours = settings.detect.lookback_hours
@@ -62,6 +70,13 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
     stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in (timings or {}).items())
     table.add_row("wall time", f"{elapsed:.1f} s" + (f" ({stages})" if stages else ""))
     console.print(table)
+    failed = failed_sources(results)
+    if failed:
+        console.print(
+            f"[bold red]Data contract FAILED for {', '.join(failed)}[/bold red]: its rows wait in the lake's "
+            f"quarantine ({settings.lake_location}/quarantine) and its series' pages are held back; every "
+            "other source went through every stage. Fix the source: its pages resume after its next clean batch."
+        )
     console.print(
         f"\nOpen the MLflow UI on what this run produced:\n"
         f"  [bold]mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000[/bold]\n"
@@ -69,6 +84,13 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         f"anomaly-detector, failure-predictor).\nForecast store: {settings.forecast_store_url}\n"
         f"PagerDuty outbox: {settings.outbox_path}"
     )
+
+
+def failed_sources(results: dict[str, Any]) -> list[str]:
+    """Sources whose contract failed in this demo's ingest, or that its detect held back."""
+    names = {o["source"] for o in results.get("ingest") or [] if not o.get("passed", True)}
+    names |= set((results.get("detect") or {}).get("blocked_sources", []))
+    return sorted(names)
 
 
 def _events_text(m: dict[str, Any]) -> str:

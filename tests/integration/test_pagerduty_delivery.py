@@ -304,13 +304,12 @@ def _incidents(end: pd.Timestamp | None = None) -> pd.DataFrame:
     )
 
 
-def _publish(settings: Settings, incidents: pd.DataFrame, blocked: list[str] | None = None) -> dict:
+def _publish(settings: Settings, incidents: pd.DataFrame) -> dict:
     from flows.detect import publish_incidents
 
     return publish_incidents(
         settings,
         incidents,
-        blocked or [],
         features=pd.DataFrame(),
         predictor=None,
         detector_version="3",
@@ -340,19 +339,6 @@ def test_reruns_of_detect_hold_one_incident_and_recovery_resolves_it(
     assert fake.open_alerts() == [] and [a.status for a in fake.alerts] == ["resolved"]
     assert [r.body["event_action"] for r in fake.requests_to("/v2/enqueue")] == ["trigger", "resolve"]
     assert len({r.body["dedup_key"] for r in fake.requests_to("/v2/enqueue")}) == 1  # the resolve hits the page
-
-
-def test_nothing_is_sent_while_a_contract_fails(prefect_harness, fake: FakePagerDuty, tmp_path: Path) -> None:
-    settings = _settings(tmp_path, fake, pagerduty_max_attempts=1)
-    fake.fail_next(100, status=503)
-    _publish(settings, _incidents())  # PagerDuty down: the trigger stays pending
-    fake.clear_failures()
-    before = len(fake.requests)
-    blocked = _publish(settings, _incidents(), blocked=["prometheus"])
-    assert blocked == {"outbox": {"written": 0, "skipped_duplicates": 0}, "paging": None}
-    assert len(fake.requests) == before and fake.alerts == []  # not even the pending trigger
-    clean = _publish(settings, _incidents())
-    assert clean["paging"]["delivered"] == 1 and len(fake.open_alerts()) == 1
 
 
 def test_embedded_mode_writes_only_the_outbox(prefect_harness, fake: FakePagerDuty, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import requests
 
-from connectors.pushgateway import JOB, detection_snapshot, push_detection_metrics
+from connectors.pushgateway import JOB, detection_registry, detection_snapshot, push_detection_metrics
 from dashboards import incidents
 from dashboards.queries import label_values_queries, promql_queries
 from support.prometheus import PrometheusServer
@@ -54,6 +54,7 @@ RISK = pd.DataFrame(
 INCIDENTS = pd.DataFrame(
     {"service": ["checkout", "cart"], "end": pd.Series([pd.NaT, T0], dtype="datetime64[us, UTC]")}
 )
+SOURCES = pd.DataFrame({"source": ["prom", "backfill"], "contract_failed": [0, 1], "series_held_back": [0, 12]})
 
 
 def test_snapshot_keeps_the_newest_values_and_open_services() -> None:
@@ -71,6 +72,17 @@ def test_snapshot_keeps_the_newest_values_and_open_services() -> None:
             _scores({"nope/i-9/cpu_pct": 0.5, "cart/i-03/mem_pct": 0.3}), None, None, CATALOGUE
         )
     assert partial.scores["unique_id"].tolist() == ["cart/i-03/mem_pct"]
+
+
+def test_each_sources_contract_verdict_is_a_metric() -> None:
+    from prometheus_client import generate_latest
+
+    snap = detection_snapshot(_scores({"cart/i-03/mem_pct": 0.3}), None, None, CATALOGUE, SOURCES)
+    text = generate_latest(detection_registry(snap)).decode()
+    assert 'foresight_source_contract_failed{source="backfill"} 1.0' in text
+    assert 'foresight_source_contract_failed{source="prom"} 0.0' in text
+    assert 'foresight_series_held_back{source="backfill"} 12.0' in text
+    assert detection_snapshot(_scores({"cart/i-03/mem_pct": 0.3}), None, None, CATALOGUE).sources.empty
 
 
 def test_push_rejects_a_gateway_url_without_scheme() -> None:
@@ -146,6 +158,7 @@ def test_pushed_metrics_reach_prometheus_and_feed_the_incidents_dashboard(stack:
         instance="test-run",
         anomaly_threshold=0.9999,
         risk_threshold=0.5,
+        sources=SOURCES,
     )
     result = _wait_for(prom, "foresight_anomaly_score", lambda r: len(r) == 3)
     got = {r["metric"]["unique_id"]: float(r["value"][1]) for r in result}
@@ -156,6 +169,8 @@ def test_pushed_metrics_reach_prometheus_and_feed_the_incidents_dashboard(stack:
     assert risk == {"checkout": 0.81, "cart": 0.1}
     open_ = {r["metric"]["service"]: float(r["value"][1]) for r in _instant(prom, "foresight_incident_open")}
     assert open_ == {"checkout": 1.0, "cart": 0.0}
+    failed = {r["metric"]["source"]: float(r["value"][1]) for r in _instant(prom, "foresight_source_contract_failed")}
+    assert failed == {"prom": 0.0, "backfill": 1.0}
 
     # Let a few scrapes land so range queries have points, then run every dashboard query.
     _wait_for(

@@ -33,3 +33,26 @@ def test_held_out_rows_name_the_detector_and_the_incident_stream(monkeypatch: py
     console = Console(width=200, record=True)  # the roll-up builds the pages: no stream row
     render_summary(console, {"train": {"anomaly": _anomaly(events)}}, load_settings(), 1.0)
     assert "incident stream" not in console.export_text()
+
+
+def test_a_failed_source_is_named_with_what_it_held_back_and_the_fix(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    outcome = {"written": {}, "accepted": 0, "quarantined": 48, "rejected_messages": 0}
+    results = {
+        "ingest": [outcome | {"source": "simulator", "passed": True, "written": {"telemetry": 10}, "quarantined": 0},
+                   outcome | {"source": "backfill", "passed": False,
+                              "reasons": {"ds: naive timestamp (no timezone)": 48}}],
+        "detect": {"incidents": 2, "events_written": 2, "events_skipped": 0, "blocked_sources": ["backfill"],
+                   "held_back_series": 3},
+    }
+    console = Console(width=250, record=True)
+    render_summary(console, results, load_settings(), 1.0)
+    text = console.export_text()
+    assert "backfill: contract FAILED" in text and "simulator: contract passed" in text
+    assert "backfill: newest batch failed its data contract; 3 series left out of detection" in text
+    assert "Data contract FAILED for backfill" in text and "its next clean batch" in text
+
+    console = Console(width=250, record=True)  # all clean: no closing line
+    render_summary(console, {"ingest": results["ingest"][:1]}, load_settings(), 1.0)
+    assert "FAILED" not in console.export_text()
