@@ -7,11 +7,11 @@ contract violation fail the run at once instead of after every retry delay, and 
 
 The rule (:func:`is_retryable`), first match wins, walking the exception and its causes:
 a :class:`foresight.errors.ForesightError` says itself (``retryable``); so does any exception
-with a boolean ``retryable`` attribute (e.g. ``connectors.pagerduty.DeliveryError``); an HTTP
-answer is retryable when its status is 429 or 5xx; connection problems and timeouts (the
-built-in ones, requests', urllib3's, botocore's, SQLAlchemy's ``OperationalError``) are;
-programming and data errors (``ValueError``, ``KeyError``, ``TypeError`` ...) and anything
-unknown are not.
+with a boolean ``retryable`` or ``retriable`` attribute (``connectors.pagerduty.DeliveryError``,
+kafka-python's errors); an HTTP answer is retryable when its status is 429 or 5xx; connection
+problems and timeouts (the built-in ones, requests', urllib3's, botocore's, SQLAlchemy's
+``OperationalError``, DuckDB's I/O errors) are; programming and data errors (``ValueError``,
+``KeyError``, ``TypeError`` ...) and anything unknown are not.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ _TRANSIENT_NAMES: frozenset[tuple[str, str]] = frozenset({
     ("sqlalchemy.exc", "OperationalError"), ("sqlalchemy.exc", "DisconnectionError"),
     ("sqlalchemy.exc", "TimeoutError"),
     ("psycopg", "OperationalError"),
-    ("kafka.errors", "KafkaConnectionError"), ("kafka.errors", "KafkaTimeoutError"),
-    ("kafka.errors", "NoBrokersAvailable"),
+    ("_duckdb", "IOException"), ("_duckdb", "ConnectionException"),  # the lake's SQL reading S3
 })
 # OSErrors that are not about files (sockets, name resolution, urllib's URLError) are transient.
 _OS_TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
@@ -74,9 +73,10 @@ def _verdict(exc: BaseException) -> bool | None:
     """True / False when this exception alone decides; None to look at its cause."""
     if isinstance(exc, ForesightError):
         return bool(exc.retryable)
-    own = getattr(exc, "retryable", None)
-    if isinstance(own, bool):
-        return own
+    for name in ("retryable", "retriable"):  # ours / PagerDuty delivery; kafka-python's KafkaError
+        own = getattr(exc, name, None)
+        if isinstance(own, bool):
+            return own
     status = _status(exc)
     if status is not None and status >= 400:
         return status == 429 or status >= 500

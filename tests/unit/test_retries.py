@@ -8,6 +8,7 @@ import urllib.error
 import pytest
 import requests
 from botocore.exceptions import EndpointConnectionError
+from kafka.errors import KafkaTimeoutError
 from sqlalchemy.exc import OperationalError
 
 from connectors.grafana import GrafanaError
@@ -58,6 +59,7 @@ def test_errors_that_waiting_cannot_clear_are_not_retried(exc: BaseException) ->
     urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")),
     OSError("AWS Error NETWORK_CONNECTION during GetObject"),
     _caused(RuntimeError("while writing the batch"), ConnectionResetError(104, "reset")),
+    _caused(RuntimeError("kafka source: committing failed"), KafkaTimeoutError("no answer")),
 ], ids=lambda exc: type(exc).__name__)
 def test_transient_errors_are_retried(exc: BaseException) -> None:
     assert is_retryable(exc)
