@@ -245,6 +245,9 @@ class MlflowHttpBudget:
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(int(self.max_retries)),
             "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(int(self.backoff_factor)),
             "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": str(float(self.backoff_jitter)),
+            # urllib3 sleeps whatever a 429 / 503's Retry-After asks, without a cap: the backoff
+            # above is what keeps the wait bounded.
+            "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
         }
 
 

@@ -28,7 +28,7 @@ from foresight.settings import Settings
 from support.servers import free_port
 
 MLFLOW_ENV = ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-              "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")
+              "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER")
 
 
 def within(seconds: float, call: Callable[[], Any]) -> tuple[BaseException | None, Any, float]:
@@ -103,6 +103,19 @@ def test_a_silent_mlflow_times_out_as_the_settings_say(tmp_path: Path, clean_mlf
     assert isinstance(error, DependencyUnavailableError), repr(error)
     assert _one_line(error).startswith(f"MLflow at http://127.0.0.1:{port} did not answer within 1 s "
                                        "(2 attempts: timed out)")
+    assert elapsed < 15
+
+
+def test_an_mlflow_that_keeps_failing_gets_exactly_its_retries(tmp_path: Path, clean_mlflow_env: None) -> None:
+    from support.fault_proxy import FaultProxy
+
+    with FaultProxy(f"http://127.0.0.1:{free_port()}", fail_first=100, fail_status=503) as proxy:
+        settings = Settings(home=tmp_path, mlflow={"tracking_uri": proxy.url, "max_retries": 1, "backoff_factor": 0})
+        error, _, elapsed = within(30, lambda: open_registry(settings).champion("failure-predictor"))
+
+    assert isinstance(error, DependencyUnavailableError), repr(error)
+    assert "(2 attempts: it kept answering with errors)" in _one_line(error)
+    assert proxy.answered == [503, 503], "one request, one retry: the client is the only retry layer"
     assert elapsed < 15
 
 
