@@ -13,7 +13,7 @@ from foresight.redact import redact_url
     ("postgresql+psycopg://foresight:s3cret@db:5432/forecasts", "postgresql+psycopg://foresight:***@db:5432/forecasts"),
     ("https://ghp_TOKEN@grafana.example", "https://***@grafana.example"),
     ("http://push:9091/metrics?token=abc&job=x", "http://push:9091/metrics?token=***&job=x"),
-    ("sqlite:////home/me/.foresight/mlflow.db", "sqlite:////home/me/.foresight/mlflow.db"),
+    ("sqlite:///.foresight/mlflow.db", "sqlite:///.foresight/mlflow.db"),
     ("not a url", "not a url"),
 ])
 def test_redact_url_masks_passwords_and_tokens(url: str, expected: str) -> None:
