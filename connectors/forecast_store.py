@@ -162,6 +162,31 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# PostgreSQL drivers that take libpq's ``connect_timeout`` and ``options`` connection parameters.
+_LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")
+
+
+def engine_options(url: str, *, connect_timeout_seconds: int = 10, statement_timeout_seconds: int = 300) -> dict[str, Any]:
+    """``create_engine`` keyword arguments that bound every wait on the database at ``url``.
+
+    PostgreSQL (psycopg): connecting gives up after ``connect_timeout_seconds`` (libpq waits
+    for the OS otherwise, minutes against a silent host), so does waiting for a pooled
+    connection, and the server cancels a statement after ``statement_timeout_seconds`` (0: no
+    limit). Anything the URL's query already sets wins. SQLite keeps its own 5 s lock wait.
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() not in _LIBPQ_DRIVERS:
+        return {}
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = int(connect_timeout_seconds)
+    if statement_timeout_seconds and "options" not in parsed.query:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout_seconds * 1000)}"
+    return {"connect_args": connect_args, "pool_timeout": float(connect_timeout_seconds)}
+
+
 class ForecastStore:
     """Read and write Foresight's sink tables in one SQL database given by a SQLAlchemy URL."""
 
@@ -169,7 +194,7 @@ class ForecastStore:
         self, url: str, *, engine: Engine | None = None, clock: Callable[[], datetime] = _utc_now
     ) -> None:
         self.url = url
-        self.engine = engine or create_engine(url)
+        self.engine = engine or create_engine(url, **engine_options(url))
         self._clock = clock
 
     def create_schema(self) -> None:

@@ -40,7 +40,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
-from flows.resources import open_lake, open_outbox, open_registry, settings_for_run
+from flows.resources import NoTelemetryError, open_lake, open_outbox, open_registry, settings_for_run
+from flows.retries import retry_unless_permanent
 from foresight.settings import DetectConfig, Settings
 from foresight.source_holds import SourceHold, source_hold
 
@@ -50,12 +51,12 @@ FEATURE_WARMUP = pd.Timedelta(hours=3)
 INCIDENT_MODEL = "anomaly-detector"
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def load_recent(settings: Settings, warmup: pd.Timedelta) -> dict[str, Any]:
     lake = open_lake(settings)
     newest = lake.sql("select max(ds) as newest from telemetry", ["telemetry"])["newest"].iloc[0]
     if pd.isna(newest):
-        raise ValueError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
+        raise NoTelemetryError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
     newest = pd.Timestamp(newest).tz_convert("UTC") if pd.Timestamp(newest).tzinfo else pd.Timestamp(newest, tz="UTC")
     window_start = newest - pd.Timedelta(hours=settings.detect.lookback_hours)
     telemetry = lake.read("telemetry", start=window_start - warmup)
@@ -66,7 +67,8 @@ def load_recent(settings: Settings, warmup: pd.Timedelta) -> dict[str, Any]:
             "window_start": window_start, "batches": batches}
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+# No Prefect retries: MLflow's client retries each request (settings.mlflow), one layer.
+@task(cache_policy=NO_CACHE)
 def load_champions(settings: Settings) -> dict[str, Any]:
     from flows.forecast_plan import NoChampionError
     from foresight.model_registry import REGISTERED
@@ -101,7 +103,7 @@ def service_batches(telemetry: pd.DataFrame, catalogue: pd.DataFrame, n_batches:
     return [g for _, g in telemetry.groupby(service.map(batch_of), sort=True)]
 
 
-@task(retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+@task(retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def write_outbox(settings: Settings, events: list[dict[str, Any]]) -> dict[str, int]:
     report = open_outbox(settings).append(events)
     return {"written": report.written, "skipped_duplicates": report.skipped_duplicates}

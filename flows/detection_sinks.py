@@ -19,12 +19,13 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from flows.retries import retry_unless_permanent
 from foresight.settings import Settings
 
 INCIDENTS_DASHBOARD_UID = "foresight-incidents"
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def annotate_incidents(settings: Settings, incidents: pd.DataFrame) -> dict[str, Any]:
     """Create or update the incidents' annotations in Grafana; counts by outcome."""
     from connectors.grafana import GrafanaClient, publish_annotations
@@ -48,7 +49,7 @@ def annotate_incidents(settings: Settings, incidents: pd.DataFrame) -> dict[str,
     }
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def push_detect_metrics(
     settings: Settings,
     scores: pd.DataFrame,

@@ -15,7 +15,16 @@ from prefect import flow, get_run_logger, runtime, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.resources import open_forecast_store, open_lake, open_outbox, open_registry, settings_for_run
+from flows.resources import (
+    NoTelemetryError,
+    open_forecast_store,
+    open_lake,
+    open_outbox,
+    open_registry,
+    settings_for_run,
+)
+from flows.retries import retry_unless_permanent
+from foresight.errors import NotReadyError
 from foresight.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,11 +37,12 @@ SERIES_PER_CHUNK = 16
 SCALING_GUARD = "scaling-guard"
 
 
-class NoChampionError(LookupError):
-    """A flow needs a champion model that the registry does not have yet."""
+class NoChampionError(NotReadyError):
+    """A flow needs a champion model that the registry does not have yet (run the train flow):
+    never retried, since waiting will not make one appear."""
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def load_capacity_history(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     from models.training import capacity_series
 
@@ -40,11 +50,12 @@ def load_capacity_history(settings: Settings) -> tuple[pd.DataFrame, pd.DataFram
     catalogue = lake.read("catalogue")
     telemetry = lake.read("telemetry")
     if telemetry.empty:
-        raise ValueError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
+        raise NoTelemetryError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
     return capacity_series(telemetry, catalogue, settings.forecast), catalogue
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+# No Prefect retries: MLflow's client retries each request (settings.mlflow), one layer.
+@task(cache_policy=NO_CACHE)
 def load_champion_forecaster(settings: Settings) -> tuple[Any, str]:
     from foresight.model_registry import REGISTERED
 
@@ -62,7 +73,7 @@ def forecast_chunk(model: Any, series: pd.DataFrame, settings: Settings) -> pd.D
     return fitted.predict(settings.forecast.horizon, settings.forecast.level)
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def store_results(settings: Settings, forecasts: pd.DataFrame, plan: pd.DataFrame, model_name: str,
                   version: str, run_id: str) -> None:
     store = open_forecast_store(settings)
@@ -132,7 +143,7 @@ def plan_capacity_actions(settings: Settings, forecasts: pd.DataFrame, catalogue
     return recommendations, plan.actions, [g.asg_name for g in groups], plan.refusals
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def store_capacity_actions(settings: Settings, recommendations: pd.DataFrame, actions: pd.DataFrame,
                            services: list[str], version: str, run_id: str) -> None:
     store = open_forecast_store(settings)
@@ -152,7 +163,7 @@ def publish_aws(settings: Settings, recommendations: pd.DataFrame, actions: pd.D
     return result.summary()
 
 
-@task(retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def raise_scaling_warnings(settings: Settings, refusals: pd.DataFrame, model_version: str,
                            now: pd.Timestamp) -> int:
     """A warning incident in the PagerDuty outbox per group refused for its forecast (the detect

@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.base import SourceBatch, Window, build_source, is_incremental, tracks_streams
 from flows.resources import open_lake, settings_for_run
+from flows.retries import retry_unless_permanent
 from foresight.contracts import CheckResult, ContractResult, SourceContract, check_telemetry, write_quarantine
 from foresight.lake import Lake
 from foresight.quarantine import as_quarantine_frame, quarantine_failed_batch, write_rejected
@@ -72,7 +73,7 @@ def check_batch(batch: SourceBatch, source: SourceConfig, settings: Settings) ->
     )
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[str, Any]:
     """Write what the contract allows; record the batch in the ledger either way."""
     quarantine_path = write_quarantine(lake, quarantine_failed_batch(result))

@@ -13,6 +13,7 @@ from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.resources import open_forecast_store, open_lake, open_outbox, settings_for_run
+from flows.retries import retry_unless_permanent
 from foresight.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 ACTUALS_DAYS = 14
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def refresh_store(settings: Settings) -> dict[str, Any]:
     from models.training import capacity_series
 
@@ -56,7 +57,7 @@ def write_dashboards(settings: Settings) -> list[str]:
     return [str(p) for p in write_all(Path(settings.sinks.dashboards_dir))]
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def upload_dashboards(settings: Settings) -> list[dict[str, Any]]:
     """Create or replace every dashboard in Grafana (``sinks.grafana_url``) through its HTTP API."""
     from connectors.grafana import GrafanaClient

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from foresight.errors import ConfigError, DependencyUnavailableError, ForesightError, NotReadyError
 from foresight.lake import Lake
+from foresight.redact import redact_url
 from foresight.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from connectors.forecast_store import ForecastStore
     from connectors.pagerduty_outbox import Outbox
     from foresight.model_registry import ModelRegistry
+
+
+class NoTelemetryError(NotReadyError, ValueError):
+    """The lake holds no telemetry yet (run the ingest flow first): never retried."""
 
 
 def settings_for_run(config_file: str | None) -> Settings:
@@ -25,17 +31,57 @@ def open_lake(settings: Settings) -> Lake:
 
 
 def open_registry(settings: Settings) -> ModelRegistry:
-    from foresight.model_registry import ModelRegistry
+    """The MLflow registry, its requests bounded by ``settings.mlflow``'s timeout and retries."""
+    from foresight.model_registry import MlflowHttpBudget, ModelRegistry
 
-    return ModelRegistry(settings.tracking_uri, settings.artifact_location)
+    cfg = settings.mlflow
+    budget = MlflowHttpBudget(timeout_seconds=cfg.request_timeout_seconds, max_retries=cfg.max_retries,
+                              backoff_factor=cfg.backoff_factor, backoff_jitter=cfg.backoff_jitter)
+    return ModelRegistry(settings.tracking_uri, settings.artifact_location, budget=budget)
+
+
+class ForecastStoreUnavailableError(DependencyUnavailableError):
+    """The forecast store's database did not answer (refused, timed out, went away)."""
 
 
 def open_forecast_store(settings: Settings) -> ForecastStore:
-    from connectors.forecast_store import ForecastStore
+    """The forecast store with its schema in place; connecting is bounded by
+    ``sinks.forecast_store_connect_timeout_seconds``, and a database that cannot be reached or
+    refuses the credentials is one line naming the store (password masked), not a traceback wall."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError, OperationalError
 
-    store = ForecastStore(settings.forecast_store_url)
-    store.create_schema()
+    from connectors.forecast_store import ForecastStore, engine_options
+
+    url, sinks = settings.forecast_store_url, settings.sinks
+    options = engine_options(url, connect_timeout_seconds=sinks.forecast_store_connect_timeout_seconds,
+                             statement_timeout_seconds=sinks.forecast_store_statement_timeout_seconds)
+    store = ForecastStore(url, engine=create_engine(url, **options))
+    try:
+        store.create_schema()
+    except (OperationalError, DBAPIError) as exc:
+        store.dispose()
+        raise _store_error(url, exc, sinks.forecast_store_connect_timeout_seconds) from exc
     return store
+
+
+def _store_error(url: str, exc: Exception, timeout_seconds: int) -> ForesightError:
+    """One line for a store that could not be opened: unreachable (retryable) or misconfigured."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    where = f"forecast store at {redact_url(url)}"
+    lowered = detail.lower()
+    if any(word in lowered for word in ("authentication failed", "does not exist", "permission denied",
+                                        "no password supplied", "unable to open database file")):
+        return ConfigError(f"{where} refused to open: {detail}",
+                           hint="check sinks.forecast_store_url (host, database, user and password)")
+    if "timeout" in lowered or "timed out" in lowered:
+        reason = f"no answer within {timeout_seconds} s"
+    elif "refused" in lowered:
+        reason = "connection refused"
+    else:
+        reason = detail
+    return ForecastStoreUnavailableError(f"{where} did not answer ({reason})",
+                                         hint="check sinks.forecast_store_url and that the database is running")
 
 
 def open_outbox(settings: Settings) -> Outbox:

@@ -20,6 +20,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.resources import open_lake, open_registry, settings_for_run
+from flows.retries import retry_unless_permanent
+from foresight.errors import DependencyUnavailableError, NotReadyError
 from foresight.schemas import validate_telemetry
 from foresight.settings import Settings
 from models.training import Evaluation
@@ -29,7 +31,7 @@ BASELINES = {"forecaster": "seasonal_naive", "anomaly": "rolling_zscore", "failu
 CANDIDATES = {"failure": "lgbm"}  # the anomaly candidate is settings.detect.detector
 
 
-class NoTrainingDataError(RuntimeError):
+class NoTrainingDataError(NotReadyError, RuntimeError):
     """The lake holds no clean telemetry to train on (run ingest first, or check its contract)."""
 
 
@@ -41,7 +43,7 @@ class TrainingData:
     logs: pd.DataFrame | None
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def load_training_data(settings: Settings) -> TrainingData:
     """Clean history from the lake; the schema guard refuses anything a contract would not pass."""
     lake = open_lake(settings)
@@ -161,7 +163,8 @@ def stream_figures(settings: Settings, data: TrainingData, split: pd.Timestamp) 
 
 
 # -- registry ------------------------------------------------------------------------------------
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+# No Prefect retries: MLflow's client retries each request (settings.mlflow), one layer.
+@task(cache_policy=NO_CACHE)
 def load_champion(settings: Settings, family: str) -> Any | None:
     from foresight.model_registry import REGISTERED
 
@@ -171,6 +174,8 @@ def load_champion(settings: Settings, family: str) -> Any | None:
         return None
     try:
         return registry.load_model(REGISTERED[family])
+    except DependencyUnavailableError:
+        raise  # MLflow went away: the candidate must not win by the champion's absence
     except Exception as exc:  # noqa: BLE001 - e.g. pickled by an incompatible Foresight version
         # A champion that cannot be re-evaluated cannot defend its title; say so loudly.
         get_run_logger().warning("%s champion v%s cannot be loaded (%s); the candidate faces the baseline only",
@@ -178,7 +183,9 @@ def load_champion(settings: Settings, family: str) -> Any | None:
         return None
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+# No Prefect retries: MLflow's client retries each request (settings.mlflow), one layer; a
+# retried task would also register the candidate a second time.
+@task(cache_policy=NO_CACHE)
 def register_and_gate(
     settings: Settings,
     family: str,
@@ -195,6 +202,10 @@ def register_and_gate(
     from foresight.model_registry import EXPERIMENTS, REGISTERED, baseline_serves, decide
 
     registry = open_registry(settings)
+    # Versions an earlier run registered but was stopped before gating: say so on them.
+    for version in registry.abandon_interrupted(REGISTERED[family]):
+        get_run_logger().warning("%s v%s was registered by a train run that stopped before the gate; "
+                                 "tagged foresight.state=abandoned", REGISTERED[family], version)
     decision = decide(
         candidate.value, None if champion is None else champion.value, baseline.value,
         higher_is_better=candidate.higher_is_better, min_improvement=settings.mlflow.min_improvement,

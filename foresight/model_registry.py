@@ -6,19 +6,31 @@ baseline and the current champion (if any) by a relative margin, on the same eva
 family, one registered model per family, aliases ``champion`` / ``challenger`` on versions, and
 the decision's reason tagged on the version and the run.
 
+Bounded waits: every call to a remote tracking server runs under an :class:`MlflowHttpBudget`
+(per-request timeout, retries and backoff of MLflow's HTTP client, from ``settings.mlflow``), so a
+dead server fails a call in seconds with one :class:`MlflowUnavailableError` line instead of
+MLflow's default minutes. Interrupted registrations: a version is tagged ``foresight.state=pending``
+when it is created and ``gated`` once the gate's alias and reason are on it; a later train run tags
+pending versions that never got that far ``abandoned`` (:meth:`ModelRegistry.abandon_interrupted`).
+
 MLflow is imported inside methods (it is heavy and optional for most commands).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from foresight.errors import DependencyUnavailableError, ForesightError
+from foresight.redact import redact_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +51,15 @@ EXPERIMENTS: dict[str, str] = {
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 DECISION_TAG, REASON_TAG = "foresight.decision", "foresight.reason"
+# A version's place in the register -> gate sequence: ``pending`` from its creation until the gate's
+# alias and reason are on it (``gated``); ``abandoned`` when the run that created it died in between.
+STATE_TAG = "foresight.state"
+PENDING, GATED, ABANDONED = "pending", "gated", "abandoned"
+# A pending version younger than this may belong to a train run still between register and gate
+# (seconds apart in one task); older ones were left by a run that was killed or failed there.
+PENDING_GRACE_SECONDS = 600.0
+# How long registering waits for a version to become READY (file and SQL stores are at once).
+REGISTRATION_WAIT_SECONDS = 60
 MODEL_ARTIFACT = "model"
 # What every logged Foresight model needs to be served: MLflow's pyfunc loader, the pickle and
 # Foresight's own model code with the array and frame libraries it is written in. A model adds
@@ -187,6 +208,160 @@ def _mlflow() -> Any:
     return mlflow
 
 
+# --------------------------------------------------------------------------- bounded waits
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class MlflowHttpBudget:
+    """How long one MLflow REST request may wait, and how often MLflow's client retries it.
+
+    MLflow reads these only from environment variables, at each request; :func:`_http_budget`
+    sets them for the duration of a registry call. MLflow's own defaults (120 s timeout, 7
+    retries with backoff up to 120 s) keep a flow waiting on a dead server for over 10 minutes.
+    The client is the one retry layer for MLflow: the Prefect tasks around it do not retry too.
+    """
+
+    timeout_seconds: int = 10
+    max_retries: int = 2
+    backoff_factor: int = 1
+    backoff_jitter: float = 0.5
+
+    @property
+    def attempts(self) -> int:
+        return self.max_retries + 1
+
+    def worst_case_seconds(self) -> float:
+        """Longest one request can take against a server that never answers: every attempt times
+        out, plus urllib3's backoff between them (0, then factor * 2**k, each plus jitter)."""
+        backoff = sum(self.backoff_factor * 2**k + self.backoff_jitter for k in range(1, self.max_retries))
+        return self.attempts * self.timeout_seconds + backoff
+
+    def env(self) -> dict[str, str]:
+        return {
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(self.timeout_seconds)),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(int(self.max_retries)),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(int(self.backoff_factor)),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": str(float(self.backoff_jitter)),
+            # urllib3 sleeps whatever a 429 / 503's Retry-After asks, without a cap: the backoff
+            # above is what keeps the wait bounded.
+            "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
+        }
+
+
+_ENV_LOCK = threading.Lock()
+_env_users = 0
+_env_saved: dict[str, str | None] = {}
+
+
+@contextmanager
+def _http_budget(budget: MlflowHttpBudget) -> Iterator[None]:
+    """Set MLflow's HTTP budget variables while a registry call runs, then restore them.
+
+    Reference-counted across threads: calls that overlap share the first one's budget (every
+    registry in a process is opened from the same settings), and the environment is restored when
+    the last one ends, so nothing leaks into the rest of the process (or into tests).
+    """
+    global _env_users
+    with _ENV_LOCK:
+        if _env_users == 0:
+            values = budget.env()
+            _env_saved.clear()
+            _env_saved.update({key: os.environ.get(key) for key in values})
+            os.environ.update(values)
+        _env_users += 1
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            _env_users -= 1
+            if _env_users == 0:
+                for key, value in _env_saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+                _env_saved.clear()
+
+
+class MlflowUnavailableError(DependencyUnavailableError):
+    """The MLflow tracking server did not answer within the budget (refused, timed out, or kept
+    answering 5xx / 429 through every retry)."""
+
+    def __init__(self, uri: str, budget: MlflowHttpBudget, reason: str) -> None:
+        self.uri, self.budget, self.reason = redact_url(uri), budget, reason
+        super().__init__(
+            f"MLflow at {self.uri} did not answer within {budget.timeout_seconds} s "
+            f"({budget.attempts} attempts: {reason})",
+            hint="check mlflow.tracking_uri and that the tracking server is running",
+        )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or during, outermost first (cycles cut)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """Why a server did not answer, when ``exc`` says it did not (a connection refused or reset,
+    a timeout, retries exhausted on 5xx / 429); None for an answer that was an error.
+
+    MLflow re-raises its HTTP client's errors as ``MlflowException`` with the cause in the text
+    (``Max retries exceeded ... Caused by ReadTimeoutError``), and requests reports a read timeout
+    after retries as a ``ConnectionError``, so the whole chain's types and text are read.
+    """
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    chain = list(_causes(exc))
+    text = " ".join(f"{type(cause).__name__}: {cause}" for cause in chain)
+    transport = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError,
+                 MaxRetryError, NewConnectionError, ProtocolError, Urllib3Timeout, ConnectionError, TimeoutError)
+    if not any(isinstance(cause, transport) for cause in chain) and "Max retries exceeded" not in text:
+        return None
+    # Refused first: urllib3's NewConnectionError is also a ConnectTimeoutError.
+    if "Connection refused" in text or any(isinstance(c, ConnectionRefusedError) for c in chain):
+        return "connection refused"
+    if any(isinstance(c, requests.exceptions.Timeout | Urllib3Timeout | TimeoutError) for c in chain) or (
+        "timed out" in text or "TimeoutError" in text
+    ):
+        return "timed out"
+    if "error responses" in text or any(isinstance(c, requests.exceptions.RetryError) for c in chain):
+        return "it kept answering with errors"
+    if "Name or service not known" in text or "name resolution" in text or "nodename nor servname" in text:
+        return "unknown host"
+    return "connection failed"
+
+
+def _bounded(method: Callable[P, R]) -> Callable[P, R]:
+    """Run a :class:`ModelRegistry` method under its HTTP budget; a server that did not answer
+    becomes one :class:`MlflowUnavailableError` line."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        registry: ModelRegistry = args[0]  # type: ignore[assignment]
+        with _http_budget(registry.budget):
+            try:
+                return method(*args, **kwargs)
+            except ForesightError:
+                raise
+            except Exception as exc:
+                reason = unavailable_reason(exc)
+                if reason is None:
+                    raise
+                raise MlflowUnavailableError(registry.tracking_uri, registry.budget, reason) from exc
+
+    return wrapper
+
+
 _URI_LOCK = threading.Lock()
 
 
@@ -224,10 +399,12 @@ def _fluent_uris(uri: str) -> Iterator[None]:
 class ModelRegistry:
     """Experiments, runs, registered versions and champion/challenger aliases in one MLflow store."""
 
-    def __init__(self, tracking_uri: str, artifact_location: str) -> None:
+    def __init__(self, tracking_uri: str, artifact_location: str, *, budget: MlflowHttpBudget | None = None) -> None:
         self.tracking_uri = tracking_uri
         # Every experiment stores artifacts under here (a folder or URI), never ./mlruns.
         self.artifact_location = artifact_location.rstrip("/")
+        # Timeouts and retries of every request to a remote tracking server (settings.mlflow).
+        self.budget = budget or MlflowHttpBudget()
         self._mlflow_client: MlflowClient | None = None
 
     @property
@@ -238,6 +415,7 @@ class ModelRegistry:
             self._mlflow_client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._mlflow_client
 
+    @_bounded
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, creating it with artifacts under ``artifact_location``."""
         from mlflow.exceptions import MlflowException
@@ -258,6 +436,7 @@ class ModelRegistry:
                 raise
             return str(raced.experiment_id)
 
+    @_bounded
     def log_candidate(
         self,
         model: Model,
@@ -273,6 +452,8 @@ class ModelRegistry:
     ) -> CandidateVersion:
         """Log one fitted model as a run plus a new registered version; returns both ids.
 
+        The version is created tagged ``foresight.state=pending``: until :meth:`apply` records the
+        gate's decision on it, it is not a candidate anyone should serve or compare against.
         ``artifacts`` maps a run folder (e.g. ``"plots"``) to a file or folder to copy there.
         The model is logged as a :class:`models.pyfunc.ForesightPyfunc` under ``model`` with a
         signature inferred from ``input_example`` and the model's output on it.
@@ -302,18 +483,20 @@ class ModelRegistry:
                         mlflow.log_artifacts(str(path), artifact_path=folder)
                     else:
                         mlflow.log_artifact(str(path), artifact_path=folder)
-                info = mlflow.pyfunc.log_model(
+                mlflow.pyfunc.log_model(
                     name=MODEL_ARTIFACT,
                     python_model=wrapper,
                     signature=signature,
                     input_example=example,
-                    registered_model_name=registered_name,
                     pip_requirements=serving_requirements(model) if pip_requirements is None else pip_requirements,
                 )
-        version = info.registered_model_version
-        if version is None:  # pragma: no cover - MLflow always registers when a name is given
-            raise RuntimeError(f"MLflow did not register a version of {registered_name!r} for run {run_id}")
-        return CandidateVersion(run_id=run_id, version=str(version))
+            # Registered here rather than by log_model, so the version carries its state from the
+            # moment it exists: a run killed before the gate leaves a version marked pending.
+            registered = mlflow.register_model(
+                f"runs:/{run_id}/{MODEL_ARTIFACT}", registered_name,
+                await_registration_for=REGISTRATION_WAIT_SECONDS, tags={STATE_TAG: PENDING},
+            )
+        return CandidateVersion(run_id=run_id, version=str(registered.version))
 
     def _alias_version(self, registered_name: str, alias: str) -> str | None:
         """The version ``alias`` points at, or None when the model or the alias does not exist."""
@@ -328,6 +511,7 @@ class ModelRegistry:
         version = (registered.aliases or {}).get(alias)
         return None if version is None else str(version)
 
+    @_bounded
     def champion(self, registered_name: str) -> ChampionInfo | None:
         """The current champion of ``registered_name`` with its run's metrics, or None if none yet."""
         version = self._alias_version(registered_name, CHAMPION)
@@ -338,6 +522,7 @@ class ModelRegistry:
         metrics = dict(self._client.get_run(run_id).data.metrics) if run_id else {}
         return ChampionInfo(version=version, run_id=run_id, metrics=metrics)
 
+    @_bounded
     def load_model(self, registered_name: str, alias: str = CHAMPION) -> Model:
         """The Foresight model behind ``registered_name@alias``, unwrapped from its pyfunc."""
         mlflow = _mlflow()
@@ -347,8 +532,13 @@ class ModelRegistry:
             loaded = mlflow.pyfunc.load_model(f"models:/{registered_name}@{alias}")
         return loaded.unwrap_python_model().unwrap()
 
+    @_bounded
     def apply(self, registered_name: str, version: str, decision: Decision, run_id: str) -> None:
-        """Move the aliases as ``decision`` says and record its reason on the version and the run."""
+        """Move the aliases as ``decision`` says and record its reason on the version and the run.
+
+        The alias goes first: a version holding an alias is never taken for an abandoned one,
+        whatever happens to the run after it. ``foresight.state=gated`` comes last.
+        """
         client = self._client
         version = str(version)
         if decision.promote:
@@ -361,3 +551,55 @@ class ModelRegistry:
             client.set_model_version_tag(registered_name, version, key, value)
             client.set_tag(run_id, key, value)
         client.log_text(run_id, f"{decision.label}: {decision.reason}\n", DECISION_FILE)
+        client.set_model_version_tag(registered_name, version, STATE_TAG, GATED)
+
+    @_bounded
+    def abandon_interrupted(
+        self, registered_name: str, *, older_than_seconds: float | None = None, now: float | None = None
+    ) -> list[str]:
+        """Tag ``abandoned`` (with the reason, on the version and its run) every version of
+        ``registered_name`` a train run created but never gated: still ``pending``, holding no
+        alias, older than ``older_than_seconds`` (default :data:`PENDING_GRACE_SECONDS`).
+
+        Such a version is what a run killed or failed between register and gate leaves behind;
+        tagged, it no longer reads as a candidate waiting for a decision (the gate only ever
+        follows aliases). Versions from before this tag existed are left alone. Returns the
+        versions tagged.
+        """
+        from mlflow.exceptions import MlflowException
+
+        client = self._client
+        try:
+            registered = client.get_registered_model(registered_name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+        aliased = {str(v) for v in (registered.aliases or {}).values()}
+        grace = PENDING_GRACE_SECONDS if older_than_seconds is None else older_than_seconds
+        cutoff_ms = ((time.time() if now is None else now) - grace) * 1000
+        reason = ("abandoned: the train run that registered it stopped before the gate decided "
+                  "(killed or failed between register and alias)")
+        abandoned = []
+        for version in self._versions(registered_name):
+            if (version.tags or {}).get(STATE_TAG) != PENDING or str(version.version) in aliased:
+                continue
+            if (version.creation_timestamp or 0) > cutoff_ms:
+                continue  # maybe a run still on its way to the gate
+            client.set_model_version_tag(registered_name, str(version.version), REASON_TAG, reason)
+            client.set_model_version_tag(registered_name, str(version.version), STATE_TAG, ABANDONED)
+            if version.run_id:
+                client.set_tag(version.run_id, STATE_TAG, ABANDONED)
+            abandoned.append(str(version.version))
+        return abandoned
+
+    def _versions(self, registered_name: str) -> Iterator[Any]:
+        """Every version of ``registered_name``, page by page."""
+        escaped = registered_name.replace("'", "\\'")
+        token = None
+        while True:
+            page = self._client.search_model_versions(f"name = '{escaped}'", page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return

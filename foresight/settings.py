@@ -132,6 +132,17 @@ class MlflowConfig(BaseModel):
     tracking_uri: str | None = None  # default: SQLite file under home
     # A challenger must beat the champion (and the baseline) by this relative margin.
     min_improvement: float = 0.01
+    # Bounded waits on a remote tracking server (MLflow's HTTP client; foresight.model_registry
+    # sets them for each registry call only). One request waits at most request_timeout_seconds
+    # to connect and again per read, and is retried max_retries times with backoff 0,
+    # 2 * backoff_factor, 4 * backoff_factor ... s (+ up to backoff_jitter). The defaults fail a
+    # dead server in ~3 s (refused) to ~35 s (silent), well inside detect's 5-minute schedule;
+    # MLflow's own (120 s, 7 retries, factor 2) take over 10 minutes. This client is the one
+    # retry layer for MLflow: the Prefect tasks that only talk to MLflow do not retry as well.
+    request_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    max_retries: int = Field(default=2, ge=0, le=10)  # MLflow refuses more than 10
+    backoff_factor: int = Field(default=1, ge=0, le=30)
+    backoff_jitter: float = Field(default=0.5, ge=0.0, le=10.0)
 
 
 class ServiceCapacityConfig(BaseModel):
@@ -209,6 +220,12 @@ class AwsSinkConfig(BaseModel):
 
 class SinkConfig(BaseModel):
     forecast_store_url: str | None = None  # default: SQLite file under home
+    # Bounded waits on a PostgreSQL forecast store: connecting (and waiting for a pooled
+    # connection) gives up after this many seconds, so a dead database fails a flow at once
+    # (the store's Prefect tasks are the one retry layer); a statement (a write blocked on a
+    # lock, a runaway query) is cancelled after the second one, 0 for no limit.
+    forecast_store_connect_timeout_seconds: int = Field(default=10, ge=2, le=300)  # libpq's minimum is 2
+    forecast_store_statement_timeout_seconds: int = Field(default=300, ge=0, le=86_400)
     aws: AwsSinkConfig = Field(default_factory=AwsSinkConfig)
     outbox_path: Path | None = None  # default: home/outbox/pagerduty-events.jsonl
     report_dir: Path | None = None  # default: home/reports

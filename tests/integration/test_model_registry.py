@@ -30,12 +30,16 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
 from foresight.model_registry import (  # noqa: E402
+    ABANDONED,
     CHALLENGER,
     CHAMPION,
     DECISION_TAG,
     EXPERIMENTS,
+    GATED,
+    PENDING,
     REASON_TAG,
     REGISTERED,
+    STATE_TAG,
     AliasNotFoundError,
     ModelRegistry,
     decide,
@@ -465,6 +469,81 @@ def test_missing_artifact_fails_before_any_run(sqlite_home: tuple[Path, Path]) -
             input_example=forecast_input(3),
         )
     assert MlflowClient(tracking_uri=uri).search_runs([experiment_id]) == []
+
+
+# --------------------------------------------------------------------------- interrupted train runs
+
+
+def test_a_version_whose_run_stopped_before_the_gate_is_marked_abandoned(sqlite_home: tuple[Path, Path]) -> None:
+    home, _ = sqlite_home
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    registry = ModelRegistry(uri, (home / "mlartifacts").as_uri())
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = REGISTERED[FAMILY]
+
+    first, _ = log_forecaster(registry, offset=0.0, mase=0.70, tmp=home)
+    assert client.get_model_version(name, first.version).tags[STATE_TAG] == PENDING
+    gate(registry, first, 0.70)
+    assert client.get_model_version(name, first.version).tags[STATE_TAG] == GATED
+
+    # The train run dies here: registered, never gated. The version is marked from its creation.
+    killed, _ = log_forecaster(registry, offset=3.0, mase=0.65, tmp=home)
+    assert client.get_model_version(name, killed.version).tags[STATE_TAG] == PENDING
+    assert aliases(client, name) == {CHAMPION: first.version}
+
+    assert registry.abandon_interrupted(name) == [], "a fresh pending version may be a run on its way to the gate"
+    assert registry.abandon_interrupted(name, older_than_seconds=0) == [killed.version]
+    tags = client.get_model_version(name, killed.version).tags
+    assert tags[STATE_TAG] == ABANDONED
+    assert "stopped before the gate decided" in tags[REASON_TAG]
+    assert client.get_run(killed.run_id).data.tags[STATE_TAG] == ABANDONED
+    # The champion, and a challenger that later loses its alias, were gated: never abandoned.
+    later, _ = log_forecaster(registry, offset=5.0, mase=0.72, tmp=home)
+    gate(registry, later, 0.72)
+    replaced, _ = log_forecaster(registry, offset=6.0, mase=0.73, tmp=home)
+    gate(registry, replaced, 0.73)
+    assert registry.abandon_interrupted(name, older_than_seconds=0) == []
+    assert aliases(client, name) == {CHAMPION: first.version, CHALLENGER: replaced.version}
+    assert client.get_model_version(name, later.version).tags[STATE_TAG] == GATED
+
+
+@pytest.mark.integration
+def test_the_next_train_run_tags_the_version_an_interrupted_one_left(
+    prefect_harness: None, sqlite_home: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import foresight.model_registry as model_registry
+    from flows.train import register_and_gate
+    from foresight.settings import Settings
+    from models.training import Evaluation
+
+    home, _ = sqlite_home
+    settings = Settings(home=home)
+    uri = settings.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = REGISTERED[FAMILY]
+    model = OffsetForecaster().fit(telemetry())
+
+    def evaluation(value: float) -> Evaluation:
+        return Evaluation("mase", value, False, {"mase": value})
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("train run killed between register and alias")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ModelRegistry, "apply", killed)
+        state = register_and_gate(settings, FAMILY, model, evaluation(0.5), evaluation(0.9), None, {},
+                                  forecast_input(3), return_state=True)
+    assert state.is_failed()
+    [orphan] = client.search_model_versions(f"name = '{name}'")
+    assert orphan.tags[STATE_TAG] == PENDING and not aliases(client, name)
+
+    monkeypatch.setattr(model_registry, "PENDING_GRACE_SECONDS", 0.0)  # as if the next run came later
+    result = register_and_gate(settings, FAMILY, model, evaluation(0.5), evaluation(0.9), None, {}, forecast_input(3))
+
+    assert result["decision"] == "promote" and result["version"] != str(orphan.version)
+    assert aliases(client, name) == {CHAMPION: result["version"]}
+    assert client.get_model_version(name, str(orphan.version)).tags[STATE_TAG] == ABANDONED
+    assert client.get_model_version(name, result["version"]).tags[STATE_TAG] == GATED
 
 
 # --------------------------------------------------------------------------- real tracking server
