@@ -13,7 +13,7 @@ time zones) and read back as ``datetime64[us, UTC]``. The table shapes are docum
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +27,8 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
-    String,
     Table,
+    Text,
     bindparam,
     create_engine,
     delete,
@@ -38,35 +38,42 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
+from foresight.errors import DependencyUnavailableError
 from foresight.schemas import UTC_DTYPE, DuplicateSamplesError, SchemaError, require_columns
+from foresight.series_ids import unique_id_problem
 
-_ID = String(255)
-
+# Every string column is ``text``: ids and names come from the telemetry (a Prometheus series id
+# with its extra labels runs to hundreds of characters), and a length cap turns one long id into
+# a failed write for every series. On PostgreSQL ``text`` and ``varchar(n)`` are the same type
+# underneath (same storage, same btree indexes, no speed difference); the cap was only a check.
+# What a key column can really hold is bounded by the index entry size, which the data contract
+# enforces per series (``foresight.series_ids``). SQLite ignores declared lengths anyway.
 metadata = MetaData()
 
 forecasts = Table(
     "forecasts",
     metadata,
-    Column("unique_id", _ID, primary_key=True),
+    Column("unique_id", Text, primary_key=True),
     Column("ds", DateTime(timezone=True), primary_key=True),
     Column("yhat", Float, nullable=False),
     Column("yhat_lower", Float),
     Column("yhat_upper", Float),
     Column("level", Integer, nullable=False),
-    Column("model_name", String(128), nullable=False),
-    Column("model_version", String(128), nullable=False),
-    Column("run_id", String(128), nullable=False),
+    Column("model_name", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 capacity_plan = Table(
     "capacity_plan",
     metadata,
-    Column("unique_id", _ID, primary_key=True),
-    Column("service", String(128), nullable=False),
-    Column("resource_id", String(255), nullable=False),
-    Column("metric", String(128), nullable=False),
+    Column("unique_id", Text, primary_key=True),
+    Column("service", Text, nullable=False),
+    Column("resource_id", Text, nullable=False),
+    Column("metric", Text, nullable=False),
     Column("threshold", Float),
     Column("current", Float),
     Column("peak_p50", Float),
@@ -76,25 +83,25 @@ capacity_plan = Table(
     Column("threshold_date_earliest", DateTime(timezone=True)),
     Column("threshold_date_latest", DateTime(timezone=True)),
     Column("capacity_needed", Float),
-    Column("model_version", String(128), nullable=False),
-    Column("run_id", String(128), nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 series = Table(
     "series",
     metadata,
-    Column("unique_id", _ID, primary_key=True),
-    Column("service", String(128), nullable=False),
-    Column("resource_id", String(255), nullable=False),
-    Column("metric", String(128), nullable=False),
-    Column("unit", String(64)),
+    Column("unique_id", Text, primary_key=True),
+    Column("service", Text, nullable=False),
+    Column("resource_id", Text, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("unit", Text),
 )
 
 actuals = Table(
     "actuals",
     metadata,
-    Column("unique_id", _ID, primary_key=True),
+    Column("unique_id", Text, primary_key=True),
     Column("ds", DateTime(timezone=True), primary_key=True),
     Column("y", Float, nullable=False),
 )
@@ -102,10 +109,10 @@ actuals = Table(
 rightsizing = Table(
     "rightsizing",
     metadata,
-    Column("service", String(128), primary_key=True),
+    Column("service", Text, primary_key=True),
     Column("instance_count", Integer, nullable=False),
-    Column("current_instance_type", String(64), nullable=False),
-    Column("recommended_instance_type", String(64)),  # NULL: no allowed type is big enough
+    Column("current_instance_type", Text, nullable=False),
+    Column("recommended_instance_type", Text),  # NULL: no allowed type is big enough
     Column("current_monthly_cost", Float),
     Column("recommended_monthly_cost", Float),
     Column("monthly_savings", Float),  # current - recommended; negative: an upsize costs more
@@ -114,25 +121,25 @@ rightsizing = Table(
     Column("peak_upper_utilisation", Float),  # forecast upper quantile on the recommended type, %
     Column("exceed_probability", Float),  # P(demand > recommended capacity) at the forecast peak
     Column("current_exceed_probability", Float),  # the same on the current type: the risk of no change
-    Column("action", String(16), nullable=False),  # downsize / upsize / keep / none_fits
-    Column("reason", String(1024), nullable=False),
-    Column("price_source", String(64)),
-    Column("model_version", String(128), nullable=False),
-    Column("run_id", String(128), nullable=False),
+    Column("action", Text, nullable=False),  # downsize / upsize / keep / none_fits
+    Column("reason", Text, nullable=False),
+    Column("price_source", Text),
+    Column("model_version", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 scaling_actions = Table(
     "scaling_actions",
     metadata,
-    Column("service", String(128), nullable=False),
-    Column("asg_name", String(255), primary_key=True),
-    Column("action_name", String(255), primary_key=True),
+    Column("service", Text, nullable=False),
+    Column("asg_name", Text, primary_key=True),
+    Column("action_name", Text, primary_key=True),
     Column("start_time", DateTime(timezone=True), nullable=False),
     Column("desired_capacity", Integer, nullable=False),
     Column("min_size", Integer, nullable=False),
     Column("max_size", Integer, nullable=False),
-    Column("run_id", String(128), nullable=False),
+    Column("run_id", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -156,6 +163,7 @@ class WriteReport:
     table: str
     written: int
     deleted: int = 0
+    skipped: tuple[str, ...] = ()  # keys left out because the store cannot hold them
 
 
 def _utc_now() -> datetime:
@@ -198,8 +206,10 @@ class ForecastStore:
         self._clock = clock
 
     def create_schema(self) -> None:
-        """Create any missing table (idempotent: existing tables and rows are left alone)."""
+        """Create any missing table, and widen the ``varchar(n)`` columns of a store an older
+        Foresight created to ``text`` (idempotent: rows are left alone; see :func:`widen_to_text`)."""
         metadata.create_all(self.engine, checkfirst=True)
+        widen_to_text(self.engine, metadata.tables.values())
 
     def dispose(self) -> None:
         """Close pooled connections (tests drop their database afterwards)."""
@@ -281,12 +291,19 @@ class ForecastStore:
         return WriteReport("scaling_actions", written, deleted)
 
     def write_series(self, catalogue: pd.DataFrame) -> WriteReport:
-        """Upsert the series metadata (dashboard variables) from a series catalogue."""
+        """Upsert the series metadata (dashboard variables) from a series catalogue.
+
+        A series whose id the store cannot hold (``foresight.series_ids``: too long, control
+        characters) is left out and named in ``skipped``, so it cannot fail the write for the
+        others; the data contract has already quarantined its telemetry with the reason.
+        """
         require_columns(catalogue, SERIES_COLUMNS, "series catalogue")
         frame = catalogue[list(SERIES_COLUMNS)].drop_duplicates("unique_id", keep="last")
+        holdable = frame["unique_id"].map(lambda uid: unique_id_problem(str(uid)) is None).astype(bool)
+        skipped = tuple(frame.loc[~holdable, "unique_id"].astype(str))
         with self.engine.begin() as conn:
-            written = _upsert(conn, series, frame, keys=("unique_id",))
-        return WriteReport("series", written)
+            written = _upsert(conn, series, frame[holdable], keys=("unique_id",))
+        return WriteReport("series", written, skipped=skipped)
 
     def write_actuals(self, df: pd.DataFrame) -> WriteReport:
         """Upsert recent actuals ``unique_id, ds, y`` so dashboards can plot them next to forecasts."""
@@ -357,6 +374,60 @@ class ForecastStore:
         for col in (c.name for c in table.columns if isinstance(c.type, Float)):
             frame[col] = frame[col].astype("float64")
         return frame
+
+
+# -- schema migration ----------------------------------------------------------------------------
+_MIGRATION_LOCK_TIMEOUT = "10s"  # a long dashboard query must not hold a run at start-up for long
+
+
+def widen_to_text(engine: Engine, tables: Iterable[Table]) -> list[str]:
+    """ALTER the live ``varchar(n)`` / ``char(n)`` columns that ``tables`` declare ``text`` to
+    ``text``; returns the ``table.column`` names changed (none the second time).
+
+    PostgreSQL only (SQLite does not enforce lengths). ``varchar`` to ``text`` is binary
+    compatible: no table rewrite and no index rebuild, just a brief exclusive lock, taken with
+    a lock timeout so a long-running reader makes the run fail clearly (and retry) instead of
+    hanging. Two processes migrating at once serialise on the lock; the second finds nothing to do.
+    """
+    if engine.dialect.name != "postgresql":
+        return []
+    wanted = {t.name: [c.name for c in t.columns if isinstance(c.type, Text)] for t in tables}
+    changed: list[str] = []
+    try:
+        with engine.begin() as conn:
+            narrow = _narrow_text_columns(conn, wanted)
+            if not narrow:
+                return []
+            conn.execute(text(f"SET LOCAL lock_timeout = '{_MIGRATION_LOCK_TIMEOUT}'"))
+            quote = conn.dialect.identifier_preparer.quote
+            for table, columns in narrow.items():
+                alters = ", ".join(f"ALTER COLUMN {quote(c)} TYPE text" for c in columns)
+                conn.execute(text(f"ALTER TABLE {quote(table)} {alters}"))
+                changed += [f"{table}.{c}" for c in columns]
+    except OperationalError as exc:
+        first_line = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DependencyUnavailableError(
+            f"forecast store: could not widen the id columns to text: {first_line}",
+            hint=f"another session held a lock for over {_MIGRATION_LOCK_TIMEOUT}; the next run retries",
+        ) from exc
+    return changed
+
+
+def _narrow_text_columns(conn: Connection, wanted: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The columns of ``wanted`` (table -> text columns) that are still a sized character type."""
+    rows = conn.execute(
+        text(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name IN :tables "
+            "AND data_type IN ('character varying', 'character') ORDER BY table_name, ordinal_position"
+        ).bindparams(bindparam("tables", expanding=True)),
+        {"tables": sorted(wanted)},
+    ).all()
+    narrow: dict[str, list[str]] = {}
+    for table, column in rows:
+        if column in wanted[table]:
+            narrow.setdefault(table, []).append(column)
+    return narrow
 
 
 # -- frame preparation (pure) ------------------------------------------------------------------

@@ -14,12 +14,17 @@ and ``incident:<incident_id>``. Incident ids are deterministic, so a re-run look
 end or text changed (an incident that resolved since), and leaves the rest alone. Grafana is the
 record; nothing is kept locally.
 
+Every answer is checked before it is read (status, a JSON body, the fields Foresight uses with
+their types): anything else, such as a proxy's HTML page or a 200 without ``uid``, raises
+:class:`GrafanaError` with one line naming the endpoint and what was wrong.
+
 No retries here: the calling Prefect task retries (one retry layer, at the edge).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,19 +32,27 @@ from typing import Any
 import pandas as pd
 import requests
 
+from foresight.errors import ForesightError
 from foresight.schemas import require_columns
 
 ANNOTATION_TAGS: tuple[str, ...] = ("foresight", "incident")
 MAX_UID_LENGTH = 40  # Grafana rejects longer dashboard uids
 
 
-class GrafanaError(RuntimeError):
-    """Grafana answered an error; ``.status``, ``.body`` and ``.endpoint`` say which."""
+_MESSAGE_CHARS = 200  # of an answer quoted in an error message
+_FieldTypes = Mapping[str, type | tuple[type, ...]]  # field -> the JSON types Foresight accepts
 
-    def __init__(self, endpoint: str, status: int, body: Any) -> None:
+
+class GrafanaError(ForesightError, RuntimeError):
+    """Grafana answered an error, or an answer Foresight cannot read; ``.status``, ``.body`` and
+    ``.endpoint`` say which. ``retryable``: a 5xx or 429 (Grafana, or a proxy in front of it,
+    overloaded or restarting) may clear by waiting; a 4xx or an unreadable answer will not."""
+
+    def __init__(self, endpoint: str, status: int, body: Any, *, hint: str | None = None) -> None:
         self.endpoint, self.status, self.body = endpoint, status, body
         message = body.get("message") if isinstance(body, Mapping) else body
-        super().__init__(f"Grafana {endpoint} answered HTTP {status}: {message}")
+        super().__init__(f"Grafana {endpoint} answered HTTP {status}: {_one_line(message)}", hint=hint)
+        self.retryable = status >= 500 or status == 429
 
 
 class GrafanaAuthError(GrafanaError):
@@ -109,8 +122,10 @@ class GrafanaClient:
     ) -> DashboardUpload:
         """Create or replace ``dashboard`` (matched by its ``uid``) and return where it lives."""
         body = dashboard_payload(dashboard, folder_uid=folder_uid, overwrite=overwrite, message=message)
-        answer = self._call("POST", "/api/dashboards/db", json_body=body)
-        return DashboardUpload(uid=str(answer["uid"]), url=str(answer["url"]), version=int(answer["version"]))
+        answer = self._call(
+            "POST", "/api/dashboards/db", json_body=body, fields={"uid": str, "url": str, "version": int}
+        )
+        return DashboardUpload(uid=answer["uid"], url=answer["url"], version=answer["version"])
 
     # -- annotations -------------------------------------------------------------------------
     def find_annotations(self, tags: Sequence[str], *, limit: int = 100) -> list[dict[str, Any]]:
@@ -119,14 +134,17 @@ class GrafanaClient:
             raise ValueError("find_annotations needs at least one tag (it must not list every annotation)")
         params: list[tuple[str, str | int]] = [("tags", t) for t in tags]
         params += [("type", "annotation"), ("limit", limit)]
-        answer = self._call("GET", "/api/annotations", params=params)
-        if not isinstance(answer, list):
-            raise GrafanaError("GET /api/annotations", 200, f"expected a list, got {type(answer).__name__}")
+        answer = self._call("GET", "/api/annotations", params=params, shape=list)
+        endpoint = "GET /api/annotations"
+        for item in answer:
+            if not isinstance(item, Mapping):
+                raise GrafanaError(endpoint, 200, f"expected a list of annotation objects, got {item!r}")
+            _require_fields(endpoint, item, _ANNOTATION_FIELDS)
         return answer
 
     def create_annotation(self, body: Mapping[str, Any]) -> int:
         """Create an annotation; returns its id."""
-        return int(self._call("POST", "/api/annotations", json_body=dict(body))["id"])
+        return int(self._call("POST", "/api/annotations", json_body=dict(body), fields={"id": int})["id"])
 
     def patch_annotation(self, annotation_id: int, changes: Mapping[str, Any]) -> None:
         """Change some fields (``time``, ``timeEnd``, ``text``, ``tags``) of one annotation."""
@@ -139,22 +157,84 @@ class GrafanaClient:
         *,
         json_body: Any = None,
         params: Sequence[tuple[str, str | int]] | None = None,
+        shape: type = dict,
+        fields: _FieldTypes | None = None,
     ) -> Any:
+        """One request; the decoded answer once it is a success, JSON of ``shape`` (object or
+        list) and has ``fields`` with their types. Anything else raises :class:`GrafanaError`."""
         endpoint = f"{method} {path}"
         response = self.session.request(
             method, self.url + path, json=json_body, params=params, timeout=self.timeout
         )
+        status = response.status_code
         try:
             body: Any = response.json()
-        except ValueError:
-            body = response.text[:500]
-        if response.status_code in (401, 403):
-            raise GrafanaAuthError(endpoint, response.status_code, body)
-        if response.status_code == 412:
-            raise GrafanaConflictError(endpoint, response.status_code, body)
+            is_json = True
+        except ValueError:  # HTML from a proxy or a login page, an empty or cut-off answer
+            body, is_json = _answer_text(response), False
+        if status in (401, 403):
+            raise GrafanaAuthError(endpoint, status, body)
+        if status == 412:
+            raise GrafanaConflictError(endpoint, status, body)
         if not response.ok:
-            raise GrafanaError(endpoint, response.status_code, body)
+            raise GrafanaError(endpoint, status, body)
+        if not is_json:
+            kind = response.headers.get("Content-Type") or "no content type"
+            raise GrafanaError(
+                endpoint,
+                status,
+                f"not JSON ({kind}): {body or 'empty body'}",
+                hint="is sinks.grafana_url Grafana's own address, not a proxy or a login page?",
+            )
+        if not isinstance(body, shape):
+            expected = "a JSON list" if shape is list else "a JSON object"
+            raise GrafanaError(endpoint, status, f"expected {expected}, got {json.dumps(body)}")
+        if fields and isinstance(body, Mapping):
+            _require_fields(endpoint, body, fields, status=status)
         return body
+
+
+# The annotation fields Foresight reads back (``id`` to patch; the rest to compare), with types.
+_ANNOTATION_FIELDS: _FieldTypes = {
+    "id": int,
+    "time": (int, type(None)),
+    "timeEnd": (int, type(None)),
+    "text": (str, type(None)),
+    "tags": (list, type(None)),
+}
+
+
+def _require_fields(
+    endpoint: str, answer: Mapping[str, Any], fields: _FieldTypes, *, status: int = 200
+) -> None:
+    """Raise :class:`GrafanaError` naming the first field ``answer`` lacks or has with another
+    type (a field whose types include ``None`` may be missing)."""
+    for name, kind in fields.items():
+        if name not in answer:
+            if isinstance(kind, tuple) and type(None) in kind:
+                continue
+            raise GrafanaError(
+                endpoint, status, f"answer without {name!r}: {json.dumps(answer, default=str)}"
+            )
+        value = answer[name]
+        if isinstance(value, bool) or not isinstance(value, kind):  # JSON true is no number
+            raise GrafanaError(
+                endpoint, status, f"answer with a bad {name!r} ({value!r}): {json.dumps(answer, default=str)}"
+            )
+
+
+def _answer_text(response: requests.Response) -> str:
+    """An answer that is not JSON as one short line (HTML tags dropped)."""
+    text = response.text
+    if "html" in (response.headers.get("Content-Type") or "").lower() or text.lstrip().startswith("<"):
+        text = re.sub(r"<[^>]*>", " ", text)
+    return _one_line(text)
+
+
+def _one_line(message: Any) -> str:
+    """``message`` with its whitespace collapsed, cut to ``_MESSAGE_CHARS`` characters."""
+    flat = " ".join(str(message).split())
+    return flat if len(flat) <= _MESSAGE_CHARS else flat[: _MESSAGE_CHARS - 3] + "..."
 
 
 # -- payloads (pure) ---------------------------------------------------------------------------

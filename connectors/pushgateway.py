@@ -21,6 +21,11 @@ Metrics (the incidents dashboard's PromQL reads these names):
 
 Values describe the newest scored sample; Prometheus stamps them with its scrape time, so the
 metrics show the detector's view over wall-clock time, not the telemetry's own timestamps.
+
+A gateway behind basic auth is given as ``https://user:password@host:9091`` (percent-encode
+``@ : /`` in the password). The credentials are taken out of the URL, which urllib would
+otherwise try to resolve as part of the host name, and sent as an ``Authorization`` header; they
+never appear in an error message.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pandas as pd
 
+from foresight.redact import redact_url
 from foresight.schemas import require_columns
 
 if TYPE_CHECKING:
@@ -192,12 +200,12 @@ def push_detection_metrics(
 
     Raises ``ValueError`` for a gateway URL without scheme and host, and the Pushgateway's
     HTTP error (``urllib.error.URLError`` / ``HTTPError``) when the push fails; the caller's
-    Prefect task owns retries. Returns what was pushed.
+    Prefect task owns retries. Credentials in the URL go as basic auth. Returns what was pushed.
     """
     from prometheus_client import push_to_gateway
+    from prometheus_client.exposition import default_handler
 
-    if not re.match(r"^https?://[^/]+", gateway_url):
-        raise ValueError(f"pushgateway URL must start with http:// or https://, got {gateway_url!r}")
+    gateway, credentials = split_credentials(gateway_url)
     if not instance:
         raise ValueError("instance must not be empty (it is part of the grouping key)")
     snapshot = detection_snapshot(scores, risk, incidents, catalogue, sources)
@@ -205,6 +213,41 @@ def push_detection_metrics(
         snapshot, anomaly_threshold=anomaly_threshold, risk_threshold=risk_threshold
     )
     push_to_gateway(
-        gateway_url, job=JOB, registry=registry, grouping_key={"instance": instance}, timeout=timeout
+        gateway,
+        job=JOB,
+        registry=registry,
+        grouping_key={"instance": instance},
+        timeout=timeout,
+        handler=default_handler if credentials is None else _basic_auth(*credentials),
     )
     return snapshot
+
+
+def split_credentials(gateway_url: str) -> tuple[str, tuple[str, str] | None]:
+    """``(url without user info, (user, password) or None)``; percent-escapes in the user info are
+    decoded. Raises ``ValueError`` (with the credentials masked) unless the URL is http(s) with a host."""
+    if not re.match(r"^https?://[^/]+", gateway_url):
+        raise ValueError(
+            f"pushgateway URL must start with http:// or https://, got {redact_url(gateway_url)!r}"
+        )
+    parts = urlsplit(gateway_url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not host:
+        raise ValueError(f"pushgateway URL has no host: {redact_url(gateway_url)!r}")
+    bare = urlunsplit(parts._replace(netloc=host))
+    if not at:
+        return bare, None
+    user, _, password = userinfo.partition(":")
+    return bare, (unquote(user), unquote(password))
+
+
+def _basic_auth(username: str, password: str) -> Callable[..., Callable[[], None]]:
+    """A ``push_to_gateway`` handler sending ``Authorization: Basic`` (prometheus_client's own)."""
+    from prometheus_client.exposition import basic_auth_handler
+
+    def handler(
+        url: str, method: str, timeout: float | None, headers: list[Any], data: bytes
+    ) -> Callable[[], None]:
+        return basic_auth_handler(url, method, timeout, headers, data, username, password)
+
+    return handler

@@ -29,9 +29,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Column, Engine, MetaData, String, Table, Text, delete, insert, select
+from sqlalchemy import Column, Engine, MetaData, Table, Text, delete, insert, select
 
+from connectors.forecast_store import widen_to_text
 from foresight.schemas import require_columns
+from foresight.series_ids import unique_id_problem
 
 SERIES_PROMQL_COLUMNS: tuple[str, ...] = ("unique_id", "source", "promql")
 _METRIC_NAME_LABEL = "__name__"
@@ -42,8 +44,8 @@ metadata = MetaData()
 series_promql = Table(
     "series_promql",
     metadata,
-    Column("unique_id", String(255), primary_key=True),
-    Column("source", String(128), nullable=False),
+    Column("unique_id", Text, primary_key=True),  # text, like the forecast store's tables
+    Column("source", Text, nullable=False),
     Column("promql", Text, nullable=False),
 )
 
@@ -130,13 +132,18 @@ class SeriesPromqlTable:
         self.engine = engine
 
     def create(self) -> None:
-        """Create the table when missing (idempotent)."""
+        """Create the table when missing, and widen an older ``varchar`` one to ``text`` (idempotent)."""
         metadata.create_all(self.engine, checkfirst=True)
+        widen_to_text(self.engine, metadata.tables.values())
 
     def write(self, frame: pd.DataFrame) -> int:
-        """Upsert by ``unique_id`` (delete-then-insert in one transaction); returns rows written."""
+        """Upsert by ``unique_id`` (delete-then-insert in one transaction); returns rows written.
+        Series whose id the store cannot hold (``foresight.series_ids``) are left out, like
+        ``ForecastStore.write_series`` does, so one cannot fail the write for the others."""
         require_columns(frame, SERIES_PROMQL_COLUMNS, "series PromQL")
-        rows = frame[list(SERIES_PROMQL_COLUMNS)].drop_duplicates("unique_id", keep="last").to_dict("records")
+        frame = frame[list(SERIES_PROMQL_COLUMNS)].drop_duplicates("unique_id", keep="last")
+        holdable = frame["unique_id"].map(lambda uid: unique_id_problem(str(uid)) is None).astype(bool)
+        rows = frame[holdable].to_dict("records")
         if not rows:
             return 0
         ids = [r["unique_id"] for r in rows]

@@ -8,8 +8,9 @@
    null and its row gets a specific parse reason. Non-UTC aware timestamps are converted
    (lossless); exact duplicate rows are collapsed to one and counted.
 2. **Row suite** (Great Expectations): the parsed, not yet filtered frame is validated against
-   the ``telemetry.rows`` suite (not-null, catalogue membership, time range, per-unit bounds via
-   per-row bound columns, compound ``(unique_id, ds)`` uniqueness) with ``result_format``
+   the ``telemetry.rows`` suite (not-null, ids the sinks can hold, catalogue membership, time
+   range, per-unit bounds and sanity bounds via per-row bound columns, compound ``(unique_id,
+   ds)`` uniqueness) with ``result_format``
    ``COMPLETE``; each failed expectation's ``unexpected_index_list`` names the rows to quarantine,
    so the suite is the source of truth for which rows leave the batch. Each expectation carries
    its reason in ``meta``; a row failing several gets the first in suite order.
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from foresight import series_ids
 from foresight.quarantine import QUARANTINE_COLUMNS, read_quarantine, write_quarantine
 from foresight.schemas import (
     ID_COL,
@@ -72,6 +74,21 @@ DEFAULT_RETENTION = pd.Timedelta(days=400)
 DEFAULT_CLOCK_SKEW = pd.Timedelta(minutes=5)
 # Epoch seconds beyond this (about year 5138) are not timestamps but garbage or milliseconds.
 _MAX_EPOCH_SECONDS = 1e11
+# Sanity bounds: no real measurement reaches these magnitudes, in any unit, so a value beyond one
+# is a sentinel, an overflow or a wrapped counter (1e308, 2**63, 2**64 - 1), not telemetry; let
+# through, it overflows the models' sums and squares and the forecast write refuses the NaN/inf.
+# Every unit gets one on top of its physical bounds (``schemas.UNIT_BOUNDS``: percent 0..100),
+# |y| <= bound, so units that can be negative (temperatures, deltas) keep both signs. 1e15: a
+# quadrillion requests per second or seconds (31 million years) is no measurement.
+SANITY_BOUND = 1e15
+# Except where real values pass 1e15: storage and traffic totals (a 100 Gb/s link moves 1e15
+# bytes in a day; clusters hold petabytes). 1e18 still catches a wrapped 64-bit counter.
+UNIT_SANITY_BOUNDS: dict[str, float] = {"bytes": 1e18, "count": 1e18}
+
+
+def sanity_bound(unit: str | None) -> float:
+    """The largest |y| the contract accepts for ``unit`` (unknown units and none: ``SANITY_BOUND``)."""
+    return UNIT_SANITY_BOUNDS.get(unit, SANITY_BOUND) if isinstance(unit, str) else SANITY_BOUND
 
 
 class Reason:
@@ -80,7 +97,9 @@ class Reason:
     SCHEMA = "schema: missing column(s) {columns}"
     ID_MISSING = "unique_id: missing"
     ID_NOT_TEXT = "unique_id: not text"
-    ID_NOT_UTF8 = "unique_id: not valid UTF-8"
+    ID_NOT_UTF8 = series_ids.ID_NOT_UTF8
+    ID_TOO_LONG = series_ids.ID_TOO_LONG
+    ID_CONTROL_CHARACTERS = series_ids.ID_CONTROL_CHARACTERS
     DS_MISSING = "ds: missing"
     DS_NOT_TIMESTAMP = "ds: not a timestamp"
     DS_NAIVE = "ds: naive timestamp (no timezone)"
@@ -91,6 +110,7 @@ class Reason:
     DS_TOO_OLD = "ds: older than retention"
     Y_ABOVE = "y: above {bound:g} for unit {unit}"
     Y_BELOW = "y: below {bound:g} for unit {unit}"
+    Y_BEYOND_SANITY = "y: beyond the sanity bound ±{bound:g} for unit {unit}"
     CONFLICTING_DUPLICATE = "duplicate (unique_id, ds) with different values"
     DS_OFF_GRID = "ds: not on the source's {grid} sampling grid"
 
@@ -225,7 +245,9 @@ def check_telemetry(
     """Clean a raw telemetry batch, quarantine bad rows with a reason and judge the batch.
 
     ``catalogue`` (``unique_id`` and ``unit``) enables the series-membership and per-unit bounds
-    checks; without it only parsing, time range, finiteness and duplicates are checked.
+    checks; without it parsing, ids the sinks can hold, time range, finiteness, the generic
+    sanity bound and duplicates are checked. A series whose id the sinks cannot hold (too long,
+    control characters) has all its rows quarantined; the other series are unaffected.
     ``contract`` picks the source kind's suites and what they add (sampling grid, series limit).
     """
     now = _utc(now)
@@ -236,7 +258,7 @@ def check_telemetry(
     parsed = _parse(raw, missing)
     parsed, collapsed = _collapse_exact_duplicates(parsed)
     units = _catalogue_units(catalogue)
-    frame = _with_grid_offset(_with_bounds(parsed, units), contract.grid)
+    frame = _with_grid_offset(_with_series_columns(parsed, units), contract.grid)
 
     engine = _gx_engine()
     row_params = {
@@ -568,18 +590,33 @@ def _catalogue_units(catalogue: pd.DataFrame | None) -> pd.Series | None:
     return table[~table.index.duplicated(keep="first")]
 
 
-def _with_bounds(parsed: pd.DataFrame, units: pd.Series | None) -> pd.DataFrame:
-    """Add per-row ``unit``, ``y_min``, ``y_max`` (open bounds as -inf/inf) for the bounds expectations."""
+def _with_series_columns(parsed: pd.DataFrame, units: pd.Series | None) -> pd.DataFrame:
+    """Add the per-row columns the row expectations read, each worked out once per series:
+    ``unit``, ``y_min`` / ``y_max`` (physical bounds, open as -inf/inf), ``y_sane_min`` /
+    ``y_sane_max`` (the sanity bounds, ±``sanity_bound(unit)``), ``id_bytes`` (UTF-8 length)
+    and ``id_controls`` (1: has control characters)."""
     frame = parsed.copy()
-    codes, distinct = pd.factorize(frame[ID_COL])  # look units up once per series, not per row
+    codes, distinct = pd.factorize(frame[ID_COL])  # look each series up once, not per row
     unit_by_id = units.to_dict() if units is not None else {}
     unit_of = pd.Series(distinct, dtype=object).map(unit_by_id).astype(object)
     lower = unit_of.map({u: (-np.inf if lo is None else lo) for u, (lo, _) in UNIT_BOUNDS.items()})
     upper = unit_of.map({u: (np.inf if hi is None else hi) for u, (_, hi) in UNIT_BOUNDS.items()})
-    # One trailing entry for "no series" (code -1 indexes it): no unit, open bounds.
-    frame["unit"] = np.append(unit_of.to_numpy(dtype=object), np.array([None], dtype=object))[codes]
-    frame["y_min"] = np.append(lower.to_numpy(dtype="float64", na_value=-np.inf), -np.inf)[codes]
-    frame["y_max"] = np.append(upper.to_numpy(dtype="float64", na_value=np.inf), np.inf)[codes]
+    sanity = unit_of.map(sanity_bound, na_action="ignore").fillna(SANITY_BOUND)
+    ids = [str(uid) for uid in distinct]  # valid Unicode: parsing nulled every other id
+    id_bytes = [len(uid.encode("utf-8")) for uid in ids]
+    id_controls = [float(series_ids.has_control_characters(uid)) for uid in ids]
+
+    def per_row(per_series: Any, no_series: Any, dtype: Any) -> np.ndarray:
+        # One trailing entry for "no series" (code -1 indexes it): a row whose id did not parse.
+        return np.append(np.asarray(per_series, dtype=dtype), np.array([no_series], dtype=dtype))[codes]
+
+    frame["unit"] = per_row(unit_of.to_numpy(dtype=object), None, object)
+    frame["y_min"] = per_row(lower.to_numpy(dtype="float64", na_value=-np.inf), -np.inf, "float64")
+    frame["y_max"] = per_row(upper.to_numpy(dtype="float64", na_value=np.inf), np.inf, "float64")
+    frame["y_sane_max"] = per_row(sanity.to_numpy(dtype="float64"), np.inf, "float64")
+    frame["y_sane_min"] = -frame["y_sane_max"]
+    frame["id_bytes"] = per_row(id_bytes, np.nan, "float64")
+    frame["id_controls"] = per_row(id_controls, np.nan, "float64")
     return frame
 
 
@@ -595,7 +632,8 @@ def _with_grid_offset(frame: pd.DataFrame, grid: pd.Timedelta | None) -> pd.Data
 
 
 # -- stage 2: the GE row suite -----------------------------------------------------------------
-_ROW_COLUMNS = (ID_COL, TIME_COL, TARGET_COL, "y_min", "y_max")
+_ROW_COLUMNS = (ID_COL, TIME_COL, TARGET_COL, "y_min", "y_max", "y_sane_min", "y_sane_max", "id_bytes",
+                "id_controls")
 _GRID_OFFSET = "ds_grid_offset"
 
 
@@ -625,6 +663,8 @@ def _reasons_from_rows_suite(result: ExpectationSuiteValidationResult, frame: pd
             continue
         rows = pd.Index(outcome.result.get("unexpected_index_list") or [])
         rows = rows[reasons.loc[rows].isna().to_numpy()]
+        if rows.empty:  # every flagged row already has an earlier reason
+            continue
         reasons.loc[rows] = _reason_text(config.meta["reason"], frame.loc[rows])
     # The not-null expectations flag every parse failure; this only guards against a GE change.
     return reasons.fillna(frame["parse_reason"])
@@ -638,6 +678,9 @@ def _reason_text(template: str, rows: pd.DataFrame) -> pd.Series | str:
         bound = rows["y_max"] if template == Reason.Y_ABOVE else rows["y_min"]
         word = "above" if template == Reason.Y_ABOVE else "below"
         return "y: " + word + " " + bound.map("{:g}".format) + " for unit " + rows["unit"].astype(str)
+    if template == Reason.Y_BEYOND_SANITY:
+        units = rows["unit"].astype(object).where(rows["unit"].notna(), "(none)").astype(str)
+        return "y: beyond the sanity bound ±" + rows["y_sane_max"].map("{:g}".format) + " for unit " + units
     return template
 
 
@@ -702,7 +745,9 @@ def _accounting_check(n_raw: int, n_clean: int, n_quarantined: int, collapsed: i
 def _catalogue_check(units: pd.Series | None) -> CheckResult:
     if units is None:
         return CheckResult(
-            "catalogue", True, "no catalogue given: series membership and unit bounds not checked"
+            "catalogue",
+            True,
+            f"no catalogue given: series membership and unit bounds not checked (|y| <= {SANITY_BOUND:g} is)",
         )
     return CheckResult("catalogue", True, f"{len(units)} catalogued series; unit bounds from the catalogue")
 
@@ -844,6 +889,15 @@ def _rows_suite(gx: Any, *, with_catalogue: bool, contract: SourceContract = GEN
         (gxe.ExpectColumnValuesToNotBeNull(column=ID_COL), parse),
         (gxe.ExpectColumnValuesToNotBeNull(column=TIME_COL), parse),
         (gxe.ExpectColumnValuesToNotBeNull(column=TARGET_COL), parse),
+        # Ids the sinks cannot hold: every row of the series goes, the other series stay.
+        (
+            gxe.ExpectColumnValuesToBeBetween(column="id_bytes", max_value=series_ids.MAX_UNIQUE_ID_BYTES),
+            {"reason": Reason.ID_TOO_LONG},
+        ),
+        (
+            gxe.ExpectColumnValuesToBeBetween(column="id_controls", max_value=0),
+            {"reason": Reason.ID_CONTROL_CHARACTERS},
+        ),
     ]
     if with_catalogue:
         specs.append(
@@ -872,6 +926,21 @@ def _rows_suite(gx: Any, *, with_catalogue: bool, contract: SourceContract = GEN
                 column_A="y_max", column_B=TARGET_COL, or_equal=True, ignore_row_if="either_value_is_missing"
             ),
             {"reason": Reason.Y_ABOVE},
+        ),
+        # After the physical bounds, so a percent of 1e300 is "above 100", the tighter reason.
+        (
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A=TARGET_COL, column_B="y_sane_min", or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            ),
+            {"reason": Reason.Y_BEYOND_SANITY},
+        ),
+        (
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="y_sane_max", column_B=TARGET_COL, or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            ),
+            {"reason": Reason.Y_BEYOND_SANITY},
         ),
     ]
     if contract.grid is not None:

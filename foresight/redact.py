@@ -24,9 +24,11 @@ def _secret_param(name: str) -> bool:
 
 def redact_url(url: str) -> str:
     """``url`` with the password of its user info (or a bare token as user) and secret-looking
-    query values masked; anything that is not a ``scheme://`` URL comes back unchanged."""
-    if not isinstance(url, str) or not _SCHEME.match(url):
+    query values masked; without a ``scheme://``, only user info before an ``@`` is masked."""
+    if not isinstance(url, str):
         return url
+    if not _SCHEME.match(url):  # host:port or user:password@host typed without a scheme
+        return re.sub(r"^[^/?#@\s]*@", f"{MASK}@", url, count=1)
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -83,6 +83,9 @@ BAD_ROWS = [
     ("y huge percent", CPU, "y", 1e300, "y: above 100 for unit percent"),
     ("y above ratio", ERRORS, "y", "1.5", "y: above 1 for unit ratio"),
     ("y negative rate", RPS, "y", -3, "y: below 0 for unit requests_per_second"),
+    ("y largest float seconds", LATENCY, "y", 1e308, "y: beyond the sanity bound ±1e+15 for unit seconds"),
+    ("y wrapped counter rate", RPS, "y", "18446744073709551615",
+     "y: beyond the sanity bound ±1e+15 for unit requests_per_second"),
     ("id non-UTF-8 bytes", CPU, "unique_id", b"web/\xff\xfe/cpu", "unique_id: not valid UTF-8"),
     ("id lone surrogate", CPU, "unique_id", "web/\udcff/cpu", "unique_id: not valid UTF-8"),
     ("id None", CPU, "unique_id", None, "unique_id: missing"),
@@ -340,13 +343,42 @@ def test_empty_catalogue_knows_no_series() -> None:
     assert not result.passed
 
 
-def test_units_without_bounds_only_get_finiteness_checks() -> None:
+def test_units_without_bounds_get_only_the_sanity_bound() -> None:
     catalogue = CATALOGUE.assign(unit=["furlongs", None, "requests_per_second", "seconds"])
     raw = set_cell(row_of(CPU), "y", 1e9)(clean_batch())
     raw = set_cell(row_of(ERRORS), "y", -5.0)(raw)
     raw = set_cell(row_of(LATENCY), "y", -5.0)(raw)
+    raw = set_cell(row_of(CPU, hour=11), "y", -9e14)(raw)  # near the bound, either sign: a real value
+    raw = set_cell(row_of(CPU, hour=12), "y", 1e308)(raw)
+    raw = set_cell(row_of(ERRORS, hour=12), "y", -1e308)(raw)
     result = check(raw, catalogue=catalogue)
-    assert result.reasons == {"y: below 0 for unit seconds": 1}
+    assert result.reasons == {
+        "y: below 0 for unit seconds": 1,
+        "y: beyond the sanity bound ±1e+15 for unit furlongs": 1,
+        "y: beyond the sanity bound ±1e+15 for unit (none)": 1,
+    }
+    assert result.passed
+
+
+def test_byte_and_count_totals_get_a_wider_sanity_bound() -> None:
+    catalogue = CATALOGUE.assign(unit=["bytes", "count", "requests_per_second", "seconds"])
+    raw = set_cell(row_of(CPU), "y", 5e15)(clean_batch())  # 5 PB on a storage cluster: real
+    raw = set_cell(row_of(ERRORS), "y", 3e16)(raw)  # a busy router's packet counter: real
+    raw = set_cell(row_of(CPU, hour=11), "y", 1e308)(raw)
+    raw = set_cell(row_of(ERRORS, hour=11), "y", float(2**64 - 1))(raw)  # a counter wrapped below 0
+    result = check(raw, catalogue=catalogue)
+    assert result.reasons == {
+        "y: beyond the sanity bound ±1e+18 for unit bytes": 1,
+        "y: beyond the sanity bound ±1e+18 for unit count": 1,
+    }
+    assert sorted(result.quarantined["row"]) == [row_of(CPU, 11), row_of(ERRORS, 11)]
+
+
+def test_without_catalogue_the_generic_sanity_bound_still_holds() -> None:
+    raw = set_cell(row_of(RPS), "y", 1e308)(clean_batch())
+    result = check(raw, catalogue=None)
+    assert result.reasons == {"y: beyond the sanity bound ±1e+15 for unit (none)": 1}
+    assert result.quarantined["y"].tolist() == ["1e+308"]  # the value itself stays with its reason
 
 
 def test_batch_id_depends_on_source_and_content_only() -> None:
@@ -453,3 +485,55 @@ def test_source_contract_rejects_nonsense_limits() -> None:
         SourceContract("prometheus", grid=pd.Timedelta(0))
     with pytest.raises(ValueError, match="max_series must be >= 1"):
         SourceContract("kafka", max_series=0)
+
+
+# -- ids the sinks cannot hold: per series, never per batch --------------------------------------
+LONG_ID = "web/ip-10-0-0-1/" + "cpu_pct{" + ",".join(f"label_{i:02d}=value-{i:02d}" for i in range(16)) + "}"
+
+
+def with_series(uid: str, unit: str = "percent") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`clean_batch` plus one more catalogued 48-hour series ``uid``: (raw, catalogue)."""
+    raw = clean_batch()
+    extra = raw.iloc[:HOURS].assign(unique_id=uid)
+    catalogue = pd.concat([CATALOGUE, pd.DataFrame({"unique_id": [uid], "unit": [unit]})], ignore_index=True)
+    return pd.concat([raw, extra], ignore_index=True), catalogue
+
+
+def test_a_real_long_series_id_is_accepted() -> None:
+    assert len(LONG_ID) == 312  # the id that stopped every forecast write on PostgreSQL
+    raw, catalogue = with_series(LONG_ID)
+    result = check(raw, catalogue=catalogue)
+    assert result.passed and result.quarantined.empty
+    assert (result.clean["unique_id"] == LONG_ID).sum() == HOURS
+
+
+TOO_LONG = "unique_id: longer than 1024 UTF-8 bytes, the most the forecast store can key on"
+CONTROLS = "unique_id: contains control characters (NUL, newline, ...), which the sinks cannot carry"
+UNHOLDABLE_IDS = [
+    ("1025 bytes", "w" * 1025, TOO_LONG),
+    ("513 two-byte characters", "é" * 513, TOO_LONG),  # 513 characters, 1026 bytes: the limit is bytes
+    ("NUL", "web/i-1\x00/cpu_pct", CONTROLS),
+    ("newline", "web/i-1/cpu_pct\n", CONTROLS),
+    ("C1 control", "web/i-1/\x9bcpu_pct", CONTROLS),
+]
+
+
+@pytest.mark.parametrize(
+    ("uid", "reason"), [c[1:] for c in UNHOLDABLE_IDS], ids=[c[0] for c in UNHOLDABLE_IDS]
+)
+def test_a_series_the_sinks_cannot_hold_is_quarantined_alone(uid: str, reason: str) -> None:
+    raw, catalogue = with_series(uid)
+    result = check(raw, catalogue=catalogue, max_quarantine_ratio=0.25)  # 48 of 240 rows: 20 %
+    assert result.reasons == {reason: HOURS}
+    assert sorted(result.quarantined["row"]) == list(range(4 * HOURS, 5 * HOURS))
+    assert result.quarantined["unique_id"].tolist() == [uid] * HOURS  # kept whole, with the reason
+    assert result.passed, result.failed_checks
+    assert set(result.clean["unique_id"]) == set(CATALOGUE["unique_id"])  # the other series all go in
+    assert_nothing_lost(result, raw)
+    # With the usual limit the batch fails by the quarantine ratio, and only by it.
+    assert failed(check(raw, catalogue=catalogue)) == {"quarantine_ratio"}
+
+
+def test_an_id_of_exactly_the_limit_is_accepted() -> None:
+    raw, catalogue = with_series("é" * 512)  # 1024 UTF-8 bytes
+    assert check(raw, catalogue=catalogue).quarantined.empty

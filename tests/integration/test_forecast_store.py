@@ -214,3 +214,128 @@ def test_bulk_write_of_a_fleet_is_fast(store: ForecastStore) -> None:
     elapsed = (time.perf_counter() - started) / 2
     assert store.count("forecasts") == 72 * 168
     assert elapsed < 1.0, f"writing 72 x 168 forecast rows took {elapsed:.2f} s"
+
+
+# -- ids as long as real ones, and stores created by an older Foresight --------------------------
+# A Prometheus series with many extra labels: the 312-character id that stopped every forecast
+# write on PostgreSQL (varchar(255)) while SQLite took it.
+LONG_ID = "web/ip-10-0-0-1/cpu_pct{" + ",".join(f"label_{i:02d}=value-{i:02d}" for i in range(16)) + "}"
+
+
+def _catalogue(ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"unique_id": ids, "service": "web", "resource_id": "ip-10-0-0-1", "metric": "cpu_pct"}
+    ).assign(unit="percent")
+
+
+def test_a_312_character_series_id_is_written_to_every_table(store: ForecastStore) -> None:
+    assert len(LONG_ID) == 312
+    forecast = _forecast(n_series=1).assign(unique_id=LONG_ID)
+    store.write_forecasts(forecast, model_name="m", model_version="1", run_id="r1", level=80)
+    store.write_capacity_plan(_plan([LONG_ID], [3.0]), model_version="1", run_id="r1")
+    store.write_series(_catalogue([LONG_ID]))
+    store.write_actuals(forecast[["unique_id", "ds"]].assign(y=1.0))
+    assert set(store.read_forecasts(LONG_ID)["unique_id"]) == {LONG_ID}
+    assert store.read_capacity_plan()["unique_id"].tolist() == [LONG_ID]
+    assert store.read_series()["unique_id"].tolist() == [LONG_ID]
+    assert len(store.read_actuals(LONG_ID)) == len(forecast)
+
+
+def _incompressible_id(n_bytes: int) -> str:
+    """Random 4-byte characters (no compression can shrink its index entry), ``n_bytes`` long."""
+    rng = np.random.default_rng(7)
+    return "".join(chr(c) for c in rng.integers(0x10000, 0x1F000, n_bytes // 4))
+
+
+def test_the_longest_id_the_contract_accepts_fits_every_key(store: ForecastStore) -> None:
+    from foresight.series_ids import MAX_UNIQUE_ID_BYTES, unique_id_problem
+
+    uid = _incompressible_id(MAX_UNIQUE_ID_BYTES)
+    assert len(uid.encode("utf-8")) == MAX_UNIQUE_ID_BYTES and unique_id_problem(uid) is None
+    forecast = _forecast(n_series=1).assign(unique_id=uid)
+    store.write_forecasts(forecast, model_name="m", model_version="1", run_id="r1", level=80)
+    store.write_series(_catalogue([uid]))
+    assert set(store.read_forecasts()["unique_id"]) == {uid}
+    assert store.read_series()["unique_id"].tolist() == [uid]
+
+
+def test_catalogue_entries_the_store_cannot_hold_are_skipped_not_fatal(store: ForecastStore) -> None:
+    ok, nul, huge = "web/i-1/cpu_pct", "web/i-1\x00/cpu_pct", _incompressible_id(4000)
+    report = store.write_series(_catalogue([ok, nul, huge]))
+    assert (report.written, report.skipped) == (1, (nul, huge))
+    assert store.read_series()["unique_id"].tolist() == [ok]
+
+
+def _old_schema(url: str) -> None:
+    """The tables as Foresight created them before ids became text: varchar(255) and friends."""
+    from sqlalchemy import MetaData, String, Text, create_engine
+
+    old = MetaData()
+    for table in store_module.metadata.tables.values():
+        for column in table.to_metadata(old).columns:
+            if isinstance(column.type, Text):
+                column.type = String(1024 if column.name == "reason" else 255)
+    engine = create_engine(url)
+    try:
+        old.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+def _column_types(st: ForecastStore) -> dict[str, str]:
+    with st.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema()"
+            )
+        ).all()
+    return dict(rows)
+
+
+@pytest.mark.integration
+def test_an_old_varchar_store_is_migrated_to_text_in_place() -> None:
+    with temporary_database() as url:
+        _old_schema(url)
+        st = ForecastStore(url, clock=lambda: CREATED)
+        try:
+            old = _forecast(n_series=1)
+            st.write_forecasts(old, model_name="m", model_version="1", run_id="r0", level=80)
+            assert _column_types(st)["forecasts.unique_id"] == "character varying"
+            st.create_schema()  # what every flow does first
+            types = _column_types(st)
+            assert types["forecasts.unique_id"] == types["series.unique_id"] == "text"
+            assert {t for name, t in types.items() if name.split(".")[0] in store_module.metadata.tables} == {
+                "text", "timestamp with time zone", "double precision", "integer"
+            }
+            tables = store_module.metadata.tables.values()
+            assert store_module.widen_to_text(st.engine, tables) == []  # idempotent: nothing left
+            assert st.count("forecasts") == 48  # the old rows are kept
+            long = _forecast(n_series=1).assign(unique_id=LONG_ID)
+            st.write_forecasts(long, model_name="m", model_version="1", run_id="r1", level=80)
+            st.write_series(_catalogue([LONG_ID]))
+            assert st.count("forecasts") == 2 * 48 and st.read_series()["unique_id"].tolist() == [LONG_ID]
+        finally:
+            st.dispose()
+
+
+@pytest.mark.integration
+def test_a_migration_blocked_by_a_long_reader_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from foresight.errors import DependencyUnavailableError
+
+    monkeypatch.setattr(store_module, "_MIGRATION_LOCK_TIMEOUT", "200ms")
+    with temporary_database() as url:
+        _old_schema(url)
+        st = ForecastStore(url)
+        reader = st.engine.connect()
+        try:
+            reader.execute(text("SELECT count(*) FROM forecasts"))  # open transaction: holds a share lock
+            with pytest.raises(DependencyUnavailableError, match="lock") as caught:
+                st.create_schema()
+            assert caught.value.retryable and "\n" not in str(caught.value)
+            reader.rollback()
+            st.create_schema()
+            assert _column_types(st)["forecasts.unique_id"] == "text"
+        finally:
+            reader.close()
+            st.dispose()

@@ -151,3 +151,20 @@ def test_an_unreachable_grafana_is_reported_not_fatal(prefect_harness, tmp_path:
 
     outcome = detect_like()
     assert set(outcome) == {"failed"} and "Connection" in outcome["failed"]
+
+
+def test_a_malformed_grafana_answer_fails_the_upload_with_one_line(tmp_path: Path) -> None:
+    """A 200 without ``uid`` (a broken Grafana, or a proxy's own JSON) once crashed publish with
+    ``KeyError: 'uid'``; now the upload task fails with a GrafanaError naming the endpoint."""
+    from connectors.grafana import GrafanaError
+    from flows.publish import upload_dashboards
+
+    with FakeGrafana(token="tok") as grafana:
+        grafana.misbehave("POST", "/api/dashboards/db", 200, '{"status": "success", "version": 3}')
+        settings = load_settings(home=tmp_path, sinks={"grafana_url": grafana.url, "grafana_token": "tok"})
+        with pytest.raises(GrafanaError) as caught:
+            upload_dashboards.fn(settings)
+    assert str(caught.value).startswith(
+        "Grafana POST /api/dashboards/db answered HTTP 200: answer without 'uid'"
+    )
+    assert "\n" not in str(caught.value) and not caught.value.retryable

@@ -3,21 +3,30 @@
 The detect flow's snapshot is pushed, Prometheus scrapes the Pushgateway (``honor_labels``),
 and the values are read back through Prometheus' HTTP API; every PromQL expression and the
 ``label_values`` variable of the incidents dashboard run there and return data. A second push
-replaces the group: a service no longer scored disappears.
+replaces the group: a service no longer scored disappears. A Pushgateway behind basic auth
+(``--web.config.file`` with a bcrypt hash) takes credentials given in the URL.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
 import requests
 
-from connectors.pushgateway import JOB, detection_registry, detection_snapshot, push_detection_metrics
+from connectors.pushgateway import (
+    JOB,
+    detection_registry,
+    detection_snapshot,
+    push_detection_metrics,
+    split_credentials,
+)
 from dashboards import incidents
 from dashboards.queries import label_values_queries, promql_queries
 from support.prometheus import PrometheusServer
@@ -88,6 +97,20 @@ def test_each_sources_contract_verdict_is_a_metric() -> None:
 def test_push_rejects_a_gateway_url_without_scheme() -> None:
     with pytest.raises(ValueError, match="http"):
         push_detection_metrics("127.0.0.1:9091", _scores({"cart/i-03/mem_pct": 0.3}), None, None, CATALOGUE)
+    with pytest.raises(ValueError, match="http") as caught:
+        push_detection_metrics(
+            "ftp://ops:hunter2@gw:9091", _scores({"cart/i-03/mem_pct": 0.3}), None, None, CATALOGUE
+        )
+    assert "hunter2" not in str(caught.value) and "ftp://ops:***@gw:9091" in str(caught.value)
+
+
+def test_credentials_are_taken_out_of_the_gateway_url() -> None:
+    assert split_credentials("https://gw.example:9091/") == ("https://gw.example:9091/", None)
+    assert split_credentials("http://ops:p%40ss%3Aw%2Frd@[::1]:9091") == (
+        "http://[::1]:9091",
+        ("ops", "p@ss:w/rd"),
+    )
+    assert split_credentials("https://token@gw") == ("https://gw", ("token", ""))
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +231,64 @@ def test_pushed_metrics_reach_prometheus_and_feed_the_incidents_dashboard(stack:
         ("checkout/i-01/cpu_pct", 0.2)
     ]
     assert _instant(prom, "foresight_failure_risk") == []
+
+
+# bcrypt (cost 4: fast) of PASSWORD, as the Pushgateway's web config wants; made with
+# crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)).
+USER, PASSWORD = "foresight", "s3cr3t@push:/"
+PASSWORD_BCRYPT = "$2b$04$KehKOE..HG2pHii/lzoQaerV4C1ogNXLUZsJzfG47ufJTYx2KVs/6"
+
+
+@pytest.fixture(scope="module")
+def auth_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Pushgateway that answers only ``USER`` / ``PASSWORD`` (basic auth); its URL without them."""
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        missing_dependency(
+            "prometheus-pushgateway not found on PATH (apt-get install -y prometheus-pushgateway)"
+        )
+    work: Path = tmp_path_factory.mktemp("pushgateway-auth")
+    web_config = work / "web.yml"
+    web_config.write_text(f'basic_auth_users:\n  {USER}: "{PASSWORD_BCRYPT}"\n')
+    port = free_port()
+    with server_process(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web_config}"],
+        health_url=f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{port}/-/ready",
+        log=work / "pushgateway.log",
+        timeout=30,
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+def _with_credentials(url: str, password: str) -> str:
+    return url.replace("http://", f"http://{USER}:{quote(password, safe='')}@")
+
+
+@pytest.mark.integration
+def test_a_gateway_behind_basic_auth_takes_credentials_from_the_url(auth_gateway: str) -> None:
+    assert requests.get(f"{auth_gateway}/metrics", timeout=10).status_code == 401  # auth is enforced
+    push_detection_metrics(
+        _with_credentials(auth_gateway, PASSWORD),
+        _scores({"cart/i-03/mem_pct": 0.3}),
+        None,
+        None,
+        CATALOGUE,
+        instance="auth-run",
+    )
+    exposed = requests.get(f"{auth_gateway}/metrics", auth=(USER, PASSWORD), timeout=10).text
+    assert 'foresight_anomaly_score{instance="auth-run",job="foresight-detect",metric="mem_pct"' in exposed
+
+
+@pytest.mark.integration
+def test_wrong_credentials_fail_without_showing_them(auth_gateway: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        push_detection_metrics(
+            _with_credentials(auth_gateway, "wrong-Pa55"),
+            _scores({"cart/i-03/mem_pct": 0.3}),
+            None,
+            None,
+            CATALOGUE,
+        )
+    assert caught.value.code == 401
+    shown = f"{caught.value} {caught.value!r} {caught.value.url} {caught.value.headers}"
+    assert "wrong-Pa55" not in shown and "@" not in caught.value.url

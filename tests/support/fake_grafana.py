@@ -19,6 +19,9 @@ describes them, and answers with Grafana's documented shapes and status codes:
 - ``PATCH /api/annotations/<id>``: some of ``time``, ``timeEnd``, ``text``, ``tags``; 404 when unknown.
 
 Malformed bodies answer 400 ``{"message": ...}``. ``requests`` records every request for assertions.
+
+:meth:`FakeGrafana.misbehave` makes one endpoint answer something else, as a proxy in front of
+Grafana or a broken Grafana can: an HTML error page, a 200 whose JSON lacks a field, an empty body.
 """
 
 from __future__ import annotations
@@ -45,6 +48,15 @@ class BadRequest(Exception):
     """A request Grafana would refuse with 400."""
 
 
+@dataclass(frozen=True)
+class CannedAnswer:
+    """A raw answer the fake sends instead of Grafana's (see :meth:`FakeGrafana.misbehave`)."""
+
+    status: int
+    body: bytes
+    content_type: str
+
+
 @dataclass
 class FakeGrafana:
     """Start with ``with FakeGrafana(token="t") as grafana:``; ``grafana.url`` is its base URL."""
@@ -56,6 +68,18 @@ class FakeGrafana:
     )  # uid -> {dashboard, version, folderUid}
     annotations: dict[int, dict[str, Any]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
+    canned: dict[tuple[str, str], CannedAnswer] = field(default_factory=dict)  # (method, path prefix)
+
+    def misbehave(
+        self, method: str, path: str, status: int, body: str | bytes, content_type: str = "application/json"
+    ) -> None:
+        """Answer every ``method`` request whose path starts with ``path`` with this raw answer from
+        now on (recorded as usual, but before the token check: a proxy answers it, not Grafana)."""
+        raw = body.encode() if isinstance(body, str) else body
+        self.canned[(method, path)] = CannedAnswer(status, raw, content_type)
+
+    def _canned_for(self, method: str, path: str) -> CannedAnswer | None:
+        return next((a for (m, p), a in self.canned.items() if m == method and path.startswith(p)), None)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -220,15 +244,22 @@ class FakeGrafana:
                                 method, parts.path, parse_qs(parts.query), dict(self.headers.items()), body
                             )
                         )
+                    canned = fake._canned_for(method, parts.path)
+                    if canned is not None:
+                        self._send(canned.status, canned.body, canned.content_type)
+                        return
                     if self.headers.get("Authorization") != f"Bearer {fake.token}":
                         status, answer = 401, {"message": "Unauthorized"}
                     else:
                         status, answer = fake._route(method, parts.path, parse_qs(parts.query), body)
                 except BadRequest as exc:
                     status, answer = 400, {"message": str(exc)}
-                payload = json.dumps(answer).encode()
+                self._send(status, json.dumps(answer).encode(), "application/json")
+
+            def _send(self, status: int, payload: bytes, content_type: str) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if content_type:
+                    self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

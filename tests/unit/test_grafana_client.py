@@ -160,3 +160,121 @@ def test_one_refused_incident_does_not_stop_the_others(grafana: FakeGrafana) -> 
         report = publish_annotations(_incidents(), client)
     assert report.created == ["inc-aaa"] and list(report.failed) == ["inc-bbb"]
     assert "Failed to save annotation" in report.failed["inc-bbb"]
+
+
+# -- answers Foresight cannot read: one line, never a KeyError -----------------------------------
+PROXY_PAGE = """<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<hr><center>nginx/1.25.3</center>
+</body>
+</html>
+"""
+LOGIN_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><form>...</form></body></html>\n"
+)
+
+MALFORMED_UPLOADS = [
+    (
+        "200 without uid",
+        200,
+        '{"id": 1, "url": "/d/x/y", "version": 1, "status": "success"}',
+        "application/json",
+        "answer without 'uid'",
+    ),
+    (
+        "200 version not a number",
+        200,
+        '{"uid": "u", "url": "/d/u/x", "version": "one"}',
+        "application/json",
+        "bad 'version'",
+    ),
+    ("200 JSON list", 200, "[]", "application/json", "expected a JSON object"),
+    (
+        "200 login page",
+        200,
+        LOGIN_PAGE,
+        "text/html; charset=utf-8",
+        "not JSON (text/html; charset=utf-8): Sign in",
+    ),
+    ("200 empty body", 200, "", "", "not JSON (no content type): empty body"),
+    (
+        "200 cut-off JSON",
+        200,
+        '{"uid": "foresight-capa',
+        "application/json",
+        'not JSON (application/json): {"uid"',
+    ),
+    (
+        "502 from a proxy",
+        502,
+        PROXY_PAGE,
+        "text/html",
+        "HTTP 502: 502 Bad Gateway 502 Bad Gateway nginx/1.25.3",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "expected"),
+    [c[1:] for c in MALFORMED_UPLOADS],
+    ids=[c[0] for c in MALFORMED_UPLOADS],
+)
+def test_an_unreadable_dashboard_answer_is_a_one_line_grafana_error(
+    grafana: FakeGrafana, status: int, body: str, content_type: str, expected: str
+) -> None:
+    from foresight.errors import ForesightError
+
+    grafana.misbehave("POST", "/api/dashboards/db", status, body, content_type)
+    with GrafanaClient(grafana.url, TOKEN) as client, pytest.raises(GrafanaError) as caught:
+        client.upload_dashboard(build_all()["foresight-capacity.json"])
+    error = caught.value
+    assert isinstance(error, ForesightError) and error.status == status
+    message = str(error)
+    assert message.startswith("Grafana POST /api/dashboards/db answered HTTP ") and expected in message
+    assert "\n" not in message and len(message) < 400
+    assert error.retryable == (status >= 500)  # a proxy's 502 may pass; a malformed 200 will not
+
+
+MALFORMED_ANNOTATION_ANSWERS = [
+    ("find: an object", "GET", '{"message": "ok"}', "expected a JSON list"),
+    ("find: items are not objects", "GET", "[1, 2]", "expected a list of annotation objects"),
+    (
+        "find: item without id",
+        "GET",
+        '[{"time": 1772359200000, "tags": ["incident:inc-aaa"]}]',
+        "without 'id'",
+    ),
+    ("find: time as text", "GET", '[{"id": 3, "time": "yesterday"}]', "bad 'time'"),
+    ("create: without id", "POST", '{"message": "Annotation added"}', "without 'id'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [c[1:] for c in MALFORMED_ANNOTATION_ANSWERS],
+    ids=[c[0] for c in MALFORMED_ANNOTATION_ANSWERS],
+)
+def test_an_unreadable_annotation_answer_fails_publish_with_a_grafana_error(
+    grafana: FakeGrafana, method: str, body: str, expected: str
+) -> None:
+    grafana.misbehave(method, "/api/annotations", 200, body)
+    with GrafanaClient(grafana.url, TOKEN) as client, pytest.raises(GrafanaError) as caught:
+        publish_annotations(_incidents(), client)  # every incident fails the same way: raised
+    message = str(caught.value)
+    assert (
+        message.startswith(f"Grafana {method} /api/annotations answered HTTP 200: ") and expected in message
+    )
+    assert "\n" not in message
+
+
+def test_grafana_errors_say_whether_waiting_can_help(grafana: FakeGrafana) -> None:
+    grafana.misbehave("POST", "/api/annotations", 503, '{"message": "database is locked"}')
+    with GrafanaClient(grafana.url, TOKEN) as client:
+        with pytest.raises(GrafanaError) as unavailable:
+            client.create_annotation({"time": 1772359200000, "text": "x", "tags": []})
+        with pytest.raises(GrafanaError) as refused:  # 400 from the real (fake) Grafana
+            client.upload_dashboard({**build_all()["foresight-capacity.json"], "uid": "bad uid!"})
+    assert unavailable.value.retryable and str(unavailable.value).endswith("HTTP 503: database is locked")
+    assert not refused.value.retryable and refused.value.status == 400

@@ -22,3 +22,8 @@ def test_redact_url_masks_passwords_and_tokens(url: str, expected: str) -> None:
 
 def test_an_unparseable_url_still_loses_its_user_info() -> None:
     assert "hunter2" not in redact_url("http://alice:hunter2@host:notaport/x")
+
+
+def test_user_info_is_masked_even_without_a_scheme() -> None:
+    assert redact_url("ops:hunter2@gw:9091/metrics") == "***@gw:9091/metrics"
+    assert redact_url("gw:9091/metrics") == "gw:9091/metrics"
