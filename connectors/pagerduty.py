@@ -54,6 +54,7 @@ from connectors.pagerduty_outbox import (
     exclusive_lock,
     routing_key_setting,
 )
+from foresight.redact import redact_url
 
 if TYPE_CHECKING:
     from pdpyras import ChangeEventsAPISession, EventsAPISession, PDSession
@@ -336,7 +337,7 @@ class PagerDutySender:
                 f"PagerDuty routing key must be the {ROUTING_KEY_LENGTH}-character integration key, got {length}"
             )
         if not events_url.startswith(("http://", "https://")):
-            raise ValueError(f"events_url must be an http(s) URL, got {events_url!r}")
+            raise ValueError(f"events_url must be an http(s) URL, got {redact_url(events_url)!r}")
         self._routing_key = routing_key
         self.key_setting = key_setting  # the outbox reference this key answers
         self.events_url = events_url.rstrip("/")
@@ -360,7 +361,7 @@ class PagerDutySender:
         )
 
     def __repr__(self) -> str:  # never show the key
-        return f"PagerDutySender(events_url={self.events_url!r}, key=...{self._routing_key[-4:]})"
+        return f"PagerDutySender(events_url={redact_url(self.events_url)!r}, key_setting={self.key_setting!r})"
 
     # sessions ---------------------------------------------------------------------------------
     def _events_session(self) -> EventsAPISession:

@@ -12,7 +12,7 @@ what is wrong into one :class:`~foresight.errors.ConfigError` with a line per pr
 dotted key and where its value came from (the YAML file, a ``FORESIGHT_*`` variable).
 Credentials never show: ``SecretStr`` fields, passwords inside URLs and secret-looking source
 options are masked in :meth:`Settings.redacted`, in reprs and in error messages
-(:mod:`foresight.redaction`).
+(:mod:`foresight.redact`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
 from foresight.config_file import read_config_file
 from foresight.errors import ConfigError
-from foresight.redaction import redact
+from foresight.redact import redact
 from foresight.settings_errors import Origins, explain
 
 NO_TIME = timedelta(0)

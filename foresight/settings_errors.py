@@ -5,7 +5,7 @@ what is wrong, and the nearest valid key for a typo.
 ``FORESIGHT_FORECAST__LEVEL: forecast.level: 150 is above the maximum 99``
 
 Values under secret-looking keys are never echoed, and URLs are shown with their password
-masked (:mod:`foresight.redaction`).
+masked (:mod:`foresight.redact`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from foresight.errors import ConfigError
-from foresight.redaction import is_secret_key, redact_url
+from foresight.redact import is_secret_key, redact_url
 
 ENV_PREFIX = "FORESIGHT_"
 ENV_DELIMITER = "__"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from foresight import cli
+from foresight.errors import ConfigError
 from foresight.settings import load_settings
 
 
@@ -33,11 +33,11 @@ def test_apply_and_services_come_from_the_environment(monkeypatch: pytest.Monkey
     [
         ({"asg_name": "cart-asg"}, "needs max_size"),
         ({"asg_name": "cart-asg", "min_size": 4, "max_size": 2}, "below min_size"),
-        ({"instance_count": 0}, "greater than or equal to 1"),
+        ({"instance_count": 0}, "capacity.services.cart.instance_count: 0 is below the minimum 1"),
     ],
 )
 def test_bad_service_capacity_is_rejected(conf: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ConfigError, match=message):
         load_settings(capacity={"services": {"cart": conf}})
 
 

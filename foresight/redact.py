@@ -23,7 +23,7 @@ MASK = "**********"  # what pydantic shows for a SecretStr, so every masked valu
 _SECRET_KEY = re.compile(
     r"password|passwd|passphrase|^pass$|^pwd$|secret|token|credential|authori[sz]ation|cookie"
     r"|api[-_]?key|access[-_]?key|private[-_]?key|routing[-_]?key|integration[-_]?key|signing[-_]?key"
-    r"|session[-_]?key|^key$"
+    r"|session[-_]?key|^key$|signature|^sig$|^auth$"
 )
 # scheme://user:password@host...: the password is everything from the userinfo's first ':' to
 # the last '@' (SQLAlchemy accepts '/' and '@' unencoded in a password, so this masks too much
