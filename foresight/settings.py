@@ -81,6 +81,8 @@ class ForecastEvent(Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> ForecastEvent:
+        if (self.start.tzinfo is None) != (self.end.tzinfo is None):
+            raise ValueError(f"event {self.name!r}: give start and end both with a time zone or both without")
         if self.end < self.start:
             raise ValueError(f"event {self.name!r} ends ({self.end}) before it starts ({self.start})")
         return self
