@@ -17,10 +17,14 @@ Retries live here and only here: pdpyras' own retry loop is switched off on ever
 ends the run's delivery and leaves the rest pending. A 4xx other than 429 is PagerDuty
 rejecting the event: it stays pending (and is reported) but does not stop the others.
 
-Events built in embedded mode (no routing key, ``EMBEDDED_ROUTING_KEY``) are never sent.
-A trigger whose resolve is also still pending describes a problem that cleared before anyone
-could be told; both are recorded as ``suppressed`` instead of paging for the past
-(``send_cleared=True`` sends them anyway).
+Outbox events hold a reference to the routing key (``{"ref": "sinks.pagerduty_routing_key"}``),
+never the key: the sender is built from that setting and its session puts the key on each
+request, so events written while no key was configured (embedded mode, or a misspelt key) are
+delivered like any other once one is. An event whose reference names a setting this sender does
+not hold stays pending and is reported (``unroutable``). A trigger whose resolve is also still
+pending describes a problem that cleared before anyone could be told; both are recorded as
+``suppressed`` instead of paging for the past (``send_cleared=True`` sends them anyway); so
+turning a key on after a quiet week pages only for what is still open.
 
 pdpyras is imported inside functions (only runs that page need it).
 """
@@ -40,15 +44,17 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.pagerduty_outbox import (
-    EMBEDDED_ROUTING_KEY,
     MAX_SUMMARY,
+    ROUTING_KEY_SETTING,
     InvalidEventError,
     JsonLinesLog,
     Outbox,
     check_links,
     check_summary_and_timestamp,
     exclusive_lock,
+    routing_key_setting,
 )
+from foresight.redact import redact_url
 
 if TYPE_CHECKING:
     from pdpyras import ChangeEventsAPISession, EventsAPISession, PDSession
@@ -119,25 +125,31 @@ class DeliveryPlan:
 
     send: list[dict[str, Any]]
     suppress: list[dict[str, Any]]
-    embedded: int  # events written without a routing key: never sent
+    unroutable: list[dict[str, Any]]  # pending, but their routing-key reference names no key we hold
 
 
 def plan_delivery(
-    events: Iterable[Mapping[str, Any]], done: set[tuple[str, str]], *, send_cleared: bool = False
+    events: Iterable[Mapping[str, Any]],
+    done: set[tuple[str, str]],
+    *,
+    send_cleared: bool = False,
+    key_setting: str = ROUTING_KEY_SETTING,
 ) -> DeliveryPlan:
     """Split outbox ``events`` into those to send and to suppress, given ledger identities ``done``.
 
-    Pending = not in ``done`` and not embedded. Unless ``send_cleared``, a dedup key whose
-    trigger and resolve are both pending is suppressed whole: the problem cleared before it
-    was delivered, and paging for it now would only wake someone for the past.
+    Pending = not in ``done``, whenever it was written: the key is added at send time, so an
+    event written before a key was configured is sent like any other. A pending event whose
+    routing-key reference is not ``key_setting`` is ``unroutable`` (left pending). Unless
+    ``send_cleared``, a dedup key whose trigger and resolve are both pending is suppressed
+    whole: the problem cleared before it was delivered, and paging for it now would only wake
+    someone for the past.
     """
     pending: list[dict[str, Any]] = []
-    embedded = 0
+    unroutable: list[dict[str, Any]] = []
     for event in events:
-        if event.get("routing_key") == EMBEDDED_ROUTING_KEY:
-            embedded += 1
-        elif _identity(event) not in done:
-            pending.append(dict(event))
+        if _identity(event) in done:
+            continue
+        (pending if routing_key_setting(event) == key_setting else unroutable).append(dict(event))
     cleared: set[str] = set()
     if not send_cleared:
         actions: dict[str, set[str]] = {}
@@ -146,7 +158,7 @@ def plan_delivery(
         cleared = {key for key, acts in actions.items() if {"trigger", "resolve"} <= acts}
     send = [e for e in pending if str(e.get("dedup_key")) not in cleared]
     suppress = [e for e in pending if str(e.get("dedup_key")) in cleared]
-    return DeliveryPlan(send=send, suppress=suppress, embedded=embedded)
+    return DeliveryPlan(send=send, suppress=suppress, unroutable=unroutable)
 
 
 # -- change events (pure) ----------------------------------------------------------------------
@@ -222,12 +234,13 @@ class DeliveryFailure:
 
 @dataclass
 class DeliveryReport:
-    """What one delivery run did; ``pending`` counts events still to send after it."""
+    """What one delivery run did; ``pending`` counts events still to send after it (unroutable
+    ones included: ``unroutable`` of them name a routing-key setting this sender does not hold)."""
 
     delivered: int = 0
     suppressed: int = 0
     pending: int = 0
-    embedded: int = 0
+    unroutable: int = 0
     failures: list[DeliveryFailure] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -235,7 +248,7 @@ class DeliveryReport:
             "delivered": self.delivered,
             "suppressed": self.suppressed,
             "pending": self.pending,
-            "embedded": self.embedded,
+            "unroutable": self.unroutable,
             "failures": [
                 {
                     "dedup_key": f.dedup_key,
@@ -316,6 +329,7 @@ class PagerDutySender:
         send_cleared: bool = False,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        key_setting: str = ROUTING_KEY_SETTING,
     ) -> None:
         if not isinstance(routing_key, str) or len(routing_key) != ROUTING_KEY_LENGTH:
             length = len(routing_key) if isinstance(routing_key, str) else type(routing_key).__name__
@@ -323,8 +337,9 @@ class PagerDutySender:
                 f"PagerDuty routing key must be the {ROUTING_KEY_LENGTH}-character integration key, got {length}"
             )
         if not events_url.startswith(("http://", "https://")):
-            raise ValueError(f"events_url must be an http(s) URL, got {events_url!r}")
+            raise ValueError(f"events_url must be an http(s) URL, got {redact_url(events_url)!r}")
         self._routing_key = routing_key
+        self.key_setting = key_setting  # the outbox reference this key answers
         self.events_url = events_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.send_cleared = send_cleared
@@ -346,7 +361,7 @@ class PagerDutySender:
         )
 
     def __repr__(self) -> str:  # never show the key
-        return f"PagerDutySender(events_url={self.events_url!r}, key=...{self._routing_key[-4:]})"
+        return f"PagerDutySender(events_url={redact_url(self.events_url)!r}, key_setting={self.key_setting!r})"
 
     # sessions ---------------------------------------------------------------------------------
     def _events_session(self) -> EventsAPISession:
@@ -392,10 +407,16 @@ class PagerDutySender:
     def send(self, event: Mapping[str, Any], session: EventsAPISession | None = None) -> str:
         """Send one outbox event (trigger / acknowledge / resolve); returns PagerDuty's dedup_key.
 
-        Raises :class:`DeliveryError` once retries are exhausted or PagerDuty rejects the event.
+        The event's routing-key reference must name this sender's setting; the request carries
+        the key it was built with. Raises :class:`DeliveryError` once retries are exhausted or
+        PagerDuty rejects the event.
         """
-        if event.get("routing_key") == EMBEDDED_ROUTING_KEY:
-            raise ValueError("an embedded-mode event (no routing key) is never sent to PagerDuty")
+        reference = routing_key_setting(event)
+        if reference != self.key_setting:
+            named = "no reference" if reference is None else f"a reference to {reference}"
+            raise ValueError(
+                f"event {event.get('dedup_key')!r} holds {named}; this sender sends for {self.key_setting}"
+            )
         own = session is None
         active = session or self._events_session()
         what = f"{event.get('event_action')} {event.get('dedup_key')}"
@@ -430,9 +451,19 @@ class PagerDutySender:
         its trigger); after a retryable failure (PagerDuty throttling or down) the rest of
         the run's events wait too.
         """
-        with exclusive_lock(ledger.path.with_name(f"{ledger.path.name}.lock")):
-            plan = plan_delivery(outbox.read(), ledger.identities(), send_cleared=self.send_cleared)
-            report = DeliveryReport(embedded=plan.embedded, suppressed=len(plan.suppress))
+        outbox.scrub()  # lines an older version wrote with a literal key: rewritten without it
+        with exclusive_lock(ledger.path.with_name(f"{ledger.path.name}.deliver.lock")):
+            plan = plan_delivery(outbox.read(), ledger.identities(), send_cleared=self.send_cleared,
+                                 key_setting=self.key_setting)
+            report = DeliveryReport(suppressed=len(plan.suppress), unroutable=len(plan.unroutable),
+                                    pending=len(plan.unroutable))
+            for event in plan.unroutable:
+                reference = routing_key_setting(event)
+                report.failures.append(DeliveryFailure(
+                    str(event.get("dedup_key")), str(event.get("event_action")), None,
+                    f"no routing key configured for {reference or 'an event without a reference'}",
+                    retryable=False,
+                ))
             if plan.suppress:
                 ledger.append(
                     [

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from foresight.redact import redact_url
 from foresight.schemas import INCIDENT_CATEGORIES, INCIDENT_COLUMNS, UTC_DTYPE
 
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ class PagerDutyHistory:
         if not api_token:
             raise ValueError("a PagerDuty REST API token is required to read incident history")
         if not api_url.startswith(("http://", "https://")):
-            raise ValueError(f"api_url must be an http(s) URL, got {api_url!r}")
+            raise ValueError(f"api_url must be an http(s) URL, got {redact_url(api_url)!r}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self._token = api_token
@@ -230,7 +231,7 @@ class PagerDutyHistory:
         )
 
     def __repr__(self) -> str:  # never show the token
-        return f"PagerDutyHistory(api_url={self.api_url!r})"
+        return f"PagerDutyHistory(api_url={redact_url(self.api_url)!r})"
 
     def _session(self) -> APISession:
         from connectors.pagerduty import pdpyras

@@ -1,8 +1,7 @@
 """PagerDuty outbox: incidents as PagerDuty Events API v2 events in a JSON-lines file.
 
 Event building (:func:`dedup_key`, :func:`trigger_event`, :func:`resolve_event`,
-:func:`validate_event`) is pure; :class:`Outbox` only appends and reads lines. A forwarder (or a
-person) can POST each line unchanged to ``https://events.pagerduty.com/v2/enqueue``.
+:func:`validate_event`) is pure; :class:`Outbox` only appends and reads lines.
 
 Field rules enforced (PagerDuty developer docs, "Send an Alert Event" and "Events API v2
 Overview"): ``routing_key`` and ``event_action`` (trigger / acknowledge / resolve) are required;
@@ -11,9 +10,19 @@ characters), ``payload.source`` and ``payload.severity`` (critical / error / war
 ``payload.timestamp`` is ISO 8601; every ``links`` item needs an ``href``; a whole event is
 below 512 KB.
 
-In embedded mode there is no routing key: events carry :data:`EMBEDDED_ROUTING_KEY`
-(``"embedded-outbox"``), an obviously fake placeholder PagerDuty would reject (real keys are 32
-characters), so an outbox can never page anyone by accident. A forwarder substitutes the real key.
+The outbox never holds a routing key (a credential: whoever has it can page the team). Every
+event carries a *reference* to the setting that holds it instead,
+``"routing_key": {"ref": "sinks.pagerduty_routing_key"}`` (:func:`routing_key_ref`), whether or
+not a key is configured when it is written; ``connectors.pagerduty`` puts the configured key in
+at send time, so events written while no key was set are delivered once one is. A forwarder
+reading the file does the same: replace ``routing_key`` with the integration key the named
+setting holds (``FORESIGHT_SINKS__PAGERDUTY_ROUTING_KEY`` or the YAML file), POST the event to
+``/v2/enqueue``, and skip events already in the delivery ledger beside the outbox. POSTed
+unchanged, an event is rejected by PagerDuty (``routing_key`` must be a string), so the file can
+never page anyone by accident. Lines written by older versions with a literal key (or the
+``"embedded-outbox"`` placeholder) read as the reference, and the next append or delivery
+rewrites the file without them (:meth:`Outbox.scrub`). Outbox and ledger files are created
+``0600`` (owner only), and tightened to it when found wider.
 
 Re-running a flow never adds duplicates: an event whose ``(dedup_key, event_action)`` is already
 in the file is skipped.
@@ -24,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +45,11 @@ import pandas as pd
 
 from foresight.schemas import SEVERITIES
 
-EMBEDDED_ROUTING_KEY = "embedded-outbox"
+# The setting an outbox event's routing-key reference names; the only one Foresight writes.
+ROUTING_KEY_SETTING = "sinks.pagerduty_routing_key"
+# The placeholder older versions wrote in embedded mode; read as the reference.
+LEGACY_EMBEDDED_ROUTING_KEY = "embedded-outbox"
+FILE_MODE = 0o600  # outbox, ledger and their lock files: owner read/write only
 CLIENT = "Foresight"
 EVENT_ACTIONS: tuple[str, ...] = ("trigger", "acknowledge", "resolve")
 MAX_DEDUP_KEY = 255
@@ -73,16 +87,29 @@ def dedup_key(model: str, entity: str, window_start: pd.Timestamp) -> str:
     return f"{key[: MAX_DEDUP_KEY - len(digest) - 1]}#{digest}"
 
 
+def routing_key_ref(setting: str = ROUTING_KEY_SETTING) -> dict[str, str]:
+    """What an outbox event holds instead of a routing key: the name of the setting that holds it."""
+    return {"ref": setting}
+
+
+def routing_key_setting(event: Mapping[str, Any]) -> str | None:
+    """The setting an event's routing-key reference names, or None when it holds no reference."""
+    key = event.get("routing_key")
+    if isinstance(key, Mapping) and _nonempty_str(key.get("ref")) and set(key) == {"ref"}:
+        return str(key["ref"])
+    return None
+
+
 def trigger_event(
     incident: Mapping[str, Any],
     *,
-    routing_key: str | None,
     model_name: str,
     model_version: str,
     links: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """A validated Events API v2 ``trigger`` for one incident (``schemas.INCIDENT_COLUMNS`` + extras).
 
+    Its ``routing_key`` is :func:`routing_key_ref`: the key itself is added only at send time.
     The entity is the incident's ``resource_id`` when it has one, else its ``service``. The
     ``dedup_key`` is the incident's own when it carries one (the detect flow's: its service and
     window, the key its resolve uses too), else built from the entity and ``start``. Extra keys
@@ -101,7 +128,7 @@ def trigger_event(
     if not _missing(description):
         summary = f"{summary}: {description}"
     event = {
-        "routing_key": routing_key or EMBEDDED_ROUTING_KEY,
+        "routing_key": routing_key_ref(),
         "event_action": "trigger",
         "dedup_key": (dedup_key(model_name, entity, start) if _missing(incident.get("dedup_key"))
                       else str(incident["dedup_key"])),
@@ -126,10 +153,10 @@ def trigger_event(
     return event
 
 
-def resolve_event(dedup_key: str, routing_key: str | None) -> dict[str, Any]:
-    """A validated Events API v2 ``resolve`` for the alert opened with ``dedup_key``."""
+def resolve_event(dedup_key: str) -> dict[str, Any]:
+    """A validated Events API v2 ``resolve`` for the alert opened with ``dedup_key`` (key by reference)."""
     event = {
-        "routing_key": routing_key or EMBEDDED_ROUTING_KEY,
+        "routing_key": routing_key_ref(),
         "event_action": "resolve",
         "dedup_key": dedup_key,
     }
@@ -138,9 +165,13 @@ def resolve_event(dedup_key: str, routing_key: str | None) -> dict[str, Any]:
 
 
 def validate_event(event: Mapping[str, Any]) -> None:
-    """Raise :class:`InvalidEventError` naming the first field that breaks an Events API v2 rule."""
-    if not _nonempty_str(event.get("routing_key")):
-        raise InvalidEventError("routing_key", "required non-empty string", event)
+    """Raise :class:`InvalidEventError` naming the first field that breaks an Events API v2 rule.
+
+    ``routing_key`` is a non-empty string (an event on the wire) or a reference
+    (:func:`routing_key_ref`: an event in the outbox).
+    """
+    if not _nonempty_str(event.get("routing_key")) and routing_key_setting(event) is None:
+        raise InvalidEventError("routing_key", 'required: a non-empty string or {"ref": "<setting>"}', event)
     action = event.get("event_action")
     if action not in EVENT_ACTIONS:
         problem = f"must be one of {list(EVENT_ACTIONS)}, got {action!r}"
@@ -203,18 +234,33 @@ class JsonLinesLog:
 
     The outbox and the delivery ledger next to it (``connectors.pagerduty``) are both one of
     these: appends are locked, fsynced and idempotent, and a torn last line from a crash is
-    ignored on read and cut before the next append. Subclasses validate records in
-    :meth:`_validate`.
+    ignored on read and cut before the next append. The file is ``0600``. Subclasses validate
+    records in :meth:`_validate` and bring lines of an older format up to date in
+    :meth:`_migrate` (on every read; :meth:`scrub` rewrites the file with them).
+
+    Writers lock a file beside the log (``<name>.lock``), not the log itself, so :meth:`scrub`
+    can replace the log by an atomic rename while every writer waits.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(f"{self.path.name}.lock")
+
     def _validate(self, record: Mapping[str, Any]) -> None:
         """Raise on a record that must not be written (the base class accepts any mapping)."""
 
+    def _migrate(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The record in the current format, or None when it already is (the base class: always)."""
+        return None
+
     def read(self) -> list[dict[str, Any]]:
         """Every record in the file, in append order (a torn last line from a crash is ignored)."""
+        return [self._migrate(r) or r for r in self._read_raw()]
+
+    def _read_raw(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
         records = []
@@ -237,54 +283,120 @@ class JsonLinesLog:
     def append(self, records: Iterable[Mapping[str, Any]]) -> OutboxReport:
         """Validate and append records not yet in the file: one write of whole lines, then fsync.
 
-        The file is locked (``flock``) while it is read for duplicates and appended to, so two
-        concurrent runs cannot both add the same record.
+        The log is locked while it is read for duplicates and appended to, so two concurrent
+        runs cannot both add the same record. Lines of an older format are rewritten first.
         """
         pending = list(records)
         for record in pending:
             self._validate(record)  # all or nothing: one bad record writes none
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            _lock(fd)
-            _drop_torn_tail(fd)
-            seen = self.identities()
-            lines, skipped = [], 0
-            for record in pending:
-                ident = _identity(record)
-                if ident in seen:
-                    skipped += 1
-                    continue
-                seen.add(ident)
-                lines.append(json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
-            if lines:
-                _write_all(fd, lines)
-        finally:
-            os.close(fd)  # closing releases the lock
-        if created:
-            _fsync_dir(self.path.parent)
+        with exclusive_lock(self.lock_path):
+            self._scrub_locked()
+            created = not self.path.exists()
+            fd = _open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            try:
+                _drop_torn_tail(fd)
+                seen = self.identities()
+                lines, skipped = [], 0
+                for record in pending:
+                    ident = _identity(record)
+                    if ident in seen:
+                        skipped += 1
+                        continue
+                    seen.add(ident)
+                    lines.append(_line(record))
+                if lines:
+                    _write_all(fd, lines)
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_dir(self.path.parent)
         return OutboxReport(written=len(lines), skipped_duplicates=skipped)
+
+    def scrub(self) -> int:
+        """Rewrite the log with every line of an older format migrated; how many lines changed.
+
+        Atomic (a new file renamed over the old one, fsynced), under the writers' lock; the old
+        lines are never written anywhere else. Also tightens a log found wider than ``0600``.
+        """
+        if not self.path.exists():
+            return 0
+        with exclusive_lock(self.lock_path):
+            return self._scrub_locked()
+
+    def _scrub_locked(self) -> int:
+        if not self.path.exists():
+            return 0
+        _make_private(self.path)
+        raw = self._read_raw()
+        migrated = [self._migrate(r) for r in raw]
+        changed = sum(m is not None for m in migrated)
+        if not changed:
+            return 0
+        temporary = self.path.with_name(f"{self.path.name}.scrub")
+        fd = _open_private(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            _write_all(fd, [_line(m or r) for m, r in zip(migrated, raw, strict=True)])
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.path)
+        _fsync_dir(self.path.parent)
+        return changed
 
 
 class Outbox(JsonLinesLog):
-    """An append-only JSON-lines file of PagerDuty events, deduplicated by (dedup_key, event_action)."""
+    """An append-only JSON-lines file of PagerDuty events, deduplicated by (dedup_key, event_action).
+
+    Every event holds a routing-key reference, never a key: :meth:`append` refuses an event
+    with a literal key, and a line an older version wrote with one reads (and is rewritten) as
+    the reference.
+    """
 
     def _validate(self, record: Mapping[str, Any]) -> None:
         validate_event(record)
+        if routing_key_setting(record) is None:
+            raise InvalidEventError(
+                "routing_key", f"the outbox holds a reference ({routing_key_ref()}), never a key", record
+            )
+
+    def _migrate(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        if routing_key_setting(record) is not None:
+            return None
+        return {**record, "routing_key": routing_key_ref()}  # a literal key or the old placeholder
 
 
 @contextmanager
 def exclusive_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block: one holder at a time."""
+    """Hold an exclusive ``flock`` on ``path`` (created ``0600`` if missing) for the block: one holder at a time."""
     lock_path = Path(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_private(lock_path, os.O_RDWR | os.O_CREAT)
     try:
         _lock(fd)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _open_private(path: Path, flags: int) -> int:
+    """``os.open`` with mode ``0600`` whatever the umask, tightening a file an older version left wider."""
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _make_private(path: Path) -> None:
+    if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
+        path.chmod(FILE_MODE)
+
+
+def _line(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _write_all(fd: int, lines: list[str]) -> None:

@@ -283,8 +283,7 @@ def publish_incidents(
 def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, settings: Settings,
             detector_version: str, predictor_version: str | None, dedup_key: Any, trigger_event: Any,
             resolve_event: Any) -> list[dict[str, Any]]:
-    routing_key = settings.sinks.pagerduty_routing_key
-    key = routing_key.get_secret_value() if routing_key is not None else None
+    # Events hold a reference to sinks.pagerduty_routing_key, never the key (added at send time).
     links = [link for link in (
         {"href": settings.sinks.dashboard_url, "text": "Foresight dashboard"} if settings.sinks.dashboard_url else None,
         {"href": settings.sinks.runbook_url, "text": "Runbook"} if settings.sinks.runbook_url else None,
@@ -294,10 +293,10 @@ def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, set
         incident["dedup_key"] = dedup_key(INCIDENT_MODEL, incident["service"], incident["window_start"])
         incident["top_features"] = _top_features(features, predictor, incident)
         incident["model_versions"] = {"anomaly-detector": detector_version, "failure-predictor": predictor_version}
-        events.append(trigger_event(incident, routing_key=key, model_name=INCIDENT_MODEL,
-                                    model_version=detector_version, links=links))
+        events.append(trigger_event(incident, model_name=INCIDENT_MODEL, model_version=detector_version,
+                                    links=links))
         if pd.notna(incident.get("end")):
-            events.append(resolve_event(incident["dedup_key"], key))
+            events.append(resolve_event(incident["dedup_key"]))
     return events
 
 

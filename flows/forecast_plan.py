@@ -179,15 +179,13 @@ def scaling_warning_events(settings: Settings, refusals: pd.DataFrame, model_ver
     from connectors.pagerduty_outbox import dedup_key, trigger_event
     from models.scaling_guards import FORECAST_CHECKS
 
-    routing_key = settings.sinks.pagerduty_routing_key
-    key = routing_key.get_secret_value() if routing_key is not None else None
     events = []
     for row in refusals[refusals["check"].isin(FORECAST_CHECKS)].to_dict("records"):
         incident = {"service": row["service"], "resource_id": row["asg_name"], "start": now,
                     "severity": "warning", "category": "scaling_refused", "description": row["reason"],
                     "check": row["check"],
                     "dedup_key": dedup_key(SCALING_GUARD, row["asg_name"], pd.Timestamp(now).floor("D"))}
-        events.append(trigger_event(incident, routing_key=key, model_name=SCALING_GUARD,
+        events.append(trigger_event(incident, model_name=SCALING_GUARD,
                                     model_version=model_version))
     return events
 

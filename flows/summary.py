@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from foresight.redact import redact_url
 from foresight.settings import Settings
 
 
@@ -79,9 +80,9 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         )
     console.print(
         f"\nOpen the MLflow UI on what this run produced:\n"
-        f"  [bold]mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000[/bold]\n"
+        f"  [bold]mlflow ui --backend-store-uri {redact_url(settings.tracking_uri)} --port 5000[/bold]\n"
         f"then browse http://127.0.0.1:5000 (experiments foresight-*, models capacity-forecaster, "
-        f"anomaly-detector, failure-predictor).\nForecast store: {settings.forecast_store_url}\n"
+        f"anomaly-detector, failure-predictor).\nForecast store: {redact_url(settings.forecast_store_url)}\n"
         f"PagerDuty outbox: {settings.outbox_path}"
     )
 

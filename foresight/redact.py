@@ -1,51 +1,89 @@
-"""Credentials out of URLs before a URL reaches a message, a log line or a file.
+"""Credentials out of everything people see: masked URLs, masked secret-looking keys.
 
-Error messages name the server that failed (``MLflow at http://mlflow:5000 did not answer``), and
-URLs in settings may carry a password (``postgresql://user:secret@db/forecasts``) or a token in
-the query (``?token=...``). :func:`redact_url` keeps what identifies the server (scheme, user,
-host, port, path) and masks the rest.
+One place decides what a secret looks like, so ``Settings.redacted()``, model reprs, error
+messages and logs agree. A value is masked when its key names a credential (``password``,
+``token``, ``secret``, ``api_key``, ``routing_key``, ...), when it is a ``SecretStr``, or, for a
+URL, in its password (``postgresql://user:***@host/db``) and credential-looking query
+parameters. Masking is one-way: nothing here can reveal a secret.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-MASK = "***"
-# Query parameters whose values are credentials (matched as substrings of the lower-cased name).
-_SECRET_PARAMS = ("password", "passwd", "pwd", "token", "secret", "key", "signature", "sig", "auth", "credential")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+from pydantic import SecretBytes, SecretStr
+
+MASK = "**********"  # what pydantic shows for a SecretStr, so every masked value looks the same
+
+# Key names (lower case, any separator) that hold credentials. Substrings, so ``sasl_password``,
+# ``aws_secret_access_key``, ``grafana_token`` and ``X-Api-Key`` all match.
+_SECRET_KEY = re.compile(
+    r"password|passwd|passphrase|^pass$|^pwd$|secret|token|credential|authori[sz]ation|cookie"
+    r"|api[-_]?key|access[-_]?key|private[-_]?key|routing[-_]?key|integration[-_]?key|signing[-_]?key"
+    r"|session[-_]?key|^key$|signature|^sig$|^auth$"
+)
+# scheme://user:password@host...: the password is everything from the userinfo's first ':' to
+# the last '@' (SQLAlchemy accepts '/' and '@' unencoded in a password, so this masks too much
+# rather than too little on odd URLs).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#@:\s]*):(?P<password>[^\s]*)@")
+# scheme://token@host: a user part alone is often a token (https://TOKEN@github.com).
+_URL_LONE_USER = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#@:\s]+@")
 
 
-def _secret_param(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_PARAMS)
+def is_secret_key(name: object) -> bool:
+    """True when a key's name says its value is a credential (``bearer_token``, ``sasl_password``)."""
+    return isinstance(name, str) and bool(_SECRET_KEY.search(name.lower()))
 
 
-def redact_url(url: str) -> str:
-    """``url`` with the password of its user info (or a bare token as user) and secret-looking
-    query values masked; without a ``scheme://``, only user info before an ``@`` is masked."""
-    if not isinstance(url, str):
-        return url
-    if not _SCHEME.match(url):  # host:port or user:password@host typed without a scheme
-        return re.sub(r"^[^/?#@\s]*@", f"{MASK}@", url, count=1)
+def redact_url(text: str) -> str:
+    """``text`` with every URL's password and credential-looking query values masked.
+
+    ``postgresql://app:pw@db/forecasts`` -> ``postgresql://app:***@db/forecasts``;
+    ``https://TOKEN@h/x`` -> ``https://***@h/x``; ``https://h/x?token=abc`` ->
+    ``https://h/x?token=***``; ``user:pw@host:9091`` (no scheme) -> ``***@host:9091``. The scheme,
+    host, port and path stay, so a message still says which server it is about. Text without a
+    URL is unchanged.
+    """
+    if "://" not in text and "@" in text and not any(c.isspace() for c in text):
+        # One address typed without a scheme (user:password@host:9091): mask its user info.
+        return re.sub(r"^[^/?#@]*@", "***@", text, count=1)
+    masked = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:***@", text)
+    masked = _URL_LONE_USER.sub(lambda m: f"{m.group('head')}***@", masked)
+    if "?" not in masked or "://" not in masked:
+        return masked
+    return re.sub(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+", lambda m: _mask_query(m.group(0)), masked)
+
+
+def _mask_query(url: str) -> str:
     try:
         parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port
-    except ValueError:  # an unparseable netloc (a bad port): mask everything before the host
-        return re.sub(r"://[^/@]*@", f"://{MASK}@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        # user:password@ keeps the user; a lone user part may itself be a token (https://TOKEN@host).
-        netloc = f"{user}:{MASK}@{hostport}" if has_password else f"{MASK}@{hostport}"
-    elif host is None and port is None:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
         return url
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_secret_param(name) for name, _ in pairs):
-            query = urlencode([(n, MASK if _secret_param(n) else v) for n, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if not any(is_secret_key(k) for k, _ in pairs):
+        return url
+    query = urlencode([(k, "***" if is_secret_key(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit(parts._replace(query=query))
+
+
+def redact(value: Any, key: object = None) -> Any:
+    """A copy of ``value`` (JSON-like: mappings, lists, scalars) safe to print or log.
+
+    Values under a secret-looking ``key`` become :data:`MASK` (``None`` stays ``None``, so an
+    unset credential still reads as unset); ``SecretStr`` becomes :data:`MASK`; strings have
+    their URL credentials masked; mappings and lists are redacted item by item.
+    """
+    if isinstance(value, (SecretStr, SecretBytes)):
+        return MASK
+    if key is not None and is_secret_key(key) and value is not None:
+        return MASK
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, Mapping):
+        return {k: redact(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value

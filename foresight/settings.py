@@ -5,6 +5,14 @@ precedence, from keyword arguments, ``FORESIGHT_*`` environment variables (neste
 ``__``, e.g. ``FORESIGHT_FORECAST__HORIZON=48``), an optional YAML file (``config_file=`` or
 ``FORESIGHT_CONFIG_FILE``) and the embedded defaults below, which keep everything under one home
 folder (``.foresight/`` or ``FORESIGHT_HOME``).
+
+Strict: every section forbids unknown keys and every number has a range, so a typo or an absurd
+value stops the run at start-up instead of running with a default. :func:`load_settings` turns
+what is wrong into one :class:`~foresight.errors.ConfigError` with a line per problem, naming the
+dotted key and where its value came from (the YAML file, a ``FORESIGHT_*`` variable).
+Credentials never show: ``SecretStr`` fields, passwords inside URLs and secret-looking source
+options are masked in :meth:`Settings.redacted`, in reprs and in error messages
+(:mod:`foresight.redact`).
 """
 
 from __future__ import annotations
@@ -12,48 +20,85 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
+
+from foresight.config_file import read_config_file
+from foresight.errors import ConfigError
+from foresight.redact import redact
+from foresight.settings_errors import Origins, explain
+
+NO_TIME = timedelta(0)
 
 
-class SourceConfig(BaseModel):
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are errors, numbers must be finite, and the
+    repr masks credentials (a section in a log line or a traceback shows no password)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact(value, name)
+
+
+class SourceConfig(Section):
     """One telemetry source, found by ``kind`` in the source registry."""
 
-    name: str
-    kind: str = "simulator"
+    name: str = Field(min_length=1)
+    kind: str = Field(default="simulator", min_length=1)
+    # Checked by the source kind itself (connectors/*), which names each bad option.
     options: dict[str, Any] = Field(default_factory=dict)
     # Newest sample older than this (relative to the run) fails the freshness contract.
-    max_staleness: timedelta = timedelta(hours=36)
+    max_staleness: timedelta = Field(default=timedelta(hours=36), gt=NO_TIME)
     # Incremental sources: each run re-reads this much before the watermark (late samples) and
     # starts this far back on its first run.
-    overlap: timedelta = timedelta(minutes=10)
-    initial_lookback: timedelta = timedelta(days=7)
+    overlap: timedelta = Field(default=timedelta(minutes=10), ge=NO_TIME)
+    initial_lookback: timedelta = Field(default=timedelta(days=7), gt=NO_TIME)
     # More distinct series than this in one batch fails its contract: a label-cardinality
     # explosion (a request or pod id in a label) must not flood the lake. None: no limit.
     max_series: int | None = Field(default=100_000, ge=1)
 
 
-class ForecastEvent(BaseModel):
+class ForecastEvent(Section):
     """A known calendar event (a promotion, a sale, a public holiday) that moves load: Prophet
     learns its effect from past occurrences and applies it to future ones."""
 
-    name: str
+    name: str = Field(min_length=1)
     start: datetime
     end: datetime
 
+    @model_validator(mode="after")
+    def _ordered(self) -> ForecastEvent:
+        if (self.start.tzinfo is None) != (self.end.tzinfo is None):
+            raise ValueError(f"event {self.name!r}: give start and end both with a time zone or both without")
+        if self.end < self.start:
+            raise ValueError(f"event {self.name!r} ends ({self.end}) before it starts ({self.start})")
+        return self
 
-class ForecastConfig(BaseModel):
+
+class ForecastConfig(Section):
     """Capacity forecasting: resampled frequency, horizon (steps of ``freq``), interval level."""
 
     freq: str = "1h"
-    horizon: int = 168
-    level: int = 80
+    # Steps of ``freq`` ahead; 10,000 hourly steps is over a year.
+    horizon: int = Field(default=168, ge=1, le=10_000)
+    # Prediction-interval level in percent.
+    level: int = Field(default=80, ge=1, le=99)
     # Rolling-origin backtest: n_origins windows of backtest_horizon steps at the end of history.
-    n_origins: int = 3
-    backtest_horizon: int = 48
+    n_origins: int = Field(default=3, ge=1, le=100)
+    backtest_horizon: int = Field(default=48, ge=1, le=10_000)
     # Candidates of the per-series champion selection (models.forecasting.selection): fast
     # statistical ones backtested on every series, expensive ones only where they could win.
     models: list[str] = Field(default_factory=lambda: [
@@ -63,10 +108,21 @@ class ForecastConfig(BaseModel):
     # Metrics forecast for capacity planning (resource metrics plus load).
     metrics: list[str] = Field(default_factory=lambda: ["cpu_pct", "mem_pct", "disk_pct", "request_rate"])
     # Utilisation the plan sizes capacity for (percent of the resource).
-    target_utilisation: float = 70.0
+    target_utilisation: float = Field(default=70.0, gt=0, le=100)
+
+    @field_validator("freq")
+    @classmethod
+    def _pandas_frequency(cls, value: str) -> str:
+        import pandas as pd
+
+        try:
+            pd.tseries.frequencies.to_offset(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a pandas frequency (e.g. 5min, 1h, 1D)") from None
+        return value
 
 
-class DetectConfig(BaseModel):
+class DetectConfig(Section):
     """Anomaly and failure-risk detection."""
 
     # Anomaly detector the train flow fits as its candidate (a name in models.anomaly.DETECTORS:
@@ -81,9 +137,9 @@ class DetectConfig(BaseModel):
     # {"suppress": true} to keep the streaming detector's one score per episode).
     detector_params: dict[str, Any] = Field(default_factory=dict)
     # Failure predictor label: "an incident starts within the next ``horizon_minutes``".
-    horizon_minutes: int = 60
+    horizon_minutes: int = Field(default=60, ge=1)
     # How much recent data the detect flow scores on each run.
-    lookback_hours: int = 72
+    lookback_hours: int = Field(default=72, ge=1)
     # Scoring tasks the detect flow fans out to (whole services each). The streaming detector
     # updates every series of a task in one vectorised step per time step, so in one process one
     # task is fastest (72 simulator series over 10 days: 1.3 s, against 8.5 s one service at a
@@ -91,16 +147,17 @@ class DetectConfig(BaseModel):
     scoring_batches: int = Field(default=1, ge=1)
     # Scores are per-series tail probabilities. Across a fleet of ~70 series at 5-minute steps
     # (~20k scores a day) 0.9999 means about two chance exceedances a day before roll-up.
-    anomaly_threshold: float = 0.9999
-    risk_threshold: float = 0.5
+    anomaly_threshold: float = Field(default=0.9999, gt=0, lt=1)
+    risk_threshold: float = Field(default=0.5, ge=0, le=1)
     # Like Prometheus' `for:`: a service must be anomalous for this many samples to open an incident.
     # 3 (15 minutes at 5-minute steps) suits the streaming detector's unsuppressed scores: on
     # five simulator seeds 2 let about 4x the false alarms through (34 against 8 per seed).
-    min_active_samples: int = 3
-    # The condition must stay clear this long before an incident resolves.
-    resolve_after_minutes: int = 30
+    min_active_samples: int = Field(default=3, ge=1)
+    # The condition must stay clear this long before an incident resolves (also the window an
+    # incident's identity is floored to, so at least a minute).
+    resolve_after_minutes: int = Field(default=30, ge=1)
     # Evaluation split: models train on this share of history and are judged on the rest.
-    train_fraction: float = 0.6
+    train_fraction: float = Field(default=0.6, gt=0, lt=1)
     # The failure predictor is judged on this many consecutive blocks of that rest, each scored
     # by a model trained on everything before it (rolling origin).
     failure_origins: int = Field(default=3, ge=1)
@@ -128,10 +185,10 @@ class DetectConfig(BaseModel):
     stream_params: dict[str, Any] = Field(default_factory=dict)
 
 
-class MlflowConfig(BaseModel):
+class MlflowConfig(Section):
     tracking_uri: str | None = None  # default: SQLite file under home
     # A challenger must beat the champion (and the baseline) by this relative margin.
-    min_improvement: float = 0.01
+    min_improvement: float = Field(default=0.01, ge=0, lt=1)
     # Bounded waits on a remote tracking server (MLflow's HTTP client; foresight.model_registry
     # sets them for each registry call only). One request waits at most request_timeout_seconds
     # to connect and again per read, and is retried max_retries times with backoff 0,
@@ -145,7 +202,7 @@ class MlflowConfig(BaseModel):
     backoff_jitter: float = Field(default=0.5, ge=0.0, le=10.0)
 
 
-class ServiceCapacityConfig(BaseModel):
+class ServiceCapacityConfig(Section):
     """What one service runs on. Unset type/count come from the series catalogue; scheduled
     scaling actions are planned only for services with an ``asg_name``."""
 
@@ -171,7 +228,7 @@ class ServiceCapacityConfig(BaseModel):
         return self
 
 
-class CapacityConfig(BaseModel):
+class CapacityConfig(Section):
     """Rightsizing (instance types) and predictive scaling (scheduled actions) from the forecast."""
 
     # Families a recommendation may pick (a service's current type is always a candidate).
@@ -184,8 +241,8 @@ class CapacityConfig(BaseModel):
     # None: use forecast.target_utilisation for memory too.
     memory_target_utilisation: float | None = Field(default=85.0, gt=0, le=100)
     # Scale-outs start this long before the forecast step that needs them; shorter dips are not scaled in.
-    scaling_lead: timedelta = timedelta(minutes=20)
-    scaling_min_hold: timedelta = timedelta(hours=2)
+    scaling_lead: timedelta = Field(default=timedelta(minutes=20), ge=NO_TIME)
+    scaling_min_hold: timedelta = Field(default=timedelta(hours=2), ge=NO_TIME)
     # Scaling guard rails (models/scaling_guards.py). The Auto Scaling groups scheduled actions may
     # be written to (with --apply; dry-run logs the same refusals); None: every configured asg_name.
     allowed_asgs: list[str] | None = None
@@ -204,12 +261,12 @@ class CapacityConfig(BaseModel):
     scaling_max_forecast_ratio: float = Field(default=3.0, ge=1.0, le=1_000.0)
 
 
-class AwsSinkConfig(BaseModel):
+class AwsSinkConfig(Section):
     """AWS sinks (rightsizing reports to S3, scheduled actions to Auto Scaling). Off unless
     ``enabled``; dry-run (log what would change, change nothing in AWS) unless ``apply``."""
 
     enabled: bool = False
-    region: str = "us-east-1"
+    region: str = Field(default="us-east-1", min_length=1)
     endpoint_url: str | None = None  # moto / LocalStack / VPC endpoint
     s3_bucket: str | None = None
     s3_prefix: str = "foresight/rightsizing"
@@ -218,7 +275,7 @@ class AwsSinkConfig(BaseModel):
     action_log: Path | None = None  # default: home/actions/aws-actions.jsonl
 
 
-class SinkConfig(BaseModel):
+class SinkConfig(Section):
     forecast_store_url: str | None = None  # default: SQLite file under home
     # Bounded waits on a PostgreSQL forecast store: connecting (and waiting for a pooled
     # connection) gives up after this many seconds, so a dead database fails a flow at once
@@ -241,13 +298,13 @@ class SinkConfig(BaseModel):
     # Pushgateway (connectors/pushgateway.py): the detect flow pushes anomaly scores, failure
     # risk and open incidents here (grouping key job=foresight-detect, instance=pushgateway_instance).
     pushgateway_url: str | None = None
-    pushgateway_instance: str = "foresight"
+    pushgateway_instance: str = Field(default="foresight", min_length=1)
     # PagerDuty delivery (connectors/pagerduty.py): Events API v2 base URL, and per event at most
     # this many attempts on 429 / 5xx / network errors, never waiting longer than the cap once
     # (Retry-After included); an event that still fails stays pending for the next run.
     pagerduty_events_url: str = "https://events.pagerduty.com"
-    pagerduty_max_attempts: int = Field(default=4, ge=1)
-    pagerduty_max_wait_seconds: float = Field(default=30.0, gt=0)
+    pagerduty_max_attempts: int = Field(default=4, ge=1, le=20)
+    pagerduty_max_wait_seconds: float = Field(default=30.0, gt=0, le=600)
     # PagerDuty incident history as labels (connectors/pagerduty_history.py): REST API token and
     # the note tag an engineer adds to a resolved incident that was a false positive.
     pagerduty_api_url: str = "https://api.pagerduty.com"
@@ -262,7 +319,8 @@ class Settings(BaseSettings):
     """Everything configurable about a Foresight deployment."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FORESIGHT_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="FORESIGHT_", env_nested_delimiter="__", extra="forbid", validate_default=True,
+        allow_inf_nan=False,
     )
 
     config_file: Path | None = None
@@ -272,21 +330,20 @@ class Settings(BaseSettings):
         default_factory=lambda: [SourceConfig(name="simulator", kind="simulator")]
     )
     # Resource utilisation thresholds (percent) per metric: the capacity plan's "full" line.
-    thresholds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    thresholds: dict[str, Annotated[float, Field(gt=0, le=100)]] = Field(
+        default_factory=lambda: dict(DEFAULT_THRESHOLDS)
+    )
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     detect: DetectConfig = Field(default_factory=DetectConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     sinks: SinkConfig = Field(default_factory=SinkConfig)
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     # Share of a batch's rows that may be quarantined before the whole batch fails its contract.
-    max_quarantine_ratio: float = 0.05
+    max_quarantine_ratio: float = Field(default=0.05, ge=0, le=1)
 
-    @field_validator("max_quarantine_ratio")
-    @classmethod
-    def _ratio_in_unit_interval(cls, value: float) -> float:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"max_quarantine_ratio must be within [0, 1], got {value}")
-        return value
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact(value, name)
 
     @classmethod
     def settings_customise_sources(
@@ -334,8 +391,10 @@ class Settings(BaseSettings):
         return self.thresholds.get(metric)
 
     def redacted(self) -> dict[str, Any]:
-        """A loggable view: secrets stay masked (``SecretStr`` dumps as ``**********``)."""
-        return self.model_dump(mode="json")
+        """A loggable view with every credential masked: ``SecretStr`` fields, passwords and
+        credential query parameters inside URLs (store, MLflow, Grafana, Pushgateway, any
+        URL-valued option) and secret-looking keys anywhere, source options included."""
+        return redact(self.model_dump(mode="json"))
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):
@@ -343,16 +402,8 @@ class _YamlFileSource(PydanticBaseSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings], path: str | Path | None) -> None:
         super().__init__(settings_cls)
-        path = path or os.environ.get("FORESIGHT_CONFIG_FILE")
-        self._data: dict[str, Any] = {}
-        if path:
-            file = Path(path)
-            if not file.is_file():
-                raise FileNotFoundError(f"Foresight config file not found: {file}")
-            loaded = yaml.safe_load(file.read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{file}: expected a mapping at the top level, got {type(loaded).__name__}")
-            self._data = loaded
+        path = config_file_path(path)
+        self._data: dict[str, Any] = read_config_file(path) if path else {}
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -361,8 +412,36 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
+def config_file_path(config_file: str | Path | None = None) -> str | Path | None:
+    """The YAML file the settings read: ``config_file``, else ``FORESIGHT_CONFIG_FILE``, else none."""
+    return config_file or os.environ.get("FORESIGHT_CONFIG_FILE") or None
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings at an entry point: file, environment and explicit overrides."""
+    """Build the settings at an entry point: file, environment and explicit overrides.
+
+    Raises :class:`~foresight.errors.ConfigError` (one line per problem, each naming the key
+    and the file or ``FORESIGHT_*`` variable it came from) instead of pydantic's own report.
+    """
     if config_file is not None:
         overrides["config_file"] = Path(config_file)
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        path = config_file_path(overrides.get("config_file"))
+        origins = Origins(arguments=overrides, file_name=str(path) if path else None,
+                          file_data=read_config_file(path) if path else {})
+        raise explain(exc, Settings, origins) from None
+    except PydanticSettingsError as exc:  # a FORESIGHT_* value that is not valid JSON
+        raise ConfigError(_env_parse_problem(str(exc)), hint="nested values in the environment are JSON") from None
+
+
+def _env_parse_problem(message: str) -> str:
+    """pydantic-settings' 'error parsing value for field "x" from source ...' as one line naming the variable."""
+    import re
+
+    match = re.search(r'field "([^"]+)"', message)
+    if match is None:
+        return message
+    field = match.group(1)
+    return f"FORESIGHT_{field.upper()}: {field}: not valid JSON (a list or mapping is given as JSON)"

@@ -1,14 +1,22 @@
 """The whole loop on embedded defaults, run twice: models gated, forecasts, plan, incidents, idempotence.
 
 One module-scoped run of the pipeline (two passes) feeds every assertion here; later tests reuse
-its home to run the forecast flow on a local Dask cluster and against PostgreSQL.
+its home to run the forecast flow on a local Dask cluster and against PostgreSQL. The run is
+configured with planted credentials that are really used (a PagerDuty routing key and a Grafana
+token against the local fakes, the forecast store's password in a PostgreSQL URL) or only
+configured (a PagerDuty REST token); a test greps every file the run wrote and everything it
+printed for them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +57,96 @@ def _snapshot(results: dict[str, Any]) -> Snapshot:
     return Snapshot(results, rows, outbox, aliases)
 
 
+@dataclass
+class Planted:
+    """Credentials the demo is configured with, the fakes that check they are used, and what the
+    run printed (logs, warnings, prints and the demo's closing summary)."""
+
+    secrets: dict[str, str] = field(repr=False)
+    env: dict[str, str] = field(repr=False)
+    pagerduty: Any
+    grafana: Any
+    console: list[str] = field(default_factory=list, repr=False)
+    workdir: Path | None = None
+
+
 @pytest.fixture(scope="module")
-def demo(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Snapshot, Snapshot]]:
+def planted() -> Iterator[Planted]:
+    from sqlalchemy.engine import make_url
+
+    from support.fake_grafana import FakeGrafana
+    from support.fake_pagerduty import running_fake_pagerduty
+    from support.postgres import temporary_database
+
+    secrets = {
+        "routing key": "5ec7e7d0be11f00d5ec7e7d0be11f00d",  # 32 characters, as PagerDuty requires
+        "PagerDuty REST token": "planted-pagerduty-rest-token-3f9a",
+        "Grafana token": "planted-grafana-token-7c2e",
+    }
+    with contextlib.ExitStack() as stack:
+        pagerduty = stack.enter_context(running_fake_pagerduty(api_token=secrets["PagerDuty REST token"]))
+        grafana = stack.enter_context(FakeGrafana(token=secrets["Grafana token"]))
+        env = {
+            "FORESIGHT_SINKS__PAGERDUTY_ROUTING_KEY": secrets["routing key"],
+            "FORESIGHT_SINKS__PAGERDUTY_EVENTS_URL": pagerduty.url,
+            "FORESIGHT_SINKS__PAGERDUTY_API_URL": pagerduty.url,
+            "FORESIGHT_SINKS__PAGERDUTY_API_TOKEN": secrets["PagerDuty REST token"],
+            "FORESIGHT_SINKS__GRAFANA_URL": grafana.url,
+            "FORESIGHT_SINKS__GRAFANA_TOKEN": secrets["Grafana token"],
+        }
+        # The store's password travels in its URL. The test server trusts loopback, so a planted
+        # password is accepted; without a server here the demo keeps its SQLite store.
+        try:
+            url = make_url(stack.enter_context(temporary_database("foresight_demo")))
+        except pytest.skip.Exception:
+            url = None
+        if url is not None:
+            secrets["store password"] = url.password or "planted-store-password-e41b"
+            env["FORESIGHT_SINKS__FORECAST_STORE_URL"] = url.set(password=secrets["store password"]).render_as_string(
+                hide_password=False)
+        yield Planted(secrets, env, pagerduty, grafana)
+
+
+@contextlib.contextmanager
+def _console() -> Iterator[io.StringIO]:
+    """Everything a run would print: stdout, stderr and every log record at INFO and above."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]
+    levels = {name: logging.getLogger(name).level for name in ("", "prefect", "foresight", "connectors", "flows")}
+    for logger in loggers:
+        logger.addHandler(handler)
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            yield buffer
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def demo(prefect_harness, tmp_path_factory: pytest.TempPathFactory,
+         planted: Planted) -> Iterator[tuple[Snapshot, Snapshot]]:
+    from rich.console import Console
+
     from flows.pipeline import pipeline
+    from flows.summary import render_summary
     from support.nab_corpus import write_corpus
 
     workdir = tmp_path_factory.mktemp("demo")
+    planted.workdir = workdir
     write_corpus(workdir / "nab")
     with pytest.MonkeyPatch.context() as mp:
+        for name, value in planted.env.items():
+            mp.setenv(name, value)
         mp.setenv("FORESIGHT_HOME", str(workdir / ".foresight"))
         mp.setenv("FORESIGHT_DETECT__NAB_DATA", str(workdir / "nab"))  # benchmark figures for the registry
         # The demo simulates the 21 days up to today; pin the end so this test sees the same fleet
@@ -66,8 +156,12 @@ def demo(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "max_staleness": "P3650D",
         }]))
         mp.chdir(workdir)
-        first = _snapshot(pipeline())
-        second = _snapshot(pipeline())
+        with _console() as printed:
+            first = _snapshot(pipeline())
+            second = _snapshot(pipeline())
+            # What `foresight demo` prints at the end of its run.
+            render_summary(Console(file=printed, width=200), second.results, load_settings(), 1.0)
+        planted.console.append(printed.getvalue())
         yield first, second
 
 
@@ -299,3 +393,50 @@ def test_forecast_flow_pushes_to_s3_and_auto_scaling_only_with_apply(
         again = forecast_and_plan(apply=True)
         assert scheduled() == actions, "re-applying the same plan leaves the schedule as it is"
         assert again["asg_actions"]["put"] == 0 and again["asg_actions"]["unchanged"] == len(actions)
+
+
+def _files_holding(secret: str, roots: list[Path]) -> list[str]:
+    needle = secret.encode()
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and needle in path.read_bytes():
+                found.append(str(path))
+    return found
+
+
+def test_no_planted_secret_is_in_any_file_the_demo_wrote_or_anything_it_printed(
+    demo: tuple[Snapshot, Snapshot], planted: Planted
+) -> None:
+    import prefect.settings
+    from typer.testing import CliRunner
+
+    from foresight import cli
+
+    # The credentials were live: PagerDuty heard of each promotion under the key (the demo's
+    # incidents all cleared before their first delivery, so they are suppressed, not paged), and
+    # Grafana was called with the token.
+    changes = planted.pagerduty.change_events
+    assert changes and all(event["routing_key"] == planted.secrets["routing key"] for event in changes)
+    paging = demo[0].results["detect"]["paging"]
+    assert paging is not None and paging["delivered"] + paging["suppressed"] > 0 and paging["pending"] == 0
+    assert {r.headers.get("Authorization") for r in planted.grafana.requests} == {
+        f"Bearer {planted.secrets['Grafana token']}"}
+    assert demo[1].results["publish"]["grafana"], "the dashboards went to Grafana"
+    if "store password" in planted.secrets:
+        assert load_settings().forecast_store_url.startswith("postgresql")
+
+    shown = CliRunner().invoke(cli.app, ["settings"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["sinks"]["pagerduty_routing_key"] == "**********"
+    printed = planted.console + [shown.output]
+    assert "PagerDuty" in printed[0] and "Forecast store:" in printed[0], "the run's output was captured"
+
+    assert planted.workdir is not None
+    database = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+    roots = [planted.workdir, Path(os.environ["PREFECT_HOME"]), Path(database.split(":///", 1)[1]).parent]
+    assert (planted.workdir / ".foresight" / "outbox").is_dir() and any(roots[2].iterdir())
+    leaks = {name: _files_holding(secret, roots) + [f"console output {i}" for i, text in enumerate(printed)
+                                                     if secret in text]
+             for name, secret in planted.secrets.items()}
+    assert {name: where for name, where in leaks.items() if where} == {}

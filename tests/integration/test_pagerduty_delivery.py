@@ -1,10 +1,12 @@
 """PagerDuty delivery against a request-validating local fake: retries, the ledger, the detect flow's paging,
-change events on promotion and REST history as labels."""
+events written before a key was configured, no key on disk, change events on promotion and REST history
+as labels."""
 
 from __future__ import annotations
 
 import copy
 import json
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -70,7 +72,6 @@ def _trigger(service: str = "checkout", start: pd.Timestamp = START) -> dict:
     }
     return trigger_event(
         incident,
-        routing_key=KEY,
         model_name="anomaly-detector",
         model_version="3",
         links=[{"href": "http://grafana.local/d/foresight", "text": "dashboard"}],
@@ -251,7 +252,7 @@ def test_a_resolve_never_overtakes_its_trigger(fake: FakePagerDuty, tmp_path: Pa
     fake.fail_next(100, status=502)
     _sender(fake).deliver(outbox, ledger)
     fake.clear_failures()
-    outbox.append([resolve_event(trig["dedup_key"], KEY)])
+    outbox.append([resolve_event(trig["dedup_key"])])
     # Trigger and resolve both pending: the problem cleared before anyone heard; nobody is paged.
     report = _sender(fake).deliver(outbox, ledger)
     assert (report.delivered, report.suppressed, report.pending) == (0, 2, 0)
@@ -271,12 +272,31 @@ def test_concurrent_runs_send_each_event_once(fake: FakePagerDuty, tmp_path: Pat
     assert all(alert.triggers == 1 for alert in fake.alerts) and len(fake.alerts) == 4
 
 
-def test_embedded_events_are_never_delivered(fake: FakePagerDuty, tmp_path: Path) -> None:
-    incident = {"service": "checkout", "start": START, "severity": "error"}
-    embedded = trigger_event(incident, routing_key=None, model_name="m", model_version="1")
-    outbox, ledger = _outbox(tmp_path, [embedded])
-    report = _sender(fake).deliver(outbox, ledger)
-    assert (report.embedded, report.delivered, report.pending) == (1, 0, 0) and fake.requests == []
+def test_lines_an_older_version_wrote_with_a_key_are_delivered_and_scrubbed(
+    fake: FakePagerDuty, tmp_path: Path
+) -> None:
+    path = tmp_path / "pagerduty-events.jsonl"
+    keyed, placeholder = _trigger("checkout"), _trigger("cart")
+    path.write_text("".join(json.dumps({**e, "routing_key": k}) + "\n"
+                            for e, k in ((keyed, KEY), (placeholder, "embedded-outbox"))))
+    path.chmod(0o644)
+    report = _sender(fake).deliver(Outbox(path), DeliveryLedger(ledger_path(path)))
+    assert (report.delivered, report.pending) == (2, 0)
+    assert {(r.body["dedup_key"], r.body["routing_key"]) for r in fake.requests_to("/v2/enqueue")} == {
+        (keyed["dedup_key"], KEY), (placeholder["dedup_key"], KEY)}
+    assert KEY not in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(ledger_path(path).stat().st_mode) == 0o600
+
+
+def test_an_event_for_a_key_nobody_configured_stays_pending_and_says_why(
+    fake: FakePagerDuty, tmp_path: Path
+) -> None:
+    other = {**_trigger("cart"), "routing_key": {"ref": "sinks.team_b_routing_key"}}
+    path = tmp_path / "pagerduty-events.jsonl"
+    path.write_text(json.dumps(other) + "\n")
+    report = _sender(fake).deliver(Outbox(path), DeliveryLedger(ledger_path(path)))
+    assert (report.delivered, report.pending, report.unroutable) == (0, 1, 1) and fake.requests == []
+    assert "sinks.team_b_routing_key" in report.failures[0].detail
 
 
 def test_deliver_outbox_is_a_no_op_in_embedded_mode(tmp_path: Path) -> None:
@@ -349,6 +369,41 @@ def test_embedded_mode_writes_only_the_outbox(prefect_harness, fake: FakePagerDu
     assert not ledger_path(settings.outbox_path).exists()
 
 
+def test_events_written_before_a_key_was_configured_are_delivered_once_it_is(
+    prefect_harness, fake: FakePagerDuty, tmp_path: Path
+) -> None:
+    # A week with the key misspelt (issue 12): one problem opened and cleared, one still open.
+    embedded = _settings(tmp_path, None)
+    cleared = _incidents(end=START + pd.Timedelta(hours=1))
+    still_open = _incidents().assign(service="cart", incident_id="inc-2")
+    assert _publish(embedded, pd.concat([cleared, still_open], ignore_index=True))["outbox"]["written"] == 3
+    assert fake.requests == []
+
+    configured = _settings(tmp_path, fake)  # the key fixed: same home, same outbox
+    report = deliver_outbox(configured)
+    assert report is not None and (report.delivered, report.suppressed, report.pending) == (1, 2, 0)
+    [sent] = fake.requests_to("/v2/enqueue")
+    assert sent.status == 202 and sent.body["routing_key"] == KEY
+    assert sent.body["payload"]["component"] == "cart"  # the open one pages; the cleared one does not
+    states = {(r["dedup_key"].split("/")[2], r["event_action"], r["state"]) for r in DeliveryLedger(
+        ledger_path(configured.outbox_path)).read()}
+    assert states == {("cart", "trigger", "delivered"), ("checkout", "trigger", "suppressed"),
+                      ("checkout", "resolve", "suppressed")}
+    assert deliver_outbox(configured).delivered == 0  # nothing twice
+
+
+def test_the_key_never_reaches_the_outbox_or_the_ledger(prefect_harness, fake: FakePagerDuty, tmp_path: Path) -> None:
+    settings = _settings(tmp_path, fake)
+    _publish(settings, _incidents())
+    _publish(settings, _incidents(end=START + pd.Timedelta(hours=2)))
+    assert len(fake.requests_to("/v2/enqueue")) == 2
+    for path in (settings.outbox_path, ledger_path(settings.outbox_path)):
+        assert KEY not in path.read_text(), path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    events = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+    assert [e["routing_key"] for e in events] == [{"ref": "sinks.pagerduty_routing_key"}] * 2
+
+
 # -- change events on promotion ----------------------------------------------------------------
 def test_promotion_sends_one_change_event(fake: FakePagerDuty, tmp_path: Path) -> None:
     settings = _settings(tmp_path, fake)
@@ -414,7 +469,7 @@ def test_history_of_pages_foresight_sent(fake: FakePagerDuty) -> None:
     noisy, real = _trigger("checkout"), _trigger("cart", START + pd.Timedelta(hours=1))
     for event in (noisy, real):
         sender.send(event)
-        sender.send(resolve_event(event["dedup_key"], KEY))
+        sender.send(resolve_event(event["dedup_key"]))
     noisy_incident = next(i for i in fake.incidents if i["incident_key"] == noisy["dedup_key"])
     fake.add_note(noisy_incident["id"], "Backup job, expected. #false-positive")
     now = pd.Timestamp.now(tz="UTC")

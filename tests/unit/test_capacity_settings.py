@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from foresight import cli
+from foresight.errors import ConfigError
 from foresight.settings import load_settings
 
 
@@ -39,14 +39,14 @@ def test_scaling_guard_rails_default_to_the_groups_own_bounds_and_ramps(tmp_path
     ("conf", "message"),
     [
         ({"asg_name": "cart-asg", "min_size": 4, "max_size": 2}, "below min_size"),
-        ({"instance_count": 0}, "greater than or equal to 1"),
+        ({"instance_count": 0}, "capacity.services.cart.instance_count: 0 is below the minimum 1"),
         ({"asg_name": "cart-asg", "allow_lower_min": True}, "allow_lower_min needs an explicit min_size"),
         ({"asg_name": "cart-asg", "allow_raise_max": True}, "allow_raise_max needs an explicit max_size"),
-        ({"asg_name": "cart-asg", "min_size": -1}, "greater than or equal to 0"),
+        ({"asg_name": "cart-asg", "min_size": -1}, "capacity.services.cart.min_size: -1 is below the minimum 0"),
     ],
 )
 def test_bad_service_capacity_is_rejected(conf: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ConfigError, match=message):
         load_settings(capacity={"services": {"cart": conf}})
 
 
@@ -56,7 +56,7 @@ def test_bad_service_capacity_is_rejected(conf: dict[str, Any], message: str) ->
      ("scaling_max_step_percent", -1)],
 )
 def test_scaling_limits_out_of_range_are_rejected(key: str, value: float) -> None:
-    with pytest.raises(ValidationError, match=key):
+    with pytest.raises(ConfigError, match=f"capacity.{key}"):
         load_settings(capacity={key: value})
 
 

@@ -1,25 +1,31 @@
-"""PagerDuty outbox: event shape per Events API v2, deterministic dedup keys, idempotent appends."""
+"""PagerDuty outbox: event shape per Events API v2, deterministic dedup keys, idempotent appends,
+no routing key on disk (a reference instead), owner-only files."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from connectors.pagerduty_outbox import (
-    EMBEDDED_ROUTING_KEY,
     MAX_DEDUP_KEY,
     InvalidEventError,
     Outbox,
     dedup_key,
     resolve_event,
+    routing_key_ref,
     trigger_event,
     validate_event,
 )
 
 START = pd.Timestamp("2026-03-01 10:15", tz="UTC")
+KEY = "e93facc04764012d7bfb002500d5d1a6"  # 32 characters, like a real integration key
+REF = {"ref": "sinks.pagerduty_routing_key"}
 
 
 def _incident(**overrides: object) -> dict[str, object]:
@@ -39,7 +45,6 @@ def _incident(**overrides: object) -> dict[str, object]:
 def _trigger(**overrides: object) -> dict:
     return trigger_event(
         _incident(**overrides),
-        routing_key=None,
         model_name="robust_seasonal",
         model_version="3",
         links=[{"href": "http://grafana.local/d/foresight-capacity", "text": "Capacity dashboard"}],
@@ -65,7 +70,7 @@ def test_long_dedup_key_is_hashed_within_limit_and_stays_unique() -> None:
 def test_trigger_event_has_the_events_api_v2_shape() -> None:
     event = _trigger()
     assert set(event) == {"routing_key", "event_action", "dedup_key", "payload", "links", "client"}
-    assert event["routing_key"] == EMBEDDED_ROUTING_KEY
+    assert event["routing_key"] == REF == routing_key_ref()
     assert event["event_action"] == "trigger"
     assert event["client"] == "Foresight"
     payload = event["payload"]
@@ -94,16 +99,21 @@ def test_an_incident_that_carries_its_dedup_key_is_triggered_under_it() -> None:
     assert _trigger(dedup_key=None)["dedup_key"] == dedup_key("robust_seasonal", "i-0abc123", START)
 
 
-def test_real_routing_key_is_kept_and_resolve_matches_trigger() -> None:
-    trig = trigger_event(_incident(), routing_key="R" * 32, model_name="m", model_version="1", links=[])
-    res = resolve_event(trig["dedup_key"], "R" * 32)
-    assert res == {"routing_key": "R" * 32, "event_action": "resolve", "dedup_key": trig["dedup_key"]}
+def test_events_name_the_key_setting_and_resolve_matches_trigger() -> None:
+    trig = trigger_event(_incident(), model_name="m", model_version="1", links=[])
+    res = resolve_event(trig["dedup_key"])
+    assert res == {"routing_key": REF, "event_action": "resolve", "dedup_key": trig["dedup_key"]}
+    assert trig["routing_key"] == REF
+    # A wire event (the key itself, as the sender's session adds it) is still a valid event.
+    validate_event({**trig, "routing_key": KEY})
 
 
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
         (lambda e: e.pop("routing_key"), "routing_key"),
+        (lambda e: e.update(routing_key={"ref": ""}), "routing_key"),
+        (lambda e: e.update(routing_key={"ref": "sinks.x", "key": KEY}), "routing_key"),
         (lambda e: e.update(event_action="explode"), "event_action"),
         (lambda e: e.update(dedup_key="k" * 256), "dedup_key"),
         (lambda e: e["payload"].update(severity="fatal"), "payload.severity"),
@@ -131,7 +141,7 @@ def test_incident_without_severity_is_rejected() -> None:
 
 def test_resolve_requires_a_dedup_key() -> None:
     with pytest.raises(InvalidEventError, match="dedup_key"):
-        resolve_event("", None)
+        resolve_event("")
 
 
 def test_outbox_append_skips_duplicates_across_runs(tmp_path) -> None:
@@ -141,7 +151,7 @@ def test_outbox_append_skips_duplicates_across_runs(tmp_path) -> None:
     report = outbox.append([first, second, first])
     assert (report.written, report.skipped_duplicates) == (2, 1)
     # A re-run appends nothing; a resolve of the same key is a different event and is kept.
-    report = outbox.append([first, second, resolve_event(first["dedup_key"], None)])
+    report = outbox.append([first, second, resolve_event(first["dedup_key"])])
     assert (report.written, report.skipped_duplicates) == (1, 2)
     events = outbox.read()
     assert [e["event_action"] for e in events] == ["trigger", "trigger", "resolve"]
@@ -169,3 +179,58 @@ def test_outbox_survives_a_torn_last_line(tmp_path) -> None:
     outbox.append([_trigger(start=START + pd.Timedelta(hours=1))])
     assert len(outbox.read()) == 2  # the torn tail was cut, not glued onto the new event
     assert '"half' not in path.read_text() and path.read_text().endswith("\n")
+
+
+def test_the_outbox_refuses_an_event_that_carries_a_key(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "events.jsonl")
+    with pytest.raises(InvalidEventError, match="never a key") as info:
+        outbox.append([_trigger(), {**_trigger(start=START + pd.Timedelta(hours=1)), "routing_key": KEY}])
+    assert info.value.field == "routing_key"
+    assert outbox.read() == [] and KEY not in str(info.value)
+
+
+def _old_line(event: dict, key: str) -> str:
+    return json.dumps({**event, "routing_key": key}) + "\n"
+
+
+def test_lines_an_older_version_wrote_with_a_key_are_read_and_rewritten_as_the_reference(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    keyed, embedded = _trigger(), _trigger(start=START + pd.Timedelta(hours=1))
+    path.write_text(_old_line(keyed, KEY) + _old_line(embedded, "embedded-outbox"))
+    path.chmod(0o644)
+    outbox = Outbox(path)
+    assert [e["routing_key"] for e in outbox.read()] == [REF, REF]
+    assert KEY in path.read_text(), "reading alone changes nothing on disk"
+    # The next append rewrites the old lines without the key; dedup still sees them.
+    newer = _trigger(start=START + pd.Timedelta(hours=2))
+    report = outbox.append([keyed, newer])
+    assert (report.written, report.skipped_duplicates) == (1, 1)
+    text = path.read_text()
+    assert KEY not in text and "embedded-outbox" not in text
+    assert [json.loads(line)["routing_key"] for line in text.splitlines()] == [REF, REF, REF]
+    assert outbox.read() == [keyed, embedded, newer]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Outbox(path).scrub() == 0  # nothing left to migrate
+
+
+def test_scrub_rewrites_without_an_append(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(_old_line(_trigger(), KEY))
+    assert Outbox(path).scrub() == 1
+    assert KEY not in path.read_text() and Outbox(path).read() == [_trigger()]
+    assert not (tmp_path / "events.jsonl.scrub").exists()
+
+
+def test_outbox_and_lock_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    old_umask = os.umask(0)  # the widest: a plain open(..., 0o644) would give rw-r--r--
+    try:
+        outbox = Outbox(tmp_path / "outbox" / "events.jsonl")
+        outbox.append([_trigger()])
+    finally:
+        os.umask(old_umask)
+    for path in (outbox.path, outbox.lock_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # A file an older version left world-readable is tightened by the next append.
+    outbox.path.chmod(0o644)
+    outbox.append([_trigger()])
+    assert stat.S_IMODE(outbox.path.stat().st_mode) == 0o600

@@ -16,15 +16,15 @@ from connectors.pagerduty import (
     retry_after_seconds,
     validate_change_event,
 )
-from connectors.pagerduty_outbox import EMBEDDED_ROUTING_KEY, InvalidEventError, resolve_event, trigger_event
+from connectors.pagerduty_outbox import InvalidEventError, resolve_event, trigger_event
 
 KEY = "k" * 32
 START = pd.Timestamp("2026-03-01 10:00", tz="UTC")
 
 
-def _trigger(service: str = "checkout", key: str | None = KEY) -> dict:
+def _trigger(service: str = "checkout") -> dict:
     incident = {"service": service, "start": START, "severity": "error", "category": "saturation"}
-    return trigger_event(incident, routing_key=key, model_name="anomaly-detector", model_version="1")
+    return trigger_event(incident, model_name="anomaly-detector", model_version="1")
 
 
 def test_backoff_doubles_and_is_capped_and_bounded() -> None:
@@ -65,25 +65,30 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds("-3") is None
 
 
-def test_plan_sends_pending_in_order_and_skips_delivered_and_embedded() -> None:
-    a, b = _trigger("checkout"), _trigger("cart")
-    embedded = _trigger("search", key=None)
-    assert embedded["routing_key"] == EMBEDDED_ROUTING_KEY
-    plan = plan_delivery([a, embedded, b], {(a["dedup_key"], "trigger")})
-    assert [e["dedup_key"] for e in plan.send] == [b["dedup_key"]]
-    assert plan.suppress == [] and plan.embedded == 1
+def test_plan_sends_pending_in_order_and_skips_delivered() -> None:
+    a, b, c = _trigger("checkout"), _trigger("cart"), _trigger("search")
+    plan = plan_delivery([a, c, b], {(a["dedup_key"], "trigger")})
+    assert [e["dedup_key"] for e in plan.send] == [c["dedup_key"], b["dedup_key"]]
+    assert plan.suppress == [] and plan.unroutable == []
+
+
+def test_plan_holds_back_events_whose_reference_names_another_key() -> None:
+    other = {**_trigger("cart"), "routing_key": {"ref": "sinks.other_routing_key"}}
+    plan = plan_delivery([_trigger("checkout"), other], set())
+    assert [e["dedup_key"] for e in plan.send] == [_trigger("checkout")["dedup_key"]]
+    assert plan.unroutable == [other]
 
 
 def test_plan_sends_a_resolve_whose_trigger_was_delivered() -> None:
     a = _trigger()
-    resolve = resolve_event(a["dedup_key"], KEY)
+    resolve = resolve_event(a["dedup_key"])
     plan = plan_delivery([a, resolve], {(a["dedup_key"], "trigger")})
     assert [e["event_action"] for e in plan.send] == ["resolve"]
 
 
 def test_plan_suppresses_a_problem_that_cleared_before_delivery() -> None:
     a, b = _trigger("checkout"), _trigger("cart")
-    events = [a, b, resolve_event(a["dedup_key"], KEY)]
+    events = [a, b, resolve_event(a["dedup_key"])]
     plan = plan_delivery(events, set())
     assert [e["dedup_key"] for e in plan.send] == [b["dedup_key"]]
     assert [(e["dedup_key"], e["event_action"]) for e in plan.suppress] == [
@@ -151,6 +156,9 @@ def test_ledger_sits_beside_the_outbox(tmp_path) -> None:
     assert ledger_path(tmp_path / "pagerduty-events.jsonl") == tmp_path / "pagerduty-events.delivered.jsonl"
 
 
-def test_an_embedded_event_is_never_sent() -> None:
-    with pytest.raises(ValueError, match="embedded"):
-        PagerDutySender(KEY, events_url="http://127.0.0.1:9").send(_trigger(key=None))
+def test_the_sender_sends_only_events_that_reference_its_key() -> None:
+    sender = PagerDutySender(KEY, events_url="http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="sinks.other"):
+        sender.send({**_trigger(), "routing_key": {"ref": "sinks.other"}})
+    with pytest.raises(ValueError, match="no reference"):
+        sender.send({**_trigger(), "routing_key": "x" * 32})
