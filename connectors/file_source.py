@@ -56,7 +56,7 @@ class FileSource:
             log.warning("file source %s: %d line(s) of %s could not be read as rows (kept in the quarantine); "
                         "first: %s", self.name, len(rejected), self.path.name, rejected["reason"].iloc[0])
         if raw.empty and rejected.empty:
-            log.warning("file source %s: %s has no rows (only a header): nothing to ingest", self.name, self.path.name)
+            log.warning("file source %s: %s has no rows: nothing to ingest", self.name, self.path.name)
         if window is not None:
             ds = pd.to_datetime(raw["ds"], utc=True, errors="coerce")
             raw = raw[(ds >= window.start) & (ds < window.end)]
@@ -168,8 +168,8 @@ def _header(path: Path, data: bytes) -> _Header:
     if not set(TELEMETRY_COLUMNS) <= set(names):
         shown = text if len(text) <= 80 else text[:77] + "..."
         raise FileSourceError(f"{path.name}: {_HEADER_RULE}; found {shown!r}",
-                              hint="add a header line such as 'unique_id,ds,y' (a row read as the header "
-                                   "would be lost)")
+                              hint="add the line 'unique_id,ds,y' at the top: without a header, the first "
+                                   "row would be taken for one and lost")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise FileSourceError(f"{path.name}: the header names {', '.join(twice)} more than once",

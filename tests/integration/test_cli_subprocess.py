@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from support.servers import free_port
 
 pytestmark = pytest.mark.integration
