@@ -117,14 +117,17 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def exit_cleanly_on_termination() -> Iterator[None]:
-    """SIGTERM / SIGHUP raise :class:`Terminated` in the main thread while the block runs.
+    """SIGTERM / SIGHUP raise :class:`Terminated` in the main thread while the block runs
+    (unless something set them already, e.g. ``nohup`` ignoring SIGHUP).
 
     While a flow runs, Prefect's own SIGTERM handler marks the run crashed and then re-sends the
     signal to the handler it replaced: this one.
     """
     signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     try:
-        previous = {sig: signal.signal(sig, _raise_terminated) for sig in signals}
+        # only where the default (die at once) is in force: under nohup SIGHUP stays ignored
+        previous = {sig: signal.signal(sig, _raise_terminated) for sig in signals
+                    if signal.getsignal(sig) == signal.SIG_DFL}
     except ValueError:  # not the main thread (e.g. a test runner's worker): nothing to install
         yield
         return

@@ -169,3 +169,14 @@ def test_sigterm_exits_like_an_exception_so_cleanup_runs() -> None:
             cleaned.append(True)
     assert caught.value.code == 128 + signal.SIGTERM and cleaned == [True]
     assert signal.getsignal(signal.SIGTERM) is before, "the previous handler is back"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_an_ignored_sighup_stays_ignored_as_under_nohup() -> None:
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with exit_cleanly_on_termination():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            signal.raise_signal(signal.SIGHUP)  # ignored: the block carries on
+    finally:
+        signal.signal(signal.SIGHUP, before)
