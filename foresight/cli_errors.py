@@ -37,7 +37,10 @@ def describe_failure(exc: BaseException, *, debug: bool = False) -> Failure:
     more = None if debug else DEBUG_HINT
     validation = _validation_summary(exc)
     if validation is not None:
-        return Failure(_clip(validation), _join("fix that value in the config file or FORESIGHT_* environment", more), 2)
+        title = str(getattr(exc, "title", ""))
+        fix = ("fix that value in the config file or FORESIGHT_* environment"
+               if title.endswith(("Settings", "Config")) else None)
+        return Failure(_clip(validation), _join(fix, more), 2)
     return Failure(_clip(f"{type(exc).__name__}: {_yaml_problem(exc) or _first_line(exc)}"),
                    _join(_fix_for(exc), more), 1)
 
