@@ -147,12 +147,12 @@ def run(
                                "scheduled actions) instead of the default dry-run; needs sinks.aws.enabled."),
 ) -> None:
     """Run one flow (or the whole pipeline) once, in-process."""
-    _quiet_runtime()
     if apply and flow != "forecast":
         raise typer.BadParameter(f"--apply only applies to the forecast flow, not {flow!r}")
     from foresight.settings import load_settings
 
-    load_settings(config)  # a bad config fails here, in a second, before Prefect starts a server
+    load_settings(config)  # a bad config fails here, in a second, before Prefect is even imported
+    _quiet_runtime()
     fn = _flow(flow)
     kwargs: dict[str, Any] = {"apply": True} if apply else {}
     result = fn(config_file=str(config) if config else None, **kwargs)

@@ -1,6 +1,6 @@
-"""What a user sees from the real ``foresight`` command, Prefect's own log output included: a
-store that is down is two lines and a non-zero exit; SIGTERM stops the Prefect API server the
-run started. Each test starts a Prefect server in a subprocess (~10 s)."""
+"""What a user sees from the real ``foresight`` command, Prefect's own log output included: a bad
+config or a store that is down is two lines and a non-zero exit; SIGTERM stops the Prefect API
+server the run started. The flow runs start a Prefect server in a subprocess (~10 s each)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,18 @@ def test_a_store_that_is_down_is_two_lines_and_a_non_zero_exit(tmp_path: Path) -
     assert len(lines) <= 2, f"{len(lines)} lines:\n{output}"
     assert lines[-2].startswith("error: ") and "127.0.0.1" in lines[-2], output
     assert lines[-1].startswith("hint: "), output
+
+
+def test_a_bad_config_is_two_lines_before_any_server_starts(tmp_path: Path) -> None:
+    config = tmp_path / "foresight.yaml"
+    config.write_text("forecast:\n  horizon: 24\nhorizn: 5\n")  # a typo'd top-level key
+    run = subprocess.run([sys.executable, "-m", "foresight.cli", "run", "train", "--config", str(config)],
+                         env=_cli_env(tmp_path / "home", tmp_path), capture_output=True, text=True, timeout=300)
+    output = run.stdout + run.stderr
+    lines = _lines(output)
+    assert run.returncode != 0 and "Traceback" not in output, output
+    assert len(lines) <= 2 and lines[0].startswith("error: ") and "horizn" in lines[0], output
+    assert not (tmp_path / "prefect").exists(), "the config was checked before Prefect started"
 
 
 def _children(pid: int) -> list[int]:
