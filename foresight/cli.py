@@ -1,10 +1,16 @@
-"""The ``foresight`` command: run the demo, run one flow, inspect what a run produced."""
+"""The ``foresight`` command: run the demo, run one flow, inspect what a run produced.
+
+Every command fails the same way: ``error:`` and ``hint:`` lines on stderr and a non-zero exit
+(see :mod:`foresight.cli_errors`); ``--debug`` adds the tracebacks. SIGTERM and SIGHUP end a run
+like an exception, so the Prefect API server a run started stops with it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +19,67 @@ from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-app = typer.Typer(help="Foresight: forecasts, capacity plans and incidents from your telemetry.",
-                  no_args_is_help=True, add_completion=False)
+from foresight.cli_errors import ConsoleLogs, Terminated, describe_failure, exit_cleanly_on_termination
+
+# The running command's console log filters (the CLI is the entry point: one command per process,
+# or per CliRunner.invoke in tests, which the root command's invoke sets and clears).
+_console_logs: list[ConsoleLogs] = []
+
+
+class _ForesightGroup(TyperGroup):
+    """The root command: reports any failure of a subcommand in one or two lines."""
+
+    def invoke(self, ctx: Any) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        console_logs = ConsoleLogs(debug)
+        _console_logs.append(console_logs)
+        console_logs.attach()
+        failed_with: BaseException | None = None
+        try:
+            with exit_cleanly_on_termination():
+                return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise  # deliberate exits and Ctrl-C: Typer exits as usual
+        except typer.TyperException as exc:  # a usage error: a bad option, a missing argument
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # no arguments: Typer prints the help
+            command = getattr(getattr(exc, "ctx", None), "command_path", None) or ctx.command_path
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            typer.echo(f"hint: '{command} --help' shows the usage", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except Terminated as exc:
+            typer.echo(f"error: stopped by {exc.signal_name}", err=True)
+            raise
+        except Exception as exc:
+            failed_with = exc
+            console_logs.detach(failed_with)  # held log lines first, the error last
+            if debug:
+                traceback.print_exc()
+            failure = describe_failure(exc, debug=debug)
+            typer.echo(f"error: {failure.message}", err=True)
+            if failure.hint:
+                typer.echo(f"hint: {failure.hint}", err=True)
+            raise typer.Exit(failure.exit_code) from None
+        finally:
+            console_logs.detach(failed_with)
+            _console_logs.remove(console_logs)
+
+
+app = typer.Typer(cls=_ForesightGroup,
+                  help="Foresight: forecasts, capacity plans and incidents from your telemetry.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", envvar="FORESIGHT_DEBUG",
+                               help="Show tracebacks (the CLI's and Prefect's) when something fails."),
+) -> None:
+    """Foresight: forecasts, capacity plans and incidents from your telemetry."""
+
 
 FLOWS = ("ingest", "train", "forecast", "detect", "publish")  # the demo's stages, in order
 
@@ -28,6 +91,10 @@ def _quiet_runtime() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    import prefect.main  # noqa: F401  (configures its log handlers from the settings above)
+
+    for logs in _console_logs:  # filter the console handlers Prefect just added
+        logs.attach()
 
 
 def _flow(name: str) -> Any:
@@ -80,9 +147,12 @@ def run(
                                "scheduled actions) instead of the default dry-run; needs sinks.aws.enabled."),
 ) -> None:
     """Run one flow (or the whole pipeline) once, in-process."""
-    _quiet_runtime()
     if apply and flow != "forecast":
         raise typer.BadParameter(f"--apply only applies to the forecast flow, not {flow!r}")
+    from foresight.settings import load_settings
+
+    load_settings(config)  # a bad config fails here, in a second, before Prefect is even imported
+    _quiet_runtime()
     fn = _flow(flow)
     kwargs: dict[str, Any] = {"apply": True} if apply else {}
     result = fn(config_file=str(config) if config else None, **kwargs)

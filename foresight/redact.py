@@ -29,6 +29,12 @@ _SECRET_KEY = re.compile(
 # the last '@' (SQLAlchemy accepts '/' and '@' unencoded in a password, so this masks too much
 # rather than too little on odd URLs).
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#@:\s]*):(?P<password>[^\s]*)@")
+# key=value pairs in free text (a log line, a DSN's options) whose key names a credential.
+_SECRET_PARAM = re.compile(
+    r"(?P<key>\b[a-z0-9_\-]*(?:token|secret|password|passwd|pwd|api[_\-]?key|apikey|access[_\-]?key"
+    r"|signature|credential|authorization|routing[_\-]?key)[a-z0-9_\-]*)=(?P<value>[^&\s'\"#]+)",
+    re.IGNORECASE,
+)
 # scheme://token@host: a user part alone is often a token (https://TOKEN@github.com).
 _URL_LONE_USER = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#@:\s]+@")
 
@@ -43,18 +49,18 @@ def redact_url(text: str) -> str:
 
     ``postgresql://app:pw@db/forecasts`` -> ``postgresql://app:***@db/forecasts``;
     ``https://TOKEN@h/x`` -> ``https://***@h/x``; ``https://h/x?token=abc`` ->
-    ``https://h/x?token=***``; ``user:pw@host:9091`` (no scheme) -> ``***@host:9091``. The scheme,
-    host, port and path stay, so a message still says which server it is about. Text without a
-    URL is unchanged.
+    ``https://h/x?token=***``; ``user:pw@host:9091`` (no scheme) -> ``***@host:9091``; and
+    ``password=x`` anywhere in the text -> ``password=***``. The scheme, host, port and path stay,
+    so a message still says which server it is about. Text without credentials is unchanged.
     """
     if "://" not in text and "@" in text and not any(c.isspace() for c in text):
         # One address typed without a scheme (user:password@host:9091): mask its user info.
         return re.sub(r"^[^/?#@]*@", "***@", text, count=1)
     masked = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:***@", text)
     masked = _URL_LONE_USER.sub(lambda m: f"{m.group('head')}***@", masked)
-    if "?" not in masked or "://" not in masked:
-        return masked
-    return re.sub(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+", lambda m: _mask_query(m.group(0)), masked)
+    if "?" in masked and "://" in masked:
+        masked = re.sub(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+", lambda m: _mask_query(m.group(0)), masked)
+    return _SECRET_PARAM.sub(lambda m: f"{m['key']}=***", masked)
 
 
 def _mask_query(url: str) -> str:

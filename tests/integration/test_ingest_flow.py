@@ -117,12 +117,12 @@ def test_a_failed_batch_is_quarantined_whole_and_never_reaches_training(
         load_training_data.fn(settings_for_run(None))
 
 
-def test_an_empty_batch_fails_its_contract_clearly(prefect_harness, foresight_home: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = _ingest_file(foresight_home, _good().iloc[:0], monkeypatch)
-    assert not outcome["passed"]
+def test_a_header_only_file_is_no_rows_not_a_failed_contract(prefect_harness, foresight_home: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = _ingest_file(foresight_home, _good().iloc[:0], monkeypatch)  # a header, no rows: a warning
+    assert outcome["passed"] and (outcome["accepted"], outcome["quarantined"]) == (0, 0)
     failed = json.loads(_lake(foresight_home).read("batches")["failed_checks"].iloc[0])
-    assert "not_empty" in failed, failed
+    assert failed == [], failed
 
 
 def test_a_stale_batch_fails_freshness(prefect_harness, foresight_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
