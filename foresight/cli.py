@@ -116,10 +116,12 @@ def demo(
     if home is not None:
         os.environ["FORESIGHT_HOME"] = str(home)
     from foresight.settings import load_settings
+    from foresight.source_holds import SourceContractFailedError
 
     settings = load_settings(config)
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    failed: SourceContractFailedError | None = None
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -130,13 +132,18 @@ def demo(
             if name == "publish":
                 kwargs["detect_summary"] = results.get("detect")
             stage_started = time.perf_counter()
-            results[name] = _flow(name)(**kwargs)
+            try:
+                results[name] = _flow(name)(**kwargs)
+            except SourceContractFailedError as exc:  # the other sources still go through every stage
+                results[name], failed = exc.result, exc
             timings[name] = time.perf_counter() - stage_started
             progress.advance(task)
     elapsed = time.perf_counter() - started
     from flows.summary import render_summary
 
     render_summary(console, results, settings, elapsed, timings)
+    if failed is not None:  # the summary named the source and the fix; the exit code says it too
+        raise typer.Exit(failed.exit_code)
 
 
 @app.command()

@@ -83,7 +83,7 @@ def test_a_yaml_syntax_error_names_line_and_column(foresight_home: Path, tmp_pat
     result = CliRunner().invoke(app, ["settings", "--config", str(path)])
     assert result.exit_code != 0 and len(_lines(result.output)) <= 2, result.output
     assert result.output.startswith("error: ") and "Traceback" not in result.output
-    assert "line 2" in result.output, "a YAML syntax error says where it is"
+    assert f"{path}:2:1" in result.output, "a YAML syntax error says where it is (file:line:column)"
 
 
 def test_a_usage_error_is_two_lines(foresight_home: Path) -> None:
@@ -181,3 +181,32 @@ def test_an_ignored_sighup_stays_ignored_as_under_nohup() -> None:
             signal.raise_signal(signal.SIGHUP)  # ignored: the block carries on
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_the_demo_carries_on_past_a_failed_source_then_exits_non_zero(
+    foresight_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other sources still go through every stage; the summary shows them; the exit code says a
+    source failed (as ``foresight run`` does)."""
+    import flows.summary
+    from foresight import cli
+    from foresight.source_holds import SourceContractFailedError
+
+    ran: list[str] = []
+
+    def stage(name: str):  # type: ignore[no-untyped-def]
+        def run(**kwargs):  # type: ignore[no-untyped-def]
+            ran.append(name)
+            if name in ("ingest", "detect"):
+                raise SourceContractFailedError(f"{name}: backfill failed its contract", sources=["backfill"],
+                                                result={"stage": name})
+            return {"stage": name}
+        return run
+
+    summaries: list[dict] = []
+    monkeypatch.setattr(cli, "_flow", stage)
+    monkeypatch.setattr(flows.summary, "render_summary", lambda console, results, *a, **k: summaries.append(results))
+    result = CliRunner().invoke(app, ["demo"])
+    assert ran == list(cli.FLOWS)
+    assert result.exit_code == 1, result.output
+    assert summaries and summaries[0]["ingest"] == {"stage": "ingest"} and summaries[0]["detect"] == {"stage": "detect"}
