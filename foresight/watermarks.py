@@ -37,6 +37,8 @@ class WatermarkStore:
         if not self.lake.exists("watermarks"):
             return {}
         rows = self.lake.read("watermarks")
+        if rows.empty:  # a first writer's folder with no file yet reads as keys only
+            return {}
         rows = rows[rows["source"] == source]
         return {str(s): pd.Timestamp(w) for s, w in zip(rows["stream"], rows["watermark"], strict=True)}
 
