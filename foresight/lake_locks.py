@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -91,7 +92,7 @@ def locks_for(fs_type: str, root: str, url: str, *, timeout: float, lease_ttl: f
         return LocalLocks(root, timeout=timeout)
     if fs_type == "s3":
         bucket, _, prefix = root.partition("/")
-        return S3Leases(bucket, prefix, lambda: s3_client_for(url), timeout=timeout, ttl=lease_ttl)
+        return S3Leases(bucket, prefix, partial(s3_client_for, url), timeout=timeout, ttl=lease_ttl)
     return _NoLocks(url)
 
 
@@ -267,6 +268,9 @@ class S3Leases:
         self._client_factory = client_factory
         self._client: Any = None
         self.timeout, self.ttl = timeout, ttl
+
+    def __getstate__(self) -> dict[str, Any]:  # a Lake stays picklable: the client is made again
+        return {**self.__dict__, "_client": None}
 
     def key(self, dataset: str) -> str:
         return "/".join(p for p in (self.prefix, LOCK_DIR, f"{dataset}.lock") if p)
