@@ -17,7 +17,7 @@ from foresight.lake import Lake
 pytestmark = pytest.mark.integration
 
 FORESIGHT = str(Path(sys.executable).with_name("foresight"))
-SOURCES, SERIES, STEPS = 6, 4, 288  # per process: six file sources, each a day of four series at 5 min
+SOURCES, SERIES, STEPS = 3, 4, 288  # per process: three file sources, each a day of four series at 5 min
 SEEDED = 1000  # series already in the lake over the same day: each upsert then rewrites a large partition
 
 
