@@ -22,7 +22,7 @@ from connectors.base import SourceBatch, Window, build_source, is_incremental, t
 from flows.resources import open_lake, settings_for_run
 from flows.retries import retry_unless_permanent
 from foresight.contracts import CheckResult, ContractResult, SourceContract, check_telemetry, write_quarantine
-from foresight.lake import Lake
+from foresight.lake import Lake, LakeWriteNotDurableError
 from foresight.quarantine import as_quarantine_frame, quarantine_failed_batch, write_rejected
 from foresight.schemas import empty_telemetry
 from foresight.settings import Settings, SourceConfig
@@ -75,44 +75,38 @@ def check_batch(batch: SourceBatch, source: SourceConfig, settings: Settings) ->
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[str, Any]:
-    """Write what the contract allows; record the batch in the ledger either way."""
+    """Write what the contract allows; record the batch in the ledger either way. Offsets are
+    committed and watermarks advanced only once the lake, read back, holds every row written."""
     quarantine_path = write_quarantine(lake, quarantine_failed_batch(result))
     if batch.rejected is not None and len(batch.rejected):
         write_rejected(lake, result.source, batch.rejected)
-    written: dict[str, int] = {}
     logs = None if batch.logs is None or batch.logs.empty else batch.logs
+    to_store: dict[str, pd.DataFrame] = {}
     if result.passed:
-        written["telemetry"] = lake.upsert("telemetry", result.clean).written
+        to_store["telemetry"] = result.clean
         if len(batch.catalogue):
-            written["catalogue"] = lake.upsert("catalogue", batch.catalogue).written
+            to_store["catalogue"] = batch.catalogue
         if logs is not None:
-            written["logs"] = lake.upsert("logs", logs.drop_duplicates(["ts", "resource_id", "template_id", "message"])).written
+            to_store["logs"] = logs.drop_duplicates(["ts", "resource_id", "template_id", "message"])
         if batch.incidents is not None and len(batch.incidents):
-            written["incidents"] = lake.upsert("incidents", batch.incidents).written
+            to_store["incidents"] = batch.incidents
     elif logs is not None:
         # Logs of a failed batch wait in the quarantine with it: acknowledged upstream, never lost.
         failed = ", ".join(c.name for c in result.checks if not c.passed)
         lake.write_file(f"quarantine/logs/batch-{result.batch_id}.parquet",
                         logs.assign(reason=f"batch failed contract: {failed}", batch_id=result.batch_id))
+    written = {name: lake.upsert(name, frame).written for name, frame in to_store.items()}
+    try:
+        for name, frame in to_store.items():
+            lake.confirm_stored(name, frame)
+    except LakeWriteNotDurableError as lost:
+        lake.upsert("batches", _ledger(batch, result, not_durable=lost))  # no offsets, no watermarks
+        raise
     if batch.on_stored is not None:
         batch.on_stored()  # acknowledge upstream only now that the lake holds the batch
     if result.passed and len(result.clean):
         _advance_watermarks(lake, batch, result)
-    ledger = pd.DataFrame(
-        [
-            {
-                "batch_id": result.batch_id,
-                "source": result.source,
-                "started_at": pd.Timestamp.now(tz="UTC"),
-                "passed": result.passed,
-                "accepted": len(result.clean) if result.passed else 0,
-                "quarantined": len(result.quarantined) + (0 if result.passed else len(result.clean)),
-                "rejected_messages": 0 if batch.rejected is None else len(batch.rejected),
-                "reasons": json.dumps(result.reasons),
-                "failed_checks": json.dumps([c.name for c in result.checks if not c.passed]),
-            }
-        ]
-    )
+    ledger = _ledger(batch, result)
     lake.upsert("batches", ledger)
     row = ledger.iloc[0]
     return {"source": result.source, "passed": result.passed, "written": written, "quarantine": quarantine_path,
@@ -122,6 +116,31 @@ def store_batch(lake: Lake, batch: SourceBatch, result: ContractResult) -> dict[
             "reasons": result.reasons if result.passed else {
                 **result.reasons,
                 f"batch failed its contract: {', '.join(c.name for c in result.failed_checks)}": len(result.clean)}}
+
+
+def _ledger(batch: SourceBatch, result: ContractResult, *,
+            not_durable: LakeWriteNotDurableError | None = None) -> pd.DataFrame:
+    """The batch's ledger row; a write the lake did not keep is recorded as nothing accepted."""
+    failed_checks = [c.name for c in result.checks if not c.passed]
+    reasons = dict(result.reasons)
+    if not_durable is not None:
+        failed_checks.append("durable_write")
+        reasons[f"lake write not durable: {not_durable.message}"] = not_durable.missing
+    return pd.DataFrame(
+        [
+            {
+                "batch_id": result.batch_id,
+                "source": result.source,
+                "started_at": pd.Timestamp.now(tz="UTC"),
+                "passed": result.passed,
+                "accepted": len(result.clean) if result.passed and not_durable is None else 0,
+                "quarantined": len(result.quarantined) + (0 if result.passed else len(result.clean)),
+                "rejected_messages": 0 if batch.rejected is None else len(batch.rejected),
+                "reasons": json.dumps(reasons),
+                "failed_checks": json.dumps(failed_checks),
+            }
+        ]
+    )
 
 
 def _advance_watermarks(lake: Lake, batch: SourceBatch, result: ContractResult) -> None:

@@ -4,12 +4,21 @@ Each dataset is a folder of hive partitions (``telemetry/date=2026-11-20/part-0.
 Writes are upserts on the dataset's key columns, so re-ingesting a window never duplicates a
 row. A partition is rewritten whole into a hidden temporary file and then renamed over the old
 one (local disk), or put in one request (object stores, where a PUT is atomic): a crash never
-leaves a half-written partition, and readers skip hidden files. One writer per dataset at a time.
+leaves a half-written partition, and readers skip hidden files.
+
+Concurrent writers are safe: every upsert (and any other read-modify-write of a dataset, through
+:meth:`Lake.lock`) holds the dataset's writer lock, an ``flock`` on local disk or a lease object
+on S3 (:mod:`foresight.lake_locks` has how, and the limits). Waits are bounded: a writer gives up
+after ``lock_timeout`` seconds with an error naming the holder. We lock rather than append files
+and merge on read because every reader (pyarrow, DuckDB views) then keeps seeing one file per
+partition with one row per key. :meth:`Lake.confirm_stored` re-reads the keys of a batch just
+written, so a caller can acknowledge upstream only rows the lake really holds.
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +30,9 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from foresight.errors import DependencyUnavailableError
+from foresight.lake_locks import DEFAULT_LEASE_TTL, DEFAULT_LOCK_TIMEOUT, Lease, locks_for
 
 
 @dataclass(frozen=True)
@@ -65,10 +77,23 @@ class UnknownDatasetError(KeyError):
         super().__init__(f"unknown lake dataset {name!r}; known: {sorted(DATASETS)}")
 
 
+class LakeWriteNotDurableError(DependencyUnavailableError):
+    """Rows an upsert just wrote are not in the lake when read back."""
+
+    def __init__(self, dataset: str, missing: int, total: int) -> None:
+        super().__init__(
+            f"lake {dataset}: {missing:,} of {total:,} rows just written are missing when read back",
+            hint="nothing was acknowledged upstream and no watermark moved, so the next run re-reads them; "
+                 "check the lake's storage and that nothing else rewrites it",
+        )
+        self.dataset, self.missing, self.total = dataset, missing, total
+
+
 class Lake:
     """Upsert and read the datasets under one root URL."""
 
-    def __init__(self, url: str | Path) -> None:
+    def __init__(self, url: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
         url = str(url)
         if "://" in url:
             self.fs, root = pafs.FileSystem.from_uri(url)
@@ -77,6 +102,12 @@ class Lake:
         self.root = root.rstrip("/")
         self.url = url
         self._atomic_rename = self.fs.type_name == "local"
+        self._locks = locks_for(self.fs.type_name, self.root, url, timeout=lock_timeout, lease_ttl=lease_ttl)
+
+    def lock(self, dataset: str) -> AbstractContextManager[Lease]:
+        """Hold ``dataset``'s writer lock for a read-modify-write (re-entrant: upserts inside reuse it)."""
+        _spec(dataset)
+        return self._locks.hold(dataset)
 
     # -- writing -----------------------------------------------------------------------------
     def upsert(self, dataset: str, df: pd.DataFrame) -> UpsertReport:
@@ -90,23 +121,40 @@ class Lake:
             raise ValueError(f"lake {dataset}: rows lack key column(s) {missing}")
         if df.duplicated(list(spec.keys)).any():
             raise ValueError(f"lake {dataset}: the batch itself repeats keys {list(spec.keys)}")
-        for partition, part in _partitions(df, spec):
-            directory = self._dir(dataset, partition)
-            existing = self._read_file(f"{directory}/{PART_FILE}")
-            if existing is not None and len(existing):
-                merged_keys = existing[list(spec.keys)].merge(part[list(spec.keys)], on=list(spec.keys))
-                updated = len(merged_keys)
-                combined = pd.concat([existing, part.astype(existing.dtypes.to_dict(), errors="ignore")])
-                combined = combined.drop_duplicates(list(spec.keys), keep="last")
-            else:
-                updated, combined = 0, part
-            if spec.sort:
-                combined = combined.sort_values(list(spec.sort), kind="stable")
-            self._write_atomic(directory, combined.reset_index(drop=True))
-            report.updated += updated
-            report.inserted += len(part) - updated
-            report.partitions.append(partition or ".")
+        with self.lock(dataset) as lease:  # read, merge and rewrite with no other writer between
+            for partition, part in _partitions(df, spec):
+                directory = self._dir(dataset, partition)
+                existing = self._read_file(f"{directory}/{PART_FILE}")
+                if existing is not None and len(existing):
+                    merged_keys = existing[list(spec.keys)].merge(part[list(spec.keys)], on=list(spec.keys))
+                    updated = len(merged_keys)
+                    combined = pd.concat([existing, part.astype(existing.dtypes.to_dict(), errors="ignore")])
+                    combined = combined.drop_duplicates(list(spec.keys), keep="last")
+                else:
+                    updated, combined = 0, part
+                if spec.sort:
+                    combined = combined.sort_values(list(spec.sort), kind="stable")
+                lease.keep()
+                self._write_atomic(directory, combined.reset_index(drop=True))
+                report.updated += updated
+                report.inserted += len(part) - updated
+                report.partitions.append(partition or ".")
         return report
+
+    def confirm_stored(self, dataset: str, df: pd.DataFrame) -> None:
+        """Read back the key columns of the partitions ``df`` went to; raise
+        :class:`LakeWriteNotDurableError` unless every key of ``df`` is there."""
+        spec = _spec(dataset)
+        if df.empty:
+            return
+        keys = list(spec.keys)
+        columns = keys + [c for c in (spec.time_column,) if c is not None and c not in keys]
+        missing = 0
+        for partition, part in _partitions(df[columns], spec):
+            stored = self._read_file(f"{self._dir(dataset, partition)}/{PART_FILE}", columns=keys)
+            missing += len(part) if stored is None else _count_absent(part[keys], stored)
+        if missing:
+            raise LakeWriteNotDurableError(dataset, missing, len(df))
 
     def write_file(self, relative_path: str, df: pd.DataFrame) -> str:
         """Write one standalone Parquet file (e.g. a quarantine batch) atomically; returns its path."""
@@ -148,6 +196,8 @@ class Lake:
         if not self.exists(dataset):
             return pd.DataFrame(columns=columns or list(spec.keys))
         ds = self.dataset(dataset)
+        if not ds.files:  # a first writer has made the folder but not yet its first file
+            return pd.DataFrame(columns=columns or list(spec.keys))
         expr = filter
         if spec.time_column and (start is not None or end is not None):
             col = pads.field(spec.time_column)
@@ -197,10 +247,10 @@ class Lake:
         base = f"{self.root}/{dataset}"
         return f"{base}/{PARTITION_COL}={partition}" if partition else base
 
-    def _read_file(self, path: str) -> pd.DataFrame | None:
+    def _read_file(self, path: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
             return None
-        return pq.read_table(path, filesystem=self.fs).to_pandas()
+        return pq.read_table(path, columns=columns, filesystem=self.fs).to_pandas()
 
 
 def to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -212,6 +262,12 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
         i = table.schema.get_field_index(c)
         table = table.set_column(i, c, table.column(c).cast(pa.timestamp("us", tz="UTC")))
     return table
+
+
+def _count_absent(wanted: pd.DataFrame, stored: pd.DataFrame) -> int:
+    """How many rows of ``wanted`` have no row with the same key values in ``stored``."""
+    present = pd.MultiIndex.from_frame(wanted).isin(pd.MultiIndex.from_frame(stored[list(wanted.columns)]))
+    return int((~present).sum())
 
 
 def _spec(dataset: str) -> DatasetSpec:

@@ -3,7 +3,9 @@
 An incremental source pulls ``[watermark - overlap, now)`` (the overlap re-reads late samples;
 the lake's upsert makes the re-read harmless) and a watermark advances only after the lake
 write succeeded, so a failed run is simply re-done by the next one: nothing skipped, nothing
-double-counted. Stored as the lake dataset ``watermarks`` keyed by ``(source, stream)``.
+double-counted. Stored as the lake dataset ``watermarks`` keyed by ``(source, stream)``; an
+advance reads the current marks and writes the new ones under the dataset's writer lock, so two
+writers advancing at once can never rewind each other.
 
 A stream is the unit a source fetches and can fail on its own: a configured PromQL series, a
 CloudWatch metric. One refused stream keeps only its own watermark back; the others move on,
@@ -35,6 +37,8 @@ class WatermarkStore:
         if not self.lake.exists("watermarks"):
             return {}
         rows = self.lake.read("watermarks")
+        if rows.empty:  # a first writer's folder with no file yet reads as keys only
+            return {}
         rows = rows[rows["source"] == source]
         return {str(s): pd.Timestamp(w) for s, w in zip(rows["stream"], rows["watermark"], strict=True)}
 
@@ -49,13 +53,15 @@ class WatermarkStore:
                 raise ValueError(f"watermark for {source}/{stream} must be timezone-aware, got {mark}")
         if not watermarks:
             return {}
-        current = self.all_for(source)
-        new = {s: m.tz_convert("UTC") if s not in current else max(current[s], m.tz_convert("UTC"))
-               for s, m in watermarks.items()}
-        now = pd.Timestamp.now(tz="UTC")
-        self.lake.upsert("watermarks", pd.DataFrame(
-            [{"source": source, "stream": s, "watermark": m, "updated_at": now} for s, m in new.items()]
-        ))
+        # Read, max() and write under one lock: a concurrent advance between them could rewind a mark.
+        with self.lake.lock("watermarks"):
+            current = self.all_for(source)
+            new = {s: m.tz_convert("UTC") if s not in current else max(current[s], m.tz_convert("UTC"))
+                   for s, m in watermarks.items()}
+            now = pd.Timestamp.now(tz="UTC")
+            self.lake.upsert("watermarks", pd.DataFrame(
+                [{"source": source, "stream": s, "watermark": m, "updated_at": now} for s, m in new.items()]
+            ))
         return new
 
     def window_start(self, source: str, stream: str, *, overlap: pd.Timedelta,

@@ -61,6 +61,9 @@ def test_deploy_from_prefect_yaml_and_run_ingest_on_a_process_worker(tmp_path: P
         deployments = requests.post(f"{api}/deployments/filter", json={}, timeout=10).json()
         assert {d["name"] for d in deployments} == {"ingest", "train", "forecast-and-plan", "detect", "publish"}, out
         assert all(d["schedules"] for d in deployments), "every deployment carries a schedule"
+        concurrency = {d["name"]: (d["global_concurrency_limit"] or {}).get("limit") for d in deployments}
+        assert concurrency == dict.fromkeys(concurrency, 1), "one run of each flow at a time"
+        assert {d["concurrency_options"]["collision_strategy"] for d in deployments} == {"CANCEL_NEW"}
 
         ingest = requests.get(f"{api}/deployments/name/ingest/ingest", timeout=10).json()
         run = requests.post(f"{api}/deployments/{ingest['id']}/create_flow_run", json={}, timeout=10).json()
