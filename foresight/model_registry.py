@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from foresight.errors import DependencyUnavailableError, ForesightError
 from foresight.redact import redact_url
@@ -256,8 +257,28 @@ _env_users = 0
 _env_saved: dict[str, str | None] = {}
 
 
+def split_tracking_credentials(uri: str) -> tuple[str, dict[str, str]]:
+    """``(uri without user info, MLflow's credential variables)`` for an http(s) tracking URI.
+
+    MLflow quotes the tracking URI in its own error messages (``API request to
+    http://user:pw@host/... failed``), which Prefect then logs: credentials written into the URI
+    would reach the console and the run logs. They travel as ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD`` instead (basic auth, exactly what the URI form sends), which
+    MLflow reads at every request.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return uri, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    creds = {"MLFLOW_TRACKING_USERNAME": unquote(user)}
+    if password:
+        creds["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
+    return urlunsplit(parts._replace(netloc=hostport)), creds
+
+
 @contextmanager
-def _http_budget(budget: MlflowHttpBudget) -> Iterator[None]:
+def _http_budget(budget: MlflowHttpBudget, credentials: dict[str, str] | None = None) -> Iterator[None]:
     """Set MLflow's HTTP budget variables while a registry call runs, then restore them.
 
     Reference-counted across threads: calls that overlap share the first one's budget (every
@@ -267,7 +288,7 @@ def _http_budget(budget: MlflowHttpBudget) -> Iterator[None]:
     global _env_users
     with _ENV_LOCK:
         if _env_users == 0:
-            values = budget.env()
+            values = {**budget.env(), **(credentials or {})}
             _env_saved.clear()
             _env_saved.update({key: os.environ.get(key) for key in values})
             os.environ.update(values)
@@ -348,7 +369,7 @@ def _bounded(method: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         registry: ModelRegistry = args[0]  # type: ignore[assignment]
-        with _http_budget(registry.budget):
+        with _http_budget(registry.budget, registry._credentials):
             try:
                 return method(*args, **kwargs)
             except ForesightError:
@@ -400,7 +421,8 @@ class ModelRegistry:
     """Experiments, runs, registered versions and champion/challenger aliases in one MLflow store."""
 
     def __init__(self, tracking_uri: str, artifact_location: str, *, budget: MlflowHttpBudget | None = None) -> None:
-        self.tracking_uri = tracking_uri
+        # Credentials leave the URI (MLflow would quote them in its errors) and go as variables.
+        self.tracking_uri, self._credentials = split_tracking_credentials(tracking_uri)
         # Every experiment stores artifacts under here (a folder or URI), never ./mlruns.
         self.artifact_location = artifact_location.rstrip("/")
         # Timeouts and retries of every request to a remote tracking server (settings.mlflow).

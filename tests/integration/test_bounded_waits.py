@@ -28,7 +28,8 @@ from foresight.settings import Settings
 from support.servers import free_port
 
 MLFLOW_ENV = ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-              "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER")
+              "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
+              "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
 def within(seconds: float, call: Callable[[], Any]) -> tuple[BaseException | None, Any, float]:
@@ -86,11 +87,53 @@ def test_a_dead_mlflow_fails_a_registry_call_in_seconds_with_one_line(tmp_path: 
 
     assert isinstance(error, DependencyUnavailableError), repr(error)
     line = _one_line(error)
-    assert line.startswith(f"MLflow at http://alice:***@127.0.0.1:{port} did not answer within 10 s "
+    assert line.startswith(f"MLflow at http://127.0.0.1:{port} did not answer within 10 s "
                            "(3 attempts: connection refused)")
     assert "mlflow.tracking_uri" in line and "hunter2" not in line
+    # Nor in MLflow's own error underneath, which Prefect logs: the URI it was given had none.
+    cause: BaseException | None = error
+    while cause is not None:
+        assert "hunter2" not in str(cause), f"{type(cause).__name__}: {cause}"
+        cause = cause.__cause__ or cause.__context__
     assert elapsed < 20, f"a refused connection took {elapsed:.1f} s"
     # The budget was MLflow's for the call only: nothing left behind in the process.
+    assert not any(key in os.environ for key in MLFLOW_ENV)
+
+
+def test_mlflow_credentials_travel_as_basic_auth_never_in_the_uri(tmp_path: Path, clean_mlflow_env: None) -> None:
+    """The user info of the tracking URI reaches the server as basic auth (what the URI form
+    sends) while no message can quote it: MLflow never sees it in the URI."""
+    import base64
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = json.dumps({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such model"}).encode()
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://alice:hunter2@127.0.0.1:{server.server_address[1]}"
+        registry = open_registry(Settings(home=tmp_path, mlflow={"tracking_uri": uri}))
+        error, champion, _ = within(30, lambda: registry.champion("capacity-forecaster"))
+    finally:
+        server.shutdown()
+    assert error is None and champion is None, repr(error)
+    expected = "Basic " + base64.b64encode(b"alice:hunter2").decode()
+    assert seen and all(auth == expected for _, auth in seen), seen
+    assert "hunter2" not in registry.tracking_uri and "hunter2" not in repr(registry.__dict__.get("tracking_uri"))
     assert not any(key in os.environ for key in MLFLOW_ENV)
 
 
