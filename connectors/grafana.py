@@ -33,6 +33,7 @@ import pandas as pd
 import requests
 
 from foresight.errors import ForesightError
+from foresight.redact import redact_url
 from foresight.schemas import require_columns
 
 ANNOTATION_TAGS: tuple[str, ...] = ("foresight", "incident")
@@ -94,7 +95,7 @@ class GrafanaClient:
         self, url: str, token: str, *, session: requests.Session | None = None, timeout: float = 10.0
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"Grafana URL must start with http:// or https://, got {url!r}")
+            raise ValueError(f"Grafana URL must start with http:// or https://, got {redact_url(url)!r}")
         if not token:
             raise ValueError("a Grafana service account token is required")
         self.url = url.rstrip("/")

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from foresight.errors import ConfigError, DependencyUnavailableError
+from foresight.redact import redact_url
 
 LOCK_DIR = ".locks"
 DEFAULT_LOCK_TIMEOUT = 120.0  # seconds a writer waits for a dataset: many upserts' worth, far under a schedule
@@ -348,7 +349,7 @@ class _NoLocks:
 
     def hold(self, dataset: str) -> AbstractContextManager[Lease]:
         raise LakeLockUnsupported(
-            f"cannot write lake dataset {dataset!r} at {self.url}: only local disk and s3:// lakes can lock "
+            f"cannot write lake dataset {dataset!r} at {redact_url(self.url)}: only local disk and s3:// lakes can lock "
             "a dataset against concurrent writers",
             hint="set lake_url to a local path or an s3:// URL",
         )

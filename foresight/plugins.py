@@ -8,15 +8,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from foresight.errors import ConfigError
+
 T = TypeVar("T")
 
 
-class UnknownPluginError(KeyError):
-    """No plugin of this kind has the name asked for; ``.choices`` lists the ones that exist."""
+class UnknownPluginError(ConfigError, KeyError):
+    """No plugin of this kind has the name asked for; ``.choices`` lists the ones that exist.
+    A configuration problem (a name in the settings), so never retried and printed as one line."""
 
     def __init__(self, kind: str, name: str, choices: list[str]) -> None:
         self.kind, self.name, self.choices = kind, name, choices
         super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(choices) or '(none registered)'}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return ConfigError.__str__(self)
 
 
 class Registry(Generic[T]):

@@ -22,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from connectors.prometheus.query import RangeChunk, range_query_params
+from foresight.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,10 @@ class PrometheusUnavailableError(PrometheusError):
     """A request kept failing after every retry; ``.attempts`` and ``.last_error`` say how."""
 
     def __init__(self, *, url: str, query: str, chunk: RangeChunk, attempts: int, last_error: str) -> None:
-        self.url, self.attempts, self.last_error = url, attempts, last_error
+        self.url, self.attempts, self.last_error = redact_url(url), attempts, redact_url(last_error)
         super().__init__(
-            f"Prometheus at {url} failed {query!r} over {chunk.describe()} after {attempts} attempt(s): "
-            f"{last_error}",
+            f"Prometheus at {self.url} failed {query!r} over {chunk.describe()} after {attempts} attempt(s): "
+            f"{self.last_error}",
             query=query, chunk=chunk,
         )
 

@@ -12,7 +12,16 @@ def test_unknown_name_lists_the_choices() -> None:
     with pytest.raises(UnknownPluginError) as err:
         reg.get("c")
     assert err.value.choices == ["a", "b"]
-    assert "choose one of: a, b" in str(err.value)
+    assert str(err.value) == "unknown widget 'c'; choose one of: a, b"
+
+
+def test_an_unknown_name_is_a_configuration_error_never_retried() -> None:
+    from flows.retries import is_retryable
+    from foresight.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        Registry("source kind").get("promethues")
+    assert isinstance(err.value, KeyError) and not is_retryable(err.value)
 
 
 def test_a_name_cannot_be_taken_twice() -> None:
