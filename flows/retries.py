@@ -16,10 +16,9 @@ problems and timeouts (the built-in ones, requests', urllib3's, botocore's, SQLA
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from foresight.errors import ForesightError
+from foresight.errors import ForesightError, exception_chain
 
 # Errors no wait can fix: bad input, bad config, bugs. LookupError covers KeyError, IndexError and
 # NotReadyError (no champion, no telemetry); ValueError covers ConfigError and contract failures.
@@ -42,15 +41,6 @@ _TRANSIENT_NAMES: frozenset[tuple[str, str]] = frozenset({
 })
 # OSErrors that are not about files (sockets, name resolution, urllib's URLError) are transient.
 _OS_TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 def _status(exc: BaseException) -> int | None:
@@ -91,7 +81,7 @@ def _verdict(exc: BaseException) -> bool | None:
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether running the same task again soon could succeed (see the module docstring)."""
-    for cause in _causes(exc):
+    for cause in exception_chain(exc):
         verdict = _verdict(cause)
         if verdict is not None:
             return verdict

@@ -9,6 +9,8 @@ so a bad config or a missing champion fails a run at once instead of after every
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class ForesightError(Exception):
     """A problem with a one-line message and, where one exists, the fix."""
@@ -40,3 +42,14 @@ class DependencyUnavailableError(ForesightError, RuntimeError):
     """A server Foresight needs (MLflow, the forecast store, a source) did not answer in time."""
 
     retryable = True
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or during, outermost first (cycles cut): where a
+    wrapped error (MLflow's, SQLAlchemy's) hides the cause that says whether to wait."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from foresight.errors import DependencyUnavailableError, ForesightError
+from foresight.errors import DependencyUnavailableError, ForesightError, exception_chain
 from foresight.redact import redact_url
 
 if TYPE_CHECKING:
@@ -320,16 +320,6 @@ class MlflowUnavailableError(DependencyUnavailableError):
         )
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it was raised from or during, outermost first (cycles cut)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def unavailable_reason(exc: BaseException) -> str | None:
     """Why a server did not answer, when ``exc`` says it did not (a connection refused or reset,
     a timeout, retries exhausted on 5xx / 429); None for an answer that was an error.
@@ -342,7 +332,7 @@ def unavailable_reason(exc: BaseException) -> str | None:
     from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
     from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-    chain = list(_causes(exc))
+    chain = list(exception_chain(exc))
     text = " ".join(f"{type(cause).__name__}: {cause}" for cause in chain)
     transport = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError,
                  MaxRetryError, NewConnectionError, ProtocolError, Urllib3Timeout, ConnectionError, TimeoutError)
