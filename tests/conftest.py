@@ -34,6 +34,15 @@ def prefect_harness():
 
 
 @pytest.fixture
+def prefect_api_env(prefect_harness) -> dict[str, str]:
+    """Environment for a subprocess that should run its flows against the session's Prefect API
+    instead of starting its own ephemeral one (about 10 s each)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+@pytest.fixture
 def foresight_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh FORESIGHT_HOME (and working directory) for one test."""
     home = tmp_path / ".foresight"

@@ -1,6 +1,7 @@
 """What a user sees from the real ``foresight`` command, Prefect's own log output included: a bad
 config or a store that is down is two lines and a non-zero exit; SIGTERM stops the Prefect API
-server the run started. The flow runs start a Prefect server in a subprocess (~10 s each)."""
+server the run started. The SIGTERM test's run starts its own Prefect server in a subprocess
+(~10 s); the store test's run uses the session's."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def test_a_store_that_is_down_is_two_lines_and_a_non_zero_exit(tmp_path: Path) -> None:
+def test_a_store_that_is_down_is_two_lines_and_a_non_zero_exit(tmp_path: Path, prefect_api_env: dict[str, str]) -> None:
     from connectors.base import build_source
     from foresight.lake import Lake
 
@@ -45,7 +46,8 @@ def test_a_store_that_is_down_is_two_lines_and_a_non_zero_exit(tmp_path: Path) -
                       f"postgresql+psycopg://foresight:{PASSWORD}@127.0.0.1:{free_port()}/foresight\n")
 
     run = subprocess.run([sys.executable, "-m", "foresight.cli", "run", "publish", "--config", str(config)],
-                         env=_cli_env(home, tmp_path), capture_output=True, text=True, timeout=600)
+                         env={**_cli_env(home, tmp_path), **prefect_api_env}, capture_output=True, text=True,
+                         timeout=600)
     output = run.stdout + run.stderr
     lines = _lines(output)
     assert run.returncode != 0, output

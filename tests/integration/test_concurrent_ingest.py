@@ -40,7 +40,9 @@ def _config(directory: Path, writer: int) -> Path:
     return config
 
 
-def test_two_ingest_processes_at_once_keep_every_row_and_the_ledger_matches_the_lake(tmp_path: Path) -> None:
+def test_two_ingest_processes_at_once_keep_every_row_and_the_ledger_matches_the_lake(
+    tmp_path: Path, prefect_api_env: dict[str, str]
+) -> None:
     home = tmp_path / "home"
     ds = _times()
     seeded = pd.DataFrame({"unique_id": np.repeat([f"seed/i-{j}/cpu_pct" for j in range(SEEDED)], STEPS),
@@ -49,9 +51,9 @@ def test_two_ingest_processes_at_once_keep_every_row_and_the_ledger_matches_the_
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("FORESIGHT_", "PREFECT_API"))}
     runs = []
     for writer in (0, 1):
-        env = {**base_env, "FORESIGHT_HOME": str(home), "PREFECT_HOME": str(tmp_path / f"prefect-{writer}"),
-               # each process starts its own ephemeral Prefect API; two at once on a busy machine are slow
-               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+        # Both run against one Prefect API, the session's, as two deployments' runs would.
+        env = {**base_env, **prefect_api_env, "FORESIGHT_HOME": str(home),
+               "PREFECT_HOME": str(tmp_path / f"prefect-{writer}")}
         log = open(tmp_path / f"ingest-{writer}.log", "wb")  # noqa: SIM115 (closed below)
         runs.append((subprocess.Popen([FORESIGHT, "run", "ingest", "--config", str(_config(tmp_path, writer))],
                                       cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT), log))
