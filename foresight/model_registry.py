@@ -495,7 +495,7 @@ class ModelRegistry:
                         mlflow.log_artifacts(str(path), artifact_path=folder)
                     else:
                         mlflow.log_artifact(str(path), artifact_path=folder)
-                mlflow.pyfunc.log_model(
+                logged = mlflow.pyfunc.log_model(
                     name=MODEL_ARTIFACT,
                     python_model=wrapper,
                     signature=signature,
@@ -504,8 +504,9 @@ class ModelRegistry:
                 )
             # Registered here rather than by log_model, so the version carries its state from the
             # moment it exists: a run killed before the gate leaves a version marked pending.
+            # MLflow 3 keeps the model as a logged model (``models:/m-...``), not under the run.
             registered = mlflow.register_model(
-                f"runs:/{run_id}/{MODEL_ARTIFACT}", registered_name,
+                logged.model_uri, registered_name,
                 await_registration_for=REGISTRATION_WAIT_SECONDS, tags={STATE_TAG: PENDING},
             )
         return CandidateVersion(run_id=run_id, version=str(registered.version))
