@@ -58,7 +58,8 @@ class _ForesightGroup(TyperGroup):
             if debug:
                 traceback.print_exc()
             failure = describe_failure(exc, debug=debug)
-            typer.echo(f"error: {failure.message}", err=True)
+            for line in failure.message.splitlines():
+                typer.echo(f"error: {line}", err=True)
             if failure.hint:
                 typer.echo(f"hint: {failure.hint}", err=True)
             raise typer.Exit(failure.exit_code) from None

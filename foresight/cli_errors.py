@@ -20,6 +20,7 @@ from foresight.errors import ForesightError
 from foresight.redact import redact_url
 
 DEBUG_HINT = "run with --debug for the traceback"
+_MAX_LINES = 10  # problems listed before "(and N more)"
 _MAX_MESSAGE = 400  # characters: one terminal line or two, never a wall
 
 
@@ -32,8 +33,8 @@ class Failure:
 
 def describe_failure(exc: BaseException, *, debug: bool = False) -> Failure:
     """What to print for an exception that ended a command (credentials masked)."""
-    if isinstance(exc, ForesightError):
-        return Failure(_clip(exc.message), exc.hint and _clip(exc.hint), exc.exit_code)
+    if isinstance(exc, ForesightError):  # one problem per line (a config with three bad keys: three)
+        return Failure(_clip_lines(exc.message), exc.hint and _clip(exc.hint), exc.exit_code)
     more = None if debug else DEBUG_HINT
     validation = _validation_summary(exc)
     if validation is not None:
@@ -98,6 +99,14 @@ def _validation_summary(exc: BaseException) -> str | None:
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0] if lines else "(no message)"
+
+
+def _clip_lines(text: str) -> str:
+    """Each line of ``text`` clipped to one line; at most :data:`_MAX_LINES` of them."""
+    lines = [_clip(line) for line in text.splitlines() if line.strip()] or [_clip(text)]
+    if len(lines) > _MAX_LINES:
+        lines = [*lines[: _MAX_LINES - 1], f"(and {len(lines) - _MAX_LINES + 1} more)"]
+    return "\n".join(lines)
 
 
 def _clip(text: str) -> str:

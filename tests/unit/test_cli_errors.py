@@ -210,3 +210,14 @@ def test_the_demo_carries_on_past_a_failed_source_then_exits_non_zero(
     assert ran == list(cli.FLOWS)
     assert result.exit_code == 1, result.output
     assert summaries and summaries[0]["ingest"] == {"stage": "ingest"} and summaries[0]["detect"] == {"stage": "detect"}
+
+
+def test_each_config_problem_is_its_own_error_line(foresight_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "foresight.yaml"
+    path.write_text("forecast:\n  horizn: 24\n  level: 150\nsinks:\n  pagerduty_routing_kye: abc\n")
+    result = CliRunner().invoke(app, ["settings", "--config", str(path)])
+    lines = _lines(result.output)
+    assert result.exit_code == 2, result.output
+    assert [line.split(": ", 2)[-1].split(":")[0] for line in lines[:-1]] == [
+        "forecast.level", "forecast.horizn", "sinks.pagerduty_routing_kye"], result.output
+    assert all(line.startswith(f"error: {path}: ") for line in lines[:-1]) and lines[-1].startswith("hint: ")
