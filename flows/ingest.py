@@ -70,6 +70,7 @@ def check_batch(batch: SourceBatch, source: SourceConfig, settings: Settings) ->
         max_staleness=pd.Timedelta(source.max_staleness),
         max_quarantine_ratio=settings.max_quarantine_ratio,
         contract=SourceContract(kind=source.kind, grid=batch.grid, max_series=source.max_series),
+        rejected=0 if batch.rejected is None else len(batch.rejected),
     )
 
 

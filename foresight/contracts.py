@@ -241,8 +241,13 @@ def check_telemetry(
     retention: pd.Timedelta | dt.timedelta = DEFAULT_RETENTION,
     clock_skew: pd.Timedelta | dt.timedelta = DEFAULT_CLOCK_SKEW,
     contract: SourceContract = GENERIC_CONTRACT,
+    rejected: int = 0,
 ) -> ContractResult:
     """Clean a raw telemetry batch, quarantine bad rows with a reason and judge the batch.
+
+    ``rejected`` counts what the source itself could not turn into rows (undecodable lines or
+    messages, already in the quarantine): they count towards ``max_quarantine_ratio``, so a file
+    or a topic that is mostly garbage fails its batch instead of passing on the few rows it had.
 
     ``catalogue`` (``unique_id`` and ``unit``) enables the series-membership and per-unit bounds
     checks; without it parsing, ids the sinks can hold, time range, finiteness, the generic
@@ -283,7 +288,8 @@ def check_telemetry(
         _schema_check(raw, missing),
         CheckResult("not_empty", len(raw) > 0, f"{len(raw)} row(s) received"),
         *_checks_from_batch_suite(batch_result, now, pd.Timedelta(max_staleness)),
-        _quarantine_ratio_check(len(quarantined), len(raw), max_quarantine_ratio),
+        _quarantine_ratio_check(len(quarantined) + rejected, len(raw) + rejected, max_quarantine_ratio,
+                                rejected=rejected),
         _accounting_check(len(raw), len(clean), len(quarantined), collapsed),
         CheckResult("exact_duplicates", True, f"{collapsed} exact duplicate row(s) collapsed"),
         _catalogue_check(units),
@@ -723,12 +729,13 @@ def _checks_from_batch_suite(
     return checks
 
 
-def _quarantine_ratio_check(n_quarantined: int, n_raw: int, limit: float) -> CheckResult:
+def _quarantine_ratio_check(n_quarantined: int, n_raw: int, limit: float, *, rejected: int = 0) -> CheckResult:
     share = n_quarantined / n_raw if n_raw else 0.0
+    unread = f", {rejected} of them unreadable at the source" if rejected else ""
     return CheckResult(
         "quarantine_ratio",
         share <= limit,
-        f"{n_quarantined} of {n_raw} row(s) quarantined ({share:.2%}); limit {limit:.2%}",
+        f"{n_quarantined} of {n_raw} row(s) quarantined{unread} ({share:.2%}); limit {limit:.2%}",
     )
 
 

@@ -301,6 +301,17 @@ def test_too_many_bad_rows_fail_the_batch() -> None:
     assert check(raw, max_quarantine_ratio=0.2).passed
 
 
+def test_lines_the_source_could_not_read_count_towards_the_quarantine_ratio() -> None:
+    """A file or topic that is mostly garbage fails its batch, not passes on its few good rows."""
+    raw = clean_batch()  # 192 good rows
+    assert check(raw, rejected=8).passed  # 8 of 200 unreadable: 4 %
+    result = check(raw, rejected=20)  # 20 of 212: 9.4 %
+    assert failed(result) == {"quarantine_ratio"}
+    ratio = next(c for c in result.checks if c.name == "quarantine_ratio")
+    assert "20 of 212 row(s) quarantined, 20 of them unreadable at the source" in ratio.detail
+    assert len(result.clean) == len(raw)
+
+
 def test_stale_batch_fails_freshness() -> None:
     raw = clean_batch()
     result = check(raw, now=NOW + pd.Timedelta(days=3))

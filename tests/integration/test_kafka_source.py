@@ -154,7 +154,7 @@ def test_bad_messages_are_quarantined_or_rejected_with_a_reason_and_dead_lettere
 ) -> None:
     topic, dlq, group = _name("metrics"), _name("dead-letters"), _name("bad")
     create_topics(broker.bootstrap, {topic: 1, dlq: 1})
-    good, _ = _samples(60, seed=2)  # 240 good samples keep the bad rows under the 5% quarantine ratio
+    good, _ = _samples(80, seed=2)  # 320 good samples keep the bad rows and rejects under the 5% quarantine ratio
     base = {"metric": "cpu_pct", "service": "cart", "resource": "i-9", "unit": "percent"}
     now = pd.Timestamp.now(tz="UTC").floor("min")
 
