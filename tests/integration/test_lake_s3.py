@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from foresight.lake import Lake
 from foresight.lake_locks import LakeLeaseLost, LakeLockTimeout
+from support.lake_writers import in_lockstep
 from support.servers import free_port, missing_dependency, server_process
 
 pytestmark = pytest.mark.integration
@@ -74,23 +74,9 @@ def _lease(client, bucket: str, *, pid: int, ttl: float) -> None:
 
 def test_two_s3_writers_of_one_partition_keep_every_row(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     client, url = _s3(s3_endpoint, monkeypatch, "two-writers")
-    rounds, barrier, errors = 8, threading.Barrier(2), []
-
-    def write(writer: int) -> None:
-        lake = Lake(url)
-        try:
-            for r in range(rounds):
-                barrier.wait(timeout=30)
-                lake.upsert("telemetry", _rows(writer, r))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(w,)) for w in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    rounds = 8
+    lakes = [Lake(url) for _ in (0, 1)]
+    in_lockstep(lambda writer, r: lakes[writer].upsert("telemetry", _rows(writer, r)), rounds=rounds)
     counts = Lake(url).read("telemetry")["unique_id"].value_counts()
     lost = [f"w{w}/r{r}" for w in (0, 1) for r in range(rounds) if counts.get(f"w{w}/r{r}", 0) != 50]
     assert not lost, f"{len(lost)} of {2 * rounds} writer-rounds lost rows: {lost}"

@@ -38,3 +38,29 @@ def hold_lock_forever(url: str, dataset: str, held: Any) -> None:
     with Lake(url).lock(dataset):
         held.set()
         time.sleep(600)
+
+
+def in_lockstep(step: Any, *, writers: int = 2, rounds: int, timeout: float = 120.0) -> None:
+    """Run ``step(writer, round_)`` for every round in one thread per writer, each round started
+    by all writers together (a barrier); re-raise the first error any thread met."""
+    import threading
+
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def run(writer: int) -> None:
+        try:
+            for round_ in range(rounds):
+                barrier.wait(timeout=30)
+                step(writer, round_)
+        except BaseException as exc:  # a thread's failure must fail the test
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    if errors:
+        raise errors[0]

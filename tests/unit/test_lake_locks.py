@@ -16,7 +16,7 @@ from foresight.errors import ConfigError, DependencyUnavailableError
 from foresight.lake import Lake, LakeWriteNotDurableError
 from foresight.lake_locks import LakeLockTimeout
 from foresight.watermarks import WatermarkStore
-from support.lake_writers import hold_lock_forever, upsert_rounds, writer_rows
+from support.lake_writers import hold_lock_forever, in_lockstep, upsert_rounds, writer_rows
 
 ROUNDS, ROWS = 20, 200
 T0 = pd.Timestamp("2026-03-01 12:00", tz="UTC")
@@ -40,25 +40,13 @@ def test_two_processes_upserting_one_partition_keep_every_row(tmp_path: Path) ->
 
 def test_concurrent_watermark_advances_never_rewind_or_drop_a_stream(tmp_path: Path) -> None:
     rounds = 30
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
+    stores = [WatermarkStore(Lake(tmp_path)) for _ in (0, 1)]
 
-    def advance(writer: int) -> None:
-        store = WatermarkStore(Lake(tmp_path))
-        try:
-            for r in range(rounds):
-                barrier.wait(timeout=30)
-                mark = T0 + pd.Timedelta(minutes=2 * r + writer)  # writer 1 is always a minute ahead
-                store.advance_many("prom", {"shared": mark, f"own-{writer}": mark})
-        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
-            errors.append(exc)
+    def advance(writer: int, r: int) -> None:
+        mark = T0 + pd.Timedelta(minutes=2 * r + writer)  # writer 1 is always a minute ahead
+        stores[writer].advance_many("prom", {"shared": mark, f"own-{writer}": mark})
 
-    threads = [threading.Thread(target=advance, args=(w,)) for w in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    in_lockstep(advance, rounds=rounds)
     marks = WatermarkStore(Lake(tmp_path)).all_for("prom")
     last = T0 + pd.Timedelta(minutes=2 * (rounds - 1))
     assert marks == {"shared": last + pd.Timedelta(minutes=1), "own-0": last, "own-1": last + pd.Timedelta(minutes=1)}
