@@ -255,8 +255,20 @@ def run(
 
     Returns the figures, the incidents and the per-fault matches.
     """
+    day_pipeline(pipeline, settings, detect)  # an unknown pipeline is refused before any reading
+    return run_days(load_nezha(Path(data)), out, settings, pipeline=pipeline, detect=detect)
+
+
+def run_days(
+    days: Sequence[NezhaDay],
+    out: Path | None = None,
+    settings: StreamSettings | None = None,
+    *,
+    pipeline: str = "stream",
+    detect: DetectConfig | None = None,
+) -> tuple[IncidentFigures, pd.DataFrame, pd.DataFrame]:
+    """:func:`run` on days already in memory (from any reader, or generated)."""
     raise_incidents = day_pipeline(pipeline, settings, detect)
-    days = load_nezha(Path(data))
     incidents = pd.concat([raise_incidents(d) for d in days], ignore_index=True)
     faults = [f for d in days for f in d.faults]
     figures, matches = score_incidents(
