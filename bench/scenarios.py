@@ -1,0 +1,131 @@
+"""Incident benchmark on generated systems: per scenario family, the incident protocol's figures
+and event F1.
+
+``foresight bench scenarios`` generates each family's systems
+(:mod:`connectors.simulator.scenario_families`), replays them through the incident pipeline with
+:func:`bench.incidents.run_days` and reports per family: faults detected within the window,
+false alarms per system-day, AC@1, AC@3, fault-type accuracy, and event-wise precision / recall /
+F1, where
+
+- precision = incidents that match a fault (opened within the window after it; each incident
+  matches at most one fault) / incidents raised,
+- recall = faults detected / faults,
+- F1 = their harmonic mean (undefined for a family without faults: read its false alarms).
+
+Fault-type accuracy counts an incident's category as right when it is the fault type itself
+(fine-grained categories) or the coarse category the type maps to (:data:`FAULT_CATEGORIES` of
+:mod:`bench.incidents`, extended with the simulator's types here).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.incidents import FAULT_CATEGORIES, IncidentFigures, run_days
+from connectors.nezha import NezhaDay
+from connectors.simulator.scenario_families import FAMILIES, generate_family
+from models.incident_stream import StreamSettings
+
+# The simulator's fault types -> Foresight's coarse incident categories (Nezha's are in bench.incidents).
+SIMULATOR_FAULT_CATEGORIES: dict[str, str] = {
+    "memory_leak": "resource_leak",
+    "disk_full": "disk",
+    "bad_deploy": "errors",
+    "saturation": "saturation",
+}
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
+
+
+@dataclass(frozen=True)
+class FamilyFigures:
+    """One family's figures over its systems."""
+
+    family: str
+    systems: int
+    services: str  # smallest-largest system
+    with_graph: int  # systems whose call graph was handed out
+    figures: IncidentFigures
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    type_accuracy: float | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "figures"}
+        return {**out, **{f"incidents_{k}": v for k, v in self.figures.to_dict().items()}}
+
+
+def event_scores(figures: IncidentFigures) -> tuple[float | None, float | None, float | None]:
+    """Event-wise ``(precision, recall, F1)`` of matched incidents (module doc); None where undefined."""
+    precision = figures.detected / figures.incidents if figures.incidents else None
+    recall = figures.detected / figures.faults if figures.faults else None
+    if precision is None or recall is None:
+        return precision, recall, None
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return precision, recall, f1
+
+
+def type_accuracy(matches: pd.DataFrame) -> float | None:
+    """Share of detected faults whose incident category is the fault type or its coarse category."""
+    if not len(matches) or not matches["detected"].any():
+        return None
+    detected = matches[matches["detected"]]
+    coarse = {**FAULT_CATEGORIES, **SIMULATOR_FAULT_CATEGORIES}
+    ok = [
+        category == kind or coarse.get(kind) == category
+        for kind, category in zip(detected["kind"], detected["category"], strict=True)
+    ]
+    return sum(ok) / len(ok)
+
+
+def score_family(name: str, days: Sequence[NezhaDay], settings: StreamSettings | None = None) -> FamilyFigures:
+    """Replay and score one family's generated days with the protocol (5-minute window)."""
+    started = time.perf_counter()
+    figures, _, matches = run_days(days, settings=settings)
+    precision, recall, f1 = event_scores(figures)
+    sizes = [d.catalogue["service"].nunique() for d in days]
+    return FamilyFigures(
+        family=name,
+        systems=len(days),
+        services=f"{min(sizes)}-{max(sizes)}" if sizes else "",
+        with_graph=sum(bool(d.call_graph) for d in days),
+        figures=figures,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        type_accuracy=type_accuracy(matches),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def run(
+    families: Sequence[str] = DEFAULT_FAMILIES,
+    systems: int = 4,
+    seed: int = 0,
+    days: int = 1,
+    step_minutes: int = 1,
+    settings: StreamSettings | None = None,
+) -> list[FamilyFigures]:
+    """Generate ``systems`` systems of each family and score them (one row per family, in order)."""
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown scenario famil{'ies' if len(unknown) > 1 else 'y'} {unknown}; "
+                         f"choose from: {', '.join(FAMILIES)}")
+    rows = []
+    for name in families:
+        generated = generate_family(name, systems=systems, seed=seed, days=days, step_minutes=step_minutes)
+        rows.append(score_family(name, generated, settings))
+    return rows
+
+
+def write_figures(rows: Sequence[FamilyFigures], out: Path) -> None:
+    """CSV with one row per family (:meth:`FamilyFigures.to_dict`)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([r.to_dict() for r in rows]).to_csv(out, index=False)
