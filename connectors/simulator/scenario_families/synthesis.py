@@ -192,13 +192,13 @@ def apply_fault(
         state.own_error[i, s] += 0.05 + 0.45 * sev
         state.latency_factor[i, s] *= rng.uniform(1.3, 3.0)
     elif ev.kind == "return":
-        # Wrong answers arrive fast and look fine to the service; its callers fail on them.
+        # Wrong answers look fine to the service (it may answer faster or slower); its callers fail on them.
         harm = 0.05 + 0.35 * sev
         callers = topology.callers(i)
         for c in callers:
             state.own_error[c, s] += harm
         state.own_error[i, s] += harm * (0.2 if callers else 1.0)
-        state.latency_factor[i, s] *= rng.uniform(0.5, 1.0)
+        state.latency_factor[i, s] *= rng.uniform(0.7, 2.0)
     elif ev.kind == "memory_leak":
         _memory_leak(state, ev, rng, step_minutes)
     elif ev.kind == "disk_full":
