@@ -5,7 +5,7 @@ The model, per service:
 - **requests/s**: entry services take the outside load (daily and weekly seasonality from the
   business calendar, a trend, short bursts, slow noise); every call passes ``fan_out`` callee
   requests per caller request down the DAG;
-- **CPU** share = idle + requests x cost (sized so the day's peak sits at 20-55 % utilisation),
+- **CPU** share = idle + requests x cost (sized so the day's peak sits at 5-55 % utilisation),
   soft-capped near 100 %; **latency** = own floor x queueing factor x fault effects, plus the
   ``latency_share`` of each callee's latency (and any network delay on the call): callers see
   their callees' slowness; **errors**: the own failure probability plus ``latency_share`` of each
@@ -29,7 +29,13 @@ from connectors.simulator.signals import ar1, daily_profile, queueing_factor, so
 from connectors.simulator.timegrid import TimeGrid
 
 IDLE_SHARE = 0.03
-MIN_RPS = 2.0  # a service serves at least this much (a quiet minute still sees ~120 requests)
+MIN_RPS = 0.1  # a service serves at least this much (a quiet minute still sees a few requests)
+# Latency percentiles of a minute: relative noise of a busy service, plus more the fewer requests
+# the minute holds, and an occasional slow request (GC pause, cold cache) that lifts the tail.
+LATENCY_NOISE = 0.15
+LATENCY_COUNT_NOISE = 0.5  # / sqrt(requests in the sample)
+SLOW_REQUEST_CHANCE = 0.03  # per service and sample, times the noise scale
+CPU_NOISE = 0.12  # relative, per sample
 MAX_QUEUE_RHO = 0.97  # queueing inflation stops growing here (time-outs take over)
 
 
@@ -65,7 +71,7 @@ def outside_load(grid: TimeGrid, topology: Topology, shape: LoadShape, rng: np.r
     n, e = len(grid), topology.entries
     profile = daily_profile(grid)
     seasonal = 1.0 - shape.daily_amplitude + shape.daily_amplitude * profile / profile.max()
-    base = rng.uniform(20.0, 200.0, e)[:, None] * seasonal * np.exp(shape.trend_per_day * grid.elapsed_days)
+    base = np.exp(rng.uniform(np.log(0.5), np.log(60.0), e))[:, None] * seasonal * np.exp(shape.trend_per_day * grid.elapsed_days)
     load = base * np.exp(ar1(rng, (e, n), 60.0, 0.04 * shape.noise, grid.step_minutes))
     bursts = rng.poisson(shape.bursts_per_day * n * grid.step_minutes / 1440.0)
     for _ in range(bursts):
@@ -95,7 +101,7 @@ def base_state(
             outside[ev.service] *= _bump(t, ev.start, ev.end, 1.2 + 0.4 * ev.severity)
     quiet = spread_load(topology, outside_load_without_stress(outside, stress, t))
     rps = spread_load(topology, outside) * np.exp(ar1(rng, (n, t), 30.0, 0.03 * shape.noise, grid.step_minutes))
-    peak_util = rng.uniform(0.2, 0.55, n)
+    peak_util = np.exp(rng.uniform(np.log(0.05), np.log(0.55), n))
     cost = (peak_util - IDLE_SHARE) / quiet.max(axis=1)
     load_share = IDLE_SHARE + rps * cost[:, None]
     floor_s = np.exp(rng.uniform(np.log(0.003), np.log(0.15), n))
@@ -181,19 +187,19 @@ def apply_fault(
     if ev.kind in ("cpu_contention", "cpu_consumed"):
         target = rng.uniform(0.92, 1.08)
         state.extra_share[i, s] += np.maximum(target - cpu_now, 0.0)
-        low, high = (3.0, 30.0) if ev.kind == "cpu_contention" else (1.5, 6.0)
+        low, high = (2.0, 30.0) if ev.kind == "cpu_contention" else (1.2, 6.0)
         state.latency_factor[i, s] *= np.exp(np.log(low) + sev * (np.log(high) - np.log(low)))
         if ev.kind == "cpu_contention":  # the stressor allocates too
             state.memory_pct[i, s] += rng.uniform(10.0, 40.0)
     elif ev.kind == "network_delay":
         typical = float(np.median(state.floor_s[i] * state.latency_factor[i]))
-        state.network_delay[i, s] += typical * (2.0 + 13.0 * sev) + rng.uniform(0.01, 0.1)
+        state.network_delay[i, s] += typical * (0.5 + 14.5 * sev**2) + rng.uniform(0.002, 0.05)
     elif ev.kind == "exception":
-        state.own_error[i, s] += 0.05 + 0.45 * sev
-        state.latency_factor[i, s] *= rng.uniform(1.3, 3.0)
+        state.own_error[i, s] += 0.01 + 0.49 * sev**2
+        state.latency_factor[i, s] *= np.exp(rng.uniform(0.0, np.log(3.0)))
     elif ev.kind == "return":
         # Wrong answers look fine to the service (it may answer faster or slower); its callers fail on them.
-        harm = 0.05 + 0.35 * sev
+        harm = 0.01 + 0.39 * sev**2
         callers = topology.callers(i)
         for c in callers:
             state.own_error[c, s] += harm
@@ -211,8 +217,8 @@ def apply_fault(
         state.latency_factor[i, s] *= rng.uniform(1.5, 3.0)
     elif ev.kind == "bad_deploy":
         state.memory_pct[i, ev.start :] -= rng.uniform(5.0, 15.0) * np.exp(-np.arange(t - ev.start) * step_minutes / 45.0)
-        state.own_error[i, s] += 0.03 + 0.27 * sev
-        state.latency_factor[i, s] *= rng.uniform(1.3, 2.5)
+        state.own_error[i, s] += 0.01 + 0.29 * sev**2
+        state.latency_factor[i, s] *= rng.uniform(1.1, 2.5)
         state.extra_share[i, s] += rng.uniform(0.05, 0.2)
     elif ev.kind == "saturation":
         # A hot key: the service's own work grows past its capacity within a few minutes.
@@ -254,7 +260,8 @@ def measures(
     included) and by the callee (``...:destination``), as (T,) arrays."""
     n, t = state.rps.shape
     cpu_share = soft_cap(state.load_share + state.extra_share)
-    cpu_pct = np.maximum(100.0 * cpu_share + ar1(rng, (n, t), 5.0, 0.6 * noise, step_minutes), 0.0)
+    cpu_pct = 100.0 * cpu_share * np.exp(CPU_NOISE * noise * rng.standard_normal((n, t)))
+    cpu_pct = np.maximum(cpu_pct + ar1(rng, (n, t), 5.0, 0.6 * noise, step_minutes), 0.0)
     own = state.floor_s[:, None] * queueing_factor(np.minimum(state.load_share, MAX_QUEUE_RHO)) * state.latency_factor
     total = own.copy()
     waits = np.zeros((n, t))
@@ -269,14 +276,17 @@ def measures(
         total[caller] += share * seen
         p_fail[caller] = 1.0 - (1.0 - p_fail[caller]) * (1.0 - share * p_fail[callee])
     waits += state.network_delay  # a delayed pod's own outgoing calls wait too
-    requests = np.maximum(np.round(state.rps * 60.0 * step_minutes), 1.0)
-    failed = rng.binomial(requests.astype(np.int64), np.clip(p_fail, 0.0, 1.0)) / requests
+    counts = rng.poisson(state.rps * 60.0 * step_minutes).astype(np.int64)  # requests in each sample
+    requests = np.maximum(counts, 1)
+    failed = rng.binomial(requests, np.clip(p_fail, 0.0, 1.0)) / requests
     mem = np.clip(state.memory_pct, 1.0, 100.0)
 
     def jitter(scale: float) -> np.ndarray:
         return np.exp(scale * noise * rng.standard_normal((n, t)))
 
-    p95 = total * jitter(0.05)
+    spread = LATENCY_NOISE * noise + LATENCY_COUNT_NOISE / np.sqrt(requests)
+    slow = np.where(rng.uniform(size=(n, t)) < SLOW_REQUEST_CHANCE * noise, rng.uniform(1.5, 5.0, (n, t)), 1.0)
+    p95 = total * np.exp(spread * rng.standard_normal((n, t))) * slow**0.6
     out = {
         "cpu_pct": cpu_pct,
         "cpu_millicores": cpu_pct / 100.0 * state.limit_millicores[:, None],
@@ -285,11 +295,11 @@ def measures(
         "mem_mib": mem / 100.0 * state.limit_bytes[:, None] / 2.0**20,
         "disk_pct": np.clip(state.disk_pct, 0.0, 100.0),
         "disk_ratio": np.clip(state.disk_pct, 0.0, 100.0) / 100.0,
-        "latency_p50_s": 0.55 * total * jitter(0.04),
+        "latency_p50_s": 0.55 * total * np.exp(0.5 * spread * rng.standard_normal((n, t))) * slow**0.2,
         "latency_p95_s": p95,
-        "latency_p99_s": p95 * rng.uniform(1.2, 1.8, n)[:, None] * jitter(0.08),
+        "latency_p99_s": p95 * rng.uniform(1.2, 1.8, n)[:, None] * jitter(0.08) * slow**0.4,
         "client_latency_p95_s": (waits + 0.0005) * jitter(0.05),
-        "rps": state.rps,
+        "rps": counts / (60.0 * step_minutes),
         "error_ratio": failed,
         "error_pct": 100.0 * failed,
         "success_pct": 100.0 * (1.0 - failed),
