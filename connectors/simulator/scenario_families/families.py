@@ -45,6 +45,7 @@ class FamilySpec:
     daily_amplitude: tuple[float, float] = (0.3, 0.8)
     trend_per_day: tuple[float, float] = (-0.03, 0.08)
     bursts_per_day: tuple[float, float] = (0.0, 4.0)
+    entry_rps: tuple[float, float] = (5.0, 200.0)  # range of an entry's peak requests/s
 
 
 FAMILIES: dict[str, FamilySpec] = {
@@ -61,8 +62,8 @@ FAMILIES: dict[str, FamilySpec] = {
         graph_known=0.5, vocabulary="varied",
     ),
     "noisy": FamilySpec(
-        "10-40 services, 2-3x noise, more bursts and benign stress", (10, 40), graph_known=0.5,
-        noise=(2.0, 3.0), stress_per_day=(6, 10), bursts_per_day=(6.0, 12.0),
+        "10-40 services, 2-3x noise, little traffic, more bursts and benign stress", (10, 40), graph_known=0.5,
+        noise=(2.0, 3.0), stress_per_day=(6, 10), bursts_per_day=(6.0, 12.0), entry_rps=(0.3, 10.0),
     ),
     "fault-free": FamilySpec(
         "10-50 services, benign stress only: every incident is a false alarm", (10, 50), graph_known=0.5,
@@ -101,6 +102,7 @@ def draw_system(spec: FamilySpec, rng: np.random.Generator, steps: int, step_min
         trend_per_day=float(rng.uniform(*spec.trend_per_day)),
         bursts_per_day=float(rng.uniform(*spec.bursts_per_day)),
         noise=float(rng.uniform(*spec.noise)),
+        entry_rps=spec.entry_rps,
     )
     n_faults = sum(int(rng.integers(spec.faults_per_day[0], spec.faults_per_day[1] + 1)) for _ in range(days))
     n_stress = sum(int(rng.integers(spec.stress_per_day[0], spec.stress_per_day[1] + 1)) for _ in range(days))

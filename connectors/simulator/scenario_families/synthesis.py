@@ -29,9 +29,10 @@ from connectors.simulator.signals import ar1, daily_profile, queueing_factor, so
 from connectors.simulator.timegrid import TimeGrid
 
 IDLE_SHARE = 0.03
-MIN_RPS = 0.1  # a service serves at least this much (a quiet minute still sees a few requests)
+MIN_RPS = 1.0  # a service serves at least this much (a quiet minute still sees ~60 requests)
 # Latency percentiles of a minute: relative noise of a busy service, plus more the fewer requests
-# the minute holds, and an occasional slow request (GC pause, cold cache) that lifts the tail.
+# the minute holds, and an occasional slow request (GC pause, cold cache) that lifts the tail
+# percentiles (p95, p99), not the median.
 LATENCY_NOISE = 0.15
 LATENCY_COUNT_NOISE = 0.5  # / sqrt(requests in the sample)
 SLOW_REQUEST_CHANCE = 0.03  # per service and sample, times the noise scale
@@ -47,6 +48,7 @@ class LoadShape:
     trend_per_day: float = 0.02  # relative growth per day
     bursts_per_day: float = 2.0  # short benign bursts of outside load (x1.2 - x1.6, 2 - 10 min)
     noise: float = 1.0  # multiplies every noise amplitude
+    entry_rps: tuple[float, float] = (5.0, 200.0)  # peak requests/s at an entry (log-uniform)
 
 
 @dataclass
@@ -71,7 +73,8 @@ def outside_load(grid: TimeGrid, topology: Topology, shape: LoadShape, rng: np.r
     n, e = len(grid), topology.entries
     profile = daily_profile(grid)
     seasonal = 1.0 - shape.daily_amplitude + shape.daily_amplitude * profile / profile.max()
-    base = np.exp(rng.uniform(np.log(0.5), np.log(60.0), e))[:, None] * seasonal * np.exp(shape.trend_per_day * grid.elapsed_days)
+    low, high = shape.entry_rps
+    base = np.exp(rng.uniform(np.log(low), np.log(high), e))[:, None] * seasonal * np.exp(shape.trend_per_day * grid.elapsed_days)
     load = base * np.exp(ar1(rng, (e, n), 60.0, 0.04 * shape.noise, grid.step_minutes))
     bursts = rng.poisson(shape.bursts_per_day * n * grid.step_minutes / 1440.0)
     for _ in range(bursts):
@@ -121,7 +124,7 @@ def base_state(
         load_share=load_share,
         extra_share=np.zeros((n, t)),
         latency_factor=np.exp(ar1(rng, (n, t), 20.0, 0.06 * shape.noise, grid.step_minutes)),
-        own_error=np.exp(rng.uniform(np.log(1e-4), np.log(5e-3), n))[:, None] * np.ones((1, t)),
+        own_error=np.exp(rng.uniform(np.log(1e-5), np.log(2e-3), n))[:, None] * np.ones((1, t)),
         memory_pct=memory,
         disk_pct=disk,
         network_delay=np.zeros((n, t)),
@@ -295,7 +298,7 @@ def measures(
         "mem_mib": mem / 100.0 * state.limit_bytes[:, None] / 2.0**20,
         "disk_pct": np.clip(state.disk_pct, 0.0, 100.0),
         "disk_ratio": np.clip(state.disk_pct, 0.0, 100.0) / 100.0,
-        "latency_p50_s": 0.55 * total * np.exp(0.5 * spread * rng.standard_normal((n, t))) * slow**0.2,
+        "latency_p50_s": 0.55 * total * np.exp(0.5 * spread * rng.standard_normal((n, t))),
         "latency_p95_s": p95,
         "latency_p99_s": p95 * rng.uniform(1.2, 1.8, n)[:, None] * jitter(0.08) * slow**0.4,
         "client_latency_p95_s": (waits + 0.0005) * jitter(0.05),
