@@ -405,10 +405,10 @@ def bench_scenarios(
     def num(value: float | None, spec: str = ".2f") -> str:
         return "n/a" if value is None else format(value, spec)
 
+    # Unboxed and unpadded, so a row fits 80 columns (a log, a pipe) uncut.
     table = Table(title=f"Generated systems: {systems} per family, {days} day(s) each, seed {seed}",
-                  box=box.SIMPLE_HEAD, padding=(0, 1))
-    for column in ("family", "services", "graph", "detected", "false/day", "AC@1", "AC@3", "type",
-                   "precision", "recall", "F1", "s"):
+                  box=box.SIMPLE_HEAD, padding=0)
+    for column in ("family", "svc", "graph", "found", "FA/day", "AC@1", "AC@3", "type", "P", "R", "F1", "s"):
         table.add_column(column, justify="left" if column == "family" else "right", no_wrap=True)
     for r in rows:
         f = r.figures
@@ -416,9 +416,10 @@ def bench_scenarios(
                       num(f.false_alarms_per_day), num(f.ac_at_1), num(f.ac_at_3), num(r.type_accuracy),
                       num(r.precision), num(r.recall), num(r.f1), f"{r.seconds:.0f}")
     console.print(table)
-    console.print("detected: faults with an incident within 5 min after injection; false/day: incidents matching "
-                  "no fault per system-day; precision: incidents matching a fault / incidents; recall: "
-                  "detected / faults; type: incident category is the fault type or its coarse category")
+    console.print("svc: services per system; graph: systems with a known call graph; found: faults with an "
+                  "incident within 5 min after injection; FA/day: incidents matching no fault per system-day; "
+                  "P: incidents matching a fault / incidents; R: found / faults; type: the incident's category "
+                  "is the fault type or its coarse category; s: wall seconds")
     if out is not None:
         write_figures(rows, out)
         console.print(f"{len(rows)} rows written to {out}")

@@ -19,7 +19,13 @@ from connectors.simulator.scenario_families.plan import (
     WARMUP_MINUTES,
     Event,
 )
-from connectors.simulator.scenario_families.synthesis import LoadShape, apply_fault, base_state, measures
+from connectors.simulator.scenario_families.synthesis import (
+    LoadShape,
+    apply_fault,
+    apply_stress,
+    base_state,
+    measures,
+)
 from connectors.simulator.scenario_families.topology import Topology, random_topology
 from connectors.simulator.scenario_families.vocabulary import vocabulary
 from connectors.simulator.seeding import rng_for
@@ -192,3 +198,15 @@ def test_unknown_names_are_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="generic"):
         vocabulary("klingon", np.random.default_rng(0))
     assert set(FAULT_KINDS) >= {"cpu_contention", "return", "memory_leak", "disk_full", "bad_deploy", "saturation"}
+
+
+def test_benign_stress_changes_nothing_outside_its_episode() -> None:
+    topo = _chain_topology()
+    grid = build_grid(pd.Timestamp("2026-01-06", tz="UTC"), 1, 1)
+    state = base_state(grid, topo, LoadShape(noise=0.5), np.random.default_rng(1), [])
+    before = state.extra_share.copy(), state.latency_factor.copy()
+    apply_stress(state, Event("noisy_neighbour", 1, 300, 330, 1.0), np.random.default_rng(2), 1)
+    outside = np.r_[0:300, 330:1440]
+    assert np.array_equal(state.extra_share[:, outside], before[0][:, outside])
+    assert np.array_equal(state.latency_factor[:, outside], before[1][:, outside])
+    assert 0.15 <= state.extra_share[1, 300:330].max() <= 0.2

@@ -174,7 +174,7 @@ def apply_stress(state: SystemState, ev: Event, rng: np.random.Generator, step_m
         state.memory_pct[i, ev.start :] -= drop
         state.own_error[i, _span(ev, t)] += rng.uniform(0.0, 0.004)
     elif ev.kind == "noisy_neighbour":
-        state.extra_share[i] += 0.05 + 0.15 * ev.severity * (_bump(t, ev.start, ev.end, 2.0) - 1.0)
+        state.extra_share[i] += (0.05 + 0.15 * ev.severity) * (_bump(t, ev.start, ev.end, 2.0) - 1.0)
         state.latency_factor[i] *= _bump(t, ev.start, ev.end, 1.05 + 0.2 * ev.severity)
     elif ev.kind != "traffic_spike":
         raise ValueError(f"unknown stress kind {ev.kind!r}")
@@ -300,7 +300,7 @@ def measures(
         "disk_ratio": np.clip(state.disk_pct, 0.0, 100.0) / 100.0,
         "latency_p50_s": 0.55 * total * np.exp(0.5 * spread * rng.standard_normal((n, t))),
         "latency_p95_s": p95,
-        "latency_p99_s": p95 * rng.uniform(1.2, 1.8, n)[:, None] * jitter(0.08) * slow**0.4,
+        "latency_p99_s": p95 * np.asarray(rng.uniform(1.2, 1.8, n))[:, None] * jitter(0.08) * slow**0.4,
         "client_latency_p95_s": (waits + 0.0005) * jitter(0.05),
         "rps": counts / (60.0 * step_minutes),
         "error_ratio": failed,
