@@ -56,6 +56,7 @@ class FamilyFigures:
     f1: float | None
     type_accuracy: float | None
     seconds: float
+    found_by_kind: str = ""  # "kind found/faults" per fault type, ";"-joined
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "figures"}
@@ -85,6 +86,14 @@ def type_accuracy(matches: pd.DataFrame) -> float | None:
     return sum(ok) / len(ok)
 
 
+def found_by_kind(matches: pd.DataFrame) -> str:
+    """``kind found/faults`` per fault type (sorted by name), ``;``-joined; empty without faults."""
+    if not len(matches):
+        return ""
+    counts = matches.groupby("kind")["detected"].agg(["sum", "count"])
+    return ";".join(f"{kind} {int(row['sum'])}/{int(row['count'])}" for kind, row in counts.iterrows())
+
+
 def score_family(name: str, days: Sequence[NezhaDay], settings: StreamSettings | None = None) -> FamilyFigures:
     """Replay and score one family's generated days with the protocol (5-minute window)."""
     started = time.perf_counter()
@@ -102,6 +111,7 @@ def score_family(name: str, days: Sequence[NezhaDay], settings: StreamSettings |
         f1=f1,
         type_accuracy=type_accuracy(matches),
         seconds=time.perf_counter() - started,
+        found_by_kind=found_by_kind(matches),
     )
 
 

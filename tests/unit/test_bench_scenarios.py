@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.incidents import IncidentFigures
-from bench.scenarios import event_scores, run, type_accuracy
+from bench.scenarios import event_scores, found_by_kind, run, type_accuracy
 from connectors.simulator.scenario_families import FAMILIES, FamilySpec
 from foresight.cli import app
 
@@ -45,6 +45,9 @@ def test_type_accuracy_takes_the_fault_type_itself_or_its_coarse_category() -> N
     )
     assert type_accuracy(matches) == 0.75
     assert type_accuracy(matches.assign(detected=False)) is None
+    assert found_by_kind(matches.assign(kind=["exception", "return", "exception", "exception", "exception"])) == (
+        "exception 3/4;return 1/1"
+    )
 
 
 def test_a_tiny_family_replays_end_to_end_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
