@@ -7,6 +7,8 @@ calendar), ``scenarios`` (releases, promotion, incidents and their variants, ben
 blips, scrape gaps), ``signals`` (the metric maths), ``effects`` (what each incident category
 does), ``stress`` (what benign stress does: campaign surges, nightly backups, high healthy
 heaps, retry storms), ``logs`` (log lines), ``source`` (the frames and the registered source).
+``scenario_families`` generates other systems than this fleet: seeded, labelled, 5 to 100
+services, for the incident benchmarks (docs/scenarios.md).
 """
 
 from connectors.simulator.fleet import CALL_GRAPH, INSTANCE_TYPES, SERVICE_NAMES, build_fleet
