@@ -20,8 +20,9 @@ Fault-type accuracy counts an incident's category as right when it is the fault 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,17 @@ def score_family(name: str, days: Sequence[NezhaDay], settings: StreamSettings |
         seconds=time.perf_counter() - started,
         found_by_kind=found_by_kind(matches),
     )
+
+
+def family_corpora(
+    systems: int = 4, seed: int = 0, days: int = 1, step_minutes: int = 1
+) -> dict[str, Callable[[], list[NezhaDay]]]:
+    """Per family, a callable generating its days: each family as one incident corpus of a
+    cross-corpus benchmark (nothing is generated until a callable is called)."""
+    return {
+        name: partial(generate_family, name, systems=systems, seed=seed, days=days, step_minutes=step_minutes)
+        for name in FAMILIES
+    }
 
 
 def run(

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.incidents import IncidentFigures
-from bench.scenarios import event_scores, found_by_kind, run, type_accuracy
+from bench.scenarios import event_scores, family_corpora, found_by_kind, run, type_accuracy
 from connectors.simulator.scenario_families import FAMILIES, FamilySpec
 from foresight.cli import app
 
@@ -70,3 +70,11 @@ def test_a_tiny_family_replays_end_to_end_from_the_cli(tmp_path: Path, monkeypat
 def test_run_refuses_an_unknown_family_before_generating_anything() -> None:
     with pytest.raises(ValueError, match="large-no-graph"):
         run(["small-graph", "nope"], systems=1)
+
+
+def test_each_family_is_a_corpus_generated_only_when_called() -> None:
+    corpora = family_corpora(systems=2, seed=3)
+    assert list(corpora) == list(FAMILIES)
+    days = corpora["small-no-graph"]()
+    assert [d.name for d in days] == ["small-no-graph/000", "small-no-graph/001"]
+    assert all(d.call_graph == {} for d in days)

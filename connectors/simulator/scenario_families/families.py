@@ -210,7 +210,7 @@ def _as_day(
     telemetry["ds"] = telemetry["ds"].astype(UTC_DTYPE)
     faults = [
         Fault(
-            inject_time=pd.Timestamp(ds[ev.start]) - pd.Timedelta(seconds=round(lead, 3)),
+            inject_time=pd.Timestamp(ds[ev.start]) - pd.Timedelta(milliseconds=int(round(lead * 1000))),
             pod=pod_of(topo.services[ev.service]),
             service=topo.services[ev.service],
             kind=ev.kind,
