@@ -88,6 +88,7 @@ from models.incident_category import (
     metric_direction,
     metric_kind,
 )
+from models.metric_vocabulary import metric_unit
 from models.rca import rank_root_causes
 from models.streaming_surprise import StreamingSurprise
 
@@ -580,6 +581,7 @@ def replay(
     """Feed long telemetry (``unique_id, ds, y``) through an :class:`IncidentStream` step by step,
     in time order; one row per incident with :data:`STREAM_INCIDENT_COLUMNS`."""
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
+    catalogue = with_share_units(catalogue, telemetry)  # an error share of unstated unit, from its values
     known = telemetry["unique_id"].astype(str).isin(set(catalogue["unique_id"].astype(str)))
     stream = IncidentStream(
         catalogue[
@@ -630,20 +632,45 @@ def failed_share_unit(metric: str, unit: str) -> float:
     """One percentage point in the units of ``metric`` when it is a share of failed (or, for a
     success rate, succeeded) requests, else 0 (not a share: no absolute floor).
 
-    An ``errors`` metric is a share when its unit says so (``percent`` / ``%`` or ``ratio``); a
-    success rate is one whatever its unit (a ratio unless it says percent). An error rate in
-    ``ratio`` units sits near 0, so its relative floor is ~0 and a blip of a few tenths of a
-    point reads as a many-sigma jump: on the simulator (``error_rate``, ratio; seed 7, the 8.4
-    held-out days) 147 false incidents without this floor, 43 with it.
+    An ``errors`` metric is a share when its unit says so (``percent`` / ``%`` or ``ratio``; an
+    empty unit is read from the name, e.g. ``error_pct``, ``error_ratio``:
+    :func:`models.metric_vocabulary.metric_unit`); a success rate is one whatever its unit (a
+    ratio unless it says percent). An error rate in ``ratio`` units sits near 0, so its relative
+    floor is ~0 and a blip of a few tenths of a point reads as a many-sigma jump: on the
+    simulator (``error_rate``, ratio; seed 7, the 8.4 held-out days) 147 false incidents without
+    this floor, 43 with it.
     """
     if metric_kind(metric) != "errors":
         return 0.0
-    unit = unit.strip().lower()
+    unit = unit.strip().lower() or metric_unit(metric)
     if unit in ("percent", "%"):
         return 1.0
     if unit == "ratio" or _is_success_rate(metric):
         return 0.01
     return 0.0
+
+
+def with_share_units(catalogue: pd.DataFrame, telemetry: pd.DataFrame) -> pd.DataFrame:
+    """``catalogue`` with the empty ``unit`` of each ``errors`` series whose name states none
+    either filled from its values: all within [0, 1] is a ``ratio``, within [0, 100] a
+    ``percent``; otherwise (a count of errors) it stays empty. Series with a unit are untouched."""
+    unit = (
+        catalogue["unit"].fillna("").astype(str)
+        if "unit" in catalogue.columns
+        else pd.Series("", index=catalogue.index)
+    )
+    metric = catalogue["metric"].astype(str)
+    unknown = (unit.str.strip() == "") & metric.map(lambda m: metric_kind(m) == "errors" and not metric_unit(m))
+    if not unknown.any():
+        return catalogue
+    ids = set(catalogue.loc[unknown, "unique_id"].astype(str))
+    values = telemetry[telemetry["unique_id"].astype(str).isin(ids)]
+    bounds = values.groupby(values["unique_id"].astype(str))["y"].agg(["min", "max"])
+    share = pd.Series("", index=bounds.index, dtype=object)
+    share[(bounds["min"] >= 0) & (bounds["max"] <= 100)] = "percent"
+    share[(bounds["min"] >= 0) & (bounds["max"] <= 1)] = "ratio"
+    filled = catalogue["unique_id"].astype(str).map(share).fillna("")
+    return catalogue.assign(unit=unit.where(~unknown, filled))
 
 
 def _is_success_rate(metric: str) -> bool:
