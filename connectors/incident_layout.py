@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from foresight.schemas import CATALOGUE_COLUMNS, UTC_DTYPE
@@ -217,9 +218,7 @@ def _parse_times(path: Path, frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _iso(times: pd.Series) -> pd.Series:
-    """UTC times as ISO 8601 text ending in ``Z`` (seconds, with fractions only when present)."""
-    utc = pd.to_datetime(times, utc=True)
-    text = utc.dt.strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = utc.dt.microsecond
-    return (text + fraction.map(lambda us: f".{us:06d}" if us else "") + "Z").astype(str)
-
+    """UTC times as ISO 8601 text ending in ``Z`` (whole seconds, or microseconds when any has a fraction)."""
+    utc = pd.to_datetime(times, utc=True).dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+    unit = "s" if (utc.astype("int64") % 1_000_000 == 0).all() else "us"
+    return pd.Series(np.char.add(np.datetime_as_string(utc, unit=unit), "Z"), index=times.index)
