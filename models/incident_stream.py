@@ -88,7 +88,7 @@ from models.incident_category import (
     metric_direction,
     metric_kind,
 )
-from models.metric_vocabulary import metric_unit
+from models.metric_vocabulary import metric_tokens, metric_unit
 from models.rca import rank_root_causes
 from models.streaming_surprise import StreamingSurprise
 
@@ -104,7 +104,11 @@ STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
 )
 _CALLER_VIEW, _CALLEE_VIEW = "edge_source_latency", "edge_destination_latency"
 WIRE_METRIC = "edge_wire_latency"
-_FAMILY_SUFFIX = re.compile(r"(_p\d{2}|_rate|_usage|_pct|_percent|_mib|_bytes|_millicores)+$")
+# Tokens naming a variant of one measurement (a percentile, a statistic, a unit), not the thing measured.
+_VARIANT_TOKEN = re.compile(
+    r"^(p\d{2,3}|rate|usage|pct|percent|percentage|ratio|mib|mb|bytes|millicores|seconds|secs|ms|milliseconds"
+    r"|total|per|second|avg|mean|max|min|median)$"
+)
 
 
 @dataclass(frozen=True)
@@ -187,8 +191,10 @@ class StreamIncident:
 
 
 def metric_family(metric: str) -> str:
-    """The thing a metric measures, without percentile or unit variants (``pod_server_latency``)."""
-    return _FAMILY_SUFFIX.sub("", metric) or metric
+    """The thing a metric measures, without percentile, statistic or unit variants:
+    ``pod_server_latency_p95`` and ``latency_p99_seconds`` -> ``pod_server_latency``, ``latency``."""
+    kept = [t for t in metric_tokens(metric) if not _VARIANT_TOKEN.match(t)]
+    return "_".join(kept) or metric
 
 
 def onset_runs(hot: np.ndarray, calm: np.ndarray, onset: np.ndarray, resolve_after: int) -> np.ndarray:

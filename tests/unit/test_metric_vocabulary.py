@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.incident_category import exhausted_kinds, metric_direction, metric_kind
-from models.incident_stream import failed_share_unit, with_share_units
+from models.incident_stream import failed_share_unit, metric_family, with_share_units
 from models.metric_vocabulary import metric_tokens, metric_unit
 
 VOCABULARY = [
@@ -109,3 +109,17 @@ def test_a_disk_is_full_by_a_share_in_use_from_the_unit_or_the_name_never_by_the
     assert exhausted_kinds([("disk_used", "ratio", 0.97)]) == {"disk"}
     assert exhausted_kinds([("disk_free_pct", "", 97.0)]) == set()
     assert exhausted_kinds([("disk_used_bytes", "", 97.0)]) == set()
+
+
+@pytest.mark.parametrize(
+    ("names", "family"),
+    [
+        (("latency_p99_seconds", "latency_p95_seconds", "latency_p50_ms"), "latency"),
+        (("pod_server_latency_p90", "pod_server_latency_p99"), "pod_server_latency"),
+        (("cpu_usage", "cpu_usage_rate", "cpu_pct"), "cpu"),
+        (("memory_rss_bytes", "memory_rss_mib"), "memory_rss"),
+    ],
+)
+def test_variants_of_one_measurement_share_a_family(names: tuple[str, ...], family: str) -> None:
+    assert {metric_family(n) for n in names} == {family}
+    assert metric_family("requests_per_second") != metric_family("error_ratio")
