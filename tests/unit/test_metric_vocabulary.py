@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.incident_category import exhausted_kinds, metric_direction, metric_kind
-from models.incident_stream import failed_share_unit, metric_family, with_share_units
+from models.incident_stream import failed_share_unit, metric_family, wire_pairs, with_share_units
 from models.metric_vocabulary import metric_tokens, metric_unit
 
 VOCABULARY = [
@@ -123,3 +123,23 @@ def test_a_disk_is_full_by_a_share_in_use_from_the_unit_or_the_name_never_by_the
 def test_variants_of_one_measurement_share_a_family(names: tuple[str, ...], family: str) -> None:
     assert {metric_family(n) for n in names} == {family}
     assert metric_family("requests_per_second") != metric_family("error_ratio")
+
+
+def test_an_edge_measured_from_both_ends_is_paired_whatever_the_latency_is_called() -> None:
+    catalogue = pd.DataFrame(
+        {
+            "unique_id": ["c1", "s1", "c2", "s2", "x"],
+            "resource_id": ["web->db", "web->db", "api->db", "api->db", "web->db"],
+            "metric": [
+                "edge_caller_duration_seconds",
+                "edge_callee_duration_seconds",
+                "edge_source_latency_p50",
+                "edge_destination_latency_p50",
+                "edge_source_latency_p99",  # no callee view of the p99: not paired
+            ],
+        }
+    )
+    pairs = wire_pairs(catalogue)
+    assert [(a, b) for a, b, _ in pairs] == [("c1", "s1"), ("c2", "s2")]
+    assert pairs[1][2] == "edge_wire_latency_p50"
+    assert {metric_kind(m) for _, _, m in pairs} == {"network_latency"}
