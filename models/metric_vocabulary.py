@@ -26,6 +26,7 @@ vocabulary, in this order (the first that matches wins, :func:`vocabulary_kind`)
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SPLIT = re.compile(r"[^a-z0-9%]+")
@@ -67,6 +68,7 @@ _UNIT_TOKENS: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=65536)  # a fleet has few distinct names, looked up per series and per evidence row
 def metric_tokens(metric: str) -> tuple[str, ...]:
     """Lower-case tokens of a metric name: ``PodServerLatencyP95(s)`` -> ``pod, server, latency, p95, s``;
     ``response_time`` and ``working_set`` become one token each (``responsetime``, ``workingset``)."""
@@ -76,6 +78,7 @@ def metric_tokens(metric: str) -> tuple[str, ...]:
     return tuple(t for t in _SPLIT.split(text) if t)
 
 
+@lru_cache(maxsize=65536)
 def vocabulary_kind(metric: str) -> str:
     """The kind of a free-text metric name (see the module doc); ``traffic`` when nothing matches."""
     tokens = metric_tokens(metric)

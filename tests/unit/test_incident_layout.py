@@ -119,7 +119,7 @@ def test_a_non_numeric_value_is_refused_and_an_empty_one_is_no_sample(tmp_path: 
 
 def test_bench_incidents_cli_scores_a_generated_system_in_the_plain_layout(tmp_path: Path) -> None:
     # Sampled every 10 s with free-text metric names and no units: the bench averages minutes.
-    write_incident_dir(plain_system(interval="10s", minutes=150, fault_minute=110.5), tmp_path / "shop")
+    write_incident_dir(plain_system(interval="10s", minutes=80, fault_minute=60.5), tmp_path / "shop")
     out = tmp_path / "incidents.csv"
     args = ["bench", "incidents", "--data", str(tmp_path / "shop"), "--out", str(out)]
     result = CliRunner().invoke(app, args)
@@ -127,7 +127,7 @@ def test_bench_incidents_cli_scores_a_generated_system_in_the_plain_layout(tmp_p
     assert "detected within 5 min" in result.output and "1/1 (100.0%)" in result.output
     row = pd.read_csv(out).iloc[0]
     assert row["services"].split(";")[0] == "db" and row["category"] == "saturation"
-    assert pd.Timestamp(row["opened_at"]) == pd.Timestamp("2026-03-02 11:51", tz="UTC")  # 30 s after
+    assert pd.Timestamp(row["opened_at"]) == pd.Timestamp("2026-03-02 11:01", tz="UTC")  # 30 s after
     # A detection window shorter than that delay misses it.
     result = CliRunner().invoke(app, [*args, "--window-min", "0.25"])
     assert result.exit_code == 0, result.output

@@ -46,9 +46,9 @@ def test_durations_keep_their_minutes_on_coarser_data_and_sample_counts_stay() -
     assert settings_for_interval(replace(base, reopen_within=0), pd.Timedelta("2min")).reopen_within == 0
 
 
-@pytest.mark.parametrize(("interval", "minutes", "delay_s"), [("1s", 130, 30), ("2min", 240, 90), ("5min", 240, 270)])
+@pytest.mark.parametrize(("interval", "minutes", "delay_s"), [("1s", 80, 30), ("2min", 160, 90), ("5min", 200, 270)])
 def test_a_fault_is_found_at_any_sampling_interval(interval: str, minutes: int, delay_s: float) -> None:
-    fault_minute = minutes - 39.5
+    fault_minute = minutes - 19.5
     day = plain_system(interval=interval, minutes=minutes, fault_minute=fault_minute)
     figures, incidents, _ = run_days([day])
     assert (figures.detected, figures.false_alarms) == (1, 0)
