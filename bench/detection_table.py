@@ -29,9 +29,9 @@ def incident_cell(row: dict[str, Any]) -> str:
     """Detected/faults and false alarms per day; AC@1 and AC@3; fault type and median delay; the
     objective (three-four short lines, so three systems fit 80 columns)."""
     delay = row.get("median_delay_seconds")
-    return (f"{int(row['detected'])}/{int(row['faults'])}, {_num(row['false_alarms_per_day'])} FA/d\n"
-            f"AC@1 {_pct(row['ac_at_1'])} @3 {_pct(row['ac_at_3'])}\n"
-            f"type {_pct(row['fault_type_accuracy'])}, {_num(delay, '{:.0f} s')}\n"
+    return (f"{int(row['detected'])}/{int(row['faults'])} {_num(row['false_alarms_per_day'])}/d\n"
+            f"AC {_pct(row['ac_at_1'])} {_pct(row['ac_at_3'])}\n"
+            f"type {_pct(row['fault_type_accuracy'])} {_num(delay, '{:.0f}s')}\n"
             f"obj {_num(row['objective'], '{:.2f}')}")
 
 
@@ -61,13 +61,13 @@ def render_detection(console: Console, result: DetectionRun, budget: float) -> N
         aside = [by.get((corpus, s), {}) for s in systems]
         if any(_present(r.get("false_alarms_set_aside")) for r in aside):
             table.add_row("  cadence gaps\n  set aside",
-                          *(f"-{int(r['false_alarms_set_aside'])}: {_num(r.get('false_alarms_per_day_gaps_aside'))} "
-                            f"FA/d\nobj {_num(r.get('objective_gaps_aside'), '{:.2f}')}"
+                          *(f"-{int(r['false_alarms_set_aside'])} FA: {_num(r.get('false_alarms_per_day_gaps_aside'))}"
+                            f"/d\nobj {_num(r.get('objective_gaps_aside'), '{:.2f}')}"
                             if _present(r.get("false_alarms_set_aside")) else "" for r in aside),
                           end_section=True)
     console.print(table)
-    console.print("Incidents: detected within 5 min / faults, false alarms per day, AC@1, AC@3, fault-type "
-                  "accuracy (the baselines raise no category: n/a), median delay. NAB: standard, low-FP and "
+    console.print("Incidents: detected within 5 min / faults, false alarms per day (/d), AC@1 and AC@3 (AC), "
+                  "fault-type accuracy (the baselines raise no category: n/a), median delay. NAB: standard, low-FP and "
                   "low-FN profiles at the threshold NAB optimises on the corpus; 'untuned': standard at a "
                   "threshold not chosen on it (Foresight: production; baselines: leave-one-out).")
     console.print(f"obj: NAB standard / 100 untuned; incidents: recall x min(1, {budget:g} / false alarms per day). "

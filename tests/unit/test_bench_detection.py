@@ -251,3 +251,28 @@ def test_cli_names_the_corpora_when_one_is_unknown(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "detection", "--data", str(tmp_path), "--corpus", "nope"])
     assert result.exit_code != 0
     assert "nab-dev" in result.output and "nope" in result.output
+
+
+def test_mean_ad_fallback_keeps_a_mostly_constant_counter_that_ticks_at_a_modest_z() -> None:
+    from models.robust_z import trailing_robust_z
+
+    y = np.zeros(200)
+    y[::10] = 1.0  # one tick in ten: the MAD of any window is 0
+    plain = trailing_robust_z(y, 60, 30)
+    fallback = trailing_robust_z(y, 60, 30, mean_ad_fallback=True)
+    assert plain[100] > 1e6  # a tick scores as if the series had never moved
+    assert 1 < fallback[100] < 10
+    np.testing.assert_array_equal(fallback[y == 0], 0.0)
+
+
+def test_nab_categories_at_one_threshold_score_as_the_whole_corpus_does(tmp_path: Path) -> None:
+    from bench.detection import NabEvaluation
+    from bench.nab_scoring import score_at_threshold
+
+    write_corpus(tmp_path / "nab")
+    corpus = Corpus("nab", NAB, lambda root: NabCorpus(root / "nab"))
+    evaluation = NabEvaluation(corpus, NabCorpus(tmp_path / "nab"))
+    whole = score_at_threshold(evaluation._baseline_sweeps("robust_z"), evaluation.profiles["standard"], 5.0)
+    split = evaluation.baseline_by_category("robust_z", {c: 5.0 for c in evaluation.categories()})
+    assert split["nab_standard_fixed"] == pytest.approx(whole.score)
+    assert split["objective"] == pytest.approx(whole.score / 100)
