@@ -185,10 +185,20 @@ class IncidentEvaluation:
         self.corpus, self.days, self.budget = corpus, days, budget
         self._z: list[Any] | None = None
         self._cache: dict[tuple[str, float], dict[str, Any]] = {}
+        self._stream: dict[str, dict[str, Any]] = {}
 
-    def foresight(self) -> dict[str, Any]:
-        figures, incidents, _ = run_days(self.days)
-        return {**incident_fields(figures, self.budget), **self._set_aside(incidents), "setting": "shipped"}
+    def foresight(self, stream_params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The streaming pipeline's figures with its shipped settings, or with ``stream_params``
+        (:meth:`models.incident_stream.StreamSettings.from_params`); cached per setting."""
+        from models.incident_stream import StreamSettings
+
+        key = json.dumps(stream_params or {}, sort_keys=True)
+        if key not in self._stream:
+            settings = StreamSettings.from_params(stream_params) if stream_params else None
+            figures, incidents, _ = run_days(self.days, settings=settings)
+            self._stream[key] = {**incident_fields(figures, self.budget), **self._set_aside(incidents),
+                                 "setting": f"stream {key}" if stream_params else "shipped"}
+        return self._stream[key]
 
     def baseline(self, system: str, threshold: float) -> dict[str, Any]:
         key = (system, float(threshold))
@@ -312,7 +322,7 @@ class DetectionRun:
     """Rows (one per corpus and system), the leave-one-corpus-out choices, and the corpus order."""
 
     rows: list[dict[str, Any]]
-    choices: dict[str, dict[str, LocoChoice[float]]]  # system -> corpus -> choice
+    choices: dict[str, dict[str, LocoChoice[Any]]]  # system -> held-out corpus (or NAB category) -> choice
     order: list[str]  # corpora, worst first by Foresight's objective
     kinds: dict[str, str] = field(default_factory=dict)
 
@@ -349,12 +359,15 @@ def run(
     budget: float = PAGE_BUDGET_PER_DAY,
     nab_results: Path | None = None,
     systems: Sequence[str] = SYSTEMS,
+    stream_grid: Sequence[dict[str, Any]] | None = None,
 ) -> DetectionRun:
     """Evaluate ``systems`` on every named corpus (default: all registered) under ``data``.
 
     Unknown corpus names raise before anything is read. Baseline thresholds are chosen as the
     module docstring says; ``choices`` holds them per system and held-out corpus (NAB categories
-    as ``<corpus>:<category>``).
+    as ``<corpus>:<category>``). With ``stream_grid`` (settings of the streaming incident pipeline,
+    in order of preference), Foresight's incident rows use the setting chosen leave-one-corpus-out
+    among them, as the baselines' thresholds are chosen (``choices["foresight"]``).
     """
     corpora = corpora or default_corpora()
     names = list(dict.fromkeys(corpus_names or corpora.names()))
@@ -371,13 +384,23 @@ def run(
         )
     rows: list[dict[str, Any]] = []
     objective: dict[str, float] = {}
+    choices: dict[str, dict[str, LocoChoice[Any]]] = {}
+    incident_names = [n for n in names if evaluations[n].corpus.kind == INCIDENTS]
+    tuned: dict[str, LocoChoice[Any]] = {}
+    if FORESIGHT in systems and stream_grid and incident_names:
+        tuned = choices[FORESIGHT] = _choose(
+            list(stream_grid), incident_names, lambda params, c: _incidents(evaluations[c]).foresight(params)["objective"]
+        )
     for name, evaluation in evaluations.items():
         if FORESIGHT in systems:
-            row = evaluation.foresight()
+            if name in tuned:
+                how = "leave-one-corpus-out" if len(incident_names) > 1 else "in-sample"
+                row = {**_incidents(evaluation).foresight(tuned[name].setting)}
+                row["setting"] += f" ({how})"
+            else:
+                row = evaluation.foresight()
             objective[name] = row["objective"]
             rows.append({"corpus": name, "kind": evaluation.corpus.kind, "system": FORESIGHT, **row})
-    choices: dict[str, dict[str, LocoChoice[float]]] = {}
-    incident_names = [n for n in names if evaluations[n].corpus.kind == INCIDENTS]
     for system in (s for s in systems if s in BASELINES):
         choices[system] = {}
         if incident_names:
@@ -408,9 +431,13 @@ def run(
     return DetectionRun(rows, choices, order, {n: evaluations[n].corpus.kind for n in names})
 
 
-def _choose(
-    grid: list[float], folds: list[str], evaluate: Callable[[float, str], float]
-) -> dict[str, LocoChoice[float]]:
+def _incidents(evaluation: IncidentEvaluation | NabEvaluation) -> IncidentEvaluation:
+    if not isinstance(evaluation, IncidentEvaluation):
+        raise TypeError(f"{evaluation.corpus.name} is not an incident corpus")
+    return evaluation
+
+
+def _choose(grid: list[Any], folds: list[str], evaluate: Callable[[Any, str], float]) -> dict[str, LocoChoice[Any]]:
     """:func:`loco_select` over ``folds``; with a single fold, the best setting on it (in-sample)."""
     if len(folds) > 1:
         return loco_select(grid, folds, evaluate)

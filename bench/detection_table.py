@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bench.detection import BASELINES, FORESIGHT, NAB, SYSTEMS, DetectionRun
+from bench.detection import FORESIGHT, NAB, SYSTEMS, DetectionRun
 
 HEADERS = {FORESIGHT: "Foresight", "robust_z": "robust z", "robust_z_nms": "robust z + NMS"}
+
+
+def _setting(setting: Any) -> str:
+    return f"z >= {setting:g}" if isinstance(setting, int | float) else json.dumps(setting, sort_keys=True)
 
 
 def _present(value: Any) -> bool:
@@ -72,8 +77,8 @@ def render_detection(console: Console, result: DetectionRun, budget: float) -> N
                   "threshold not chosen on it (Foresight: production; baselines: leave-one-out).")
     console.print(f"obj: NAB standard / 100 untuned; incidents: recall x min(1, {budget:g} / false alarms per day). "
                   "Corpora are ordered by Foresight's obj.")
-    for s in BASELINES:
+    for s in SYSTEMS:
         if s in result.choices:
-            picks = ", ".join(f"{c}: z >= {ch.setting:g} (others {ch.others_objective:.2f}, held out "
+            picks = ", ".join(f"{c}: {_setting(ch.setting)} (others {ch.others_objective:.2f}, held out "
                               f"{ch.held_out_objective:.2f})" for c, ch in result.choices[s].items())
-            console.print(f"{HEADERS[s]} threshold chosen without the held-out part: {picks}")
+            console.print(f"{HEADERS[s]}: setting chosen without the held-out part: {picks}")

@@ -16,13 +16,13 @@ Pure: no I/O; the caller's ``evaluate`` does the work and may cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
 
-S = TypeVar("S", bound=Hashable)
+S = TypeVar("S")  # a setting: a number, a mapping of settings, anything `evaluate` understands
 PAGE_BUDGET_PER_DAY = 2.0
 
 

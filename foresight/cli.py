@@ -312,6 +312,10 @@ def bench_detection(
     out: Path = typer.Option(None, "--out", file_okay=False, help="Folder for detection.csv and detection.json."),
     budget: float = typer.Option(2.0, "--budget", min=0.01, help="False alarms per day the incident objective "
                                  "allows before it discounts recall."),
+    stream_grid: str = typer.Option(None, "--stream-grid", help="Settings of the streaming incident pipeline to "
+                                    "choose from leave-one-corpus-out, as a JSON list, e.g. "
+                                    '\'[{"open_threshold": 6}, {"open_threshold": 8}]\' (default: the shipped '
+                                    "settings only)."),
 ) -> None:
     """Every dev corpus, worst first: Foresight beside the robust z baselines (thresholds leave-one-corpus-out)."""
     from bench.detection import DEFAULT_DATA, default_corpora
@@ -323,8 +327,21 @@ def bench_detection(
     if unknown:
         raise typer.BadParameter(f"{', '.join(map(repr, unknown))}; choose from: {', '.join(registry.names())}",
                                  param_hint="--corpus")
+    grid = None
+    if stream_grid is not None:
+        from models.incident_stream import StreamSettings
+
+        try:
+            grid = json.loads(stream_grid)
+            if not isinstance(grid, list) or not grid or not all(isinstance(g, dict) for g in grid):
+                raise ValueError("expected a non-empty JSON list of objects")
+            for params in grid:
+                StreamSettings.from_params(params)
+        except (ValueError, TypeError) as exc:  # bad JSON, wrong shape, an unknown or invalid setting
+            raise typer.BadParameter(str(exc), param_hint="--stream-grid") from None
     started = time.perf_counter()
-    result = run_detection(data or DEFAULT_DATA, corpora or None, corpora=registry, budget=budget)
+    result = run_detection(data or DEFAULT_DATA, corpora or None, corpora=registry, budget=budget,
+                           stream_grid=grid)
     render_detection(console, result, budget)
     if out is not None:
         csv_path, json_path = result.write(out)

@@ -238,7 +238,7 @@ def test_cli_prints_one_row_per_corpus_and_writes_csv_and_json(tmp_path: Path) -
                                       "--corpus", "nezha-dev/2022-08-22", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "nab-dev" in result.output and "nezha-dev/2022-08-22" in result.output
-    assert "threshold chosen without the held-out part" in result.output
+    assert "setting chosen without the held-out part" in result.output
     frame = pd.read_csv(out / "detection.csv")
     assert len(frame) == 6
     payload = json.loads((out / "detection.json").read_text())
@@ -276,3 +276,23 @@ def test_nab_categories_at_one_threshold_score_as_the_whole_corpus_does(tmp_path
     split = evaluation.baseline_by_category("robust_z", {c: 5.0 for c in evaluation.categories()})
     assert split["nab_standard_fixed"] == pytest.approx(whole.score)
     assert split["objective"] == pytest.approx(whole.score / 100)
+
+
+def test_foresight_stream_settings_can_be_chosen_leave_one_corpus_out(tmp_path: Path) -> None:
+    corpora = small_registry(tmp_path)
+    grid = [{"open_threshold": 1e6, "sustain_threshold": 4.0, "split_threshold": 1e6}, {}]  # never opens; shipped
+    result = run(tmp_path, ["quiet", "busy"], corpora=corpora, grid=(20.0,), stream_grid=grid,
+                 systems=("foresight",))
+    assert set(result.choices["foresight"]) == {"quiet", "busy"}
+    frame = result.frame().set_index("corpus")
+    for corpus, choice in result.choices["foresight"].items():
+        assert frame.loc[corpus, "objective"] == pytest.approx(choice.held_out_objective)
+        assert frame.loc[corpus, "setting"].endswith("(leave-one-corpus-out)")
+    never = run(tmp_path, ["quiet"], corpora=corpora, stream_grid=grid[:1], systems=("foresight",)).frame()
+    assert never["detected"].iloc[0] == 0 and never["setting"].iloc[0].endswith("(in-sample)")
+
+
+def test_cli_refuses_a_stream_grid_it_cannot_read(tmp_path: Path) -> None:
+    for bad in ('{"open_threshold": 6}', '[{"no_such_setting": 1}]', "not json"):
+        result = CliRunner().invoke(app, ["bench", "detection", "--data", str(tmp_path), "--stream-grid", bad])
+        assert result.exit_code != 0 and "--stream-grid" in result.output
