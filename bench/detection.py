@@ -201,6 +201,7 @@ class IncidentEvaluation:
         return self._stream[key]
 
     def baseline(self, system: str, threshold: float) -> dict[str, Any]:
+        """The figures of baseline ``system`` at z ``threshold`` (the z matrices are computed once)."""
         key = (system, float(threshold))
         if key not in self._cache:
             from models.baseline_incidents import baseline_incidents, series_z
@@ -233,7 +234,7 @@ class IncidentEvaluation:
 
 
 class NabEvaluation:
-    """One NAB corpus: the default detector's scores, and the baselines' at any z threshold."""
+    """One NAB corpus: the default detector's scores, and the baselines' at a z threshold per category."""
 
     def __init__(self, corpus: Corpus, nab: NabCorpus, results_dir: Path | None = None) -> None:
         from bench.nab import read_corpus
