@@ -297,8 +297,11 @@ class NabEvaluation:
         if system not in self._sweeps:
             from bench.nab_scoring import sweep_file
             from models.anomaly import detectors
+            from models.robust_z_detectors import RobustZDetector
 
             model = detectors().get(system)(width=NMS_WIDTH)
+            if not isinstance(model, RobustZDetector):
+                raise TypeError(f"{system} is not a robust z baseline")
             self._sweeps[system] = [
                 sweep_file(f.key, f.frame["timestamp"],
                            model.series_z(f.frame["timestamp"], f.frame["value"].to_numpy()), self.windows[f.key])
@@ -389,9 +392,10 @@ def run(
     incident_names = [n for n in names if evaluations[n].corpus.kind == INCIDENTS]
     tuned: dict[str, LocoChoice[Any]] = {}
     if FORESIGHT in systems and stream_grid and incident_names:
-        tuned = choices[FORESIGHT] = _choose(
-            list(stream_grid), incident_names, lambda params, c: _incidents(evaluations[c]).foresight(params)["objective"]
-        )
+        def on_stream(params: dict[str, Any], corpus: str) -> float:
+            return float(_incidents(evaluations[corpus]).foresight(params)["objective"])
+
+        tuned = choices[FORESIGHT] = _choose(list(stream_grid), incident_names, on_stream)
     for name, evaluation in evaluations.items():
         if FORESIGHT in systems:
             if name in tuned:
@@ -404,22 +408,28 @@ def run(
             rows.append({"corpus": name, "kind": evaluation.corpus.kind, "system": FORESIGHT, **row})
     for system in (s for s in systems if s in BASELINES):
         choices[system] = {}
+
+        def on_incidents(thr: float, corpus: str, system: str = system) -> float:
+            return float(_incidents(evaluations[corpus]).baseline(system, thr)["objective"])
+
         if incident_names:
-            picks = _choose(list(grid), incident_names,
-                            lambda thr, c, s=system: evaluations[c].baseline(s, thr)["objective"])
+            picks = _choose(list(grid), incident_names, on_incidents)
             how = "leave-one-corpus-out" if len(incident_names) > 1 else "in-sample"
             for name, choice in picks.items():
                 choices[system][name] = choice
                 rows.append({"corpus": name, "kind": INCIDENTS, "system": system,
-                             **evaluations[name].baseline(system, choice.setting),
+                             **_incidents(evaluations[name]).baseline(system, choice.setting),
                              "setting": f"z >= {choice.setting:g} ({how})"})
         for name in names:
             evaluation = evaluations[name]
             if not isinstance(evaluation, NabEvaluation):
                 continue
             categories = evaluation.categories()
-            picks = _choose(list(grid), categories,
-                            lambda thr, c, s=system, e=evaluation: e.category_objective(s, thr, c))
+
+            def on_category(thr: float, category: str, system: str = system, nab: NabEvaluation = evaluation) -> float:
+                return nab.category_objective(system, thr, category)
+
+            picks = _choose(list(grid), categories, on_category)
             how = "leave-one-category-out" if len(categories) > 1 else "in-sample"
             for category, choice in picks.items():
                 choices[system][f"{name}:{category}"] = choice

@@ -31,8 +31,8 @@ NMS_WIDTH = 12  # steps
 
 def z_to_score(z: np.ndarray | float) -> np.ndarray:
     """Robust z (>= 0) to a score in [0, 1): ``z / (z + 1)``, strictly increasing."""
-    z = np.maximum(np.asarray(z, dtype=float), 0.0)
-    return z / (z + 1.0)
+    positive: np.ndarray = np.maximum(np.asarray(z, dtype=float), 0.0)
+    return positive / (positive + 1.0)
 
 
 def score_threshold(z: float) -> float:
