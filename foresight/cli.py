@@ -315,6 +315,51 @@ def bench_incidents(
     console.print(f"{len(incidents)} incidents written to {out}")
 
 
+@bench_app.command("detection")
+def bench_detection(
+    data: Path = typer.Option(None, "--data", help="The data root holding nab-dev/ and nezha-dev/ "
+                              "(default: the shared/data folder beside the checkout)."),
+    corpora: list[str] = typer.Option([], "--corpus", help="A corpus to run (repeatable; default: every one)."),
+    out: Path = typer.Option(None, "--out", file_okay=False, help="Folder for detection.csv and detection.json."),
+    budget: float = typer.Option(2.0, "--budget", min=0.01, help="False alarms per day the incident objective "
+                                 "allows before it discounts recall."),
+    stream_grid: str = typer.Option(None, "--stream-grid", help="Settings of the streaming incident pipeline to "
+                                    "choose from leave-one-corpus-out, as a JSON list, e.g. "
+                                    '\'[{"open_threshold": 6}, {"open_threshold": 8}]\' (default: the shipped '
+                                    "settings only)."),
+) -> None:
+    """Every dev corpus, worst first: Foresight beside the robust z baselines (thresholds leave-one-corpus-out)."""
+    from bench.detection import DEFAULT_DATA, default_corpora
+    from bench.detection import run as run_detection
+    from bench.detection_table import render_detection
+
+    registry = default_corpora()
+    unknown = [c for c in corpora if c not in registry]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(map(repr, unknown))}; choose from: {', '.join(registry.names())}",
+                                 param_hint="--corpus")
+    grid = None
+    if stream_grid is not None:
+        from models.incident_stream import StreamSettings
+
+        try:
+            grid = json.loads(stream_grid)
+            if not isinstance(grid, list) or not grid or not all(isinstance(g, dict) for g in grid):
+                raise ValueError("expected a non-empty JSON list of objects")
+            for params in grid:
+                StreamSettings.from_params(params)
+        except (ValueError, TypeError) as exc:  # bad JSON, wrong shape, an unknown or invalid setting
+            raise typer.BadParameter(str(exc), param_hint="--stream-grid") from None
+    started = time.perf_counter()
+    result = run_detection(data or DEFAULT_DATA, corpora or None, corpora=registry, budget=budget,
+                           stream_grid=grid)
+    render_detection(console, result, budget)
+    if out is not None:
+        csv_path, json_path = result.write(out)
+        console.print(f"written: {csv_path}, {json_path}")
+    console.print(f"wall time: {time.perf_counter() - started:.1f} s")
+
+
 @bench_app.command("failure")
 def bench_failure(
     seeds: list[int] = typer.Option([1, 2, 3], "--seed", help="Simulator seeds (repeat the option for several)."),
