@@ -22,12 +22,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.detection import INCIDENTS, Corpus
 from bench.incidents import FAULT_CATEGORIES, IncidentFigures, run_days
 from connectors.nezha import NezhaDay
 from connectors.simulator.scenario_families import FAMILIES, generate_family
@@ -116,15 +116,18 @@ def score_family(name: str, days: Sequence[NezhaDay], settings: StreamSettings |
     )
 
 
-def family_corpora(
-    systems: int = 4, seed: int = 0, days: int = 1, step_minutes: int = 1
-) -> dict[str, Callable[[], list[NezhaDay]]]:
-    """Per family, a callable generating its days: each family as one incident corpus of a
-    cross-corpus benchmark (nothing is generated until a callable is called)."""
-    return {
-        name: partial(generate_family, name, systems=systems, seed=seed, days=days, step_minutes=step_minutes)
-        for name in FAMILIES
-    }
+def scenario_corpora(systems: int = 4, seed: int = 0, days: int = 1, step_minutes: int = 1) -> list[Corpus]:
+    """Each family as an incident corpus of ``bench detection`` (named ``scenarios/<family>``;
+    nothing is generated until a corpus is loaded). Register them with
+    ``corpora.register(c.name)(c)`` on :func:`bench.detection.default_corpora`'s registry."""
+
+    def load(name: str) -> Callable[[Path], list[NezhaDay]]:
+        return lambda _root: generate_family(name, systems=systems, seed=seed, days=days, step_minutes=step_minutes)
+
+    return [
+        Corpus(f"scenarios/{name}", INCIDENTS, load(name), f"{systems} generated systems: {spec.description}")
+        for name, spec in FAMILIES.items()
+    ]
 
 
 def run(

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from bench.detection import INCIDENTS
 from bench.incidents import IncidentFigures
-from bench.scenarios import event_scores, family_corpora, found_by_kind, run, type_accuracy
+from bench.scenarios import event_scores, found_by_kind, run, scenario_corpora, type_accuracy
 from connectors.simulator.scenario_families import FAMILIES, FamilySpec
 from foresight.cli import app
 
@@ -72,9 +73,10 @@ def test_run_refuses_an_unknown_family_before_generating_anything() -> None:
         run(["small-graph", "nope"], systems=1)
 
 
-def test_each_family_is_a_corpus_generated_only_when_called() -> None:
-    corpora = family_corpora(systems=2, seed=3)
-    assert list(corpora) == list(FAMILIES)
-    days = corpora["small-no-graph"]()
+def test_each_family_is_an_incident_corpus_generated_only_when_loaded(tmp_path: Path) -> None:
+    corpora = scenario_corpora(systems=2, seed=3)
+    assert [c.name for c in corpora] == [f"scenarios/{name}" for name in FAMILIES]
+    assert all(c.kind == INCIDENTS for c in corpora)
+    days = {c.name: c for c in corpora}["scenarios/small-no-graph"].load(tmp_path)
     assert [d.name for d in days] == ["small-no-graph/000", "small-no-graph/001"]
     assert all(d.call_graph == {} for d in days)
