@@ -273,12 +273,12 @@ def bench_incidents(
                                  "flow: the detect flow's roll-up builder (default detector, then incidents_from_scores)."),
 ) -> None:
     """Replay Nezha days as a stream through an incident pipeline; score detection, RCA and category."""
-    from bench.incidents import PIPELINES
+    from bench.incidents import PIPELINES, fault_type_confusion
     from bench.incidents import run as run_incidents
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
-    figures, incidents, _ = run_incidents(data, out, pipeline=pipeline)
+    figures, incidents, matches = run_incidents(data, out, pipeline=pipeline)
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
@@ -300,7 +300,17 @@ def bench_incidents(
     table.add_row("AC@1", pct(figures.ac_at_1))
     table.add_row("AC@3", pct(figures.ac_at_3))
     table.add_row("fault-type accuracy", pct(figures.fault_type_accuracy))
+    table.add_row("coarse category accuracy", pct(figures.coarse_category_accuracy))
     console.print(table)
+    confusion = fault_type_confusion(matches)
+    if not confusion.empty:
+        types = Table(title="Detected faults: injected type (rows) by the type named (columns)")
+        types.add_column("injected")
+        for named in confusion.columns:
+            types.add_column(str(named), justify="right")
+        for kind, row in confusion.iterrows():
+            types.add_row(str(kind), *(str(int(v)) for v in row))
+        console.print(types)
     console.print(f"{len(incidents)} incidents written to {out}")
 
 
