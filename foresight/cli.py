@@ -303,14 +303,9 @@ def bench_incidents(
     table.add_row("coarse category accuracy", pct(figures.coarse_category_accuracy))
     console.print(table)
     confusion = fault_type_confusion(matches)
-    if not confusion.empty:
-        types = Table(title="Detected faults: injected type (rows) by the type named (columns)")
-        types.add_column("injected")
-        for named in confusion.columns:
-            types.add_column(str(named), justify="right")
-        for kind, row in confusion.iterrows():
-            types.add_row(str(kind), *(str(int(v)) for v in row))
-        console.print(types)
+    if not confusion.empty:  # plain text: a rich table would cut the type names at 80 columns
+        console.print("Detected faults by injected type (rows) and the type named (columns):")
+        console.print(confusion.to_string(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"{len(incidents)} incidents written to {out}")
 
 
@@ -382,6 +377,35 @@ def bench_detect(
                   "opened after it; false: raised ones matching no incident; found: incidents detected; "
                   "mean rows: per seed; s: wall seconds per evaluation")
     console.print(f"wall time: {time.perf_counter() - started:.1f} s")
+
+
+@bench_app.command("fault-types")
+def bench_fault_types(
+    seeds: list[int] = typer.Option([3, 5, 7, 11, 13, 17, 19], "--seed",
+                                    help="Simulator seeds (repeat the option for several)."),
+    days: int = typer.Option(21, min=2, help="Simulated days per seed (about 0.6 incidents a day)."),
+) -> None:
+    """Fault types on simulated fleets: the type the stream names against the one injected, per seed."""
+    import pandas as pd
+
+    from bench.fault_types import fault_type_accuracy, simulated_fault_types
+
+    matches = simulated_fault_types(seeds, days)
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    table = Table(title=f"Simulated fault types: {days} days per seed", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for column in ("seed", "incidents", "detected", "type accuracy"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for seed, group in [*matches.groupby("seed"), ("all", matches)]:
+        table.add_row(str(seed), str(len(group)), str(int(group["detected"].sum())), pct(fault_type_accuracy(group)))
+    console.print(table)
+    detected = matches[matches["detected"]]
+    if len(detected):
+        confusion = pd.crosstab(detected["injected"], detected["named"])
+        console.print("Detected incidents by injected type (rows) and the type named (columns):")
+        console.print(confusion.to_string(), markup=False, highlight=False, soft_wrap=True)
 
 
 @bench_app.command("forecast")

@@ -572,8 +572,9 @@ class IncidentStream:
             if np.isfinite(col).any():
                 rise[str(k)] = float(np.nanmax(col) - 1.0)
                 fall[str(k)] = float(1.0 - np.nanmin(col))
-        share = (kind == "memory") & np.isin(unit, ["percent", "%"])
-        seen = observed[:, share]
+        percent = np.where(np.isin(unit, ["percent", "%"]), 1.0, np.where(unit == "ratio", 100.0, np.nan))
+        share = (kind == "memory") & np.isfinite(percent)
+        seen = observed[:, share] * percent[share]
         return FaultEvidence(
             root=root,
             incident=incident,

@@ -115,7 +115,7 @@ def test_bench_incidents_cli_replays_a_synthetic_day_and_scores_it(tmp_path: Pat
     # the service's own code burning CPU (models.fault_types), shown as saturation on the pages.
     assert row["services"].split(";")[0] == "cartservice" and row["category"] == "cpu_consumed"
     assert row["coarse_category"] == "saturation" and 0 < row["fault_type_confidence"] < 1
-    assert "Detected faults: injected type" in result.output
+    assert "Detected faults by injected type" in result.output
     opened = pd.Timestamp(row["opened_at"])
     assert opened.tzinfo is not None and opened == pd.Timestamp("2022-08-22 05:42", tz="UTC")
 
