@@ -19,8 +19,8 @@ the incident; the root's relative rises and falls; its memory share) with these 
    itself fails. ``exception``: on the dev data an exception and an early wrong ``return`` move
    the same metrics the same ways (docs/fault_types.md), so the commoner of the two is named,
    with a confidence of about a half.
-6. CPU busy at the root: ``cpu_contention`` when it jumped to more than :data:`CPU_JUMP` times its
-   expected level (a second process burning a core in an otherwise light pod); ``saturation``
+6. CPU busy at the root: ``cpu_contention`` when it rose by :data:`CPU_JUMP` times its expected
+   level or more (a second process burning a core in an otherwise light pod); ``saturation``
    when its traffic rose by :data:`TRAFFIC_SURGE` or more with it (more load than it can serve);
    else ``cpu_consumed`` (its own code burns more CPU for the same load).
 7. Slower answers at the root with none of the above: ``exception`` (a failing code path that
