@@ -67,6 +67,7 @@ TRAFFIC_SURGE = 0.5  # relative traffic rise with which a busy CPU is load-drive
 RESTART_FALL = 0.08  # relative fall of the root's memory that means its process restarted
 LEAK_FALL = 0.25  # a restart's memory fall this large emptied a heap that had filled (an OOM kill)
 MEMORY_FULL_PERCENT = 97.0  # memory share (percent of the limit) that a rise to is a leak at its end
+MEMORY_HIGH_PERCENT = 90.0  # memory share from which a busy CPU is the collector fighting a leak
 MEMORY_RISE = 0.02  # relative memory rise within the incident's first steps: it is still growing
 # Rule -> (fault type, confidence). A confidence is the rule's share right where it fired on the
 # dev data (both Nezha days, seven simulator seeds; docs/fault_types.md) with one right and one
@@ -80,8 +81,9 @@ RULES: dict[str, tuple[str, float]] = {
     "memory_full": ("memory_leak", 0.85),  # 5 of 5
     "failing_handler": ("exception", 0.4),  # 1 of 3 (exception or return: about a half)
     "cpu_jump": ("cpu_contention", 0.8),  # 9 of 10
+    "heap_pressure": ("memory_leak", 0.6),  # 2 of 3
     "load": ("saturation", 0.8),  # 16 of 19
-    "cpu_busy": ("cpu_consumed", 0.25),  # 2 of 10
+    "cpu_busy": ("cpu_consumed", 0.3),  # 2 of 7
     "slow_handler": ("exception", 0.3),  # 4 of 13
     "memory_growth": ("memory_leak", 0.3),
     "disk_growth": ("disk_full", 0.3),
@@ -141,6 +143,8 @@ def fault_rule(evidence: FaultEvidence, threshold: float) -> str:
     if hot("cpu"):
         if rise.get("cpu", 0.0) >= CPU_JUMP:
             return "cpu_jump"
+        if peak is not None and peak >= MEMORY_HIGH_PERCENT and rise.get("memory", 0.0) >= MEMORY_RISE:
+            return "heap_pressure"
         if hot("traffic") and rise.get("traffic", 0.0) >= TRAFFIC_SURGE:
             return "load"
         return "cpu_busy"

@@ -51,6 +51,11 @@ CASES: dict[str, tuple[FaultEvidence, str]] = {
                       rise={"cpu": 40.0, "traffic": 2.0}),
         "cpu_contention",
     ),
+    "a busy CPU on a heap growing near its limit": (
+        FaultEvidence(root={"cpu": LOUD, "traffic": LOUD}, rise={"cpu": 0.8, "traffic": 1.0, "memory": 0.1},
+                      memory_peak_percent=93.0),
+        "memory_leak",
+    ),
     "a busy CPU carrying much more traffic": (
         FaultEvidence(root={"cpu": LOUD, "traffic": LOUD}, rise={"cpu": 0.9, "traffic": 1.2}), "saturation"
     ),
