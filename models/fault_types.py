@@ -20,17 +20,19 @@ the incident; the root's relative rises and falls; its memory share) with these 
    the same metrics the same ways (docs/fault_types.md), so the commoner of the two is named,
    with a confidence of about a half.
 6. CPU busy at the root: ``cpu_contention`` when it rose by :data:`CPU_JUMP` times its expected
-   level or more (a second process burning a core in an otherwise light pod); ``saturation``
-   when its traffic rose by :data:`TRAFFIC_SURGE` or more with it (more load than it can serve);
-   else ``cpu_consumed`` (its own code burns more CPU for the same load).
+   level or more (a second process burning a core in an otherwise light pod); ``memory_leak``
+   when its memory share is :data:`MEMORY_HIGH_PERCENT` or more and still growing (the garbage
+   collector fighting a leak); ``saturation`` when its traffic rose by :data:`TRAFFIC_SURGE` or
+   more with it (more load than it can serve); else ``cpu_consumed`` (its own code burns more CPU
+   for the same load).
 7. Slower answers at the root with none of the above: ``exception`` (a failing code path that
    shows no failed-request metric; a CPU cause would show at the root's CPU).
 8. Memory growing without the others: ``memory_leak``; a disk filling: ``disk_full``; the wire
    alone: ``network_delay``; nothing moved: ``unknown``.
 
-Each rule's confidence (:data:`RULE_CONFIDENCE`) is how often it named the right type where it
-fired on the dev data (docs/fault_types.md), rounded down, so an incident's confidence reads as a
-plain probability. Pure: no I/O.
+Each rule's confidence (:data:`RULES`) is how often it named the right type where it fired on the
+dev data, smoothed and rounded down (docs/fault_types.md), so an incident's confidence reads as a
+plain probability of being right. Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ The pipeline an on-call engineer would want running every minute on a microservi
    a caller is not drained by the number of its callees) over the evidence of
    the last ``rank_window`` steps (services claimed by another open incident left out), the
    incident gets a **category** from the kinds anomalous at the top service and its disk being
-   full (:func:`models.incident_category.categorise`), a **severity** and **evidence** (top series:
+   full (:func:`models.incident_category.categorise`), a likely **fault type** with a confidence
+   (:func:`models.fault_types.classify_fault`), a **severity** and **evidence** (top series:
    surprise, observed and expected values). With ``refine_ranking`` the ranking, category and
    evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps).
    With ``rank_onsets`` the ranking counts only families whose current run of anomaly began after
