@@ -47,7 +47,8 @@ The pipeline an on-call engineer would want running every minute on a microservi
    a caller is not drained by the number of its callees) over the evidence of
    the last ``rank_window`` steps (services claimed by another open incident left out), the
    incident gets a **category** from the kinds anomalous at the top service and its disk being
-   full (:func:`models.incident_category.categorise`), a **severity** and **evidence** (top series:
+   full (:func:`models.incident_category.categorise`), a likely **fault type** with a confidence
+   (:func:`models.fault_types.classify_fault`), a **severity** and **evidence** (top series:
    surprise, observed and expected values). With ``refine_ranking`` the ranking, category and
    evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps).
    With ``rank_onsets`` the ranking counts only families whose current run of anomaly began after
@@ -81,6 +82,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import require_columns
+from models.fault_types import FaultEvidence, classify_fault
 from models.incident_category import (
     OWN_KINDS,
     categorise,
@@ -101,6 +103,8 @@ STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
     "severity",
     "evidence",
     "reopened",
+    "fault_type",
+    "fault_type_confidence",
 )
 # An edge's latency seen by the caller / by the callee: ``edge`` and one of these tokens in its name.
 _CALLER_VIEW: frozenset[str] = frozenset({"source", "caller"})
@@ -190,6 +194,9 @@ class StreamIncident:
     reopened: int = 0  # times it closed and then flared up again (re-opened, not paged anew)
     closed_step: int = field(default=-1, repr=False)  # the stream step at which it last closed
     system: int = field(default=0, repr=False)  # the part of the call graph all its members are in
+    fault_type: str = "unknown"  # the likely fault (models.fault_types.FAULT_TYPES)
+    fault_type_confidence: float = 0.0
+    fault_evidence: FaultEvidence | None = field(default=None, repr=False)  # what the fault type read
 
 
 def metric_family(metric: str) -> str:
@@ -563,8 +570,11 @@ class IncidentStream:
         kinds_root = self._kind_peaks(recent, self.service == ranked[0])
         kinds_all = self._kind_peaks(recent, np.isin(self.service, ranked))
         incident.services = ranked
-        incident.category = categorise(
-            kinds_root, kinds_all, self.settings.kind_threshold, self._exhausted(ranked[0])
+        exhausted = self._exhausted(ranked[0])
+        incident.category = categorise(kinds_root, kinds_all, self.settings.kind_threshold, exhausted)
+        incident.fault_evidence = self._fault_evidence(ranked[0], kinds_root, kinds_all, exhausted)
+        incident.fault_type, incident.fault_type_confidence = classify_fault(
+            incident.fault_evidence, self.settings.kind_threshold
         )
         incident.evidence = self._evidence_json(recent, observed, expected, ranked)
 
@@ -575,6 +585,36 @@ class IncidentStream:
         at = np.where((self.service == service) & ~np.isnan(observed).all(axis=0))[0]
         peaks = np.nanmax(observed[:, at], axis=0) if at.size else np.array([])
         return exhausted_kinds(zip(self.metric[at], self.unit[at], peaks, strict=True))
+
+    def _fault_evidence(
+        self, service: str, root: dict[str, float], incident: dict[str, float], exhausted: set[str]
+    ) -> FaultEvidence:
+        """The root's moves over the last ``rank_window`` steps, for :func:`models.fault_types.classify_fault`."""
+        at = self.service == service
+        observed = np.stack([r[1] for r in self._recent])[:, at]
+        expected = np.stack([r[2] for r in self._recent])[:, at]
+        kind, unit = self.kind[at], np.char.lower(self.unit[at].astype(str))
+        usable = np.isfinite(observed) & np.isfinite(expected) & (expected > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(usable, observed / np.where(usable, expected, 1.0), np.nan)
+        rise: dict[str, float] = {}
+        fall: dict[str, float] = {}
+        for k in np.unique(kind):
+            col = ratio[:, kind == k]
+            if np.isfinite(col).any():
+                rise[str(k)] = float(np.nanmax(col) - 1.0)
+                fall[str(k)] = float(1.0 - np.nanmin(col))
+        percent = np.where(np.isin(unit, ["percent", "%"]), 1.0, np.where(unit == "ratio", 100.0, np.nan))
+        share = (kind == "memory") & np.isfinite(percent)
+        seen = observed[:, share] * percent[share]
+        return FaultEvidence(
+            root=root,
+            incident=incident,
+            rise=rise,
+            fall=fall,
+            memory_peak_percent=float(np.nanmax(seen)) if np.isfinite(seen).any() else None,
+            exhausted=frozenset(exhausted),
+        )
 
     def _kind_peaks(self, surprise: np.ndarray, mask: np.ndarray) -> dict[str, float]:
         peaks: dict[str, float] = {}
@@ -640,6 +680,8 @@ def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:
             "severity": i.severity,
             "evidence": i.evidence,
             "reopened": i.reopened,
+            "fault_type": i.fault_type,
+            "fault_type_confidence": round(i.fault_type_confidence, 3),
         }
         for i in incidents
     ]

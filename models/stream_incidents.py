@@ -21,7 +21,9 @@ writes each incident as a roll-up incident would be written:
 - ``evidence`` is the stream's JSON (top series with surprise, observed and expected values;
   ``ranked_services``), each series also naming its ``resource_id`` as the roll-up's do;
 - ``resource_id`` is that of the top-ranked service's most surprising evidence series;
-- category and severity are the stream's (both in the roll-up's vocabularies).
+- category and severity are the stream's (both in the roll-up's vocabularies); the likely fault
+  type and its confidence (:mod:`models.fault_types`) travel in the evidence JSON
+  (``fault_type``, ``fault_type_confidence``), so a page can say what to do.
 
 Measured on the simulator (seeds 3, 5, 7, 11, 13, 17, 19; 21 days at 5-minute steps; incidents
 raised in the last 40 % matched as the train flow matches them, ``match_incidents``), replayed as
@@ -125,9 +127,14 @@ def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Tim
     ranked = raised["services"].astype(str)
     service = ranked.str.split(";").str[0]
     start = raised["opened_at"].astype(UTC_DTYPE)
+    faults = zip(
+        raised.get("fault_type", pd.Series("unknown", index=raised.index)),
+        raised.get("fault_type_confidence", pd.Series(0.0, index=raised.index)),
+        strict=True,
+    )
     evidence = [
-        _evidence_json(e, level, resources)
-        for e, level in zip(raised["evidence"], raised["score"], strict=True)
+        _evidence_json(e, level, resources, fault)
+        for e, level, fault in zip(raised["evidence"], raised["score"], faults, strict=True)
     ]
     out = pd.DataFrame(
         {
@@ -192,12 +199,17 @@ def _top_resource(evidence: str, service: str, resources: Mapping[str, str]) -> 
     return None
 
 
-def _evidence_json(evidence: str, level: float, resources: Mapping[str, str]) -> str:
-    """The stream's evidence with each series' ``resource_id`` and the raw ``stream_evidence``."""
+def _evidence_json(
+    evidence: str, level: float, resources: Mapping[str, str], fault: tuple[str, float] = ("unknown", 0.0)
+) -> str:
+    """The stream's evidence with each series' ``resource_id``, the raw ``stream_evidence`` and the
+    likely ``fault_type`` with its ``fault_type_confidence`` (:mod:`models.fault_types`)."""
     payload = json.loads(evidence)
     for series in payload.get("series", []):
         series["resource_id"] = _series_resource(str(series["unique_id"]), resources)
     payload["stream_evidence"] = round(float(level), 6)
+    payload["fault_type"] = str(fault[0])
+    payload["fault_type_confidence"] = round(float(fault[1]), 3)
     return json.dumps(payload, sort_keys=True)
 
 
