@@ -13,10 +13,13 @@ that law the rate of episodes per day reaching a level ``x`` is ``exp(-(x - mu) 
 
 The dev data are dense with faults (a fault every 8.5 minutes for hours), so the fit must hold
 when many blocks hold a fault: ``mu`` and ``beta`` come from two *low* quantiles of the block
-maxima (``lower_quantile`` 0.25 and the median by default), which do not move however large the
-faulty blocks' maxima are, as long as fewer than half the blocks are faulty. When most of them
-are (a replay that starts amid a fault campaign) no unlabelled estimate can tell faults from
-noise; the calibration therefore starts from a *prior* (the trained calibration when there is
+maxima (``lower_quantile`` 0.25 and the median by default), which do not depend on how large the
+faulty blocks' maxima are, only on how many there are: with a share ``c`` of faulty blocks they
+read the clean law's quantiles ``p / (1 - c)``. On exponential evidence (a unit scale) the level
+rises by 0.4 with a tenth of the hours faulty, 0.8 with a fifth, 5 with two fifths (the unit
+tests); a moment fit follows the faults' size instead. When most blocks are faulty (a replay
+that starts amid a fault campaign) no unlabelled estimate can tell faults from noise; the
+calibration therefore starts from a *prior* (the trained calibration when there is
 one, else the static ``open_threshold``) and moves to the fit as blocks accrue: the prior counts
 as ``prior_days`` of blocks (one day by default), so in a new system's first hour the threshold
 is the prior's, after a day halfway to the fit, after a week seven-eighths of the way.
@@ -127,6 +130,7 @@ class PageBudget:
         history_days: float = 7.0,
         prior_days: float = 1.0,
         lower_quantile: float = 0.25,
+        upper_quantile: float = 0.5,
         floor: float = 0.0,
     ) -> None:
         if budget_per_day <= 0:
@@ -139,6 +143,7 @@ class PageBudget:
         self.block_days = self.block_seconds / _DAY_SECONDS
         self.prior_blocks = prior_days / self.block_days
         self.lower_quantile = lower_quantile
+        self.upper_quantile = upper_quantile
         self.floor = floor
         n = self.prior.size
         self.thresholds = np.maximum(self.prior, floor)
@@ -165,7 +170,8 @@ class PageBudget:
         if n < MIN_BLOCKS:
             return
         weight = n / (n + self.prior_blocks)
-        tails = fit_block_maxima(self._maxima[:n], self.block_days, lower_quantile=self.lower_quantile)
+        tails = fit_block_maxima(self._maxima[:n], self.block_days, lower_quantile=self.lower_quantile,
+                                 upper_quantile=self.upper_quantile)
         for system, tail in enumerate(tails):
             if tail is None:
                 continue
