@@ -271,14 +271,21 @@ def bench_incidents(
     out: Path = typer.Option(..., "--out", help="CSV written with one row per incident raised."),
     pipeline: str = typer.Option("stream", "--pipeline", help="stream: the streaming incident pipeline; "
                                  "flow: the detect flow's roll-up builder (default detector, then incidents_from_scores)."),
+    stream_params: str = typer.Option("{}", "--stream-params",
+                                      help='The stream pipeline\'s settings as JSON, e.g. \'{"page_budget_per_day": null}\'.'),
 ) -> None:
     """Replay Nezha days as a stream through an incident pipeline; score detection, RCA and category."""
     from bench.incidents import PIPELINES
     from bench.incidents import run as run_incidents
+    from models.incident_stream import StreamSettings
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
-    figures, incidents, _ = run_incidents(data, out, pipeline=pipeline)
+    try:
+        settings = StreamSettings.from_params(json.loads(stream_params))
+    except (ValueError, TypeError, AttributeError) as exc:  # bad JSON, not an object, or an unknown setting
+        raise typer.BadParameter(str(exc), param_hint="--stream-params") from None
+    figures, incidents, _ = run_incidents(data, out, settings, pipeline=pipeline)
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
