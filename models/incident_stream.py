@@ -33,7 +33,11 @@ The pipeline an on-call engineer would want running every minute on a microservi
 5. **episodes per service**: a service *fires* when its evidence reaches ``open_threshold`` from
    calm (or, while still active, when families that were calm for ``resolve_after`` steps alone
    reach it: a second fault on a service still showing the after-effects of the first), and calms
-   down after ``resolve_after`` steps below ``sustain_threshold``;
+   down after ``resolve_after`` steps below ``sustain_threshold``. With a page budget
+   (``page_budget_per_day``, 2 by default; :mod:`models.page_budget`) the opening threshold is
+   each system's own, the level its normal evidence reaches that many times a day, fitted online
+   from the steps seen so far and starting from ``open_threshold`` (or a trained calibration),
+   never below it; ``sustain_threshold`` and ``split_threshold`` keep their ratio to it;
 6. **incidents**: a firing service opens an incident unless an open one explains it (it is in its
    first ``rank_window`` steps, or the service calls a member that is firing right now: problems
    travel upstream). A second incident while one is open needs ``split_threshold`` (a weaker

@@ -19,7 +19,9 @@ writes each incident as a roll-up incident would be written:
   the roll-up's scale (a calibrated score), so thresholds and dashboards read both alike; the raw
   evidence stays in the evidence JSON (``stream_evidence``);
 - ``evidence`` is the stream's JSON (top series with surprise, observed and expected values;
-  ``ranked_services``), each series also naming its ``resource_id`` as the roll-up's do;
+  ``ranked_services``; with a page budget the system's ``open_threshold`` when it opened and,
+  once calibrated, its ``page_score``: the chance that a normal day of the system holds no
+  episode as large), each series also naming its ``resource_id`` as the roll-up's do;
 - ``resource_id`` is that of the top-ranked service's most surprising evidence series;
 - category and severity are the stream's (both in the roll-up's vocabularies).
 
