@@ -277,18 +277,26 @@ def bench_incidents(
     window_min: float = typer.Option(5.0, "--window-min",
                                      help="Detection window: a fault counts as detected by an incident opened "
                                           "within this many minutes after it."),
+    stream_params: str = typer.Option("{}", "--stream-params",
+                                      help='The stream pipeline\'s settings as JSON, e.g. \'{"page_budget_per_day": null}\'.'),
 ) -> None:
     """Replay incident data (plain or Nezha layout) as a stream; score detection, RCA and fault type."""
     import pandas as pd
 
     from bench.incidents import PIPELINES, fault_type_confusion
     from bench.incidents import run as run_incidents
+    from models.incident_stream import StreamSettings
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
     if not window_min > 0:
         raise typer.BadParameter(f"{window_min:g}; the detection window must be positive", param_hint="--window-min")
-    figures, incidents, matches = run_incidents(data, out, pipeline=pipeline, window=pd.Timedelta(minutes=window_min))
+    try:
+        settings = StreamSettings.from_params(json.loads(stream_params))
+    except (ValueError, TypeError, AttributeError) as exc:  # bad JSON, not an object, or an unknown setting
+        raise typer.BadParameter(str(exc), param_hint="--stream-params") from None
+    figures, incidents, matches = run_incidents(data, out, settings, pipeline=pipeline,
+                                          window=pd.Timedelta(minutes=window_min))
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"

@@ -19,7 +19,9 @@ writes each incident as a roll-up incident would be written:
   the roll-up's scale (a calibrated score), so thresholds and dashboards read both alike; the raw
   evidence stays in the evidence JSON (``stream_evidence``);
 - ``evidence`` is the stream's JSON (top series with surprise, observed and expected values;
-  ``ranked_services``), each series also naming its ``resource_id`` as the roll-up's do;
+  ``ranked_services``; with a page budget the system's ``open_threshold`` when it opened and,
+  once calibrated, its ``page_score``: the chance that a normal day of the system holds no
+  episode as large), each series also naming its ``resource_id`` as the roll-up's do;
 - ``resource_id`` is that of the top-ranked service's most surprising evidence series;
 - category and severity are the stream's (both in the roll-up's vocabularies); the likely fault
   type and its confidence (:mod:`models.fault_types`) travel in the evidence JSON
@@ -67,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
-from models.incident_stream import StreamSettings, replay
+from models.incident_stream import StreamSettings, replay_stream
 from models.incidents import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
 
 if TYPE_CHECKING:
@@ -85,26 +87,48 @@ def stream_incidents(
     resolve_after: str | pd.Timedelta = "30min",
     since: pd.Timestamp | None = None,
     settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Incidents from replaying ``telemetry`` (``unique_id, ds, y``) through the streaming
     pipeline, with :data:`STREAM_COLUMNS` (see the module doc); only those raised at or after
-    ``since`` when given (the samples before it still build the baselines).
+    ``since`` when given (the samples before it still build the baselines). ``calibration``:
+    trained opening thresholds per service, the page budget's prior (:func:`replay_stream`).
 
     Without a ``call_graph`` every service is ranked on its own evidence alone.
     """
+    return stream_incidents_calibrated(
+        telemetry, catalogue, call_graph, resolve_after=resolve_after, since=since, settings=settings,
+        calibration=calibration,
+    )[0]
+
+
+def stream_incidents_calibrated(
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]] | None,
+    *,
+    resolve_after: str | pd.Timedelta = "30min",
+    since: pd.Timestamp | None = None,
+    settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """:func:`stream_incidents` and the opening threshold per service the page budget
+    calibrated by the replay's end (:meth:`~models.incident_stream.IncidentStream.calibrated_thresholds`;
+    empty without a budget or telemetry): what the train flow stores for the detect flow."""
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
     require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
     resolve = pd.Timedelta(resolve_after)
     if resolve <= pd.Timedelta(0):
         raise ValueError(f"resolve_after must be positive, got {resolve_after!r}")
     if telemetry.empty:
-        return _empty()
-    raised = replay(telemetry, catalogue, call_graph or {}, settings)
+        return _empty(), {}
+    raised, stream = replay_stream(telemetry, catalogue, call_graph or {}, settings, calibration)
+    thresholds = stream.calibrated_thresholds()
     if since is not None:
         raised = raised[raised["opened_at"] >= pd.Timestamp(since)]
     if raised.empty:
-        return _empty()
-    return incident_rows(raised, catalogue, resolve)
+        return _empty(), thresholds
+    return incident_rows(raised, catalogue, resolve), thresholds
 
 
 def configured_stream_incidents(
@@ -113,12 +137,27 @@ def configured_stream_incidents(
     catalogue: pd.DataFrame,
     call_graph: Mapping[str, Sequence[str]] | None,
     since: pd.Timestamp,
+    calibration: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """:func:`stream_incidents` with the detect settings' ``stream_params`` and
     ``resolve_after_minutes``: what the detect flow pages, as the train flow and ``bench detect``
     replay it too."""
-    return stream_incidents(telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
-                            resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=since)
+    return configured_stream_calibrated(cfg, telemetry, catalogue, call_graph, since, calibration)[0]
+
+
+def configured_stream_calibrated(
+    cfg: DetectConfig,
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]] | None,
+    since: pd.Timestamp,
+    calibration: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """:func:`configured_stream_incidents` and the calibrated thresholds (:func:`stream_incidents_calibrated`)."""
+    return stream_incidents_calibrated(
+        telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
+        resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=since, calibration=calibration,
+    )
 
 
 def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:

@@ -118,6 +118,12 @@ def test_bench_incidents_cli_replays_a_synthetic_day_and_scores_it(tmp_path: Pat
     assert "Detected faults by injected type" in result.output
     opened = pd.Timestamp(row["opened_at"])
     assert opened.tzinfo is not None and opened == pd.Timestamp("2022-08-22 05:42", tz="UTC")
+    strict = CliRunner().invoke(app, ["bench", "incidents", "--data", str(tmp_path / "data"), "--out", str(out),
+                                      "--stream-params", '{"open_threshold": 1e6, "split_threshold": 1e6}'])
+    assert strict.exit_code == 0 and "0/1 (0.0%)" in strict.output, strict.output  # the settings reach the stream
+    typo = CliRunner().invoke(app, ["bench", "incidents", "--data", str(tmp_path / "data"), "--out", str(out),
+                                    "--stream-params", '{"page_budget": 2}'])
+    assert typo.exit_code != 0 and "page_budget_per_day" in typo.output
 
 
 def test_a_network_delay_is_found_on_the_wire_and_rooted_at_the_callee(tmp_path: Path) -> None:
