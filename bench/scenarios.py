@@ -12,9 +12,9 @@ F1, where
 - recall = faults detected / faults,
 - F1 = their harmonic mean (undefined for a family without faults: read its false alarms).
 
-Fault-type accuracy counts an incident's category as right when it is the fault type itself
-(fine-grained categories) or the coarse category the type maps to (:data:`FAULT_CATEGORIES` of
-:mod:`bench.incidents`, extended with the simulator's types here).
+Fault-type accuracy is the share of found faults whose incident names the fault type itself
+(``category``, fine-grained: :mod:`models.fault_types`); coarse accuracy the share whose
+``coarse_category`` is the type's coarse class (:data:`models.fault_types.COARSE_CATEGORY`).
 """
 
 from __future__ import annotations
@@ -28,18 +28,12 @@ from typing import Any
 import pandas as pd
 
 from bench.detection import INCIDENTS, Corpus
-from bench.incidents import FAULT_CATEGORIES, IncidentFigures, run_days
+from bench.incidents import IncidentFigures, run_days
 from connectors.nezha import NezhaDay
 from connectors.simulator.scenario_families import FAMILIES, generate_family
+from models.fault_types import COARSE_CATEGORY
 from models.incident_stream import StreamSettings
 
-# The simulator's fault types -> Foresight's coarse incident categories (Nezha's are in bench.incidents).
-SIMULATOR_FAULT_CATEGORIES: dict[str, str] = {
-    "memory_leak": "resource_leak",
-    "disk_full": "disk",
-    "bad_deploy": "errors",
-    "saturation": "saturation",
-}
 DEFAULT_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 
 
@@ -56,6 +50,7 @@ class FamilyFigures:
     recall: float | None
     f1: float | None
     type_accuracy: float | None
+    coarse_accuracy: float | None
     seconds: float
     found_by_kind: str = ""  # "kind found/faults" per fault type, ";"-joined
 
@@ -75,16 +70,20 @@ def event_scores(figures: IncidentFigures) -> tuple[float | None, float | None, 
 
 
 def type_accuracy(matches: pd.DataFrame) -> float | None:
-    """Share of detected faults whose incident category is the fault type or its coarse category."""
-    if not len(matches) or not matches["detected"].any():
+    """Share of found faults whose incident names the fault type itself (None when none was found)."""
+    found = matches[matches["detected"]] if len(matches) else matches
+    if not len(found):
         return None
-    detected = matches[matches["detected"]]
-    coarse = {**FAULT_CATEGORIES, **SIMULATOR_FAULT_CATEGORIES}
-    ok = [
-        category == kind or coarse.get(kind) == category
-        for kind, category in zip(detected["kind"], detected["category"], strict=True)
-    ]
-    return sum(ok) / len(ok)
+    return float((found["category"] == found["kind"]).mean())
+
+
+def coarse_accuracy(matches: pd.DataFrame) -> float | None:
+    """Share of found faults whose incident's coarse category is the fault type's coarse class."""
+    found = matches[matches["detected"]] if len(matches) else matches
+    if not len(found) or "coarse_category" not in found.columns:
+        return None
+    expected = found["kind"].map(COARSE_CATEGORY)
+    return float((found["coarse_category"] == expected).mean())
 
 
 def found_by_kind(matches: pd.DataFrame) -> str:
@@ -111,6 +110,7 @@ def score_family(name: str, days: Sequence[NezhaDay], settings: StreamSettings |
         recall=recall,
         f1=f1,
         type_accuracy=type_accuracy(matches),
+        coarse_accuracy=coarse_accuracy(matches),
         seconds=time.perf_counter() - started,
         found_by_kind=found_by_kind(matches),
     )

@@ -477,18 +477,18 @@ def bench_scenarios(
     # Unboxed and unpadded, so a row fits 80 columns (a log, a pipe) uncut.
     table = Table(title=f"Generated systems: {systems} per family, {days} day(s) each, seed {seed}",
                   box=box.SIMPLE_HEAD, padding=0)
-    for column in ("family", "svc", "graph", "found", "FA/day", "AC@1", "AC@3", "type", "P", "R", "F1", "s"):
+    for column in ("family", "svc", "graph", "found", "FA/day", "AC@1", "AC@3", "type", "coarse", "P", "R", "F1"):
         table.add_column(column, justify="left" if column == "family" else "right", no_wrap=True)
     for r in rows:
         f = r.figures
         table.add_row(r.family, r.services, f"{r.with_graph}/{r.systems}", f"{f.detected}/{f.faults}",
                       num(f.false_alarms_per_day), num(f.ac_at_1), num(f.ac_at_3), num(r.type_accuracy),
-                      num(r.precision), num(r.recall), num(r.f1), f"{r.seconds:.0f}")
+                      num(r.coarse_accuracy), num(r.precision), num(r.recall), num(r.f1))
     console.print(table)
     console.print("svc: services per system; graph: systems with a known call graph; found: faults with an "
                   "incident within 5 min after injection; FA/day: incidents matching no fault per system-day; "
-                  "P: incidents matching a fault / incidents; R: found / faults; type: the incident's category "
-                  "is the fault type or its coarse category; s: wall seconds")
+                  "P: incidents matching a fault / incidents; R: found / faults; type: the incident names the "
+                  "fault type; coarse: its coarse category is the type's")
     if out is not None:
         write_figures(rows, out)
         console.print(f"{len(rows)} rows written to {out}")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from bench.detection import INCIDENTS
 from bench.incidents import IncidentFigures
-from bench.scenarios import event_scores, found_by_kind, run, scenario_corpora, type_accuracy
+from bench.scenarios import coarse_accuracy, event_scores, found_by_kind, run, scenario_corpora, type_accuracy
 from connectors.simulator.scenario_families import FAMILIES, FamilySpec
 from foresight.cli import app
 
@@ -36,16 +36,19 @@ def test_event_scores_are_matched_incidents_over_incidents_and_detected_over_fau
     assert event_scores(figures(faults=4, detected=0, incidents=0)) == (None, 0.0, None)
 
 
-def test_type_accuracy_takes_the_fault_type_itself_or_its_coarse_category() -> None:
+def test_type_accuracy_wants_the_fault_type_itself_and_coarse_accuracy_its_class() -> None:
     matches = pd.DataFrame(
         {
             "detected": [True, True, True, True, False],
             "kind": ["memory_leak", "network_delay", "disk_full", "bad_deploy", "exception"],
-            "category": ["resource_leak", "network_delay", "errors", "errors", None],
+            "category": ["memory_leak", "network_delay", "exception", "return", None],
+            "coarse_category": ["resource_leak", "saturation", "errors", "errors", None],
         }
     )
-    assert type_accuracy(matches) == 0.75
+    assert type_accuracy(matches) == 0.5
+    assert coarse_accuracy(matches) == 0.5  # the leak and the bad deploy's "errors"
     assert type_accuracy(matches.assign(detected=False)) is None
+    assert coarse_accuracy(matches.drop(columns="coarse_category")) is None
     assert found_by_kind(matches.assign(kind=["exception", "return", "exception", "exception", "exception"])) == (
         "exception 3/4;return 1/1"
     )
