@@ -477,7 +477,7 @@ def bench_scenarios(
     # Unboxed and unpadded, so a row fits 80 columns (a log, a pipe) uncut.
     table = Table(title=f"Generated systems: {systems} per family, {days} day(s) each, seed {seed}",
                   box=box.SIMPLE_HEAD, padding=0)
-    for column in ("family", "svc", "graph", "found", "FA/day", "AC@1", "AC@3", "type", "coarse", "P", "R", "F1"):
+    for column in ("family", "svc", "graph", "found", "FA/d", "AC@1", "AC@3", "type", "cat", "P", "R", "F1"):
         table.add_column(column, justify="left" if column == "family" else "right", no_wrap=True)
     for r in rows:
         f = r.figures
@@ -486,9 +486,9 @@ def bench_scenarios(
                       num(r.coarse_accuracy), num(r.precision), num(r.recall), num(r.f1))
     console.print(table)
     console.print("svc: services per system; graph: systems with a known call graph; found: faults with an "
-                  "incident within 5 min after injection; FA/day: incidents matching no fault per system-day; "
+                  "incident within 5 min after injection; FA/d: incidents matching no fault per system-day; "
                   "P: incidents matching a fault / incidents; R: found / faults; type: the incident names the "
-                  "fault type; coarse: its coarse category is the type's")
+                  "fault type; cat: its coarse category is the type's")
     if out is not None:
         write_figures(rows, out)
         console.print(f"{len(rows)} rows written to {out}")
