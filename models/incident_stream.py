@@ -45,11 +45,18 @@ The pipeline an on-call engineer would want running every minute on a microservi
    every service is taken to be one system (co-occurring problems group by time alone);
 7. at opening, services are **ranked** by :func:`models.rca.rank_root_causes` (``degree_neutral``:
    a caller is not drained by the number of its callees) over the evidence of
-   the last ``rank_window`` steps (services claimed by another open incident left out), the
-   incident gets a **category** from the kinds anomalous at the top service and its disk being
-   full (:func:`models.incident_category.categorise`), a **severity** and **evidence** (top series:
-   surprise, observed and expected values). With ``refine_ranking`` the ranking, category and
-   evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps).
+   the last ``rank_window`` steps (services claimed by another open incident left out; a
+   failed-request family weighed as at the step it peaked), the incident gets a **category**
+   from the kinds anomalous at the top service and its disk being full
+   (:func:`models.incident_category.categorise`), a **severity** and **evidence** (top series:
+   surprise, observed and expected values). Without a call graph the ranking is the services' own
+   evidence; the graph refines it. With ``refine_ranking`` (the default) the ranking, category and
+   evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps):
+   the incident keeps the peaks seen since its opening look-back and adds the runs of anomaly that
+   began since (a root that fired a minute late), not the growth of a run already under way before
+   it (a callee still smouldering from an earlier problem). ``inherited_weight`` (1: off) discounts
+   the kinds a caller inherits from a slow or failing callee (latency, failed requests) against a
+   service's own resources and the wire (:func:`models.rca.evidence_weights`).
    With ``rank_onsets`` the ranking counts only families whose current run of anomaly began after
    ``resolve_after`` calm steps (:func:`onset_runs`): a measurement that keeps flickering is
    chronic noise, not the start of this problem, and must not take the blame for it;
