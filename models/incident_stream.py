@@ -319,6 +319,8 @@ class IncidentStream:
         for j, sv in enumerate(self.services):
             by_system.setdefault(self._system[sv], []).append(j)
         self._system_positions = {system: np.array(at, dtype=int) for system, at in by_system.items()}
+        family_system = np.array([self._system[self.services[j]] for j in self._family_service], dtype=int)
+        self._system_families = {system: np.flatnonzero(family_system == system) for system in by_system}
         self._system_graph: dict[int, dict[str, tuple[str, ...]]] = {system: {} for system in self._system_positions}
         for caller, callees in self.call_graph.items():
             if caller in self._system:
@@ -416,7 +418,7 @@ class IncidentStream:
         unexplained = [sv for sv in unexplained if sv not in weak]
         for incident in self._opened:
             incident.members.update(sv for sv in new if self._explains(incident, sv, hot))
-            if s.refine_ranking and incident.age <= s.rank_window:
+            if s.refine_ranking and incident.age <= s.rank_window and self._runs_since_look_back(incident):
                 self._assess(incident)
         for system in dict.fromkeys(self._system[sv] for sv in unexplained):  # one page per system
             incident = self._describe(ds, [sv for sv in unexplained if self._system[sv] == system])
@@ -464,6 +466,14 @@ class IncidentStream:
             if service in incident.members or incident.services[:1] == [service]:
                 return incident
         return None
+
+    def _runs_since_look_back(self, incident: StreamIncident) -> bool:
+        """Whether a family of ``incident``'s system adds ranking evidence now, in a run of anomaly
+        that began since the incident's opening look-back: what a refinement can add (:meth:`_assess`);
+        without one, re-assessing would cost a whole fleet's arrays for nothing new."""
+        at = self._system_families[incident.system]
+        look_back = self._steps - incident.age - self.settings.rank_window + 1
+        return bool(((self._run_start[at] >= look_back) & (self._recent[-1][3][at] > 0)).any())
 
     def _explains(self, incident: StreamIncident, service: str, hot: set[str]) -> bool:
         """Whether ``service`` becoming active belongs to ``incident``: the incident is still
