@@ -1,7 +1,9 @@
-"""Incident benchmark on the Nezha data set: replay, raise incidents as a stream, score them.
+"""Incident benchmark on any system's incident history: replay, raise incidents as a stream, score them.
 
-``foresight bench incidents --data DIR --out INCIDENTS.csv`` loads every Nezha day under ``DIR``
-(:mod:`connectors.nezha`), feeds each day minute by minute through
+``foresight bench incidents --data DIR --out INCIDENTS.csv`` loads every day under ``DIR``
+(:func:`load_days`: the plain layout of :mod:`connectors.incident_layout` or the Nezha data set's,
+:mod:`connectors.nezha`), puts each on its replay grid (:mod:`bench.incident_sampling`: sub-minute
+samples averaged into minutes) and feeds it step by step through
 :class:`models.incident_stream.IncidentStream` (causal: an incident is raised at the minute the
 pipeline would have raised it live, from samples up to that minute only), writes one row per
 incident and scores them with the data set's protocol (``shared/data/README.md`` beside the checkout).
@@ -9,7 +11,7 @@ incident and scores them with the data set's protocol (``shared/data/README.md``
 (default anomaly detector, then :func:`models.training.incidents_from_scores`; :mod:`bench.incidents_flow`),
 scored by the same protocol:
 
-- a fault is *detected* when an incident is opened within ``window`` (5 minutes) after its
+- a fault is *detected* when an incident is opened within ``window`` (default 5 minutes) after its
   ``inject_time``; each incident detects at most one fault, every other incident is a false
   alarm (reported per day of data); the delay is from injection to that incident;
 - AC@1 / AC@3: share of detected faults whose injected service is the incident's first / among
@@ -26,13 +28,15 @@ unlisted disturbance or an after-effect, one in the fault-free hours is a false 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from connectors.nezha import Fault, NezhaDay, load_nezha
+from bench.incident_sampling import replay_grid, sampling_interval, settings_for_interval
+from connectors.incident_layout import Fault, IncidentDay, is_incident_dir, read_incident_dir
+from connectors.nezha import NezhaLayoutError, load_day
 from foresight.settings import DetectConfig
 from models.incident_stream import StreamSettings, replay
 
@@ -210,27 +214,60 @@ def score_incidents(
     return figures, matches
 
 
-def replay_day(day: NezhaDay, settings: StreamSettings | None = None) -> pd.DataFrame:
-    """One day's incidents as the streaming pipeline raises them (``day`` column added)."""
+def load_days(data: Path) -> list[IncidentDay]:
+    """Every day under ``data``: a plain-layout folder (it holds ``telemetry.csv.gz``), a Nezha day
+    folder (it holds ``metric/``), or a folder of such folders (each read by its own layout, in
+    name order)."""
+    data = Path(data)
+    if not data.is_dir():
+        raise NezhaLayoutError(f"{data} is not a directory")
+    if is_incident_dir(data) or (data / "metric").is_dir():
+        return [_load_one(data)]
+    folders = sorted(p for p in data.iterdir() if is_incident_dir(p) or (p / "metric").is_dir())
+    if not folders:
+        raise NezhaLayoutError(
+            f"{data} holds no incident data: expected a folder with telemetry.csv.gz (plain layout) "
+            "or metric/ (Nezha layout), or a folder of such folders"
+        )
+    return [_load_one(folder) for folder in folders]
+
+
+def _load_one(folder: Path) -> IncidentDay:
+    return read_incident_dir(folder) if is_incident_dir(folder) else load_day(folder)
+
+
+def on_replay_grid(day: IncidentDay) -> IncidentDay:
+    """``day`` with its telemetry on the grid it is replayed at (:func:`bench.incident_sampling.replay_grid`)."""
+    telemetry, _ = replay_grid(day.telemetry)
+    if telemetry is day.telemetry:
+        return day
+    return replace(day, telemetry=telemetry)
+
+
+def replay_day(day: IncidentDay, settings: StreamSettings | None = None) -> pd.DataFrame:
+    """One day's incidents as the streaming pipeline raises them (``day`` column added); on data
+    sampled less often than every minute, ``settings``' durations keep their length in minutes
+    (:func:`bench.incident_sampling.settings_for_interval`)."""
+    settings = settings_for_interval(settings or StreamSettings(), sampling_interval(day.telemetry))
     incidents = replay(day.telemetry, day.catalogue, day.call_graph, settings)
     return incidents.assign(day=day.name)
 
 
-def day_span(day: NezhaDay) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``[start, end)`` of the data ``day`` holds (its last sample plus one sampling step)."""
+def day_span(day: IncidentDay) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, end)`` of the data ``day`` holds (its last sample plus one sampling interval)."""
     ds = day.telemetry["ds"]
-    return ds.min(), ds.max() + pd.Timedelta("1min")
+    return ds.min(), ds.max() + sampling_interval(day.telemetry)
 
 
-def day_length(day: NezhaDay) -> float:
-    """How many days of data ``day`` holds (its span plus one sampling step)."""
+def day_length(day: IncidentDay) -> float:
+    """How many days of data ``day`` holds (its span plus one sampling interval)."""
     start, end = day_span(day)
     return float((end - start) / pd.Timedelta("1D"))
 
 
 def day_pipeline(
     pipeline: str, settings: StreamSettings | None = None, detect: DetectConfig | None = None
-) -> Callable[[NezhaDay], pd.DataFrame]:
+) -> Callable[[IncidentDay], pd.DataFrame]:
     """The function raising one day's incidents for ``pipeline`` (one of :data:`PIPELINES`):
     ``stream`` with ``settings``, ``flow`` with ``detect`` (default: the shipped settings)."""
     if pipeline == "stream":
@@ -249,32 +286,39 @@ def run(
     *,
     pipeline: str = "stream",
     detect: DetectConfig | None = None,
+    window: pd.Timedelta = DETECTION_WINDOW,
 ) -> tuple[IncidentFigures, pd.DataFrame, pd.DataFrame]:
-    """Replay and score every day under ``data`` through ``pipeline`` (:func:`day_pipeline`);
-    write the incidents to ``out`` when given.
+    """Replay and score every day under ``data`` (:func:`load_days`) through ``pipeline``
+    (:func:`day_pipeline`); write the incidents to ``out`` when given.
 
     Returns the figures, the incidents and the per-fault matches.
     """
     day_pipeline(pipeline, settings, detect)  # an unknown pipeline is refused before any reading
-    return run_days(load_nezha(Path(data)), out, settings, pipeline=pipeline, detect=detect)
+    return run_days(load_days(Path(data)), out, settings, pipeline=pipeline, detect=detect, window=window)
 
 
 def run_days(
-    days: Sequence[NezhaDay],
+    days: Sequence[IncidentDay],
     out: Path | None = None,
     settings: StreamSettings | None = None,
     *,
     pipeline: str = "stream",
     detect: DetectConfig | None = None,
+    window: pd.Timedelta = DETECTION_WINDOW,
 ) -> tuple[IncidentFigures, pd.DataFrame, pd.DataFrame]:
-    """:func:`run` on days already in memory (from any reader, or generated)."""
+    """:func:`run` on days already in memory (from any reader, or generated); a fault counts as
+    detected by an incident opened within ``window`` after it."""
+    if window <= pd.Timedelta(0):
+        raise ValueError(f"the detection window must be positive, got {window}")
     raise_incidents = day_pipeline(pipeline, settings, detect)
+    days = [on_replay_grid(d) for d in days]
     incidents = pd.concat([raise_incidents(d) for d in days], ignore_index=True)
     faults = [f for d in days for f in d.faults]
     figures, matches = score_incidents(
         incidents,
         faults,
         sum(day_length(d) for d in days),
+        window,
         fault_free_days=sum(fault_free_length(*day_span(d), d.faults) for d in days),
     )
     if out is not None:

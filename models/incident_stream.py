@@ -95,6 +95,7 @@ from models.incident_category import (
     metric_direction,
     metric_kind,
 )
+from models.metric_vocabulary import metric_tokens, metric_unit
 from models.rca import evidence_weights, rank_root_causes
 from models.streaming_surprise import StreamingSurprise
 
@@ -108,9 +109,15 @@ STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
     "evidence",
     "reopened",
 )
-_CALLER_VIEW, _CALLEE_VIEW = "edge_source_latency", "edge_destination_latency"
+# An edge's latency seen by the caller / by the callee: ``edge`` and one of these tokens in its name.
+_CALLER_VIEW: frozenset[str] = frozenset({"source", "caller"})
+_CALLEE_VIEW: frozenset[str] = frozenset({"destination", "callee", "target"})
 WIRE_METRIC = "edge_wire_latency"
-_FAMILY_SUFFIX = re.compile(r"(_p\d{2}|_rate|_usage|_pct|_percent|_mib|_bytes|_millicores)+$")
+# Tokens naming a variant of one measurement (a percentile, a statistic, a unit), not the thing measured.
+_VARIANT_TOKEN = re.compile(
+    r"^(p\d{2,3}|rate|usage|pct|percent|percentage|ratio|mib|mb|bytes|millicores|seconds|secs|ms|milliseconds"
+    r"|total|per|second|avg|mean|max|min|median)$"
+)
 
 
 @dataclass(frozen=True)
@@ -200,8 +207,10 @@ class StreamIncident:
 
 
 def metric_family(metric: str) -> str:
-    """The thing a metric measures, without percentile or unit variants (``pod_server_latency``)."""
-    return _FAMILY_SUFFIX.sub("", metric) or metric
+    """The thing a metric measures, without percentile, statistic or unit variants:
+    ``pod_server_latency_p95`` and ``latency_p99_seconds`` -> ``pod_server_latency``, ``latency``."""
+    kept = [t for t in metric_tokens(metric) if not _VARIANT_TOKEN.match(t)]
+    return "_".join(kept) or metric
 
 
 def onset_runs(hot: np.ndarray, calm: np.ndarray, onset: np.ndarray, resolve_after: int) -> np.ndarray:
@@ -217,24 +226,46 @@ def wire_pairs(catalogue: pd.DataFrame) -> list[tuple[str, str, str]]:
 
     An edge's latency seen by the caller minus the same edge seen by the callee is the time spent
     between them (network, proxies, queues before the handler): it grows under a network delay
-    while the callee's own time does not, and stays flat when the callee itself is slow.
+    while the callee's own time does not, and stays flat when the callee itself is slow. The two
+    views are latency series of one ``resource_id`` named alike but for the view
+    (:func:`edge_view`: ``edge_source_latency_p50`` and ``edge_destination_latency_p50``).
     """
     if "resource_id" not in catalogue.columns:
         return []
-    metric = catalogue["metric"].astype(str)
-    rows = catalogue.assign(_m=metric, _r=catalogue["resource_id"].astype(str))
-    callee_view = {
-        (r, m.replace(_CALLEE_VIEW, "")): str(u)
-        for u, r, m in zip(rows["unique_id"], rows["_r"], rows["_m"], strict=True)
-        if m.startswith(_CALLEE_VIEW)
-    }
-    pairs = []
-    for uid, resource, m in zip(rows["unique_id"], rows["_r"], rows["_m"], strict=True):
-        if m.startswith(_CALLER_VIEW):
-            other = callee_view.get((resource, m.replace(_CALLER_VIEW, "")))
-            if other is not None:
-                pairs.append((str(uid), other, m.replace(_CALLER_VIEW, WIRE_METRIC)))
-    return pairs
+    callee_view: dict[tuple[str, str], str] = {}
+    caller_view: list[tuple[str, str, str]] = []
+    for uid, resource, metric in zip(
+        catalogue["unique_id"].astype(str), catalogue["resource_id"].astype(str), catalogue["metric"].astype(str),
+        strict=True,
+    ):
+        view = edge_view(metric)
+        if view is None:
+            continue
+        side, rest = view
+        if side == "callee":
+            callee_view[(resource, rest)] = uid
+        else:
+            caller_view.append((uid, resource, rest))
+    return [
+        (uid, callee_view[(resource, rest)], f"{WIRE_METRIC}{rest}")
+        for uid, resource, rest in caller_view
+        if (resource, rest) in callee_view
+    ]
+
+
+def edge_view(metric: str) -> tuple[str, str] | None:
+    """``("caller" | "callee", what is left of the name after the view)`` for an edge latency
+    named with ``edge`` and a view token (``edge_source_latency_p50`` -> ``("caller", "_p50")``:
+    the part after ``latency``), else None."""
+    tokens = metric_tokens(metric)
+    if "edge" not in tokens or metric_kind(metric) not in ("call_latency", "server_latency"):
+        return None
+    words = set(tokens)
+    side = "caller" if words & _CALLER_VIEW else "callee" if words & _CALLEE_VIEW else None
+    if side is None:
+        return None
+    rest = [t for t in tokens if t not in ("edge", "latency") and t not in _CALLER_VIEW | _CALLEE_VIEW]
+    return side, "".join(f"_{t}" for t in rest)
 
 
 class IncidentStream:
@@ -635,6 +666,7 @@ def replay(
     """Feed long telemetry (``unique_id, ds, y``) through an :class:`IncidentStream` step by step,
     in time order; one row per incident with :data:`STREAM_INCIDENT_COLUMNS`."""
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
+    catalogue = with_share_units(catalogue, telemetry)  # an error share of unstated unit, from its values
     known = telemetry["unique_id"].astype(str).isin(set(catalogue["unique_id"].astype(str)))
     stream = IncidentStream(
         catalogue[
@@ -685,20 +717,45 @@ def failed_share_unit(metric: str, unit: str) -> float:
     """One percentage point in the units of ``metric`` when it is a share of failed (or, for a
     success rate, succeeded) requests, else 0 (not a share: no absolute floor).
 
-    An ``errors`` metric is a share when its unit says so (``percent`` / ``%`` or ``ratio``); a
-    success rate is one whatever its unit (a ratio unless it says percent). An error rate in
-    ``ratio`` units sits near 0, so its relative floor is ~0 and a blip of a few tenths of a
-    point reads as a many-sigma jump: on the simulator (``error_rate``, ratio; seed 7, the 8.4
-    held-out days) 147 false incidents without this floor, 43 with it.
+    An ``errors`` metric is a share when its unit says so (``percent`` / ``%`` or ``ratio``; an
+    empty unit is read from the name, e.g. ``error_pct``, ``error_ratio``:
+    :func:`models.metric_vocabulary.metric_unit`); a success rate is one whatever its unit (a
+    ratio unless it says percent). An error rate in ``ratio`` units sits near 0, so its relative
+    floor is ~0 and a blip of a few tenths of a point reads as a many-sigma jump: on the
+    simulator (``error_rate``, ratio; seed 7, the 8.4 held-out days) 147 false incidents without
+    this floor, 43 with it.
     """
     if metric_kind(metric) != "errors":
         return 0.0
-    unit = unit.strip().lower()
+    unit = unit.strip().lower() or metric_unit(metric)
     if unit in ("percent", "%"):
         return 1.0
     if unit == "ratio" or _is_success_rate(metric):
         return 0.01
     return 0.0
+
+
+def with_share_units(catalogue: pd.DataFrame, telemetry: pd.DataFrame) -> pd.DataFrame:
+    """``catalogue`` with the empty ``unit`` of each ``errors`` series whose name states none
+    either filled from its values: all within [0, 1] is a ``ratio``, within [0, 100] a
+    ``percent``; otherwise (a count of errors) it stays empty. Series with a unit are untouched."""
+    unit = (
+        catalogue["unit"].fillna("").astype(str)
+        if "unit" in catalogue.columns
+        else pd.Series("", index=catalogue.index)
+    )
+    metric = catalogue["metric"].astype(str)
+    unknown = (unit.str.strip() == "") & metric.map(lambda m: metric_kind(m) == "errors" and not metric_unit(m))
+    if not unknown.any():
+        return catalogue
+    ids = set(catalogue.loc[unknown, "unique_id"].astype(str))
+    values = telemetry[telemetry["unique_id"].astype(str).isin(ids)]
+    bounds = values.groupby(values["unique_id"].astype(str))["y"].agg(["min", "max"])
+    share = pd.Series("", index=bounds.index, dtype=object)
+    share[(bounds["min"] >= 0) & (bounds["max"] <= 100)] = "percent"
+    share[(bounds["min"] >= 0) & (bounds["max"] <= 1)] = "ratio"
+    filled = catalogue["unique_id"].astype(str).map(share).fillna("")
+    return catalogue.assign(unit=unit.where(~unknown, filled))
 
 
 def _is_success_rate(metric: str) -> bool:
