@@ -16,8 +16,10 @@ scored by the same protocol:
   alarm (reported per day of data); the delay is from injection to that incident;
 - AC@1 / AC@3: share of detected faults whose injected service is the incident's first / among
   its first three ranked services;
-- fault-type accuracy: share of detected faults whose incident category is the one the injected
-  fault type maps to (:data:`FAULT_CATEGORIES`).
+- fault-type accuracy: share of detected faults whose incident ``category`` is the injected fault
+  type itself (``inject_type``; the stream names it with :func:`models.fault_types.classify_fault`,
+  :func:`with_fault_types`); beside it, the coarse category accuracy: the incident's
+  ``coarse_category`` against the coarse class the injected type shows as (:data:`FAULT_CATEGORIES`).
 
 Besides the protocol's figures, false alarms are split by whether they open inside a *fault hour*
 (a clock hour holding at least one listed injection, the grouping of the data set's fault lists)
@@ -38,15 +40,12 @@ from bench.incident_sampling import replay_grid, sampling_interval, settings_for
 from connectors.incident_layout import Fault, IncidentDay, is_incident_dir, read_incident_dir
 from connectors.nezha import NezhaLayoutError, load_day
 from foresight.settings import DetectConfig
+from models.fault_types import COARSE_CATEGORY
 from models.incident_stream import StreamSettings, replay
 
-# Nezha's inject types -> Foresight's incident categories.
+# Nezha's inject types -> Foresight's coarse incident categories (the coarse figure only).
 FAULT_CATEGORIES: dict[str, str] = {
-    "cpu_contention": "saturation",
-    "cpu_consumed": "saturation",
-    "network_delay": "latency",
-    "exception": "errors",
-    "return": "errors",
+    kind: COARSE_CATEGORY[kind] for kind in ("cpu_contention", "cpu_consumed", "network_delay", "exception", "return")
 }
 DETECTION_WINDOW = pd.Timedelta("5min")
 PIPELINES: tuple[str, ...] = ("stream", "flow")  # models.incident_stream; the detect flow's roll-up
@@ -60,6 +59,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "day",
     "evidence",
     "reopened",
+    "coarse_category",
+    "fault_type_confidence",
 )
 
 
@@ -76,6 +77,7 @@ class IncidentFigures:
     ac_at_1: float | None
     ac_at_3: float | None
     fault_type_accuracy: float | None
+    coarse_category_accuracy: float | None = None  # coarse_category against FAULT_CATEGORIES
     false_alarms_outside_fault_hours: int = 0  # opened in a clock hour without listed injections
     fault_free_days: float = 0.0  # how much of the data lies outside the fault hours
 
@@ -113,8 +115,10 @@ def match_faults(
     """Per fault (time order): the first not yet used incident opened within ``window`` after it.
 
     Returns ``inject_time, service, kind, detected, incident, opened_at, delay_seconds, top1, top3,
-    category, category_ok`` (``incident``: the row position of the detecting incident; incident
-    fields NA / NaN / False when undetected).
+    category, category_ok, coarse_category, coarse_ok`` (``incident``: the row position of the
+    detecting incident; incident fields NA / NaN / False when undetected). ``category_ok``: the
+    incident's ``category`` is the fault's kind; ``coarse_ok``: its ``coarse_category`` (when it has
+    one) is the kind's coarse class (:data:`FAULT_CATEGORIES`).
     """
     opened = (
         pd.to_datetime(incidents["opened_at"], utc=True)
@@ -141,18 +145,24 @@ def match_faults(
             "top3": False,
             "category": None,
             "category_ok": False,
+            "coarse_category": None,
+            "coarse_ok": False,
         }
         if hit is not None:
             used.add(hit)
             ranked = str(incidents.iloc[hit]["services"]).split(";")
             category = str(incidents.iloc[hit]["category"])
+            coarse = incidents.iloc[hit].get("coarse_category")
+            coarse = str(coarse) if coarse is not None and pd.notna(coarse) else None
             row.update(
                 opened_at=opened.iloc[hit],
                 delay_seconds=(opened.iloc[hit] - fault.inject_time).total_seconds(),
                 top1=ranked[:1] == [fault.service],
                 top3=fault.service in ranked[:3],
                 category=category,
-                category_ok=FAULT_CATEGORIES.get(fault.kind) == category,
+                category_ok=category == fault.kind,
+                coarse_category=coarse,
+                coarse_ok=coarse is not None and FAULT_CATEGORIES.get(fault.kind) == coarse,
             )
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -208,6 +218,7 @@ def score_incidents(
         ac_at_1=float(detected["top1"].mean()) if n else None,
         ac_at_3=float(detected["top3"].mean()) if n else None,
         fault_type_accuracy=float(detected["category_ok"].mean()) if n else None,
+        coarse_category_accuracy=float(detected["coarse_ok"].mean()) if n else None,
         false_alarms_outside_fault_hours=int((false_alarm & outside).sum()),
         fault_free_days=fault_free_days,
     )
@@ -312,7 +323,7 @@ def run_days(
         raise ValueError(f"the detection window must be positive, got {window}")
     raise_incidents = day_pipeline(pipeline, settings, detect)
     days = [on_replay_grid(d) for d in days]
-    incidents = pd.concat([raise_incidents(d) for d in days], ignore_index=True)
+    incidents = with_fault_types(pd.concat([raise_incidents(d) for d in days], ignore_index=True))
     faults = [f for d in days for f in d.faults]
     figures, matches = score_incidents(
         incidents,
@@ -324,6 +335,31 @@ def run_days(
     if out is not None:
         write_incidents(incidents, Path(out))
     return figures, incidents, matches
+
+
+def with_fault_types(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Incidents with the fine fault type in ``category`` and the coarse class in ``coarse_category``.
+
+    The stream names a ``fault_type`` (:mod:`models.fault_types`); a pipeline that names none (the
+    roll-up) keeps its coarse class in ``coarse_category`` and is ``unknown`` in ``category``.
+    """
+    out = incidents.copy()
+    out["coarse_category"] = out["category"]
+    if "fault_type" in out.columns:
+        out["category"] = out["fault_type"]
+        out = out.drop(columns=["fault_type"])
+    else:
+        out["category"] = "unknown"
+        out["fault_type_confidence"] = 0.0
+    return out
+
+
+def fault_type_confusion(matches: pd.DataFrame) -> pd.DataFrame:
+    """Detected faults counted by injected kind (rows) and the type named (columns)."""
+    detected = matches[matches["detected"]] if len(matches) else matches
+    if detected.empty:
+        return pd.DataFrame()
+    return pd.crosstab(detected["kind"].rename("injected"), detected["category"].rename("named"))
 
 
 def write_incidents(incidents: pd.DataFrame, out: Path) -> None:

@@ -277,18 +277,26 @@ def bench_incidents(
     window_min: float = typer.Option(5.0, "--window-min",
                                      help="Detection window: a fault counts as detected by an incident opened "
                                           "within this many minutes after it."),
+    stream_params: str = typer.Option("{}", "--stream-params",
+                                      help='The stream pipeline\'s settings as JSON, e.g. \'{"page_budget_per_day": null}\'.'),
 ) -> None:
-    """Replay incident data (plain or Nezha layout) as a stream; score detection, RCA and category."""
+    """Replay incident data (plain or Nezha layout) as a stream; score detection, RCA and fault type."""
     import pandas as pd
 
-    from bench.incidents import PIPELINES
+    from bench.incidents import PIPELINES, fault_type_confusion
     from bench.incidents import run as run_incidents
+    from models.incident_stream import StreamSettings
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
     if not window_min > 0:
         raise typer.BadParameter(f"{window_min:g}; the detection window must be positive", param_hint="--window-min")
-    figures, incidents, _ = run_incidents(data, out, pipeline=pipeline, window=pd.Timedelta(minutes=window_min))
+    try:
+        settings = StreamSettings.from_params(json.loads(stream_params))
+    except (ValueError, TypeError, AttributeError) as exc:  # bad JSON, not an object, or an unknown setting
+        raise typer.BadParameter(str(exc), param_hint="--stream-params") from None
+    figures, incidents, matches = run_incidents(data, out, settings, pipeline=pipeline,
+                                          window=pd.Timedelta(minutes=window_min))
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
@@ -311,7 +319,12 @@ def bench_incidents(
     table.add_row("AC@1", pct(figures.ac_at_1))
     table.add_row("AC@3", pct(figures.ac_at_3))
     table.add_row("fault-type accuracy", pct(figures.fault_type_accuracy))
+    table.add_row("coarse category accuracy", pct(figures.coarse_category_accuracy))
     console.print(table)
+    confusion = fault_type_confusion(matches)
+    if not confusion.empty:  # plain text: a rich table would cut the type names at 80 columns
+        console.print("Detected faults by injected type (rows) and the type named (columns):")
+        console.print(confusion.to_string(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"{len(incidents)} incidents written to {out}")
 
 
@@ -428,6 +441,35 @@ def bench_detect(
                   "opened after it; false: raised ones matching no incident; found: incidents detected; "
                   "mean rows: per seed; s: wall seconds per evaluation")
     console.print(f"wall time: {time.perf_counter() - started:.1f} s")
+
+
+@bench_app.command("fault-types")
+def bench_fault_types(
+    seeds: list[int] = typer.Option([3, 5, 7, 11, 13, 17, 19], "--seed",
+                                    help="Simulator seeds (repeat the option for several)."),
+    days: int = typer.Option(21, min=2, help="Simulated days per seed (about 0.6 incidents a day)."),
+) -> None:
+    """Fault types on simulated fleets: the type the stream names against the one injected, per seed."""
+    import pandas as pd
+
+    from bench.fault_types import fault_type_accuracy, simulated_fault_types
+
+    matches = simulated_fault_types(seeds, days)
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    table = Table(title=f"Simulated fault types: {days} days per seed", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for column in ("seed", "incidents", "detected", "type accuracy"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for seed, group in [*matches.groupby("seed"), ("all", matches)]:
+        table.add_row(str(seed), str(len(group)), str(int(group["detected"].sum())), pct(fault_type_accuracy(group)))
+    console.print(table)
+    detected = matches[matches["detected"]]
+    if len(detected):
+        confusion = pd.crosstab(detected["injected"], detected["named"])
+        console.print("Detected incidents by injected type (rows) and the type named (columns):")
+        console.print(confusion.to_string(), markup=False, highlight=False, soft_wrap=True)
 
 
 @bench_app.command("forecast")

@@ -33,7 +33,11 @@ The pipeline an on-call engineer would want running every minute on a microservi
 5. **episodes per service**: a service *fires* when its evidence reaches ``open_threshold`` from
    calm (or, while still active, when families that were calm for ``resolve_after`` steps alone
    reach it: a second fault on a service still showing the after-effects of the first), and calms
-   down after ``resolve_after`` steps below ``sustain_threshold``;
+   down after ``resolve_after`` steps below ``sustain_threshold``. With a page budget
+   (``page_budget_per_day``, 2 by default; :mod:`models.page_budget`) the opening threshold is
+   each system's own, the level its normal evidence reaches that many times a day, fitted online
+   from the steps seen so far and starting from ``open_threshold`` (or a trained calibration),
+   never below it; ``sustain_threshold`` and ``split_threshold`` keep their ratio to it;
 6. **incidents**: a firing service opens an incident unless an open one explains it (it is in its
    first ``rank_window`` steps, or the service calls a member that is firing right now: problems
    travel upstream). A second incident while one is open needs ``split_threshold`` (a weaker
@@ -48,15 +52,17 @@ The pipeline an on-call engineer would want running every minute on a microservi
    the last ``rank_window`` steps (services claimed by another open incident left out; a
    failed-request family weighed as at the step it peaked), the incident gets a **category**
    from the kinds anomalous at the top service and its disk being full
-   (:func:`models.incident_category.categorise`), a **severity** and **evidence** (top series:
+   (:func:`models.incident_category.categorise`), a likely **fault type** with a confidence
+   (:func:`models.fault_types.classify_fault`), a **severity** and **evidence** (top series:
    surprise, observed and expected values). Without a call graph the ranking is the services' own
-   evidence; the graph refines it. With ``refine_ranking`` (the default) the ranking, category and
-   evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps):
-   the incident keeps the peaks seen since its opening look-back and adds the runs of anomaly that
-   began since (a root that fired a minute late), not the growth of a run already under way before
-   it (a callee still smouldering from an earlier problem). ``inherited_weight`` (1: off) discounts
-   the kinds a caller inherits from a slow or failing callee (latency, failed requests) against a
-   service's own resources and the wire (:func:`models.rca.evidence_weights`).
+   evidence; the graph refines it. With ``refine_ranking`` (the default) the ranking, category,
+   fault type and evidence are revised at each step while the incident unfolds (its first
+   ``rank_window`` steps): the incident keeps the peaks seen since its opening look-back and adds
+   the runs of anomaly that began since (a root that fired a minute late), not the growth of a run
+   already under way before it (a callee still smouldering from an earlier problem).
+   ``inherited_weight`` (1: off) discounts the kinds a caller inherits from a slow or failing
+   callee (latency, failed requests) against a service's own resources and the wire
+   (:func:`models.rca.evidence_weights`).
    With ``rank_onsets`` the ranking counts only families whose current run of anomaly began after
    ``resolve_after`` calm steps (:func:`onset_runs`): a measurement that keeps flickering is
    chronic noise, not the start of this problem, and must not take the blame for it;
@@ -88,6 +94,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import require_columns
+from models.fault_types import FaultEvidence, classify_fault
 from models.incident_category import (
     OWN_KINDS,
     categorise,
@@ -96,6 +103,7 @@ from models.incident_category import (
     metric_kind,
 )
 from models.metric_vocabulary import metric_tokens, metric_unit
+from models.page_budget import PageBudget
 from models.rca import evidence_weights, rank_root_causes
 from models.streaming_surprise import StreamingSurprise
 
@@ -108,6 +116,8 @@ STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
     "severity",
     "evidence",
     "reopened",
+    "fault_type",
+    "fault_type_confidence",
 )
 # An edge's latency seen by the caller / by the callee: ``edge`` and one of these tokens in its name.
 _CALLER_VIEW: frozenset[str] = frozenset({"source", "caller"})
@@ -147,6 +157,17 @@ class StreamSettings:
     inherited_weight: float = 1.0  # ranking weight of kinds a service may inherit from a callee (models.rca)
     top_evidence: int = 5
     reopen_within: int = 15  # steps after closing in which a flare-up of its problem re-opens it (0: never)
+    # Page budget (models.page_budget): each system's opening threshold is the level its normal
+    # episodes reach this many times a day, fitted online on its own evidence and shrunk towards a
+    # prior (a trained calibration, else open_threshold). None: open_threshold throughout.
+    # sustain_threshold and split_threshold keep their ratio to the system's opening threshold.
+    page_budget_per_day: float | None = 2.0
+    budget_block_minutes: float = 60.0  # blocks whose maxima the tail is fitted on (time, not steps)
+    budget_history_days: float = 7.0  # blocks the fit looks back on
+    budget_prior_days: float = 1.0  # how much history the prior is worth
+    # The calibrated opening threshold never goes below this evidence; None: open_threshold (the
+    # budget raises the threshold of a system noisier than it allows, never lowers a quiet one's).
+    budget_floor: float | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> StreamSettings:
@@ -181,6 +202,8 @@ class StreamSettings:
             raise ValueError(f"inherited_weight must be within (0, 1], got {self.inherited_weight}")
         if self.reopen_within < 0:
             raise ValueError(f"reopen_within must not be negative, got {self.reopen_within}")
+        if self.page_budget_per_day is not None and self.page_budget_per_day <= 0:
+            raise ValueError(f"page_budget_per_day must be positive (or None), got {self.page_budget_per_day}")
 
 
 @dataclass
@@ -200,6 +223,11 @@ class StreamIncident:
     reopened: int = 0  # times it closed and then flared up again (re-opened, not paged anew)
     closed_step: int = field(default=-1, repr=False)  # the stream step at which it last closed
     system: int = field(default=0, repr=False)  # the part of the call graph all its members are in
+    fault_type: str = "unknown"  # the likely fault (models.fault_types.FAULT_TYPES)
+    fault_type_confidence: float = 0.0
+    fault_evidence: FaultEvidence | None = field(default=None, repr=False)  # what the fault type read
+    threshold: float = field(default=0.0, repr=False)  # the system's opening threshold when it opened
+    page_score: float | None = field(default=None, repr=False)  # models.page_budget score at opening
     # Peaks seen since the opening look-back (kept while the ranking is refined): per family its
     # ranking evidence, per series its (surprise, observed, expected) at its most surprising step.
     family_evidence: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -276,7 +304,10 @@ class IncidentStream:
         catalogue: pd.DataFrame,
         call_graph: Mapping[str, Sequence[str]],
         settings: StreamSettings | None = None,
+        calibration: Mapping[str, float] | None = None,
     ) -> None:
+        """``calibration``: trained opening thresholds per service (:meth:`calibrated_thresholds`
+        of an earlier stream), the page budget's prior before its own fit; ignored without a budget."""
         require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
         cat = catalogue.drop_duplicates("unique_id").reset_index(drop=True)
         if cat.empty:
@@ -369,6 +400,55 @@ class IncidentStream:
         self._opened: list[StreamIncident] = []
         self.closed: list[StreamIncident] = []
         self._steps = 0  # steps fed so far
+        self._service_system = np.array([self._system[sv] for sv in self.services], dtype=int)
+        self._budget = self._page_budget(calibration or {})
+        self._opening = self.opening_thresholds()  # this step's, what opened its incidents
+
+    def _page_budget(self, calibration: Mapping[str, float]) -> PageBudget | None:
+        """The online calibration of each system's opening threshold; its prior is the largest
+        trained threshold among the system's services, else ``open_threshold``."""
+        s = self.settings
+        if s.page_budget_per_day is None:
+            return None
+        prior = np.full(len(self._system_positions), s.open_threshold)
+        trained: dict[int, float] = {}
+        for sv, level in calibration.items():
+            if sv in self._system:
+                trained[self._system[sv]] = max(trained.get(self._system[sv], 0.0), float(level))
+        for system, level in trained.items():
+            prior[system] = level
+        return PageBudget(
+            prior, budget_per_day=s.page_budget_per_day, block_minutes=s.budget_block_minutes,
+            history_days=s.budget_history_days, prior_days=s.budget_prior_days,
+            floor=s.open_threshold if s.budget_floor is None else s.budget_floor,
+        )
+
+    def opening_thresholds(self) -> np.ndarray:
+        """Per service (in :attr:`services` order): the evidence that opens an incident now."""
+        if self._budget is None:
+            return np.full(len(self.services), self.settings.open_threshold)
+        return self._budget.thresholds[self._service_system]
+
+    def calibrated_thresholds(self) -> dict[str, float]:
+        """Per service: its system's opening threshold now, as the page budget calibrated it
+        (empty without a budget); what a later stream takes as ``calibration``."""
+        if self._budget is None:
+            return {}
+        return {sv: round(float(t), 6) for sv, t in zip(self.services, self.opening_thresholds(), strict=True)}
+
+    def calibration_report(self) -> list[dict[str, Any]]:
+        """Per system: its services, opening threshold and fitted episode tail (None before a fit)."""
+        if self._budget is None:
+            return []
+        return [
+            {
+                "system": system,
+                "services": [self.services[j] for j in at],
+                "open_threshold": round(float(self._budget.thresholds[system]), 6),
+                "tail": None if self._budget.tails[system] is None else self._budget.tails[system].to_dict(),
+            }
+            for system, at in self._system_positions.items()
+        ]
 
     @property
     def open_incident(self) -> StreamIncident | None:
@@ -412,14 +492,21 @@ class IncidentStream:
         rank_family = self._family_surprise(rank_surprise * self._rank_kind_weight) * self._weight
         self._recent.append((result.surprise, result.observed, result.expected, rank_family))
         evidence = self._service_evidence(result.surprise)
+        opening = self._opening = self.opening_thresholds()  # from the steps before this one: causal
+        sustain = opening * (s.sustain_threshold / s.open_threshold)
+        split = opening * (s.split_threshold / s.open_threshold)
+        if self._budget is not None:
+            by_system = np.zeros(len(self._system_positions))
+            np.maximum.at(by_system, self._service_system, np.nan_to_num(evidence, nan=0.0))
+            self._budget.observe(pd.Timestamp(ds).timestamp(), by_system)
         # A family is fresh when it was calm for the last resolve_after steps: an active service
         # whose fresh families alone reach open_threshold has a new problem (a second fault on a
         # service still showing the after-effects of the first).
         fresh = self._family_calm >= s.resolve_after
         fresh_evidence = self._service_evidence(result.surprise, fresh)
         self._family_calm = np.where(family >= s.kind_threshold, 0, self._family_calm + 1)
-        fired = (evidence >= s.open_threshold) & (~self._active | (fresh_evidence >= s.open_threshold))
-        self._calm = np.where(evidence >= s.sustain_threshold, 0, self._calm + 1)
+        fired = (evidence >= opening) & (~self._active | (fresh_evidence >= opening))
+        self._calm = np.where(evidence >= sustain, 0, self._calm + 1)
         self._active = (self._active & (self._calm < s.resolve_after)) | fired
         self._calm[fired] = 0
         ds = pd.Timestamp(ds)
@@ -428,9 +515,9 @@ class IncidentStream:
             incident.peak = max(incident.peak, float(evidence[self._member_mask(incident)].max()))
         raised: list[StreamIncident] = []
         new = [self.services[j] for j in np.where(fired)[0]]
-        hot = {self.services[j] for j in np.where(evidence >= s.open_threshold)[0]}
+        hot = {self.services[j] for j in np.where(evidence >= opening)[0]}
         unexplained = [sv for sv in new if not any(self._explains(i, sv, hot) for i in self._opened)]
-        flares = [sv for sv in unexplained if fresh_evidence[self._position[sv]] < s.open_threshold]
+        flares = [sv for sv in unexplained if fresh_evidence[self._position[sv]] < opening[self._position[sv]]]
         reopened = self._reopen_flares(flares)
         unexplained = [
             sv
@@ -442,7 +529,7 @@ class IncidentStream:
         weak = [
             sv
             for sv in unexplained
-            if self._system[sv] in busy and evidence[self._position[sv]] < s.split_threshold
+            if self._system[sv] in busy and evidence[self._position[sv]] < split[self._position[sv]]
         ]
         for sv in weak:  # not paged now: it may fire again once the open incidents close
             self._active[self._position[sv]] = False
@@ -575,7 +662,16 @@ class IncidentStream:
         evidence = self._service_evidence(self._recent[-1][0])
         level = max(float(evidence[self._position[sv]]) for sv in fired)
         incident.score, incident.peak = round(level, 6), level
-        incident.severity = _severity(level, self.settings.open_threshold)
+        threshold = float(self._opening[self._position[fired[0]]])
+        incident.threshold = threshold
+        incident.severity = _severity(level, threshold)
+        if self._budget is not None:
+            incident.page_score = self._budget.page_score(system, level)
+            payload = json.loads(incident.evidence)
+            payload["open_threshold"] = round(threshold, 6)
+            if incident.page_score is not None:
+                payload["page_score"] = round(incident.page_score, 6)
+            incident.evidence = json.dumps(payload, sort_keys=True)
         return incident
 
     def _assess(self, incident: StreamIncident) -> None:
@@ -618,8 +714,11 @@ class IncidentStream:
         kinds_root = self._kind_peaks(recent, self.service == ranked[0])
         kinds_all = self._kind_peaks(recent, np.isin(self.service, ranked))
         incident.services = ranked
-        incident.category = categorise(
-            kinds_root, kinds_all, self.settings.kind_threshold, self._exhausted(ranked[0])
+        exhausted = self._exhausted(ranked[0])
+        incident.category = categorise(kinds_root, kinds_all, self.settings.kind_threshold, exhausted)
+        incident.fault_evidence = self._fault_evidence(ranked[0], kinds_root, kinds_all, exhausted)
+        incident.fault_type, incident.fault_type_confidence = classify_fault(
+            incident.fault_evidence, self.settings.kind_threshold
         )
         incident.evidence = self._evidence_json(recent, observed, expected, ranked)
 
@@ -630,6 +729,36 @@ class IncidentStream:
         at = np.where((self.service == service) & ~np.isnan(observed).all(axis=0))[0]
         peaks = np.nanmax(observed[:, at], axis=0) if at.size else np.array([])
         return exhausted_kinds(zip(self.metric[at], self.unit[at], peaks, strict=True))
+
+    def _fault_evidence(
+        self, service: str, root: dict[str, float], incident: dict[str, float], exhausted: set[str]
+    ) -> FaultEvidence:
+        """The root's moves over the last ``rank_window`` steps, for :func:`models.fault_types.classify_fault`."""
+        at = self.service == service
+        observed = np.stack([r[1] for r in self._recent])[:, at]
+        expected = np.stack([r[2] for r in self._recent])[:, at]
+        kind, unit = self.kind[at], np.char.lower(self.unit[at].astype(str))
+        usable = np.isfinite(observed) & np.isfinite(expected) & (expected > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(usable, observed / np.where(usable, expected, 1.0), np.nan)
+        rise: dict[str, float] = {}
+        fall: dict[str, float] = {}
+        for k in np.unique(kind):
+            col = ratio[:, kind == k]
+            if np.isfinite(col).any():
+                rise[str(k)] = float(np.nanmax(col) - 1.0)
+                fall[str(k)] = float(1.0 - np.nanmin(col))
+        percent = np.where(np.isin(unit, ["percent", "%"]), 1.0, np.where(unit == "ratio", 100.0, np.nan))
+        share = (kind == "memory") & np.isfinite(percent)
+        seen = observed[:, share] * percent[share]
+        return FaultEvidence(
+            root=root,
+            incident=incident,
+            rise=rise,
+            fall=fall,
+            memory_peak_percent=float(np.nanmax(seen)) if np.isfinite(seen).any() else None,
+            exhausted=frozenset(exhausted),
+        )
 
     def _kind_peaks(self, surprise: np.ndarray, mask: np.ndarray) -> dict[str, float]:
         peaks: dict[str, float] = {}
@@ -662,9 +791,21 @@ def replay(
     catalogue: pd.DataFrame,
     call_graph: Mapping[str, Sequence[str]],
     settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Feed long telemetry (``unique_id, ds, y``) through an :class:`IncidentStream` step by step,
     in time order; one row per incident with :data:`STREAM_INCIDENT_COLUMNS`."""
+    return replay_stream(telemetry, catalogue, call_graph, settings, calibration)[0]
+
+
+def replay_stream(
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]],
+    settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, IncidentStream]:
+    """:func:`replay`'s incidents and the stream after the last step (its calibration)."""
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
     catalogue = with_share_units(catalogue, telemetry)  # an error share of unstated unit, from its values
     known = telemetry["unique_id"].astype(str).isin(set(catalogue["unique_id"].astype(str)))
@@ -674,13 +815,14 @@ def replay(
         ],
         call_graph,
         settings,
+        calibration,
     )
     wide = telemetry[known].pivot_table(index="ds", columns="unique_id", values="y", aggfunc="last")
     wide = wide.reindex(columns=stream.series).sort_index()
     raised: list[StreamIncident] = []
     for ds, row in zip(wide.index, wide.to_numpy(dtype="float64"), strict=True):
         raised += stream.step(pd.Timestamp(ds), row)
-    return incidents_frame(raised)
+    return incidents_frame(raised), stream
 
 
 def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:
@@ -695,6 +837,8 @@ def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:
             "severity": i.severity,
             "evidence": i.evidence,
             "reopened": i.reopened,
+            "fault_type": i.fault_type,
+            "fault_type_confidence": round(i.fault_type_confidence, 3),
         }
         for i in incidents
     ]
