@@ -39,7 +39,7 @@ CallGraph = Mapping[str, Sequence[str]]
 INHERITABLE_KINDS: frozenset[str] = frozenset({"server_latency", "call_latency", "client_latency", "errors"})
 
 
-def evidence_weights(kinds: Sequence[str], inherited_weight: float = 1.0) -> np.ndarray:
+def evidence_weights(kinds: Sequence[str] | np.ndarray, inherited_weight: float = 1.0) -> np.ndarray:
     """Per metric kind, the weight of its surprise in a service's ranking evidence:
     ``inherited_weight`` for :data:`INHERITABLE_KINDS`, 1 for the rest (resources, the wire)."""
     if not 0.0 < inherited_weight <= 1.0:
