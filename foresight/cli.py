@@ -249,7 +249,7 @@ def bench_nab(
 def bench_score_latency(
     series: int = typer.Option(10_000, min=1, help="Series scored at once."),
     repeats: int = typer.Option(20, min=1, help="Timed updates (median and worst are reported)."),
-    detector: str = typer.Option("streaming", help="Streaming state timed: streaming, streaming_knn or incident_stream (the detect flow's default incident builder)."),
+    detector: str = typer.Option("streaming", help="Streaming state timed: streaming, streaming_knn, streaming_ensemble or incident_stream (the detect flow's default incident builder)."),
     warm_steps: int = typer.Option(300, min=0, help="Untimed updates before the timed ones."),
 ) -> None:
     """Time scoring the newest sample of many series with a streaming detector (goal: < 1 s)."""

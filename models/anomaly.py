@@ -123,7 +123,12 @@ class AnomalyDetector(Model):
 
 DETECTORS: Registry[type[AnomalyDetector]] = Registry("anomaly detector")
 # Detector modules that import this one (so it cannot import them) and register on import.
-_DETECTOR_MODULES = ("models.streaming_anomaly", "models.knn_anomaly", "models.ensemble_anomaly")
+_DETECTOR_MODULES = (
+    "models.streaming_anomaly",
+    "models.knn_anomaly",
+    "models.ensemble_anomaly",
+    "models.streaming_ensemble",
+)
 
 
 def detectors() -> Registry[type[AnomalyDetector]]:
