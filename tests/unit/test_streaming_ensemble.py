@@ -116,3 +116,13 @@ def test_the_registry_detector_scores_long_frames_and_refuses_unknown_parameters
         StreamingEnsembleDetector(z_window=5)
     with pytest.raises(ValueError, match="coarse_block"):
         StreamingEnsembleDetector(coarse_block=0)
+
+
+def test_score_latency_times_the_ensemble_and_the_detect_flow_uses_it_by_default() -> None:
+    from bench.score_latency import run as run_latency
+    from foresight.settings import DetectConfig
+
+    figures = run_latency(series=40, repeats=3, warm_steps=5, detector="streaming_ensemble")
+    assert figures.detector == "streaming_ensemble" and figures.block_ends == 0
+    assert figures.median_seconds > 0 and figures.state_mib > 0
+    assert DetectConfig().detector == "streaming_ensemble"
