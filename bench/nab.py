@@ -19,6 +19,8 @@ they score: still causal, and what the detector would have scored in production.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,7 +232,10 @@ def run(
     if detector == STREAMING:
         all_scores = stream_scores([item.frame for item in files])
     elif hasattr(registry.get(detector), "make_state"):  # a streaming state: fed row by row
-        all_scores = stream_scores([item.frame for item in files], registry.get(detector)().make_state)
+        make_state = registry.get(detector)().make_state
+        if "names" in inspect.signature(make_state).parameters:  # per-series settings follow the file, not its position
+            make_state = functools.partial(make_state, names=[item.key for item in files])
+        all_scores = stream_scores([item.frame for item in files], make_state)
     else:
         scorer = registry_scores(detector, refit_every)
         all_scores = [scorer(item.frame) for item in files]

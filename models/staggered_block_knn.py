@@ -2,16 +2,20 @@
 
 :class:`models.knn_anomaly.BlockKnnState` ends every series' block at the same step, so one step
 in ``block`` searches the neighbours of every series at once (the worst step of the
-``streaming_knn`` ensemble). :class:`StaggeredBlockKnnState` gives series ``j`` the block origin
-``j mod block``: the series are split into ``block`` groups, each with its own
-:class:`~models.knn_anomaly.KnnState`, and at every step exactly one group ends its blocks and
-searches. The worst step then costs about ``1 / block`` of the unstaggered one, and the scores
-of a series are those of a :class:`~models.knn_anomaly.BlockKnnState` whose blocks start at that
-origin (the first block of a series is shorter: it closes at the first end of its group).
+``streaming_knn`` ensemble). :class:`StaggeredBlockKnnState` gives each series a block origin
+(``origins``: by default series ``j`` gets ``j mod block``; callers with series names pass
+:func:`stable_origins`, so a series keeps its origin whichever other series share the state):
+the series are split into ``block`` groups by origin, each with its own
+:class:`~models.knn_anomaly.KnnState`, and at each step one group ends its blocks and searches.
+With origins spread evenly the worst step costs about ``1 / block`` of the unstaggered one, and
+the scores of a series are those of a :class:`~models.knn_anomaly.BlockKnnState` whose blocks
+start at its origin (its first block is shorter: it closes at the first end of its group).
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,17 +26,22 @@ from models.knn_anomaly import KnnParams, KnnState
 @dataclass
 class StaggeredBlockKnnState:
     """Nearest-neighbour surprise of ``block``-step means of ``n`` series, scored at each
-    series' own block ends: series ``j`` at the updates ``t`` (counted from 0) with
-    ``(t + 1 + j) % block == 0``; series 0 as an unstaggered :class:`~models.knn_anomaly.BlockKnnState`."""
+    series' own block ends: a series with origin ``o`` at the updates ``t`` (counted from 0)
+    with ``(t + 1 + o) % block == 0``; origin 0 as an unstaggered
+    :class:`~models.knn_anomaly.BlockKnnState`."""
 
     n: int
     block: int = 8
     params: KnnParams = field(default_factory=KnnParams)
+    origins: np.ndarray | None = None  # block origin of each series (None: series index)
 
     def __post_init__(self) -> None:
         if self.block < 1:
             raise ValueError(f"block must be at least 1 step, got {self.block}")
-        group = np.arange(self.n) % self.block
+        origins = np.arange(self.n) if self.origins is None else np.asarray(self.origins, dtype=np.int64)
+        if origins.shape != (self.n,):
+            raise ValueError(f"origins must hold one origin per series ({self.n}), got shape {origins.shape}")
+        group = origins % self.block
         self._members = [np.flatnonzero(group == g) for g in range(self.block)]
         self._groups = [KnnState(len(rows), self.params) for rows in self._members]
         self._sum = np.zeros(self.n)
@@ -71,3 +80,9 @@ class StaggeredBlockKnnState:
             self._count[rows] = 0
             out[rows] = self._groups[g].surprise(mean)[0]
         return np.where(ok, out, 0.0), ok
+
+
+def stable_origins(names: Iterable[str], block: int) -> np.ndarray:
+    """A block origin per series name, the same in every process and whatever the other names
+    (CRC-32 of the name, modulo ``block``): roughly even over ``block`` for many series."""
+    return np.array([zlib.crc32(str(name).encode()) % block for name in names], dtype=np.int64)

@@ -23,6 +23,7 @@ docs/anomaly_detectors.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -32,7 +33,7 @@ import pandas as pd
 from models.anomaly import DETECTORS, AnomalyDetector, _to_grid
 from models.knn_anomaly import KnnParams
 from models.robust_z_stream import DayRobustZState, RobustZParams
-from models.staggered_block_knn import StaggeredBlockKnnState
+from models.staggered_block_knn import StaggeredBlockKnnState, stable_origins
 from models.streaming_anomaly import StreamingParams, StreamingState, daily_season, suppress_repeats
 
 COARSE_BLOCK = 8  # steps per block mean of the nearest-neighbour member
@@ -50,6 +51,7 @@ class StreamingEnsembleState:
     knn: KnnParams = field(default_factory=lambda: KnnParams(history=COARSE_HISTORY))
     coarse_block: int = COARSE_BLOCK
     robust_z: RobustZParams | None = None  # None: no robust z member
+    origins: np.ndarray | None = None  # each series' coarse block origin (None: its index)
 
     def __post_init__(self) -> None:
         season = np.asarray(self.season, dtype=np.int64)
@@ -57,7 +59,7 @@ class StreamingEnsembleState:
         if self.coarse_block < 1:
             raise ValueError(f"coarse_block must be at least 1 step, got {self.coarse_block}")
         self.forecasting = StreamingState(n, season, self.streaming)
-        self.coarse = StaggeredBlockKnnState(n, self.coarse_block, self.knn)
+        self.coarse = StaggeredBlockKnnState(n, self.coarse_block, self.knn, self.origins)
         self.day = None if self.robust_z is None else DayRobustZState(season, self.robust_z)
         self._bonferroni = np.log(2.0 if self.day is None else 3.0)
         self.peak = np.zeros(n)
@@ -130,10 +132,13 @@ class StreamingEnsembleDetector(AnomalyDetector):
         robust_z = RobustZParams(**z) if self.params.get("robust_z", False) else None
         return StreamingParams(**stream), KnnParams(**knn), int(self.params.get("coarse_block", COARSE_BLOCK)), robust_z
 
-    def make_state(self, season: np.ndarray) -> StreamingEnsembleState:
-        """A fresh ensemble state for ``len(season)`` series with those daily seasons."""
+    def make_state(self, season: np.ndarray, names: Sequence[str] | None = None) -> StreamingEnsembleState:
+        """A fresh ensemble state for ``len(season)`` series with those daily seasons; with
+        their ``names``, each series' coarse block origin follows its name
+        (:func:`~models.staggered_block_knn.stable_origins`), else its position."""
         stream, knn, block, robust_z = self._parts()
-        return StreamingEnsembleState(np.asarray(season), stream, knn, block, robust_z)
+        origins = None if names is None else stable_origins(names, block)
+        return StreamingEnsembleState(np.asarray(season), stream, knn, block, robust_z, origins)
 
     def _context_length(self) -> pd.Timedelta:
         """Enough history for the coarse member to fill its reference windows (``coarse_block``
@@ -149,7 +154,8 @@ class StreamingEnsembleDetector(AnomalyDetector):
     def _raw_scores(self, df: pd.DataFrame) -> np.ndarray:
         grid = _to_grid(df, self.step_)
         season = daily_season(self.step_)
-        state = self.make_state(np.full(grid.values.shape[1], season))
+        # origins by name: a series scores the same whichever series share its batch
+        state = self.make_state(np.full(grid.values.shape[1], season), list(grid.ids))
         steps = np.arange(grid.values.shape[0])  # the grid starts at midnight UTC
         phase = steps % season if season else np.zeros_like(steps)
         scores = np.empty_like(grid.values, dtype="float64")

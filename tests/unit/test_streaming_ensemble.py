@@ -11,7 +11,7 @@ from models.anomaly import detectors
 from models.knn_anomaly import BlockKnnState, KnnParams
 from models.robust_z import trailing_robust_z
 from models.robust_z_stream import DayRobustZState, RobustZParams, TailCalibration
-from models.staggered_block_knn import StaggeredBlockKnnState
+from models.staggered_block_knn import StaggeredBlockKnnState, stable_origins
 from models.streaming_anomaly import StreamingParams
 from models.streaming_ensemble import StreamingEnsembleDetector, StreamingEnsembleState
 
@@ -23,14 +23,15 @@ def _walks(n: int, steps: int, seed: int = 0) -> np.ndarray:
     return np.cumsum(np.random.default_rng(seed).normal(size=(steps, n)), axis=0)
 
 
-def test_each_series_scores_as_an_unstaggered_block_state_with_its_own_origin() -> None:
+@pytest.mark.parametrize("origins", [None, np.array([3, 3, 0, 6, 1])])
+def test_each_series_scores_as_an_unstaggered_block_state_with_its_own_origin(origins: np.ndarray | None) -> None:
     values = _walks(5, 600)
     values[100:110, 2] = np.nan  # a gap in one series
-    staggered = StaggeredBlockKnnState(5, 4, SMALL_KNN)
+    staggered = StaggeredBlockKnnState(5, 4, SMALL_KNN, origins)
     got = np.array([staggered.surprise(row)[0] for row in values])
     for j in range(5):
         single = BlockKnnState(1, 4, SMALL_KNN)
-        single._steps = j % 4  # series j's blocks end where (t + 1 + j) % 4 == 0
+        single._steps = int(j if origins is None else origins[j]) % 4  # blocks end where (t + 1 + origin) % 4 == 0
         want = np.array([single.surprise(row[j : j + 1])[0][0] for row in values])
         assert np.allclose(got[:, j], want, rtol=0, atol=1e-12)
     assert (got > 0).any()
@@ -43,6 +44,14 @@ def test_one_group_of_series_searches_at_each_step() -> None:
         ending.append(state.ending_group())
         state.surprise(row)
     assert sorted(ending) == sorted(list(range(8)) * 2)  # every group once per block, in turn
+
+
+def test_origins_by_name_are_stable_and_spread() -> None:
+    names = [f"svc{i}/cpu" for i in range(800)]
+    origins = stable_origins(names, 8)
+    assert np.array_equal(origins, stable_origins(names, 8))
+    assert stable_origins(names[5:6], 8)[0] == origins[5]  # whatever the other names
+    assert np.bincount(origins, minlength=8).min() > 60  # about 100 each
 
 
 def test_the_day_z_is_the_trailing_robust_z_of_the_baseline() -> None:
@@ -112,6 +121,13 @@ def test_the_registry_detector_scores_long_frames_and_refuses_unknown_parameters
     scored = detector.fit(frame.iloc[:300]).predict(frame.iloc[300:])
     assert len(scored) == 200
     assert scored.loc[scored["ds"] == ds[450], "score"].item() >= ALARM
+    # a series scores the same whichever series share its frame (its block origin follows its name)
+    other = frame.assign(unique_id="0", y=frame["y"][::-1].to_numpy())  # sorts before "a"
+    small = {"knn_history": 20, "knn_warmup": 10, "knn_calibration": 100, "context_days": 0.5}
+    alone = StreamingEnsembleDetector(**small).fit(frame.iloc[:150]).predict(frame.iloc[150:])
+    both = pd.concat([frame, other])
+    shared = StreamingEnsembleDetector(**small).fit(both[both["ds"] < ds[150]]).predict(both[both["ds"] >= ds[150]])
+    assert np.array_equal(shared.loc[shared["unique_id"] == "a", "score"].to_numpy(), alone["score"].to_numpy())
     with pytest.raises(ValueError, match="z_min_window"):
         StreamingEnsembleDetector(z_window=5)
     with pytest.raises(ValueError, match="coarse_block"):
