@@ -1,7 +1,9 @@
-"""Incident benchmark on the Nezha data set: replay, raise incidents as a stream, score them.
+"""Incident benchmark on any system's incident history: replay, raise incidents as a stream, score them.
 
-``foresight bench incidents --data DIR --out INCIDENTS.csv`` loads every Nezha day under ``DIR``
-(:mod:`connectors.nezha`), feeds each day minute by minute through
+``foresight bench incidents --data DIR --out INCIDENTS.csv`` loads every day under ``DIR``
+(:func:`load_days`: the plain layout of :mod:`connectors.incident_layout` or the Nezha data set's,
+:mod:`connectors.nezha`), puts each on its replay grid (:mod:`bench.incident_sampling`: sub-minute
+samples averaged into minutes) and feeds it step by step through
 :class:`models.incident_stream.IncidentStream` (causal: an incident is raised at the minute the
 pipeline would have raised it live, from samples up to that minute only), writes one row per
 incident and scores them with the data set's protocol (``shared/data/README.md`` beside the checkout).
@@ -9,13 +11,15 @@ incident and scores them with the data set's protocol (``shared/data/README.md``
 (default anomaly detector, then :func:`models.training.incidents_from_scores`; :mod:`bench.incidents_flow`),
 scored by the same protocol:
 
-- a fault is *detected* when an incident is opened within ``window`` (5 minutes) after its
+- a fault is *detected* when an incident is opened within ``window`` (default 5 minutes) after its
   ``inject_time``; each incident detects at most one fault, every other incident is a false
   alarm (reported per day of data); the delay is from injection to that incident;
 - AC@1 / AC@3: share of detected faults whose injected service is the incident's first / among
   its first three ranked services;
-- fault-type accuracy: share of detected faults whose incident category is the one the injected
-  fault type maps to (:data:`FAULT_CATEGORIES`).
+- fault-type accuracy: share of detected faults whose incident ``category`` is the injected fault
+  type itself (``inject_type``; the stream names it with :func:`models.fault_types.classify_fault`,
+  :func:`with_fault_types`); beside it, the coarse category accuracy: the incident's
+  ``coarse_category`` against the coarse class the injected type shows as (:data:`FAULT_CATEGORIES`).
 
 Besides the protocol's figures, false alarms are split by whether they open inside a *fault hour*
 (a clock hour holding at least one listed injection, the grouping of the data set's fault lists)
@@ -26,23 +30,22 @@ unlisted disturbance or an after-effect, one in the fault-free hours is a false 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from connectors.nezha import Fault, NezhaDay, load_nezha
+from bench.incident_sampling import replay_grid, sampling_interval, settings_for_interval
+from connectors.incident_layout import Fault, IncidentDay, is_incident_dir, read_incident_dir
+from connectors.nezha import NezhaLayoutError, load_day
 from foresight.settings import DetectConfig
+from models.fault_types import COARSE_CATEGORY
 from models.incident_stream import StreamSettings, replay
 
-# Nezha's inject types -> Foresight's incident categories.
+# Nezha's inject types -> Foresight's coarse incident categories (the coarse figure only).
 FAULT_CATEGORIES: dict[str, str] = {
-    "cpu_contention": "saturation",
-    "cpu_consumed": "saturation",
-    "network_delay": "latency",
-    "exception": "errors",
-    "return": "errors",
+    kind: COARSE_CATEGORY[kind] for kind in ("cpu_contention", "cpu_consumed", "network_delay", "exception", "return")
 }
 DETECTION_WINDOW = pd.Timedelta("5min")
 PIPELINES: tuple[str, ...] = ("stream", "flow")  # models.incident_stream; the detect flow's roll-up
@@ -56,6 +59,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "day",
     "evidence",
     "reopened",
+    "coarse_category",
+    "fault_type_confidence",
 )
 
 
@@ -72,6 +77,7 @@ class IncidentFigures:
     ac_at_1: float | None
     ac_at_3: float | None
     fault_type_accuracy: float | None
+    coarse_category_accuracy: float | None = None  # coarse_category against FAULT_CATEGORIES
     false_alarms_outside_fault_hours: int = 0  # opened in a clock hour without listed injections
     fault_free_days: float = 0.0  # how much of the data lies outside the fault hours
 
@@ -109,8 +115,10 @@ def match_faults(
     """Per fault (time order): the first not yet used incident opened within ``window`` after it.
 
     Returns ``inject_time, service, kind, detected, incident, opened_at, delay_seconds, top1, top3,
-    category, category_ok`` (``incident``: the row position of the detecting incident; incident
-    fields NA / NaN / False when undetected).
+    category, category_ok, coarse_category, coarse_ok`` (``incident``: the row position of the
+    detecting incident; incident fields NA / NaN / False when undetected). ``category_ok``: the
+    incident's ``category`` is the fault's kind; ``coarse_ok``: its ``coarse_category`` (when it has
+    one) is the kind's coarse class (:data:`FAULT_CATEGORIES`).
     """
     opened = (
         pd.to_datetime(incidents["opened_at"], utc=True)
@@ -137,18 +145,24 @@ def match_faults(
             "top3": False,
             "category": None,
             "category_ok": False,
+            "coarse_category": None,
+            "coarse_ok": False,
         }
         if hit is not None:
             used.add(hit)
             ranked = str(incidents.iloc[hit]["services"]).split(";")
             category = str(incidents.iloc[hit]["category"])
+            coarse = incidents.iloc[hit].get("coarse_category")
+            coarse = str(coarse) if coarse is not None and pd.notna(coarse) else None
             row.update(
                 opened_at=opened.iloc[hit],
                 delay_seconds=(opened.iloc[hit] - fault.inject_time).total_seconds(),
                 top1=ranked[:1] == [fault.service],
                 top3=fault.service in ranked[:3],
                 category=category,
-                category_ok=FAULT_CATEGORIES.get(fault.kind) == category,
+                category_ok=category == fault.kind,
+                coarse_category=coarse,
+                coarse_ok=coarse is not None and FAULT_CATEGORIES.get(fault.kind) == coarse,
             )
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -204,33 +218,67 @@ def score_incidents(
         ac_at_1=float(detected["top1"].mean()) if n else None,
         ac_at_3=float(detected["top3"].mean()) if n else None,
         fault_type_accuracy=float(detected["category_ok"].mean()) if n else None,
+        coarse_category_accuracy=float(detected["coarse_ok"].mean()) if n else None,
         false_alarms_outside_fault_hours=int((false_alarm & outside).sum()),
         fault_free_days=fault_free_days,
     )
     return figures, matches
 
 
-def replay_day(day: NezhaDay, settings: StreamSettings | None = None) -> pd.DataFrame:
-    """One day's incidents as the streaming pipeline raises them (``day`` column added)."""
+def load_days(data: Path) -> list[IncidentDay]:
+    """Every day under ``data``: a plain-layout folder (it holds ``telemetry.csv.gz``), a Nezha day
+    folder (it holds ``metric/``), or a folder of such folders (each read by its own layout, in
+    name order)."""
+    data = Path(data)
+    if not data.is_dir():
+        raise NezhaLayoutError(f"{data} is not a directory")
+    if is_incident_dir(data) or (data / "metric").is_dir():
+        return [_load_one(data)]
+    folders = sorted(p for p in data.iterdir() if is_incident_dir(p) or (p / "metric").is_dir())
+    if not folders:
+        raise NezhaLayoutError(
+            f"{data} holds no incident data: expected a folder with telemetry.csv.gz (plain layout) "
+            "or metric/ (Nezha layout), or a folder of such folders"
+        )
+    return [_load_one(folder) for folder in folders]
+
+
+def _load_one(folder: Path) -> IncidentDay:
+    return read_incident_dir(folder) if is_incident_dir(folder) else load_day(folder)
+
+
+def on_replay_grid(day: IncidentDay) -> IncidentDay:
+    """``day`` with its telemetry on the grid it is replayed at (:func:`bench.incident_sampling.replay_grid`)."""
+    telemetry, _ = replay_grid(day.telemetry)
+    if telemetry is day.telemetry:
+        return day
+    return replace(day, telemetry=telemetry)
+
+
+def replay_day(day: IncidentDay, settings: StreamSettings | None = None) -> pd.DataFrame:
+    """One day's incidents as the streaming pipeline raises them (``day`` column added); on data
+    sampled less often than every minute, ``settings``' durations keep their length in minutes
+    (:func:`bench.incident_sampling.settings_for_interval`)."""
+    settings = settings_for_interval(settings or StreamSettings(), sampling_interval(day.telemetry))
     incidents = replay(day.telemetry, day.catalogue, day.call_graph, settings)
     return incidents.assign(day=day.name)
 
 
-def day_span(day: NezhaDay) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``[start, end)`` of the data ``day`` holds (its last sample plus one sampling step)."""
+def day_span(day: IncidentDay) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, end)`` of the data ``day`` holds (its last sample plus one sampling interval)."""
     ds = day.telemetry["ds"]
-    return ds.min(), ds.max() + pd.Timedelta("1min")
+    return ds.min(), ds.max() + sampling_interval(day.telemetry)
 
 
-def day_length(day: NezhaDay) -> float:
-    """How many days of data ``day`` holds (its span plus one sampling step)."""
+def day_length(day: IncidentDay) -> float:
+    """How many days of data ``day`` holds (its span plus one sampling interval)."""
     start, end = day_span(day)
     return float((end - start) / pd.Timedelta("1D"))
 
 
 def day_pipeline(
     pipeline: str, settings: StreamSettings | None = None, detect: DetectConfig | None = None
-) -> Callable[[NezhaDay], pd.DataFrame]:
+) -> Callable[[IncidentDay], pd.DataFrame]:
     """The function raising one day's incidents for ``pipeline`` (one of :data:`PIPELINES`):
     ``stream`` with ``settings``, ``flow`` with ``detect`` (default: the shipped settings)."""
     if pipeline == "stream":
@@ -249,37 +297,69 @@ def run(
     *,
     pipeline: str = "stream",
     detect: DetectConfig | None = None,
+    window: pd.Timedelta = DETECTION_WINDOW,
 ) -> tuple[IncidentFigures, pd.DataFrame, pd.DataFrame]:
-    """Replay and score every day under ``data`` through ``pipeline`` (:func:`day_pipeline`);
-    write the incidents to ``out`` when given.
+    """Replay and score every day under ``data`` (:func:`load_days`) through ``pipeline``
+    (:func:`day_pipeline`); write the incidents to ``out`` when given.
 
     Returns the figures, the incidents and the per-fault matches.
     """
     day_pipeline(pipeline, settings, detect)  # an unknown pipeline is refused before any reading
-    return run_days(load_nezha(Path(data)), out, settings, pipeline=pipeline, detect=detect)
+    return run_days(load_days(Path(data)), out, settings, pipeline=pipeline, detect=detect, window=window)
 
 
 def run_days(
-    days: Sequence[NezhaDay],
+    days: Sequence[IncidentDay],
     out: Path | None = None,
     settings: StreamSettings | None = None,
     *,
     pipeline: str = "stream",
     detect: DetectConfig | None = None,
+    window: pd.Timedelta = DETECTION_WINDOW,
 ) -> tuple[IncidentFigures, pd.DataFrame, pd.DataFrame]:
-    """:func:`run` on days already in memory (from any reader, or generated)."""
+    """:func:`run` on days already in memory (from any reader, or generated); a fault counts as
+    detected by an incident opened within ``window`` after it."""
+    if window <= pd.Timedelta(0):
+        raise ValueError(f"the detection window must be positive, got {window}")
     raise_incidents = day_pipeline(pipeline, settings, detect)
-    incidents = pd.concat([raise_incidents(d) for d in days], ignore_index=True)
+    days = [on_replay_grid(d) for d in days]
+    incidents = with_fault_types(pd.concat([raise_incidents(d) for d in days], ignore_index=True))
     faults = [f for d in days for f in d.faults]
     figures, matches = score_incidents(
         incidents,
         faults,
         sum(day_length(d) for d in days),
+        window,
         fault_free_days=sum(fault_free_length(*day_span(d), d.faults) for d in days),
     )
     if out is not None:
         write_incidents(incidents, Path(out))
     return figures, incidents, matches
+
+
+def with_fault_types(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Incidents with the fine fault type in ``category`` and the coarse class in ``coarse_category``.
+
+    The stream names a ``fault_type`` (:mod:`models.fault_types`); a pipeline that names none (the
+    roll-up) keeps its coarse class in ``coarse_category`` and is ``unknown`` in ``category``.
+    """
+    out = incidents.copy()
+    out["coarse_category"] = out["category"]
+    if "fault_type" in out.columns:
+        out["category"] = out["fault_type"]
+        out = out.drop(columns=["fault_type"])
+    else:
+        out["category"] = "unknown"
+        out["fault_type_confidence"] = 0.0
+    return out
+
+
+def fault_type_confusion(matches: pd.DataFrame) -> pd.DataFrame:
+    """Detected faults counted by injected kind (rows) and the type named (columns)."""
+    detected = matches[matches["detected"]] if len(matches) else matches
+    if detected.empty:
+        return pd.DataFrame()
+    return pd.crosstab(detected["kind"].rename("injected"), detected["category"].rename("named"))
 
 
 def write_incidents(incidents: pd.DataFrame, out: Path) -> None:

@@ -9,7 +9,9 @@ Layout written: ``RESULTS/<category>/<detector>_<name>.csv`` with
 The detector defaults to the detect flow's (``DetectConfig.detector``). Every file is one series
 scored causally from its first row: a streaming detector (``streaming`` or any registry detector
 with a ``make_state`` method: ``knn``, ``streaming_knn``, ``streaming_ensemble``) sees each
-row once, in order, and its score at row ``t`` depends on rows ``<= t`` only. Registry detectors
+row once, in order, and its score at row ``t`` depends on rows ``<= t`` only. Detectors that
+learn nothing and score a whole series causally in one pass (``series_scores``: ``robust_z``,
+``robust_z_nms``) score each file that way. Registry detectors
 that need ``fit`` (``robust_seasonal``, ``rolling_zscore``) are first fitted on the file's
 probationary rows, which NAB leaves unscored for exactly that purpose, and then refitted every
 ``refit_every`` (default one day, as the scheduled train flow does) on all rows before the block
@@ -231,6 +233,9 @@ def run(
     registry = load_detectors()
     if detector == STREAMING:
         all_scores = stream_scores([item.frame for item in files])
+    elif hasattr(registry.get(detector), "series_scores"):  # causal, nothing learned: one pass per file
+        model = registry.get(detector)()
+        all_scores = [model.series_scores(item.frame["timestamp"], item.frame["value"].to_numpy()) for item in files]
     elif hasattr(registry.get(detector), "make_state"):  # a streaming state: fed row by row
         make_state = registry.get(detector)().make_state
         if "names" in inspect.signature(make_state).parameters:  # per-series settings follow the file, not its position

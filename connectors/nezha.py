@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from connectors.incident_layout import Fault, IncidentDay
 from foresight.schemas import CATALOGUE_COLUMNS, UTC_DTYPE
 
 SOURCE_NAME = "nezha"
@@ -45,25 +45,7 @@ class NezhaLayoutError(ValueError):
     """A folder does not have the Nezha layout; the message names what is missing or malformed."""
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One injected fault: when (UTC), where (pod and its service) and what kind."""
-
-    inject_time: pd.Timestamp
-    pod: str
-    service: str
-    kind: str
-
-
-@dataclass
-class NezhaDay:
-    """One day of the data set in Foresight's shapes."""
-
-    name: str
-    telemetry: pd.DataFrame  # unique_id, ds, y
-    catalogue: pd.DataFrame  # CATALOGUE_COLUMNS
-    call_graph: dict[str, tuple[str, ...]]  # caller -> callees (services with metrics only)
-    faults: list[Fault] = field(default_factory=list)
+NezhaDay = IncidentDay  # the in-memory day every incident reader returns (connectors.incident_layout)
 
 
 def pod_service(pod: str) -> str:

@@ -32,7 +32,7 @@ removed from the settings can never send the clean batch that would clear it."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task, unmapped
@@ -44,6 +44,9 @@ from flows.resources import NoTelemetryError, open_lake, open_outbox, open_regis
 from flows.retries import retry_unless_permanent
 from foresight.settings import DetectConfig, Settings
 from foresight.source_holds import SourceHold, source_hold
+
+if TYPE_CHECKING:
+    from foresight.model_registry import ModelRegistry
 
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.
@@ -70,6 +73,7 @@ def load_recent(settings: Settings, warmup: pd.Timedelta) -> dict[str, Any]:
 # No Prefect retries: MLflow's client retries each request (settings.mlflow), one layer.
 @task(cache_policy=NO_CACHE)
 def load_champions(settings: Settings) -> dict[str, Any]:
+    """Per family ``(model, version)`` of its champion, and the page budget's trained calibration."""
     from flows.forecast_plan import NoChampionError
     from foresight.model_registry import REGISTERED
 
@@ -85,7 +89,23 @@ def load_champions(settings: Settings) -> dict[str, Any]:
             out[family] = (None, None)
             continue
         out[family] = (registry.load_model(REGISTERED[family]), champion.version)
+    out["page_calibration"] = page_calibration(settings, registry)
     return out
+
+
+def page_calibration(settings: Settings, registry: ModelRegistry) -> dict[str, float]:
+    """With the stream builder and a page budget: the opening thresholds per service the train
+    flow calibrated and logged with the champion anomaly detector, the prior of this run's online
+    calibration (``{}`` when there are none yet: the online fit alone, from ``open_threshold``)."""
+    import json
+
+    from foresight.model_registry import PAGE_BUDGET_ARTIFACT, REGISTERED
+
+    cfg = settings.detect
+    if cfg.incident_builder != "stream" or cfg.stream_params.get("page_budget_per_day", 1.0) is None:
+        return {}
+    text = registry.champion_artifact_text(REGISTERED["anomaly"], PAGE_BUDGET_ARTIFACT)
+    return {} if text is None else {str(k): float(v) for k, v in json.loads(text).items()}
 
 
 @task(cache_policy=NO_CACHE)
@@ -166,8 +186,10 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
         risk = predictor.predict(features)
         risk = risk[risk["ds"] >= window_start]
     cfg = settings.detect.model_copy(update={"risk_threshold": operating_threshold(predictor, settings.detect)})
-    incidents = hold.keep_open(
-        raise_incidents(cfg, telemetry, catalogue, scores, risk, known_call_graph(settings), window_start))
+    # The page budget's trained thresholds; without them it calibrates online from open_threshold.
+    calibration = champions.get("page_calibration") or {}
+    incidents = hold.keep_open(raise_incidents(cfg, telemetry, catalogue, scores, risk, known_call_graph(settings),
+                                               window_start, calibration))
 
     published = publish_incidents(settings, incidents, features=features, predictor=predictor,
                                   detector_version=detector_version, predictor_version=predictor_version,
@@ -217,6 +239,7 @@ def raise_incidents(
     risk: pd.DataFrame | None,
     call_graph: dict[str, list[str]] | None,
     window_start: pd.Timestamp,
+    calibration: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Incidents raised in the window from ``window_start``, by ``cfg.incident_builder``.
 
@@ -224,14 +247,15 @@ def raise_incidents(
     (:func:`models.training.incidents_from_scores`). ``stream``: the loaded ``telemetry``, warm-up
     included, replayed through the streaming incident pipeline
     (:func:`models.stream_incidents.stream_incidents`), plus the failure predictor's warnings
-    (incidents its ``risk`` raises alone) on services the stream does not cover at the time.
+    (incidents its ``risk`` raises alone) on services the stream does not cover at the time;
+    ``calibration`` (trained opening thresholds per service) is its page budget's prior.
     """
     from models.training import incidents_from_scores
 
     if cfg.incident_builder == "stream":
         from models.stream_incidents import configured_stream_incidents, with_risk_warnings
 
-        streamed = configured_stream_incidents(cfg, telemetry, catalogue, call_graph, window_start)
+        streamed = configured_stream_incidents(cfg, telemetry, catalogue, call_graph, window_start, calibration)
         if risk is None or risk.empty:
             return streamed
         warnings = incidents_from_scores(scores.iloc[:0], risk, catalogue, cfg, call_graph=call_graph)

@@ -8,6 +8,7 @@ evaluation; otherwise it becomes ``challenger`` and the reason is recorded.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.resources import open_lake, open_registry, settings_for_run
 from flows.retries import retry_unless_permanent
 from foresight.errors import DependencyUnavailableError, NotReadyError
+from foresight.model_registry import PAGE_BUDGET_ARTIFACT
 from foresight.schemas import validate_telemetry
 from foresight.settings import Settings
 from models.training import Evaluation
@@ -144,22 +146,34 @@ def evaluate_incident_stream(
     detector's own evaluation."""
     if settings.detect.incident_builder != "stream":
         return {}, {}
-    metrics, raised = stream_figures(settings, data, split)
+    metrics, raised, thresholds = stream_figures(settings, data, split)
     get_run_logger().info("incident stream after the split: event F1 %.3f, %d raised, %d false alarms",
                           metrics["stream_f1"], len(raised), metrics["stream_false_alarms"])
-    return metrics, _table_artifacts(workdir, {"stream_incidents": raised})
+    artifacts = _table_artifacts(workdir, {"stream_incidents": raised})
+    if thresholds:  # the page budget's calibration, the detect flow's prior (flows.detect.load_page_calibration)
+        metrics["stream_open_threshold_min"] = min(thresholds.values())
+        metrics["stream_open_threshold_max"] = max(thresholds.values())
+        folder, name = PAGE_BUDGET_ARTIFACT.split("/")
+        path = workdir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(thresholds, indent=1, sort_keys=True))
+        artifacts[folder] = path
+    return metrics, artifacts
 
 
-def stream_figures(settings: Settings, data: TrainingData, split: pd.Timestamp) -> tuple[dict[str, float], pd.DataFrame]:
-    """The stream's incidents opened after ``split`` on ``data`` and their ``stream_*`` metrics."""
+def stream_figures(
+    settings: Settings, data: TrainingData, split: pd.Timestamp
+) -> tuple[dict[str, float], pd.DataFrame, dict[str, float]]:
+    """The stream's incidents opened after ``split`` on ``data``, their ``stream_*`` metrics and
+    the opening threshold per service its page budget calibrated on the whole history."""
     from flows.detect import known_call_graph
-    from models.stream_incidents import configured_stream_incidents
+    from models.stream_incidents import configured_stream_calibrated
     from models.training import match_incidents
 
-    raised = configured_stream_incidents(settings.detect, data.telemetry, data.catalogue, known_call_graph(settings),
-                                         split)
+    raised, thresholds = configured_stream_calibrated(
+        settings.detect, data.telemetry, data.catalogue, known_call_graph(settings), split)
     metrics = match_incidents(raised, data.incidents[data.incidents["start"] >= split], settings.detect)
-    return {f"stream_{k}": float(v) for k, v in metrics.items()}, raised
+    return {f"stream_{k}": float(v) for k, v in metrics.items()}, raised, thresholds
 
 
 # -- registry ------------------------------------------------------------------------------------

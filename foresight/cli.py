@@ -267,18 +267,36 @@ def bench_score_latency(
 
 @bench_app.command("incidents")
 def bench_incidents(
-    data: Path = typer.Option(..., "--data", help="A Nezha day folder, or a folder of them (<day>/metric/...)."),
+    data: Path = typer.Option(..., "--data", help="A folder in the plain layout (telemetry.csv.gz: unique_id,ds,y "
+                              "with ISO 8601 UTC times; catalogue.csv: unique_id,service,metric; faults.csv: "
+                              "inject_time,service,inject_type; optional call_graph.csv: source,target), a Nezha "
+                              "day folder (<day>/metric/...), or a folder of such folders. See docs/incidents.md."),
     out: Path = typer.Option(..., "--out", help="CSV written with one row per incident raised."),
     pipeline: str = typer.Option("stream", "--pipeline", help="stream: the streaming incident pipeline; "
                                  "flow: the detect flow's roll-up builder (default detector, then incidents_from_scores)."),
+    window_min: float = typer.Option(5.0, "--window-min",
+                                     help="Detection window: a fault counts as detected by an incident opened "
+                                          "within this many minutes after it."),
+    stream_params: str = typer.Option("{}", "--stream-params",
+                                      help='The stream pipeline\'s settings as JSON, e.g. \'{"page_budget_per_day": null}\'.'),
 ) -> None:
-    """Replay Nezha days as a stream through an incident pipeline; score detection, RCA and category."""
-    from bench.incidents import PIPELINES
+    """Replay incident data (plain or Nezha layout) as a stream; score detection, RCA and fault type."""
+    import pandas as pd
+
+    from bench.incidents import PIPELINES, fault_type_confusion
     from bench.incidents import run as run_incidents
+    from models.incident_stream import StreamSettings
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
-    figures, incidents, _ = run_incidents(data, out, pipeline=pipeline)
+    if not window_min > 0:
+        raise typer.BadParameter(f"{window_min:g}; the detection window must be positive", param_hint="--window-min")
+    try:
+        settings = StreamSettings.from_params(json.loads(stream_params))
+    except (ValueError, TypeError, AttributeError) as exc:  # bad JSON, not an object, or an unknown setting
+        raise typer.BadParameter(str(exc), param_hint="--stream-params") from None
+    figures, incidents, matches = run_incidents(data, out, settings, pipeline=pipeline,
+                                          window=pd.Timedelta(minutes=window_min))
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
@@ -287,7 +305,8 @@ def bench_incidents(
                         f"{figures.days:.2f} days of data)")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    table.add_row("detected within 5 min", f"{figures.detected}/{figures.faults} ({pct(figures.detection_rate)})")
+    table.add_row(f"detected within {window_min:g} min",
+                  f"{figures.detected}/{figures.faults} ({pct(figures.detection_rate)})")
     table.add_row("incidents raised", str(figures.incidents))
     fa_day = figures.false_alarms_per_day
     table.add_row("false alarms", f"{figures.false_alarms} ({'n/a' if fa_day is None else f'{fa_day:.2f}'} per day)")
@@ -300,8 +319,58 @@ def bench_incidents(
     table.add_row("AC@1", pct(figures.ac_at_1))
     table.add_row("AC@3", pct(figures.ac_at_3))
     table.add_row("fault-type accuracy", pct(figures.fault_type_accuracy))
+    table.add_row("coarse category accuracy", pct(figures.coarse_category_accuracy))
     console.print(table)
+    confusion = fault_type_confusion(matches)
+    if not confusion.empty:  # plain text: a rich table would cut the type names at 80 columns
+        console.print("Detected faults by injected type (rows) and the type named (columns):")
+        console.print(confusion.to_string(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"{len(incidents)} incidents written to {out}")
+
+
+@bench_app.command("detection")
+def bench_detection(
+    data: Path = typer.Option(None, "--data", help="The data root holding nab-dev/ and nezha-dev/ "
+                              "(default: the shared/data folder beside the checkout)."),
+    corpora: list[str] = typer.Option([], "--corpus", help="A corpus to run (repeatable; default: every one)."),
+    out: Path = typer.Option(None, "--out", file_okay=False, help="Folder for detection.csv and detection.json."),
+    budget: float = typer.Option(2.0, "--budget", min=0.01, help="False alarms per day the incident objective "
+                                 "allows before it discounts recall."),
+    stream_grid: str = typer.Option(None, "--stream-grid", help="Settings of the streaming incident pipeline to "
+                                    "choose from leave-one-corpus-out, as a JSON list, e.g. "
+                                    '\'[{"open_threshold": 6}, {"open_threshold": 8}]\' (default: the shipped '
+                                    "settings only)."),
+) -> None:
+    """Every dev corpus, worst first: Foresight beside the robust z baselines (thresholds leave-one-corpus-out)."""
+    from bench.detection import DEFAULT_DATA, default_corpora
+    from bench.detection import run as run_detection
+    from bench.detection_table import render_detection
+
+    registry = default_corpora()
+    unknown = [c for c in corpora if c not in registry]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(map(repr, unknown))}; choose from: {', '.join(registry.names())}",
+                                 param_hint="--corpus")
+    grid = None
+    if stream_grid is not None:
+        from models.incident_stream import StreamSettings
+
+        try:
+            grid = json.loads(stream_grid)
+            if not isinstance(grid, list) or not grid or not all(isinstance(g, dict) for g in grid):
+                raise ValueError("expected a non-empty JSON list of objects")
+            for params in grid:
+                StreamSettings.from_params(params)
+        except (ValueError, TypeError) as exc:  # bad JSON, wrong shape, an unknown or invalid setting
+            raise typer.BadParameter(str(exc), param_hint="--stream-grid") from None
+    started = time.perf_counter()
+    result = run_detection(data or DEFAULT_DATA, corpora or None, corpora=registry, budget=budget,
+                           stream_grid=grid)
+    render_detection(console, result, budget)
+    if out is not None:
+        csv_path, json_path = result.write(out)
+        console.print(f"written: {csv_path}, {json_path}")
+    console.print(f"wall time: {time.perf_counter() - started:.1f} s")
 
 
 @bench_app.command("failure")
@@ -372,6 +441,35 @@ def bench_detect(
                   "opened after it; false: raised ones matching no incident; found: incidents detected; "
                   "mean rows: per seed; s: wall seconds per evaluation")
     console.print(f"wall time: {time.perf_counter() - started:.1f} s")
+
+
+@bench_app.command("fault-types")
+def bench_fault_types(
+    seeds: list[int] = typer.Option([3, 5, 7, 11, 13, 17, 19], "--seed",
+                                    help="Simulator seeds (repeat the option for several)."),
+    days: int = typer.Option(21, min=2, help="Simulated days per seed (about 0.6 incidents a day)."),
+) -> None:
+    """Fault types on simulated fleets: the type the stream names against the one injected, per seed."""
+    import pandas as pd
+
+    from bench.fault_types import fault_type_accuracy, simulated_fault_types
+
+    matches = simulated_fault_types(seeds, days)
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    table = Table(title=f"Simulated fault types: {days} days per seed", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for column in ("seed", "incidents", "detected", "type accuracy"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for seed, group in [*matches.groupby("seed"), ("all", matches)]:
+        table.add_row(str(seed), str(len(group)), str(int(group["detected"].sum())), pct(fault_type_accuracy(group)))
+    console.print(table)
+    detected = matches[matches["detected"]]
+    if len(detected):
+        confusion = pd.crosstab(detected["injected"], detected["named"])
+        console.print("Detected incidents by injected type (rows) and the type named (columns):")
+        console.print(confusion.to_string(), markup=False, highlight=False, soft_wrap=True)
 
 
 @bench_app.command("forecast")

@@ -62,6 +62,8 @@ PENDING_GRACE_SECONDS = 600.0
 # How long registering waits for a version to become READY (file and SQL stores are at once).
 REGISTRATION_WAIT_SECONDS = 60
 MODEL_ARTIFACT = "model"
+# The page budget's calibrated opening thresholds per service, logged on the anomaly detector's run.
+PAGE_BUDGET_ARTIFACT = "page_budget/page_budget.json"
 # What every logged Foresight model needs to be served: MLflow's pyfunc loader, the pickle and
 # Foresight's own model code with the array and frame libraries it is written in. A model adds
 # its own (``Model.pip_extras``: LightGBM, Prophet).
@@ -544,6 +546,25 @@ class ModelRegistry:
         with _fluent_uris(self.tracking_uri):
             loaded = mlflow.pyfunc.load_model(f"models:/{registered_name}@{alias}")
         return loaded.unwrap_python_model().unwrap()
+
+    @_bounded
+    def champion_artifact_text(self, registered_name: str, artifact_path: str) -> str | None:
+        """The text of ``artifact_path`` in the champion's run (e.g. the page budget's calibration,
+        ``page_budget/page_budget.json``), or None when there is no champion or no such artifact."""
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        champion = self.champion(registered_name)
+        if champion is None or not champion.run_id:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = self._client.download_artifacts(champion.run_id, artifact_path, tmp)
+            except (MlflowException, OSError):
+                return None  # logged before the artifact existed, or never logged by this run
+            path = Path(local)
+            return path.read_text() if path.is_file() else None
 
     @_bounded
     def apply(self, registered_name: str, version: str, decision: Decision, run_id: str) -> None:

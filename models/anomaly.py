@@ -128,6 +128,7 @@ _DETECTOR_MODULES = (
     "models.knn_anomaly",
     "models.ensemble_anomaly",
     "models.streaming_ensemble",
+    "models.robust_z_detectors",
 )
 
 

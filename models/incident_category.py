@@ -1,11 +1,13 @@
 """What kind of problem an incident is, from which kinds of metrics are anomalous where.
 
-Every metric name maps to a *kind* (:func:`metric_kind`): ``cpu``, ``memory``, ``disk``,
+Every metric name, free text from any system, maps to a *kind* (:func:`metric_kind`, by the
+vocabulary of :mod:`models.metric_vocabulary`): ``cpu``, ``memory``, ``disk``,
 ``server_latency`` (time a service takes to answer, measured at it), ``call_latency`` (time its
 callers wait for it: its answer time plus the wire), ``network_latency`` (the wire alone: the
 callers' view of a call minus the callee's), ``client_latency`` (time it waits for others), ``errors``,
 ``traffic`` (load, bytes, syscalls) or ``infrastructure`` (the node under a pod: shared, so not
-evidence about the pod). Each kind rises or falls when it is a problem (:data:`KIND_DIRECTIONS`).
+evidence about the pod). Each kind rises or falls when it is a problem (:data:`KIND_DIRECTIONS`;
+a success rate, free memory or available disk falls: :func:`metric_direction`).
 
 :func:`categorise` turns the per-kind surprise of an incident's top-ranked service (and the
 incident as a whole for errors) into one of :data:`foresight.schemas.INCIDENT_CATEGORIES`. The
@@ -18,8 +20,9 @@ Pure.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping
+
+from models.metric_vocabulary import metric_unit, vocabulary_falls, vocabulary_kind
 
 KINDS: tuple[str, ...] = (
     "cpu",
@@ -50,20 +53,6 @@ KIND_DIRECTIONS: dict[str, int] = {
 OWN_KINDS: frozenset[str] = frozenset(
     {"cpu", "memory", "disk", "server_latency", "call_latency", "network_latency", "errors"}
 )
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("infrastructure", re.compile(r"^node_")),
-    ("errors", re.compile(r"success_rate|error")),
-    ("network_latency", re.compile(r"edge_wire_latency")),
-    ("call_latency", re.compile(r"edge_source_latency")),
-    ("client_latency", re.compile(r"client_latency")),
-    ("server_latency", re.compile(r"latency")),
-    ("cpu", re.compile(r"cpu")),
-    ("memory", re.compile(r"mem")),
-    ("disk", re.compile(r"disk")),
-    ("traffic", re.compile(r"workload|request|network|bytes|syscall|ops|rate")),
-)
-# Falls of a success rate are the problem; everything else under "errors" (error rates) rises.
-_FALLING = re.compile(r"success_rate")
 # Resources whose exhaustion makes a service fail (writes fail on a full disk), and the share of
 # capacity from which they count as full. Not memory: a memory percentage is often of the pod's
 # request rather than its limit (Nezha's reach 148 %), and a pod at 97 % of it during a network
@@ -75,30 +64,30 @@ _SHARE_SCALE: dict[str, float] = {"percent": 100.0, "%": 100.0, "ratio": 1.0}
 
 def exhausted_kinds(metrics: Iterable[tuple[str, str, float]], full_at: float = FULL_AT) -> set[str]:
     """The capacity kinds (:data:`CAPACITY_KINDS`) among ``(metric, unit, peak value)`` whose peak
-    reached ``full_at`` of capacity; only shares of capacity (``percent`` or ``ratio``) say so."""
+    reached ``full_at`` of capacity; only shares of capacity in use (``percent`` or ``ratio``, from
+    the unit or else the name: :func:`models.metric_vocabulary.metric_unit`) say so."""
     out = set()
     for metric, unit, peak in metrics:
         kind = metric_kind(metric)
-        scale = _SHARE_SCALE.get(unit.strip().lower())
-        if kind in CAPACITY_KINDS and scale is not None and peak >= full_at * scale:
+        scale = _SHARE_SCALE.get(unit.strip().lower() or metric_unit(metric))
+        used = metric_direction(metric) > 0  # not a share left free
+        if kind in CAPACITY_KINDS and used and scale is not None and peak >= full_at * scale:
             out.add(kind)
     return out
 
 
 def metric_kind(metric: str) -> str:
-    """The kind of a metric name (``traffic`` when nothing more specific matches)."""
-    name = metric.lower()
-    for kind, pattern in _RULES:
-        if pattern.search(name):
-            return kind
-    return "traffic"
+    """The kind of a metric name (:func:`models.metric_vocabulary.vocabulary_kind`; ``traffic``
+    when nothing more specific matches)."""
+    return vocabulary_kind(metric)
 
 
 def metric_direction(metric: str) -> int:
     """+1 when a rise of ``metric`` is a problem, -1 when a fall is, 0 when both are."""
-    if _FALLING.search(metric.lower()):
+    kind = metric_kind(metric)
+    if vocabulary_falls(metric, kind):
         return -1
-    return KIND_DIRECTIONS[metric_kind(metric)]
+    return KIND_DIRECTIONS[kind]
 
 
 def categorise(

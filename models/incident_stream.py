@@ -33,7 +33,11 @@ The pipeline an on-call engineer would want running every minute on a microservi
 5. **episodes per service**: a service *fires* when its evidence reaches ``open_threshold`` from
    calm (or, while still active, when families that were calm for ``resolve_after`` steps alone
    reach it: a second fault on a service still showing the after-effects of the first), and calms
-   down after ``resolve_after`` steps below ``sustain_threshold``;
+   down after ``resolve_after`` steps below ``sustain_threshold``. With a page budget
+   (``page_budget_per_day``, 2 by default; :mod:`models.page_budget`) the opening threshold is
+   each system's own, the level its normal evidence reaches that many times a day, fitted online
+   from the steps seen so far and starting from ``open_threshold`` (or a trained calibration),
+   never below it; ``sustain_threshold`` and ``split_threshold`` keep their ratio to it;
 6. **incidents**: a firing service opens an incident unless an open one explains it (it is in its
    first ``rank_window`` steps, or the service calls a member that is firing right now: problems
    travel upstream). A second incident while one is open needs ``split_threshold`` (a weaker
@@ -47,7 +51,8 @@ The pipeline an on-call engineer would want running every minute on a microservi
    a caller is not drained by the number of its callees) over the evidence of
    the last ``rank_window`` steps (services claimed by another open incident left out), the
    incident gets a **category** from the kinds anomalous at the top service and its disk being
-   full (:func:`models.incident_category.categorise`), a **severity** and **evidence** (top series:
+   full (:func:`models.incident_category.categorise`), a likely **fault type** with a confidence
+   (:func:`models.fault_types.classify_fault`), a **severity** and **evidence** (top series:
    surprise, observed and expected values). With ``refine_ranking`` the ranking, category and
    evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps).
    With ``rank_onsets`` the ranking counts only families whose current run of anomaly began after
@@ -81,6 +86,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import require_columns
+from models.fault_types import FaultEvidence, classify_fault
 from models.incident_category import (
     OWN_KINDS,
     categorise,
@@ -88,6 +94,8 @@ from models.incident_category import (
     metric_direction,
     metric_kind,
 )
+from models.metric_vocabulary import metric_tokens, metric_unit
+from models.page_budget import PageBudget
 from models.rca import rank_root_causes
 from models.streaming_surprise import StreamingSurprise
 
@@ -100,10 +108,18 @@ STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
     "severity",
     "evidence",
     "reopened",
+    "fault_type",
+    "fault_type_confidence",
 )
-_CALLER_VIEW, _CALLEE_VIEW = "edge_source_latency", "edge_destination_latency"
+# An edge's latency seen by the caller / by the callee: ``edge`` and one of these tokens in its name.
+_CALLER_VIEW: frozenset[str] = frozenset({"source", "caller"})
+_CALLEE_VIEW: frozenset[str] = frozenset({"destination", "callee", "target"})
 WIRE_METRIC = "edge_wire_latency"
-_FAMILY_SUFFIX = re.compile(r"(_p\d{2}|_rate|_usage|_pct|_percent|_mib|_bytes|_millicores)+$")
+# Tokens naming a variant of one measurement (a percentile, a statistic, a unit), not the thing measured.
+_VARIANT_TOKEN = re.compile(
+    r"^(p\d{2,3}|rate|usage|pct|percent|percentage|ratio|mib|mb|bytes|millicores|seconds|secs|ms|milliseconds"
+    r"|total|per|second|avg|mean|max|min|median)$"
+)
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,17 @@ class StreamSettings:
     rank_onsets: bool = True  # rank on families whose anomaly began after a calm spell only
     top_evidence: int = 5
     reopen_within: int = 15  # steps after closing in which a flare-up of its problem re-opens it (0: never)
+    # Page budget (models.page_budget): each system's opening threshold is the level its normal
+    # episodes reach this many times a day, fitted online on its own evidence and shrunk towards a
+    # prior (a trained calibration, else open_threshold). None: open_threshold throughout.
+    # sustain_threshold and split_threshold keep their ratio to the system's opening threshold.
+    page_budget_per_day: float | None = 2.0
+    budget_block_minutes: float = 60.0  # blocks whose maxima the tail is fitted on (time, not steps)
+    budget_history_days: float = 7.0  # blocks the fit looks back on
+    budget_prior_days: float = 1.0  # how much history the prior is worth
+    # The calibrated opening threshold never goes below this evidence; None: open_threshold (the
+    # budget raises the threshold of a system noisier than it allows, never lowers a quiet one's).
+    budget_floor: float | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> StreamSettings:
@@ -164,6 +191,8 @@ class StreamSettings:
             )
         if self.reopen_within < 0:
             raise ValueError(f"reopen_within must not be negative, got {self.reopen_within}")
+        if self.page_budget_per_day is not None and self.page_budget_per_day <= 0:
+            raise ValueError(f"page_budget_per_day must be positive (or None), got {self.page_budget_per_day}")
 
 
 @dataclass
@@ -183,11 +212,18 @@ class StreamIncident:
     reopened: int = 0  # times it closed and then flared up again (re-opened, not paged anew)
     closed_step: int = field(default=-1, repr=False)  # the stream step at which it last closed
     system: int = field(default=0, repr=False)  # the part of the call graph all its members are in
+    fault_type: str = "unknown"  # the likely fault (models.fault_types.FAULT_TYPES)
+    fault_type_confidence: float = 0.0
+    fault_evidence: FaultEvidence | None = field(default=None, repr=False)  # what the fault type read
+    threshold: float = field(default=0.0, repr=False)  # the system's opening threshold when it opened
+    page_score: float | None = field(default=None, repr=False)  # models.page_budget score at opening
 
 
 def metric_family(metric: str) -> str:
-    """The thing a metric measures, without percentile or unit variants (``pod_server_latency``)."""
-    return _FAMILY_SUFFIX.sub("", metric) or metric
+    """The thing a metric measures, without percentile, statistic or unit variants:
+    ``pod_server_latency_p95`` and ``latency_p99_seconds`` -> ``pod_server_latency``, ``latency``."""
+    kept = [t for t in metric_tokens(metric) if not _VARIANT_TOKEN.match(t)]
+    return "_".join(kept) or metric
 
 
 def onset_runs(hot: np.ndarray, calm: np.ndarray, onset: np.ndarray, resolve_after: int) -> np.ndarray:
@@ -203,24 +239,46 @@ def wire_pairs(catalogue: pd.DataFrame) -> list[tuple[str, str, str]]:
 
     An edge's latency seen by the caller minus the same edge seen by the callee is the time spent
     between them (network, proxies, queues before the handler): it grows under a network delay
-    while the callee's own time does not, and stays flat when the callee itself is slow.
+    while the callee's own time does not, and stays flat when the callee itself is slow. The two
+    views are latency series of one ``resource_id`` named alike but for the view
+    (:func:`edge_view`: ``edge_source_latency_p50`` and ``edge_destination_latency_p50``).
     """
     if "resource_id" not in catalogue.columns:
         return []
-    metric = catalogue["metric"].astype(str)
-    rows = catalogue.assign(_m=metric, _r=catalogue["resource_id"].astype(str))
-    callee_view = {
-        (r, m.replace(_CALLEE_VIEW, "")): str(u)
-        for u, r, m in zip(rows["unique_id"], rows["_r"], rows["_m"], strict=True)
-        if m.startswith(_CALLEE_VIEW)
-    }
-    pairs = []
-    for uid, resource, m in zip(rows["unique_id"], rows["_r"], rows["_m"], strict=True):
-        if m.startswith(_CALLER_VIEW):
-            other = callee_view.get((resource, m.replace(_CALLER_VIEW, "")))
-            if other is not None:
-                pairs.append((str(uid), other, m.replace(_CALLER_VIEW, WIRE_METRIC)))
-    return pairs
+    callee_view: dict[tuple[str, str], str] = {}
+    caller_view: list[tuple[str, str, str]] = []
+    for uid, resource, metric in zip(
+        catalogue["unique_id"].astype(str), catalogue["resource_id"].astype(str), catalogue["metric"].astype(str),
+        strict=True,
+    ):
+        view = edge_view(metric)
+        if view is None:
+            continue
+        side, rest = view
+        if side == "callee":
+            callee_view[(resource, rest)] = uid
+        else:
+            caller_view.append((uid, resource, rest))
+    return [
+        (uid, callee_view[(resource, rest)], f"{WIRE_METRIC}{rest}")
+        for uid, resource, rest in caller_view
+        if (resource, rest) in callee_view
+    ]
+
+
+def edge_view(metric: str) -> tuple[str, str] | None:
+    """``("caller" | "callee", what is left of the name after the view)`` for an edge latency
+    named with ``edge`` and a view token (``edge_source_latency_p50`` -> ``("caller", "_p50")``:
+    the part after ``latency``), else None."""
+    tokens = metric_tokens(metric)
+    if "edge" not in tokens or metric_kind(metric) not in ("call_latency", "server_latency"):
+        return None
+    words = set(tokens)
+    side = "caller" if words & _CALLER_VIEW else "callee" if words & _CALLEE_VIEW else None
+    if side is None:
+        return None
+    rest = [t for t in tokens if t not in ("edge", "latency") and t not in _CALLER_VIEW | _CALLEE_VIEW]
+    return side, "".join(f"_{t}" for t in rest)
 
 
 class IncidentStream:
@@ -231,7 +289,10 @@ class IncidentStream:
         catalogue: pd.DataFrame,
         call_graph: Mapping[str, Sequence[str]],
         settings: StreamSettings | None = None,
+        calibration: Mapping[str, float] | None = None,
     ) -> None:
+        """``calibration``: trained opening thresholds per service (:meth:`calibrated_thresholds`
+        of an earlier stream), the page budget's prior before its own fit; ignored without a budget."""
         require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
         cat = catalogue.drop_duplicates("unique_id").reset_index(drop=True)
         if cat.empty:
@@ -318,6 +379,55 @@ class IncidentStream:
         self._opened: list[StreamIncident] = []
         self.closed: list[StreamIncident] = []
         self._steps = 0  # steps fed so far
+        self._service_system = np.array([self._system[sv] for sv in self.services], dtype=int)
+        self._budget = self._page_budget(calibration or {})
+        self._opening = self.opening_thresholds()  # this step's, what opened its incidents
+
+    def _page_budget(self, calibration: Mapping[str, float]) -> PageBudget | None:
+        """The online calibration of each system's opening threshold; its prior is the largest
+        trained threshold among the system's services, else ``open_threshold``."""
+        s = self.settings
+        if s.page_budget_per_day is None:
+            return None
+        prior = np.full(len(self._system_positions), s.open_threshold)
+        trained: dict[int, float] = {}
+        for sv, level in calibration.items():
+            if sv in self._system:
+                trained[self._system[sv]] = max(trained.get(self._system[sv], 0.0), float(level))
+        for system, level in trained.items():
+            prior[system] = level
+        return PageBudget(
+            prior, budget_per_day=s.page_budget_per_day, block_minutes=s.budget_block_minutes,
+            history_days=s.budget_history_days, prior_days=s.budget_prior_days,
+            floor=s.open_threshold if s.budget_floor is None else s.budget_floor,
+        )
+
+    def opening_thresholds(self) -> np.ndarray:
+        """Per service (in :attr:`services` order): the evidence that opens an incident now."""
+        if self._budget is None:
+            return np.full(len(self.services), self.settings.open_threshold)
+        return self._budget.thresholds[self._service_system]
+
+    def calibrated_thresholds(self) -> dict[str, float]:
+        """Per service: its system's opening threshold now, as the page budget calibrated it
+        (empty without a budget); what a later stream takes as ``calibration``."""
+        if self._budget is None:
+            return {}
+        return {sv: round(float(t), 6) for sv, t in zip(self.services, self.opening_thresholds(), strict=True)}
+
+    def calibration_report(self) -> list[dict[str, Any]]:
+        """Per system: its services, opening threshold and fitted episode tail (None before a fit)."""
+        if self._budget is None:
+            return []
+        return [
+            {
+                "system": system,
+                "services": [self.services[j] for j in at],
+                "open_threshold": round(float(self._budget.thresholds[system]), 6),
+                "tail": None if self._budget.tails[system] is None else self._budget.tails[system].to_dict(),
+            }
+            for system, at in self._system_positions.items()
+        ]
 
     @property
     def open_incident(self) -> StreamIncident | None:
@@ -354,14 +464,21 @@ class IncidentStream:
         self._recent.append((result.surprise, result.observed, result.expected, rank_surprise))
         self._weight = self._error_weights(result.observed, result.expected)
         evidence = self._service_evidence(result.surprise)
+        opening = self._opening = self.opening_thresholds()  # from the steps before this one: causal
+        sustain = opening * (s.sustain_threshold / s.open_threshold)
+        split = opening * (s.split_threshold / s.open_threshold)
+        if self._budget is not None:
+            by_system = np.zeros(len(self._system_positions))
+            np.maximum.at(by_system, self._service_system, np.nan_to_num(evidence, nan=0.0))
+            self._budget.observe(pd.Timestamp(ds).timestamp(), by_system)
         # A family is fresh when it was calm for the last resolve_after steps: an active service
         # whose fresh families alone reach open_threshold has a new problem (a second fault on a
         # service still showing the after-effects of the first).
         fresh = self._family_calm >= s.resolve_after
         fresh_evidence = self._service_evidence(result.surprise, fresh)
         self._family_calm = np.where(family >= s.kind_threshold, 0, self._family_calm + 1)
-        fired = (evidence >= s.open_threshold) & (~self._active | (fresh_evidence >= s.open_threshold))
-        self._calm = np.where(evidence >= s.sustain_threshold, 0, self._calm + 1)
+        fired = (evidence >= opening) & (~self._active | (fresh_evidence >= opening))
+        self._calm = np.where(evidence >= sustain, 0, self._calm + 1)
         self._active = (self._active & (self._calm < s.resolve_after)) | fired
         self._calm[fired] = 0
         ds = pd.Timestamp(ds)
@@ -370,9 +487,9 @@ class IncidentStream:
             incident.peak = max(incident.peak, float(evidence[self._member_mask(incident)].max()))
         raised: list[StreamIncident] = []
         new = [self.services[j] for j in np.where(fired)[0]]
-        hot = {self.services[j] for j in np.where(evidence >= s.open_threshold)[0]}
+        hot = {self.services[j] for j in np.where(evidence >= opening)[0]}
         unexplained = [sv for sv in new if not any(self._explains(i, sv, hot) for i in self._opened)]
-        flares = [sv for sv in unexplained if fresh_evidence[self._position[sv]] < s.open_threshold]
+        flares = [sv for sv in unexplained if fresh_evidence[self._position[sv]] < opening[self._position[sv]]]
         reopened = self._reopen_flares(flares)
         unexplained = [
             sv
@@ -384,7 +501,7 @@ class IncidentStream:
         weak = [
             sv
             for sv in unexplained
-            if self._system[sv] in busy and evidence[self._position[sv]] < s.split_threshold
+            if self._system[sv] in busy and evidence[self._position[sv]] < split[self._position[sv]]
         ]
         for sv in weak:  # not paged now: it may fire again once the open incidents close
             self._active[self._position[sv]] = False
@@ -505,7 +622,16 @@ class IncidentStream:
         evidence = self._service_evidence(self._recent[-1][0])
         level = max(float(evidence[self._position[sv]]) for sv in fired)
         incident.score, incident.peak = round(level, 6), level
-        incident.severity = _severity(level, self.settings.open_threshold)
+        threshold = float(self._opening[self._position[fired[0]]])
+        incident.threshold = threshold
+        incident.severity = _severity(level, threshold)
+        if self._budget is not None:
+            incident.page_score = self._budget.page_score(system, level)
+            payload = json.loads(incident.evidence)
+            payload["open_threshold"] = round(threshold, 6)
+            if incident.page_score is not None:
+                payload["page_score"] = round(incident.page_score, 6)
+            incident.evidence = json.dumps(payload, sort_keys=True)
         return incident
 
     def _assess(self, incident: StreamIncident) -> None:
@@ -532,8 +658,11 @@ class IncidentStream:
         kinds_root = self._kind_peaks(recent, self.service == ranked[0])
         kinds_all = self._kind_peaks(recent, np.isin(self.service, ranked))
         incident.services = ranked
-        incident.category = categorise(
-            kinds_root, kinds_all, self.settings.kind_threshold, self._exhausted(ranked[0])
+        exhausted = self._exhausted(ranked[0])
+        incident.category = categorise(kinds_root, kinds_all, self.settings.kind_threshold, exhausted)
+        incident.fault_evidence = self._fault_evidence(ranked[0], kinds_root, kinds_all, exhausted)
+        incident.fault_type, incident.fault_type_confidence = classify_fault(
+            incident.fault_evidence, self.settings.kind_threshold
         )
         incident.evidence = self._evidence_json(recent, observed, expected, ranked)
 
@@ -544,6 +673,36 @@ class IncidentStream:
         at = np.where((self.service == service) & ~np.isnan(observed).all(axis=0))[0]
         peaks = np.nanmax(observed[:, at], axis=0) if at.size else np.array([])
         return exhausted_kinds(zip(self.metric[at], self.unit[at], peaks, strict=True))
+
+    def _fault_evidence(
+        self, service: str, root: dict[str, float], incident: dict[str, float], exhausted: set[str]
+    ) -> FaultEvidence:
+        """The root's moves over the last ``rank_window`` steps, for :func:`models.fault_types.classify_fault`."""
+        at = self.service == service
+        observed = np.stack([r[1] for r in self._recent])[:, at]
+        expected = np.stack([r[2] for r in self._recent])[:, at]
+        kind, unit = self.kind[at], np.char.lower(self.unit[at].astype(str))
+        usable = np.isfinite(observed) & np.isfinite(expected) & (expected > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(usable, observed / np.where(usable, expected, 1.0), np.nan)
+        rise: dict[str, float] = {}
+        fall: dict[str, float] = {}
+        for k in np.unique(kind):
+            col = ratio[:, kind == k]
+            if np.isfinite(col).any():
+                rise[str(k)] = float(np.nanmax(col) - 1.0)
+                fall[str(k)] = float(1.0 - np.nanmin(col))
+        percent = np.where(np.isin(unit, ["percent", "%"]), 1.0, np.where(unit == "ratio", 100.0, np.nan))
+        share = (kind == "memory") & np.isfinite(percent)
+        seen = observed[:, share] * percent[share]
+        return FaultEvidence(
+            root=root,
+            incident=incident,
+            rise=rise,
+            fall=fall,
+            memory_peak_percent=float(np.nanmax(seen)) if np.isfinite(seen).any() else None,
+            exhausted=frozenset(exhausted),
+        )
 
     def _kind_peaks(self, surprise: np.ndarray, mask: np.ndarray) -> dict[str, float]:
         peaks: dict[str, float] = {}
@@ -576,10 +735,23 @@ def replay(
     catalogue: pd.DataFrame,
     call_graph: Mapping[str, Sequence[str]],
     settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Feed long telemetry (``unique_id, ds, y``) through an :class:`IncidentStream` step by step,
     in time order; one row per incident with :data:`STREAM_INCIDENT_COLUMNS`."""
+    return replay_stream(telemetry, catalogue, call_graph, settings, calibration)[0]
+
+
+def replay_stream(
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]],
+    settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, IncidentStream]:
+    """:func:`replay`'s incidents and the stream after the last step (its calibration)."""
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
+    catalogue = with_share_units(catalogue, telemetry)  # an error share of unstated unit, from its values
     known = telemetry["unique_id"].astype(str).isin(set(catalogue["unique_id"].astype(str)))
     stream = IncidentStream(
         catalogue[
@@ -587,13 +759,14 @@ def replay(
         ],
         call_graph,
         settings,
+        calibration,
     )
     wide = telemetry[known].pivot_table(index="ds", columns="unique_id", values="y", aggfunc="last")
     wide = wide.reindex(columns=stream.series).sort_index()
     raised: list[StreamIncident] = []
     for ds, row in zip(wide.index, wide.to_numpy(dtype="float64"), strict=True):
         raised += stream.step(pd.Timestamp(ds), row)
-    return incidents_frame(raised)
+    return incidents_frame(raised), stream
 
 
 def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:
@@ -608,6 +781,8 @@ def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:
             "severity": i.severity,
             "evidence": i.evidence,
             "reopened": i.reopened,
+            "fault_type": i.fault_type,
+            "fault_type_confidence": round(i.fault_type_confidence, 3),
         }
         for i in incidents
     ]
@@ -630,20 +805,45 @@ def failed_share_unit(metric: str, unit: str) -> float:
     """One percentage point in the units of ``metric`` when it is a share of failed (or, for a
     success rate, succeeded) requests, else 0 (not a share: no absolute floor).
 
-    An ``errors`` metric is a share when its unit says so (``percent`` / ``%`` or ``ratio``); a
-    success rate is one whatever its unit (a ratio unless it says percent). An error rate in
-    ``ratio`` units sits near 0, so its relative floor is ~0 and a blip of a few tenths of a
-    point reads as a many-sigma jump: on the simulator (``error_rate``, ratio; seed 7, the 8.4
-    held-out days) 147 false incidents without this floor, 43 with it.
+    An ``errors`` metric is a share when its unit says so (``percent`` / ``%`` or ``ratio``; an
+    empty unit is read from the name, e.g. ``error_pct``, ``error_ratio``:
+    :func:`models.metric_vocabulary.metric_unit`); a success rate is one whatever its unit (a
+    ratio unless it says percent). An error rate in ``ratio`` units sits near 0, so its relative
+    floor is ~0 and a blip of a few tenths of a point reads as a many-sigma jump: on the
+    simulator (``error_rate``, ratio; seed 7, the 8.4 held-out days) 147 false incidents without
+    this floor, 43 with it.
     """
     if metric_kind(metric) != "errors":
         return 0.0
-    unit = unit.strip().lower()
+    unit = unit.strip().lower() or metric_unit(metric)
     if unit in ("percent", "%"):
         return 1.0
     if unit == "ratio" or _is_success_rate(metric):
         return 0.01
     return 0.0
+
+
+def with_share_units(catalogue: pd.DataFrame, telemetry: pd.DataFrame) -> pd.DataFrame:
+    """``catalogue`` with the empty ``unit`` of each ``errors`` series whose name states none
+    either filled from its values: all within [0, 1] is a ``ratio``, within [0, 100] a
+    ``percent``; otherwise (a count of errors) it stays empty. Series with a unit are untouched."""
+    unit = (
+        catalogue["unit"].fillna("").astype(str)
+        if "unit" in catalogue.columns
+        else pd.Series("", index=catalogue.index)
+    )
+    metric = catalogue["metric"].astype(str)
+    unknown = (unit.str.strip() == "") & metric.map(lambda m: metric_kind(m) == "errors" and not metric_unit(m))
+    if not unknown.any():
+        return catalogue
+    ids = set(catalogue.loc[unknown, "unique_id"].astype(str))
+    values = telemetry[telemetry["unique_id"].astype(str).isin(ids)]
+    bounds = values.groupby(values["unique_id"].astype(str))["y"].agg(["min", "max"])
+    share = pd.Series("", index=bounds.index, dtype=object)
+    share[(bounds["min"] >= 0) & (bounds["max"] <= 100)] = "percent"
+    share[(bounds["min"] >= 0) & (bounds["max"] <= 1)] = "ratio"
+    filled = catalogue["unique_id"].astype(str).map(share).fillna("")
+    return catalogue.assign(unit=unit.where(~unknown, filled))
 
 
 def _is_success_rate(metric: str) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution x this = its standard deviation
+MEAN_AD_TO_SIGMA = 1.2533  # mean absolute deviation of a normal distribution x this = its standard deviation
 
 
 def steps_in(span: pd.Timedelta, ds: pd.Series | pd.DatetimeIndex) -> int:
@@ -27,13 +28,18 @@ def steps_in(span: pd.Timedelta, ds: pd.Series | pd.DatetimeIndex) -> int:
     return max(1, int(round(span / spacing)))
 
 
-def trailing_robust_z(values: np.ndarray, window: int, min_periods: int = 10, chunk: int = 4096) -> np.ndarray:
+def trailing_robust_z(
+    values: np.ndarray, window: int, min_periods: int = 10, chunk: int = 4096, mean_ad_fallback: bool = False
+) -> np.ndarray:
     """``|x_t - median| / (1.4826 MAD)`` over the ``window`` samples before each row (exact).
 
     Rows with fewer than ``min_periods`` finite samples before them, and non-finite rows, score 0.
     A reference with no spread (MAD 0) uses the smallest spread it could resolve (1e-9 of the
-    median's magnitude, or 1e-12), so a flat series that moves scores high. Works in blocks of
-    ``chunk`` rows: memory ``chunk x window`` floats whatever the length.
+    median's magnitude, or 1e-12), so a flat series that moves scores high. With
+    ``mean_ad_fallback`` a reference whose MAD is 0 but which does vary (more than half its samples
+    equal) uses 1.2533 x its mean absolute deviation instead (the modified z-score's rule, Iglewicz
+    & Hoaglin 1993), so a mostly constant counter that ticks does not score as if it never moved.
+    Works in blocks of ``chunk`` rows: memory ``chunk x window`` floats whatever the length.
     """
     if window < 1 or min_periods < 1:
         raise ValueError(f"window and min_periods must be >= 1, got {window} and {min_periods}")
@@ -49,7 +55,12 @@ def trailing_robust_z(values: np.ndarray, window: int, min_periods: int = 10, ch
             rows = windows[enough]
             median = np.nanmedian(rows, axis=1) if len(rows) else np.empty(0)
             mad = np.nanmedian(np.abs(rows - median[:, None]), axis=1) if len(rows) else np.empty(0)
-            spread = np.maximum(MAD_TO_SIGMA * mad, np.maximum(np.abs(median) * 1e-9, 1e-12))
+            spread = MAD_TO_SIGMA * mad
+            flat = spread == 0
+            if mean_ad_fallback and flat.any():
+                deviation = np.abs(rows[flat] - median[flat, None])
+                spread[flat] = MEAN_AD_TO_SIGMA * np.nanmean(deviation, axis=1)
+            spread = np.maximum(spread, np.maximum(np.abs(median) * 1e-9, 1e-12))
             block = np.zeros(hi - lo)
             block[enough] = np.abs(x[lo:hi][enough] - median) / spread
         z[lo:hi] = np.where(np.isfinite(block), block, 0.0)

@@ -19,9 +19,13 @@ writes each incident as a roll-up incident would be written:
   the roll-up's scale (a calibrated score), so thresholds and dashboards read both alike; the raw
   evidence stays in the evidence JSON (``stream_evidence``);
 - ``evidence`` is the stream's JSON (top series with surprise, observed and expected values;
-  ``ranked_services``), each series also naming its ``resource_id`` as the roll-up's do;
+  ``ranked_services``; with a page budget the system's ``open_threshold`` when it opened and,
+  once calibrated, its ``page_score``: the chance that a normal day of the system holds no
+  episode as large), each series also naming its ``resource_id`` as the roll-up's do;
 - ``resource_id`` is that of the top-ranked service's most surprising evidence series;
-- category and severity are the stream's (both in the roll-up's vocabularies).
+- category and severity are the stream's (both in the roll-up's vocabularies); the likely fault
+  type and its confidence (:mod:`models.fault_types`) travel in the evidence JSON
+  (``fault_type``, ``fault_type_confidence``), so a page can say what to do.
 
 Measured on the simulator (seeds 3, 5, 7, 11, 13, 17, 19; 21 days at 5-minute steps; incidents
 raised in the last 40 % matched as the train flow matches them, ``match_incidents``), replayed as
@@ -65,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
-from models.incident_stream import StreamSettings, replay
+from models.incident_stream import StreamSettings, replay_stream
 from models.incidents import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
 
 if TYPE_CHECKING:
@@ -83,26 +87,48 @@ def stream_incidents(
     resolve_after: str | pd.Timedelta = "30min",
     since: pd.Timestamp | None = None,
     settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Incidents from replaying ``telemetry`` (``unique_id, ds, y``) through the streaming
     pipeline, with :data:`STREAM_COLUMNS` (see the module doc); only those raised at or after
-    ``since`` when given (the samples before it still build the baselines).
+    ``since`` when given (the samples before it still build the baselines). ``calibration``:
+    trained opening thresholds per service, the page budget's prior (:func:`replay_stream`).
 
     Without a ``call_graph`` every service is ranked on its own evidence alone.
     """
+    return stream_incidents_calibrated(
+        telemetry, catalogue, call_graph, resolve_after=resolve_after, since=since, settings=settings,
+        calibration=calibration,
+    )[0]
+
+
+def stream_incidents_calibrated(
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]] | None,
+    *,
+    resolve_after: str | pd.Timedelta = "30min",
+    since: pd.Timestamp | None = None,
+    settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """:func:`stream_incidents` and the opening threshold per service the page budget
+    calibrated by the replay's end (:meth:`~models.incident_stream.IncidentStream.calibrated_thresholds`;
+    empty without a budget or telemetry): what the train flow stores for the detect flow."""
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
     require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
     resolve = pd.Timedelta(resolve_after)
     if resolve <= pd.Timedelta(0):
         raise ValueError(f"resolve_after must be positive, got {resolve_after!r}")
     if telemetry.empty:
-        return _empty()
-    raised = replay(telemetry, catalogue, call_graph or {}, settings)
+        return _empty(), {}
+    raised, stream = replay_stream(telemetry, catalogue, call_graph or {}, settings, calibration)
+    thresholds = stream.calibrated_thresholds()
     if since is not None:
         raised = raised[raised["opened_at"] >= pd.Timestamp(since)]
     if raised.empty:
-        return _empty()
-    return incident_rows(raised, catalogue, resolve)
+        return _empty(), thresholds
+    return incident_rows(raised, catalogue, resolve), thresholds
 
 
 def configured_stream_incidents(
@@ -111,12 +137,27 @@ def configured_stream_incidents(
     catalogue: pd.DataFrame,
     call_graph: Mapping[str, Sequence[str]] | None,
     since: pd.Timestamp,
+    calibration: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """:func:`stream_incidents` with the detect settings' ``stream_params`` and
     ``resolve_after_minutes``: what the detect flow pages, as the train flow and ``bench detect``
     replay it too."""
-    return stream_incidents(telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
-                            resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=since)
+    return configured_stream_calibrated(cfg, telemetry, catalogue, call_graph, since, calibration)[0]
+
+
+def configured_stream_calibrated(
+    cfg: DetectConfig,
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]] | None,
+    since: pd.Timestamp,
+    calibration: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """:func:`configured_stream_incidents` and the calibrated thresholds (:func:`stream_incidents_calibrated`)."""
+    return stream_incidents_calibrated(
+        telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
+        resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=since, calibration=calibration,
+    )
 
 
 def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:
@@ -125,9 +166,14 @@ def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Tim
     ranked = raised["services"].astype(str)
     service = ranked.str.split(";").str[0]
     start = raised["opened_at"].astype(UTC_DTYPE)
+    faults = zip(
+        raised.get("fault_type", pd.Series("unknown", index=raised.index)),
+        raised.get("fault_type_confidence", pd.Series(0.0, index=raised.index)),
+        strict=True,
+    )
     evidence = [
-        _evidence_json(e, level, resources)
-        for e, level in zip(raised["evidence"], raised["score"], strict=True)
+        _evidence_json(e, level, resources, fault)
+        for e, level, fault in zip(raised["evidence"], raised["score"], faults, strict=True)
     ]
     out = pd.DataFrame(
         {
@@ -192,12 +238,17 @@ def _top_resource(evidence: str, service: str, resources: Mapping[str, str]) -> 
     return None
 
 
-def _evidence_json(evidence: str, level: float, resources: Mapping[str, str]) -> str:
-    """The stream's evidence with each series' ``resource_id`` and the raw ``stream_evidence``."""
+def _evidence_json(
+    evidence: str, level: float, resources: Mapping[str, str], fault: tuple[str, float] = ("unknown", 0.0)
+) -> str:
+    """The stream's evidence with each series' ``resource_id``, the raw ``stream_evidence`` and the
+    likely ``fault_type`` with its ``fault_type_confidence`` (:mod:`models.fault_types`)."""
     payload = json.loads(evidence)
     for series in payload.get("series", []):
         series["resource_id"] = _series_resource(str(series["unique_id"]), resources)
     payload["stream_evidence"] = round(float(level), 6)
+    payload["fault_type"] = str(fault[0])
+    payload["fault_type_confidence"] = round(float(fault[1]), 3)
     return json.dumps(payload, sort_keys=True)
 
 

@@ -333,6 +333,10 @@ def run_promotion_cycle(registry: ModelRegistry, tracking_uri: str, tmp: Path) -
     assert gate(registry, third, 0.61).reason == "mase 0.61 beats champion 0.7 and baseline 0.95"
     assert aliases(client, name) == {CHAMPION: third.version, CHALLENGER: second.version}
     assert client.get_model_version(name, third.version).tags[DECISION_TAG] == "promote"
+    # An artifact of the champion's run (how the detect flow reads the page budget's calibration).
+    assert registry.champion_artifact_text(name, "plots/backtest--1.0.txt") == "offset -1.0\n"
+    assert registry.champion_artifact_text(name, "plots/backtest-5.0.txt") is None  # the challenger's
+    assert registry.champion_artifact_text("never-registered", "plots/backtest--1.0.txt") is None
 
     start = time.perf_counter()
     loaded = registry.load_model(name)

@@ -29,8 +29,10 @@ def test_the_flow_path_finds_a_cpu_fault_ranks_its_service_and_names_its_categor
     hit = incidents.iloc[int(matches.iloc[0]["incident"])]
     assert hit["opened_at"] == FAULT_SEEN_AT  # raised at the minute the samples became available
     assert hit["services"].split(";")[0] == "cartservice"
-    # Nezha's metric names are not the simulator's: the category comes from their kinds (CPU).
-    assert hit["category"] == "saturation" and matches.iloc[0]["category_ok"]
+    # Nezha's metric names are not the simulator's: the category comes from their kinds (CPU). The
+    # roll-up names no fault type: its class is the coarse one, its fault type unknown.
+    assert hit["coarse_category"] == "saturation" and matches.iloc[0]["coarse_ok"]
+    assert hit["category"] == "unknown" and not matches.iloc[0]["category_ok"]
     assert list(incidents.columns[:4]) == ["opened_at", "services", "category", "score"]
 
 

@@ -549,3 +549,37 @@ def test_a_new_problem_on_a_member_of_a_just_closed_incident_opens_a_second_inci
     assert "web" in first.members and first.reopened == 0
     assert first.closed_at is not None and first.closed_at < second.opened_at
     assert second.opened_at == T0 + pd.Timedelta(minutes=100)
+
+
+def _spiky_system_pages(settings: StreamSettings, days: int = 3) -> tuple[list[int], IncidentStream]:
+    """Ten services sampled every 5 minutes whose latency and CPU spike together about twice a
+    day each (normal for them), one of them failing for good in the last hour; the steps paged."""
+    rng = np.random.default_rng(0)
+    services = [f"s{k}" for k in range(10)]
+    catalogue = pd.DataFrame({
+        "unique_id": [f"{s}/{m}" for s in services for m in ("lat", "cpu")],
+        "service": [s for s in services for _ in range(2)],
+        "metric": ["server_latency_p99", "cpu_usage"] * len(services),
+    })
+    stream = IncidentStream(catalogue, {}, settings)
+    steps, paged = days * 288, []
+    for i in range(steps):
+        y = 100 + rng.normal(0, 1, size=2 * len(services))
+        y += np.repeat(rng.random(len(services)) < 0.007, 2) * rng.exponential(20, size=y.size)
+        if i >= steps - 12:
+            y[:2] += 400
+        paged += [i] * len(stream.step(T0 + pd.Timedelta(minutes=5 * i), y))
+    return paged, stream
+
+
+def test_a_page_budget_raises_a_noisy_systems_threshold_and_still_pages_its_fault() -> None:
+    static, _ = _spiky_system_pages(StreamSettings(page_budget_per_day=None))
+    budgeted, stream = _spiky_system_pages(StreamSettings(page_budget_per_day=2.0))
+    last_day = 2 * 288
+    assert [i for i in static if i >= 3 * 288 - 12] and [i for i in budgeted if i >= 3 * 288 - 12]  # the fault
+    assert len([i for i in budgeted if i >= last_day]) <= len([i for i in static if i >= last_day]) - 2
+    [report] = stream.calibration_report()
+    assert report["open_threshold"] > 6.0 and report["tail"]["blocks"] >= 48
+    assert set(stream.calibrated_thresholds().values()) == {report["open_threshold"]}
+    assert IncidentStream(stream.series.to_frame(name="unique_id").assign(service="s", metric="cpu_usage"), {},
+                          StreamSettings(page_budget_per_day=None)).calibrated_thresholds() == {}

@@ -269,3 +269,47 @@ def test_a_warning_before_the_stream_sees_the_fault_and_the_incident_share_one_p
     assert one.service == "cartservice" and early < one.start < fault.start - pd.Timedelta(minutes=30)
     assert one.incident_id != fault.incident_id  # the warning's id: same dedup key, same page
     assert one.category == fault.category and one.ranked_services == fault.ranked_services
+
+
+def test_a_trained_calibration_is_the_page_budgets_prior_and_the_replay_returns_its_own(tmp_path: Path) -> None:
+    from models.stream_incidents import stream_incidents_calibrated
+
+    day = _day(tmp_path)
+    start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
+    cfg = _cfg("stream")
+    assert len(raise_incidents(cfg, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start)) == 1
+    # 150 minutes are too few hourly blocks for a fit of its own: the prior decides.
+    strict = {sv: 1e6 for sv in day.catalogue["service"]}
+    assert raise_incidents(cfg, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start, strict).empty
+    _, thresholds = stream_incidents_calibrated(day.telemetry, day.catalogue, _graph(day), calibration=strict)
+    assert set(thresholds) >= set(day.catalogue["service"]) and set(thresholds.values()) == {1e6}
+    off = DetectConfig(incident_builder="stream", stream_params={"page_budget_per_day": None})
+    assert len(raise_incidents(off, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start, strict)) == 1
+
+
+class _Registry:
+    """The registry's one call the detect flow makes for the calibration."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text, self.asked = text, []
+
+    def champion_artifact_text(self, registered_name: str, artifact_path: str) -> str | None:
+        self.asked.append((registered_name, artifact_path))
+        return self.text
+
+
+def test_the_detect_flow_reads_the_champions_calibration_only_when_the_budget_pages(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flows.detect import page_calibration
+    from foresight.model_registry import PAGE_BUDGET_ARTIFACT
+    from foresight.settings import load_settings
+
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    registry = _Registry('{"cartservice": 7.25}')
+    assert page_calibration(load_settings(), registry) == {"cartservice": 7.25}  # type: ignore[arg-type]
+    assert registry.asked == [("anomaly-detector", PAGE_BUDGET_ARTIFACT)]
+    assert page_calibration(load_settings(), _Registry(None)) == {}  # type: ignore[arg-type]
+    monkeypatch.setenv("FORESIGHT_DETECT__STREAM_PARAMS", '{"page_budget_per_day": null}')
+    unused = _Registry('{"cartservice": 7.25}')
+    assert page_calibration(load_settings(), unused) == {} and unused.asked == []  # type: ignore[arg-type]
