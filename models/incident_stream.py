@@ -440,15 +440,16 @@ class IncidentStream:
         """Per system: its services, opening threshold and fitted episode tail (None before a fit)."""
         if self._budget is None:
             return []
-        return [
-            {
+        report = []
+        for system, at in self._system_positions.items():
+            tail = self._budget.tails[system]
+            report.append({
                 "system": system,
                 "services": [self.services[j] for j in at],
                 "open_threshold": round(float(self._budget.thresholds[system]), 6),
-                "tail": None if self._budget.tails[system] is None else self._budget.tails[system].to_dict(),
-            }
-            for system, at in self._system_positions.items()
-        ]
+                "tail": None if tail is None else tail.to_dict(),
+            })
+        return report
 
     @property
     def open_incident(self) -> StreamIncident | None:
