@@ -63,8 +63,8 @@ def settings_for_interval(settings: StreamSettings, interval: pd.Timedelta) -> S
     ratio = interval / REPLAY_STEP
     if ratio <= 1:
         return settings
-    steps = {}
+    steps: dict[str, int] = {}
     for name in DURATION_SETTINGS:
         value = getattr(settings, name)
         steps[name] = 0 if value == 0 else max(1, round(value / ratio))
-    return replace(settings, **steps)
+    return replace(settings, **steps)  # type: ignore[arg-type]  # every key is an int setting

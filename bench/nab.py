@@ -6,8 +6,9 @@ Layout read (NAB's own): ``DATA/data/<category>/<name>.csv`` (``timestamp,value`
 Layout written: ``RESULTS/<category>/<detector>_<name>.csv`` with
 ``timestamp,value,anomaly_score,label`` (one row per input row, in order; label 1 inside a window).
 
-Every file is one series scored causally from its first row: a streaming detector (``streaming``
-or any registry detector with a ``make_state`` method: ``knn``, ``streaming_knn``) sees each
+The detector defaults to the detect flow's (``DetectConfig.detector``). Every file is one series
+scored causally from its first row: a streaming detector (``streaming`` or any registry detector
+with a ``make_state`` method: ``knn``, ``streaming_knn``, ``streaming_ensemble``) sees each
 row once, in order, and its score at row ``t`` depends on rows ``<= t`` only. Detectors that
 learn nothing and score a whole series causally in one pass (``series_scores``: ``robust_z``,
 ``robust_z_nms``) score each file that way. Registry detectors
@@ -20,6 +21,8 @@ they score: still causal, and what the detector would have scored in production.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,18 +215,20 @@ def write_results(
 def run(
     data_dir: str | Path,
     out_dir: str | Path,
-    detector: str = STREAMING,
+    detector: str | None = None,
     production_threshold: float | None = None,
     refit_every: pd.Timedelta | None = REFIT_EVERY,
 ) -> NabRun:
-    """Score every file, write the result files, score the corpus under every profile."""
+    """Score every file, write the result files, score the corpus under every profile. The
+    detector and production threshold default to the detect flow's (``DetectConfig``)."""
     started = time.perf_counter()
     files, windows = read_corpus(data_dir)
     profiles = load_profiles(Path(data_dir) / "labels" / "profiles.json")
-    if production_threshold is None:
+    if production_threshold is None or detector is None:
         from foresight.settings import DetectConfig
 
-        production_threshold = DetectConfig().anomaly_threshold
+        production_threshold = DetectConfig().anomaly_threshold if production_threshold is None else production_threshold
+        detector = DetectConfig().detector if detector is None else detector
     t0 = time.perf_counter()
     registry = load_detectors()
     if detector == STREAMING:
@@ -232,7 +237,10 @@ def run(
         model = registry.get(detector)()
         all_scores = [model.series_scores(item.frame["timestamp"], item.frame["value"].to_numpy()) for item in files]
     elif hasattr(registry.get(detector), "make_state"):  # a streaming state: fed row by row
-        all_scores = stream_scores([item.frame for item in files], registry.get(detector)().make_state)
+        make_state = registry.get(detector)().make_state
+        if "names" in inspect.signature(make_state).parameters:  # per-series settings follow the file, not its position
+            make_state = functools.partial(make_state, names=[item.key for item in files])
+        all_scores = stream_scores([item.frame for item in files], make_state)
     else:
         scorer = registry_scores(detector, refit_every)
         all_scores = [scorer(item.frame) for item in files]

@@ -1,13 +1,15 @@
 """``foresight bench score-latency``: time scoring the newest sample of many series at once.
 
 The state of a streaming detector (``streaming``: :class:`~models.streaming_anomaly.StreamingState`;
-``streaming_knn``: :class:`~models.ensemble_anomaly.EnsembleState`, all three members) for
+``streaming_knn``: :class:`~models.ensemble_anomaly.EnsembleState`, all three members;
+``streaming_ensemble``: :class:`~models.streaming_ensemble.StreamingEnsembleState`) for
 ``series`` series (5-minute steps, a daily season of 288 steps) is warmed on ``warm_steps``
 synthetic samples, then the update for one new sample of every series is timed ``repeats`` times
 (pin the process to one core, e.g. ``taskset -c 0``). Median and worst are reported: the
 ensemble's coarse member searches its neighbours only at the last step of each 8-step block, so
 its worst step is the one that matters and the timed steps include such steps (counted as
-``block_ends``) whenever ``repeats`` spans a block.
+``block_ends``) whenever ``repeats`` spans a block. ``streaming_ensemble`` staggers its block
+ends over the series, so every step searches one group and no step is special.
 
 ``incident_stream`` times the detect flow's default incident builder instead
 (:class:`~models.incident_stream.IncidentStream`): one :meth:`~models.incident_stream.IncidentStream.step`
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 # Detectors whose streaming state can be timed, and the detect flow's streaming incident builder.
-TIMED_DETECTORS = ("streaming", "streaming_knn", "incident_stream")
+TIMED_DETECTORS = ("streaming", "streaming_knn", "streaming_ensemble", "incident_stream")
 _METRICS = (("cpu_pct", "percent"), ("mem_pct", "percent"), ("disk_pct", "percent"),
             ("latency_p95", "seconds"), ("error_rate", "ratio"), ("request_rate", "requests_per_second"))
 
@@ -119,6 +121,10 @@ def make_state(detector: str, series: int, season: int) -> tuple[_State, int]:
 
         state = EnsembleState(season_of)
         return state, state.coarse_block
+    if detector == "streaming_ensemble":
+        from models.streaming_ensemble import StreamingEnsembleState
+
+        return StreamingEnsembleState(season_of), 0  # block ends staggered: one group searches each step
     if detector == "incident_stream":
         return IncidentStreamClock(series), 0
     raise ValueError(f"unknown detector {detector!r}; choose one of: {', '.join(TIMED_DETECTORS)}")

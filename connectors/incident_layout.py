@@ -219,6 +219,7 @@ def _parse_times(path: Path, frame: pd.DataFrame, column: str) -> pd.Series:
 
 def _iso(times: pd.Series) -> pd.Series:
     """UTC times as ISO 8601 text ending in ``Z`` (whole seconds, or microseconds when any has a fraction)."""
-    utc = pd.to_datetime(times, utc=True).dt.tz_convert(None).to_numpy().astype("datetime64[us]")
-    unit = "s" if (utc.astype("int64") % 1_000_000 == 0).all() else "us"
-    return pd.Series(np.char.add(np.datetime_as_string(utc, unit=unit), "Z"), index=times.index)
+    utc: np.ndarray = pd.to_datetime(times, utc=True).dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+    whole = bool((utc.astype("int64") % 1_000_000 == 0).all())
+    text = np.datetime_as_string(utc, unit="s") if whole else np.datetime_as_string(utc, unit="us")
+    return pd.Series(np.char.add(text, "Z"), index=times.index)

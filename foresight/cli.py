@@ -219,7 +219,7 @@ def bench_ingest(
 def bench_nab(
     data: Path = typer.Option(..., "--data", help="A NAB-layout folder: data/<category>/<name>.csv and labels/."),
     out: Path = typer.Option(..., "--out", help="Where RESULTS/<category>/<detector>_<name>.csv are written."),
-    detector: str = typer.Option("streaming", help="Anomaly detector (registry name)."),
+    detector: str = typer.Option(None, help="Anomaly detector (registry name; default: the detect flow's)."),
     threshold: float = typer.Option(None, help="Production threshold (default: the detect flow's)."),
     refit_every: str = typer.Option("1d", help="How often a detector that needs fit is refitted on the rows so far "
                                                "(the train flow's schedule); 'never': fitted once on the probation."),
@@ -234,7 +234,7 @@ def bench_nab(
     except ValueError as exc:
         raise typer.BadParameter(f"--refit-every: {refit_every!r} is not a duration like 1d or 12h ({exc})") from exc
     result = run_nab(data, out, detector=detector, production_threshold=threshold, refit_every=refit)
-    table = Table(title=f"NAB: {detector} on {result.files} files ({result.rows:,} rows)")
+    table = Table(title=f"NAB: {result.detector} on {result.files} files ({result.rows:,} rows)")
     for column in ("profile", "threshold from", "score", "threshold", "hit", "missed", "FP"):
         table.add_column(column, justify="left" if column in ("profile", "threshold from") else "right")
     short = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
@@ -249,7 +249,7 @@ def bench_nab(
 def bench_score_latency(
     series: int = typer.Option(10_000, min=1, help="Series scored at once."),
     repeats: int = typer.Option(20, min=1, help="Timed updates (median and worst are reported)."),
-    detector: str = typer.Option("streaming", help="Streaming state timed: streaming, streaming_knn or incident_stream (the detect flow's default incident builder)."),
+    detector: str = typer.Option("streaming", help="Streaming state timed: streaming, streaming_knn, streaming_ensemble or incident_stream (the detect flow's default incident builder)."),
     warm_steps: int = typer.Option(300, min=0, help="Untimed updates before the timed ones."),
 ) -> None:
     """Time scoring the newest sample of many series with a streaming detector (goal: < 1 s)."""

@@ -126,13 +126,13 @@ class DetectConfig(Section):
     """Anomaly and failure-risk detection."""
 
     # Anomaly detector the train flow fits as its candidate (a name in models.anomaly.DETECTORS:
-    # "streaming", "robust_seasonal", "streaming_knn", ...); an unknown name fails there, listing
-    # the choices. "streaming" because it generalises: on the simulator it ties robust_seasonal
-    # (held-out event F1 0.352 / 0.303 against 0.368 / 0.293 on seeds 7 / 11), on NAB's 19 dev
-    # files it scores 67.0 standard against 24.5 (robust_seasonal refitted daily), and it scores
-    # the newest point of 10,000 series in about a millisecond. Slow disk fills and leaks it may
-    # see late are what the failure predictor and the capacity runway are for.
-    detector: str = "streaming"
+    # "streaming_ensemble", "streaming", "streaming_knn", "robust_seasonal", ...); an unknown name
+    # fails there, listing the choices. "streaming_ensemble" (the streaming forecaster plus
+    # nearest neighbours on 8-step block means) because on NAB's dev files, each category held
+    # out in turn, it beats "streaming" on two and ties it on the third (docs/anomaly_detectors.md)
+    # while scoring the newest point of 10,000 series in well under 0.2 s. Slow disk fills and
+    # leaks it may see late are what the failure predictor and the capacity runway are for.
+    detector: str = "streaming_ensemble"
     # Constructor parameters of that detector, over its own ``incident_params`` (e.g.
     # {"suppress": true} to keep the streaming detector's one score per episode).
     detector_params: dict[str, Any] = Field(default_factory=dict)

@@ -127,6 +127,7 @@ _DETECTOR_MODULES = (
     "models.streaming_anomaly",
     "models.knn_anomaly",
     "models.ensemble_anomaly",
+    "models.streaming_ensemble",
     "models.robust_z_detectors",
 )
 

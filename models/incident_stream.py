@@ -49,12 +49,20 @@ The pipeline an on-call engineer would want running every minute on a microservi
    every service is taken to be one system (co-occurring problems group by time alone);
 7. at opening, services are **ranked** by :func:`models.rca.rank_root_causes` (``degree_neutral``:
    a caller is not drained by the number of its callees) over the evidence of
-   the last ``rank_window`` steps (services claimed by another open incident left out), the
-   incident gets a **category** from the kinds anomalous at the top service and its disk being
-   full (:func:`models.incident_category.categorise`), a likely **fault type** with a confidence
+   the last ``rank_window`` steps (services claimed by another open incident left out; a
+   failed-request family weighed as at the step it peaked), the incident gets a **category**
+   from the kinds anomalous at the top service and its disk being full
+   (:func:`models.incident_category.categorise`), a likely **fault type** with a confidence
    (:func:`models.fault_types.classify_fault`), a **severity** and **evidence** (top series:
-   surprise, observed and expected values). With ``refine_ranking`` the ranking, category and
-   evidence are revised at each step while the incident unfolds (its first ``rank_window`` steps).
+   surprise, observed and expected values). Without a call graph the ranking is the services' own
+   evidence; the graph refines it. With ``refine_ranking`` (the default) the ranking, category,
+   fault type and evidence are revised at each step while the incident unfolds (its first
+   ``rank_window`` steps): the incident keeps the peaks seen since its opening look-back and adds
+   the runs of anomaly that began since (a root that fired a minute late), not the growth of a run
+   already under way before it (a callee still smouldering from an earlier problem).
+   ``inherited_weight`` (1: off) discounts the kinds a caller inherits from a slow or failing
+   callee (latency, failed requests) against a service's own resources and the wire
+   (:func:`models.rca.evidence_weights`).
    With ``rank_onsets`` the ranking counts only families whose current run of anomaly began after
    ``resolve_after`` calm steps (:func:`onset_runs`): a measurement that keeps flickering is
    chronic noise, not the start of this problem, and must not take the blame for it;
@@ -96,7 +104,7 @@ from models.incident_category import (
 )
 from models.metric_vocabulary import metric_tokens, metric_unit
 from models.page_budget import PageBudget
-from models.rca import rank_root_causes
+from models.rca import evidence_weights, rank_root_causes
 from models.streaming_surprise import StreamingSurprise
 
 STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
@@ -140,12 +148,13 @@ class StreamSettings:
     resolve_after: int = 3  # steps below sustain_threshold before a service (incident) calms down
     split_threshold: float = 10.0  # evidence that opens a second incident while one is open
     rank_window: int = 3  # steps of evidence behind the ranking and the category
-    refine_ranking: bool = False  # re-rank while the incident unfolds (its first rank_window steps)
+    refine_ranking: bool = True  # re-rank while the incident unfolds (its first rank_window steps)
     kind_threshold: float = 2.0  # per-series surprise at which a metric kind counts as anomalous
     error_weight: float = 3.0  # a failed-request family counts this many times (needs no corroboration)
     error_material: float = 3.0  # failed-share rise (percentage points) from which error_weight applies
     degree_neutral: bool = True  # ranking: a caller's many callees do not drain it (models.rca)
     rank_onsets: bool = True  # rank on families whose anomaly began after a calm spell only
+    inherited_weight: float = 1.0  # ranking weight of kinds a service may inherit from a callee (models.rca)
     top_evidence: int = 5
     reopen_within: int = 15  # steps after closing in which a flare-up of its problem re-opens it (0: never)
     # Page budget (models.page_budget): each system's opening threshold is the level its normal
@@ -189,6 +198,8 @@ class StreamSettings:
             raise ValueError(
                 f"error_floor and error_material must not be negative, got {self.error_floor} and {self.error_material}"
             )
+        if not 0 < self.inherited_weight <= 1:
+            raise ValueError(f"inherited_weight must be within (0, 1], got {self.inherited_weight}")
         if self.reopen_within < 0:
             raise ValueError(f"reopen_within must not be negative, got {self.reopen_within}")
         if self.page_budget_per_day is not None and self.page_budget_per_day <= 0:
@@ -217,6 +228,10 @@ class StreamIncident:
     fault_evidence: FaultEvidence | None = field(default=None, repr=False)  # what the fault type read
     threshold: float = field(default=0.0, repr=False)  # the system's opening threshold when it opened
     page_score: float | None = field(default=None, repr=False)  # models.page_budget score at opening
+    # Peaks seen since the opening look-back (kept while the ranking is refined): per family its
+    # ranking evidence, per series its (surprise, observed, expected) at its most surprising step.
+    family_evidence: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    series_peaks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
 
 def metric_family(metric: str) -> str:
@@ -354,6 +369,8 @@ class IncidentStream:
         errors_family[self._family_of[(self._family_of >= 0) & (self.kind == "errors")]] = True
         self._family_weight = np.where(errors_family, s.error_weight, 1.0)
         self._weight = self._family_weight  # this step's family weights (:meth:`_error_weights`)
+        # Per series, how much its surprise counts towards its service's ranking evidence.
+        self._rank_kind_weight = evidence_weights(self.kind, s.inherited_weight)
         self._share_unit = share_unit  # per series: one percentage point of its failed share, or 0
         self._direction = direction
         self._callers = _transitive_callers(self.call_graph)
@@ -364,17 +381,21 @@ class IncidentStream:
         for j, sv in enumerate(self.services):
             by_system.setdefault(self._system[sv], []).append(j)
         self._system_positions = {system: np.array(at, dtype=int) for system, at in by_system.items()}
+        family_system = np.array([self._system[self.services[j]] for j in self._family_service], dtype=int)
+        self._system_families = {system: np.flatnonzero(family_system == system) for system in by_system}
         self._system_graph: dict[int, dict[str, tuple[str, ...]]] = {system: {} for system in self._system_positions}
         for caller, callees in self.call_graph.items():
             if caller in self._system:
                 self._system_graph[self._system[caller]][caller] = tuple(c for c in callees if c in self._system)
-        # (surprise, observed, expected) per series over the last rank_window steps
+        # (surprise, observed, expected) per series and weighted ranking surprise per family, over
+        # the last rank_window steps
         self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque(
             maxlen=s.rank_window
         )
         self._active = np.zeros(len(self.services), dtype=bool)  # per service: in an episode
         self._family_calm = np.full(self._n_families, s.resolve_after)  # steps below kind_threshold
         self._onset = np.zeros(self._n_families, dtype=bool)  # in a run that began after calm
+        self._run_start = np.full(self._n_families, -1)  # step its current run of anomaly began
         self._calm = np.zeros(len(self.services), dtype=int)  # steps below sustain while active
         self._opened: list[StreamIncident] = []
         self.closed: list[StreamIncident] = []
@@ -419,15 +440,16 @@ class IncidentStream:
         """Per system: its services, opening threshold and fitted episode tail (None before a fit)."""
         if self._budget is None:
             return []
-        return [
-            {
+        report = []
+        for system, at in self._system_positions.items():
+            tail = self._budget.tails[system]
+            report.append({
                 "system": system,
                 "services": [self.services[j] for j in at],
                 "open_threshold": round(float(self._budget.thresholds[system]), 6),
-                "tail": None if self._budget.tails[system] is None else self._budget.tails[system].to_dict(),
-            }
-            for system, at in self._system_positions.items()
-        ]
+                "tail": None if tail is None else tail.to_dict(),
+            })
+        return report
 
     @property
     def open_incident(self) -> StreamIncident | None:
@@ -454,6 +476,10 @@ class IncidentStream:
         # with rank_onsets the ranking ignores chronic families (a noisy edge that keeps
         # flickering must not take the blame for every incident it happens to overlap).
         self._onset = onset_runs(hot_family, self._family_calm, self._onset, s.resolve_after)
+        # The step at which each family's current run of anomaly began (-1: not anomalous now).
+        self._run_start = np.where(
+            hot_family, np.where(self._family_calm > 0, self._steps, self._run_start), -1
+        )
         chronic = hot_family & ~self._onset
         rank_surprise = result.surprise
         if s.rank_onsets:
@@ -461,8 +487,11 @@ class IncidentStream:
             mask = self._family_of >= 0
             chronic_series[mask] = chronic[self._family_of[mask]]
             rank_surprise = np.where(chronic_series, 0.0, result.surprise)
-        self._recent.append((result.surprise, result.observed, result.expected, rank_surprise))
         self._weight = self._error_weights(result.observed, result.expected)
+        # Ranking evidence per family, weighed as at its own step: a failed share that was material
+        # when it peaked keeps its weight while the ranking looks back at it.
+        rank_family = self._family_surprise(rank_surprise * self._rank_kind_weight) * self._weight
+        self._recent.append((result.surprise, result.observed, result.expected, rank_family))
         evidence = self._service_evidence(result.surprise)
         opening = self._opening = self.opening_thresholds()  # from the steps before this one: causal
         sustain = opening * (s.sustain_threshold / s.open_threshold)
@@ -508,7 +537,7 @@ class IncidentStream:
         unexplained = [sv for sv in unexplained if sv not in weak]
         for incident in self._opened:
             incident.members.update(sv for sv in new if self._explains(incident, sv, hot))
-            if s.refine_ranking and incident.age <= s.rank_window:
+            if s.refine_ranking and incident.age <= s.rank_window and self._runs_since_look_back(incident):
                 self._assess(incident)
         for system in dict.fromkeys(self._system[sv] for sv in unexplained):  # one page per system
             incident = self._describe(ds, [sv for sv in unexplained if self._system[sv] == system])
@@ -557,6 +586,14 @@ class IncidentStream:
                 return incident
         return None
 
+    def _runs_since_look_back(self, incident: StreamIncident) -> bool:
+        """Whether a family of ``incident``'s system adds ranking evidence now, in a run of anomaly
+        that began since the incident's opening look-back: what a refinement can add (:meth:`_assess`);
+        without one, re-assessing would cost a whole fleet's arrays for nothing new."""
+        at = self._system_families[incident.system]
+        look_back = self._steps - incident.age - self.settings.rank_window + 1
+        return bool(((self._run_start[at] >= look_back) & (self._recent[-1][3][at] > 0)).any())
+
     def _explains(self, incident: StreamIncident, service: str, hot: set[str]) -> bool:
         """Whether ``service`` becoming active belongs to ``incident``: the incident is still
         unfolding (its first ``rank_window`` steps), or ``service`` calls, directly or not, one of
@@ -578,6 +615,10 @@ class IncidentStream:
         fam = self._family_surprise(surprise) * self._weight
         if fresh is not None:
             fam = np.where(fresh, fam, 0.0)
+        return self._service_sum(fam)
+
+    def _service_sum(self, fam: np.ndarray) -> np.ndarray:
+        """Per service: sum of its ``corroboration`` largest (weighted) family surprises ``fam``."""
         order = np.lexsort((-fam, self._family_service))  # by service, largest surprise first
         service = self._family_service[order]
         rank = np.arange(order.size) - np.searchsorted(service, service, side="left")
@@ -643,8 +684,24 @@ class IncidentStream:
         recent = surprises[peak_step, columns]
         observed = np.stack([r[1] for r in self._recent])[peak_step, columns]
         expected = np.stack([r[2] for r in self._recent])[peak_step, columns]
-        rank_recent = np.stack([r[3] for r in self._recent]).max(axis=0)
-        per_service = self._service_evidence(rank_recent)
+        rank_family = np.stack([r[3] for r in self._recent]).max(axis=0)
+        # Re-assessed while it unfolds, an incident keeps the evidence seen since its opening
+        # look-back: the onset that opened it stays in view when later steps are quieter. What
+        # it adds is evidence of runs of anomaly that began since that look-back (a root that
+        # fired late); a run already under way before it (a callee still smouldering from an
+        # earlier problem) or a murmur below kind_threshold keeps the weight it had at the opening.
+        if incident.series_peaks is not None:
+            look_back = self._steps - incident.age - self.settings.rank_window + 1
+            rank_family = np.where(self._run_start >= look_back, rank_family, 0.0)
+            newer = recent > incident.series_peaks[0]
+            recent, observed, expected = (
+                np.where(newer, now, then)
+                for now, then in zip((recent, observed, expected), incident.series_peaks, strict=True)
+            )
+            rank_family = np.maximum(rank_family, incident.family_evidence)
+        incident.series_peaks = (recent, observed, expected)
+        incident.family_evidence = rank_family
+        per_service = self._service_sum(rank_family)
         taken = {sv for i in self._opened if i is not incident for sv in i.members} - incident.members
         # Only the incident's own system is ranked: on a fleet of many small systems a walk over the
         # whole call graph would cost every step what one system's costs, times their number.

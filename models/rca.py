@@ -18,7 +18,13 @@ its callers, mildly anomalous because of it, after it. ``a`` is each service's o
 strongest callee's evidence, ``max a(v)``, shared among the callees in proportion to ``a(v)``,
 instead of the sum of their evidence: otherwise a service with many callees (an entry service,
 an orchestrator) leaks its weight to the background noise of all of them and can never be its
-own root cause, while a leaf with one mildly anomalous metric keeps everything it receives. Pure.
+own root cause, while a leaf with one mildly anomalous metric keeps everything it receives.
+
+Without a call graph (or with no call between the services that have evidence) no walk can move
+blame anywhere, and the ranking is the services' own evidence, strongest first: the graph only
+refines it. What counts as a service's own evidence can lean on the *kind* of metric that moved
+(:func:`evidence_weights`): a service's CPU, memory, disk or the wire into it do not rise because
+a callee is slow, while its answer time and failed requests do (:data:`INHERITABLE_KINDS`). Pure.
 """
 
 from __future__ import annotations
@@ -28,6 +34,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 CallGraph = Mapping[str, Sequence[str]]
+# Kinds (models.incident_category.metric_kind) a service shows when a service it calls is slow
+# or failing: its own answers wait for the callee's or fail with them.
+INHERITABLE_KINDS: frozenset[str] = frozenset({"server_latency", "call_latency", "client_latency", "errors"})
+
+
+def evidence_weights(kinds: Sequence[str] | np.ndarray, inherited_weight: float = 1.0) -> np.ndarray:
+    """Per metric kind, the weight of its surprise in a service's ranking evidence:
+    ``inherited_weight`` for :data:`INHERITABLE_KINDS`, 1 for the rest (resources, the wire)."""
+    if not 0.0 < inherited_weight <= 1.0:
+        raise ValueError(f"inherited_weight must be within (0, 1], got {inherited_weight}")
+    inheritable = np.isin(np.asarray(kinds, dtype=str), sorted(INHERITABLE_KINDS))
+    return np.where(inheritable, inherited_weight, 1.0)
 
 
 def rank_root_causes(
@@ -62,6 +80,12 @@ def rank_root_causes(
         for callee in callees:
             if callee != caller:
                 calls[index[caller], index[callee]] = True
+    evident = a > 0
+    personal = a / a.sum()
+    if not calls[np.ix_(evident, evident)].any():
+        # No call links two anomalous services: walkers can only stay where they restart, so the
+        # ranking is the evidence itself (a healthy neighbour draws no weight either way).
+        return _ordered(services, personal, a)
     down = calls * a[None, :]  # from caller u down to callee v
     if degree_neutral:
         total = down.sum(axis=1)
@@ -70,7 +94,6 @@ def rank_root_causes(
     # weights[u, v]: from u to v (stay, move down to a callee, move back up to a caller)
     weights = np.diag(a) + down + backward * calls.T * a[None, :]
     out = weights.sum(axis=1, keepdims=True)
-    personal = a / a.sum()
     # A service with no weight to go anywhere (healthy, healthy neighbours) restarts.
     transition = np.where(out > 0, weights / np.where(out > 0, out, 1.0), personal[None, :])
     rank = personal.copy()
@@ -80,5 +103,10 @@ def rank_root_causes(
             rank = updated
             break
         rank = updated
-    order = sorted(range(n), key=lambda i: (-rank[i], -a[i], services[i]))
+    return _ordered(services, rank, a)
+
+
+def _ordered(services: Sequence[str], rank: np.ndarray, a: np.ndarray) -> list[tuple[str, float]]:
+    """``(service, rank)`` pairs by rank, then stronger evidence, then name."""
+    order = sorted(range(len(services)), key=lambda i: (-rank[i], -a[i], services[i]))
     return [(services[i], float(rank[i])) for i in order]

@@ -12,13 +12,15 @@ from typer.testing import CliRunner
 from bench.nab import read_corpus, run, stream_scores
 from bench.score_latency import run as run_latency
 from foresight.cli import app
+from foresight.settings import DetectConfig
 from support.nab_corpus import PROFILES, write_corpus
 
 
 def test_bench_nab_writes_nab_results_layout_and_prints_scores(tmp_path: Path):
     windows = write_corpus(tmp_path / "nab")
     out = tmp_path / "results"
-    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(out)])
+    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(out),
+                                      "--detector", "streaming"])
     assert result.exit_code == 0, result.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
     assert written == [
@@ -42,6 +44,7 @@ def test_bench_nab_writes_nab_results_layout_and_prints_scores(tmp_path: Path):
 def test_bench_nab_scores_a_detector_that_finds_the_spikes_highly(tmp_path: Path):
     write_corpus(tmp_path / "nab")
     outcome = run(tmp_path / "nab", tmp_path / "results")
+    assert outcome.detector == DetectConfig().detector  # the detect flow's detector by default
     standard = outcome.optimised["standard"]
     assert standard.tp == 3 and standard.fn == 0
     assert standard.score > 80  # each spike sits mid-window: ~0.85 of a perfect detection

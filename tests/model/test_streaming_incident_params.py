@@ -46,6 +46,9 @@ def test_the_same_steps_are_surprising_either_way():
 
 def test_the_train_flows_candidate_feeds_incidents_unsuppressed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    default = anomaly_candidate(load_settings())  # the default detector feeds incidents unsuppressed too
+    assert default.name == "streaming_ensemble" and default.params["suppress"] is False
+    monkeypatch.setenv("FORESIGHT_DETECT__DETECTOR", "streaming")
     candidate = anomaly_candidate(load_settings())
     assert isinstance(candidate, StreamingAnomalyDetector)
     assert candidate.stream_params.suppress is False

@@ -393,12 +393,43 @@ def test_a_few_per_cent_of_failed_requests_make_an_errors_incident() -> None:
 def test_refining_the_ranking_while_an_incident_unfolds_finds_a_root_that_fired_late() -> None:
     web_fault = {"web/cpu": 3.0, "web/lat": 20.0}
     frame = edge_telemetry((web_fault, 90, 97), (SLOW_DB, 91, 97))  # db breaks a minute later
-    at_open = replay(frame, EDGE_CATALOGUE, EDGE_GRAPH)
-    refined = replay(frame, EDGE_CATALOGUE, EDGE_GRAPH, StreamSettings(refine_ranking=True))
+    at_open = replay(frame, EDGE_CATALOGUE, EDGE_GRAPH, StreamSettings(refine_ranking=False))
+    refined = replay(frame, EDGE_CATALOGUE, EDGE_GRAPH)  # refined by default
     assert len(at_open) == len(refined) == 1  # db firing in the first steps belongs to web's incident
     assert at_open.iloc[0]["services"].split(";")[0] == "web"
     assert refined.iloc[0]["services"].split(";")[0] == "db"
     assert refined.iloc[0]["opened_at"] == at_open.iloc[0]["opened_at"]
+
+
+def test_failed_requests_keep_their_weight_while_the_ranking_looks_back_at_them() -> None:
+    # No call graph: web's requests fail for two minutes (the users' harm, weighing error_weight),
+    # then db's CPU and latency rise a little. Refined after web's failures ended, the ranking
+    # still weighs them as when they happened, so the entry keeps the blame.
+    frame, catalogue = _failing_requests(90.0)
+    frame = frame[~frame["unique_id"].isin(["db/cpu", "db/lat"])]
+    db = edge_telemetry(({"db/cpu": 1.3, "db/lat": 2.0}, 91, 96))
+    ok = frame["unique_id"] == "web/ok"
+    frame.loc[ok & (frame["ds"] >= T0 + pd.Timedelta(minutes=92)), "y"] = 100.0
+    frame = pd.concat([frame, db[db["unique_id"].isin(["db/cpu", "db/lat"])]], ignore_index=True)
+    out = replay(frame, catalogue, {})
+    assert len(out) == 1 and out.iloc[0]["services"].split(";") == ["web", "db"]
+
+
+def test_without_a_call_graph_inherited_kinds_can_weigh_less_than_a_services_own_resources() -> None:
+    # db's CPU saturates (its own resource) and its answers slow a little; web, its caller, waits:
+    # its latency soars. Counted alike, web's louder latency leads; discounted as what a caller
+    # inherits from a slow callee, db's CPU does, and the call graph agrees either way.
+    frame = edge_telemetry(({"web/lat": 20.0, "web/cpu": 1.1, "db/cpu": 3.0, "db/lat": 2.0}, 90, 96))
+    top = {
+        (weight, bool(graph)): replay(frame, EDGE_CATALOGUE, graph, StreamSettings(inherited_weight=weight))
+        .iloc[0]["services"]
+        .split(";")[0]
+        for weight in (1.0, 0.75)
+        for graph in ({}, EDGE_GRAPH)
+    }
+    assert top == {(1.0, False): "web", (0.75, False): "db", (1.0, True): "db", (0.75, True): "db"}
+    with pytest.raises(ValueError, match="inherited_weight"):
+        StreamSettings(inherited_weight=1.5)
 
 
 def test_a_firing_held_back_by_an_open_incident_is_paged_once_that_incident_closes() -> None:

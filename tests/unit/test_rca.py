@@ -1,10 +1,10 @@
-"""Root-cause ranking on the call graph (models.rca): victims upstream rank below the cause."""
+"""Root-cause ranking (models.rca): victims upstream rank below the cause; without a graph, evidence decides."""
 
 from __future__ import annotations
 
 import pytest
 
-from models.rca import rank_root_causes
+from models.rca import evidence_weights, rank_root_causes
 
 GRAPH = {
     "frontend": ("checkout", "cart", "catalog"),
@@ -61,3 +61,30 @@ def test_a_caller_with_many_mildly_anomalous_callees_is_not_drained_by_their_num
     # With one anomalous callee nothing changes: the share of moving down is the same either way.
     single = {"frontend": 8.0, "cart": 3.0}
     assert rank_root_causes(single, GRAPH) == rank_root_causes(single, GRAPH, degree_neutral=False)
+
+
+def test_without_a_call_graph_services_rank_by_their_own_evidence() -> None:
+    evidence = {"cart": 2.0, "payment": 6.0, "catalog": 0.0, "checkout": 2.0}
+    ranking = rank_root_causes(evidence, {})
+    assert names(ranking) == ["payment", "cart", "checkout", "catalog"]  # ties by name, healthy last
+    assert [round(p, 9) for _, p in ranking] == [0.6, 0.2, 0.2, 0.0]
+
+
+def test_calls_only_between_healthy_and_anomalous_services_leave_the_evidence_as_it_is() -> None:
+    # frontend and checkout are healthy: no walk can carry blame between payment and cart.
+    evidence = {"payment": 3.0, "cart": 1.0}
+    assert names(rank_root_causes(evidence, {})) == ["payment", "cart"]
+    on_graph = rank_root_causes(evidence, GRAPH)
+    assert names(on_graph)[:2] == ["payment", "cart"]
+    assert [round(p, 9) for _, p in on_graph[:2]] == [0.75, 0.25]
+    # Once checkout (which calls both) is anomalous too, the walk moves blame down to its callees.
+    walked = dict(rank_root_causes({**evidence, "checkout": 1.0}, GRAPH))
+    assert walked["checkout"] < 0.2 and walked["payment"] > 0.6
+
+
+def test_evidence_weights_discount_only_kinds_a_caller_inherits_from_its_callees() -> None:
+    kinds = ["cpu", "server_latency", "errors", "network_latency", "memory", "call_latency"]
+    assert evidence_weights(kinds).tolist() == [1.0] * 6
+    assert evidence_weights(kinds, 0.5).tolist() == [1.0, 0.5, 0.5, 1.0, 1.0, 0.5]
+    with pytest.raises(ValueError, match="inherited_weight"):
+        evidence_weights(kinds, 0.0)

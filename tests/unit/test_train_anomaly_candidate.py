@@ -13,7 +13,7 @@ from foresight.settings import load_settings
 
 def test_the_candidate_is_the_configured_detector(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
-    assert anomaly_candidate(load_settings()).name == "streaming"  # the default
+    assert anomaly_candidate(load_settings()).name == "streaming_ensemble"  # the default
     monkeypatch.setenv("FORESIGHT_DETECT__DETECTOR", "robust_seasonal")
     assert anomaly_candidate(load_settings()).name == "robust_seasonal"
 
