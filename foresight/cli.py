@@ -340,13 +340,20 @@ def bench_detection(
                                     "choose from leave-one-corpus-out, as a JSON list, e.g. "
                                     '\'[{"open_threshold": 6}, {"open_threshold": 8}]\' (default: the shipped '
                                     "settings only)."),
+    scenario_systems: int = typer.Option(2, "--scenario-systems", min=0, help="Generated systems per scenario "
+                                         "family, each family a corpus (0: no generated corpora)."),
+    scenario_seed: int = typer.Option(0, "--scenario-seed", help="Seed of the generated systems."),
 ) -> None:
-    """Every dev corpus, worst first: Foresight beside the robust z baselines (thresholds leave-one-corpus-out)."""
+    """Every dev corpus and scenario family, worst first: Foresight beside the robust z baselines
+    (thresholds leave-one-corpus-out)."""
     from bench.detection import DEFAULT_DATA, default_corpora
     from bench.detection import run as run_detection
     from bench.detection_table import render_detection
+    from bench.scenarios import scenario_corpora
 
     registry = default_corpora()
+    for corpus in scenario_corpora(systems=scenario_systems, seed=scenario_seed) if scenario_systems else []:
+        registry.register(corpus.name)(corpus)
     unknown = [c for c in corpora if c not in registry]
     if unknown:
         raise typer.BadParameter(f"{', '.join(map(repr, unknown))}; choose from: {', '.join(registry.names())}",

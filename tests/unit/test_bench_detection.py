@@ -247,6 +247,18 @@ def test_cli_prints_one_row_per_corpus_and_writes_csv_and_json(tmp_path: Path) -
     assert "in-sample" in frame.loc[frame["corpus"] == "nezha-dev/2022-08-22", "setting"].iloc[-1]
 
 
+def test_cli_runs_a_scenario_family_as_a_corpus_and_can_leave_them_out(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "detection", "--data", str(tmp_path), "--corpus",
+                                      "scenarios/small-graph", "--scenario-systems", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "detection.csv")
+    assert set(frame["corpus"]) == {"scenarios/small-graph"}
+    without = CliRunner().invoke(app, ["bench", "detection", "--data", str(tmp_path), "--corpus",
+                                       "scenarios/small-graph", "--scenario-systems", "0"])
+    assert without.exit_code != 0 and "scenarios/small-graph" in without.output
+
+
 def test_cli_names_the_corpora_when_one_is_unknown(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "detection", "--data", str(tmp_path), "--corpus", "nope"])
     assert result.exit_code != 0
