@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from connectors.incident_layout import Fault, IncidentDay
-from foresight.schemas import CATALOGUE_COLUMNS, UTC_DTYPE
+from foresight.schemas import CATALOGUE_COLUMNS, UTC_DTYPE, catalogue_row
 
 SOURCE_NAME = "nezha"
 STEP = pd.Timedelta("1min")
@@ -202,7 +202,7 @@ def _pod_metrics(path: Path) -> tuple[pd.DataFrame, list[dict[str, str]]]:
         metric, unit = metric_name(column)
         uid = f"{SOURCE_NAME}/{pod}/{metric}"
         ids[column] = uid
-        rows.append(_catalogue_row(uid, metric, service, pod, unit, {"pod": pod}))
+        rows.append(catalogue_row(uid, SOURCE_NAME, metric, service, pod, unit, {"pod": pod}))
     return _melt(frame, ds, ids), rows
 
 
@@ -220,7 +220,7 @@ def _service_metrics(path: Path) -> tuple[pd.DataFrame, list[dict[str, str]]]:
         metric = f"service_{metric}"
         uid = f"{SOURCE_NAME}/{service}/{metric}"
         ids[column] = uid
-        rows.append(_catalogue_row(uid, metric, service, service, unit, {"service": service}))
+        rows.append(catalogue_row(uid, SOURCE_NAME, metric, service, service, unit, {"service": service}))
     return _melt(frame, ds, ids), rows
 
 
@@ -235,7 +235,7 @@ def _edge_metrics(path: Path, metric: str, services: list[str]) -> tuple[pd.Data
         uid = f"{SOURCE_NAME}/{edge}/{metric}"
         ids[column] = uid
         rows.append(
-            _catalogue_row(uid, metric, callee, edge, "seconds", {"caller": caller, "callee": callee})
+            catalogue_row(uid, SOURCE_NAME, metric, callee, edge, "seconds", {"caller": caller, "callee": callee})
         )
     return _melt(frame, ds, ids), rows
 
@@ -250,18 +250,3 @@ def _split_edge(column: str, services: list[str]) -> tuple[str, str]:
     if len(parts) < 2:
         raise NezhaLayoutError(f"edge column {column!r} is not 'caller_callee'")
     return parts[0], "_".join(parts[1:])
-
-
-def _catalogue_row(
-    uid: str, metric: str, service: str, resource: str, unit: str, labels: dict[str, str]
-) -> dict[str, str]:
-    return {
-        "unique_id": uid,
-        "source": SOURCE_NAME,
-        "metric": metric,
-        "labels": json.dumps(labels, sort_keys=True),
-        "service": service,
-        "resource_id": resource,
-        "instance_type": "",
-        "unit": unit,
-    }

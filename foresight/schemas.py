@@ -10,6 +10,7 @@ Documented for people in ``docs/data-model.md``; this module is the executable v
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,22 @@ class SeriesInfo:
     resource_id: str
     instance_type: str
     unit: str
+
+
+def catalogue_row(
+    uid: str, source: str, metric: str, service: str, resource: str, unit: str, labels: dict[str, str]
+) -> dict[str, str]:
+    """One catalogue row (:data:`CATALOGUE_COLUMNS`); ``labels`` stored as sorted JSON, no instance type."""
+    return {
+        "unique_id": uid,
+        "source": source,
+        "metric": metric,
+        "labels": json.dumps(labels, sort_keys=True),
+        "service": service,
+        "resource_id": resource,
+        "instance_type": "",
+        "unit": unit,
+    }
 
 
 def empty_telemetry() -> pd.DataFrame:

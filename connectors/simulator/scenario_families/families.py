@@ -10,7 +10,6 @@ the days of one family can be scored together by time, as the incident benchmark
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,7 @@ from connectors.simulator.scenario_families.topology import Topology, random_top
 from connectors.simulator.scenario_families.vocabulary import EDGE_METRICS, vocabulary
 from connectors.simulator.seeding import rng_for
 from connectors.simulator.timegrid import build_grid
-from foresight.schemas import CATALOGUE_COLUMNS, UTC_DTYPE
+from foresight.schemas import CATALOGUE_COLUMNS, UTC_DTYPE, catalogue_row
 
 SOURCE_NAME = "scenario"
 DEFAULT_START = pd.Timestamp("2026-01-05", tz="UTC")  # a Monday
@@ -188,14 +187,16 @@ def _as_day(
     for measure, metric, unit in draw.vocabulary:
         for service in topo.services:
             pod = pod_of(service)
-            rows.append(_row(f"{SOURCE_NAME}/{pod}/{metric}", metric, service, pod, unit, {"pod": pod}))
+            rows.append(catalogue_row(f"{SOURCE_NAME}/{pod}/{metric}", SOURCE_NAME, metric, service, pod, unit,
+                                      {"pod": pod}))
         blocks.append(values[measure])
     if edges:
         for caller, callee in topo.calls:
             a, b = topo.services[caller], topo.services[callee]
             edge = f"{a}->{b}"
             for view, metric in zip(("source", "destination"), EDGE_METRICS, strict=True):
-                rows.append(_row(f"{SOURCE_NAME}/{edge}/{metric}", metric, b, edge, "seconds", {"caller": a, "callee": b}))
+                rows.append(catalogue_row(f"{SOURCE_NAME}/{edge}/{metric}", SOURCE_NAME, metric, b, edge, "seconds",
+                                          {"caller": a, "callee": b}))
                 blocks.append(values[f"edge:{caller}:{callee}:{view}"][None, :])
     matrix = np.vstack(blocks)
     ids = np.array([r["unique_id"] for r in rows], dtype=object)
@@ -224,16 +225,3 @@ def _as_day(
         call_graph=topo.call_graph() if draw.graph_known else {},
         faults=faults,
     )
-
-
-def _row(uid: str, metric: str, service: str, resource: str, unit: str, labels: dict[str, str]) -> dict[str, str]:
-    return {
-        "unique_id": uid,
-        "source": SOURCE_NAME,
-        "metric": metric,
-        "labels": json.dumps(labels, sort_keys=True),
-        "service": service,
-        "resource_id": resource,
-        "instance_type": "",
-        "unit": unit,
-    }
