@@ -262,7 +262,7 @@ def bench_score_latency(
     blocks = f", {fig.block_ends} of them at a coarse block's end" if fig.detector == "streaming_knn" else ""
     console.print(f"{fig.detector}: latest point of {fig.series:,} series scored in {fig.median_seconds * 1e3:.2f} ms "
                   f"(median of {fig.repeats}{blocks}; worst {fig.max_seconds * 1e3:.2f} ms; "
-                  f"{fig.per_series_us:.2f} us per series; state {fig.state_mib:.1f} MiB); goal: under 0.2 s (issue 13)")
+                  f"{fig.per_series_us:.2f} us per series; state {fig.state_mib:.1f} MiB); goal: under 0.2 s")
 
 
 @bench_app.command("incidents")
