@@ -73,7 +73,7 @@ import pandas as pd
 
 from models.anomaly import DETECTORS, AnomalyDetector, _to_grid
 from models.knn_anomaly import BlockKnnState, KnnParams, KnnState
-from models.streaming_anomaly import StreamingParams, StreamingState, daily_season, suppress_repeats
+from models.streaming_anomaly import StreamingParams, StreamingState, daily_season, reported_scores
 
 COARSE_BLOCK = 8  # steps per block mean of the coarse member (see the module docstring)
 
@@ -113,13 +113,8 @@ class EnsembleState:
         if self.coarse is not None:
             largest = np.fmax(largest, self.coarse.surprise(y, phase)[0])
         surprise = np.where(ok, np.fmax(largest - self._bonferroni, 0.0), 0.0)
-        p = self.streaming
-        if not p.suppress:  # every step's score, for a consumer with its own for: and hysteresis
-            return 1.0 - np.exp(-surprise)
-        out, self.peak, self.since_peak = suppress_repeats(
-            surprise, ok, self.peak, self.since_peak, p.onset, p.rearm_steps, p.peak_margin, p.damp
-        )
-        return 1.0 - np.exp(-out)
+        scores, self.peak, self.since_peak = reported_scores(surprise, ok, self.peak, self.since_peak, self.streaming)
+        return scores
 
 
 @DETECTORS.register("streaming_knn")

@@ -173,7 +173,8 @@ class StreamingState:
         step) at ``phase`` (step of the day); then learns from it. Series without a sample keep
         their state and score 0."""
         surprise, ok = self.surprise(y, phase)
-        return 1.0 - np.exp(-(self._suppress_repeats(surprise, ok) if self.params.suppress else surprise))
+        scores, self.peak, self.since_peak = reported_scores(surprise, ok, self.peak, self.since_peak, self.params)
+        return scores
 
     def surprise(self, y: np.ndarray, phase: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         """The step's surprise in nats before repeat suppression, and which series had a sample;
@@ -242,14 +243,6 @@ class StreamingState:
         self.tail_q = np.where(ok, new_q, self.tail_q)
         self.tail_beta = np.where(ok, np.fmax(new_beta, 1e-6), self.tail_beta)
         self.tail_max = np.where(ok, new_top, self.tail_max)
-        return out
-
-    def _suppress_repeats(self, surprise: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """Causal non-maximum suppression over episodes (see the module docstring)."""
-        p = self.params
-        out, self.peak, self.since_peak = suppress_repeats(
-            surprise, ok, self.peak, self.since_peak, p.onset, p.rearm_steps, p.peak_margin, p.damp
-        )
         return out
 
     def _learn(
@@ -341,6 +334,20 @@ def suppress_repeats(
     new_peak = surprise > bar
     out = np.where(new_peak | ~in_episode, surprise, np.fmin(surprise, onset) * damp)
     return out, np.where(new_peak, surprise, peak), np.where(new_peak, 0, since_peak + ok)
+
+
+def reported_scores(
+    surprise: np.ndarray, ok: np.ndarray, peak: np.ndarray, since_peak: np.ndarray, params: StreamingParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A step's scores in [0, 1] (``1 - exp(-surprise)``), after :func:`suppress_repeats` when
+    ``params.suppress`` (else every step's score, for a consumer with its own hysteresis), and the
+    new ``peak`` / ``since_peak`` episode state. Every streaming state reports through this."""
+    if not params.suppress:
+        return 1.0 - np.exp(-surprise), peak, since_peak
+    out, peak, since_peak = suppress_repeats(
+        surprise, ok, peak, since_peak, params.onset, params.rearm_steps, params.peak_margin, params.damp
+    )
+    return 1.0 - np.exp(-out), peak, since_peak
 
 
 def _ew(prev: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:

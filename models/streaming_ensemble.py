@@ -34,7 +34,7 @@ from models.anomaly import DETECTORS, AnomalyDetector, _to_grid
 from models.knn_anomaly import KnnParams
 from models.robust_z_stream import DayRobustZState, RobustZParams
 from models.staggered_block_knn import StaggeredBlockKnnState, stable_origins
-from models.streaming_anomaly import StreamingParams, StreamingState, daily_season, suppress_repeats
+from models.streaming_anomaly import StreamingParams, StreamingState, daily_season, reported_scores
 
 COARSE_BLOCK = 8  # steps per block mean of the nearest-neighbour member
 COARSE_HISTORY = 500  # reference windows (of block means) searched; chosen leave-one-category-out on NAB
@@ -83,13 +83,8 @@ class StreamingEnsembleState:
     def update(self, y: np.ndarray, phase: np.ndarray | int) -> np.ndarray:
         """Scores in [0, 1] of the newest value of every series (NaN: no sample, score 0)."""
         surprise, ok = self.surprise(y, phase)
-        p = self.streaming
-        if not p.suppress:  # every step's score, for a consumer with its own for: and hysteresis
-            return 1.0 - np.exp(-surprise)
-        out, self.peak, self.since_peak = suppress_repeats(
-            surprise, ok, self.peak, self.since_peak, p.onset, p.rearm_steps, p.peak_margin, p.damp
-        )
-        return 1.0 - np.exp(-out)
+        scores, self.peak, self.since_peak = reported_scores(surprise, ok, self.peak, self.since_peak, self.streaming)
+        return scores
 
 
 @DETECTORS.register("streaming_ensemble")
