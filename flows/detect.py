@@ -100,10 +100,11 @@ def page_calibration(settings: Settings, registry: ModelRegistry) -> dict[str, f
     import json
 
     from foresight.model_registry import PAGE_BUDGET_ARTIFACT, REGISTERED
+    from models.incident_stream import StreamSettings
 
     cfg = settings.detect
-    if cfg.incident_builder != "stream" or cfg.stream_params.get("page_budget_per_day", 1.0) is None:
-        return {}
+    if cfg.incident_builder != "stream" or StreamSettings.from_params(cfg.stream_params).page_budget_per_day is None:
+        return {}  # no budget: the stream's own defaults decide, not a second copy of them here
     text = registry.champion_artifact_text(REGISTERED["anomaly"], PAGE_BUDGET_ARTIFACT)
     return {} if text is None else {str(k): float(v) for k, v in json.loads(text).items()}
 
