@@ -175,7 +175,7 @@ def _detector(name: str, cfg: DetectConfig) -> Any:
 def _streamed(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: DetectConfig, since: pd.Timestamp) -> pd.DataFrame:
     """The stream builder's incidents opened from ``since`` on, replaying all of ``telemetry``."""
     from connectors.simulator import CALL_GRAPH
-    from models.stream_incidents import configured_stream_incidents
+    from models.incidents.stream_builder import configured_stream_incidents
 
     return configured_stream_incidents(cfg, telemetry, catalogue, CALL_GRAPH, since)
 

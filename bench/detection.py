@@ -10,7 +10,7 @@ NAB-layout corpus. Systems compared on each:
   on the corpus and at the production threshold;
 - ``robust_z`` / ``robust_z_nms``: the robust z-score over the past day, without and with causal
   non-max suppression (:mod:`models.robust_z_detectors`; incidents from
-  :mod:`models.baseline_incidents`). Their z threshold has no natural value, and it means
+  :mod:`models.incidents.baseline`). Their z threshold has no natural value, and it means
   different things per series (NAB) and on a system's largest z (incidents): it is chosen from
   :data:`Z_GRID` leave-one-out (:func:`bench.loco.loco_select`) among the corpora of the same
   kind (incident corpora: leave-one-corpus-out; a NAB corpus: leave-one-category-out over its
@@ -189,8 +189,8 @@ class IncidentEvaluation:
 
     def foresight(self, stream_params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The streaming pipeline's figures with its shipped settings, or with ``stream_params``
-        (:meth:`models.incident_stream.StreamSettings.from_params`); cached per setting."""
-        from models.incident_stream import StreamSettings
+        (:meth:`models.incidents.stream.StreamSettings.from_params`); cached per setting."""
+        from models.incidents.stream import StreamSettings
 
         key = json.dumps(stream_params or {}, sort_keys=True)
         if key not in self._stream:
@@ -204,7 +204,7 @@ class IncidentEvaluation:
         """The figures of baseline ``system`` at z ``threshold`` (the z matrices are computed once)."""
         key = (system, float(threshold))
         if key not in self._cache:
-            from models.baseline_incidents import baseline_incidents, series_z
+            from models.incidents.baseline import baseline_incidents, series_z
 
             if self._z is None:
                 self._z = [series_z(d.telemetry, d.catalogue) for d in self.days]

@@ -1,10 +1,10 @@
 """Fault types on simulated fleets: does the stream name the fault the simulator injected?
 
 ``foresight bench fault-types`` generates each seed's fleet, replays its whole history through
-:class:`models.incident_stream.IncidentStream` with the simulator's call graph, and matches every
+:class:`models.incidents.stream.IncidentStream` with the simulator's call graph, and matches every
 ground-truth incident to the first incident not yet matched whose top-ranked service is the
 incident's service, opened from ``lead`` (60 minutes, the failure horizon) before its start to its
-end. The simulator's categories name the fault types of :mod:`models.fault_types`
+end. The simulator's categories name the fault types of :mod:`models.incidents.fault_types`
 (:data:`SIMULATOR_FAULT_TYPES`). Nezha's days are scored by ``foresight bench incidents``.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from bench.detect import DAYS, END, SEEDS
-from models.incident_stream import StreamSettings, replay
+from models.incidents.stream import StreamSettings, replay
 
 # The simulator's incident categories (connectors.simulator.effects) -> the fault they are.
 SIMULATOR_FAULT_TYPES: dict[str, str] = {
@@ -30,7 +30,7 @@ MATCH_COLUMNS: tuple[str, ...] = ("service", "start", "injected", "detected", "n
 
 def match_fault_types(raised: pd.DataFrame, truth: pd.DataFrame, lead: pd.Timedelta = LEAD) -> pd.DataFrame:
     """Per ground-truth incident (``service, start, end, category``; time order): the first raised
-    incident (:func:`models.incident_stream.replay` rows) not yet matched whose top-ranked service is
+    incident (:func:`models.incidents.stream.replay` rows) not yet matched whose top-ranked service is
     its service, opened in ``[start - lead, end]`` (``end`` missing: its start). Returns
     :data:`MATCH_COLUMNS`; ``named`` is None and ``confidence`` NaN when nothing matched."""
     top = raised["services"].astype(str).str.split(";").str[0].tolist() if len(raised) else []

@@ -4,7 +4,7 @@
 (:func:`load_days`: the plain layout of :mod:`connectors.incident_layout` or the Nezha data set's,
 :mod:`connectors.nezha`), puts each on its replay grid (:mod:`bench.incident_sampling`: sub-minute
 samples averaged into minutes) and feeds it step by step through
-:class:`models.incident_stream.IncidentStream` (causal: an incident is raised at the minute the
+:class:`models.incidents.stream.IncidentStream` (causal: an incident is raised at the minute the
 pipeline would have raised it live, from samples up to that minute only), writes one row per
 incident and scores them with the data set's protocol (``shared/data/README.md`` beside the checkout).
 ``--pipeline flow`` raises the incidents the way the detect flow's roll-up builder does instead
@@ -17,7 +17,7 @@ scored by the same protocol:
 - AC@1 / AC@3: share of detected faults whose injected service is the incident's first / among
   its first three ranked services;
 - fault-type accuracy: share of detected faults whose incident ``category`` is the injected fault
-  type itself (``inject_type``; the stream names it with :func:`models.fault_types.classify_fault`,
+  type itself (``inject_type``; the stream names it with :func:`models.incidents.fault_types.classify_fault`,
   :func:`with_fault_types`); beside it, the coarse category accuracy: the incident's
   ``coarse_category`` against the coarse class the injected type shows as (:data:`FAULT_CATEGORIES`).
 
@@ -40,15 +40,15 @@ from bench.incident_sampling import replay_grid, sampling_interval, settings_for
 from connectors.incident_layout import Fault, IncidentDay, is_incident_dir, read_incident_dir
 from connectors.nezha import NezhaLayoutError, load_day
 from foresight.settings import DetectConfig
-from models.fault_types import COARSE_CATEGORY
-from models.incident_stream import StreamSettings, replay
+from models.incidents.fault_types import COARSE_CATEGORY
+from models.incidents.stream import StreamSettings, replay
 
 # Nezha's inject types -> Foresight's coarse incident categories (the coarse figure only).
 FAULT_CATEGORIES: dict[str, str] = {
     kind: COARSE_CATEGORY[kind] for kind in ("cpu_contention", "cpu_consumed", "network_delay", "exception", "return")
 }
 DETECTION_WINDOW = pd.Timedelta("5min")
-PIPELINES: tuple[str, ...] = ("stream", "flow")  # models.incident_stream; the detect flow's roll-up
+PIPELINES: tuple[str, ...] = ("stream", "flow")  # models.incidents.stream; the detect flow's roll-up
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "opened_at",
     "services",
@@ -340,7 +340,7 @@ def run_days(
 def with_fault_types(incidents: pd.DataFrame) -> pd.DataFrame:
     """Incidents with the fine fault type in ``category`` and the coarse class in ``coarse_category``.
 
-    The stream names a ``fault_type`` (:mod:`models.fault_types`); a pipeline that names none (the
+    The stream names a ``fault_type`` (:mod:`models.incidents.fault_types`); a pipeline that names none (the
     roll-up) keeps its coarse class in ``coarse_category`` and is ``unknown`` in ``category``.
     """
     out = incidents.copy()

@@ -76,7 +76,7 @@ def flow_incidents(
 
 
 def protocol_rows(incidents: pd.DataFrame) -> pd.DataFrame:
-    """The benchmark's columns from :func:`models.incidents.build_incidents` output.
+    """The benchmark's columns from :func:`models.incidents.rollup.build_incidents` output.
 
     ``services`` is the ranked likely causes (the incident's own service alone when no call
     graph ranked them); a flow incident is never re-opened, so ``reopened`` is 0.

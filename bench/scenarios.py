@@ -13,8 +13,8 @@ F1, where
 - F1 = their harmonic mean (undefined for a family without faults: read its false alarms).
 
 Fault-type accuracy is the share of found faults whose incident names the fault type itself
-(``category``, fine-grained: :mod:`models.fault_types`); coarse accuracy the share whose
-``coarse_category`` is the type's coarse class (:data:`models.fault_types.COARSE_CATEGORY`).
+(``category``, fine-grained: :mod:`models.incidents.fault_types`); coarse accuracy the share whose
+``coarse_category`` is the type's coarse class (:data:`models.incidents.fault_types.COARSE_CATEGORY`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from bench.detection import INCIDENTS, Corpus
 from bench.incidents import IncidentFigures, run_days
 from connectors.nezha import NezhaDay
 from connectors.simulator.scenario_families import FAMILIES, generate_family
-from models.fault_types import COARSE_CATEGORY
-from models.incident_stream import StreamSettings
+from models.incidents.fault_types import COARSE_CATEGORY
+from models.incidents.stream import StreamSettings
 
 DEFAULT_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 

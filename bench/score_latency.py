@@ -12,7 +12,7 @@ its worst step is the one that matters and the timed steps include such steps (c
 ends over the series, so every step searches one group and no step is special.
 
 ``incident_stream`` times the detect flow's default incident builder instead
-(:class:`~models.incident_stream.IncidentStream`): one :meth:`~models.incident_stream.IncidentStream.step`
+(:class:`~models.incidents.stream.IncidentStream`): one :meth:`~models.incidents.stream.IncidentStream.step`
 scores every series, rolls the evidence up per service and opens or closes incidents. Its series
 are laid out like the simulator's fleet (six metrics per instance, two instances per service,
 services in systems of six along a call graph); ``state_mib`` counts the arrays it keeps.
@@ -64,11 +64,11 @@ class LatencyFigures:
 
 
 class IncidentStreamClock:
-    """An :class:`~models.incident_stream.IncidentStream` over ``series`` series shaped like the
+    """An :class:`~models.incidents.stream.IncidentStream` over ``series`` series shaped like the
     simulator's fleet, stepped every ``step`` behind the timed interface (``phase`` unused)."""
 
     def __init__(self, series: int, step: pd.Timedelta = pd.Timedelta(minutes=5)) -> None:
-        from models.incident_stream import IncidentStream
+        from models.incidents.stream import IncidentStream
 
         per_service = 2 * len(_METRICS)
         services = [f"svc{j}" for j in range(-(-series // per_service))]

@@ -7,7 +7,7 @@ account token):
   create or replace a dashboard by ``uid``; answers ``uid``, ``url`` and ``version``;
 - ``GET /api/annotations?tags=...``, ``POST /api/annotations``, ``PATCH /api/annotations/<id>``.
 
-:func:`publish_annotations` turns incidents (``models.incidents`` frame) into region
+:func:`publish_annotations` turns incidents (``models.incidents.rollup`` frame) into region
 annotations tagged ``foresight``, ``incident``, ``service:<service>``, ``severity:<severity>``
 and ``incident:<incident_id>``. Incident ids are deterministic, so a re-run looks up the
 ``incident:<id>`` tag first: it creates an annotation only for a new incident, patches one whose

@@ -100,7 +100,7 @@ def page_calibration(settings: Settings, registry: ModelRegistry) -> dict[str, f
     import json
 
     from foresight.model_registry import PAGE_BUDGET_ARTIFACT, REGISTERED
-    from models.incident_stream import StreamSettings
+    from models.incidents.stream import StreamSettings
 
     cfg = settings.detect
     if cfg.incident_builder != "stream" or StreamSettings.from_params(cfg.stream_params).page_budget_per_day is None:
@@ -148,7 +148,7 @@ def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame
     with the stream builder, whose incidents span a system, services stay open system-wide."""
     systems = None
     if settings.detect.incident_builder == "stream":
-        from models.incident_stream import call_graph_systems
+        from models.incidents.stream import call_graph_systems
 
         services = sorted(str(s) for s in catalogue["service"].dropna().unique() if str(s))
         systems = call_graph_systems(services, known_call_graph(settings) or {})
@@ -247,14 +247,14 @@ def raise_incidents(
     ``rollup``: the champion's ``scores`` and the failure ``risk`` rolled up per service
     (:func:`models.training.incidents_from_scores`). ``stream``: the loaded ``telemetry``, warm-up
     included, replayed through the streaming incident pipeline
-    (:func:`models.stream_incidents.stream_incidents`), plus the failure predictor's warnings
+    (:func:`models.incidents.stream_builder.stream_incidents`), plus the failure predictor's warnings
     (incidents its ``risk`` raises alone) on services the stream does not cover at the time;
     ``calibration`` (trained opening thresholds per service) is its page budget's prior.
     """
     from models.training import incidents_from_scores
 
     if cfg.incident_builder == "stream":
-        from models.stream_incidents import configured_stream_incidents, with_risk_warnings
+        from models.incidents.stream_builder import configured_stream_incidents, with_risk_warnings
 
         streamed = configured_stream_incidents(cfg, telemetry, catalogue, call_graph, window_start, calibration)
         if risk is None or risk.empty:

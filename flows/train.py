@@ -167,7 +167,7 @@ def stream_figures(
     """The stream's incidents opened after ``split`` on ``data``, their ``stream_*`` metrics and
     the opening threshold per service its page budget calibrated on the whole history."""
     from flows.detect import known_call_graph
-    from models.stream_incidents import configured_stream_calibrated
+    from models.incidents.stream_builder import configured_stream_calibrated
     from models.training import match_incidents
 
     raised, thresholds = configured_stream_calibrated(

@@ -285,7 +285,7 @@ def bench_incidents(
 
     from bench.incidents import PIPELINES, fault_type_confusion
     from bench.incidents import run as run_incidents
-    from models.incident_stream import StreamSettings
+    from models.incidents.stream import StreamSettings
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
@@ -360,7 +360,7 @@ def bench_detection(
                                  param_hint="--corpus")
     grid = None
     if stream_grid is not None:
-        from models.incident_stream import StreamSettings
+        from models.incidents.stream import StreamSettings
 
         try:
             grid = json.loads(stream_grid)
@@ -422,7 +422,7 @@ def bench_detect(
     from bench.detect import run as run_detect
     from bench.detect import unknown_builders
     from foresight.settings import DetectConfig
-    from models.incident_stream import StreamSettings
+    from models.incidents.stream import StreamSettings
 
     unknown = unknown_builders(builders)
     if unknown:
@@ -466,7 +466,7 @@ def bench_scenarios(
     from bench.scenarios import DEFAULT_FAMILIES, write_figures
     from bench.scenarios import run as run_scenarios
     from connectors.simulator.scenario_families import FAMILIES
-    from models.incident_stream import StreamSettings
+    from models.incidents.stream import StreamSettings
 
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:

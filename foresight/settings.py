@@ -172,15 +172,15 @@ class DetectConfig(Section):
     # registered version. None: not benchmarked (the gate never depends on it).
     nab_data: Path | None = None
     # How the detect flow builds incidents: "stream" (the default) replays the loaded telemetry
-    # through the streaming incident pipeline (models.stream_incidents: one incident per problem
+    # through the streaming incident pipeline (models.incidents.stream_builder: one incident per problem
     # within a system of the call graph, ranked causes), with the failure predictor's warnings on
     # services it does not cover; "rollup" rolls the champion detector's per-series scores up per
-    # service (models.incidents). The champion's scores are computed either way (Pushgateway,
+    # service (models.incidents.rollup). The champion's scores are computed either way (Pushgateway,
     # panels). `foresight bench detect`, seven simulator seeds, held-out 40 %: stream event F1
     # 0.68 with 4.7 false alarms per seed, rollup 0.54 with 8.3; Nezha: 22 of 24 faults against
     # 2 (docs/incidents.md).
     incident_builder: Literal["stream", "rollup"] = "stream"
-    # StreamSettings of the stream builder (models.incident_stream; durations in samples), e.g.
+    # StreamSettings of the stream builder (models.incidents.stream; durations in samples), e.g.
     # {"error_material": 5.0} to page on failed requests alone only from 5 points of failures.
     stream_params: dict[str, Any] = Field(default_factory=dict)
 

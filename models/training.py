@@ -194,7 +194,7 @@ def incidents_from_scores(
     call_graph: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Incidents from anomaly scores and failure risk; with a call graph, ranked likely causes too."""
-    from models.incidents import build_incidents
+    from models.incidents.rollup import build_incidents
 
     return build_incidents(
         scores, risk, catalogue, anomaly_threshold=cfg.anomaly_threshold, risk_threshold=cfg.risk_threshold,

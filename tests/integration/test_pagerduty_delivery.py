@@ -305,7 +305,7 @@ def test_deliver_outbox_is_a_no_op_in_embedded_mode(tmp_path: Path) -> None:
 
 # -- the detect flow's paging ------------------------------------------------------------------
 def _incidents(end: pd.Timestamp | None = None) -> pd.DataFrame:
-    """One service incident as ``models.incidents.build_incidents`` returns it: on a resource,
+    """One service incident as ``models.incidents.rollup.build_incidents`` returns it: on a resource,
     starting mid-window (its identity is the service and the window, not the resource)."""
     start = START + pd.Timedelta(minutes=10)
     return pd.DataFrame(

@@ -25,7 +25,7 @@ from bench.loco import incident_objective, loco_select
 from connectors.nezha import Fault, NezhaDay, load_nezha
 from foresight.cli import app
 from foresight.plugins import Registry, UnknownPluginError
-from models.baseline_incidents import baseline_incidents, opening_steps, series_z
+from models.incidents.baseline import baseline_incidents, opening_steps, series_z
 from support.nab_corpus import write_corpus
 from support.nezha import write_nezha_day
 

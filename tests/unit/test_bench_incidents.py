@@ -112,7 +112,7 @@ def test_bench_incidents_cli_replays_a_synthetic_day_and_scores_it(tmp_path: Pat
     assert len(written) == 1
     row = written.iloc[0]
     # The synthetic fault lifts the pod's CPU from 20 % to 90 %, no jump a second process makes:
-    # the service's own code burning CPU (models.fault_types), shown as saturation on the pages.
+    # the service's own code burning CPU (models.incidents.fault_types), shown as saturation on the pages.
     assert row["services"].split(";")[0] == "cartservice" and row["category"] == "cpu_consumed"
     assert row["coarse_category"] == "saturation" and 0 < row["fault_type_confidence"] < 1
     assert "Detected faults by injected type" in result.output

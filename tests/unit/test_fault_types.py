@@ -1,4 +1,4 @@
-"""Fault types from an incident's evidence (models.fault_types), and where they show up downstream."""
+"""Fault types from an incident's evidence (models.incidents.fault_types), and where they show up downstream."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from bench.fault_types import SIMULATOR_FAULT_TYPES, fault_type_accuracy, match_fault_types
-from models.fault_types import (
+from models.incidents.category import categorise
+from models.incidents.fault_types import (
     COARSE_CATEGORY,
     FAULT_TYPES,
     RULES,
@@ -17,9 +18,8 @@ from models.fault_types import (
     classify_fault,
     fault_rule,
 )
-from models.incident_category import categorise
-from models.incident_stream import IncidentStream, StreamSettings
-from models.stream_incidents import incident_rows
+from models.incidents.stream import IncidentStream, StreamSettings
+from models.incidents.stream_builder import incident_rows
 
 T = 2.0  # surprise at which a kind counts as moved
 LOUD = 6.0

@@ -1,10 +1,10 @@
-"""Metric kinds and incident categories (models.incident_category)."""
+"""Metric kinds and incident categories (models.incidents.category)."""
 
 from __future__ import annotations
 
 import pytest
 
-from models.incident_category import categorise, metric_direction, metric_kind
+from models.incidents.category import categorise, metric_direction, metric_kind
 
 
 @pytest.mark.parametrize(

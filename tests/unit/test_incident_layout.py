@@ -126,7 +126,7 @@ def test_bench_incidents_cli_scores_a_generated_system_in_the_plain_layout(tmp_p
     assert result.exit_code == 0, result.output
     assert "detected within 5 min" in result.output and "1/1 (100.0%)" in result.output
     row = pd.read_csv(out).iloc[0]
-    # CPU from 30 % to 95 %, no burner's jump: the service's own code (models.fault_types).
+    # CPU from 30 % to 95 %, no burner's jump: the service's own code (models.incidents.fault_types).
     assert row["services"].split(";")[0] == "db" and row["category"] == "cpu_consumed"
     assert row["coarse_category"] == "saturation"
     assert pd.Timestamp(row["opened_at"]) == pd.Timestamp("2026-03-02 11:01", tz="UTC")  # 30 s after

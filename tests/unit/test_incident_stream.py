@@ -1,4 +1,4 @@
-"""Streaming surprise and streaming incidents (models.streaming_surprise, models.incident_stream)."""
+"""Streaming surprise and streaming incidents (models.incidents.surprise, models.incidents.stream)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.incident_stream import (
+from models.incidents.stream import (
     IncidentStream,
     StreamSettings,
     call_graph_systems,
@@ -18,7 +18,7 @@ from models.incident_stream import (
     replay,
     wire_pairs,
 )
-from models.streaming_surprise import StreamingSurprise
+from models.incidents.surprise import StreamingSurprise
 
 T0 = pd.Timestamp("2026-05-04 10:00", tz="UTC")
 

@@ -1,4 +1,4 @@
-"""Detections -> incidents (models.incidents): roll-up, hysteresis, identity, category, severity."""
+"""Detections -> incidents (models.incidents.rollup): roll-up, hysteresis, identity, category, severity."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.incidents import INCIDENT_OUTPUT_COLUMNS, build_incidents, incident_id
+from models.incidents.rollup import INCIDENT_OUTPUT_COLUMNS, build_incidents, incident_id
 
 T0 = pd.Timestamp("2026-05-04 10:00", tz="UTC")
 STEP = pd.Timedelta("5min")

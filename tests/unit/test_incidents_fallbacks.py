@@ -1,4 +1,4 @@
-"""build_incidents (models.incidents) on input the simulator never produces: metric names that
+"""build_incidents (models.incidents.rollup) on input the simulator never produces: metric names that
 :data:`METRIC_CATEGORIES` does not know (real exporters'), and episodes too short to raise."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.incidents import INCIDENT_OUTPUT_COLUMNS, build_incidents
+from models.incidents.rollup import INCIDENT_OUTPUT_COLUMNS, build_incidents
 
 T0 = pd.Timestamp("2026-05-04 10:00", tz="UTC")
 N = 30

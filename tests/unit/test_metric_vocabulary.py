@@ -1,14 +1,14 @@
-"""Free-text metric names from any system -> kind, problem direction and unit (models.metric_vocabulary,
-models.incident_category), and the failed-share unit of error and success rates (models.incident_stream)."""
+"""Free-text metric names from any system -> kind, problem direction and unit (models.incidents.metric_vocabulary,
+models.incidents.category), and the failed-share unit of error and success rates (models.incidents.stream)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from models.incident_category import exhausted_kinds, metric_direction, metric_kind
-from models.incident_stream import failed_share_unit, metric_family, wire_pairs, with_share_units
-from models.metric_vocabulary import metric_tokens, metric_unit
+from models.incidents.category import exhausted_kinds, metric_direction, metric_kind
+from models.incidents.metric_vocabulary import metric_tokens, metric_unit
+from models.incidents.stream import failed_share_unit, metric_family, wire_pairs, with_share_units
 
 VOCABULARY = [
     # (name, kind, direction, unit stated by the name)

@@ -1,4 +1,4 @@
-"""Opening thresholds calibrated to a page budget (models.page_budget)."""
+"""Opening thresholds calibrated to a page budget (models.incidents.page_budget)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.page_budget import MIN_BLOCKS, GumbelTail, PageBudget, fit_block_maxima
+from models.incidents.page_budget import MIN_BLOCKS, GumbelTail, PageBudget, fit_block_maxima
 
 MINUTE = 60.0
 

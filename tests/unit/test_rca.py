@@ -1,10 +1,10 @@
-"""Root-cause ranking (models.rca): victims upstream rank below the cause; without a graph, evidence decides."""
+"""Root-cause ranking (models.incidents.rca): victims upstream rank below the cause; without a graph, evidence decides."""
 
 from __future__ import annotations
 
 import pytest
 
-from models.rca import evidence_weights, rank_root_causes
+from models.incidents.rca import evidence_weights, rank_root_causes
 
 GRAPH = {
     "frontend": ("checkout", "cart", "catalog"),

@@ -31,7 +31,7 @@ from connectors.simulator.scenario_families.vocabulary import vocabulary
 from connectors.simulator.seeding import rng_for
 from connectors.simulator.timegrid import build_grid
 from foresight.schemas import CATALOGUE_COLUMNS, validate_telemetry
-from models.incident_category import metric_kind
+from models.incidents.category import metric_kind
 
 
 def test_the_same_arguments_give_the_same_systems_and_another_seed_other_ones() -> None:

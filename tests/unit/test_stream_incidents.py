@@ -1,4 +1,4 @@
-"""Streaming incidents in the detect flow's shape (models.stream_incidents) and the flow's
+"""Streaming incidents in the detect flow's shape (models.incidents.stream_builder) and the flow's
 ``detect.incident_builder`` setting (flows.detect.raise_incidents)."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from connectors.nezha import NezhaDay, load_nezha
 from flows.detect import raise_incidents
 from foresight.settings import DetectConfig
-from models.incident_category import categorise, exhausted_kinds
-from models.incident_stream import IncidentStream, failed_share_unit
-from models.incidents import INCIDENT_OUTPUT_COLUMNS, incident_id
-from models.stream_incidents import STREAM_COLUMNS, incident_rows, stream_incidents, tail_score
+from models.incidents.category import categorise, exhausted_kinds
+from models.incidents.rollup import INCIDENT_OUTPUT_COLUMNS, incident_id
+from models.incidents.stream import IncidentStream, failed_share_unit
+from models.incidents.stream_builder import STREAM_COLUMNS, incident_rows, stream_incidents, tail_score
 from support.nezha import write_nezha_day
 
 # The synthetic day starts 03:51:19; its fault shows in the row of 05:42 (row 110) on.
@@ -272,7 +272,7 @@ def test_a_warning_before_the_stream_sees_the_fault_and_the_incident_share_one_p
 
 
 def test_a_trained_calibration_is_the_page_budgets_prior_and_the_replay_returns_its_own(tmp_path: Path) -> None:
-    from models.stream_incidents import stream_incidents_calibrated
+    from models.incidents.stream_builder import stream_incidents_calibrated
 
     day = _day(tmp_path)
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)

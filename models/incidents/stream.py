@@ -2,7 +2,7 @@
 
 The pipeline an on-call engineer would want running every minute on a microservice system:
 
-1. **surprise** of every series from its own past (:mod:`models.streaming_surprise`), counting
+1. **surprise** of every series from its own past (:mod:`models.incidents.surprise`), counting
    only the harmful direction (latency, CPU, memory up; a success rate is judged on its failed
    share; any failed-request share, an error ratio too, has an absolute floor of
    ``error_floor`` percentage points: :func:`failed_share_unit`), with a clean baseline
@@ -15,7 +15,7 @@ The pipeline an on-call engineer would want running every minute on a microservi
    millicores and in %, an edge's caller view and the wire latency derived from it) collapse to
    their largest surprise, so one noisy measurement counts once;
 4. **service roll-up**: a service's evidence is the *sum* of its ``corroboration`` largest family
-   surprises over the kinds that describe it (:data:`models.incident_category.OWN_KINDS`): summed
+   surprises over the kinds that describe it (:data:`models.incidents.category.OWN_KINDS`): summed
    ``-log10 p`` is the log of the joint probability of independent measurements all being this far
    out, so two pieces of evidence agreeing beat one loud spike. Traffic and node metrics follow
    load and neighbours and are kept out. A failed-request family (a success rate) counts
@@ -34,7 +34,7 @@ The pipeline an on-call engineer would want running every minute on a microservi
    calm (or, while still active, when families that were calm for ``resolve_after`` steps alone
    reach it: a second fault on a service still showing the after-effects of the first), and calms
    down after ``resolve_after`` steps below ``sustain_threshold``. With a page budget
-   (``page_budget_per_day``, 2 by default; :mod:`models.page_budget`) the opening threshold is
+   (``page_budget_per_day``, 2 by default; :mod:`models.incidents.page_budget`) the opening threshold is
    each system's own, the level its normal evidence reaches that many times a day, fitted online
    from the steps seen so far and starting from ``open_threshold`` (or a trained calibration),
    never below it; ``sustain_threshold`` and ``split_threshold`` keep their ratio to it;
@@ -47,13 +47,13 @@ The pipeline an on-call engineer would want running every minute on a microservi
    between them never share an incident, a ranking or the ``split_threshold``, so a fleet of
    unrelated applications pages once per problem, not once per moment. Without a call graph
    every service is taken to be one system (co-occurring problems group by time alone);
-7. at opening, services are **ranked** by :func:`models.rca.rank_root_causes` (``degree_neutral``:
+7. at opening, services are **ranked** by :func:`models.incidents.rca.rank_root_causes` (``degree_neutral``:
    a caller is not drained by the number of its callees) over the evidence of
    the last ``rank_window`` steps (services claimed by another open incident left out; a
    failed-request family weighed as at the step it peaked), the incident gets a **category**
    from the kinds anomalous at the top service and its disk being full
-   (:func:`models.incident_category.categorise`), a likely **fault type** with a confidence
-   (:func:`models.fault_types.classify_fault`), a **severity** and **evidence** (top series:
+   (:func:`models.incidents.category.categorise`), a likely **fault type** with a confidence
+   (:func:`models.incidents.fault_types.classify_fault`), a **severity** and **evidence** (top series:
    surprise, observed and expected values). Without a call graph the ranking is the services' own
    evidence; the graph refines it. With ``refine_ranking`` (the default) the ranking, category,
    fault type and evidence are revised at each step while the incident unfolds (its first
@@ -62,7 +62,7 @@ The pipeline an on-call engineer would want running every minute on a microservi
    already under way before it (a callee still smouldering from an earlier problem).
    ``inherited_weight`` (1: off) discounts the kinds a caller inherits from a slow or failing
    callee (latency, failed requests) against a service's own resources and the wire
-   (:func:`models.rca.evidence_weights`).
+   (:func:`models.incidents.rca.evidence_weights`).
    With ``rank_onsets`` the ranking counts only families whose current run of anomaly began after
    ``resolve_after`` calm steps (:func:`onset_runs`): a measurement that keeps flickering is
    chronic noise, not the start of this problem, and must not take the blame for it;
@@ -94,18 +94,18 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import require_columns
-from models.fault_types import FaultEvidence, classify_fault
-from models.incident_category import (
+from models.incidents.category import (
     OWN_KINDS,
     categorise,
     exhausted_kinds,
     metric_direction,
     metric_kind,
 )
-from models.metric_vocabulary import metric_tokens, metric_unit
-from models.page_budget import PageBudget
-from models.rca import evidence_weights, rank_root_causes
-from models.streaming_surprise import StreamingSurprise
+from models.incidents.fault_types import FaultEvidence, classify_fault
+from models.incidents.metric_vocabulary import metric_tokens, metric_unit
+from models.incidents.page_budget import PageBudget
+from models.incidents.rca import evidence_weights, rank_root_causes
+from models.incidents.surprise import StreamingSurprise
 
 STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
     "opened_at",
@@ -152,12 +152,12 @@ class StreamSettings:
     kind_threshold: float = 2.0  # per-series surprise at which a metric kind counts as anomalous
     error_weight: float = 3.0  # a failed-request family counts this many times (needs no corroboration)
     error_material: float = 3.0  # failed-share rise (percentage points) from which error_weight applies
-    degree_neutral: bool = True  # ranking: a caller's many callees do not drain it (models.rca)
+    degree_neutral: bool = True  # ranking: a caller's many callees do not drain it (models.incidents.rca)
     rank_onsets: bool = True  # rank on families whose anomaly began after a calm spell only
-    inherited_weight: float = 1.0  # ranking weight of kinds a service may inherit from a callee (models.rca)
+    inherited_weight: float = 1.0  # ranking weight of kinds a service may inherit from a callee (models.incidents.rca)
     top_evidence: int = 5
     reopen_within: int = 15  # steps after closing in which a flare-up of its problem re-opens it (0: never)
-    # Page budget (models.page_budget): each system's opening threshold is the level its normal
+    # Page budget (models.incidents.page_budget): each system's opening threshold is the level its normal
     # episodes reach this many times a day, fitted online on its own evidence and shrunk towards a
     # prior (a trained calibration, else open_threshold). None: open_threshold throughout.
     # sustain_threshold and split_threshold keep their ratio to the system's opening threshold.
@@ -223,11 +223,11 @@ class StreamIncident:
     reopened: int = 0  # times it closed and then flared up again (re-opened, not paged anew)
     closed_step: int = field(default=-1, repr=False)  # the stream step at which it last closed
     system: int = field(default=0, repr=False)  # the part of the call graph all its members are in
-    fault_type: str = "unknown"  # the likely fault (models.fault_types.FAULT_TYPES)
+    fault_type: str = "unknown"  # the likely fault (models.incidents.fault_types.FAULT_TYPES)
     fault_type_confidence: float = 0.0
     fault_evidence: FaultEvidence | None = field(default=None, repr=False)  # what the fault type read
     threshold: float = field(default=0.0, repr=False)  # the system's opening threshold when it opened
-    page_score: float | None = field(default=None, repr=False)  # models.page_budget score at opening
+    page_score: float | None = field(default=None, repr=False)  # models.incidents.page_budget score at opening
     # Peaks seen since the opening look-back (kept while the ranking is refined): per family its
     # ranking evidence, per series its (surprise, observed, expected) at its most surprising step.
     family_evidence: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -725,7 +725,7 @@ class IncidentStream:
 
     def _exhausted(self, service: str) -> set[str]:
         """Capacity kinds of ``service`` (a disk) that were full within the last
-        ``rank_window`` steps (:func:`models.incident_category.exhausted_kinds`)."""
+        ``rank_window`` steps (:func:`models.incidents.category.exhausted_kinds`)."""
         observed = np.stack([r[1] for r in self._recent])
         at = np.where((self.service == service) & ~np.isnan(observed).all(axis=0))[0]
         peaks = np.nanmax(observed[:, at], axis=0) if at.size else np.array([])
@@ -734,7 +734,7 @@ class IncidentStream:
     def _fault_evidence(
         self, service: str, root: dict[str, float], incident: dict[str, float], exhausted: set[str]
     ) -> FaultEvidence:
-        """The root's moves over the last ``rank_window`` steps, for :func:`models.fault_types.classify_fault`."""
+        """The root's moves over the last ``rank_window`` steps, for :func:`models.incidents.fault_types.classify_fault`."""
         at = self.service == service
         observed = np.stack([r[1] for r in self._recent])[:, at]
         expected = np.stack([r[2] for r in self._recent])[:, at]
@@ -864,7 +864,7 @@ def failed_share_unit(metric: str, unit: str) -> float:
 
     An ``errors`` metric is a share when its unit says so (``percent`` / ``%`` or ``ratio``; an
     empty unit is read from the name, e.g. ``error_pct``, ``error_ratio``:
-    :func:`models.metric_vocabulary.metric_unit`); a success rate is one whatever its unit (a
+    :func:`models.incidents.metric_vocabulary.metric_unit`); a success rate is one whatever its unit (a
     ratio unless it says percent). An error rate in ``ratio`` units sits near 0, so its relative
     floor is ~0 and a blip of a few tenths of a point reads as a many-sigma jump: on the
     simulator (``error_rate``, ratio; seed 7, the 8.4 held-out days) 147 false incidents without

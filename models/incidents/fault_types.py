@@ -1,6 +1,6 @@
 """Which fault an incident most likely is, with a confidence, from the evidence at its top service.
 
-The coarse category (:func:`models.incident_category.categorise`) says what the users feel
+The coarse category (:func:`models.incidents.category.categorise`) says what the users feel
 (errors, latency, saturation); the fault type says what to do about it: find the process burning
 a pod's CPU, roll back a release, restart a leaking service, clean a disk. :func:`classify_fault`
 reads a :class:`FaultEvidence` (per-kind surprise at the top-ranked service, the *root*, and over
@@ -99,12 +99,12 @@ RULE_CONFIDENCE: dict[str, float] = {rule: confidence for rule, (_, confidence) 
 class FaultEvidence:
     """What moved during an incident's first steps at its top-ranked service (the *root*).
 
-    ``root`` / ``incident``: per metric kind (:data:`models.incident_category.KINDS`), the largest
+    ``root`` / ``incident``: per metric kind (:data:`models.incidents.category.KINDS`), the largest
     surprise (``-log10 p``, harmful direction) at the root / over all ranked services. ``rise`` /
     ``fall``: per kind at the root, the largest relative rise (``observed / expected - 1``) and
     fall (``1 - observed / expected``) of any of its series. ``memory_peak_percent``: the root's
     highest memory share (percent of its limit; None when no series is a share). ``exhausted``:
-    the root's capacity kinds that are full (:func:`models.incident_category.exhausted_kinds`).
+    the root's capacity kinds that are full (:func:`models.incidents.category.exhausted_kinds`).
     """
 
     root: Mapping[str, float]

@@ -1,5 +1,5 @@
-"""Streaming incidents in the detect flow's shape: :mod:`models.incident_stream` behind the
-frame :func:`models.incidents.build_incidents` returns, so the flow's sinks take either.
+"""Streaming incidents in the detect flow's shape: :mod:`models.incidents.stream` behind the
+frame :func:`models.incidents.rollup.build_incidents` returns, so the flow's sinks take either.
 
 The detect flow's own roll-up raises one incident per service from per-series anomaly scores;
 the streaming pipeline replays raw telemetry step by step, groups services along the call graph
@@ -8,7 +8,7 @@ writes each incident as a roll-up incident would be written:
 
 - ``service`` is the top-ranked likely cause and ``ranked_services`` the whole ranking;
 - ``start`` is when the stream raised it, ``end`` when it closed (NaT while open);
-- ``incident_id`` is :func:`models.incidents.incident_id` of the service and ``window_start``,
+- ``incident_id`` is :func:`models.incidents.rollup.incident_id` of the service and ``window_start``,
   the start floored to ``resolve_after`` as the roll-up does: two detect runs over overlapping
   data give the same ids, and the PagerDuty outbox de-duplicates on them. Unlike the roll-up's,
   two stream incidents of one service can fall in one such window (a second fault soon after
@@ -24,7 +24,7 @@ writes each incident as a roll-up incident would be written:
   episode as large), each series also naming its ``resource_id`` as the roll-up's do;
 - ``resource_id`` is that of the top-ranked service's most surprising evidence series;
 - category and severity are the stream's (both in the roll-up's vocabularies); the likely fault
-  type and its confidence (:mod:`models.fault_types`) travel in the evidence JSON
+  type and its confidence (:mod:`models.incidents.fault_types`) travel in the evidence JSON
   (``fault_type``, ``fault_type_confidence``), so a page can say what to do.
 
 Measured on the simulator (seeds 3, 5, 7, 11, 13, 17, 19; 21 days at 5-minute steps; incidents
@@ -49,7 +49,7 @@ category of the faults it found (replaying all history) matched the simulator's 
 (19 before a full disk counted as the cause of failed writes; its leaks are still mostly missed
 or called errors: the out-of-memory kill makes memory fall, which is no harm).
 
-Durations in :class:`~models.incident_stream.StreamSettings` are in steps, chosen at 1-minute
+Durations in :class:`~models.incidents.stream.StreamSettings` are in steps, chosen at 1-minute
 sampling. At 5-minute steps the statistical ones still fit (a 30-sample baseline spans 2.5 hours,
 five samples before scoring 25 minutes); the episode ones stretch five-fold: a service calms
 after 15 minutes (the roll-up waits 30), a run of outliers becomes the new normal after 75, and
@@ -69,8 +69,8 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
-from models.incident_stream import StreamSettings, replay_stream
-from models.incidents import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
+from models.incidents.rollup import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
+from models.incidents.stream import StreamSettings, replay_stream
 
 if TYPE_CHECKING:
     from foresight.settings import DetectConfig
@@ -113,7 +113,7 @@ def stream_incidents_calibrated(
     calibration: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """:func:`stream_incidents` and the opening threshold per service the page budget
-    calibrated by the replay's end (:meth:`~models.incident_stream.IncidentStream.calibrated_thresholds`;
+    calibrated by the replay's end (:meth:`~models.incidents.stream.IncidentStream.calibrated_thresholds`;
     empty without a budget or telemetry): what the train flow stores for the detect flow."""
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
     require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
@@ -161,7 +161,7 @@ def configured_stream_calibrated(
 
 
 def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:
-    """:func:`models.incident_stream.replay` rows as detect-flow incidents (:data:`STREAM_COLUMNS`)."""
+    """:func:`models.incidents.stream.replay` rows as detect-flow incidents (:data:`STREAM_COLUMNS`)."""
     resources = _resource_of(catalogue)
     ranked = raised["services"].astype(str)
     service = ranked.str.split(";").str[0]
@@ -242,7 +242,7 @@ def _evidence_json(
     evidence: str, level: float, resources: Mapping[str, str], fault: tuple[str, float] = ("unknown", 0.0)
 ) -> str:
     """The stream's evidence with each series' ``resource_id``, the raw ``stream_evidence`` and the
-    likely ``fault_type`` with its ``fault_type_confidence`` (:mod:`models.fault_types`)."""
+    likely ``fault_type`` with its ``fault_type_confidence`` (:mod:`models.incidents.fault_types`)."""
     payload = json.loads(evidence)
     for series in payload.get("series", []):
         series["resource_id"] = _series_resource(str(series["unique_id"]), resources)

@@ -1,7 +1,7 @@
 """What kind of problem an incident is, from which kinds of metrics are anomalous where.
 
 Every metric name, free text from any system, maps to a *kind* (:func:`metric_kind`, by the
-vocabulary of :mod:`models.metric_vocabulary`): ``cpu``, ``memory``, ``disk``,
+vocabulary of :mod:`models.incidents.metric_vocabulary`): ``cpu``, ``memory``, ``disk``,
 ``server_latency`` (time a service takes to answer, measured at it), ``call_latency`` (time its
 callers wait for it: its answer time plus the wire), ``network_latency`` (the wire alone: the
 callers' view of a call minus the callee's), ``client_latency`` (time it waits for others), ``errors``,
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 
-from models.metric_vocabulary import metric_unit, vocabulary_falls, vocabulary_kind
+from models.incidents.metric_vocabulary import metric_unit, vocabulary_falls, vocabulary_kind
 
 KINDS: tuple[str, ...] = (
     "cpu",
@@ -65,7 +65,7 @@ _SHARE_SCALE: dict[str, float] = {"percent": 100.0, "%": 100.0, "ratio": 1.0}
 def exhausted_kinds(metrics: Iterable[tuple[str, str, float]], full_at: float = FULL_AT) -> set[str]:
     """The capacity kinds (:data:`CAPACITY_KINDS`) among ``(metric, unit, peak value)`` whose peak
     reached ``full_at`` of capacity; only shares of capacity in use (``percent`` or ``ratio``, from
-    the unit or else the name: :func:`models.metric_vocabulary.metric_unit`) say so."""
+    the unit or else the name: :func:`models.incidents.metric_vocabulary.metric_unit`) say so."""
     out = set()
     for metric, unit, peak in metrics:
         kind = metric_kind(metric)
@@ -77,7 +77,7 @@ def exhausted_kinds(metrics: Iterable[tuple[str, str, float]], full_at: float = 
 
 
 def metric_kind(metric: str) -> str:
-    """The kind of a metric name (:func:`models.metric_vocabulary.vocabulary_kind`; ``traffic``
+    """The kind of a metric name (:func:`models.incidents.metric_vocabulary.vocabulary_kind`; ``traffic``
     when nothing more specific matches)."""
     return vocabulary_kind(metric)
 

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 CallGraph = Mapping[str, Sequence[str]]
-# Kinds (models.incident_category.metric_kind) a service shows when a service it calls is slow
+# Kinds (models.incidents.category.metric_kind) a service shows when a service it calls is slow
 # or failing: its own answers wait for the callee's or fail with them.
 INHERITABLE_KINDS: frozenset[str] = frozenset({"server_latency", "call_latency", "client_latency", "errors"})
 

@@ -17,11 +17,11 @@ Each incident gets a category guessed from its anomalous metrics (mem -> resourc
 disk, cpu / latency -> saturation, error_rate -> errors: :data:`METRIC_CATEGORIES`, the
 simulator's names); an incident none of whose anomalous metrics that table knows (real exporters' names,
 ``container_cpu_usage_seconds_total``, ``pod_server_latency_p95``) is categorised from the kinds
-of its anomalous metrics by :func:`models.incident_category.categorise`, the rules the streaming
+of its anomalous metrics by :func:`models.incidents.category.categorise`, the rules the streaming
 incident pipeline uses. It also gets a severity from its score, and JSON evidence naming the
 series behind it. Given the call graph, each incident also gets
 ``ranked_services``: every service anomalous within ``resolve_after`` before the incident was raised,
-most likely root cause first (:func:`models.rca.rank_root_causes`), ``;``-joined. Pure: frames in,
+most likely root cause first (:func:`models.incidents.rca.rank_root_causes`), ``;``-joined. Pure: frames in,
 a frame out.
 """
 
@@ -37,8 +37,8 @@ import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
 from models.events import as_timedelta
-from models.incident_category import categorise, metric_kind
-from models.rca import rank_root_causes
+from models.incidents.category import categorise, metric_kind
+from models.incidents.rca import rank_root_causes
 
 INCIDENT_OUTPUT_COLUMNS: tuple[str, ...] = (
     "incident_id", "service", "category", "start", "end", "severity", "score", "evidence",
@@ -298,8 +298,8 @@ def _known_metric_categories(evidence: pd.DataFrame) -> pd.Series:
 
 
 def _kind_categories(evidence: pd.DataFrame, threshold: float) -> pd.Series:
-    """Per episode, :func:`~models.incident_category.categorise` of the surprise ``-log10(1 - score)``
-    of each metric kind (:func:`~models.incident_category.metric_kind`) at the episode's service.
+    """Per episode, :func:`~models.incidents.category.categorise` of the surprise ``-log10(1 - score)``
+    of each metric kind (:func:`~models.incidents.category.metric_kind`) at the episode's service.
 
     A kind counts when it reached the anomaly threshold; in an episode raised by failure risk
     alone (nothing reached it) the episode's most surprising kinds count instead.
