@@ -4,13 +4,11 @@ For each seed the simulator generates a fleet with its ground-truth incidents; e
 judged on the incidents that start after the train flow's split (the first
 ``DetectConfig.train_fraction`` of the span, :func:`models.training.split_time`):
 
-- ``rollup:<detector>``: exactly the train flow's gate (:func:`models.training.evaluate_detector`):
-  the detector as it feeds incidents, fitted on the data before the split, its scores after it
-  rolled up per service.
-- ``stream``: the detect flow's ``incident_builder: stream`` (:func:`flows.detect.raise_incidents`,
-  no failure predictor): the whole history replayed through the streaming incident pipeline with
-  the simulator's call graph, the incidents opened after the split kept and matched to the ground
-  truth as the gate matches (:func:`models.training.match_incidents`).
+- ``rollup:<detector>`` and ``stream``: exactly the train flow's gate
+  (:func:`models.incidents.evaluation.evaluate_pipeline`) for an incident pipeline in that mode:
+  fitted on the data before the split (the detector; the stream's page calibration), the whole
+  history replayed as the detect flow replays it with the simulator's call graph, the pages
+  after the split matched to the ground truth (no failure predictor).
 - ``stream:windows``: the same builder replayed the way the detect flow replays it: the span after
   the split cut into ``lookback_hours`` windows, each replayed after the warm-up the flow loads
   before its window (the configured detector's context, at least the features' 3 hours), each
@@ -134,13 +132,12 @@ def evaluate_builder(
     split: pd.Timestamp,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """The incidents ``builder`` raises after ``split`` and their event-wise metrics against the
-    ground truth starting after it (:func:`models.training.match_incidents`'s keys)."""
-    from models.training import evaluate_detector, match_incidents
+    ground truth starting after it (the gate's keys, :mod:`models.incidents.evaluation`)."""
+    from models.training import match_incidents
 
     truth = incidents[incidents["start"] >= split]
-    if builder == STREAM:
-        raised = _streamed(telemetry, catalogue, cfg, split)
-        return raised, match_incidents(raised, truth, cfg)
+    if builder == STREAM or builder.startswith(ROLLUP):
+        return _gated(builder, telemetry, catalogue, incidents, cfg, split)
     if builder == STREAM_WINDOWS:
         from flows.detect import FEATURE_WARMUP
 
@@ -157,11 +154,23 @@ def evaluate_builder(
         raised = pd.concat(parts, ignore_index=True)
         return raised, match_incidents(raised, truth, cfg)
 
-    if not builder.startswith(ROLLUP):
-        raise ValueError(f"unknown builder {builder!r}; choose one of: {', '.join(builder_choices())}")
-    evaluation = evaluate_detector(_detector(builder.removeprefix(ROLLUP), cfg), telemetry, catalogue, incidents,
-                                   cfg, split)
-    return evaluation.detail, evaluation.metrics
+    raise ValueError(f"unknown builder {builder!r}; choose one of: {', '.join(builder_choices())}")
+
+
+def _gated(builder: str, telemetry: pd.DataFrame, catalogue: pd.DataFrame, incidents: pd.DataFrame,
+           cfg: DetectConfig, split: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The gate's evaluation of the pipeline ``builder`` names (``stream`` or ``rollup:<detector>``)."""
+    from connectors.simulator import CALL_GRAPH
+    from models.incidents.evaluation import evaluate_pipeline
+    from models.incidents.pipeline import IncidentPipeline
+    from models.incidents.settings import PipelineSettings
+
+    mode = "stream" if builder == STREAM else "rollup"
+    detector = _detector(cfg.detector if mode == "stream" else builder.removeprefix(ROLLUP), cfg)
+    pipeline = IncidentPipeline(detector, PipelineSettings.from_detect(cfg.model_copy(update={"incident_builder": mode})))
+    result = evaluate_pipeline(pipeline, telemetry, catalogue, incidents, split, call_graph=CALL_GRAPH,
+                               horizon=pd.Timedelta(minutes=cfg.horizon_minutes))
+    return result.raised, result.metrics
 
 
 def _detector(name: str, cfg: DetectConfig) -> Any:
@@ -175,9 +184,13 @@ def _detector(name: str, cfg: DetectConfig) -> Any:
 def _streamed(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: DetectConfig, since: pd.Timestamp) -> pd.DataFrame:
     """The stream builder's incidents opened from ``since`` on, replaying all of ``telemetry``."""
     from connectors.simulator import CALL_GRAPH
-    from models.incidents.stream_builder import configured_stream_incidents
+    from models.incidents.base import IncidentInputs
+    from models.incidents.settings import PipelineSettings
+    from models.incidents.stream_builder import StreamBuilder
 
-    return configured_stream_incidents(cfg, telemetry, catalogue, CALL_GRAPH, since)
+    settings = PipelineSettings.from_detect(cfg)
+    inputs = IncidentInputs(telemetry, catalogue, since=since, call_graph=CALL_GRAPH)
+    return StreamBuilder(settings.stream, settings.rollup).build(inputs).incidents
 
 
 def mean_figures(figures: Sequence[DetectFigures], builder: str) -> DetectFigures:

@@ -8,7 +8,7 @@ samples averaged into minutes) and feeds it step by step through
 pipeline would have raised it live, from samples up to that minute only), writes one row per
 incident and scores them with the data set's protocol (``shared/data/README.md`` beside the checkout).
 ``--pipeline flow`` raises the incidents the way the detect flow's roll-up builder does instead
-(default anomaly detector, then :func:`models.training.incidents_from_scores`; :mod:`bench.incidents_flow`),
+(default anomaly detector, then the roll-up builder, :class:`models.incidents.rollup_builder.RollupBuilder`; :mod:`bench.incidents_flow`),
 scored by the same protocol:
 
 - a fault is *detected* when an incident is opened within ``window`` (default 5 minutes) after its

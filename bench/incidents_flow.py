@@ -11,8 +11,9 @@ with ``detect.incident_builder: rollup``, so the same protocol scores that build
    every later sample with that span as its causal context (:meth:`AnomalyDetector.predict`
    prepends it), so no score sees a later sample and no fit sees a scored one. With no failure
    predictor trained, anomalies alone make incidents, as in a detect run without that champion;
-3. :func:`models.training.incidents_from_scores` builds the incidents with the given
-   :class:`~foresight.settings.DetectConfig` (default: the shipped one) and the call graph;
+3. the roll-up builder (:class:`models.incidents.rollup_builder.RollupBuilder`) builds the
+   incidents with the given :class:`~foresight.settings.DetectConfig`'s settings (default: the
+   shipped ones) and the call graph;
 4. each incident becomes one protocol row: ``opened_at`` its ``start`` (when the flow would have
    raised it), ``services`` its ranked likely causes, ``category``, score, severity, ``closed_at``.
 
@@ -36,7 +37,9 @@ import pandas as pd
 from connectors.nezha import NezhaDay
 from foresight.settings import DetectConfig
 from models.anomaly import AnomalyDetector, detectors
-from models.training import incidents_from_scores
+from models.incidents.base import IncidentInputs
+from models.incidents.rollup_builder import RollupBuilder
+from models.incidents.settings import PipelineSettings
 
 FIT_SPAN = pd.Timedelta("1h")
 
@@ -71,7 +74,8 @@ def flow_incidents(
     """One day's incidents as the detect flow raises them, as protocol rows (``day`` column added)."""
     cfg = cfg or DetectConfig()
     scores = causal_scores(day.telemetry, detector or default_detector(cfg), fit_span)
-    incidents = incidents_from_scores(scores, None, day.catalogue, cfg, call_graph=day.call_graph)
+    inputs = IncidentInputs(day.telemetry, day.catalogue, scores=scores, call_graph=day.call_graph)
+    incidents = RollupBuilder(PipelineSettings.from_detect(cfg).rollup).build(inputs).incidents
     return protocol_rows(incidents).assign(day=day.name)
 
 

@@ -1,9 +1,10 @@
-"""Detect flow: the recent telemetry replayed through the streaming incident pipeline and the
-failure predictor's risk become incidents (:func:`raise_incidents`), written to the PagerDuty
-outbox with deterministic dedup keys (a re-run never opens a second incident) and resolved once
-their condition clears; the champion anomaly detector's scores go out as metrics. With
-``detect.incident_builder: rollup`` the incidents come from those scores rolled up per service
-instead.
+"""Detect flow: the champion incident pipeline (:mod:`models.incidents.pipeline`, registered as
+``anomaly-detector`` by the train flow, which judged exactly these pages) turns the recent
+telemetry and the failure predictor's risk into incidents, written to the PagerDuty outbox with
+deterministic dedup keys (a re-run never opens a second incident) and resolved once their
+condition clears; its detector's per-series scores go out as metrics. Its mode and settings
+(stream or roll-up, ``stream_params``, the page budget's calibration) are the champion's, not
+this run's configuration: a change to them pages once a train run has gated it.
 
 With ``sinks.pagerduty_routing_key`` set, every pending outbox event is then delivered to the
 Events API v2 (``connectors.pagerduty``: bounded retries, a delivery ledger so nothing is lost
@@ -42,11 +43,11 @@ from prefect.cache_policies import NO_CACHE
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
 from flows.resources import NoTelemetryError, open_lake, open_outbox, open_registry, settings_for_run
 from flows.retries import retry_unless_permanent
-from foresight.settings import DetectConfig, Settings
+from foresight.settings import Settings
 from foresight.source_holds import SourceHold, source_hold
 
 if TYPE_CHECKING:
-    from foresight.model_registry import ModelRegistry
+    from models.incidents.pipeline import IncidentPipeline
 
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.
@@ -73,9 +74,11 @@ def load_recent(settings: Settings, warmup: pd.Timedelta) -> dict[str, Any]:
 # No Prefect retries: MLflow's client retries each request (settings.mlflow), one layer.
 @task(cache_policy=NO_CACHE)
 def load_champions(settings: Settings) -> dict[str, Any]:
-    """Per family ``(model, version)`` of its champion, and the page budget's trained calibration."""
+    """Per family ``(model, version)`` of its champion; the anomaly family's as an incident
+    pipeline (a bare detector registered before pipelines is wrapped with the configured settings)."""
     from flows.forecast_plan import NoChampionError
     from foresight.model_registry import REGISTERED
+    from models.incidents.pipeline import as_pipeline
 
     registry = open_registry(settings)
     out: dict[str, Any] = {}
@@ -88,25 +91,9 @@ def load_champions(settings: Settings) -> dict[str, Any]:
             get_run_logger().warning("%s has no champion yet: incidents from anomalies only", REGISTERED[family])
             out[family] = (None, None)
             continue
-        out[family] = (registry.load_model(REGISTERED[family]), champion.version)
-    out["page_calibration"] = page_calibration(settings, registry)
+        model = registry.load_model(REGISTERED[family])
+        out[family] = (as_pipeline(model, settings.detect) if family == "anomaly" else model, champion.version)
     return out
-
-
-def page_calibration(settings: Settings, registry: ModelRegistry) -> dict[str, float]:
-    """With the stream builder and a page budget: the opening thresholds per service the train
-    flow calibrated and logged with the champion anomaly detector, the prior of this run's online
-    calibration (``{}`` when there are none yet: the online fit alone, from ``open_threshold``)."""
-    import json
-
-    from foresight.model_registry import PAGE_BUDGET_ARTIFACT, REGISTERED
-    from models.incidents.stream import StreamSettings
-
-    cfg = settings.detect
-    if cfg.incident_builder != "stream" or StreamSettings.from_params(cfg.stream_params).page_budget_per_day is None:
-        return {}  # no budget: the stream's own defaults decide, not a second copy of them here
-    text = registry.champion_artifact_text(REGISTERED["anomaly"], PAGE_BUDGET_ARTIFACT)
-    return {} if text is None else {str(k): float(v) for k, v in json.loads(text).items()}
 
 
 @task(cache_policy=NO_CACHE)
@@ -143,15 +130,13 @@ def page_pagerduty(settings: Settings) -> dict[str, Any]:
     return report.as_dict()
 
 
-def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame) -> SourceHold:
+def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame,
+              pipeline: IncidentPipeline) -> SourceHold:
     """What this run leaves out because a configured source's newest batch failed its contract;
-    with the stream builder, whose incidents span a system, services stay open system-wide."""
-    systems = None
-    if settings.detect.incident_builder == "stream":
-        from models.incidents.stream import call_graph_systems
-
-        services = sorted(str(s) for s in catalogue["service"].dropna().unique() if str(s))
-        systems = call_graph_systems(services, known_call_graph(settings) or {})
+    services stay open across the system the pipeline's incidents can span (the stream's: a
+    connected part of the call graph; the roll-up's: the service)."""
+    services = sorted(str(s) for s in catalogue["service"].dropna().unique() if str(s))
+    systems = pipeline.builder.systems(services, known_call_graph(settings))
     return source_hold(batches, catalogue, configured={source.name for source in settings.sources},
                        systems=systems)
 
@@ -160,15 +145,16 @@ def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame
 def detect(config_file: str | None = None) -> dict[str, Any]:
     """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each."""
     from features.windows import service_features
+    from models.incidents.base import IncidentInputs
     from models.training import match_incidents, operating_threshold
 
     settings = settings_for_run(config_file)
     logger = get_run_logger()
     champions = load_champions(settings)
-    detector, detector_version = champions["anomaly"]
+    pipeline, detector_version = champions["anomaly"]
     predictor, predictor_version = champions["failure"]
-    data = load_recent(settings, max(detector.context_length, FEATURE_WARMUP))
-    hold = held_back(settings, data["batches"], data["catalogue"])
+    data = load_recent(settings, max(pipeline.context_length, FEATURE_WARMUP))
+    hold = held_back(settings, data["batches"], data["catalogue"], pipeline)
     if hold:
         logger.error("held back %s: newest batch failed its data contract; %d series left out, incidents of %s "
                      "stay open until its next clean batch", ", ".join(hold.sources), len(hold.series),
@@ -178,7 +164,7 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
 
     # Fan out over batches of whole services; each series is scored independently of the others.
     groups = service_batches(telemetry, catalogue, settings.detect.scoring_batches)
-    scored = score_services.map(unmapped(detector), groups).result() if groups else []
+    scored = score_services.map(unmapped(pipeline), groups).result() if groups else []
     scores = pd.concat(scored, ignore_index=True) if scored else _no_scores()
     scores = scores[scores["ds"] >= window_start]
     features = service_features(telemetry, catalogue, data["logs"]) if len(telemetry) else pd.DataFrame()
@@ -187,10 +173,10 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
         risk = predictor.predict(features)
         risk = risk[risk["ds"] >= window_start]
     cfg = settings.detect.model_copy(update={"risk_threshold": operating_threshold(predictor, settings.detect)})
-    # The page budget's trained thresholds; without them it calibrates online from open_threshold.
-    calibration = champions.get("page_calibration") or {}
-    incidents = hold.keep_open(raise_incidents(cfg, telemetry, catalogue, scores, risk, known_call_graph(settings),
-                                               window_start, calibration))
+    # The champion's mode, settings and page calibration; the warm-up before window_start is replayed.
+    inputs = IncidentInputs(telemetry, catalogue, since=window_start, scores=scores, risk=risk,
+                            risk_threshold=cfg.risk_threshold, call_graph=known_call_graph(settings))
+    incidents = hold.keep_open(pipeline.incidents(inputs).incidents)
 
     published = publish_incidents(settings, incidents, features=features, predictor=predictor,
                                   detector_version=detector_version, predictor_version=predictor_version,
@@ -230,39 +216,6 @@ def _no_scores() -> pd.DataFrame:
 
     return pd.DataFrame({"unique_id": pd.Series([], dtype=str), "ds": pd.Series([], dtype=UTC_DTYPE),
                          "y": pd.Series([], dtype="float64"), "score": pd.Series([], dtype="float64")})
-
-
-def raise_incidents(
-    cfg: DetectConfig,
-    telemetry: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    scores: pd.DataFrame,
-    risk: pd.DataFrame | None,
-    call_graph: dict[str, list[str]] | None,
-    window_start: pd.Timestamp,
-    calibration: dict[str, float] | None = None,
-) -> pd.DataFrame:
-    """Incidents raised in the window from ``window_start``, by ``cfg.incident_builder``.
-
-    ``rollup``: the champion's ``scores`` and the failure ``risk`` rolled up per service
-    (:func:`models.training.incidents_from_scores`). ``stream``: the loaded ``telemetry``, warm-up
-    included, replayed through the streaming incident pipeline
-    (:func:`models.incidents.stream_builder.stream_incidents`), plus the failure predictor's warnings
-    (incidents its ``risk`` raises alone) on services the stream does not cover at the time;
-    ``calibration`` (trained opening thresholds per service) is its page budget's prior.
-    """
-    from models.training import incidents_from_scores
-
-    if cfg.incident_builder == "stream":
-        from models.incidents.stream_builder import configured_stream_incidents, with_risk_warnings
-
-        streamed = configured_stream_incidents(cfg, telemetry, catalogue, call_graph, window_start, calibration)
-        if risk is None or risk.empty:
-            return streamed
-        warnings = incidents_from_scores(scores.iloc[:0], risk, catalogue, cfg, call_graph=call_graph)
-        return with_risk_warnings(streamed, warnings)
-
-    return incidents_from_scores(scores, risk, catalogue, cfg, call_graph=call_graph)
 
 
 def known_call_graph(settings: Settings) -> dict[str, list[str]] | None:

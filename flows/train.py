@@ -1,7 +1,11 @@
 """Train flow: evaluate candidate, baseline and champion on one backtest per family; register; gate.
 
-For each family (capacity forecaster, anomaly detector, failure predictor) the candidate is fitted
-on all clean history and logged to MLflow as a new registered version. The alias ``champion``
+For each family (capacity forecaster, incident pipeline, failure predictor) the candidate is
+fitted on all clean history and logged to MLflow as a new registered version. The incident
+pipeline (registered as ``anomaly-detector``: the detector, the incident mode with its settings
+and the page budget's calibration, :mod:`models.incidents.pipeline`) is judged on the pages it
+would have sent after the split, exactly as the detect flow builds them
+(:mod:`models.incidents.evaluation`), so what is promoted is what pages. The alias ``champion``
 moves to it only when it beats the current champion and the family's baseline on the same
 evaluation; otherwise it becomes ``challenger`` and the reason is recorded.
 """
@@ -26,6 +30,7 @@ from foresight.errors import DependencyUnavailableError, NotReadyError
 from foresight.model_registry import PAGE_BUDGET_ARTIFACT
 from foresight.schemas import validate_telemetry
 from foresight.settings import Settings
+from models.incidents.pipeline import IncidentPipeline
 from models.training import Evaluation
 
 FAMILIES = ("forecaster", "anomaly", "failure")
@@ -94,21 +99,41 @@ def _selector(settings: Settings) -> Any:
     return ChampionSelector(candidates=candidates, horizon=cfg.backtest_horizon, n_origins=cfg.n_origins)
 
 
-# -- anomaly detector and failure predictor ---------------------------------------------------
-def anomaly_candidate(settings: Settings) -> Any:
-    """A fresh instance of the configured candidate detector (``settings.detect.detector``) as it
-    feeds incidents: its ``incident_params``, then ``detect.detector_params`` over them; an
-    unknown name raises the registry's error listing the detectors there are."""
+# -- incident pipeline (the anomaly family) and failure predictor ----------------------------------
+def anomaly_candidate(settings: Settings) -> IncidentPipeline:
+    """A fresh incident pipeline as the detect section describes it: the configured detector
+    (``detect.detector``: its ``incident_params``, then ``detect.detector_params`` over them; an
+    unknown name raises the registry's error listing the detectors there are) and the incident
+    mode with its settings (``incident_builder``, ``stream_params``, the roll-up's thresholds)."""
     from models.anomaly import detectors
+    from models.incidents.settings import PipelineSettings
 
-    return detectors().get(settings.detect.detector).for_incidents(**settings.detect.detector_params)
+    detector = detectors().get(settings.detect.detector).for_incidents(**settings.detect.detector_params)
+    return IncidentPipeline(detector, PipelineSettings.from_detect(settings.detect))
+
+
+def anomaly_baseline(settings: Settings) -> IncidentPipeline:
+    """The baseline pipeline: a rolling z-score rolled up per service, the roll-up's settings."""
+    from models.anomaly import DETECTORS
+    from models.incidents.settings import PipelineSettings
+
+    rollup = PipelineSettings.from_detect(settings.detect).rollup
+    return IncidentPipeline(DETECTORS.get(BASELINES["anomaly"])(), PipelineSettings(mode="rollup", rollup=rollup))
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_anomaly(model: Any, data: TrainingData, settings: Settings, split: pd.Timestamp) -> Evaluation:
-    from models.training import evaluate_detector
+def evaluate_anomaly(model: IncidentPipeline, data: TrainingData, settings: Settings,
+                     split: pd.Timestamp) -> Evaluation:
+    """The pages ``model`` would have sent after ``split``, judged event-wise, pooled and per
+    system (:func:`models.incidents.evaluation.evaluate_pipeline`); ``detail`` keeps the
+    :class:`~models.incidents.evaluation.PipelineEvaluation` (its pages and calibration)."""
+    from flows.detect import known_call_graph
+    from models.incidents.evaluation import GATE_METRIC, evaluate_pipeline
 
-    return evaluate_detector(model, data.telemetry, data.catalogue, data.incidents, settings.detect, split)
+    result = evaluate_pipeline(model, data.telemetry, data.catalogue, data.incidents, split,
+                               call_graph=known_call_graph(settings),
+                               horizon=pd.Timedelta(minutes=settings.detect.horizon_minutes))
+    return Evaluation(GATE_METRIC, result.value, True, result.metrics, result)
 
 
 @task(cache_policy=NO_CACHE)
@@ -133,47 +158,6 @@ def benchmark_anomaly(settings: Settings, workdir: Path) -> tuple[dict[str, floa
                           result.detector, result.files, result.optimised["standard"].score,
                           result.production["standard"].score)
     return result.metrics(), _table_artifacts(workdir, {"nab_scores": pd.DataFrame(result.table())})
-
-
-@task(cache_policy=NO_CACHE)
-def evaluate_incident_stream(
-    settings: Settings, data: TrainingData, split: pd.Timestamp, workdir: Path
-) -> tuple[dict[str, float], dict[str, Path]]:
-    """With ``detect.incident_builder: stream``, the figures of the incidents the detect flow would
-    have paged on this history: the stream (its ``stream_params``, the known call graph) replayed
-    over it, those opened after ``split`` matched to the incidents after it as the gate matches
-    (``stream_*`` metrics), and their table. Nothing for the roll-up, whose incidents are the
-    detector's own evaluation."""
-    if settings.detect.incident_builder != "stream":
-        return {}, {}
-    metrics, raised, thresholds = stream_figures(settings, data, split)
-    get_run_logger().info("incident stream after the split: event F1 %.3f, %d raised, %d false alarms",
-                          metrics["stream_f1"], len(raised), metrics["stream_false_alarms"])
-    artifacts = _table_artifacts(workdir, {"stream_incidents": raised})
-    if thresholds:  # the page budget's calibration, the detect flow's prior (flows.detect.load_page_calibration)
-        metrics["stream_open_threshold_min"] = min(thresholds.values())
-        metrics["stream_open_threshold_max"] = max(thresholds.values())
-        folder, name = PAGE_BUDGET_ARTIFACT.split("/")
-        path = workdir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(thresholds, indent=1, sort_keys=True))
-        artifacts[folder] = path
-    return metrics, artifacts
-
-
-def stream_figures(
-    settings: Settings, data: TrainingData, split: pd.Timestamp
-) -> tuple[dict[str, float], pd.DataFrame, dict[str, float]]:
-    """The stream's incidents opened after ``split`` on ``data``, their ``stream_*`` metrics and
-    the opening threshold per service its page budget calibrated on the whole history."""
-    from flows.detect import known_call_graph
-    from models.incidents.stream_builder import configured_stream_calibrated
-    from models.training import match_incidents
-
-    raised, thresholds = configured_stream_calibrated(
-        settings.detect, data.telemetry, data.catalogue, known_call_graph(settings), split)
-    metrics = match_incidents(raised, data.incidents[data.incidents["start"] >= split], settings.detect)
-    return {f"stream_{k}": float(v) for k, v in metrics.items()}, raised, thresholds
 
 
 # -- registry ------------------------------------------------------------------------------------
@@ -270,8 +254,9 @@ def register_and_gate(
 def train(config_file: str | None = None) -> dict[str, Any]:
     """Backtest, register and gate the capacity forecaster, anomaly detector and failure predictor."""
     from features.windows import failure_labels, service_features
-    from models.anomaly import DETECTORS
+    from flows.detect import known_call_graph
     from models.failure import PREDICTORS
+    from models.incidents.pipeline import as_pipeline
     from models.training import capacity_series, split_time
 
     settings = settings_for_run(config_file)
@@ -299,25 +284,25 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     }
     results["forecaster"]["choices"] = {str(k): int(v) for k, v in model.choice_counts().items()}
 
-    # Anomaly detector: judged on the incidents it raises after the split.
+    # Incident pipeline: judged on the pages it would have sent after the split, as detect pages.
     split = split_time(data.telemetry["ds"], settings.detect.train_fraction)
     champion_an = load_champion(settings, "anomaly")
-    detectors = [anomaly_candidate(settings), DETECTORS.get(BASELINES["anomaly"])()]
-    detectors += [champion_an] if champion_an is not None else []
-    an_evals = evaluate_anomaly.map(detectors, unmapped(data), unmapped(settings), unmapped(split)).result()
-    detector = detectors[0].clone().fit(data.telemetry)
+    pipelines = [anomaly_candidate(settings), anomaly_baseline(settings)]
+    pipelines += [as_pipeline(champion_an, settings.detect)] if champion_an is not None else []
+    an_evals = evaluate_anomaly.map(pipelines, unmapped(data), unmapped(settings), unmapped(split)).result()
+    pages = an_evals[0].detail
+    pipeline = pipelines[0].clone().fit(data.telemetry, data.catalogue, known_call_graph(settings),
+                                        calibration=pages.calibration if pipelines[0].calibrates else None)
+    log_pipeline(pipeline, an_evals)
     # Benchmark figures travel with the version; the gate stays on the fleet's own incidents.
     nab_metrics, nab_artifacts = benchmark_anomaly(settings, workdir / "anomaly")
-    # So do the stream's, when it builds the pages: what they would have been on this history.
-    stream_metrics, stream_artifacts = evaluate_incident_stream(settings, data, split, workdir / "anomaly")
-    an_candidate = replace(an_evals[0], metrics={**an_evals[0].metrics, **nab_metrics, **stream_metrics})
+    an_candidate = replace(an_evals[0], metrics={**an_evals[0].metrics, **nab_metrics})
     results["anomaly"] = register_and_gate(
-        settings, "anomaly", detector, an_candidate, an_evals[1],
+        settings, "anomaly", pipeline, an_candidate, an_evals[1],
         an_evals[2] if champion_an is not None else None,
-        {**_table_artifacts(workdir / "anomaly", {"evaluation": _evaluation_table(an_evals)}), **nab_artifacts,
-         **stream_artifacts},
+        {**_pipeline_artifacts(workdir / "anomaly", an_evals, pipeline), **nab_artifacts},
         data.telemetry.groupby("unique_id").head(3).reset_index(drop=True),
-        fit_baseline=lambda: detectors[1].clone().fit(data.telemetry),
+        fit_baseline=lambda: pipelines[1].clone().fit(data.telemetry),
     )
 
     # Failure predictor: windowed service features, labels from the incident history.
@@ -378,6 +363,31 @@ def _forecaster_artifacts(workdir: Path, evaluations: list[Evaluation], series: 
     for role, evaluation in zip(("candidate", "baseline", "champion"), evaluations, strict=False):
         evaluation.detail.per_series.to_csv(tables / f"backtest_{role}.csv", index=False)
     return {"plots": out / "plots", "tables": tables}
+
+
+def log_pipeline(pipeline: IncidentPipeline, evaluations: list[Evaluation]) -> None:
+    roles = ("candidate", "baseline", "champion")
+    figures = "; ".join(
+        f"{role} {e.detail.metrics['recall']:.2f} recall, {e.detail.metrics['false_alarms_per_day']:.1f} false pages "
+        f"per system-day (worst system {e.detail.metrics['max_false_alarms_per_day']:.1f})"
+        for role, e in zip(roles, evaluations, strict=False))
+    get_run_logger().info("%s pages after the split: %s", pipeline.name, figures)
+
+
+def _pipeline_artifacts(workdir: Path, evaluations: list[Evaluation], pipeline: IncidentPipeline) -> dict[str, Path]:
+    """The evaluation table, each contender's pages after the split and the page calibration (the
+    detect flow reads it from the model; logged here so people can see it in the MLflow UI)."""
+    roles = ("candidate", "baseline", "champion")
+    tables = {"evaluation": _evaluation_table(evaluations)}
+    tables.update({f"pages_{role}": e.detail.raised for role, e in zip(roles, evaluations, strict=False)})
+    artifacts = _table_artifacts(workdir, tables)
+    if pipeline.calibration:
+        folder, name = PAGE_BUDGET_ARTIFACT.split("/")
+        path = workdir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(pipeline.calibration, indent=1, sort_keys=True))
+        artifacts[folder] = path
+    return artifacts
 
 
 def _failure_artifacts(workdir: Path, predictor: Any, evaluations: list[Evaluation]) -> dict[str, Path]:

@@ -273,7 +273,7 @@ def bench_incidents(
                               "day folder (<day>/metric/...), or a folder of such folders. See docs/incidents.md."),
     out: Path = typer.Option(..., "--out", help="CSV written with one row per incident raised."),
     pipeline: str = typer.Option("stream", "--pipeline", help="stream: the streaming incident pipeline; "
-                                 "flow: the detect flow's roll-up builder (default detector, then incidents_from_scores)."),
+                                 "flow: the detect flow's roll-up builder (default detector, then the roll-up builder)."),
     window_min: float = typer.Option(5.0, "--window-min",
                                      help="Detection window: a fault counts as detected by an incident opened "
                                           "within this many minutes after it."),

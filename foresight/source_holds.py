@@ -18,7 +18,7 @@ scheduler, the CLI's exit code and a metric all show it. Pure: frames in, frames
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +110,7 @@ def source_hold(
     catalogue: pd.DataFrame,
     *,
     configured: Collection[str] | None = None,
-    systems: Mapping[str, int] | None = None,
+    systems: Mapping[str, Hashable] | None = None,
 ) -> SourceHold:
     """The hold for the newest verdicts in ``batches`` over the series in ``catalogue``
     (``unique_id, source, service``). ``systems`` (service -> system, as the stream builder

@@ -7,7 +7,6 @@ candidate faced. Pure: frames in, numbers out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,24 +61,6 @@ def split_time(ds: pd.Series, train_fraction: float) -> pd.Timestamp:
     """The timestamp that puts ``train_fraction`` of the span before it."""
     start, end = ds.min(), ds.max()
     return (start + (end - start) * train_fraction).floor("h")
-
-
-def evaluate_detector(
-    detector: Any,
-    telemetry: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    incidents: pd.DataFrame,
-    cfg: DetectConfig,
-    split: pd.Timestamp,
-) -> Evaluation:
-    """Fit on data before ``split``, raise incidents after it, match them to the ground truth."""
-    model = detector.clone().fit(telemetry[telemetry["ds"] < split])
-    scores = model.predict(telemetry)
-    scores = scores[scores["ds"] >= split]
-    raised = incidents_from_scores(scores, None, catalogue, cfg)
-    truth = incidents[incidents["start"] >= split]
-    metrics = match_incidents(raised, truth, cfg)
-    return Evaluation("event_f1", metrics["f1"], True, metrics, raised)
 
 
 @dataclass(frozen=True)
@@ -187,20 +168,6 @@ def operating_threshold(predictor: Any, cfg: DetectConfig) -> float:
     """The risk a failure predictor alarms at: its own fitted ``threshold_`` if it has one, else the setting."""
     own = getattr(predictor, "threshold_", None)
     return cfg.risk_threshold if own is None else float(own)
-
-
-def incidents_from_scores(
-    scores: pd.DataFrame, risk: pd.DataFrame | None, catalogue: pd.DataFrame, cfg: DetectConfig,
-    call_graph: Mapping[str, Sequence[str]] | None = None,
-) -> pd.DataFrame:
-    """Incidents from anomaly scores and failure risk; with a call graph, ranked likely causes too."""
-    from models.incidents.rollup import build_incidents
-
-    return build_incidents(
-        scores, risk, catalogue, anomaly_threshold=cfg.anomaly_threshold, risk_threshold=cfg.risk_threshold,
-        resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), min_active=cfg.min_active_samples,
-        call_graph=call_graph,
-    )
 
 
 def match_incidents(raised: pd.DataFrame, truth: pd.DataFrame, cfg: DetectConfig) -> dict[str, float]:

@@ -27,7 +27,6 @@ a frame out.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -37,13 +36,10 @@ import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
 from models.events import as_timedelta
+from models.incidents.base import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
 from models.incidents.category import categorise, metric_kind
 from models.incidents.rca import rank_root_causes
 
-INCIDENT_OUTPUT_COLUMNS: tuple[str, ...] = (
-    "incident_id", "service", "category", "start", "end", "severity", "score", "evidence",
-    "window_start", "resource_id",
-)
 METRIC_CATEGORIES: dict[str, str] = {
     "mem_pct": "resource_leak",
     "disk_pct": "disk",
@@ -137,30 +133,6 @@ def ranked_causes(
 def surprise(scores: pd.Series | np.ndarray | float) -> np.ndarray:
     """``-log10(1 - score)`` of calibrated tail probabilities (capped at 12: a score of 1)."""
     return -np.log10(np.clip(1.0 - np.asarray(scores, dtype="float64"), 1e-12, 1.0))
-
-
-def incident_id(service: str, window_start: pd.Timestamp) -> str:
-    """Deterministic id of a service's incident starting in ``window_start``."""
-    key = f"{service}|{pd.Timestamp(window_start).tz_convert('UTC').isoformat()}"
-    return "inc-" + hashlib.sha1(key.encode()).hexdigest()[:16]
-
-
-def empty_incidents() -> pd.DataFrame:
-    """An incident frame with no rows and the output columns' dtypes."""
-    return pd.DataFrame(
-        {
-            "incident_id": pd.Series([], dtype="string"),
-            "service": pd.Series([], dtype="string"),
-            "category": pd.Series([], dtype="string"),
-            "start": pd.Series([], dtype=UTC_DTYPE),
-            "end": pd.Series([], dtype=UTC_DTYPE),
-            "severity": pd.Series([], dtype="string"),
-            "score": pd.Series([], dtype="float64"),
-            "evidence": pd.Series([], dtype="string"),
-            "window_start": pd.Series([], dtype=UTC_DTYPE),
-            "resource_id": pd.Series([], dtype="string"),
-        }
-    )
 
 
 def _series_points(scores: pd.DataFrame, catalogue: pd.DataFrame, threshold: float) -> pd.DataFrame:

@@ -63,105 +63,62 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
-from models.incidents.rollup import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
-from models.incidents.stream import StreamSettings, replay_stream
+from models.incidents.base import INCIDENT_COLUMNS, BuiltIncidents, IncidentInputs, incident_id, no_incidents
+from models.incidents.rollup_builder import RollupBuilder
+from models.incidents.settings import RollupSettings
+from models.incidents.stream import StreamSettings, call_graph_systems, replay_stream
 
-if TYPE_CHECKING:
-    from foresight.settings import DetectConfig
-
-STREAM_COLUMNS: tuple[str, ...] = (*INCIDENT_OUTPUT_COLUMNS, "ranked_services")
 _MAX_SURPRISE = 12.0  # evidence beyond 1e-12 is as certain as a float score can say
 
 
-def stream_incidents(
-    telemetry: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    call_graph: Mapping[str, Sequence[str]] | None,
-    *,
-    resolve_after: str | pd.Timedelta = "30min",
-    since: pd.Timestamp | None = None,
-    settings: StreamSettings | None = None,
-    calibration: Mapping[str, float] | None = None,
-) -> pd.DataFrame:
-    """Incidents from replaying ``telemetry`` (``unique_id, ds, y``) through the streaming
-    pipeline, with :data:`STREAM_COLUMNS` (see the module doc); only those raised at or after
-    ``since`` when given (the samples before it still build the baselines). ``calibration``:
-    trained opening thresholds per service, the page budget's prior (:func:`replay_stream`).
+@dataclass(frozen=True)
+class StreamBuilder:
+    """The stream mode as an :class:`~models.incidents.base.IncidentBuilder`: ``inputs.telemetry``
+    (warm-up included) replayed through :class:`~models.incidents.stream.IncidentStream` with
+    ``stream`` settings and ``inputs.calibration`` as the page budget's prior; the incidents
+    opened at or after ``inputs.since`` in the table above, then the failure predictor's warnings
+    (``inputs.risk`` alone, at ``rollup.risk_threshold``) on services the stream does not cover at
+    the time (:func:`with_risk_warnings`). ``rollup.resolve_after`` floors the identity window.
+    Without a call graph every service is ranked on its own evidence, and all services are one
+    system."""
 
-    Without a ``call_graph`` every service is ranked on its own evidence alone.
-    """
-    return stream_incidents_calibrated(
-        telemetry, catalogue, call_graph, resolve_after=resolve_after, since=since, settings=settings,
-        calibration=calibration,
-    )[0]
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    rollup: RollupSettings = field(default_factory=RollupSettings)
+    name: str = "stream"
+    needs_scores: bool = False
 
+    def build(self, inputs: IncidentInputs) -> BuiltIncidents:
+        require_columns(inputs.telemetry, ["unique_id", "ds", "y"], "telemetry")
+        require_columns(inputs.catalogue, ["unique_id", "service", "metric"], "catalogue")
+        streamed, thresholds = no_incidents(), {}
+        if not inputs.telemetry.empty:
+            raised, stream = replay_stream(inputs.telemetry, inputs.catalogue, inputs.call_graph or {}, self.stream,
+                                           inputs.calibration)
+            thresholds = stream.calibrated_thresholds()
+            if inputs.since is not None:
+                raised = raised[raised["opened_at"] >= pd.Timestamp(inputs.since)]
+            if len(raised):
+                streamed = incident_rows(raised, inputs.catalogue, pd.Timedelta(self.rollup.resolve_after))
+        warnings = RollupBuilder(self.rollup).risk_warnings(inputs)
+        return BuiltIncidents(with_risk_warnings(streamed, warnings), thresholds)
 
-def stream_incidents_calibrated(
-    telemetry: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    call_graph: Mapping[str, Sequence[str]] | None,
-    *,
-    resolve_after: str | pd.Timedelta = "30min",
-    since: pd.Timestamp | None = None,
-    settings: StreamSettings | None = None,
-    calibration: Mapping[str, float] | None = None,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """:func:`stream_incidents` and the opening threshold per service the page budget
-    calibrated by the replay's end (:meth:`~models.incidents.stream.IncidentStream.calibrated_thresholds`;
-    empty without a budget or telemetry): what the train flow stores for the detect flow."""
-    require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
-    require_columns(catalogue, ["unique_id", "service", "metric"], "catalogue")
-    resolve = pd.Timedelta(resolve_after)
-    if resolve <= pd.Timedelta(0):
-        raise ValueError(f"resolve_after must be positive, got {resolve_after!r}")
-    if telemetry.empty:
-        return _empty(), {}
-    raised, stream = replay_stream(telemetry, catalogue, call_graph or {}, settings, calibration)
-    thresholds = stream.calibrated_thresholds()
-    if since is not None:
-        raised = raised[raised["opened_at"] >= pd.Timestamp(since)]
-    if raised.empty:
-        return _empty(), thresholds
-    return incident_rows(raised, catalogue, resolve), thresholds
-
-
-def configured_stream_incidents(
-    cfg: DetectConfig,
-    telemetry: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    call_graph: Mapping[str, Sequence[str]] | None,
-    since: pd.Timestamp,
-    calibration: Mapping[str, float] | None = None,
-) -> pd.DataFrame:
-    """:func:`stream_incidents` with the detect settings' ``stream_params`` and
-    ``resolve_after_minutes``: what the detect flow pages, as the train flow and ``bench detect``
-    replay it too."""
-    return configured_stream_calibrated(cfg, telemetry, catalogue, call_graph, since, calibration)[0]
-
-
-def configured_stream_calibrated(
-    cfg: DetectConfig,
-    telemetry: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    call_graph: Mapping[str, Sequence[str]] | None,
-    since: pd.Timestamp,
-    calibration: Mapping[str, float] | None = None,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """:func:`configured_stream_incidents` and the calibrated thresholds (:func:`stream_incidents_calibrated`)."""
-    return stream_incidents_calibrated(
-        telemetry, catalogue, call_graph, settings=StreamSettings.from_params(cfg.stream_params),
-        resolve_after=pd.Timedelta(minutes=cfg.resolve_after_minutes), since=since, calibration=calibration,
-    )
+    def systems(self, services: Sequence[str], call_graph: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
+        """Connected parts of the call graph, each named by its first service in name order."""
+        numbers = call_graph_systems(sorted(str(s) for s in services), call_graph or {})
+        names: dict[int, str] = {}
+        for service, number in numbers.items():  # sorted: the first one names the system
+            names.setdefault(number, service)
+        return {service: names[number] for service, number in numbers.items()}
 
 
 def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:
-    """:func:`models.incidents.stream.replay` rows as detect-flow incidents (:data:`STREAM_COLUMNS`)."""
+    """:func:`models.incidents.stream.replay` rows as detect-flow incidents (:data:`INCIDENT_COLUMNS`)."""
     resources = _resource_of(catalogue)
     ranked = raised["services"].astype(str)
     service = ranked.str.split(";").str[0]
@@ -203,16 +160,12 @@ def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Tim
         index=out.index,
         dtype="string",
     )
-    return out[list(STREAM_COLUMNS)].sort_values(["start", "service"]).reset_index(drop=True)
+    return out[list(INCIDENT_COLUMNS)].sort_values(["start", "service"]).reset_index(drop=True)
 
 
 def tail_score(evidence: np.ndarray) -> np.ndarray:
     """Summed ``-log10 p`` evidence as the probability-like score ``1 - 10^-e`` of the roll-up."""
     return 1.0 - np.power(10.0, -np.clip(evidence, 0.0, _MAX_SURPRISE))
-
-
-def _empty() -> pd.DataFrame:
-    return empty_incidents().assign(ranked_services=pd.Series([], dtype="string"))[list(STREAM_COLUMNS)]
 
 
 def _resource_of(catalogue: pd.DataFrame) -> dict[str, str]:
@@ -285,7 +238,7 @@ def with_risk_warnings(streamed: pd.DataFrame, warnings: pd.DataFrame) -> pd.Dat
             merged.loc[i, ["start", "window_start", "incident_id"]] = [
                 first["start"], first["window_start"], first["incident_id"]
             ]
-    kept = warnings.loc[~covered, list(STREAM_COLUMNS)]
+    kept = warnings.loc[~covered, list(INCIDENT_COLUMNS)]
     parts = [frame for frame in (merged, kept) if len(frame)]
     if not parts:
         return streamed

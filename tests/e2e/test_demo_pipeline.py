@@ -195,13 +195,36 @@ def test_the_anomaly_detector_version_carries_its_nab_figures(demo: tuple[Snapsh
     assert {"nab_standard", "nab_low_fp", "nab_low_fn", "nab_standard_production"} <= set(figures)
     assert figures["nab_standard"] > 50  # three clear spikes, each found mid-window
     assert figures["nab_production_threshold"] == settings.detect.anomaly_threshold
-    assert {"f1", "baseline_event_f1"} <= set(run.data.metrics)  # the gate still judges the fleet's incidents
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "tables")]
     assert "tables/nab_scores.csv" in artifacts
-    # The pages come from the incident stream (the default builder): its figures on the same split too.
-    stream = {k: v for k, v in run.data.metrics.items() if k.startswith("stream_")}
-    assert {"stream_f1", "stream_recall", "stream_precision", "stream_false_alarms"} <= set(stream)
-    assert 0 < stream["stream_recall"] <= 1 and "tables/stream_incidents.csv" in artifacts
+
+
+def test_the_registered_anomaly_model_is_the_incident_pipeline_the_gate_judged(demo: tuple[Snapshot, Snapshot]) -> None:
+    from mlflow import MlflowClient
+
+    from foresight.model_registry import PAGE_BUDGET_ARTIFACT, ModelRegistry
+    from models.incidents.pipeline import IncidentPipeline
+
+    settings = load_settings()
+    client = MlflowClient(settings.tracking_uri)
+    trained = demo[0].results["train"]["anomaly"]
+    assert trained["model"] == f"stream+{settings.detect.detector}" and trained["metric"] == "event_f1"
+    run = client.get_run(client.get_model_version("anomaly-detector", trained["version"]).run_id)
+    metrics, params = run.data.metrics, run.data.params
+    # The gate's figures are the pages': event-wise, after the split, pooled and per system.
+    assert {"f1", "recall", "precision", "false_alarms_per_day", "max_false_alarms_per_day",
+            "baseline_event_f1"} <= set(metrics)
+    assert 0 < metrics["recall"] <= 1 and metrics["f1"] == trained["value"]
+    assert any(k.startswith("system.") and k.endswith(".recall") for k in metrics)
+    assert params["incident_builder"] == "stream" and params["detector"] == settings.detect.detector
+    tables = [a.path for a in client.list_artifacts(run.info.run_id, "tables")]
+    assert {"tables/pages_candidate.csv", "tables/pages_baseline.csv", "tables/evaluation.csv"} <= set(tables)
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "page_budget")] == [PAGE_BUDGET_ARTIFACT]
+    # What detect loads is that pipeline, with the calibration it learned in training.
+    champion = ModelRegistry(settings.tracking_uri, settings.artifact_location).load_model("anomaly-detector")
+    assert isinstance(champion, IncidentPipeline) and champion.settings.mode == "stream"
+    catalogue = Lake(settings.lake_location).read("catalogue")
+    assert set(champion.calibration) == set(catalogue["service"]) and min(champion.calibration.values()) >= 6.0
 
 
 def test_forecast_store_holds_bands_and_plan(demo: tuple[Snapshot, Snapshot]) -> None:

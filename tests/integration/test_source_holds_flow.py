@@ -54,8 +54,13 @@ class ScriptedDetector:
 
 
 def _use_champion(monkeypatch: pytest.MonkeyPatch, detector: ScriptedDetector) -> None:
-    monkeypatch.setattr("flows.detect.load_champions",
-                        lambda settings: {"anomaly": (detector, "7"), "failure": (None, None)})
+    """The champion: ``detector`` in a pipeline of the configured mode (as a bare one is loaded)."""
+    from models.incidents.pipeline import IncidentPipeline
+    from models.incidents.settings import PipelineSettings
+
+    monkeypatch.setattr("flows.detect.load_champions", lambda settings: {
+        "anomaly": (IncidentPipeline(detector, PipelineSettings.from_detect(settings.detect)), "7"),
+        "failure": (None, None)})
 
 
 def _config(path: Path, fake: FakePagerDuty, sources: list[dict], **detect: object) -> Path:

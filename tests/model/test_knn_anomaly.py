@@ -192,7 +192,7 @@ def test_the_train_flow_resolves_the_new_detectors_by_name(tmp_path: Path) -> No
     code = (
         "from flows.train import anomaly_candidate\n"
         "from foresight.settings import load_settings\n"
-        "print(anomaly_candidate(load_settings()).name)\n"
+        "print(anomaly_candidate(load_settings()).detector.name)\n"
     )
     for name in ("knn", "streaming_knn"):
         env = {**os.environ, "FORESIGHT_HOME": str(tmp_path), "FORESIGHT_DETECT__DETECTOR": name}

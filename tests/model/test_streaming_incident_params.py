@@ -46,15 +46,15 @@ def test_the_same_steps_are_surprising_either_way():
 
 def test_the_train_flows_candidate_feeds_incidents_unsuppressed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
-    default = anomaly_candidate(load_settings())  # the default detector feeds incidents unsuppressed too
+    default = anomaly_candidate(load_settings()).detector  # the default detector feeds incidents unsuppressed too
     assert default.name == "streaming_ensemble" and default.params["suppress"] is False
     monkeypatch.setenv("FORESIGHT_DETECT__DETECTOR", "streaming")
-    candidate = anomaly_candidate(load_settings())
+    candidate = anomaly_candidate(load_settings()).detector
     assert isinstance(candidate, StreamingAnomalyDetector)
     assert candidate.stream_params.suppress is False
     assert StreamingAnomalyDetector().stream_params.suppress is True  # benchmarks: the alert stream
     monkeypatch.setenv("FORESIGHT_DETECT__DETECTOR_PARAMS", '{"suppress": true, "onset": 5.0}')
-    configured = anomaly_candidate(load_settings())
+    configured = anomaly_candidate(load_settings()).detector
     assert configured.stream_params.suppress is True and configured.stream_params.onset == 5.0
 
 

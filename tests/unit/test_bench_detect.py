@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import astuple
+from pathlib import Path
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from bench.detect import END, DetectFigures, builder_choices, mean_figures, run
-from connectors.simulator import CALL_GRAPH, simulate
-from flows.detect import raise_incidents
+from connectors.simulator import simulate
 from foresight.cli import app
 from foresight.settings import DetectConfig
 from models.anomaly import detectors
-from models.training import evaluate_detector, match_incidents, split_time
+from models.training import split_time
 
 # Six days of seed 3: one ground-truth incident after the split, which both builders find, and
 # false alarms from both, so no figure is trivially 0 or 1 everywhere.
@@ -38,24 +37,28 @@ def test_figures_are_event_wise_rates_and_counts_that_agree(figures: Figures) ->
         assert f.seconds > 0
 
 
-def test_the_roll_up_is_the_gates_evaluation_and_the_stream_the_detect_flows_builder(figures: Figures) -> None:
+def test_both_builders_are_judged_exactly_as_the_train_flows_gate_judges_them(
+    figures: Figures, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flows.train import TrainingData, anomaly_candidate, evaluate_anomaly
+    from foresight.settings import load_settings
+
     batch = simulate(seed=SEED, days=DAYS, end=END)
     assert batch.incidents is not None
-    cfg = DetectConfig()
-    split = split_time(batch.telemetry["ds"], cfg.train_fraction)
-
-    gate = evaluate_detector(detectors().get("streaming").for_incidents(), batch.telemetry, batch.catalogue,
-                             batch.incidents, cfg, split).metrics
-    rollup = figures[(SEED, "rollup:streaming")]
-    assert (rollup.f1, rollup.recall, rollup.precision, rollup.false_alarms) == (
-        gate["f1"], gate["recall"], gate["precision"], gate["false_alarms"])
-
-    graph = {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
-    streamed = raise_incidents(cfg.model_copy(update={"incident_builder": "stream"}), batch.telemetry,
-                               batch.catalogue, pd.DataFrame(), None, graph, split)
-    flow = match_incidents(streamed, batch.incidents[batch.incidents["start"] >= split], cfg)
-    stream = figures[(SEED, "stream")]
-    assert stream.raised == len(streamed) and (stream.f1, stream.false_alarms) == (flow["f1"], flow["false_alarms"])
+    data = TrainingData(batch.telemetry, batch.catalogue, batch.incidents, None)
+    split = split_time(batch.telemetry["ds"], DetectConfig().train_fraction)
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    monkeypatch.setenv("FORESIGHT_SOURCES", '[{"name": "sim", "kind": "simulator"}]')  # its call graph
+    for builder, env in (("rollup:streaming", {"INCIDENT_BUILDER": "rollup", "DETECTOR": "streaming"}),
+                         ("stream", {"INCIDENT_BUILDER": "stream"})):
+        for key, value in env.items():
+            monkeypatch.setenv(f"FORESIGHT_DETECT__{key}", value)
+        settings = load_settings()
+        gate = evaluate_anomaly.fn(anomaly_candidate(settings), data, settings, split)
+        bench = figures[(SEED, builder)]
+        assert gate.metric == "event_f1" and gate.value == bench.f1, builder
+        assert (bench.recall, bench.precision, bench.false_alarms, bench.raised) == (
+            gate.metrics["recall"], gate.metrics["precision"], gate.metrics["false_alarms"], len(gate.detail.raised))
 
 
 def test_the_mean_row_is_the_mean_of_the_seeds_rows(figures: Figures) -> None:

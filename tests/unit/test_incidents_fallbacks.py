@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.incidents.rollup import INCIDENT_OUTPUT_COLUMNS, build_incidents
+from models.incidents.base import INCIDENT_OUTPUT_COLUMNS
+from models.incidents.rollup import build_incidents
 
 T0 = pd.Timestamp("2026-05-04 10:00", tz="UTC")
 N = 30

@@ -1,5 +1,6 @@
-"""Streaming incidents in the detect flow's shape (models.incidents.stream_builder) and the flow's
-``detect.incident_builder`` setting (flows.detect.raise_incidents)."""
+"""Streaming incidents in the detect flow's shape (models.incidents.stream_builder) and the
+incident pipeline the detect flow pages with (models.incidents.pipeline): its mode, settings and
+page calibration."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import pandas as pd
 import pytest
 
 from connectors.nezha import NezhaDay, load_nezha
-from flows.detect import raise_incidents
 from foresight.settings import DetectConfig
+from models.anomaly import detectors
+from models.incidents.base import INCIDENT_COLUMNS, INCIDENT_OUTPUT_COLUMNS, IncidentInputs, incident_id
 from models.incidents.category import categorise, exhausted_kinds
-from models.incidents.rollup import INCIDENT_OUTPUT_COLUMNS, incident_id
-from models.incidents.stream import IncidentStream, failed_share_unit
-from models.incidents.stream_builder import STREAM_COLUMNS, incident_rows, stream_incidents, tail_score
+from models.incidents.pipeline import IncidentPipeline, as_pipeline
+from models.incidents.settings import PipelineSettings, RollupSettings
+from models.incidents.stream import IncidentStream, StreamSettings, failed_share_unit
+from models.incidents.stream_builder import StreamBuilder, incident_rows, tail_score
 from support.nezha import write_nezha_day
 
 # The synthetic day starts 03:51:19; its fault shows in the row of 05:42 (row 110) on.
@@ -35,10 +38,27 @@ def _graph(day: NezhaDay) -> dict[str, list[str]]:
     return {caller: list(callees) for caller, callees in day.call_graph.items()}
 
 
+def stream_incidents(
+    telemetry: pd.DataFrame, catalogue: pd.DataFrame, call_graph: dict[str, list[str]] | None = None, *,
+    resolve_after: str | pd.Timedelta = "30min", since: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    builder = StreamBuilder(StreamSettings(), RollupSettings(resolve_after=pd.Timedelta(resolve_after)))
+    return builder.build(IncidentInputs(telemetry, catalogue, since=since, call_graph=call_graph)).incidents
+
+
+def _page(cfg: DetectConfig, day: NezhaDay, since: pd.Timestamp, risk: pd.DataFrame | None = None,
+          calibration: dict[str, float] | None = None) -> pd.DataFrame:
+    """What the detect flow pages with a pipeline of ``cfg``'s settings and no detector scores."""
+    pipeline = IncidentPipeline(detectors().get("streaming")(), PipelineSettings.from_detect(cfg), calibration)
+    inputs = IncidentInputs(day.telemetry, day.catalogue, since=since, scores=NO_SCORES, risk=risk,
+                            call_graph=_graph(day))
+    return pipeline.incidents(inputs).incidents
+
+
 def test_a_fault_becomes_one_detect_flow_incident_on_its_service(tmp_path: Path) -> None:
     day = _day(tmp_path)
     incidents = stream_incidents(day.telemetry, day.catalogue, _graph(day), resolve_after="30min")
-    assert list(incidents.columns) == [*INCIDENT_OUTPUT_COLUMNS, "ranked_services"] == list(STREAM_COLUMNS)
+    assert list(incidents.columns) == [*INCIDENT_OUTPUT_COLUMNS, "ranked_services"] == list(INCIDENT_COLUMNS)
     assert len(incidents) == 1
     hit = incidents.iloc[0]
     assert hit["service"] == "cartservice" and hit["ranked_services"].split(";")[0] == "cartservice"
@@ -95,13 +115,13 @@ def test_since_keeps_only_incidents_raised_in_the_reported_window(tmp_path: Path
         day.telemetry, day.catalogue, graph, since=FAULT_SEEN_AT + pd.Timedelta(minutes=1)
     )
     assert len(before) == 1 and after.empty
-    assert list(after.columns) == list(STREAM_COLUMNS)
+    assert list(after.columns) == list(INCIDENT_COLUMNS)
 
 
 def test_no_telemetry_gives_an_empty_frame_with_the_columns(tmp_path: Path) -> None:
     day = _day(tmp_path)
     empty = stream_incidents(day.telemetry.iloc[:0], day.catalogue, None)
-    assert empty.empty and list(empty.columns) == list(STREAM_COLUMNS)
+    assert empty.empty and list(empty.columns) == list(INCIDENT_COLUMNS)
 
 
 def test_evidence_maps_to_a_probability_like_score() -> None:
@@ -202,12 +222,8 @@ def _cfg(builder: str) -> DetectConfig:
 def test_the_flow_builds_stream_incidents_from_telemetry_when_configured(tmp_path: Path) -> None:
     day = _day(tmp_path)
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
-    stream = raise_incidents(
-        _cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start
-    )
-    rollup = raise_incidents(
-        _cfg("rollup"), day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start
-    )
+    stream = _page(_cfg("stream"), day, start)
+    rollup = _page(_cfg("rollup"), day, start)
     assert list(stream["service"]) == ["cartservice"] and stream["start"].iloc[0] >= start
     assert rollup.empty  # the roll-up reads the champion's scores only, and there are none
 
@@ -224,10 +240,10 @@ def test_stream_params_reach_the_stream_builder_and_unknown_ones_are_named(tmp_p
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
     strict = DetectConfig(incident_builder="stream", stream_params={"open_threshold": 1e6, "sustain_threshold": 1e6,
                                                                     "split_threshold": 1e6})
-    assert raise_incidents(strict, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start).empty
+    assert _page(strict, day, start).empty
     typo = DetectConfig(incident_builder="stream", stream_params={"open_treshold": 9.0})
     with pytest.raises(ValueError, match="open_treshold.*open_threshold"):
-        raise_incidents(typo, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start)
+        _page(typo, day, start)
 
 
 def _risk(services: list[str], start: pd.Timestamp, minutes: int, level: float = 0.9) -> pd.DataFrame:
@@ -241,12 +257,12 @@ def _risk(services: list[str], start: pd.Timestamp, minutes: int, level: float =
 def test_in_stream_mode_the_failure_predictor_still_warns_where_the_stream_sees_nothing(tmp_path: Path) -> None:
     day = _day(tmp_path)
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
-    streamed = raise_incidents(_cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start)
+    streamed = _page(_cfg("stream"), day, start)
     [fault] = streamed.itertuples()
     # High risk on a quiet service, and on the faulty one while its incident is open.
     risk = _risk(["frontend"], start, 20)
     risk = pd.concat([risk, _risk(["cartservice"], fault.start, 5)], ignore_index=True)
-    both = raise_incidents(_cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, risk, _graph(day), start)
+    both = _page(_cfg("stream"), day, start, risk)
     assert sorted(both["service"]) == ["cartservice", "frontend"]  # the fault pages once, not twice
     warning = both[both["service"] == "frontend"].iloc[0]
     assert warning["severity"] == "warning" and warning["ranked_services"].split(";")[0] == "frontend"
@@ -257,14 +273,10 @@ def test_in_stream_mode_the_failure_predictor_still_warns_where_the_stream_sees_
 def test_a_warning_before_the_stream_sees_the_fault_and_the_incident_share_one_page(tmp_path: Path) -> None:
     day = _day(tmp_path)
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
-    [fault] = raise_incidents(
-        _cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start
-    ).itertuples()
+    [fault] = _page(_cfg("stream"), day, start).itertuples()
     early = fault.start - pd.Timedelta(minutes=40)
     risk = _risk(["cartservice"], early, 45)  # warns 40 minutes ahead and stays high into the fault
-    [one] = raise_incidents(
-        _cfg("stream"), day.telemetry, day.catalogue, NO_SCORES, risk, _graph(day), start
-    ).itertuples()
+    [one] = _page(_cfg("stream"), day, start, risk).itertuples()
     # paged when the predictor's warning opened (after the roll-up's `for:` of three samples)
     assert one.service == "cartservice" and early < one.start < fault.start - pd.Timedelta(minutes=30)
     assert one.incident_id != fault.incident_id  # the warning's id: same dedup key, same page
@@ -272,44 +284,40 @@ def test_a_warning_before_the_stream_sees_the_fault_and_the_incident_share_one_p
 
 
 def test_a_trained_calibration_is_the_page_budgets_prior_and_the_replay_returns_its_own(tmp_path: Path) -> None:
-    from models.incidents.stream_builder import stream_incidents_calibrated
-
     day = _day(tmp_path)
     start = day.telemetry["ds"].min() + pd.Timedelta(minutes=60)
     cfg = _cfg("stream")
-    assert len(raise_incidents(cfg, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start)) == 1
+    assert len(_page(cfg, day, start)) == 1
     # 150 minutes are too few hourly blocks for a fit of its own: the prior decides.
     strict = {sv: 1e6 for sv in day.catalogue["service"]}
-    assert raise_incidents(cfg, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start, strict).empty
-    _, thresholds = stream_incidents_calibrated(day.telemetry, day.catalogue, _graph(day), calibration=strict)
-    assert set(thresholds) >= set(day.catalogue["service"]) and set(thresholds.values()) == {1e6}
+    assert _page(cfg, day, start, calibration=strict).empty
+    built = StreamBuilder().build(IncidentInputs(day.telemetry, day.catalogue, call_graph=_graph(day),
+                                                 calibration=strict))
+    assert set(built.calibration) >= set(day.catalogue["service"]) and set(built.calibration.values()) == {1e6}
     off = DetectConfig(incident_builder="stream", stream_params={"page_budget_per_day": None})
-    assert len(raise_incidents(off, day.telemetry, day.catalogue, NO_SCORES, None, _graph(day), start, strict)) == 1
+    assert len(_page(off, day, start, calibration=strict)) == 1
 
 
-class _Registry:
-    """The registry's one call the detect flow makes for the calibration."""
+def test_fitting_a_stream_pipeline_learns_its_calibration_and_a_clone_forgets_it(tmp_path: Path) -> None:
+    import pickle
 
-    def __init__(self, text: str | None) -> None:
-        self.text, self.asked = text, []
+    day = _day(tmp_path)
+    pipeline = IncidentPipeline(detectors().get("streaming")(), PipelineSettings.from_detect(_cfg("stream")))
+    fitted = pipeline.clone().fit(day.telemetry, day.catalogue, _graph(day))
+    assert set(fitted.calibration) >= set(day.catalogue["service"]) and min(fitted.calibration.values()) >= 6.0
+    assert fitted.clone().calibration == {} and fitted.is_fitted and not fitted.clone().is_fitted
+    kept = pickle.loads(pickle.dumps(fitted))  # what MLflow stores and the detect flow loads
+    assert kept.calibration == fitted.calibration and kept.settings == fitted.settings
+    assert kept.name == "stream+streaming" and kept.get_params()["stream.open_threshold"] == 6.0
+    rollup = IncidentPipeline(detectors().get("streaming")(), PipelineSettings.from_detect(_cfg("rollup")))
+    assert rollup.clone().fit(day.telemetry, day.catalogue, _graph(day)).calibration == {}  # nothing to calibrate
 
-    def champion_artifact_text(self, registered_name: str, artifact_path: str) -> str | None:
-        self.asked.append((registered_name, artifact_path))
-        return self.text
 
-
-def test_the_detect_flow_reads_the_champions_calibration_only_when_the_budget_pages(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from flows.detect import page_calibration
-    from foresight.model_registry import PAGE_BUDGET_ARTIFACT
-    from foresight.settings import load_settings
-
-    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
-    registry = _Registry('{"cartservice": 7.25}')
-    assert page_calibration(load_settings(), registry) == {"cartservice": 7.25}  # type: ignore[arg-type]
-    assert registry.asked == [("anomaly-detector", PAGE_BUDGET_ARTIFACT)]
-    assert page_calibration(load_settings(), _Registry(None)) == {}  # type: ignore[arg-type]
-    monkeypatch.setenv("FORESIGHT_DETECT__STREAM_PARAMS", '{"page_budget_per_day": null}')
-    unused = _Registry('{"cartservice": 7.25}')
-    assert page_calibration(load_settings(), unused) == {} and unused.asked == []  # type: ignore[arg-type]
+def test_a_bare_detector_champion_pages_with_the_configured_settings(caplog: pytest.LogCaptureFixture) -> None:
+    detector = detectors().get("streaming")()
+    cfg = DetectConfig(incident_builder="rollup", anomaly_threshold=0.999)
+    with caplog.at_level("WARNING"):
+        wrapped = as_pipeline(detector, cfg)
+    assert wrapped.detector is detector and wrapped.settings == PipelineSettings.from_detect(cfg)
+    assert "bare detector" in caplog.text
+    assert as_pipeline(wrapped, DetectConfig()) is wrapped  # a pipeline keeps its own settings

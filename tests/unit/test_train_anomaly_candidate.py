@@ -1,21 +1,35 @@
-"""The train flow's anomaly candidate comes from ``detect.detector`` (flows.train.anomaly_candidate)."""
+"""The train flow's anomaly candidate is an incident pipeline (flows.train.anomaly_candidate): the
+configured detector and the configured incident mode, judged by the pages it would send."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from flows.train import anomaly_candidate
+from flows.train import anomaly_baseline, anomaly_candidate
 from foresight.plugins import UnknownPluginError
 from foresight.settings import load_settings
 
 
-def test_the_candidate_is_the_configured_detector(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_candidate_is_the_configured_detector_and_incident_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
-    assert anomaly_candidate(load_settings()).name == "streaming_ensemble"  # the default
+    default = anomaly_candidate(load_settings())
+    assert default.detector.name == "streaming_ensemble" and default.settings.mode == "stream"  # the defaults
     monkeypatch.setenv("FORESIGHT_DETECT__DETECTOR", "robust_seasonal")
-    assert anomaly_candidate(load_settings()).name == "robust_seasonal"
+    monkeypatch.setenv("FORESIGHT_DETECT__INCIDENT_BUILDER", "rollup")
+    monkeypatch.setenv("FORESIGHT_DETECT__ANOMALY_THRESHOLD", "0.999")
+    monkeypatch.setenv("FORESIGHT_DETECT__STREAM_PARAMS", '{"open_threshold": 9.0, "split_threshold": 12.0}')
+    other = anomaly_candidate(load_settings())
+    assert other.name == "rollup+robust_seasonal" and other.settings.rollup.anomaly_threshold == 0.999
+    assert other.settings.stream.open_threshold == 9.0
+    baseline = anomaly_baseline(load_settings())
+    assert baseline.name == "rollup+rolling_zscore" and baseline.settings.rollup == other.settings.rollup
 
 
 def test_an_unknown_detector_name_lists_the_choices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -25,14 +39,11 @@ def test_an_unknown_detector_name_lists_the_choices(monkeypatch: pytest.MonkeyPa
         anomaly_candidate(load_settings())
 
 
-def test_the_stream_figures_travel_with_the_detector_only_when_the_stream_builds_the_pages(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import pandas as pd
-
-    from bench.detect import evaluate_builder
+def test_the_gate_sees_the_stream_settings_that_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Before pipelines the gate scored the roll-up whatever the stream paged: a stream that
+    pages nothing would have kept the figures of the detector beside it."""
     from connectors.simulator import simulate
-    from flows.train import TrainingData, evaluate_incident_stream, stream_figures
+    from flows.train import TrainingData, evaluate_anomaly
     from models.training import split_time
 
     monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
@@ -41,35 +52,37 @@ def test_the_stream_figures_travel_with_the_detector_only_when_the_stream_builds
     assert batch.incidents is not None
     data = TrainingData(batch.telemetry, batch.catalogue, batch.incidents, None)
     split = split_time(batch.telemetry["ds"], 0.6)
-    settings = load_settings()
-    metrics, raised, thresholds = stream_figures(settings, data, split)
-    bench_raised, expected = evaluate_builder("stream", batch.telemetry, batch.catalogue, batch.incidents,
-                                              settings.detect, split)
-    assert metrics == {f"stream_{k}": float(v) for k, v in expected.items()}  # the bench's figures, same split
-    assert len(raised) == len(bench_raised) > 0
-    # The page budget's calibration: every service's system threshold, none below open_threshold.
-    assert set(thresholds) >= set(batch.catalogue["service"]) and min(thresholds.values()) >= 6.0
-    monkeypatch.setenv("FORESIGHT_DETECT__INCIDENT_BUILDER", "rollup")
-    assert evaluate_incident_stream.fn(load_settings(), data, split, tmp_path / "other") == ({}, {})
+    shipped = evaluate_anomaly.fn(anomaly_candidate(load_settings()), data, load_settings(), split)
+    monkeypatch.setenv("FORESIGHT_DETECT__STREAM_PARAMS",
+                       '{"open_threshold": 1e6, "sustain_threshold": 1e6, "split_threshold": 1e6}')
+    silent = evaluate_anomaly.fn(anomaly_candidate(load_settings()), data, load_settings(), split)
+    assert shipped.metric == silent.metric == "event_f1"
+    assert shipped.value > 0 and shipped.metrics["recall"] > 0 and len(shipped.detail.raised) > 0
+    assert silent.value == 0 and silent.metrics["recall"] == 0 and silent.detail.raised.empty
+    # The calibration the page budget ended with, over every service: what the registered model keeps.
+    calibration = shipped.detail.calibration
+    assert set(calibration) >= set(batch.catalogue["service"]) and min(calibration.values()) >= 6.0
+    assert {"false_alarms_per_day", "max_false_alarms_per_day", "min_recall"} <= set(shipped.metrics)
 
 
-def test_the_page_budget_calibration_is_logged_with_the_stream_figures(
+def test_the_pages_and_the_calibration_are_logged_with_the_pipeline(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import json
-    import logging
-
-    import pandas as pd
-
     from flows import train
     from foresight.model_registry import PAGE_BUDGET_ARTIFACT
+    from models.incidents.evaluation import PipelineEvaluation
+    from models.training import Evaluation
 
-    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
-    canned = ({"stream_f1": 0.5, "stream_false_alarms": 1.0}, pd.DataFrame({"service": ["a"]}), {"a": 7.5, "b": 9.0})
-    monkeypatch.setattr(train, "stream_figures", lambda settings, data, split: canned)
     monkeypatch.setattr(train, "get_run_logger", lambda: logging.getLogger("test"))
-    metrics, artifacts = train.evaluate_incident_stream.fn(load_settings(), None, None, tmp_path / "run")
-    assert metrics["stream_open_threshold_min"] == 7.5 and metrics["stream_open_threshold_max"] == 9.0
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    pipeline = anomaly_candidate(load_settings())
+    pipeline.calibration = {"a": 7.5, "b": 9.0}
+    metrics = {"recall": 0.5, "false_alarms_per_day": 1.0, "max_false_alarms_per_day": 2.0, "f1": 0.4}
+    pages = PipelineEvaluation(metrics, pd.DataFrame({"service": ["a"]}), {"a": 7.5, "b": 9.0})
+    evaluations = [Evaluation("event_f1", 0.4, True, metrics, pages)] * 2
+    artifacts = train._pipeline_artifacts(tmp_path / "run", evaluations, pipeline)
     folder, name = PAGE_BUDGET_ARTIFACT.split("/")
     assert artifacts[folder].name == name and json.loads(artifacts[folder].read_text()) == {"a": 7.5, "b": 9.0}
-    assert (artifacts["tables"] / "stream_incidents.csv").exists()
+    assert (artifacts["tables"] / "pages_candidate.csv").exists() and (artifacts["tables"] / "pages_baseline.csv").exists()
+    pipeline.calibration = {}
+    assert folder not in train._pipeline_artifacts(tmp_path / "run2", evaluations, pipeline)
