@@ -411,10 +411,11 @@ def bench_detect(
                                     help="Simulator seeds (repeat the option for several)."),
     days: int = typer.Option(21, min=2, help="Simulated days per seed (about 0.6 incidents a day)."),
     builders: list[str] = typer.Option(["rollup:streaming", "stream"], "--builder",
-                                       help="rollup:<detector> (the train flow's gate on that detector's "
-                                            "roll-up), stream (the streaming incident builder, whole history "
-                                            "replayed) or stream:windows (replayed as the detect flow "
-                                            "replays it); repeatable."),
+                                       help="The train flow's gate on an incident pipeline: "
+                                            "rollup:<detector> (that detector's scores rolled up) or stream "
+                                            "(the streaming pipeline, calibrated before the split); or "
+                                            "stream:windows (the stream replayed in the detect flow's "
+                                            "windows); repeatable."),
     stream_params: str = typer.Option("{}", "--stream-params",
                                       help='The stream builder\'s settings as JSON, e.g. \'{"error_material": 5}\'.'),
 ) -> None:

@@ -171,16 +171,14 @@ class DetectConfig(Section):
     # anomaly candidate on: its NAB figures (nab_standard, ..._production) are logged with the
     # registered version. None: not benchmarked (the gate never depends on it).
     nab_data: Path | None = None
-    # How the detect flow builds incidents: "stream" (the default) replays the loaded telemetry
-    # through the streaming incident pipeline (models.incidents.stream_builder: one incident per problem
-    # within a system of the call graph, ranked causes), with the failure predictor's warnings on
-    # services it does not cover; "rollup" rolls the champion detector's per-series scores up per
-    # service (models.incidents.rollup). The champion's scores are computed either way (Pushgateway,
-    # panels). `foresight bench detect`, seven simulator seeds, held-out 40 %: stream event F1
-    # 0.68 with 4.7 false alarms per seed, rollup 0.54 with 8.3; Nezha: 22 of 24 faults against
-    # 2 (docs/incidents.md).
+    # How the train flow's candidate incident pipeline builds incidents (models.incidents):
+    # "stream" (the default) replays telemetry through the streaming engine (one incident per
+    # problem within a system of the call graph, ranked causes, page budget), with the failure
+    # predictor's warnings on services it does not cover; "rollup" rolls the detector's per-series
+    # scores up per service. The mode and its settings are registered with the pipeline and
+    # gated on its pages; the detect flow pages with the champion's, not with this setting.
     incident_builder: Literal["stream", "rollup"] = "stream"
-    # StreamSettings of the stream builder (models.incidents.stream; durations in samples), e.g.
+    # StreamSettings of the stream mode (models.incidents.stream; durations in samples), e.g.
     # {"error_material": 5.0} to page on failed requests alone only from 5 points of failures.
     stream_params: dict[str, Any] = Field(default_factory=dict)
 
