@@ -340,8 +340,9 @@ def run_days(
 def with_fault_types(incidents: pd.DataFrame) -> pd.DataFrame:
     """Incidents with the fine fault type in ``category`` and the coarse class in ``coarse_category``.
 
-    The stream names a ``fault_type`` (:mod:`models.incidents.fault_types`); a pipeline that names none (the
-    roll-up) keeps its coarse class in ``coarse_category`` and is ``unknown`` in ``category``.
+    The stream names a ``fault_type`` (:mod:`models.incidents.fault_types`); a pipeline whose rows name none
+    (the flow's: the roll-up names one only in its evidence JSON) keeps its coarse class in
+    ``coarse_category`` and is ``unknown`` in ``category``.
     """
     out = incidents.copy()
     out["coarse_category"] = out["category"]

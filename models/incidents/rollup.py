@@ -38,6 +38,8 @@ from foresight.schemas import UTC_DTYPE, require_columns
 from models.events import as_timedelta
 from models.incidents.base import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
 from models.incidents.category import categorise, metric_kind
+from models.incidents.evidence import TOP_RANKED, evidence_payload, score_surprise, series_record, severity
+from models.incidents.fault_types import FaultEvidence, classify_fault
 from models.incidents.rca import rank_root_causes
 
 METRIC_CATEGORIES: dict[str, str] = {
@@ -104,9 +106,13 @@ def build_incidents(
         incident_id(s, w) for s, w in zip(out["service"], out["window_start"], strict=True)
     ]
     columns = list(INCIDENT_OUTPUT_COLUMNS)
+    ranking = out["service"].astype("string")
     if call_graph is not None:
-        out["ranked_services"] = ranked_causes(out, points, call_graph, resolve)
+        out["ranked_services"] = ranking = ranked_causes(out, points, call_graph, resolve)
         columns.append("ranked_services")
+    out["evidence"] = pd.Series(
+        [_with_ranking(e, r) for e, r in zip(out["evidence"], ranking, strict=True)], index=out.index, dtype="string"
+    )
     return out[columns].sort_values(["start", "service"]).reset_index(drop=True)
 
 
@@ -228,7 +234,9 @@ def _evidence_rows(points: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame
 
 
 def _describe(episodes: pd.DataFrame, evidence: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Category, score, severity, resource and evidence JSON per episode."""
+    """Category, score, severity, resource and evidence JSON per episode; severity and evidence
+    by the rules both builders share (:mod:`models.incidents.evidence`), on the surprise
+    ``-log10(1 - score)`` of the episode's highest anomaly score against the threshold's."""
     ranked = evidence.sort_values(
         ["episode", "anomalous_samples", "max_score"], ascending=[True, False, False]
     )
@@ -240,10 +248,12 @@ def _describe(episodes: pd.DataFrame, evidence: pd.DataFrame, threshold: float) 
     anomaly_score = anomalous.groupby("episode")["max_score"].max()
     by_anomaly = out["episode"].map(anomaly_score)
     out["score"] = by_anomaly.fillna(out["max_risk"]).fillna(0.0).astype("float64")
-    out["severity"] = _severity(by_anomaly.to_numpy(dtype="float64", na_value=np.nan), threshold)
+    level = score_surprise(by_anomaly.to_numpy(dtype="float64", na_value=np.nan))
+    out["severity"] = severity(level, float(score_surprise(threshold)))
     out["resource_id"] = out["episode"].map(top["resource_id"]).astype("string")
     out["evidence"] = [
-        _evidence_json(ranked[ranked["episode"] == e], r) for e, r in zip(out["episode"], out["max_risk"], strict=True)
+        _evidence_json(ranked[ranked["episode"] == e], r, threshold)
+        for e, r in zip(out["episode"], out["max_risk"], strict=True)
     ]
     out["evidence"] = out["evidence"].astype("string")
     return out
@@ -291,31 +301,52 @@ def _kind_categories(evidence: pd.DataFrame, threshold: float) -> pd.Series:
     return pd.Series(categories, dtype="string")
 
 
-def _severity(anomaly_score: np.ndarray, threshold: float) -> list[str]:
-    """critical / error / warning from the tail probability relative to the threshold's."""
-    tail, limit = 1.0 - anomaly_score, 1.0 - threshold
-    return np.select(
-        [np.isnan(anomaly_score), tail <= limit / 100, tail <= limit / 10],
-        ["warning", "critical", "error"],
-        default="warning",
-    ).tolist()
-
-
-def _evidence_json(rows: pd.DataFrame, max_risk: float) -> str:
-    """The top series behind an incident, as compact JSON for humans and the PagerDuty payload."""
+def _evidence_json(rows: pd.DataFrame, max_risk: float, threshold: float) -> str:
+    """The evidence record (:func:`models.incidents.evidence.evidence_payload`) of one episode from
+    its series ``rows`` (most anomalous samples first): surprises are ``-log10(1 - score)``
+    (capped at 12, a score of 1), ``evidence_level`` the highest anomalous series' and
+    ``open_threshold`` the anomaly threshold's. The roll-up knows no observed or expected values;
+    ``ranked_services`` is filled in once ranked (:func:`_with_ranking`)."""
+    anomalous = rows[rows["anomalous_samples"] > 0]
     series = [
-        {
-            "unique_id": str(r.unique_id),
-            "metric": str(r.metric),
-            "resource_id": None if pd.isna(r.resource_id) else str(r.resource_id),
-            "max_score": round(float(r.max_score), 6),
-            "anomalous_samples": int(r.anomalous_samples),
-        }
+        series_record(
+            unique_id=str(r.unique_id),
+            service=str(r.service),
+            metric=str(r.metric),
+            resource_id=None if pd.isna(r.resource_id) else str(r.resource_id),
+            surprise=float(surprise(r.max_score)),
+            anomalous_samples=int(r.anomalous_samples),
+        )
         for r in rows.head(TOP_EVIDENCE).itertuples(index=False)
     ]
-    payload = {
-        "series": series,
-        "anomalous_series": int((rows["anomalous_samples"] > 0).sum()),
-        "max_risk": None if pd.isna(max_risk) else round(float(max_risk), 6),
-    }
+    fault_type, confidence = _fault_type(rows, threshold)
+    return evidence_payload(
+        series=series,
+        ranked_services=None,
+        evidence_level=float(surprise(anomalous["max_score"].max())) if len(anomalous) else None,
+        open_threshold=float(surprise(threshold)),
+        fault_type=fault_type,
+        fault_type_confidence=confidence,
+        max_risk=None if pd.isna(max_risk) else float(max_risk),
+        anomalous_series=len(anomalous),
+    )
+
+
+def _with_ranking(evidence: str, ranked: str) -> str:
+    """``evidence`` naming the incident's ranked likely causes (``;``-joined; its own service
+    when nothing ranked them), as the stream's records do."""
+    payload = json.loads(evidence)
+    payload["ranked_services"] = [s for s in str(ranked).split(";") if s][:TOP_RANKED]
     return json.dumps(payload, sort_keys=True)
+
+
+def _fault_type(rows: pd.DataFrame, threshold: float) -> tuple[str, float]:
+    """The likely fault type of one episode (:func:`models.incidents.fault_types.classify_fault`)
+    from the largest surprise per metric kind among its series, a kind counting from the anomaly
+    threshold's surprise. The roll-up sees only its own service's scores, no observed or expected
+    values, so the rules that read a rise, a fall or a full disk cannot fire."""
+    if rows.empty:
+        return "unknown", 0.0
+    kinds = rows.assign(kind=rows["metric"].astype(str).map(metric_kind), surprise=surprise(rows["max_score"]))
+    peaks = {str(k): float(v) for k, v in kinds.groupby("kind")["surprise"].max().items()}
+    return classify_fault(FaultEvidence(root=peaks, incident=peaks), float(surprise(threshold)))

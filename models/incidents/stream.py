@@ -53,11 +53,12 @@ The pipeline an on-call engineer would want running every minute on a microservi
    failed-request family weighed as at the step it peaked), the incident gets a **category**
    from the kinds anomalous at the top service and its disk being full
    (:func:`models.incidents.category.categorise`), a likely **fault type** with a confidence
-   (:func:`models.incidents.fault_types.classify_fault`), a **severity** and **evidence** (top series:
-   surprise, observed and expected values). Without a call graph the ranking is the services' own
-   evidence; the graph refines it. With ``refine_ranking`` (the default) the ranking, category,
-   fault type and evidence are revised at each step while the incident unfolds (its first
-   ``rank_window`` steps): the incident keeps the peaks seen since its opening look-back and adds
+   (:func:`models.incidents.fault_types.classify_fault`), a **severity** (its evidence level against
+   the opening threshold it crossed) and an **evidence** record (top series: surprise, observed and
+   expected values), both by the rules the roll-up shares (:mod:`models.incidents.evidence`).
+   Without a call graph the ranking is the services' own evidence; the graph refines it. With
+   ``refine_ranking`` (the default) the ranking, category, fault type and evidence are revised at
+   each step while the incident unfolds (its first ``rank_window`` steps): the incident keeps the peaks seen since its opening look-back and adds
    the runs of anomaly that began since (a root that fired a minute late), not the growth of a run
    already under way before it (a callee still smouldering from an earlier problem).
    ``inherited_weight`` (1: off) discounts the kinds a caller inherits from a slow or failing
@@ -83,7 +84,6 @@ Causal: :meth:`IncidentStream.step` uses only the samples given so far. Pure: no
 
 from __future__ import annotations
 
-import json
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -101,6 +101,7 @@ from models.incidents.category import (
     metric_direction,
     metric_kind,
 )
+from models.incidents.evidence import evidence_payload, series_record, severity
 from models.incidents.fault_types import FaultEvidence, classify_fault
 from models.incidents.metric_vocabulary import metric_tokens, metric_unit
 from models.incidents.page_budget import PageBudget
@@ -330,6 +331,10 @@ class IncidentStream:
         self.metric = cat["metric"].astype(str).to_numpy()
         self.kind = np.array([metric_kind(m) for m in self.metric])
         resource = cat["resource_id"].astype(str).to_numpy()
+        # What the evidence names as each series' resource: the service where the catalogue names none.
+        self.resource_id = (
+            cat["resource_id"].where(cat["resource_id"].notna(), cat["service"]).astype(str).to_numpy()
+        )
         self.services = sorted(set(self.service) | set(self.call_graph))
         s = self.settings
         unit = cat["unit"].fillna("").astype(str).to_numpy() if "unit" in cat.columns else np.full(len(cat), "")
@@ -659,20 +664,17 @@ class IncidentStream:
             opened_at=ds, services=[], category="", score=0.0, severity="", evidence="", members=members,
             system=system,
         )
-        self._assess(incident)
         evidence = self._service_evidence(self._recent[-1][0])
         level = max(float(evidence[self._position[sv]]) for sv in fired)
         incident.score, incident.peak = round(level, 6), level
         threshold = float(self._opening[self._position[fired[0]]])
         incident.threshold = threshold
-        incident.severity = _severity(level, threshold)
+        # On the surprise scale against the line it crossed (models.incidents.evidence), so a
+        # threshold the page budget raised still makes critical mean 100x rarer than the line.
+        incident.severity = severity(level, threshold)
         if self._budget is not None:
             incident.page_score = self._budget.page_score(system, level)
-            payload = json.loads(incident.evidence)
-            payload["open_threshold"] = round(threshold, 6)
-            if incident.page_score is not None:
-                payload["page_score"] = round(incident.page_score, 6)
-            incident.evidence = json.dumps(payload, sort_keys=True)
+        self._assess(incident)  # its evidence record carries the level, threshold and page score above
         return incident
 
     def _assess(self, incident: StreamIncident) -> None:
@@ -721,7 +723,7 @@ class IncidentStream:
         incident.fault_type, incident.fault_type_confidence = classify_fault(
             incident.fault_evidence, self.settings.kind_threshold
         )
-        incident.evidence = self._evidence_json(recent, observed, expected, ranked)
+        incident.evidence = self._evidence_json(incident, recent, observed, expected)
 
     def _exhausted(self, service: str) -> set[str]:
         """Capacity kinds of ``service`` (a disk) that were full within the last
@@ -768,23 +770,39 @@ class IncidentStream:
         return peaks
 
     def _evidence_json(
-        self, surprise: np.ndarray, observed: np.ndarray, expected: np.ndarray, ranked: list[str]
+        self, incident: StreamIncident, surprise: np.ndarray, observed: np.ndarray, expected: np.ndarray
     ) -> str:
+        """``incident``'s evidence record (:func:`models.incidents.evidence.evidence_payload`): its
+        most surprising series at their peaks over the look-back, its ranking, level at opening,
+        opening threshold, fault type and page score; its anomalous series are its ranked services'
+        series that reached ``kind_threshold``."""
         order = np.argsort(-surprise, kind="stable")[: self.settings.top_evidence]
         series = [
-            {
-                "unique_id": str(self.scored_series[i]),
-                "service": str(self.service[i]),
-                "metric": str(self.metric[i]),
-                "kind": str(self.kind[i]),
-                "surprise": round(float(surprise[i]), 3),
-                "observed": _finite(observed[i]),
-                "expected": _finite(expected[i]),
-            }
+            series_record(
+                unique_id=str(self.scored_series[i]),
+                service=str(self.service[i]),
+                metric=str(self.metric[i]),
+                kind=str(self.kind[i]),
+                resource_id=str(self.resource_id[i]),
+                surprise=float(surprise[i]),
+                observed=float(observed[i]),
+                expected=float(expected[i]),
+            )
             for i in order
             if surprise[i] > 0
         ]
-        return json.dumps({"series": series, "ranked_services": ranked[:5]}, sort_keys=True)
+        return evidence_payload(
+            series=series,
+            ranked_services=incident.services,
+            evidence_level=incident.score,
+            open_threshold=incident.threshold,
+            fault_type=incident.fault_type,
+            fault_type_confidence=incident.fault_type_confidence,
+            anomalous_series=int(
+                ((surprise >= self.settings.kind_threshold) & np.isin(self.service, incident.services)).sum()
+            ),
+            page_score=incident.page_score,
+        )
 
 
 def replay(
@@ -847,15 +865,6 @@ def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:
     for col in ("opened_at", "closed_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
-
-
-def _severity(level: float, threshold: float) -> str:
-    """critical / error / warning as the evidence is 2x, 1.5x or just at the opening threshold."""
-    if level >= 2 * threshold:
-        return "critical"
-    if level >= 1.5 * threshold:
-        return "error"
-    return "warning"
 
 
 def failed_share_unit(metric: str, unit: str) -> float:
@@ -949,7 +958,3 @@ def _transitive_callers(call_graph: Mapping[str, Sequence[str]]) -> dict[str, fr
                 todo += callers.get(up, set())
         closed[service] = frozenset(seen)
     return closed
-
-
-def _finite(value: float) -> float | None:
-    return round(float(value), 6) if np.isfinite(value) else None

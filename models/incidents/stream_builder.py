@@ -17,15 +17,17 @@ writes each incident as a roll-up incident would be written:
   window it reports;
 - ``score`` is the incident's evidence (summed ``-log10 p``) as a tail probability ``1 - 10^-e``,
   the roll-up's scale (a calibrated score), so thresholds and dashboards read both alike; the raw
-  evidence stays in the evidence JSON (``stream_evidence``);
-- ``evidence`` is the stream's JSON (top series with surprise, observed and expected values;
-  ``ranked_services``; with a page budget the system's ``open_threshold`` when it opened and,
-  once calibrated, its ``page_score``: the chance that a normal day of the system holds no
-  episode as large), each series also naming its ``resource_id`` as the roll-up's do;
+  evidence stays in the evidence JSON (``evidence_level``);
+- ``evidence`` is the record both builders write (:mod:`models.incidents.evidence`): top series
+  with surprise, observed and expected values and their ``resource_id``; ``ranked_services``;
+  ``evidence_level`` and the system's ``open_threshold`` when it opened; the likely fault type
+  and its confidence (:mod:`models.incidents.fault_types`: ``fault_type``,
+  ``fault_type_confidence``), so a page can say what to do; with a calibrated page budget its
+  ``page_score``: the chance that a normal day of the system holds no episode as large;
 - ``resource_id`` is that of the top-ranked service's most surprising evidence series;
-- category and severity are the stream's (both in the roll-up's vocabularies); the likely fault
-  type and its confidence (:mod:`models.incidents.fault_types`) travel in the evidence JSON
-  (``fault_type``, ``fault_type_confidence``), so a page can say what to do.
+- category is the stream's (in the roll-up's vocabulary); severity is the stream's, by the rule
+  both builders share (:func:`models.incidents.evidence.severity`: the evidence level against
+  the opening threshold it crossed).
 
 Measured on the simulator (seeds 3, 5, 7, 11, 13, 17, 19; 21 days at 5-minute steps; incidents
 raised in the last 40 % matched as the train flow matches them, ``match_incidents``), replayed as
@@ -70,6 +72,7 @@ import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
 from models.incidents.base import INCIDENT_COLUMNS, BuiltIncidents, IncidentInputs, incident_id, no_incidents
+from models.incidents.evidence import evidence_payload, series_record
 from models.incidents.rollup_builder import RollupBuilder
 from models.incidents.settings import RollupSettings
 from models.incidents.stream import StreamSettings, call_graph_systems, replay_stream
@@ -194,15 +197,37 @@ def _top_resource(evidence: str, service: str, resources: Mapping[str, str]) -> 
 def _evidence_json(
     evidence: str, level: float, resources: Mapping[str, str], fault: tuple[str, float] = ("unknown", 0.0)
 ) -> str:
-    """The stream's evidence with each series' ``resource_id``, the raw ``stream_evidence`` and the
-    likely ``fault_type`` with its ``fault_type_confidence`` (:mod:`models.incidents.fault_types`)."""
+    """The stream's evidence as the shared record (:func:`models.incidents.evidence.evidence_payload`),
+    whatever the engine row held: each series' ``resource_id`` from the catalogue (the engine's
+    where the catalogue does not know the series), ``evidence_level`` the row's raw evidence
+    ``level`` and the likely ``fault_type`` with its ``fault_type_confidence`` from the row's
+    columns (:mod:`models.incidents.fault_types`)."""
     payload = json.loads(evidence)
-    for series in payload.get("series", []):
-        series["resource_id"] = _series_resource(str(series["unique_id"]), resources)
-    payload["stream_evidence"] = round(float(level), 6)
-    payload["fault_type"] = str(fault[0])
-    payload["fault_type_confidence"] = round(float(fault[1]), 3)
-    return json.dumps(payload, sort_keys=True)
+    series = [
+        series_record(
+            unique_id=str(s["unique_id"]),
+            service=s.get("service"),
+            metric=s.get("metric"),
+            kind=s.get("kind"),
+            resource_id=_series_resource(str(s["unique_id"]), resources) or s.get("resource_id"),
+            surprise=s.get("surprise"),
+            observed=s.get("observed"),
+            expected=s.get("expected"),
+            anomalous_samples=s.get("anomalous_samples"),
+        )
+        for s in payload.get("series", [])
+    ]
+    return evidence_payload(
+        series=series,
+        ranked_services=payload.get("ranked_services"),
+        evidence_level=float(level),
+        open_threshold=payload.get("open_threshold"),
+        fault_type=str(fault[0]),
+        fault_type_confidence=float(fault[1]),
+        max_risk=payload.get("max_risk"),
+        anomalous_series=payload.get("anomalous_series"),
+        page_score=payload.get("page_score"),
+    )
 
 
 def with_risk_warnings(streamed: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:

@@ -68,7 +68,7 @@ def test_a_fault_becomes_one_detect_flow_incident_on_its_service(tmp_path: Path)
     assert hit["incident_id"] == incident_id("cartservice", hit["window_start"])
     assert 0.999 < hit["score"] <= 1.0  # evidence >= 6 (-log10 p) as a tail probability
     evidence = json.loads(hit["evidence"])
-    assert evidence["stream_evidence"] >= 6.0
+    assert evidence["evidence_level"] >= 6.0 and evidence["open_threshold"] >= 6.0
     top = evidence["series"][0]  # Grafana annotations name these ids
     assert top["unique_id"] in set(day.catalogue["unique_id"]) and top["resource_id"]
     assert hit["resource_id"] == day.catalogue.set_index("unique_id").loc[top["unique_id"], "resource_id"]
