@@ -1,10 +1,7 @@
-"""Streaming incidents in the detect flow's shape: :mod:`models.incidents.stream` behind the
-frame :func:`models.incidents.rollup.build_incidents` returns, so the flow's sinks take either.
-
-The detect flow's own roll-up raises one incident per service from per-series anomaly scores;
-the streaming pipeline replays raw telemetry step by step, groups services along the call graph
-and ranks root causes (its module doc). This module replays the loaded telemetry through it and
-writes each incident as a roll-up incident would be written:
+"""The stream mode of the incident pipeline (:class:`StreamBuilder`): the loaded telemetry,
+warm-up included, replayed through :mod:`models.incidents.stream` (services grouped along the
+call graph, causes ranked, a page budget per system), each incident written in the pipeline's one
+table (:data:`~models.incidents.base.INCIDENT_COLUMNS`):
 
 - ``service`` is the top-ranked likely cause and ``ranked_services`` the whole ranking;
 - ``start`` is when the stream raised it, ``end`` when it closed (NaT while open);
@@ -29,34 +26,14 @@ writes each incident as a roll-up incident would be written:
   both builders share (:func:`models.incidents.evidence.severity`: the evidence level against
   the opening threshold it crossed).
 
-Measured on the simulator (seeds 3, 5, 7, 11, 13, 17, 19; 21 days at 5-minute steps; incidents
-raised in the last 40 % matched as the train flow matches them, ``match_incidents``), replayed as
-the detect flow replays (72-hour windows, each after 3 hours of warm-up): event F1 0.26, recall
-0.81, 30.6 false alarms per seed, against 0.53, 0.89 and 7.9 for the roll-up of the champion
-``streaming`` detector (``suppress=False``, threshold 0.9999, three active samples). Nearly all
-of the stream's false alarms are ``errors`` incidents raised by one error ratio's blip of a few
-tenths of a point to a point or so: its ``error_weight`` (3, from the Nezha day: a failed-request family needs no
-corroboration) turns a one-in-a-hundred blip into the evidence of a one-in-a-million event,
-and with ~3,500 error-ratio samples a day such blips are routine. With ``error_weight=1`` the
-stream scored F1 0.58, recall 0.73, 4.4 false alarms per seed (better on three seeds of seven),
-but detects 20 rather than 22 of Nezha's 24 faults, so the default stays the Nezha one. Since
-then an error family weighs ``error_weight`` only once its failed share is 3 points above normal
-(``error_material``): replaying each seed's whole history, F1 0.20 -> 0.63, recall 0.89 -> 0.95
-and 48 -> 10.4 incidents per seed (``error_weight=1``: 0.59, 0.84 and 9.7), Nezha unchanged
-(22/24, 6 false alarms). Those figures came from scripts on a span ending on the day measured;
-``foresight bench detect --builder stream --builder stream:windows`` reproduces the current ones
-on a fixed span: 0.68 replaying whole histories, 0.66 (4.7 and 5.0 false alarms per seed)
-replayed in the detect flow's windows after a week of context. The
-category of the faults it found (replaying all history) matched the simulator's for 26 of 30
-(19 before a full disk counted as the cause of failed writes; its leaks are still mostly missed
-or called errors: the out-of-memory kill makes memory fall, which is no harm).
+How its false alarms on the simulator were brought down (the error family's materiality floor)
+and its figures: docs/incidents.md.
 
 Durations in :class:`~models.incidents.stream.StreamSettings` are in steps, chosen at 1-minute
 sampling. At 5-minute steps the statistical ones still fit (a 30-sample baseline spans 2.5 hours,
 five samples before scoring 25 minutes); the episode ones stretch five-fold: a service calms
 after 15 minutes (the roll-up waits 30), a run of outliers becomes the new normal after 75, and
-a closed incident re-opens within 75. They did not drive the false alarms above: calming after
-30 minutes (``resolve_after=6``) left F1 at 0.25 and 30.0 false alarms per seed.
+a closed incident re-opens within 75 (docs/incidents.md: they did not drive its false alarms).
 
 Pure: frames in, a frame out.
 """
