@@ -2,7 +2,7 @@
 
 For each seed the simulator generates a fleet with its ground-truth incidents; every builder is
 judged on the incidents that start after the train flow's split (the first
-``DetectConfig.train_fraction`` of the span, :func:`models.training.split_time`):
+``DetectConfig.train_fraction`` of the span, :func:`models.evaluation.gate.split_time`):
 
 - ``rollup:<detector>`` and ``stream``: exactly the train flow's gate
   (:func:`models.incidents.evaluation.evaluate_pipeline`) for an incident pipeline in that mode:
@@ -31,7 +31,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from foresight.settings import DetectConfig
 
-ROLLUP = "rollup:"  # prefix of a roll-up builder; the rest is a name in models.anomaly.DETECTORS
+ROLLUP = "rollup:"  # prefix of a roll-up builder; the rest is a name in models.anomaly.base.DETECTORS
 STREAM = "stream"
 STREAM_WINDOWS = "stream:windows"
 SEEDS: tuple[int, ...] = (3, 5, 7, 11, 13, 17, 19)
@@ -59,7 +59,7 @@ class DetectFigures:
 
 def builder_choices() -> list[str]:
     """Every builder name :func:`run` accepts: a roll-up per registered detector, then ``stream``."""
-    from models.anomaly import detectors
+    from models.anomaly.base import detectors
 
     return [*(f"{ROLLUP}{name}" for name in detectors().names()), STREAM, STREAM_WINDOWS]
 
@@ -82,9 +82,9 @@ def run(
     ``cfg`` (default: ``DetectConfig()``) sets the split, the roll-up's and the stream's settings
     and the matching, as it does for the flows. An unknown builder raises before anything runs.
     """
-    from connectors.simulator import simulate
     from foresight.settings import DetectConfig
-    from models.training import split_time
+    from models.evaluation.gate import split_time
+    from simulator import simulate
 
     if not seeds:
         raise ValueError("at least one seed is needed")
@@ -133,7 +133,7 @@ def evaluate_builder(
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """The incidents ``builder`` raises after ``split`` and their event-wise metrics against the
     ground truth starting after it (the gate's keys, :mod:`models.incidents.evaluation`)."""
-    from models.training import match_incidents
+    from models.evaluation.gate import match_incidents
 
     truth = incidents[incidents["start"] >= split]
     if builder == STREAM or builder.startswith(ROLLUP):
@@ -160,10 +160,10 @@ def evaluate_builder(
 def _gated(builder: str, telemetry: pd.DataFrame, catalogue: pd.DataFrame, incidents: pd.DataFrame,
            cfg: DetectConfig, split: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, float]]:
     """The gate's evaluation of the pipeline ``builder`` names (``stream`` or ``rollup:<detector>``)."""
-    from connectors.simulator import CALL_GRAPH
     from models.incidents.evaluation import evaluate_pipeline
     from models.incidents.pipeline import IncidentPipeline
     from models.incidents.settings import PipelineSettings
+    from simulator import CALL_GRAPH
 
     mode = "stream" if builder == STREAM else "rollup"
     detector = _detector(cfg.detector if mode == "stream" else builder.removeprefix(ROLLUP), cfg)
@@ -176,17 +176,17 @@ def _gated(builder: str, telemetry: pd.DataFrame, catalogue: pd.DataFrame, incid
 def _detector(name: str, cfg: DetectConfig) -> Any:
     """Detector ``name`` as it feeds incidents; ``detect.detector_params`` are the configured
     detector's constructor parameters, not every detector's."""
-    from models.anomaly import detectors
+    from models.anomaly.base import detectors
 
     return detectors().get(name).for_incidents(**(cfg.detector_params if name == cfg.detector else {}))
 
 
 def _streamed(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: DetectConfig, since: pd.Timestamp) -> pd.DataFrame:
     """The stream builder's incidents opened from ``since`` on, replaying all of ``telemetry``."""
-    from connectors.simulator import CALL_GRAPH
     from models.incidents.base import IncidentInputs
     from models.incidents.settings import PipelineSettings
     from models.incidents.stream_builder import StreamBuilder
+    from simulator import CALL_GRAPH
 
     settings = PipelineSettings.from_detect(cfg)
     inputs = IncidentInputs(telemetry, catalogue, since=since, call_graph=CALL_GRAPH)

@@ -2,14 +2,14 @@
 
 Corpora come from a registry (:func:`default_corpora`; add one with
 ``corpora.register(name)(Corpus(...))``): each loads, from the data root, either incident days
-(:class:`connectors.nezha.NezhaDay`, scored with :func:`bench.incidents.run_days`' protocol) or a
+(:class:`bench.datasets.nezha.NezhaDay`, scored with :func:`bench.incidents.run_days`' protocol) or a
 NAB-layout corpus. Systems compared on each:
 
 - ``foresight``: incident days through the streaming incident pipeline (its shipped settings);
   NAB files through the default anomaly detector (``bench nab``), at the threshold NAB optimises
   on the corpus and at the production threshold;
 - ``robust_z`` / ``robust_z_nms``: the robust z-score over the past day, without and with causal
-  non-max suppression (:mod:`models.robust_z_detectors`; incidents from
+  non-max suppression (:mod:`models.anomaly.robust_z_detectors`; incidents from
   :mod:`models.incidents.baseline`). Their z threshold has no natural value, and it means
   different things per series (NAB) and on a system's largest z (incidents): it is chosen from
   :data:`Z_GRID` leave-one-out (:func:`bench.loco.loco_select`) among the corpora of the same
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.datasets.nezha import Fault, NezhaDay, load_nezha
 from bench.incidents import (
     DETECTION_WINDOW,
     IncidentFigures,
@@ -46,7 +47,6 @@ from bench.incidents import (
     score_incidents,
 )
 from bench.loco import PAGE_BUDGET_PER_DAY, LocoChoice, incident_objective, loco_select, nab_objective
-from connectors.nezha import Fault, NezhaDay, load_nezha
 from foresight.plugins import Registry
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/data beside the checkout
@@ -296,8 +296,8 @@ class NabEvaluation:
     def _baseline_sweeps(self, system: str) -> list[Any]:
         if system not in self._sweeps:
             from bench.nab_scoring import sweep_file
-            from models.anomaly import detectors
-            from models.robust_z_detectors import RobustZDetector
+            from models.anomaly.base import detectors
+            from models.anomaly.robust_z_detectors import RobustZDetector
 
             model = detectors().get(system)(width=NMS_WIDTH)
             if not isinstance(model, RobustZDetector):

@@ -2,7 +2,7 @@
 
 For each seed the simulator generates a fleet (telemetry, logs and ground-truth incidents with
 their precursors); both predictors meet the same rolling-origin, event-wise evaluation the train
-flow gates on (:func:`models.training.evaluate_failure_predictor`): per block a model trained on
+flow gates on (:func:`models.evaluation.gate.evaluate_failure_predictor`): per block a model trained on
 the past only, its own operating threshold chosen on that past, alarms matched to the incidents
 that start in the block. Figures are the pooled ones over the blocks, per seed and their mean.
 
@@ -40,11 +40,11 @@ class FailureFigures:
 
 def run(seeds: Sequence[int] = (1, 2, 3), days: int = 28, n_origins: int = 3) -> list[FailureFigures]:
     """Figures per seed and model, then one mean row per model (``seed=None``)."""
-    from connectors.simulator import simulate
     from features.windows import service_features
     from foresight.settings import DetectConfig
-    from models.failure import PREDICTORS
-    from models.training import evaluate_failure_predictor
+    from models.evaluation.gate import evaluate_failure_predictor
+    from models.failure.base import predictors
+    from simulator import simulate
 
     if not seeds:
         raise ValueError("at least one seed is needed")
@@ -57,7 +57,7 @@ def run(seeds: Sequence[int] = (1, 2, 3), days: int = 28, n_origins: int = 3) ->
         features = service_features(batch.telemetry, batch.catalogue, batch.logs)
         for name in MODELS:
             started = time.perf_counter()
-            evaluation = evaluate_failure_predictor(PREDICTORS.get(name)(), features, batch.incidents, cfg)
+            evaluation = evaluate_failure_predictor(predictors().get(name)(), features, batch.incidents, cfg)
             seconds = time.perf_counter() - started
             m = evaluation.metrics
             figures.append(

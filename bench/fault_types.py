@@ -17,7 +17,7 @@ import pandas as pd
 from bench.detect import DAYS, END, SEEDS
 from models.incidents.stream import StreamSettings, replay
 
-# The simulator's incident categories (connectors.simulator.effects) -> the fault they are.
+# The simulator's incident categories (simulator.effects) -> the fault they are.
 SIMULATOR_FAULT_TYPES: dict[str, str] = {
     "resource_leak": "memory_leak",  # memory grows per request until the container is OOM-killed
     "disk": "disk_full",  # a runaway writer fills a volume; writes fail
@@ -63,7 +63,7 @@ def simulated_fault_types(
     seeds: Sequence[int] = SEEDS, days: int = DAYS, settings: StreamSettings | None = None
 ) -> pd.DataFrame:
     """:func:`match_fault_types` for every seed's whole history (a ``seed`` column added)."""
-    from connectors.simulator import CALL_GRAPH, simulate
+    from simulator import CALL_GRAPH, simulate
 
     parts = []
     for seed in seeds:

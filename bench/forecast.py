@@ -174,7 +174,7 @@ def forecast_foresight(train: pd.DataFrame, h: int, level: int, **params: Any) -
 
 def forecast_prophet(train: pd.DataFrame, h: int, level: int) -> pd.DataFrame:
     """Prophet alone, one model per series (daily and weekly seasonality), as the reference."""
-    from models.base import infer_freq
+    from models.forecasting.base import infer_freq
     from models.forecasting.panel import steps_per_day
     from models.forecasting.prophet_model import ProphetForecaster
 
@@ -186,7 +186,7 @@ def forecast_prophet(train: pd.DataFrame, h: int, level: int) -> pd.DataFrame:
 
 def forecast_seasonal_naive(train: pd.DataFrame, h: int, level: int) -> pd.DataFrame:
     """Seasonal naive with a daily season, the baseline."""
-    from models.base import infer_freq
+    from models.forecasting.base import infer_freq
     from models.forecasting.panel import steps_per_day
     from models.forecasting.seasonal_naive import SeasonalNaive
 

@@ -1,8 +1,8 @@
 """Incident benchmark on any system's incident history: replay, raise incidents as a stream, score them.
 
 ``foresight bench incidents --data DIR --out INCIDENTS.csv`` loads every day under ``DIR``
-(:func:`load_days`: the plain layout of :mod:`connectors.incident_layout` or the Nezha data set's,
-:mod:`connectors.nezha`), puts each on its replay grid (:mod:`bench.incident_sampling`: sub-minute
+(:func:`load_days`: the plain layout of :mod:`connectors.labels.incident_layout` or the Nezha data set's,
+:mod:`bench.datasets.nezha`), puts each on its replay grid (:mod:`bench.incident_sampling`: sub-minute
 samples averaged into minutes) and feeds it step by step through
 :class:`models.incidents.stream.IncidentStream` (causal: an incident is raised at the minute the
 pipeline would have raised it live, from samples up to that minute only), writes one row per
@@ -36,9 +36,9 @@ from typing import Any
 
 import pandas as pd
 
+from bench.datasets.nezha import NezhaLayoutError, load_day
 from bench.incident_sampling import replay_grid, sampling_interval, settings_for_interval
-from connectors.incident_layout import Fault, IncidentDay, is_incident_dir, read_incident_dir
-from connectors.nezha import NezhaLayoutError, load_day
+from connectors.labels.incident_layout import Fault, IncidentDay, is_incident_dir, read_incident_dir
 from foresight.settings import DetectConfig
 from models.incidents.fault_types import COARSE_CATEGORY
 from models.incidents.stream import StreamSettings, replay

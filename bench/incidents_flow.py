@@ -4,10 +4,10 @@
 default builder); this module instead takes the path the detect flow (:mod:`flows.detect`) takes
 with ``detect.incident_builder: rollup``, so the same protocol scores that builder too:
 
-1. the day is already in the detect flow's shapes (:mod:`connectors.nezha`): long telemetry,
+1. the day is already in the detect flow's shapes (:mod:`bench.datasets.nezha`): long telemetry,
    a catalogue naming each series' service, and the call graph from the day's dependency file;
 2. the default anomaly detector (:attr:`foresight.settings.DetectConfig.detector`, found in
-   :func:`models.anomaly.detectors`) is fitted on the day's first ``fit_span`` only and scores
+   :func:`models.anomaly.base.detectors`) is fitted on the day's first ``fit_span`` only and scores
    every later sample with that span as its causal context (:meth:`AnomalyDetector.predict`
    prepends it), so no score sees a later sample and no fit sees a scored one. With no failure
    predictor trained, anomalies alone make incidents, as in a detect run without that champion;
@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from connectors.nezha import NezhaDay
+from bench.datasets.nezha import NezhaDay
 from foresight.settings import DetectConfig
-from models.anomaly import AnomalyDetector, detectors
+from models.anomaly.base import AnomalyDetector, detectors
 from models.incidents.base import IncidentInputs
 from models.incidents.rollup_builder import RollupBuilder
 from models.incidents.settings import PipelineSettings

@@ -50,7 +50,7 @@ StateFactory = Callable[[np.ndarray], Any]  # daily season per series -> state w
 
 def load_detectors() -> Any:
     """The detector registry with every built-in detector registered."""
-    from models.anomaly import detectors
+    from models.anomaly.base import detectors
 
     return detectors()
 
@@ -142,7 +142,7 @@ def stream_scores(frames: list[pd.DataFrame], make_state: StateFactory | None = 
     one state holds every file as its own series and is fed one row of each per step (each
     file's step and daily season are inferred from its first rows), so each file is still
     scored causally, row by row."""
-    from models.streaming_anomaly import StreamingState, daily_season, infer_step, phases
+    from models.anomaly.streaming import StreamingState, daily_season, infer_step, phases
 
     steps = [infer_step(f["timestamp"].iloc[:50]) for f in frames]
     season = np.array([daily_season(step) for step in steps])
@@ -164,7 +164,7 @@ def registry_scores(
 ) -> Callable[[pd.DataFrame], np.ndarray]:
     """Scores from a registry detector fitted on the file's probationary rows, then (unless
     ``refit_every`` is None) refitted every ``refit_every`` on the rows before each block."""
-    DETECTORS = load_detectors()
+    registry = load_detectors()
 
     def run(frame: pd.DataFrame) -> np.ndarray:
         ds = (
@@ -185,7 +185,7 @@ def registry_scores(
         # block 0 also holds the probationary rows (in-sample, and unscored by NAB).
         block = pd.DatetimeIndex(cuts[1:], dtype=unique["ds"].dtype).searchsorted(unique["ds"], side="left")
         parts = [
-            DETECTORS.get(detector)().fit(unique[unique["ds"] <= cut]).predict(unique[block == k])
+            registry.get(detector)().fit(unique[unique["ds"] <= cut]).predict(unique[block == k])
             for k, cut in enumerate(cuts)
             if (block == k).any()
         ]

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import requests
 
-from connectors.base import Window
-from connectors.prometheus.query import range_query_params
-from connectors.prometheus.source import PrometheusSource
+from connectors.sources.base import Window
+from connectors.sources.prometheus.query import range_query_params
+from connectors.sources.prometheus.source import PrometheusSource
 from foresight.lake import Lake
 
 GROUP_SIZE = 10  # series per configured PromQL expression (one query per group and chunk)

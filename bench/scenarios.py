@@ -2,7 +2,7 @@
 and event F1.
 
 ``foresight bench scenarios`` generates each family's systems
-(:mod:`connectors.simulator.scenario_families`), replays them through the incident pipeline with
+(:mod:`simulator.scenario_families`), replays them through the incident pipeline with
 :func:`bench.incidents.run_days` and reports per family: faults detected within the window,
 false alarms per system-day, AC@1, AC@3, fault-type accuracy, and event-wise precision / recall /
 F1, where
@@ -27,12 +27,12 @@ from typing import Any
 
 import pandas as pd
 
+from bench.datasets.nezha import NezhaDay
 from bench.detection import INCIDENTS, Corpus
 from bench.incidents import IncidentFigures, run_days
-from connectors.nezha import NezhaDay
-from connectors.simulator.scenario_families import FAMILIES, generate_family
 from models.incidents.fault_types import COARSE_CATEGORY
 from models.incidents.stream import StreamSettings
+from simulator.scenario_families import FAMILIES, generate_family
 
 DEFAULT_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 

@@ -1,8 +1,8 @@
 """``foresight bench score-latency``: time scoring the newest sample of many series at once.
 
-The state of a streaming detector (``streaming``: :class:`~models.streaming_anomaly.StreamingState`;
-``streaming_knn``: :class:`~models.ensemble_anomaly.EnsembleState`, all three members;
-``streaming_ensemble``: :class:`~models.streaming_ensemble.StreamingEnsembleState`) for
+The state of a streaming detector (``streaming``: :class:`~models.anomaly.streaming.StreamingState`;
+``streaming_knn``: :class:`~models.anomaly.ensemble.EnsembleState`, all three members;
+``streaming_ensemble``: :class:`~models.anomaly.streaming_ensemble.StreamingEnsembleState`) for
 ``series`` series (5-minute steps, a daily season of 288 steps) is warmed on ``warm_steps``
 synthetic samples, then the update for one new sample of every series is timed ``repeats`` times
 (pin the process to one core, e.g. ``taskset -c 0``). Median and worst are reported: the
@@ -113,16 +113,16 @@ def make_state(detector: str, series: int, season: int) -> tuple[_State, int]:
     """A fresh state of ``detector`` for ``series`` series, and the steps per coarse block (0: none)."""
     season_of = np.full(series, season)
     if detector == "streaming":
-        from models.streaming_anomaly import StreamingState
+        from models.anomaly.streaming import StreamingState
 
         return StreamingState(series, season_of), 0
     if detector == "streaming_knn":
-        from models.ensemble_anomaly import EnsembleState
+        from models.anomaly.ensemble import EnsembleState
 
         state = EnsembleState(season_of)
         return state, state.coarse_block
     if detector == "streaming_ensemble":
-        from models.streaming_ensemble import StreamingEnsembleState
+        from models.anomaly.streaming_ensemble import StreamingEnsembleState
 
         return StreamingEnsembleState(season_of), 0  # block ends staggered: one group searches each step
     if detector == "incident_stream":

@@ -3,7 +3,7 @@
 Variables: ``datasource`` (the forecast store, PostgreSQL) and ``prometheus``; ``service`` and
 ``metric`` (multi-value, chained queries on the store's ``series`` table); ``series`` (one
 series, for the forecast panel); ``promql`` (hidden: the selected series' PromQL from the
-``series_promql`` table, see :mod:`connectors.series_promql`).
+``series_promql`` table, see :mod:`connectors.sinks.series_promql`).
 
 Panels:
 

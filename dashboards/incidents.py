@@ -1,7 +1,7 @@
 """The incidents dashboard (``foresight-incidents``): what the detect flow sees, per service.
 
-Reads the metrics :mod:`connectors.pushgateway` pushes after each detect run (through a
-Pushgateway scraped by Prometheus) and the incident annotations :mod:`connectors.grafana`
+Reads the metrics :mod:`connectors.sinks.pushgateway` pushes after each detect run (through a
+Pushgateway scraped by Prometheus) and the incident annotations :mod:`connectors.sinks.grafana`
 writes (Grafana's built-in annotation store, matched by the tags ``foresight`` + ``incident``).
 
 Variables: ``prometheus`` (datasource) and ``service`` (``label_values`` of
@@ -30,8 +30,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-from connectors.grafana import ANNOTATION_TAGS
-from connectors.pushgateway import (
+from connectors.sinks.grafana import ANNOTATION_TAGS
+from connectors.sinks.pushgateway import (
     ANOMALY_SCORE,
     ANOMALY_THRESHOLD,
     FAILURE_RISK,

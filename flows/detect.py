@@ -7,7 +7,7 @@ condition clears; its detector's per-series scores go out as metrics. Its mode a
 this run's configuration: a change to them pages once a train run has gated it.
 
 With ``sinks.pagerduty_routing_key`` set, every pending outbox event is then delivered to the
-Events API v2 (``connectors.pagerduty``: bounded retries, a delivery ledger so nothing is lost
+Events API v2 (``connectors.sinks.pagerduty``: bounded retries, a delivery ledger so nothing is lost
 or sent twice); without one (embedded mode) the outbox is the only output.
 
 A source whose newest batch failed its data contract holds back only what depends on it
@@ -122,7 +122,7 @@ def write_outbox(settings: Settings, events: list[dict[str, Any]]) -> dict[str, 
 @task(cache_policy=NO_CACHE)
 def page_pagerduty(settings: Settings) -> dict[str, Any]:
     """Deliver the outbox's pending events to PagerDuty; what was delivered, suppressed, left pending."""
-    from connectors.pagerduty import deliver_outbox
+    from connectors.sinks.pagerduty import deliver_outbox
 
     report = deliver_outbox(settings)
     if report is None:  # pragma: no cover - callers only page with a routing key
@@ -145,8 +145,8 @@ def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame
 def detect(config_file: str | None = None) -> dict[str, Any]:
     """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each."""
     from features.windows import service_features
+    from models.evaluation.gate import match_incidents, operating_threshold
     from models.incidents.base import IncidentInputs
-    from models.training import match_incidents, operating_threshold
 
     settings = settings_for_run(config_file)
     logger = get_run_logger()
@@ -223,7 +223,7 @@ def known_call_graph(settings: Settings) -> dict[str, list[str]] | None:
     if settings.detect.call_graph is not None:
         return settings.detect.call_graph
     if any(source.kind == "simulator" for source in settings.sources):
-        from connectors.simulator import CALL_GRAPH
+        from simulator import CALL_GRAPH
 
         return {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
     return None
@@ -245,7 +245,7 @@ def publish_incidents(
     failed source holds back is already out of ``incidents`` (:func:`detect`). ``paging`` is
     None in embedded mode.
     """
-    from connectors.pagerduty_outbox import dedup_key, resolve_event, trigger_event
+    from connectors.sinks.pagerduty_outbox import dedup_key, resolve_event, trigger_event
 
     logger = logger or logging.getLogger(__name__)
     events = _events(incidents, features, predictor, settings, detector_version, predictor_version,
@@ -280,7 +280,7 @@ def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, set
 
 def _top_features(features: pd.DataFrame, predictor: Any, incident: dict[str, Any]) -> list[dict[str, Any]]:
     """The failure predictor's top contributions at the incident's start (its explanation)."""
-    from models.failure import top_features
+    from models.failure.base import top_features
 
     if predictor is None:
         return []

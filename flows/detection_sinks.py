@@ -1,10 +1,10 @@
 """Prefect tasks the detect flow calls to show its results in Grafana and Prometheus.
 
 - :func:`annotate_incidents`: one Grafana annotation per incident (``sinks.grafana_url``),
-  de-duplicated across runs by the incident's tag (:func:`connectors.grafana.publish_annotations`);
+  de-duplicated across runs by the incident's tag (:func:`connectors.sinks.grafana.publish_annotations`);
 - :func:`push_detect_metrics`: anomaly scores, failure risk, open incidents and each source's
   contract verdict to a Pushgateway (``sinks.pushgateway_url``) for the incidents dashboard
-  (:mod:`connectors.pushgateway`).
+  (:mod:`connectors.sinks.pushgateway`).
 
 Each is a no-op (and says so) when its sink is not configured. The retries live here, on the
 task; the clients underneath do not retry. Call them with ``return_state=True`` and read the
@@ -28,7 +28,7 @@ INCIDENTS_DASHBOARD_UID = "foresight-incidents"
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def annotate_incidents(settings: Settings, incidents: pd.DataFrame) -> dict[str, Any]:
     """Create or update the incidents' annotations in Grafana; counts by outcome."""
-    from connectors.grafana import GrafanaClient, publish_annotations
+    from connectors.sinks.grafana import GrafanaClient, publish_annotations
 
     sinks = settings.sinks
     if not sinks.grafana_url:
@@ -61,7 +61,7 @@ def push_detect_metrics(
 ) -> dict[str, Any]:
     """Push the newest scores, risk, open incidents and ``sources``' contract verdicts (``source,
     contract_failed, series_held_back``) to the Pushgateway; counts of series pushed."""
-    from connectors.pushgateway import push_detection_metrics
+    from connectors.sinks.pushgateway import push_detection_metrics
 
     sinks = settings.sinks
     if not sinks.pushgateway_url:

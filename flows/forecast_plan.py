@@ -28,8 +28,8 @@ from foresight.errors import NotReadyError
 from foresight.settings import Settings
 
 if TYPE_CHECKING:
-    from connectors.aws.instances import InstanceCatalogue
-    from models.scaling_guards import LiveGroup
+    from connectors.sinks.aws.instances import InstanceCatalogue
+    from models.capacity.scaling_guards import LiveGroup
 
 # Local (per-series) models fan out over chunks of series; a global model needs them all at once.
 SERIES_PER_CHUNK = 16
@@ -44,7 +44,7 @@ class NoChampionError(NotReadyError):
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def load_capacity_history(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from models.training import capacity_series
+    from models.evaluation.gate import capacity_series
 
     lake = open_lake(settings)
     catalogue = lake.read("catalogue")
@@ -86,7 +86,7 @@ def store_results(settings: Settings, forecasts: pd.DataFrame, plan: pd.DataFram
 def load_instances(settings: Settings, current_types: list[str]) -> InstanceCatalogue:
     """The instance catalogue: EC2 + Pricing API when AWS is enabled, else the bundled table
     (failures fall back to it inside, so no retries here)."""
-    from connectors.aws.instances import load_instance_catalogue
+    from connectors.sinks.aws.instances import load_instance_catalogue
 
     aws = settings.sinks.aws
     return load_instance_catalogue(settings.capacity.allowed_families, extra_types=current_types,
@@ -98,8 +98,8 @@ def load_instances(settings: Settings, current_types: list[str]) -> InstanceCata
 def read_live_groups(settings: Settings) -> dict[str, LiveGroup | str] | None:
     """Each configured group's live bounds and desired capacity (AWS enabled, dry-run or not), or
     why it could not be read; None with AWS off (the plan then uses configured bounds only)."""
-    from connectors.aws.autoscaling import describe_groups
-    from connectors.aws.clients import aws_client
+    from connectors.sinks.aws.autoscaling import describe_groups
+    from connectors.sinks.aws.clients import aws_client
 
     aws = settings.sinks.aws
     names = sorted({c.asg_name for c in settings.capacity.services.values() if c.asg_name})
@@ -121,9 +121,9 @@ def plan_capacity_actions(settings: Settings, forecasts: pd.DataFrame, catalogue
     """Rightsizing per service and scheduled actions per configured Auto Scaling group, within the
     scaling guard rails: (recommendations, actions, groups, refused groups with their reasons;
     ``publish_aws`` logs the refusals)."""
-    from models.rightsizing import rightsize
-    from models.scaling import plan_scaling
-    from models.scaling_guards import ScalingLimits
+    from models.capacity.rightsizing import rightsize
+    from models.capacity.scaling import plan_scaling
+    from models.capacity.scaling_guards import ScalingLimits
 
     cap = settings.capacity
     recommendations = rightsize(forecasts, catalogue, fleet, instances.table,
@@ -156,7 +156,7 @@ def publish_aws(settings: Settings, recommendations: pd.DataFrame, actions: pd.D
                 run_id: str, metadata: dict[str, Any], refusals: pd.DataFrame | None = None) -> dict[str, Any]:
     """Local report always; S3 report and Auto Scaling schedule when AWS is enabled (the boto3
     clients retry, so the task does not); refused groups are logged and left alone."""
-    from connectors.aws.sinks import publish_capacity_actions
+    from connectors.sinks.aws.sinks import publish_capacity_actions
 
     result = publish_capacity_actions(settings, recommendations, actions, run_id=run_id, groups=groups,
                                       refusals=refusals, metadata=metadata, logger=get_run_logger())
@@ -176,8 +176,8 @@ def scaling_warning_events(settings: Settings, refusals: pd.DataFrame, model_ver
                            now: pd.Timestamp) -> list[dict[str, Any]]:
     """Trigger events (severity warning) for the refusals whose forecast failed a sanity check,
     deduplicated per group and UTC day, so an hourly run repeating the refusal pages once."""
-    from connectors.pagerduty_outbox import dedup_key, trigger_event
-    from models.scaling_guards import FORECAST_CHECKS
+    from connectors.sinks.pagerduty_outbox import dedup_key, trigger_event
+    from models.capacity.scaling_guards import FORECAST_CHECKS
 
     events = []
     for row in refusals[refusals["check"].isin(FORECAST_CHECKS)].to_dict("records"):
@@ -192,7 +192,7 @@ def scaling_warning_events(settings: Settings, refusals: pd.DataFrame, model_ver
 
 def scaling_groups(settings: Settings, fleet: pd.DataFrame, instances: pd.DataFrame) -> list[Any]:
     """A ``ScalingGroup`` per service configured with an ``asg_name`` whose instance type is known."""
-    from models.scaling import ScalingGroup
+    from models.capacity.scaling import ScalingGroup
 
     types = dict(zip(fleet["service"], fleet["instance_type"], strict=True))
     vcpus = dict(zip(instances["instance_type"], instances["vcpu"], strict=True))
@@ -220,8 +220,8 @@ def chunk_series(series: pd.DataFrame, model: Any) -> list[pd.DataFrame]:
 def forecast_and_plan(config_file: str | None = None, apply: bool | None = None) -> dict[str, Any]:
     """Forecast every capacity series with intervals, compute the capacity plan, rightsizing and
     scheduled scaling actions. ``apply`` overrides ``sinks.aws.apply`` (None: keep the setting)."""
-    from models.capacity import capacity_plan
-    from models.rightsizing import fleet_from_catalogue
+    from models.capacity.plan import capacity_plan
+    from models.capacity.rightsizing import fleet_from_catalogue
 
     settings = settings_for_run(config_file)
     if apply is not None:

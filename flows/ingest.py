@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors.base import SourceBatch, Window, build_source, is_incremental, tracks_streams
+from connectors.sources.base import SourceBatch, Window, build_source, is_incremental, tracks_streams
 from flows.resources import open_lake, settings_for_run
 from flows.retries import retry_unless_permanent
 from foresight.contracts import CheckResult, ContractResult, SourceContract, check_telemetry, write_quarantine

@@ -17,14 +17,14 @@ from flows.retries import retry_unless_permanent
 from foresight.settings import Settings
 
 if TYPE_CHECKING:
-    from connectors.forecast_store import ForecastStore
+    from connectors.sinks.forecast_store import ForecastStore
 
 ACTUALS_DAYS = 14
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def refresh_store(settings: Settings) -> dict[str, Any]:
-    from models.training import capacity_series
+    from models.evaluation.gate import capacity_series
 
     lake = open_lake(settings)
     catalogue = lake.read("catalogue")
@@ -40,8 +40,8 @@ def refresh_store(settings: Settings) -> dict[str, Any]:
 
 def _write_series_promql(settings: Settings, store: ForecastStore, catalogue: pd.DataFrame) -> None:
     """The PromQL of each Prometheus-sourced series, so the capacity dashboard draws its actuals
-    from Prometheus (connectors/series_promql.py)."""
-    from connectors.series_promql import SeriesPromqlTable, series_promql_frame
+    from Prometheus (connectors/sinks/series_promql.py)."""
+    from connectors.sinks.series_promql import SeriesPromqlTable, series_promql_frame
 
     table = SeriesPromqlTable(store.engine)
     table.create()
@@ -60,7 +60,7 @@ def write_dashboards(settings: Settings) -> list[str]:
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def upload_dashboards(settings: Settings) -> list[dict[str, Any]]:
     """Create or replace every dashboard in Grafana (``sinks.grafana_url``) through its HTTP API."""
-    from connectors.grafana import GrafanaClient
+    from connectors.sinks.grafana import GrafanaClient
     from dashboards.build import build_all
 
     sinks = settings.sinks
@@ -80,7 +80,7 @@ def upload_dashboards(settings: Settings) -> list[dict[str, Any]]:
 def write_report(
     settings: Settings, store_data: dict[str, Any], detect_summary: dict[str, Any] | None
 ) -> Path:
-    from connectors.html_report import render_report
+    from connectors.sinks.html_report import render_report
 
     lake = open_lake(settings)
     incidents = _outbox_incidents(settings)

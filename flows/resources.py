@@ -10,8 +10,8 @@ from foresight.redact import redact_url
 from foresight.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from connectors.forecast_store import ForecastStore
-    from connectors.pagerduty_outbox import Outbox
+    from connectors.sinks.forecast_store import ForecastStore
+    from connectors.sinks.pagerduty_outbox import Outbox
     from foresight.model_registry import ModelRegistry
 
 
@@ -51,7 +51,7 @@ def open_forecast_store(settings: Settings) -> ForecastStore:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    from connectors.forecast_store import ForecastStore, engine_options
+    from connectors.sinks.forecast_store import ForecastStore, engine_options
 
     url, sinks = settings.forecast_store_url, settings.sinks
     options = engine_options(url, connect_timeout_seconds=sinks.forecast_store_connect_timeout_seconds,
@@ -85,6 +85,6 @@ def _store_error(url: str, exc: Exception, timeout_seconds: int) -> ForesightErr
 
 
 def open_outbox(settings: Settings) -> Outbox:
-    from connectors.pagerduty_outbox import Outbox
+    from connectors.sinks.pagerduty_outbox import Outbox
 
     return Outbox(settings.outbox_path)

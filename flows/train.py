@@ -30,8 +30,8 @@ from foresight.errors import DependencyUnavailableError, NotReadyError
 from foresight.model_registry import PAGE_BUDGET_ARTIFACT
 from foresight.schemas import validate_telemetry
 from foresight.settings import Settings
+from models.evaluation.gate import Evaluation
 from models.incidents.pipeline import IncidentPipeline
-from models.training import Evaluation
 
 FAMILIES = ("forecaster", "anomaly", "failure")
 BASELINES = {"forecaster": "seasonal_naive", "anomaly": "rolling_zscore", "failure": "utilisation_rule"}
@@ -60,7 +60,7 @@ def load_training_data(settings: Settings) -> TrainingData:
     telemetry = validate_telemetry(telemetry)
     logs = lake.read("logs") if lake.exists("logs") else None
     if settings.detect.labels_path is not None:  # a team's own incident history, false positives flagged
-        from connectors.incident_labels import read_incident_labels
+        from connectors.labels.incident_labels import read_incident_labels
 
         incidents = read_incident_labels(settings.detect.labels_path)
     else:
@@ -71,24 +71,24 @@ def load_training_data(settings: Settings) -> TrainingData:
 # -- capacity forecaster -------------------------------------------------------------------------
 @task(cache_policy=NO_CACHE)
 def backtest_forecaster(model: Any, series: pd.DataFrame, settings: Settings) -> Evaluation:
-    from models.training import evaluate_forecaster
+    from models.evaluation.gate import evaluate_forecaster
 
     return evaluate_forecaster(model, series, settings.forecast)
 
 
 def _forecaster(name: str, settings: Settings) -> Any:
     """The registered forecaster ``name`` with a daily season at the forecasting frequency."""
+    from models.evaluation.gate import season_length
     from models.forecasting.selection import build_candidate
-    from models.training import season_length
 
     return build_candidate(name, season_length(settings.forecast.freq), settings.forecast.backtest_horizon)
 
 
 def _selector(settings: Settings) -> Any:
     """Per-series champion selection over ``forecast.models``, backtested at ``backtest_horizon``."""
+    from models.evaluation.gate import season_length
     from models.forecasting.prophet_model import ProphetForecaster, event_holidays
     from models.forecasting.selection import ChampionSelector
-    from models.training import season_length
 
     cfg = settings.forecast
     candidates: list[Any] = list(cfg.models)
@@ -105,7 +105,7 @@ def anomaly_candidate(settings: Settings) -> IncidentPipeline:
     (``detect.detector``: its ``incident_params``, then ``detect.detector_params`` over them; an
     unknown name raises the registry's error listing the detectors there are) and the incident
     mode with its settings (``incident_builder``, ``stream_params``, the roll-up's thresholds)."""
-    from models.anomaly import detectors
+    from models.anomaly.base import detectors
     from models.incidents.settings import PipelineSettings
 
     detector = detectors().get(settings.detect.detector).for_incidents(**settings.detect.detector_params)
@@ -114,11 +114,11 @@ def anomaly_candidate(settings: Settings) -> IncidentPipeline:
 
 def anomaly_baseline(settings: Settings) -> IncidentPipeline:
     """The baseline pipeline: a rolling z-score rolled up per service, the roll-up's settings."""
-    from models.anomaly import DETECTORS
+    from models.anomaly.base import detectors
     from models.incidents.settings import PipelineSettings
 
     rollup = PipelineSettings.from_detect(settings.detect).rollup
-    return IncidentPipeline(DETECTORS.get(BASELINES["anomaly"])(), PipelineSettings(mode="rollup", rollup=rollup))
+    return IncidentPipeline(detectors().get(BASELINES["anomaly"])(), PipelineSettings(mode="rollup", rollup=rollup))
 
 
 @task(cache_policy=NO_CACHE)
@@ -139,7 +139,7 @@ def evaluate_anomaly(model: IncidentPipeline, data: TrainingData, settings: Sett
 @task(cache_policy=NO_CACHE)
 def evaluate_failure(model: Any, features: pd.DataFrame, data: TrainingData, settings: Settings) -> Evaluation:
     """Rolling-origin, event-wise: each block scored by a clone trained on the labels known before it."""
-    from models.training import evaluate_failure_predictor
+    from models.evaluation.gate import evaluate_failure_predictor
 
     return evaluate_failure_predictor(model, features, data.incidents, settings.detect)
 
@@ -221,7 +221,7 @@ def register_and_gate(
     )
     registry.apply(REGISTERED[family], logged.version, decision, logged.run_id)
     if decision.promote:  # a PagerDuty change event; a no-op without a routing key
-        from connectors.pagerduty import notify_promotion
+        from connectors.sinks.pagerduty import notify_promotion
 
         notify_promotion(settings, REGISTERED[family], logged.version, decision.reason, metrics=metrics,
                          run_id=logged.run_id)
@@ -255,9 +255,9 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     """Backtest, register and gate the capacity forecaster, anomaly detector and failure predictor."""
     from features.windows import failure_labels, service_features
     from flows.detect import known_call_graph
-    from models.failure import PREDICTORS
+    from models.evaluation.gate import capacity_series, split_time
+    from models.failure.base import predictors as failure_predictors
     from models.incidents.pipeline import as_pipeline
-    from models.training import capacity_series, split_time
 
     settings = settings_for_run(config_file)
     data = load_training_data(settings)
@@ -309,7 +309,8 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     features = service_features(data.telemetry, data.catalogue, data.logs)
     labels = failure_labels(features, data.incidents, horizon=pd.Timedelta(minutes=settings.detect.horizon_minutes))
     champion_fp = load_champion(settings, "failure")
-    predictors = [PREDICTORS.get(CANDIDATES["failure"])(), PREDICTORS.get(BASELINES["failure"])()]
+    registry = failure_predictors()
+    predictors = [registry.get(CANDIDATES["failure"])(), registry.get(BASELINES["failure"])()]
     predictors += [champion_fp] if champion_fp is not None else []
     fp_evals = evaluate_failure.map(predictors, unmapped(features), unmapped(data), unmapped(settings)).result()
     predictor = predictors[0].clone().fit(features, labels)

@@ -454,7 +454,7 @@ def bench_detect(
 @bench_app.command("scenarios")
 def bench_scenarios(
     families: list[str] = typer.Option([], "--family", help="A scenario family (repeatable; default: all). "
-                                       "Families: connectors.simulator.scenario_families.FAMILIES."),
+                                       "Families: simulator.scenario_families.FAMILIES."),
     systems: int = typer.Option(4, min=1, help="Generated systems per family."),
     seed: int = typer.Option(0, help="Seed of the generated systems."),
     days: int = typer.Option(1, min=1, help="Days per system."),
@@ -466,8 +466,8 @@ def bench_scenarios(
     """Incident detection on generated systems: per family, the incident protocol's figures and event F1."""
     from bench.scenarios import DEFAULT_FAMILIES, write_figures
     from bench.scenarios import run as run_scenarios
-    from connectors.simulator.scenario_families import FAMILIES
     from models.incidents.stream import StreamSettings
+    from simulator.scenario_families import FAMILIES
 
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:

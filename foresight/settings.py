@@ -125,7 +125,7 @@ class ForecastConfig(Section):
 class DetectConfig(Section):
     """Anomaly and failure-risk detection."""
 
-    # Anomaly detector the train flow fits as its candidate (a name in models.anomaly.DETECTORS:
+    # Anomaly detector the train flow fits as its candidate (a name in models.anomaly.base.DETECTORS:
     # "streaming_ensemble", "streaming", "streaming_knn", "robust_seasonal", ...); an unknown name
     # fails there, listing the choices. "streaming_ensemble" (the streaming forecaster plus
     # nearest neighbours on 8-step block means) because on NAB's dev files, each category held
@@ -241,7 +241,7 @@ class CapacityConfig(Section):
     # Scale-outs start this long before the forecast step that needs them; shorter dips are not scaled in.
     scaling_lead: timedelta = Field(default=timedelta(minutes=20), ge=NO_TIME)
     scaling_min_hold: timedelta = Field(default=timedelta(hours=2), ge=NO_TIME)
-    # Scaling guard rails (models/scaling_guards.py). The Auto Scaling groups scheduled actions may
+    # Scaling guard rails (models/capacity/scaling_guards.py). The Auto Scaling groups scheduled actions may
     # be written to (with --apply; dry-run logs the same refusals); None: every configured asg_name.
     allowed_asgs: list[str] | None = None
     # Ramps, not jumps: one action moves desired capacity by at most max(scaling_max_step,
@@ -290,20 +290,20 @@ class SinkConfig(Section):
     grafana_token: SecretStr | None = None
     dashboard_url: str | None = None
     runbook_url: str | None = None
-    # Grafana (connectors/grafana.py): the publish flow uploads the dashboards into this folder
+    # Grafana (connectors/sinks/grafana.py): the publish flow uploads the dashboards into this folder
     # (None: the General folder) when grafana_url is set; the detect flow annotates incidents.
     grafana_folder_uid: str | None = None
-    # Pushgateway (connectors/pushgateway.py): the detect flow pushes anomaly scores, failure
+    # Pushgateway (connectors/sinks/pushgateway.py): the detect flow pushes anomaly scores, failure
     # risk and open incidents here (grouping key job=foresight-detect, instance=pushgateway_instance).
     pushgateway_url: str | None = None
     pushgateway_instance: str = Field(default="foresight", min_length=1)
-    # PagerDuty delivery (connectors/pagerduty.py): Events API v2 base URL, and per event at most
+    # PagerDuty delivery (connectors/sinks/pagerduty.py): Events API v2 base URL, and per event at most
     # this many attempts on 429 / 5xx / network errors, never waiting longer than the cap once
     # (Retry-After included); an event that still fails stays pending for the next run.
     pagerduty_events_url: str = "https://events.pagerduty.com"
     pagerduty_max_attempts: int = Field(default=4, ge=1, le=20)
     pagerduty_max_wait_seconds: float = Field(default=30.0, gt=0, le=600)
-    # PagerDuty incident history as labels (connectors/pagerduty_history.py): REST API token and
+    # PagerDuty incident history as labels (connectors/labels/pagerduty_history.py): REST API token and
     # the note tag an engineer adds to a resolved incident that was a false positive.
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_api_token: SecretStr | None = None

@@ -9,7 +9,7 @@ Seeding (``up(seed_days=N)``) loads the built-in simulator's last ``N`` days so 
 real history: CPU and memory are backfilled into Prometheus' TSDB with ``promtool`` *before*
 Prometheus starts (a scrape cannot give history), disk usage is put into moto's CloudWatch with
 past timestamps, and request/error rates plus log records are produced to Kafka topics in the
-formats of :mod:`connectors.kafka.messages`. ``infra/local/foresight.yaml`` reads all three.
+formats of :mod:`connectors.sources.kafka.messages`. ``infra/local/foresight.yaml`` reads all three.
 
 Memory storage: tansu and moto forget everything when stopped; Prometheus keeps its TSDB.
 """
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import requests
 
-from connectors.base import SourceBatch
+from connectors.sources.base import SourceBatch
 from foresight.schemas import INCIDENT_COLUMNS
 
 STATE_DIR = "stack"
@@ -404,7 +404,7 @@ class LocalStack:
 # -- seeding: pure builders --------------------------------------------------------------------
 def simulated_batch(days: int, *, seed: int = 7, end: pd.Timestamp | None = None) -> SourceBatch:
     """The simulator's last ``days`` days ending at ``end`` (default: now, on the step grid)."""
-    from connectors.simulator import SimulatorSource
+    from simulator import SimulatorSource
 
     end = pd.Timestamp.now(tz="UTC").floor(SEED_STEP) if end is None else end
     step_minutes = int(pd.Timedelta(SEED_STEP).total_seconds() // 60)
@@ -468,7 +468,7 @@ def cloudwatch_metric_data(batch: SourceBatch, metrics: dict[str, str] = CLOUDWA
 
 
 def kafka_metric_messages(batch: SourceBatch, metrics: Sequence[str] = KAFKA_METRICS) -> list[bytes]:
-    """Metric-sample JSON values (see :mod:`connectors.kafka.messages`), one per telemetry row."""
+    """Metric-sample JSON values (see :mod:`connectors.sources.kafka.messages`), one per telemetry row."""
     rows = _series_of(batch, metrics)
     frame = pd.DataFrame({
         "metric": rows["metric"].astype(str), "service": rows["service"].astype(str),
@@ -480,7 +480,7 @@ def kafka_metric_messages(batch: SourceBatch, metrics: Sequence[str] = KAFKA_MET
 
 
 def kafka_log_messages(batch: SourceBatch) -> list[bytes]:
-    """Log-record JSON values (see :mod:`connectors.kafka.messages`) for the batch's logs."""
+    """Log-record JSON values (see :mod:`connectors.sources.kafka.messages`) for the batch's logs."""
     logs = batch.logs if batch.logs is not None else pd.DataFrame()
     if logs.empty:
         return []

@@ -8,14 +8,8 @@ rebuild the same configuration on other data.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import Any, ClassVar, Self
-
-import numpy as np
-import pandas as pd
-
-from foresight.plugins import Registry
-from foresight.schemas import validate_telemetry
 
 
 class NotFittedError(RuntimeError):
@@ -57,76 +51,3 @@ class Model(ABC):  # noqa: B024 - abstract families below declare the abstract s
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
-
-
-class Forecaster(Model):
-    """Forecasts every series of a long frame ``unique_id, ds, y`` h steps ahead with intervals.
-
-    ``predict`` returns ``unique_id, ds, yhat, yhat_lower, yhat_upper`` (the central
-    ``level`` % interval), h rows per series, in order.
-    """
-
-    family = "forecaster"
-    # A global model learns across all series at once, so it cannot be fanned out per series.
-    is_global: ClassVar[bool] = False
-
-    def fit(self, df: pd.DataFrame, freq: str | None = None) -> Self:
-        df = validate_telemetry(df)
-        self.freq_ = freq or infer_freq(df)
-        self._fit(df)
-        self.scales_ = self._mase_scales(df)
-        self._fitted = True
-        return self
-
-    def score(self, actuals: pd.DataFrame, level: int = 80) -> dict[str, float]:
-        """MASE, sMAPE and interval coverage of the forecast against actuals that followed the
-        training data (``unique_id, ds, y``); MASE is scaled by each series' in-sample
-        seasonal-naive error (daily season), as in the rolling-origin backtest."""
-        from models.forecasting.metrics import coverage, smape
-
-        self._require_fitted()
-        actuals = validate_telemetry(actuals)
-        h = int(actuals.groupby("unique_id").size().max())
-        scored = self.predict(h, level).merge(actuals, on=["unique_id", "ds"], how="inner")
-        if scored.empty:
-            raise ValueError("the actuals do not overlap the forecast horizon after the training data")
-        errors = (scored["y"] - scored["yhat"]).abs().groupby(scored["unique_id"]).mean()
-        mase = (errors / self.scales_.reindex(errors.index)).replace([np.inf, -np.inf], np.nan)
-        return {
-            "mase": float(mase.mean()),
-            "smape": smape(scored["y"], scored["yhat"]),
-            "coverage": coverage(scored["y"], scored["yhat_lower"], scored["yhat_upper"]),
-            "n_series": float(errors.size),
-        }
-
-    def _mase_scales(self, df: pd.DataFrame) -> pd.Series:
-        from models.forecasting.metrics import seasonal_scale
-
-        season = max(1, int(pd.Timedelta("1D") / pd.Timedelta(pd.tseries.frequencies.to_offset(self.freq_))))
-        return df.groupby("unique_id")["y"].apply(lambda y: seasonal_scale(y.to_numpy(), season))
-
-    def predict(self, h: int, level: int = 80) -> pd.DataFrame:
-        self._require_fitted()
-        if h < 1:
-            raise ValueError(f"horizon must be at least 1 step, got {h}")
-        if not 0 < level < 100:
-            raise ValueError(f"interval level must be within (0, 100), got {level}")
-        return self._predict(h, level)
-
-    @abstractmethod
-    def _fit(self, df: pd.DataFrame) -> None: ...
-
-    @abstractmethod
-    def _predict(self, h: int, level: int) -> pd.DataFrame: ...
-
-
-def infer_freq(df: pd.DataFrame) -> str:
-    """The most common step between consecutive samples, as a pandas frequency string."""
-    steps = df.groupby("unique_id", sort=False)["ds"].diff().dropna()
-    if steps.empty:
-        raise ValueError("cannot infer a frequency: every series has a single sample; pass freq=")
-    step = steps.mode().iloc[0]
-    return pd.tseries.frequencies.to_offset(step).freqstr
-
-
-FORECASTERS: Registry[type[Forecaster]] = Registry("forecaster")

@@ -1,4 +1,4 @@
-"""Capacity forecasters; importing the package registers them in ``models.base.FORECASTERS``.
+"""Capacity forecasters; importing the package registers them in ``models.forecasting.base.FORECASTERS``.
 
 Heavy libraries (prophet, lightgbm) are imported only when a model is fitted.
 """

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, validate_telemetry
-from models.base import Forecaster, infer_freq
+from models.forecasting.base import Forecaster, infer_freq
 from models.forecasting.metrics import coverage, mase, smape
 from models.forecasting.seasonal_naive import FORECAST_COLUMNS, SeasonalNaive
 

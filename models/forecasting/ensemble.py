@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import ID_COL, TIME_COL
-from models.base import FORECASTERS, Forecaster
+from models.forecasting.base import FORECASTERS, Forecaster
 
 DEFAULT_MEMBERS: tuple[str, ...] = ("ses", "damped_trend", "mstl")
 

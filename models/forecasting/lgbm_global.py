@@ -52,8 +52,8 @@ from features.lags import (
 )
 from features.resample import freq_to_timedelta, regular_grid
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL
-from models.base import FORECASTERS, Forecaster
 from models.boosted_trees import booster_importance
+from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.seasonal_naive import SeasonalNaive
 
 log = logging.getLogger(__name__)

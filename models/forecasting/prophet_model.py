@@ -26,7 +26,7 @@ import pandas as pd
 
 from features.calendar import future_grid
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL
-from models.base import FORECASTERS, Forecaster
+from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.seasonal_naive import FORECAST_COLUMNS, SeasonalNaive
 
 log = logging.getLogger(__name__)

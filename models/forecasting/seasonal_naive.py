@@ -14,7 +14,7 @@ import pandas as pd
 from features.calendar import future_grid
 from features.lags import history_windows
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL
-from models.base import FORECASTERS, Forecaster
+from models.forecasting.base import FORECASTERS, Forecaster
 
 FORECAST_COLUMNS: tuple[str, ...] = (ID_COL, TIME_COL, "yhat", "yhat_lower", "yhat_upper")
 

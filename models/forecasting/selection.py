@@ -15,7 +15,7 @@ Cost is the engineering point. Candidates come in two kinds:
 - *cheap* ones have ``forecast_values(values, h, season)`` and run on the whole fleet at once
   as numpy over a right-aligned :class:`~models.forecasting.panel.Panel` (seasonal naive,
   exponential smoothing variants): their backtest on a 1,600-series fleet takes about a second.
-- *expensive* ones are ordinary :class:`~models.base.Forecaster` s fitted on frames (Prophet,
+- *expensive* ones are ordinary :class:`~models.forecasting.base.Forecaster` s fitted on frames (Prophet,
   LightGBM). They are spent only where they could win: on series with at least
   ``expensive_min_seasons`` seasons of history (Prophet cannot learn a daily profile from less
   than two days), whose best cheap backtest MASE is at least ``screen_mase`` (a cheap model that
@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import ID_COL, TIME_COL
-from models.base import FORECASTERS, Forecaster
+from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.calibration import ConformalWidths, conformal_widths, cross_origin_scores
 from models.forecasting.ensemble import MeanEnsemble
 from models.forecasting.panel import Panel, forecast_frame, seasonal_scales, steps_per_day, to_panel

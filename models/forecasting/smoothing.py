@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.base import FORECASTERS, Forecaster
+from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.panel import Panel, forecast_frame, steps_per_day, to_panel
 
 LEVEL_ALPHAS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0)

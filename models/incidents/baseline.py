@@ -1,7 +1,7 @@
 """The baseline incident builder: incidents from the robust z-score baselines, for comparison.
 
 Per series, the direction-agnostic robust z over the past ``window`` (a day; all the samples so
-far while fewer exist, from ``min_history`` samples on: :func:`models.robust_z.trailing_robust_z`).
+far while fewer exist, from ``min_history`` samples on: :func:`models.anomaly.robust_z.trailing_robust_z`).
 The system score at a step is the largest z of any series. An incident opens when the system
 score crosses ``threshold`` upwards; with ``nms_width`` (the suppression variant) only at a new
 local maximum (above every system score of the ``nms_width`` steps before) and at most one per
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL
-from models.robust_z import causal_suppression, trailing_robust_z
+from models.anomaly.robust_z import causal_suppression, trailing_robust_z
 
 WINDOW = pd.Timedelta("1D")
 MIN_HISTORY = 30  # samples of a series before it is scored
@@ -56,7 +56,7 @@ def series_z(
     """Every series' trailing robust z on the telemetry's regular grid (causal, exact).
 
     Series that never change score 0 everywhere (their z is 0 by definition), so they are not
-    computed. ``mean_ad_fallback``: see :func:`models.robust_z.trailing_robust_z`. Samples off the grid are snapped to the nearest step (a later one wins a collision).
+    computed. ``mean_ad_fallback``: see :func:`models.anomaly.robust_z.trailing_robust_z`. Samples off the grid are snapped to the nearest step (a later one wins a collision).
     """
     if telemetry.empty:
         raise ValueError("no telemetry to score")

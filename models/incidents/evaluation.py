@@ -4,7 +4,7 @@
 detector, and in stream mode the page budget's calibration), then builds incidents over the whole
 history exactly as the detect flow does (:meth:`IncidentPipeline.incidents`; the samples before
 ``split`` are its warm-up) and keeps those raised after it. They are matched event-wise to the
-ground-truth incidents after the split (:func:`models.events.evaluate_alarms`: an incident is
+ground-truth incidents after the split (:func:`models.evaluation.events.evaluate_alarms`: an incident is
 detected when a page on its service starts within ``[start - horizon, start + grace]``; any
 other page is a false alarm), pooled and per *system* (the builder's: a connected part of the
 call graph for the stream, each service for the roll-up):
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE
-from models.events import evaluate_alarms
+from models.evaluation.events import evaluate_alarms
 from models.incidents.base import IncidentInputs
 from models.incidents.pipeline import IncidentPipeline
 

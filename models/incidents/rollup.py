@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
-from models.events import as_timedelta
+from models.evaluation.events import as_timedelta
 from models.incidents.base import INCIDENT_OUTPUT_COLUMNS, empty_incidents, incident_id
 from models.incidents.category import categorise, metric_kind
 from models.incidents.evidence import TOP_RANKED, evidence_payload, score_surprise, series_record, severity

@@ -228,7 +228,7 @@ def test_the_registered_anomaly_model_is_the_incident_pipeline_the_gate_judged(d
 
 
 def test_forecast_store_holds_bands_and_plan(demo: tuple[Snapshot, Snapshot]) -> None:
-    from connectors.forecast_store import ForecastStore
+    from connectors.sinks.forecast_store import ForecastStore
 
     settings = load_settings()
     store = ForecastStore(settings.forecast_store_url)
@@ -297,7 +297,7 @@ def test_publish_writes_dashboard_and_report(demo: tuple[Snapshot, Snapshot]) ->
 def test_forecast_flow_runs_unchanged_on_a_local_dask_cluster(demo: tuple[Snapshot, Snapshot]) -> None:
     from prefect_dask import DaskTaskRunner
 
-    from connectors.forecast_store import ForecastStore
+    from connectors.sinks.forecast_store import ForecastStore
     from flows.forecast_plan import forecast_and_plan
 
     settings = load_settings()
@@ -314,7 +314,7 @@ def test_forecast_flow_runs_unchanged_on_a_local_dask_cluster(demo: tuple[Snapsh
 
 def test_forecast_store_on_postgresql_by_configuration_alone(demo: tuple[Snapshot, Snapshot],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectors.forecast_store import ForecastStore
+    from connectors.sinks.forecast_store import ForecastStore
     from flows.forecast_plan import forecast_and_plan
     from support.postgres import temporary_database
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.aws.action_log import read_action_log
-from connectors.aws.instances import BUNDLED_PRICE_SOURCE, EC2_SPEC_SOURCE, load_instance_catalogue
-from connectors.aws.sinks import publish_capacity_actions
+from connectors.sinks.aws.action_log import read_action_log
+from connectors.sinks.aws.instances import BUNDLED_PRICE_SOURCE, EC2_SPEC_SOURCE, load_instance_catalogue
+from connectors.sinks.aws.sinks import publish_capacity_actions
 from flows.forecast_plan import plan_capacity_actions, read_live_groups
 from foresight.settings import Settings, load_settings
-from models.rightsizing import fleet_from_catalogue
-from models.scaling import action_name
+from models.capacity.rightsizing import fleet_from_catalogue
+from models.capacity.scaling import action_name
 from support.moto import moto_server, reset_moto, use_test_credentials
 
 pytestmark = pytest.mark.integration

@@ -301,7 +301,7 @@ def test_a_store_database_that_does_not_exist_is_a_config_error(tmp_path: Path) 
 
 @pytest.mark.integration
 def test_the_store_cancels_a_statement_past_its_timeout() -> None:
-    from connectors.forecast_store import engine_options
+    from connectors.sinks.forecast_store import engine_options
     from support.postgres import temporary_database
 
     with temporary_database() as url:
@@ -316,7 +316,7 @@ def test_the_store_cancels_a_statement_past_its_timeout() -> None:
 
 
 def test_engine_options_bound_connecting_and_statements_on_postgres_only() -> None:
-    from connectors.forecast_store import engine_options
+    from connectors.sinks.forecast_store import engine_options
 
     assert engine_options("postgresql+psycopg://u:p@db/f", connect_timeout_seconds=7, statement_timeout_seconds=30) == {
         "connect_args": {"connect_timeout": 7, "options": "-c statement_timeout=30000"}, "pool_timeout": 7.0}

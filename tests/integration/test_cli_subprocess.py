@@ -33,7 +33,7 @@ def _lines(text: str) -> list[str]:
 
 
 def test_a_store_that_is_down_is_two_lines_and_a_non_zero_exit(tmp_path: Path, prefect_api_env: dict[str, str]) -> None:
-    from connectors.base import build_source
+    from connectors.sources.base import build_source
     from foresight.lake import Lake
 
     home = tmp_path / "home"

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.base import Window
-from connectors.cloudwatch.source import CloudWatchRequestError, CloudWatchSource
+from connectors.sources.base import Window
+from connectors.sources.cloudwatch.source import CloudWatchRequestError, CloudWatchSource
 from foresight.lake import Lake
 from foresight.watermarks import WatermarkStore
 from support.fault_proxy import FaultProxy

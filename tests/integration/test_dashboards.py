@@ -20,8 +20,8 @@ import requests
 import yaml
 from sqlalchemy import text
 
-from connectors.forecast_store import ForecastStore
-from connectors.series_promql import SeriesPromqlTable, series_promql_frame
+from connectors.sinks.forecast_store import ForecastStore
+from connectors.sinks.series_promql import SeriesPromqlTable, series_promql_frame
 from dashboards import capacity, incidents, provisioning
 from dashboards.build import DASHBOARDS, FOLDER, build_all, dashboard_text, write_all
 from dashboards.queries import (

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-import connectors.forecast_store as store_module
-from connectors.forecast_store import ForecastStore
+import connectors.sinks.forecast_store as store_module
+from connectors.sinks.forecast_store import ForecastStore
 from foresight.schemas import DuplicateSamplesError, SchemaError
 from support.postgres import temporary_database
 

@@ -154,7 +154,7 @@ class _CountingSource:
         self.name, self.fail_ack, self.complete = name, fail_ack, complete
 
     def fetch(self, window=None):  # type: ignore[no-untyped-def]
-        from connectors.base import SourceBatch
+        from connectors.sources.base import SourceBatch
 
         _CountingSource.windows.append(window)
         ds = pd.date_range(window.start.ceil("5min"), window.end, freq="5min", inclusive="left")
@@ -173,7 +173,7 @@ class _CountingSource:
 
 def test_incremental_source_resumes_from_its_watermark(prefect_harness, foresight_home: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectors.base import SOURCES
+    from connectors.sources.base import SOURCES
     from flows.ingest import ingest
     from foresight.watermarks import WatermarkStore
 
@@ -198,7 +198,7 @@ def test_incremental_source_resumes_from_its_watermark(prefect_harness, foresigh
 
 def test_a_failed_acknowledgement_leaves_the_watermark_where_it_was(prefect_harness, foresight_home: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectors.base import SOURCES
+    from connectors.sources.base import SOURCES
     from flows.ingest import ingest
     from foresight.watermarks import WatermarkStore
 
@@ -212,7 +212,7 @@ def test_a_failed_acknowledgement_leaves_the_watermark_where_it_was(prefect_harn
 
 def test_an_incomplete_batch_is_stored_but_keeps_the_watermark(prefect_harness, foresight_home: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectors.base import SOURCES
+    from connectors.sources.base import SOURCES
     from flows.ingest import ingest
     from foresight.watermarks import WatermarkStore
 
@@ -237,7 +237,7 @@ class _TwoStreamSource:
         self.name = name
 
     def fetch(self, window=None, since=None):  # type: ignore[no-untyped-def]
-        from connectors.base import SourceBatch, stream_start
+        from connectors.sources.base import SourceBatch, stream_start
 
         starts = {s: stream_start(since, s, window) for s in ("good", "flaky")}
         _TwoStreamSource.calls.append(starts)
@@ -257,7 +257,7 @@ class _TwoStreamSource:
 
 def test_an_incomplete_stream_holds_back_only_its_own_watermark(prefect_harness, foresight_home: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectors.base import SOURCES
+    from connectors.sources.base import SOURCES
     from flows.ingest import ingest
     from foresight.watermarks import WatermarkStore
 
@@ -302,14 +302,14 @@ class _StreamSource:
         self.name = name
 
     def fetch(self, window=None):  # type: ignore[no-untyped-def]
-        from connectors.base import SourceBatch
+        from connectors.sources.base import SourceBatch
 
         return SourceBatch(self.name, _StreamSource.batch_telemetry, pd.DataFrame(columns=["unique_id"]),
                            logs=_logs(), expect_rows=False)
 
 
 def _ingest_stream(monkeypatch: pytest.MonkeyPatch, telemetry: pd.DataFrame) -> dict:
-    from connectors.base import SOURCES
+    from connectors.sources.base import SOURCES
 
     if "stream" not in SOURCES:
         SOURCES.register("stream")(_StreamSource)

@@ -111,7 +111,7 @@ def test_a_batch_that_was_never_stored_is_read_again_without_loss_or_duplicates(
     prefect_harness, foresight_home: Path, monkeypatch: pytest.MonkeyPatch, broker: Broker
 ) -> None:
     import flows.ingest
-    from connectors.base import build_source
+    from connectors.sources.base import build_source
     from foresight.lake import Lake as LakeClass
 
     topic, group = _name("metrics"), _name("crash")
@@ -210,8 +210,8 @@ def test_bad_messages_are_quarantined_or_rejected_with_a_reason_and_dead_lettere
 def test_a_broker_outage_fails_the_run_clearly_commits_nothing_and_a_new_broker_works(
     prefect_harness, foresight_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from connectors.base import build_source
-    from connectors.kafka.source import KafkaAcknowledgeError, KafkaUnavailableError
+    from connectors.sources.base import build_source
+    from connectors.sources.kafka.source import KafkaAcknowledgeError, KafkaUnavailableError
 
     topic, group = _name("metrics"), _name("outage")
     values, partitions = _samples(10, seed=3)

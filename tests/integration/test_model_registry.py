@@ -46,7 +46,8 @@ from foresight.model_registry import (  # noqa: E402
     serving_requirements,
 )
 from foresight.schemas import UTC_DTYPE, validate_telemetry  # noqa: E402
-from models.base import Forecaster, Model  # noqa: E402
+from models.base import Model  # noqa: E402
+from models.forecasting.base import Forecaster  # noqa: E402
 from models.pyfunc import (  # noqa: E402
     ForesightPyfunc,
     PyfuncInputError,
@@ -518,7 +519,7 @@ def test_the_next_train_run_tags_the_version_an_interrupted_one_left(
     import foresight.model_registry as model_registry
     from flows.train import register_and_gate
     from foresight.settings import Settings
-    from models.training import Evaluation
+    from models.evaluation.gate import Evaluation
 
     home, _ = sqlite_home
     settings = Settings(home=home)

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import requests
 
-from connectors.pagerduty import (
+from connectors.labels.pagerduty_history import PagerDutyHistory, PagerDutyHistoryError, true_incidents
+from connectors.sinks.pagerduty import (
     DeliveryLedger,
     PagerDutySender,
     RetryPolicy,
@@ -25,8 +26,7 @@ from connectors.pagerduty import (
     ledger_path,
     notify_promotion,
 )
-from connectors.pagerduty_history import PagerDutyHistory, PagerDutyHistoryError, true_incidents
-from connectors.pagerduty_outbox import Outbox, resolve_event, trigger_event
+from connectors.sinks.pagerduty_outbox import Outbox, resolve_event, trigger_event
 from foresight.settings import Settings, load_settings
 from support.fake_pagerduty import FakePagerDuty, running_fake_pagerduty
 
@@ -210,7 +210,7 @@ def test_a_rejected_event_is_not_retried_and_does_not_hold_up_the_others(
 def test_the_fake_rejects_what_pagerduty_rejects(fake: FakePagerDuty) -> None:
     bad = _trigger()
     bad["payload"]["severity"] = "sev1"  # the outbox would refuse this; send it past the outbox
-    from connectors.pagerduty import DeliveryError
+    from connectors.sinks.pagerduty import DeliveryError
 
     with pytest.raises(DeliveryError) as info:
         PagerDutySender("x" * 32, events_url=fake.url, retry=FAST).send(bad)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.base import Window
-from connectors.prometheus.client import PrometheusUnavailableError
-from connectors.prometheus.source import PrometheusFetchError, PrometheusSource
+from connectors.sources.base import Window
+from connectors.sources.prometheus.client import PrometheusUnavailableError
+from connectors.sources.prometheus.source import PrometheusFetchError, PrometheusSource
 from foresight.lake import Lake
 from foresight.watermarks import WatermarkStore
 from support.fault_proxy import FaultProxy

@@ -156,7 +156,7 @@ def test_an_unreachable_grafana_is_reported_not_fatal(prefect_harness, tmp_path:
 def test_a_malformed_grafana_answer_fails_the_upload_with_one_line(tmp_path: Path) -> None:
     """A 200 without ``uid`` (a broken Grafana, or a proxy's own JSON) once crashed publish with
     ``KeyError: 'uid'``; now the upload task fails with a GrafanaError naming the endpoint."""
-    from connectors.grafana import GrafanaError
+    from connectors.sinks.grafana import GrafanaError
     from flows.publish import upload_dashboards
 
     with FakeGrafana(token="tok") as grafana:

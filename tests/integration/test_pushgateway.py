@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import requests
 
-from connectors.pushgateway import (
+from connectors.sinks.pushgateway import (
     JOB,
     detection_registry,
     detection_snapshot,

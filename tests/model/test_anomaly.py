@@ -1,4 +1,4 @@
-"""Behavioural checks of the anomaly detectors (models.anomaly) on seeded synthetic telemetry."""
+"""Behavioural checks of the anomaly detectors (models.anomaly.base) on seeded synthetic telemetry."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from foresight.plugins import UnknownPluginError
-from models.anomaly import DETECTORS, RobustSeasonalDetector, RollingZScoreDetector
+from models.anomaly.base import DETECTORS
+from models.anomaly.robust_seasonal import RobustSeasonalDetector
+from models.anomaly.rolling_zscore import RollingZScoreDetector
 
 DAY = 288  # 5-minute steps per day
 T0 = pd.Timestamp("2026-02-02", tz="UTC")

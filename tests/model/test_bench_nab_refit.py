@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from bench.nab import probationary_length, registry_scores
 from foresight.cli import app
-from models.anomaly import DETECTORS, AnomalyDetector
+from models.anomaly.base import DETECTORS, AnomalyDetector
 
 RECORDER = "test_fit_recorder"
 

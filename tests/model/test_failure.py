@@ -1,4 +1,4 @@
-"""Failure predictors (models.failure) and their features / labels (features.windows)."""
+"""Failure predictors (models.failure.base) and their features / labels (features.windows)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ import pandas as pd
 import pytest
 
 from features.windows import failure_labels, risk_direction, service_features
-from models.failure import (
-    PREDICTORS,
-    LabelError,
-    LGBMFailurePredictor,
-    UtilisationRulePredictor,
-    label_events,
-)
+from models.failure.base import PREDICTORS, LabelError, label_events
+from models.failure.lgbm import LGBMFailurePredictor
+from models.failure.utilisation_rule import UtilisationRulePredictor
 
 STEP = pd.Timedelta("5min")
 T0 = pd.Timestamp("2026-04-06", tz="UTC")
@@ -117,7 +113,7 @@ def test_operating_threshold_is_chosen_at_fit_time_and_beats_the_default(
 
 def test_training_uses_the_models_own_threshold_and_the_rule_uses_the_setting(fleet: dict) -> None:
     from foresight.settings import DetectConfig
-    from models.training import operating_threshold
+    from models.evaluation.gate import operating_threshold
 
     cfg = DetectConfig(risk_threshold=0.42)
     fitted = LGBMFailurePredictor(n_estimators=30, n_jobs=1).fit(fleet["features"], fleet["labels"])
@@ -373,7 +369,7 @@ def test_shap_contributions_and_bias_sum_to_the_raw_margin(fleet: dict, lgbm: LG
 def test_top_features_travel_as_json_ready_records(fleet: dict, lgbm: LGBMFailurePredictor) -> None:
     import json
 
-    from models.failure import top_features
+    from models.failure.base import top_features
 
     X = fleet["features"][~fleet["train"]]
     row = X.loc[[lgbm.predict(X)["risk"].idxmax()]]

@@ -1,4 +1,4 @@
-"""Rolling-origin, event-wise evaluation of failure predictors (models.training) and its benchmark."""
+"""Rolling-origin, event-wise evaluation of failure predictors (models.evaluation.gate) and its benchmark."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from features.windows import failure_labels
 from foresight.settings import DetectConfig
-from models.failure import FailurePredictor
-from models.training import evaluate_failure_predictor, failure_origins
+from models.evaluation.gate import evaluate_failure_predictor, failure_origins
+from models.failure.base import FailurePredictor
 
 STEP = pd.Timedelta("5min")
 T0 = pd.Timestamp("2026-04-06", tz="UTC")
@@ -133,7 +133,7 @@ def test_false_positive_pages_are_left_out_of_the_truth() -> None:
 
 def test_an_origin_without_past_incidents_raises_nothing_in_its_block() -> None:
     features, incidents = fleet()
-    from models.failure import LGBMFailurePredictor
+    from models.failure.lgbm import LGBMFailurePredictor
 
     late = incidents[incidents["start"] > T0 + pd.Timedelta(days=8)]  # none before the first two cuts
     evaluation = evaluate_failure_predictor(

@@ -11,9 +11,9 @@ import pytest
 from features.lags import history_features, history_windows, lag_features, rolling_features
 from features.resample import GapWarning, resample
 from foresight.plugins import UnknownPluginError
-from models.base import FORECASTERS, Forecaster
 from models.forecasting import LGBMGlobalForecaster, ProphetForecaster, SeasonalNaive
 from models.forecasting.backtest import backtest
+from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.lgbm_global import InsufficientHistoryError
 
 START = pd.Timestamp("2026-01-05", tz="UTC")  # a Monday

@@ -1,5 +1,5 @@
-"""Behavioural checks of the nearest-neighbour detector (models.knn_anomaly) and its ensemble with
-the streaming detector (models.ensemble_anomaly) on seeded synthetic series."""
+"""Behavioural checks of the nearest-neighbour detector (models.anomaly.knn) and its ensemble with
+the streaming detector (models.anomaly.ensemble) on seeded synthetic series."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.anomaly import DETECTORS
-from models.ensemble_anomaly import EnsembleAnomalyDetector, EnsembleState
-from models.knn_anomaly import BlockKnnState, KnnAnomalyDetector, KnnParams, KnnState, _squared_distances
-from models.streaming_anomaly import score_stream
+from models.anomaly.base import DETECTORS
+from models.anomaly.ensemble import EnsembleAnomalyDetector, EnsembleState
+from models.anomaly.knn import BlockKnnState, KnnAnomalyDetector, KnnParams, KnnState, _squared_distances
+from models.anomaly.streaming import score_stream
 
 ALARM = 0.9999  # the detect flow's default anomaly threshold
 DAY = 288  # 5-minute steps per day
@@ -252,7 +252,7 @@ def test_the_fast_state_scores_exactly_as_the_reference_forms(window: int, monke
     """Random walks with spikes, ties and gaps; a small block size so several blocks of series
     are searched per step; windows below 8 values (the defaults: 6), where adding the terms in
     turn is numpy's own summation order, so every value must match to the bit."""
-    monkeypatch.setattr("models.knn_anomaly._BLOCK_ELEMENTS", 4 * 60)
+    monkeypatch.setattr("models.anomaly.knn._BLOCK_ELEMENTS", 4 * 60)
     rng = np.random.default_rng(11)
     values = rng.normal(0, 1, (900, 7)).cumsum(axis=0)
     values[rng.random(values.shape) < 0.01] += 25.0  # spikes beyond the calibrated tail

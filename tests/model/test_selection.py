@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.base import FORECASTERS, Forecaster
 from models.forecasting import ChampionSelector, DampedTrend, SeasonalNaive, SeasonalSmoothing
+from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.calibration import conformal_widths, horizon_profile
 from models.forecasting.panel import to_panel
 from models.forecasting.selection import pick_champions

@@ -1,4 +1,4 @@
-"""Behavioural checks of the streaming detector (models.streaming_anomaly) on seeded synthetic series."""
+"""Behavioural checks of the streaming detector (models.anomaly.streaming) on seeded synthetic series."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.anomaly import DETECTORS
-from models.streaming_anomaly import (
+from models.anomaly.base import DETECTORS
+from models.anomaly.streaming import (
     StreamingAnomalyDetector,
     StreamingParams,
     StreamingState,

@@ -11,7 +11,7 @@ import pytest
 
 from flows.train import anomaly_candidate
 from foresight.settings import load_settings
-from models.streaming_anomaly import StreamingAnomalyDetector, StreamingParams, score_stream
+from models.anomaly.streaming import StreamingAnomalyDetector, StreamingParams, score_stream
 
 ALARM = 0.9999
 DAY = 288
@@ -66,8 +66,8 @@ def test_detector_params_a_detector_does_not_take_are_refused_by_name(monkeypatc
 
 
 def test_the_ensemble_honours_suppress_too():
-    from models.ensemble_anomaly import EnsembleAnomalyDetector, EnsembleState
-    from models.knn_anomaly import KnnParams
+    from models.anomaly.ensemble import EnsembleAnomalyDetector, EnsembleState
+    from models.anomaly.knn import KnnParams
 
     ts, y, at = _shifted(seed=6)
     season = np.array([DAY])

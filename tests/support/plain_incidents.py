@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from connectors.incident_layout import Fault, IncidentDay
+from connectors.labels.incident_layout import Fault, IncidentDay
 
 START = pd.Timestamp("2026-03-02 10:00", tz="UTC")
 SERVICES = ("web", "api", "db")

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from botocore.stub import Stubber
 
-from connectors.aws.action_log import ActionLog, read_action_log
-from connectors.aws.autoscaling import sync_scheduled_actions
-from connectors.aws.instances import (
+from connectors.sinks.aws.action_log import ActionLog, read_action_log
+from connectors.sinks.aws.autoscaling import sync_scheduled_actions
+from connectors.sinks.aws.instances import (
     BUNDLED_PRICE_SOURCE,
     PRICING_API_SOURCE,
     PricingUnavailableError,
@@ -23,8 +23,8 @@ from connectors.aws.instances import (
     on_demand_price,
     pricing_filters,
 )
-from connectors.aws.reports import render_report, report_keys
-from models.scaling import action_name
+from connectors.sinks.aws.reports import render_report, report_keys
+from models.capacity.scaling import action_name
 
 START = pd.Timestamp("2030-01-01T12:00Z")
 
@@ -145,7 +145,7 @@ def test_action_log_rejects_unknown_outcomes(tmp_path: Path) -> None:
 
 
 def test_an_action_already_moved_up_to_now_counts_as_unchanged() -> None:
-    from connectors.aws.autoscaling import same_action
+    from connectors.sinks.aws.autoscaling import same_action
 
     request = {"StartTime": START.to_pydatetime(), "MinSize": 2, "MaxSize": 8, "DesiredCapacity": 4}
     existing = {

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.detect import END, DetectFigures, builder_choices, mean_figures, run
-from connectors.simulator import simulate
 from foresight.cli import app
 from foresight.settings import DetectConfig
-from models.anomaly import detectors
-from models.training import split_time
+from models.anomaly.base import detectors
+from models.evaluation.gate import split_time
+from simulator import simulate
 
 # Six days of seed 3: one ground-truth incident after the split, which both builders find, and
 # false alarms from both, so no figure is trivially 0 or 1 everywhere.

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from bench.datasets.nezha import Fault, NezhaDay, load_nezha
 from bench.detection import (
     INCIDENTS,
     NAB,
@@ -22,7 +23,6 @@ from bench.detection import (
     set_aside_gap_alarms,
 )
 from bench.loco import incident_objective, loco_select
-from connectors.nezha import Fault, NezhaDay, load_nezha
 from foresight.cli import app
 from foresight.plugins import Registry, UnknownPluginError
 from models.incidents.baseline import baseline_incidents, opening_steps, series_z
@@ -165,7 +165,7 @@ def test_suppression_opens_only_at_new_maxima_and_at_most_once_per_width() -> No
 
 
 def test_robust_z_detectors_score_in_the_unit_interval_and_agree_with_the_one_pass_scores() -> None:
-    from models.anomaly import detectors
+    from models.anomaly.base import detectors
 
     day = synthetic_day(spikes={80: "cart"})
     one = day.telemetry[day.telemetry["unique_id"] == "cart/cpu"].reset_index(drop=True)
@@ -266,7 +266,7 @@ def test_cli_names_the_corpora_when_one_is_unknown(tmp_path: Path) -> None:
 
 
 def test_mean_ad_fallback_keeps_a_mostly_constant_counter_that_ticks_at_a_modest_z() -> None:
-    from models.robust_z import trailing_robust_z
+    from models.anomaly.robust_z import trailing_robust_z
 
     y = np.zeros(200)
     y[::10] = 1.0  # one tick in ten: the MAD of any window is 0
@@ -312,7 +312,7 @@ def test_cli_refuses_a_stream_grid_it_cannot_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["robust_z", "robust_z_nms"])
 def test_robust_z_detectors_score_a_later_window_as_the_whole_history_does(name: str) -> None:
-    from models.anomaly import detectors
+    from models.anomaly.base import detectors
 
     rng = np.random.default_rng(3)
     ds = pd.date_range(T0, periods=600, freq="5min")

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from bench.datasets.nezha import Fault
 from bench.incidents import fault_free_length, run, score_incidents
-from connectors.nezha import Fault
 from foresight.cli import app
 from support.nezha import write_nezha_day
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from bench.datasets.nezha import load_nezha
 from bench.incidents import OUTPUT_COLUMNS, run
 from bench.incidents_flow import FIT_SPAN, causal_scores, default_detector
-from connectors.nezha import load_nezha
 from foresight.cli import app
 from foresight.settings import DetectConfig
 from support.nezha import write_nezha_day

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from bench.detection import INCIDENTS
 from bench.incidents import IncidentFigures
 from bench.scenarios import coarse_accuracy, event_scores, found_by_kind, run, scenario_corpora, type_accuracy
-from connectors.simulator.scenario_families import FAMILIES, FamilySpec
 from foresight.cli import app
+from simulator.scenario_families import FAMILIES, FamilySpec
 
 TINY = FamilySpec(
     "5 services, call graph known, loud instant faults", (5, 5), entries=(1, 1),

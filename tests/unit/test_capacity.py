@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.capacity import PLAN_COLUMNS, capacity_plan
+from models.capacity.plan import PLAN_COLUMNS, capacity_plan
 
 ORIGIN = pd.Timestamp("2026-03-01 00:00", tz="UTC")
 H = 168  # one week, hourly

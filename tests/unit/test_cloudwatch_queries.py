@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from connectors.base import Window
-from connectors.cloudwatch.queries import (
+from connectors.sources.base import Window
+from connectors.sources.cloudwatch.queries import (
     MAX_DATAPOINTS_PER_CALL,
     QUERY_ID_PATTERN,
     SCAN_BY,
@@ -31,14 +31,14 @@ from connectors.cloudwatch.queries import (
     snake_case,
     unique_specs,
 )
-from connectors.cloudwatch.results import (
+from connectors.sources.cloudwatch.results import (
     catalogue_frame,
     failures,
     merge_pages,
     rejected_frame,
     telemetry_frame,
 )
-from connectors.cloudwatch.source import (
+from connectors.sources.cloudwatch.source import (
     AllSeriesFailedError,
     CloudWatchOptions,
     CloudWatchOptionsError,

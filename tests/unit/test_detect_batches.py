@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from connectors.simulator import SimulatorSource
 from flows.detect import service_batches
-from models.streaming_anomaly import StreamingAnomalyDetector
+from models.anomaly.streaming import StreamingAnomalyDetector
+from simulator import SimulatorSource
 
 
 @pytest.fixture(scope="module")

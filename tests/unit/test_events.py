@@ -1,4 +1,4 @@
-"""Event-wise evaluation on hand-made alarms and incidents (models.events)."""
+"""Event-wise evaluation on hand-made alarms and incidents (models.evaluation.events)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.events import (
+from models.evaluation.events import (
     alarm_episodes,
     episodes_frame,
     evaluate_alarms,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.file_source import FileSource, FileSourceError
+from connectors.sources.file import FileSource, FileSourceError
 from foresight.errors import ForesightError
 from foresight.lake import Lake
 from foresight.quarantine import read_rejected, write_rejected
@@ -86,7 +86,7 @@ def test_a_file_without_a_header_is_an_error_that_shows_its_first_line(tmp_path:
 
 
 def test_a_header_only_file_is_a_clear_no_rows_result(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="connectors.file_source"):
+    with caplog.at_level(logging.WARNING, logger="connectors.sources.file"):
         batch = _fetch(_write(tmp_path, [ROWS[0]]))
     assert batch.telemetry.empty and list(batch.telemetry.columns) == ["unique_id", "ds", "y"]
     assert not batch.expect_rows, "nothing to ingest is not a failed contract"

@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from connectors.aws.action_log import read_action_log
-from connectors.aws.instances import load_instance_catalogue
-from connectors.aws.sinks import publish_capacity_actions
-from connectors.pagerduty_outbox import Outbox
+from connectors.sinks.aws.action_log import read_action_log
+from connectors.sinks.aws.instances import load_instance_catalogue
+from connectors.sinks.aws.sinks import publish_capacity_actions
+from connectors.sinks.pagerduty_outbox import Outbox
 from flows.forecast_plan import plan_capacity_actions, raise_scaling_warnings
 from foresight.settings import Settings, load_settings
-from models.rightsizing import fleet_from_catalogue
-from models.scaling_guards import BOUNDS, NON_FINITE, LiveGroup
+from models.capacity.rightsizing import fleet_from_catalogue
+from models.capacity.scaling_guards import BOUNDS, NON_FINITE, LiveGroup
 
 NOW = pd.Timestamp("2026-03-01T00:00Z")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from connectors.grafana import (
+from connectors.sinks.grafana import (
     GrafanaAuthError,
     GrafanaClient,
     GrafanaConflictError,

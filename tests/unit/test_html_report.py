@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.html_report import render_report, series_to_plot
+from connectors.sinks.html_report import render_report, series_to_plot
 
 NOW = pd.Timestamp("2026-03-01", tz="UTC")
 EVIL = "web/<script>alert('x')</script>/cpu_pct"

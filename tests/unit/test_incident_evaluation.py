@@ -38,7 +38,7 @@ def test_no_faults_after_the_split_make_every_page_a_false_alarm() -> None:
 
 
 def test_a_split_with_nothing_on_one_side_is_refused() -> None:
-    from models.anomaly import detectors
+    from models.anomaly.base import detectors
     from models.incidents.pipeline import IncidentPipeline
 
     ds = pd.date_range(T0, periods=10, freq="5min").astype("datetime64[us, UTC]")

@@ -1,4 +1,4 @@
-"""Incident history from a labels file (connectors.incident_labels)."""
+"""Incident history from a labels file (connectors.labels.incident_labels)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.incident_labels import read_incident_labels, validate_incident_labels
+from connectors.labels.incident_labels import read_incident_labels, validate_incident_labels
 from features.windows import confirmed_incidents
 from foresight.schemas import INCIDENT_COLUMNS, UTC_DTYPE, SchemaError
 

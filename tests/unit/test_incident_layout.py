@@ -1,4 +1,4 @@
-"""The plain incident layout (connectors.incident_layout): round trips, auto-detection by bench
+"""The plain incident layout (connectors.labels.incident_layout): round trips, auto-detection by bench
 incidents, clear errors on bad input, and the Nezha dev days giving the same figures through it."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from bench.datasets.nezha import NezhaDay, load_nezha
 from bench.incidents import load_days, run_days
-from connectors.incident_layout import (
+from connectors.labels.incident_layout import (
     IncidentLayoutError,
     is_incident_dir,
     read_incident_dir,
     write_incident_dir,
 )
-from connectors.nezha import NezhaDay, load_nezha
 from foresight.cli import app
 from support.nezha import write_nezha_day
 from support.plain_incidents import plain_system

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.base import SourceBatch
+from connectors.sources.base import SourceBatch
 from flows.ingest import store_batch
 from foresight.contracts import CheckResult, ContractResult
 from foresight.lake import PART_FILE, Lake, LakeWriteNotDurableError

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.kafka.messages import (
+from connectors.sources.kafka.messages import (
     KafkaMessage,
     RejectReason,
     commit_offsets,
@@ -21,7 +21,7 @@ from connectors.kafka.messages import (
     decode_metric,
     escape_raw,
 )
-from connectors.kafka.source import (
+from connectors.sources.kafka.source import (
     Acknowledgement,
     KafkaJoinTimeoutError,
     KafkaOptionsError,
@@ -317,7 +317,7 @@ def test_a_retried_acknowledgement_dead_letters_once_and_commits_once(monkeypatc
 def test_the_consumer_always_leaves_the_group_without_committing(monkeypatch: pytest.MonkeyPatch) -> None:
     import kafka.errors
 
-    from connectors.kafka import source as kafka_source
+    from connectors.sources.kafka import source as kafka_source
 
     class Closing(_FakeConsumer):
         instances: list[Closing] = []

@@ -1,4 +1,4 @@
-"""Nezha layout -> Foresight shapes (connectors.nezha): services, long telemetry, catalogue, graph, faults."""
+"""Nezha layout -> Foresight shapes (bench.datasets.nezha): services, long telemetry, catalogue, graph, faults."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.nezha import NezhaLayoutError, day_folders, load_nezha, metric_name, pod_service
+from bench.datasets.nezha import NezhaLayoutError, day_folders, load_nezha, metric_name, pod_service
 from foresight.schemas import CATALOGUE_COLUMNS, validate_telemetry
 from support.nezha import PODS, write_nezha_day
 

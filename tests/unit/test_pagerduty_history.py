@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from connectors.pagerduty_history import (
+from connectors.labels.pagerduty_history import (
     LABEL_COLUMNS,
     MAX_QUERY_SPAN,
     history_windows,

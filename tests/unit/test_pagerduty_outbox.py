@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.pagerduty_outbox import (
+from connectors.sinks.pagerduty_outbox import (
     MAX_DEDUP_KEY,
     InvalidEventError,
     Outbox,

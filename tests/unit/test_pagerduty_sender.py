@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from connectors.pagerduty import (
+from connectors.sinks.pagerduty import (
     PagerDutySender,
     RetryPolicy,
     ledger_path,
@@ -16,7 +16,7 @@ from connectors.pagerduty import (
     retry_after_seconds,
     validate_change_event,
 )
-from connectors.pagerduty_outbox import InvalidEventError, resolve_event, trigger_event
+from connectors.sinks.pagerduty_outbox import InvalidEventError, resolve_event, trigger_event
 
 KEY = "k" * 32
 START = pd.Timestamp("2026-03-01 10:00", tz="UTC")

@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.base import Window
-from connectors.prometheus.decode import (
+from connectors.sources.base import Window
+from connectors.sources.prometheus.decode import (
     LabelCollisionError,
     SeriesNaming,
     counter_rates,
     decode_matrix,
     identify,
 )
-from connectors.prometheus.query import MAX_POINTS_PER_SERIES, plan_chunks, range_query_params
-from connectors.prometheus.source import PrometheusConfigError, PrometheusSource, parse_options
+from connectors.sources.prometheus.query import MAX_POINTS_PER_SERIES, plan_chunks, range_query_params
+from connectors.sources.prometheus.source import PrometheusConfigError, PrometheusSource, parse_options
 from foresight.schemas import CATALOGUE_COLUMNS
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")

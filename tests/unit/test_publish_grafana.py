@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.forecast_store import ForecastStore
-from connectors.series_promql import SeriesPromqlTable
+from connectors.sinks.forecast_store import ForecastStore
+from connectors.sinks.series_promql import SeriesPromqlTable
 from flows.publish import _write_series_promql, upload_dashboards, write_dashboards
 from foresight.settings import load_settings
 from support.fake_grafana import FakeGrafana

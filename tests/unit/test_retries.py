@@ -11,7 +11,7 @@ from botocore.exceptions import EndpointConnectionError
 from kafka.errors import KafkaTimeoutError
 from sqlalchemy.exc import OperationalError
 
-from connectors.grafana import GrafanaError
+from connectors.sinks.grafana import GrafanaError
 from flows.forecast_plan import NoChampionError
 from flows.resources import NoTelemetryError
 from flows.retries import is_retryable, retry_unless_permanent

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.aws.instances import bundled_table
-from connectors.forecast_store import RIGHTSIZING_COLUMNS as STORE_COLUMNS
-from models.rightsizing import (
+from connectors.sinks.aws.instances import bundled_table
+from connectors.sinks.forecast_store import RIGHTSIZING_COLUMNS as STORE_COLUMNS
+from models.capacity.rightsizing import (
     HOURS_PER_MONTH,
     RIGHTSIZING_COLUMNS,
     choose_instance_type,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.robust_z import causal_suppression, steps_in, trailing_robust_z
+from models.anomaly.robust_z import causal_suppression, steps_in, trailing_robust_z
 
 
 def test_the_score_is_the_distance_from_the_past_median_in_robust_sigmas() -> None:

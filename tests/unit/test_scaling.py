@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.forecast_store import SCALING_ACTION_COLUMNS as STORE_COLUMNS
-from models.scaling import (
+from connectors.sinks.forecast_store import SCALING_ACTION_COLUMNS as STORE_COLUMNS
+from models.capacity.scaling import (
     SCALING_ACTION_COLUMNS,
     ScalingGroup,
     ScalingPlan,
@@ -18,7 +18,7 @@ from models.scaling import (
     desired_capacity,
     plan_scaling,
 )
-from models.scaling_guards import (
+from models.capacity.scaling_guards import (
     BEYOND_HISTORY,
     BOUNDS,
     GROUP_UNREADABLE,

@@ -1,4 +1,4 @@
-"""Scenario families (connectors.simulator.scenario_families): seeded, sized, labelled systems."""
+"""Scenario families (simulator.scenario_families): seeded, sized, labelled systems."""
 
 from __future__ import annotations
 
@@ -6,32 +6,32 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.simulator.scenario_families import (
+from foresight.schemas import CATALOGUE_COLUMNS, validate_telemetry
+from models.incidents.category import metric_kind
+from simulator.scenario_families import (
     FAMILIES,
     FAULT_KINDS,
     generate_family,
     simulate_system,
 )
-from connectors.simulator.scenario_families.families import draw_system, generate_system
-from connectors.simulator.scenario_families.plan import (
+from simulator.scenario_families.families import draw_system, generate_system
+from simulator.scenario_families.plan import (
     FAULT_GAP_MINUTES,
     STRESS_CLEARANCE_MINUTES,
     WARMUP_MINUTES,
     Event,
 )
-from connectors.simulator.scenario_families.synthesis import (
+from simulator.scenario_families.synthesis import (
     LoadShape,
     apply_fault,
     apply_stress,
     base_state,
     measures,
 )
-from connectors.simulator.scenario_families.topology import Topology, random_topology
-from connectors.simulator.scenario_families.vocabulary import vocabulary
-from connectors.simulator.seeding import rng_for
-from connectors.simulator.timegrid import build_grid
-from foresight.schemas import CATALOGUE_COLUMNS, validate_telemetry
-from models.incidents.category import metric_kind
+from simulator.scenario_families.topology import Topology, random_topology
+from simulator.scenario_families.vocabulary import vocabulary
+from simulator.seeding import rng_for
+from simulator.timegrid import build_grid
 
 
 def test_the_same_arguments_give_the_same_systems_and_another_seed_other_ones() -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
-from connectors.series_promql import SeriesPromqlTable, series_promql_frame, series_selector
+from connectors.sinks.series_promql import SeriesPromqlTable, series_promql_frame, series_selector
 from foresight.settings import SourceConfig
 
 

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from foresight.model_registry import SERVING_DISTRIBUTIONS, serving_requirements
 from models.base import Model
-from models.failure import LGBMFailurePredictor, UtilisationRulePredictor
+from models.failure.lgbm import LGBMFailurePredictor
+from models.failure.utilisation_rule import UtilisationRulePredictor
 from models.forecasting.selection import ChampionSelector
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for the built-in telemetry simulator (``connectors.simulator``)."""
+"""Unit tests for the built-in telemetry simulator (``simulator``)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.base import SOURCES, Window, build_source
-from connectors.simulator import CALL_GRAPH, INSTANCE_TYPES, LOG_TEMPLATES, METRIC_UNITS, SimulatorSource
-from connectors.simulator.fleet import SERVICES, build_fleet
-from connectors.simulator.scenarios import BENIGN_GUARD_MINUTES, BENIGN_KINDS, BENIGN_PER_DAY, plan_scenario
-from connectors.simulator.timegrid import BUSINESS_TZ, build_grid
+from connectors.sources.base import SOURCES, Window, build_source
 from foresight.plugins import UnknownPluginError
 from foresight.schemas import (
     CATALOGUE_COLUMNS,
@@ -25,6 +21,10 @@ from foresight.schemas import (
     UTC_DTYPE,
     validate_telemetry,
 )
+from simulator import CALL_GRAPH, INSTANCE_TYPES, LOG_TEMPLATES, METRIC_UNITS, SimulatorSource
+from simulator.fleet import SERVICES, build_fleet
+from simulator.scenarios import BENIGN_GUARD_MINUTES, BENIGN_KINDS, BENIGN_PER_DAY, plan_scenario
+from simulator.timegrid import BUSINESS_TZ, build_grid
 
 END = pd.Timestamp("2026-11-20", tz="UTC")
 STEP = pd.Timedelta(minutes=5)

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.nezha import NezhaDay, load_nezha
+from bench.datasets.nezha import NezhaDay, load_nezha
 from foresight.settings import DetectConfig
-from models.anomaly import detectors
+from models.anomaly.base import detectors
 from models.incidents.base import INCIDENT_COLUMNS, INCIDENT_OUTPUT_COLUMNS, IncidentInputs, incident_id
 from models.incidents.category import categorise, exhausted_kinds
 from models.incidents.pipeline import IncidentPipeline, as_pipeline

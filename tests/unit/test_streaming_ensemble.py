@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.anomaly import detectors
-from models.knn_anomaly import BlockKnnState, KnnParams
-from models.robust_z import trailing_robust_z
-from models.robust_z_stream import DayRobustZState, RobustZParams, TailCalibration
-from models.staggered_block_knn import StaggeredBlockKnnState, stable_origins
-from models.streaming_anomaly import StreamingParams
-from models.streaming_ensemble import StreamingEnsembleDetector, StreamingEnsembleState
+from models.anomaly.base import detectors
+from models.anomaly.knn import BlockKnnState, KnnParams
+from models.anomaly.robust_z import trailing_robust_z
+from models.anomaly.robust_z_stream import DayRobustZState, RobustZParams, TailCalibration
+from models.anomaly.staggered_block_knn import StaggeredBlockKnnState, stable_origins
+from models.anomaly.streaming import StreamingParams
+from models.anomaly.streaming_ensemble import StreamingEnsembleDetector, StreamingEnsembleState
 
 ALARM = 0.9999  # the detect flow's default anomaly threshold
 SMALL_KNN = KnnParams(history=60, calibration=200, warmup=20)

@@ -42,9 +42,9 @@ def test_an_unknown_detector_name_lists_the_choices(monkeypatch: pytest.MonkeyPa
 def test_the_gate_sees_the_stream_settings_that_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Before pipelines the gate scored the roll-up whatever the stream paged: a stream that
     pages nothing would have kept the figures of the detector beside it."""
-    from connectors.simulator import simulate
     from flows.train import TrainingData, evaluate_anomaly
-    from models.training import split_time
+    from models.evaluation.gate import split_time
+    from simulator import simulate
 
     monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
     monkeypatch.setenv("FORESIGHT_SOURCES", '[{"name": "sim", "kind": "simulator"}]')  # its call graph
@@ -70,8 +70,8 @@ def test_the_pages_and_the_calibration_are_logged_with_the_pipeline(
 ) -> None:
     from flows import train
     from foresight.model_registry import PAGE_BUDGET_ARTIFACT
+    from models.evaluation.gate import Evaluation
     from models.incidents.evaluation import PipelineEvaluation
-    from models.training import Evaluation
 
     monkeypatch.setattr(train, "get_run_logger", lambda: logging.getLogger("test"))
     monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))

@@ -1,5 +1,0 @@
-"""AWS CloudWatch source: pure query builders (``queries``), response handling (``results``), the source."""
-
-from connectors.cloudwatch.source import CloudWatchSource
-
-__all__ = ["CloudWatchSource"]

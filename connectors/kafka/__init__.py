@@ -1,5 +1,0 @@
-"""Kafka source: JSON metric samples and log records, committed only after the lake write."""
-
-from connectors.kafka.source import KafkaSource
-
-__all__ = ["KafkaSource"]

@@ -1,0 +1,479 @@
+"""PagerDuty outbox: incidents as PagerDuty Events API v2 events in a JSON-lines file.
+
+Event building (:func:`dedup_key`, :func:`trigger_event`, :func:`resolve_event`,
+:func:`validate_event`) is pure; :class:`Outbox` only appends and reads lines.
+
+Field rules enforced (PagerDuty developer docs, "Send an Alert Event" and "Events API v2
+Overview"): ``routing_key`` and ``event_action`` (trigger / acknowledge / resolve) are required;
+``dedup_key`` is at most 255 characters; a trigger needs ``payload.summary`` (at most 1024
+characters), ``payload.source`` and ``payload.severity`` (critical / error / warning / info);
+``payload.timestamp`` is ISO 8601; every ``links`` item needs an ``href``; a whole event is
+below 512 KB.
+
+The outbox never holds a routing key (a credential: whoever has it can page the team). Every
+event carries a *reference* to the setting that holds it instead,
+``"routing_key": {"ref": "sinks.pagerduty_routing_key"}`` (:func:`routing_key_ref`), whether or
+not a key is configured when it is written; ``connectors.sinks.pagerduty`` puts the configured key in
+at send time, so events written while no key was set are delivered once one is. A forwarder
+reading the file does the same: replace ``routing_key`` with the integration key the named
+setting holds (``FORESIGHT_SINKS__PAGERDUTY_ROUTING_KEY`` or the YAML file), POST the event to
+``/v2/enqueue``, and skip events already in the delivery ledger beside the outbox. POSTed
+unchanged, an event is rejected by PagerDuty (``routing_key`` must be a string), so the file can
+never page anyone by accident. Lines written by older versions with a literal key (or the
+``"embedded-outbox"`` placeholder) read as the reference, and the next append or delivery
+rewrites the file without them (:meth:`Outbox.scrub`). Outbox and ledger files are created
+``0600`` (owner only), and tightened to it when found wider.
+
+Re-running a flow never adds duplicates: an event whose ``(dedup_key, event_action)`` is already
+in the file is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from foresight.schemas import SEVERITIES
+
+# The setting an outbox event's routing-key reference names; the only one Foresight writes.
+ROUTING_KEY_SETTING = "sinks.pagerduty_routing_key"
+# The placeholder older versions wrote in embedded mode; read as the reference.
+LEGACY_EMBEDDED_ROUTING_KEY = "embedded-outbox"
+FILE_MODE = 0o600  # outbox, ledger and their lock files: owner read/write only
+CLIENT = "Foresight"
+EVENT_ACTIONS: tuple[str, ...] = ("trigger", "acknowledge", "resolve")
+MAX_DEDUP_KEY = 255
+MAX_SUMMARY = 1024
+MAX_EVENT_BYTES = 512 * 1024
+DEDUP_PREFIX = "foresight"
+
+
+class InvalidEventError(ValueError):
+    """An event breaks a PagerDuty Events API v2 rule; ``.field`` names the offending field."""
+
+    def __init__(self, field: str, problem: str, event: Mapping[str, Any] | None = None) -> None:
+        self.field, self.problem, self.event = field, problem, event
+        key = (event or {}).get("dedup_key")
+        where = f" (dedup_key={key!r})" if key else ""
+        super().__init__(f"PagerDuty event field {field!r}: {problem}{where}")
+
+
+@dataclass(frozen=True)
+class OutboxReport:
+    """What one append did."""
+
+    written: int
+    skipped_duplicates: int
+
+
+# -- pure event building -----------------------------------------------------------------------
+def dedup_key(model: str, entity: str, window_start: pd.Timestamp) -> str:
+    """Deterministic key ``foresight/<model>/<entity>/<UTC ISO start>``; hashed tail if > 255 chars."""
+    start = _utc(window_start).isoformat().replace("+00:00", "Z")
+    key = f"{DEDUP_PREFIX}/{model}/{entity}/{start}"
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()  # 64 chars keeps keys unique
+    return f"{key[: MAX_DEDUP_KEY - len(digest) - 1]}#{digest}"
+
+
+def routing_key_ref(setting: str = ROUTING_KEY_SETTING) -> dict[str, str]:
+    """What an outbox event holds instead of a routing key: the name of the setting that holds it."""
+    return {"ref": setting}
+
+
+def routing_key_setting(event: Mapping[str, Any]) -> str | None:
+    """The setting an event's routing-key reference names, or None when it holds no reference."""
+    key = event.get("routing_key")
+    if isinstance(key, Mapping) and _nonempty_str(key.get("ref")) and set(key) == {"ref"}:
+        return str(key["ref"])
+    return None
+
+
+def trigger_event(
+    incident: Mapping[str, Any],
+    *,
+    model_name: str,
+    model_version: str,
+    links: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A validated Events API v2 ``trigger`` for one incident (``schemas.INCIDENT_COLUMNS`` + extras).
+
+    Its ``routing_key`` is :func:`routing_key_ref`: the key itself is added only at send time.
+    The entity is the incident's ``resource_id`` when it has one, else its ``service``. The
+    ``dedup_key`` is the incident's own when it carries one (the detect flow's: its service and
+    window, the key its resolve uses too), else built from the entity and ``start``. Extra keys
+    go to ``custom_details``.
+    """
+    for field in ("service", "start", "severity"):
+        if _missing(incident.get(field)):
+            raise InvalidEventError(f"incident.{field}", "required to build a trigger event")
+    service = str(incident["service"])
+    resource = incident.get("resource_id")
+    entity = service if _missing(resource) else str(resource)
+    start = _utc(incident["start"])
+    category = "" if _missing(incident.get("category")) else str(incident["category"])
+    description = incident.get("description")
+    summary = f"[{service}] {category or 'incident'} on {entity} since {start:%Y-%m-%d %H:%M}Z"
+    if not _missing(description):
+        summary = f"{summary}: {description}"
+    event = {
+        "routing_key": routing_key_ref(),
+        "event_action": "trigger",
+        "dedup_key": (dedup_key(model_name, entity, start) if _missing(incident.get("dedup_key"))
+                      else str(incident["dedup_key"])),
+        "payload": {
+            "summary": _truncate(summary, MAX_SUMMARY),
+            "source": entity,
+            "severity": str(incident["severity"]),
+            "timestamp": _iso(start),
+            "component": service,
+            "group": service,
+            "class": category or "incident",
+            "custom_details": {
+                **{k: _jsonable(v) for k, v in incident.items()},
+                "model_name": model_name,
+                "model_version": model_version,
+            },
+        },
+        "links": list(links or []),
+        "client": CLIENT,
+    }
+    validate_event(event)
+    return event
+
+
+def resolve_event(dedup_key: str) -> dict[str, Any]:
+    """A validated Events API v2 ``resolve`` for the alert opened with ``dedup_key`` (key by reference)."""
+    event = {
+        "routing_key": routing_key_ref(),
+        "event_action": "resolve",
+        "dedup_key": dedup_key,
+    }
+    validate_event(event)
+    return event
+
+
+def validate_event(event: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidEventError` naming the first field that breaks an Events API v2 rule.
+
+    ``routing_key`` is a non-empty string (an event on the wire) or a reference
+    (:func:`routing_key_ref`: an event in the outbox).
+    """
+    if not _nonempty_str(event.get("routing_key")) and routing_key_setting(event) is None:
+        raise InvalidEventError("routing_key", 'required: a non-empty string or {"ref": "<setting>"}', event)
+    action = event.get("event_action")
+    if action not in EVENT_ACTIONS:
+        problem = f"must be one of {list(EVENT_ACTIONS)}, got {action!r}"
+        raise InvalidEventError("event_action", problem, event)
+    key = event.get("dedup_key")
+    if action != "trigger" and not _nonempty_str(key):
+        raise InvalidEventError("dedup_key", f"required for {action} events", event)
+    if key is not None and (not isinstance(key, str) or len(key) > MAX_DEDUP_KEY):
+        raise InvalidEventError("dedup_key", f"must be a string of at most {MAX_DEDUP_KEY} characters", event)
+    if action == "trigger":
+        _validate_payload(event)
+    check_links(event)
+    size = len(json.dumps(event, ensure_ascii=False).encode())
+    if size >= MAX_EVENT_BYTES:
+        raise InvalidEventError("payload", f"event is {size} bytes; the API accepts less than 512 KB", event)
+
+
+def _validate_payload(event: Mapping[str, Any]) -> None:
+    payload = event.get("payload")
+    if not isinstance(payload, Mapping):
+        raise InvalidEventError("payload", "a trigger event needs a payload object", event)
+    if not _nonempty_str(payload.get("source")):
+        raise InvalidEventError("payload.source", "required non-empty string", event)
+    if payload.get("severity") not in SEVERITIES:
+        raise InvalidEventError(
+            "payload.severity", f"must be one of {list(SEVERITIES)}, got {payload.get('severity')!r}", event
+        )
+    check_summary_and_timestamp(payload, event)
+    details = payload.get("custom_details")
+    if details is not None and not isinstance(details, Mapping):
+        raise InvalidEventError("payload.custom_details", "must be an object", event)
+
+
+def check_summary_and_timestamp(payload: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+    """The rules alert and change events share: a non-empty summary of at most 1024 characters,
+    and an ISO 8601 timestamp when there is one."""
+    summary = payload.get("summary")
+    if not isinstance(summary, str) or not _nonempty_str(summary):
+        raise InvalidEventError("payload.summary", "required non-empty string", event)
+    if len(summary) > MAX_SUMMARY:
+        raise InvalidEventError("payload.summary", f"at most {MAX_SUMMARY} characters", event)
+    stamp = payload.get("timestamp")
+    if stamp is not None:
+        try:
+            datetime.fromisoformat(str(stamp))
+        except ValueError:
+            raise InvalidEventError("payload.timestamp", f"not ISO 8601: {stamp!r}", event) from None
+
+
+def check_links(event: Mapping[str, Any]) -> None:
+    """Every ``links`` item needs a non-empty ``href`` (alert and change events alike)."""
+    for i, link in enumerate(event.get("links") or []):
+        if not isinstance(link, Mapping) or not _nonempty_str(link.get("href")):
+            raise InvalidEventError(f"links[{i}].href", "every link needs a non-empty href", event)
+
+
+# -- the outbox file (I/O) ---------------------------------------------------------------------
+class JsonLinesLog:
+    """An append-only JSON-lines file whose records are unique by ``(dedup_key, event_action)``.
+
+    The outbox and the delivery ledger next to it (``connectors.sinks.pagerduty``) are both one of
+    these: appends are locked, fsynced and idempotent, and a torn last line from a crash is
+    ignored on read and cut before the next append. The file is ``0600``. Subclasses validate
+    records in :meth:`_validate` and bring lines of an older format up to date in
+    :meth:`_migrate` (on every read; :meth:`scrub` rewrites the file with them).
+
+    Writers lock a file beside the log (``<name>.lock``), not the log itself, so :meth:`scrub`
+    can replace the log by an atomic rename while every writer waits.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(f"{self.path.name}.lock")
+
+    def _validate(self, record: Mapping[str, Any]) -> None:
+        """Raise on a record that must not be written (the base class accepts any mapping)."""
+
+    def _migrate(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The record in the current format, or None when it already is (the base class: always)."""
+        return None
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every record in the file, in append order (a torn last line from a crash is ignored)."""
+        return [self._migrate(r) or r for r in self._read_raw()]
+
+    def _read_raw(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        records = []
+        lines = self.path.read_text(encoding="utf-8").split("\n")
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == len(lines):  # an unterminated final line: a crash mid-write
+                    continue
+                raise ValueError(f"{self.path}:{number}: not a JSON record line") from None
+        return records
+
+    def identities(self) -> set[tuple[str, str]]:
+        """The ``(dedup_key, event_action)`` of every record in the file."""
+        return {_identity(r) for r in self.read()}
+
+    def append(self, records: Iterable[Mapping[str, Any]]) -> OutboxReport:
+        """Validate and append records not yet in the file: one write of whole lines, then fsync.
+
+        The log is locked while it is read for duplicates and appended to, so two concurrent
+        runs cannot both add the same record. Lines of an older format are rewritten first.
+        """
+        pending = list(records)
+        for record in pending:
+            self._validate(record)  # all or nothing: one bad record writes none
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self.lock_path):
+            self._scrub_locked()
+            created = not self.path.exists()
+            fd = _open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            try:
+                _drop_torn_tail(fd)
+                seen = self.identities()
+                lines, skipped = [], 0
+                for record in pending:
+                    ident = _identity(record)
+                    if ident in seen:
+                        skipped += 1
+                        continue
+                    seen.add(ident)
+                    lines.append(_line(record))
+                if lines:
+                    _write_all(fd, lines)
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_dir(self.path.parent)
+        return OutboxReport(written=len(lines), skipped_duplicates=skipped)
+
+    def scrub(self) -> int:
+        """Rewrite the log with every line of an older format migrated; how many lines changed.
+
+        Atomic (a new file renamed over the old one, fsynced), under the writers' lock; the old
+        lines are never written anywhere else. Also tightens a log found wider than ``0600``.
+        """
+        if not self.path.exists():
+            return 0
+        with exclusive_lock(self.lock_path):
+            return self._scrub_locked()
+
+    def _scrub_locked(self) -> int:
+        if not self.path.exists():
+            return 0
+        _make_private(self.path)
+        raw = self._read_raw()
+        migrated = [self._migrate(r) for r in raw]
+        changed = sum(m is not None for m in migrated)
+        if not changed:
+            return 0
+        temporary = self.path.with_name(f"{self.path.name}.scrub")
+        fd = _open_private(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            _write_all(fd, [_line(m or r) for m, r in zip(migrated, raw, strict=True)])
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.path)
+        _fsync_dir(self.path.parent)
+        return changed
+
+
+class Outbox(JsonLinesLog):
+    """An append-only JSON-lines file of PagerDuty events, deduplicated by (dedup_key, event_action).
+
+    Every event holds a routing-key reference, never a key: :meth:`append` refuses an event
+    with a literal key, and a line an older version wrote with one reads (and is rewritten) as
+    the reference.
+    """
+
+    def _validate(self, record: Mapping[str, Any]) -> None:
+        validate_event(record)
+        if routing_key_setting(record) is None:
+            raise InvalidEventError(
+                "routing_key", f"the outbox holds a reference ({routing_key_ref()}), never a key", record
+            )
+
+    def _migrate(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        if routing_key_setting(record) is not None:
+            return None
+        return {**record, "routing_key": routing_key_ref()}  # a literal key or the old placeholder
+
+
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created ``0600`` if missing) for the block: one holder at a time."""
+    lock_path = Path(path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open_private(lock_path, os.O_RDWR | os.O_CREAT)
+    try:
+        _lock(fd)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _open_private(path: Path, flags: int) -> int:
+    """``os.open`` with mode ``0600`` whatever the umask, tightening a file an older version left wider."""
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _make_private(path: Path) -> None:
+    if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
+        path.chmod(FILE_MODE)
+
+
+def _line(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _write_all(fd: int, lines: list[str]) -> None:
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def _drop_torn_tail(fd: int) -> None:
+    """Cut an unterminated last line (a crash mid-write: never a complete event) off the file."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    data = os.pread(fd, size, 0)
+    os.ftruncate(fd, data.rfind(b"\n") + 1)
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: single-writer use only
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a newly created file's directory entry durable (POSIX)."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _identity(event: Mapping[str, Any]) -> tuple[str, str]:
+    return str(event.get("dedup_key")), str(event.get("event_action"))
+
+
+# -- small pure conversions --------------------------------------------------------------------
+def _utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        raise InvalidEventError("timestamp", f"not a time: {value!r}")
+    return ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _jsonable(value: Any) -> Any:
+    """Incident values as JSON: timestamps to ISO 8601, NaN/NaT to null, numpy to Python."""
+    if isinstance(value, (list, tuple, dict, bool, int, float, str)) or value is None:
+        return None if isinstance(value, float) and value != value else value
+    if _missing(value):
+        return None
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return _iso(_utc(value))
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)

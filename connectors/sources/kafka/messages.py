@@ -1,0 +1,417 @@
+"""Decode Kafka message bytes into telemetry rows, log rows or rejects (pure: no I/O, no clock).
+
+Message formats (one JSON object per message value, UTF-8):
+
+**Metric sample** (topics listed in ``metrics_topics``)::
+
+    {"unique_id": "cart/i-0abc/cpu_pct",   # optional: derived as service/resource/metric
+     "metric": "cpu_pct", "service": "cart", "resource": "i-0abc",
+     "ts": "2026-11-20T10:05:00Z",          # ISO-8601 with a zone, or epoch seconds / milliseconds
+     "value": 42.5,                         # a JSON number (NaN / Infinity literals included)
+     "unit": "percent",                     # optional: the source's default_unit otherwise
+     "labels": {"instance_type": "m5.large", "job": "node"}}   # optional: text values only
+
+Numeric ``ts`` below 1e11 is read as epoch seconds, anything larger as epoch milliseconds.
+
+**Log record** (topics listed in ``logs_topics``)::
+
+    {"ts": "2026-11-20T10:05:00.123Z", "service": "cart", "resource": "i-0abc",   # resource optional
+     "level": "ERROR", "message": "upstream timeout calling payments after 2000ms",
+     "template_id": "3f2a9c1b"}                                                    # optional
+
+What is decided where. A message that cannot become a row at all is a :class:`Reject` with a
+stable reason (see :class:`RejectReason`): empty value, bytes that are not UTF-8, malformed
+JSON, a value that is not an object, a missing field, a field of the wrong JSON type, text that
+decodes to invalid Unicode (lone surrogate escapes, which Parquet cannot store). Everything a
+row *can* carry goes through as a row so the data contract
+(:mod:`foresight.contracts`) judges it with its own reasons: NaN/inf and numbers too large for
+a float (as inf), timestamps far in the future or past, naive or unparseable timestamp text,
+duplicate and conflicting samples, values out of bounds for the unit. Log records meet no
+contract, so their timestamps are checked here: unparseable or naive ones are rejected.
+
+A series whose label set changes within a batch keeps its samples; the catalogue takes the
+label set of its last message (the newest, within a partition) and ``label_changes`` counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from foresight.schemas import CATALOGUE_COLUMNS, LOG_COLUMNS, UTC_DTYPE
+
+__all__ = [
+    "DecodedBatch",
+    "KafkaMessage",
+    "LogRecord",
+    "MetricSample",
+    "Reject",
+    "RejectReason",
+    "commit_offsets",
+    "decode_batch",
+    "decode_log",
+    "decode_metric",
+    "escape_raw",
+]
+
+# Numeric timestamps at or above this are epoch milliseconds (1e11 s is the year 5138).
+EPOCH_MILLIS_FROM = 1e11
+_AWARE_SUFFIX = r"(?:[Zz]|UTC|GMT|[+-]\d{2}:?\d{2})$"
+
+
+class RejectReason:
+    """The stable reason strings a rejected message carries (``{field}``/``{kind}`` filled in)."""
+
+    EMPTY = "message: empty value"
+    NOT_UTF8 = "message: not valid UTF-8"
+    MALFORMED_JSON = "message: malformed JSON"
+    NOT_OBJECT = "message: not a JSON object"
+    MISSING = "{field}: missing"
+    NOT_TEXT = "{field}: expected text, got {kind}"
+    EMPTY_TEXT = "{field}: empty text"
+    NOT_UNICODE = "message: not valid Unicode (lone surrogate escape)"
+    NOT_NUMBER = "value: expected a number, got {kind}"
+    TS_WRONG_TYPE = "ts: expected ISO-8601 text or epoch seconds/ms, got {kind}"
+    TS_NOT_TIMESTAMP = "ts: not a timestamp"
+    TS_NAIVE = "ts: naive timestamp (no timezone)"
+    LABELS_NOT_OBJECT = "labels: expected an object, got {kind}"
+    LABEL_NOT_TEXT = "labels: value of {key!r} is not text"
+
+
+@dataclass(frozen=True)
+class KafkaMessage:
+    """One consumed record, independent of the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A message that could not become a row, and why."""
+
+    message: KafkaMessage
+    reason: str
+
+    @property
+    def raw(self) -> str:
+        return escape_raw(self.message.value)
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """A decoded metric message; ``ts`` stays raw (text or epoch seconds) for the contract."""
+
+    unique_id: str
+    metric: str
+    service: str
+    resource: str
+    ts: str | float
+    value: float
+    unit: str | None
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """A decoded log message; ``ts`` is still raw and is parsed for the whole batch at once."""
+
+    ts: str | float
+    service: str
+    resource: str
+    level: str
+    message: str
+    template_id: str
+
+
+@dataclass
+class DecodedBatch:
+    """Rows and rejects from one batch of messages."""
+
+    telemetry: pd.DataFrame  # unique_id, ds (raw: text or epoch seconds), y (float64)
+    catalogue: pd.DataFrame  # CATALOGUE_COLUMNS, one row per unique_id
+    logs: pd.DataFrame  # LOG_COLUMNS
+    rejects: list[Reject] = field(default_factory=list)
+    label_changes: int = 0  # series whose label set changed within the batch
+
+    def rejected_frame(self) -> pd.DataFrame:
+        """``origin, raw, reason`` for :attr:`connectors.sources.base.SourceBatch.rejected`."""
+        return pd.DataFrame(
+            {
+                "origin": pd.Series([r.message.origin for r in self.rejects], dtype="string"),
+                "raw": pd.Series([r.raw for r in self.rejects], dtype="string"),
+                "reason": pd.Series([r.reason for r in self.rejects], dtype="string"),
+            }
+        )
+
+
+class _Invalid(Exception):
+    """Internal: a field failed validation; carries the reject reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# -- single messages ---------------------------------------------------------------------------
+def escape_raw(value: bytes | None) -> str:
+    """The message as text for the quarantine: undecodable bytes escaped as ``\\xNN``."""
+    if value is None:
+        return ""
+    return value.decode("utf-8", "backslashreplace")
+
+
+def decode_metric(value: bytes | None) -> MetricSample | str:
+    """A metric message as a :class:`MetricSample`, or the reason it cannot be one."""
+    try:
+        obj = _json_object(value)
+        metric, service, resource = (_text(obj, name) for name in ("metric", "service", "resource"))
+        unique_id = _optional_text(obj, "unique_id") or f"{service}/{resource}/{metric}"
+        return MetricSample(
+            unique_id=unique_id,
+            metric=metric,
+            service=service,
+            resource=resource,
+            ts=_raw_ts(obj),
+            value=_number(obj),
+            unit=_optional_text(obj, "unit"),
+            labels=_labels(obj),
+        )
+    except _Invalid as bad:
+        return bad.reason
+
+
+def decode_log(value: bytes | None) -> LogRecord | str:
+    """A log message as a :class:`LogRecord`, or the reason it cannot be one."""
+    try:
+        obj = _json_object(value)
+        return LogRecord(
+            ts=_raw_ts(obj),
+            service=_text(obj, "service"),
+            resource=_optional_text(obj, "resource") or "",
+            level=_text(obj, "level"),
+            message=_text(obj, "message"),
+            template_id=_optional_text(obj, "template_id") or "",
+        )
+    except _Invalid as bad:
+        return bad.reason
+
+
+def _json_object(value: bytes | None) -> dict[str, Any]:
+    if not value:
+        raise _Invalid(RejectReason.EMPTY)
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Invalid(RejectReason.NOT_UTF8) from None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError; absurdly deep nesting
+        raise _Invalid(RejectReason.MALFORMED_JSON) from None
+    if not isinstance(obj, dict):
+        raise _Invalid(RejectReason.NOT_OBJECT)
+    if "\\u" in text:  # only \uXXXX escapes can decode to lone surrogates, which Parquet cannot store
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Invalid(RejectReason.NOT_UNICODE) from None
+    return obj
+
+
+def _kind(value: Any) -> str:
+    """The JSON type name of a decoded value, for reasons."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _text(obj: Mapping[str, Any], name: str) -> str:
+    if name not in obj or obj[name] is None:
+        raise _Invalid(RejectReason.MISSING.format(field=name))
+    value = obj[name]
+    if not isinstance(value, str):
+        raise _Invalid(RejectReason.NOT_TEXT.format(field=name, kind=_kind(value)))
+    if not value.strip():
+        raise _Invalid(RejectReason.EMPTY_TEXT.format(field=name))
+    return value
+
+
+def _optional_text(obj: Mapping[str, Any], name: str) -> str | None:
+    return None if obj.get(name) is None else _text(obj, name)
+
+
+def _number(obj: Mapping[str, Any]) -> float:
+    """``value`` as float; integers too large for a float become +/-inf (the contract refuses them)."""
+    if "value" not in obj or obj["value"] is None:
+        raise _Invalid(RejectReason.MISSING.format(field="value"))
+    value = obj["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(RejectReason.NOT_NUMBER.format(kind=_kind(value)))
+    return _as_float(value)
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _raw_ts(obj: Mapping[str, Any]) -> str | float:
+    """``ts`` as given (text) or as epoch seconds (numbers; milliseconds scaled down)."""
+    if "ts" not in obj or obj["ts"] is None:
+        raise _Invalid(RejectReason.MISSING.format(field="ts"))
+    value = obj["ts"]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(RejectReason.TS_WRONG_TYPE.format(kind=_kind(value)))
+    seconds = _as_float(value)
+    return seconds / 1000.0 if abs(seconds) >= EPOCH_MILLIS_FROM else seconds
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    labels = obj.get("labels")
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        raise _Invalid(RejectReason.LABELS_NOT_OBJECT.format(kind=_kind(labels)))
+    for key, value in labels.items():
+        if not isinstance(value, str):
+            raise _Invalid(RejectReason.LABEL_NOT_TEXT.format(key=key))
+    return labels
+
+
+# -- batches -----------------------------------------------------------------------------------
+def decode_batch(
+    metrics: Iterable[KafkaMessage],
+    logs: Iterable[KafkaMessage] = (),
+    *,
+    source: str,
+    default_unit: str,
+) -> DecodedBatch:
+    """Decode metric and log messages into telemetry, catalogue and log frames plus rejects."""
+    samples: list[MetricSample] = []
+    records: list[tuple[KafkaMessage, LogRecord]] = []
+    rejects: list[Reject] = []
+    for message in metrics:
+        decoded = decode_metric(message.value)
+        if isinstance(decoded, str):
+            rejects.append(Reject(message, decoded))
+        else:
+            samples.append(decoded)
+    for message in logs:
+        record = decode_log(message.value)
+        if isinstance(record, str):
+            rejects.append(Reject(message, record))
+        else:
+            records.append((message, record))
+    log_frame, log_rejects = _log_frame(records)
+    catalogue, label_changes = _catalogue(samples, source=source, default_unit=default_unit)
+    return DecodedBatch(
+        telemetry=_telemetry(samples),
+        catalogue=catalogue,
+        logs=log_frame,
+        rejects=sorted(rejects + log_rejects, key=lambda r: (r.message.topic, r.message.partition, r.message.offset)),
+        label_changes=label_changes,
+    )
+
+
+def _telemetry(samples: list[MetricSample]) -> pd.DataFrame:
+    """Long telemetry; ``ds`` stays raw (object: text or epoch seconds) for the contract to parse."""
+    return pd.DataFrame(
+        {
+            "unique_id": pd.Series([s.unique_id for s in samples], dtype="string"),
+            "ds": pd.Series([s.ts for s in samples], dtype=object),
+            "y": pd.Series([s.value for s in samples], dtype="float64"),
+        }
+    )
+
+
+def _catalogue(samples: list[MetricSample], *, source: str, default_unit: str) -> tuple[pd.DataFrame, int]:
+    """One catalogue row per series (its last message wins) and how many series changed labels."""
+    label_sets = pd.Series([tuple(sorted(s.labels.items())) for s in samples], dtype=object)
+    rows = pd.DataFrame(
+        {
+            "unique_id": [s.unique_id for s in samples],
+            "source": source,
+            "metric": [s.metric for s in samples],
+            "labels": label_sets,
+            "service": [s.service for s in samples],
+            "resource_id": [s.resource for s in samples],
+            "instance_type": [s.labels.get("instance_type", "") for s in samples],
+            "unit": pd.Series([s.unit for s in samples], dtype=object).fillna(default_unit),
+        },
+        columns=list(CATALOGUE_COLUMNS),
+    )
+    label_changes = int((rows.groupby("unique_id")["labels"].nunique() > 1).sum()) if len(rows) else 0
+    catalogue = rows.drop_duplicates("unique_id", keep="last").sort_values("unique_id", kind="stable")
+    catalogue["labels"] = catalogue["labels"].map(lambda pairs: json.dumps(dict(pairs), sort_keys=True))
+    return catalogue.astype("string").reset_index(drop=True), label_changes
+
+
+def _log_frame(records: list[tuple[KafkaMessage, LogRecord]]) -> tuple[pd.DataFrame, list[Reject]]:
+    """Log rows with ``ts`` parsed for the whole batch; unparseable or naive times are rejected."""
+    rows = pd.DataFrame(
+        [(r.ts, r.service, r.resource, r.level, r.template_id, r.message) for _, r in records],
+        columns=["raw_ts", *LOG_COLUMNS[1:]],
+        dtype=object,
+    )
+    ts, why = _parse_log_times(rows["raw_ts"])
+    bad = why.notna().to_numpy()
+    rejects = [Reject(records[i][0], str(why.iloc[i])) for i in np.flatnonzero(bad)]
+    frame = rows.assign(ts=ts)[~bad][list(LOG_COLUMNS)]
+    text = {c: "string" for c in LOG_COLUMNS if c != "ts"}
+    return frame.astype({**text, "ts": UTC_DTYPE}).reset_index(drop=True), rejects
+
+
+def _parse_log_times(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Raw log ``ts`` (ISO text with a zone, or epoch seconds) as UTC, with a reason where it fails."""
+    ts = pd.Series(pd.NaT, index=raw.index, dtype=UTC_DTYPE)
+    why = pd.Series(None, index=raw.index, dtype=object)
+    is_text = raw.map(lambda v: isinstance(v, str)).astype(bool).to_numpy() if len(raw) else np.zeros(0, bool)
+    text = raw[is_text].astype(str).str.strip()
+    if len(text):
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        aware = text.str.contains(_AWARE_SUFFIX, regex=True).to_numpy(dtype=bool)
+        ts[text.index] = parsed.dt.as_unit("us")
+        why[text.index[parsed.notna().to_numpy() & ~aware]] = RejectReason.TS_NAIVE
+        why[text.index[parsed.isna().to_numpy()]] = RejectReason.TS_NOT_TIMESTAMP
+    seconds = raw[~is_text].astype("float64")
+    if len(seconds):
+        values = seconds.to_numpy()
+        usable = np.isfinite(values) & (np.abs(values) < EPOCH_MILLIS_FROM)
+        micros = np.where(usable, np.round(values * 1e6), 0).astype("int64")
+        ts[seconds.index[usable]] = pd.to_datetime(micros[usable], unit="us", utc=True)
+        why[seconds.index[~usable]] = RejectReason.TS_NOT_TIMESTAMP
+    return ts.where(why.isna()), why
+
+
+def commit_offsets(messages: Iterable[KafkaMessage]) -> dict[tuple[str, int], int]:
+    """The offset to commit per ``(topic, partition)``: one past the newest message consumed there."""
+    offsets: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic, m.partition)
+        offsets[key] = max(offsets.get(key, -1), m.offset + 1)
+    return offsets

@@ -1,0 +1,84 @@
+"""Imports only flow down (docs/ARCHITECTURE.md, *Layers*): a new upward import fails here.
+
+Every import between project modules counts, at module top or inside a function. The known
+exceptions are listed with the reason each still stands; one that no longer occurs must be
+removed from the list, so it only ever shrinks.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("foresight", "features", "connectors", "simulator", "models", "dashboards", "flows", "bench")
+# The roof: the command line and the local development stack it starts, which may import
+# everything below them and are imported by nothing (they leave foresight/ next, issue 14).
+ROOF = {"foresight.cli", "foresight.cli_errors", "foresight.stack"}
+# Layer -> the layers it may import (its own included).
+ALLOWED: dict[str, set[str]] = {
+    "core": {"core"},
+    "features": {"core", "features"},
+    "connectors": {"core", "connectors"},
+    "simulator": {"core", "connectors", "simulator"},
+    "models": {"core", "features", "models"},
+    "dashboards": {"core", "connectors", "dashboards"},
+    "flows": {"core", "features", "connectors", "simulator", "models", "dashboards", "flows"},
+    "bench": {"core", "features", "connectors", "simulator", "models", "dashboards", "flows", "bench"},
+    "roof": {"core", "features", "connectors", "simulator", "models", "dashboards", "flows", "bench", "roof"},
+}
+# (importer, imported module) -> why it still goes up. Issue 14 removes these.
+KNOWN_UPWARD: dict[tuple[str, str], str] = {
+    ("foresight.model_registry", "models.base"): "the registry types the models it logs (type-checking only)",
+    ("foresight.model_registry", "models.pyfunc"): "the registry wraps a model in its pyfunc itself",
+    ("flows.train", "bench.nab"): "the train flow's NAB figures run the benchmark's corpus runner",
+    ("connectors.sinks.aws.autoscaling", "models.capacity.scaling"): "the Auto Scaling sink applies scaling plans",
+    ("connectors.sinks.aws.autoscaling", "models.capacity.scaling_guards"): "and checks them against live bounds",
+    ("connectors.sinks.aws.sinks", "models.capacity.scaling_guards"): "the AWS sinks report guard refusals",
+}
+
+
+def layer(module: str) -> str:
+    if module in ROOF or any(module.startswith(r + ".") for r in ROOF):
+        return "roof"
+    top = module.split(".")[0]
+    return "core" if top == "foresight" else top
+
+
+def project_imports() -> list[tuple[str, str]]:
+    """``(importer, imported)`` for every import of a project module by a project module."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            importer = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                found += [(importer, name) for name in names if name.split(".")[0] in PACKAGES]
+    return found
+
+
+def test_imports_only_flow_down_apart_from_the_known_exceptions() -> None:
+    imports = project_imports()
+    assert len(imports) > 300  # the walk found the project
+    upward = sorted({(a, b) for a, b in imports if layer(b) not in ALLOWED[layer(a)]})
+    new = [f"{a} imports {b} ({layer(a)} -> {layer(b)})" for a, b in upward if (a, b) not in KNOWN_UPWARD]
+    assert not new, "upward imports (docs/ARCHITECTURE.md, Layers):\n" + "\n".join(new)
+    stale = sorted(set(KNOWN_UPWARD) - set(upward))
+    assert not stale, f"no longer imported, remove from KNOWN_UPWARD: {stale}"
+
+
+def test_nothing_imports_the_benchmarks_or_the_command_line() -> None:
+    for importer, imported in project_imports():
+        if layer(importer) not in ("bench", "roof") and (importer, imported) not in KNOWN_UPWARD:
+            assert layer(imported) not in ("bench", "roof"), f"{importer} imports {imported}"
+
+
+def test_the_rule_catches_an_upward_import() -> None:
+    assert layer("models.incidents.pipeline") == "models" and layer("foresight.cli") == "roof"
+    assert "flows" not in ALLOWED["models"] and "models" not in ALLOWED["connectors"]
+    assert "bench" not in ALLOWED["flows"] and "roof" not in ALLOWED["bench"]
