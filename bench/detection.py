@@ -237,12 +237,12 @@ class NabEvaluation:
     """One NAB corpus: the default detector's scores, and the baselines' at a z threshold per category."""
 
     def __init__(self, corpus: Corpus, nab: NabCorpus, results_dir: Path | None = None) -> None:
-        from bench.nab import read_corpus
-        from bench.nab_scoring import load_profiles
+        from connectors.labels.nab_corpus import read_corpus, read_profiles
+        from models.evaluation.nab_scoring import as_profiles
 
         self.corpus, self.root, self.results_dir = corpus, nab.root, results_dir
         self.files, self.windows = read_corpus(nab.root)
-        self.profiles = load_profiles(nab.root / "labels" / "profiles.json")
+        self.profiles = as_profiles(read_profiles(nab.root / "labels" / "profiles.json"))
         self._sweeps: dict[str, list[Any]] = {}
 
     def foresight(self) -> dict[str, Any]:
@@ -268,7 +268,7 @@ class NabEvaluation:
 
     def category_objective(self, system: str, threshold: float, category: str) -> float:
         """The NAB objective of ``system`` at ``threshold`` on one category's files."""
-        from bench.nab_scoring import score_at_threshold
+        from models.evaluation.nab_scoring import score_at_threshold
 
         sweeps = [sw for sw, f in zip(self._baseline_sweeps(system), self.files, strict=True) if f.category == category]
         return nab_objective(score_at_threshold(sweeps, self.profiles["standard"], float(threshold)).score)
@@ -276,7 +276,7 @@ class NabEvaluation:
     def baseline_by_category(self, system: str, thresholds: dict[str, float]) -> dict[str, Any]:
         """The corpus scored with each category's files at its own threshold (standard profile),
         normalised over the whole corpus; the profiles' corpus-optimised figures beside it."""
-        from bench.nab_scoring import normalise, score_at_threshold, score_corpus
+        from models.evaluation.nab_scoring import normalise, score_at_threshold, score_corpus
 
         profile = self.profiles["standard"]
         sweeps = self._baseline_sweeps(system)
@@ -295,9 +295,9 @@ class NabEvaluation:
 
     def _baseline_sweeps(self, system: str) -> list[Any]:
         if system not in self._sweeps:
-            from bench.nab_scoring import sweep_file
             from models.anomaly.base import detectors
             from models.anomaly.robust_z_detectors import RobustZDetector
+            from models.evaluation.nab_scoring import sweep_file
 
             model = detectors().get(system)(width=NMS_WIDTH)
             if not isinstance(model, RobustZDetector):

@@ -29,7 +29,7 @@ from foresight.settings import Settings
 
 if TYPE_CHECKING:
     from connectors.sinks.aws.instances import InstanceCatalogue
-    from models.capacity.scaling_guards import LiveGroup
+    from foresight.scaling_schema import LiveGroup
 
 # Local (per-series) models fan out over chunks of series; a global model needs them all at once.
 SERIES_PER_CHUNK = 16

@@ -150,10 +150,14 @@ def benchmark_anomaly(settings: Settings, workdir: Path) -> tuple[dict[str, floa
     the production threshold) and their table; nothing when no corpus is configured."""
     if settings.detect.nab_data is None:
         return {}, {}
-    from bench.nab import run as run_nab
+    from connectors.labels.nab_corpus import read_corpus, read_profiles
+    from models.evaluation.nab import evaluate_corpus
+    from models.evaluation.nab_scoring import as_profiles
 
-    result = run_nab(settings.detect.nab_data, workdir / "nab-results", detector=settings.detect.detector,
-                     production_threshold=settings.detect.anomaly_threshold)
+    files, windows = read_corpus(settings.detect.nab_data)
+    profiles = as_profiles(read_profiles(settings.detect.nab_data / "labels" / "profiles.json"))
+    result, _ = evaluate_corpus({f.key: f.frame for f in files}, windows, profiles, settings.detect.detector,
+                                settings.detect.anomaly_threshold)
     get_run_logger().info("%s on NAB (%d files): standard %.1f, at the production threshold %.1f",
                           result.detector, result.files, result.optimised["standard"].score,
                           result.production["standard"].score)
@@ -333,7 +337,7 @@ def train(config_file: str | None = None) -> dict[str, Any]:
 
 
 def _forecast_example(settings: Settings) -> pd.DataFrame:
-    from models.pyfunc import forecast_input
+    from foresight.pyfunc import forecast_input
 
     return forecast_input(settings.forecast.horizon, settings.forecast.level)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from foresight.errors import DependencyUnavailableError, ForesightError, exception_chain
@@ -37,7 +37,20 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from models.base import Model
+
+class Model(Protocol):
+    """What the registry logs and serves: any fitted Foresight model (``models.base.Model`` and
+    the incident pipeline are two); :class:`foresight.pyfunc.ForesightPyfunc` dispatches on
+    ``family``."""
+
+    family: str
+
+    @property
+    def name(self) -> str: ...
+
+    def get_params(self) -> dict[str, Any]: ...
+
+    def serving_distributions(self) -> tuple[str, ...]: ...
 
 REGISTERED: dict[str, str] = {
     "forecaster": "capacity-forecaster",
@@ -469,12 +482,12 @@ class ModelRegistry:
         The version is created tagged ``foresight.state=pending``: until :meth:`apply` records the
         gate's decision on it, it is not a candidate anyone should serve or compare against.
         ``artifacts`` maps a run folder (e.g. ``"plots"``) to a file or folder to copy there.
-        The model is logged as a :class:`models.pyfunc.ForesightPyfunc` under ``model`` with a
+        The model is logged as a :class:`foresight.pyfunc.ForesightPyfunc` under ``model`` with a
         signature inferred from ``input_example`` and the model's output on it.
         ``pip_requirements`` default to :func:`serving_requirements` (pinned as installed).
         """
         mlflow = _mlflow()
-        from models.pyfunc import ForesightPyfunc, pyfunc_signature
+        from foresight.pyfunc import ForesightPyfunc, pyfunc_signature
 
         missing = {key: str(path) for key, path in artifacts.items() if not Path(path).exists()}
         if missing:

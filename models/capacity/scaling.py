@@ -22,29 +22,22 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from foresight.schemas import ID_COL, TIME_COL, UTC_DTYPE, require_columns
-from models.capacity.scaling_guards import (
+from foresight.scaling_schema import (
+    ACTION_PREFIX,
     BOUNDS,
     GROUP_UNREADABLE,
     REFUSAL_COLUMNS,
+    SCALING_ACTION_COLUMNS,
     LiveGroup,
+)
+from foresight.schemas import ID_COL, TIME_COL, UTC_DTYPE, require_columns
+from models.capacity.scaling_guards import (
     Refusal,
     ScalingLimits,
     forecast_refusal,
     group_bounds,
     limit_changes,
 )
-
-SCALING_ACTION_COLUMNS: tuple[str, ...] = (
-    "service",
-    "asg_name",
-    "action_name",
-    "start_time",
-    "desired_capacity",
-    "min_size",
-    "max_size",
-)
-ACTION_PREFIX = "foresight-"
 
 
 @dataclass(frozen=True)

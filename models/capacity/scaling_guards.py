@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from foresight.scaling_schema import LiveGroup
+
 HOUR = pd.Timedelta(hours=1)
 
 # Refusal checks; the forecast ones raise a warning incident (the model needs a look), the
@@ -28,19 +30,6 @@ NON_FINITE = "non_finite_forecast"
 NEGATIVE = "negative_forecast"
 BEYOND_HISTORY = "forecast_beyond_history"
 FORECAST_CHECKS: tuple[str, ...] = (NON_FINITE, NEGATIVE, BEYOND_HISTORY)
-BOUNDS = "bounds"
-GROUP_UNREADABLE = "group_unreadable"
-NOT_ALLOWED = "not_in_allowed_asgs"
-REFUSAL_COLUMNS: tuple[str, ...] = ("service", "asg_name", "check", "reason")
-
-
-@dataclass(frozen=True)
-class LiveGroup:
-    """An Auto Scaling group's bounds and desired capacity as AWS reports them now."""
-
-    min_size: int
-    max_size: int
-    desired_capacity: int
 
 
 @dataclass(frozen=True)
@@ -227,24 +216,3 @@ def _ramped(runs: list[tuple[pd.Timestamp, int]], step: int, cadence: pd.Timedel
 
 def _ceil_minute(delta: pd.Timedelta) -> pd.Timedelta:
     return pd.Timedelta(minutes=math.ceil(delta / pd.Timedelta(minutes=1)))
-
-
-def bounds_request(
-    min_size: int, max_size: int, live: LiveGroup, *, allow_lower_min: bool = False, allow_raise_max: bool = False
-) -> dict[str, int] | str:
-    """The ``MinSize`` / ``MaxSize`` a put sends for a planned action, or why it must not be put.
-
-    A bound equal to the group's live one is left out, so the action never changes it when it
-    fires, even if someone moves the group's bounds in between; a bound that would lower the
-    live floor or raise the live ceiling is refused unless allowed.
-    """
-    if min_size < live.min_size and not allow_lower_min:
-        return f"MinSize {min_size} would lower the group's floor {live.min_size} (allow_lower_min is off)"
-    if max_size > live.max_size and not allow_raise_max:
-        return f"MaxSize {max_size} would raise the group's ceiling {live.max_size} (allow_raise_max is off)"
-    out = {}
-    if min_size != live.min_size:
-        out["MinSize"] = int(min_size)
-    if max_size != live.max_size:
-        out["MaxSize"] = int(max_size)
-    return out

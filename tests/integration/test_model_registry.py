@@ -45,10 +45,7 @@ from foresight.model_registry import (  # noqa: E402
     decide,
     serving_requirements,
 )
-from foresight.schemas import UTC_DTYPE, validate_telemetry  # noqa: E402
-from models.base import Model  # noqa: E402
-from models.forecasting.base import Forecaster  # noqa: E402
-from models.pyfunc import (  # noqa: E402
+from foresight.pyfunc import (  # noqa: E402
     ForesightPyfunc,
     PyfuncInputError,
     UnsupportedFamilyError,
@@ -56,6 +53,9 @@ from models.pyfunc import (  # noqa: E402
     pyfunc_signature,
     to_pyfunc_frame,
 )
+from foresight.schemas import UTC_DTYPE, validate_telemetry  # noqa: E402
+from models.base import Model  # noqa: E402
+from models.forecasting.base import Forecaster  # noqa: E402
 from support.servers import missing_dependency  # noqa: E402
 
 # The mlflow CLI of the interpreter running the tests (the project venv in CI), wherever it lives.
@@ -185,7 +185,7 @@ def save_and_load(model: Model, example: pd.DataFrame, path: Path) -> mlflow.pyf
 
 
 def test_mlflow_schema_refuses_tz_aware_datetimes(tmp_path: Path) -> None:
-    """Pins the MLflow behaviour models.pyfunc works around: tz-aware input is rejected."""
+    """Pins the MLflow behaviour foresight.pyfunc works around: tz-aware input is rejected."""
     df = telemetry()
     loaded = save_and_load(ZScoreDetector().fit(df), df.head(4), tmp_path / "m")
     assert loaded.metadata.get_input_schema().input_types_dict()["ds"].name == "datetime"

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bench.nab import read_corpus, run, stream_scores
+from bench.nab import run
 from bench.score_latency import run as run_latency
+from connectors.labels.nab_corpus import read_corpus
 from foresight.cli import app
 from foresight.settings import DetectConfig
+from models.evaluation.nab import stream_scores
 from support.nab_corpus import PROFILES, write_corpus
 
 
@@ -62,7 +64,7 @@ def test_bench_nab_runs_registry_detectors_fitted_on_the_probationary_rows(tmp_p
 @pytest.mark.parametrize("detector", ["knn", "streaming_knn"])
 def test_bench_nab_feeds_detectors_with_a_streaming_state_row_by_row(tmp_path: Path, detector: str):
     """Detectors with ``make_state`` are resolved by name and streamed, not fitted: causal scores."""
-    from bench.nab import load_detectors
+    from models.evaluation.nab import load_detectors
 
     write_corpus(tmp_path / "nab")
     outcome = run(tmp_path / "nab", tmp_path / "results", detector=detector)

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bench.nab import probationary_length, registry_scores
 from foresight.cli import app
 from models.anomaly.base import DETECTORS, AnomalyDetector
+from models.evaluation.nab import probationary_length, registry_scores
 
 RECORDER = "test_fit_recorder"
 

@@ -256,7 +256,7 @@ def test_backtest_reports_pinball_loss_of_the_interval_bounds_per_series_and_ove
 def test_the_fitted_selection_serves_through_the_pyfunc_and_survives_pickling() -> None:
     import pickle
 
-    from models.pyfunc import ForesightPyfunc, forecast_input
+    from foresight.pyfunc import ForesightPyfunc, forecast_input
 
     model = ChampionSelector(candidates=FAST, horizon=24).fit(frame(seasonal_and_trending()))
     restored = pickle.loads(pickle.dumps(ForesightPyfunc(model)))

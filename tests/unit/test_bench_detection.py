@@ -279,7 +279,7 @@ def test_mean_ad_fallback_keeps_a_mostly_constant_counter_that_ticks_at_a_modest
 
 def test_nab_categories_at_one_threshold_score_as_the_whole_corpus_does(tmp_path: Path) -> None:
     from bench.detection import NabEvaluation
-    from bench.nab_scoring import score_at_threshold
+    from models.evaluation.nab_scoring import score_at_threshold
 
     write_corpus(tmp_path / "nab")
     corpus = Corpus("nab", NAB, lambda root: NabCorpus(root / "nab"))

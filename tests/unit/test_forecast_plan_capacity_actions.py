@@ -13,9 +13,10 @@ from connectors.sinks.aws.instances import load_instance_catalogue
 from connectors.sinks.aws.sinks import publish_capacity_actions
 from connectors.sinks.pagerduty_outbox import Outbox
 from flows.forecast_plan import plan_capacity_actions, raise_scaling_warnings
+from foresight.scaling_schema import BOUNDS, LiveGroup
 from foresight.settings import Settings, load_settings
 from models.capacity.rightsizing import fleet_from_catalogue
-from models.capacity.scaling_guards import BOUNDS, NON_FINITE, LiveGroup
+from models.capacity.scaling_guards import NON_FINITE
 
 NOW = pd.Timestamp("2026-03-01T00:00Z")
 

@@ -1,4 +1,4 @@
-"""NAB scoring (bench.nab_scoring) on small hand-computed cases."""
+"""NAB scoring (models.evaluation.nab_scoring) on small hand-computed cases."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.nab_scoring import (
+from models.evaluation.nab_scoring import (
     Profile,
+    as_profiles,
     best_threshold,
     file_raw_score,
-    load_profiles,
     probationary_length,
     raw_score_by_threshold,
     scaled_sigmoid,
@@ -158,15 +158,17 @@ def test_one_threshold_for_the_whole_corpus():
     assert result.score == pytest.approx(100 * (2.0 - 0.11 + 2.0) / 4.0)
 
 
-def test_load_profiles_reads_nab_cost_matrices(tmp_path):
+def test_nab_cost_matrices_are_read_as_profiles(tmp_path):
+    from connectors.labels.nab_corpus import read_profiles
+
     path = tmp_path / "profiles.json"
     path.write_text(
         '{"standard": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1}}}'
     )
-    assert load_profiles(path) == {"standard": STANDARD}
+    assert as_profiles(read_profiles(path)) == {"standard": STANDARD}
     path.write_text('{"broken": {"CostMatrix": {"tpWeight": 1.0}}}')
     with pytest.raises(ValueError, match="broken"):
-        load_profiles(path)
+        read_profiles(path)
 
 
 def test_nan_scores_are_rejected():

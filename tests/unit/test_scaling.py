@@ -9,26 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from connectors.sinks.aws.autoscaling import bounds_request
 from connectors.sinks.forecast_store import SCALING_ACTION_COLUMNS as STORE_COLUMNS
+from foresight.scaling_schema import BOUNDS, GROUP_UNREADABLE, SCALING_ACTION_COLUMNS, LiveGroup
 from models.capacity.scaling import (
-    SCALING_ACTION_COLUMNS,
     ScalingGroup,
     ScalingPlan,
     action_name,
     desired_capacity,
     plan_scaling,
 )
-from models.capacity.scaling_guards import (
-    BEYOND_HISTORY,
-    BOUNDS,
-    GROUP_UNREADABLE,
-    NEGATIVE,
-    NON_FINITE,
-    LiveGroup,
-    ScalingLimits,
-    bounds_request,
-    limit_changes,
-)
+from models.capacity.scaling_guards import BEYOND_HISTORY, NEGATIVE, NON_FINITE, ScalingLimits, limit_changes
 
 START = pd.Timestamp("2026-03-02", tz="UTC")
 GROUP = ScalingGroup("api", "api-asg", vcpu_per_instance=4.0, min_size=2, max_size=10)

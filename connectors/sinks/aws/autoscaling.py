@@ -10,7 +10,7 @@ A failed call is logged and counted, and the rest of the plan still goes through
 Given the groups' live state (:func:`describe_groups`, read just before the puts), an action
 sends MinSize / MaxSize only where they differ from the group's own, so it never moves a bound
 nobody asked to move, and an action that would lower a floor or raise a ceiling without
-permission is refused (``models.capacity.scaling_guards.bounds_request``), logged, never put.
+permission is refused (:func:`bounds_request`), logged, never put.
 """
 
 from __future__ import annotations
@@ -23,8 +23,13 @@ import pandas as pd
 
 from connectors.sinks.aws.action_log import ActionLog
 from connectors.sinks.aws.clients import AwsClient
-from models.capacity.scaling import ACTION_PREFIX, SCALING_ACTION_COLUMNS
-from models.capacity.scaling_guards import BOUNDS, GROUP_UNREADABLE, LiveGroup, bounds_request
+from foresight.scaling_schema import (
+    ACTION_PREFIX,
+    BOUNDS,
+    GROUP_UNREADABLE,
+    SCALING_ACTION_COLUMNS,
+    LiveGroup,
+)
 
 SINK = "autoscaling"
 
@@ -231,3 +236,24 @@ def _call(
 def _utc(value: Any) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def bounds_request(
+    min_size: int, max_size: int, live: LiveGroup, *, allow_lower_min: bool = False, allow_raise_max: bool = False
+) -> dict[str, int] | str:
+    """The ``MinSize`` / ``MaxSize`` a put sends for a planned action, or why it must not be put.
+
+    A bound equal to the group's live one is left out, so the action never changes it when it
+    fires, even if someone moves the group's bounds in between; a bound that would lower the
+    live floor or raise the live ceiling is refused unless allowed.
+    """
+    if min_size < live.min_size and not allow_lower_min:
+        return f"MinSize {min_size} would lower the group's floor {live.min_size} (allow_lower_min is off)"
+    if max_size > live.max_size and not allow_raise_max:
+        return f"MaxSize {max_size} would raise the group's ceiling {live.max_size} (allow_raise_max is off)"
+    out = {}
+    if min_size != live.min_size:
+        out["MinSize"] = int(min_size)
+    if max_size != live.max_size:
+        out["MaxSize"] = int(max_size)
+    return out

@@ -23,8 +23,8 @@ from connectors.sinks.aws.action_log import ActionLog
 from connectors.sinks.aws.autoscaling import SyncReport, describe_groups, sync_scheduled_actions
 from connectors.sinks.aws.clients import AwsClient, aws_client
 from connectors.sinks.aws.reports import Report, publish_report, render_report
+from foresight.scaling_schema import GROUP_UNREADABLE, NOT_ALLOWED, REFUSAL_COLUMNS
 from foresight.settings import Settings
-from models.capacity.scaling_guards import GROUP_UNREADABLE, NOT_ALLOWED, REFUSAL_COLUMNS
 
 PLAN_OPERATION = "PlanScheduledActions"  # the action log's operation for a refused group
 

@@ -23,16 +23,14 @@ Benchmark" (ICMLA 2015, arXiv 1510.03336), as NAB 1.x scores it:
   null detector (no detection: every window missed) at 0 and the perfect one (a detection at the
   first scorable row of every window) at 100.
 
-Pure numpy/pandas over in-memory arrays; :mod:`bench.nab` does the file I/O.
+Pure numpy/pandas over in-memory arrays; :mod:`connectors.labels.nab_corpus` does the file I/O.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -52,34 +50,10 @@ class Profile:
     fn: float
 
 
-def load_profiles(path: str | Path) -> dict[str, Profile]:
-    """NAB's ``profiles.json``: ``{name: {"CostMatrix": {"tpWeight", "fpWeight", "fnWeight", ...}}}``."""
-    raw = json.loads(Path(path).read_text())
-    profiles = {}
-    for name, spec in raw.items():
-        try:
-            cost = spec["CostMatrix"]
-            profiles[name] = Profile(
-                name, float(cost["tpWeight"]), float(cost["fpWeight"]), float(cost["fnWeight"])
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(
-                f"profile {name!r} in {path} lacks CostMatrix tpWeight/fpWeight/fnWeight"
-            ) from exc
-    return profiles
-
-
-def load_windows(path: str | Path) -> dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]]:
-    """NAB's ``combined_windows.json``: ``{"<category>/<name>.csv": [[start, end], ...]}``, sorted."""
-    raw = json.loads(Path(path).read_text())
-    out: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]] = {}
-    for key, windows in raw.items():
-        pairs = sorted((pd.Timestamp(start), pd.Timestamp(end)) for start, end in windows)
-        for start, end in pairs:
-            if end < start:
-                raise ValueError(f"window [{start}, {end}] of {key} ends before it starts")
-        out[key] = pairs
-    return out
+def as_profiles(weights: Mapping[str, tuple[float, float, float]]) -> dict[str, Profile]:
+    """Profiles from ``{name: (tp, fp, fn)}`` weights (as :func:`connectors.labels.nab_corpus.read_profiles`
+    reads NAB's ``profiles.json``)."""
+    return {name: Profile(name, float(tp), float(fp), float(fn)) for name, (tp, fp, fn) in weights.items()}
 
 
 def probationary_length(n_rows: int, percent: float = PROBATION_PERCENT) -> int:

@@ -36,7 +36,7 @@ from foresight.schemas import UTC_DTYPE
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
-    from models.base import Model
+    from foresight.model_registry import Model
 
 FORECAST_INPUT_COLUMNS: tuple[str, ...] = ("h", "level")
 DEFAULT_LEVEL = 80
