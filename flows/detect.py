@@ -41,7 +41,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
-from flows.resources import NoTelemetryError, open_lake, open_outbox, open_registry, settings_for_run
+from flows.resources import (
+    NoTelemetryError,
+    known_call_graph,
+    open_lake,
+    open_outbox,
+    open_registry,
+    settings_for_run,
+)
 from flows.retries import retry_unless_permanent
 from foresight.settings import Settings
 from foresight.source_holds import SourceHold, source_hold
@@ -216,17 +223,6 @@ def _no_scores() -> pd.DataFrame:
 
     return pd.DataFrame({"unique_id": pd.Series([], dtype=str), "ds": pd.Series([], dtype=UTC_DTYPE),
                          "y": pd.Series([], dtype="float64"), "score": pd.Series([], dtype="float64")})
-
-
-def known_call_graph(settings: Settings) -> dict[str, list[str]] | None:
-    """The configured call graph, or the simulator's own topology when it is a source."""
-    if settings.detect.call_graph is not None:
-        return settings.detect.call_graph
-    if any(source.kind == "simulator" for source in settings.sources):
-        from simulator import CALL_GRAPH
-
-        return {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
-    return None
 
 
 def publish_incidents(

@@ -88,3 +88,14 @@ def open_outbox(settings: Settings) -> Outbox:
     from connectors.sinks.pagerduty_outbox import Outbox
 
     return Outbox(settings.outbox_path)
+
+
+def known_call_graph(settings: Settings) -> dict[str, list[str]] | None:
+    """The configured call graph, or the simulator's own topology when it is a source."""
+    if settings.detect.call_graph is not None:
+        return settings.detect.call_graph
+    if any(source.kind == "simulator" for source in settings.sources):
+        from simulator import CALL_GRAPH
+
+        return {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
+    return None

@@ -12,10 +12,9 @@ evaluation; otherwise it becomes ``challenger`` and the reason is recorded.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +23,17 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.families import BASELINES, FAMILIES, Family, TrainingData
 from flows.resources import open_lake, open_registry, settings_for_run
 from flows.retries import retry_unless_permanent
 from foresight.errors import DependencyUnavailableError, NotReadyError
-from foresight.model_registry import PAGE_BUDGET_ARTIFACT
 from foresight.schemas import validate_telemetry
 from foresight.settings import Settings
 from models.evaluation.gate import Evaluation
-from models.incidents.pipeline import IncidentPipeline
-
-FAMILIES = ("forecaster", "anomaly", "failure")
-BASELINES = {"forecaster": "seasonal_naive", "anomaly": "rolling_zscore", "failure": "utilisation_rule"}
-CANDIDATES = {"failure": "lgbm"}  # the anomaly candidate is settings.detect.detector
 
 
 class NoTrainingDataError(NotReadyError, RuntimeError):
     """The lake holds no clean telemetry to train on (run ingest first, or check its contract)."""
-
-
-@dataclass
-class TrainingData:
-    telemetry: pd.DataFrame
-    catalogue: pd.DataFrame
-    incidents: pd.DataFrame
-    logs: pd.DataFrame | None
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
@@ -68,100 +54,16 @@ def load_training_data(settings: Settings) -> TrainingData:
     return TrainingData(telemetry, lake.read("catalogue"), incidents, logs)
 
 
-# -- capacity forecaster -------------------------------------------------------------------------
 @task(cache_policy=NO_CACHE)
-def backtest_forecaster(model: Any, series: pd.DataFrame, settings: Settings) -> Evaluation:
-    from models.evaluation.gate import evaluate_forecaster
-
-    return evaluate_forecaster(model, series, settings.forecast)
-
-
-def _forecaster(name: str, settings: Settings) -> Any:
-    """The registered forecaster ``name`` with a daily season at the forecasting frequency."""
-    from models.evaluation.gate import season_length
-    from models.forecasting.selection import build_candidate
-
-    return build_candidate(name, season_length(settings.forecast.freq), settings.forecast.backtest_horizon)
-
-
-def _selector(settings: Settings) -> Any:
-    """Per-series champion selection over ``forecast.models``, backtested at ``backtest_horizon``."""
-    from models.evaluation.gate import season_length
-    from models.forecasting.prophet_model import ProphetForecaster, event_holidays
-    from models.forecasting.selection import ChampionSelector
-
-    cfg = settings.forecast
-    candidates: list[Any] = list(cfg.models)
-    if cfg.events and "prophet" in candidates:  # known events become Prophet's holiday regressors
-        prophet = ProphetForecaster(uncertainty_samples=0, fallback_season_length=season_length(cfg.freq),
-                                    holidays=event_holidays(cfg.events))
-        candidates[candidates.index("prophet")] = prophet
-    return ChampionSelector(candidates=candidates, horizon=cfg.backtest_horizon, n_origins=cfg.n_origins)
-
-
-# -- incident pipeline (the anomaly family) and failure predictor ----------------------------------
-def anomaly_candidate(settings: Settings) -> IncidentPipeline:
-    """A fresh incident pipeline as the detect section describes it: the configured detector
-    (``detect.detector``: its ``incident_params``, then ``detect.detector_params`` over them; an
-    unknown name raises the registry's error listing the detectors there are) and the incident
-    mode with its settings (``incident_builder``, ``stream_params``, the roll-up's thresholds)."""
-    from models.anomaly.base import detectors
-    from models.incidents.settings import PipelineSettings
-
-    detector = detectors().get(settings.detect.detector).for_incidents(**settings.detect.detector_params)
-    return IncidentPipeline(detector, PipelineSettings.from_detect(settings.detect))
-
-
-def anomaly_baseline(settings: Settings) -> IncidentPipeline:
-    """The baseline pipeline: a rolling z-score rolled up per service, the roll-up's settings."""
-    from models.anomaly.base import detectors
-    from models.incidents.settings import PipelineSettings
-
-    rollup = PipelineSettings.from_detect(settings.detect).rollup
-    return IncidentPipeline(detectors().get(BASELINES["anomaly"])(), PipelineSettings(mode="rollup", rollup=rollup))
+def evaluate_contender(family: Family, model: Any, inputs: Any, settings: Settings) -> Evaluation:
+    """One contender on its family's evaluation (mapped over candidate, baseline and champion)."""
+    return family.evaluate(model, inputs, settings)
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_anomaly(model: IncidentPipeline, data: TrainingData, settings: Settings,
-                     split: pd.Timestamp) -> Evaluation:
-    """The pages ``model`` would have sent after ``split``, judged event-wise, pooled and per
-    system (:func:`models.incidents.evaluation.evaluate_pipeline`); ``detail`` keeps the
-    :class:`~models.incidents.evaluation.PipelineEvaluation` (its pages and calibration)."""
-    from flows.detect import known_call_graph
-    from models.incidents.evaluation import GATE_METRIC, evaluate_pipeline
-
-    result = evaluate_pipeline(model, data.telemetry, data.catalogue, data.incidents, split,
-                               call_graph=known_call_graph(settings),
-                               horizon=pd.Timedelta(minutes=settings.detect.horizon_minutes))
-    return Evaluation(GATE_METRIC, result.value, True, result.metrics, result)
-
-
-@task(cache_policy=NO_CACHE)
-def evaluate_failure(model: Any, features: pd.DataFrame, data: TrainingData, settings: Settings) -> Evaluation:
-    """Rolling-origin, event-wise: each block scored by a clone trained on the labels known before it."""
-    from models.evaluation.gate import evaluate_failure_predictor
-
-    return evaluate_failure_predictor(model, features, data.incidents, settings.detect)
-
-
-@task(cache_policy=NO_CACHE)
-def benchmark_anomaly(settings: Settings, workdir: Path) -> tuple[dict[str, float], dict[str, Path]]:
-    """The candidate detector's NAB figures on ``detect.nab_data`` (at the corpus-optimised and
-    the production threshold) and their table; nothing when no corpus is configured."""
-    if settings.detect.nab_data is None:
-        return {}, {}
-    from connectors.labels.nab_corpus import read_corpus, read_profiles
-    from models.evaluation.nab import evaluate_corpus
-    from models.evaluation.nab_scoring import as_profiles
-
-    files, windows = read_corpus(settings.detect.nab_data)
-    profiles = as_profiles(read_profiles(settings.detect.nab_data / "labels" / "profiles.json"))
-    result, _ = evaluate_corpus({f.key: f.frame for f in files}, windows, profiles, settings.detect.detector,
-                                settings.detect.anomaly_threshold)
-    get_run_logger().info("%s on NAB (%d files): standard %.1f, at the production threshold %.1f",
-                          result.detector, result.files, result.optimised["standard"].score,
-                          result.production["standard"].score)
-    return result.metrics(), _table_artifacts(workdir, {"nab_scores": pd.DataFrame(result.table())})
+def benchmark(family: Family, settings: Settings, workdir: Path) -> tuple[dict[str, float], dict[str, Path]]:
+    """The family's figures beyond the gate's (NAB for the anomaly family), logged with the version."""
+    return family.benchmark(settings, workdir)
 
 
 # -- registry ------------------------------------------------------------------------------------
@@ -256,164 +158,41 @@ def register_and_gate(
 
 @flow(name="train", log_prints=True)
 def train(config_file: str | None = None) -> dict[str, Any]:
-    """Backtest, register and gate the capacity forecaster, anomaly detector and failure predictor."""
-    from features.windows import failure_labels, service_features
-    from flows.detect import known_call_graph
-    from models.evaluation.gate import capacity_series, split_time
-    from models.failure.base import predictors as failure_predictors
-    from models.incidents.pipeline import as_pipeline
-
+    """Backtest, register and gate the capacity forecaster, incident pipeline and failure predictor."""
     settings = settings_for_run(config_file)
     data = load_training_data(settings)
     workdir = Path(tempfile.mkdtemp(prefix="foresight-train-", dir=settings.home))
     results: dict[str, Any] = {}
-
-    # Capacity forecaster: one per-series champion selection over the configured candidates, judged
-    # against seasonal naive and the current champion on the same rolling-origin backtest.
-    series = capacity_series(data.telemetry, data.catalogue, settings.forecast)
-    champion_fc = load_champion(settings, "forecaster")
-    contenders = [_selector(settings), _forecaster(BASELINES["forecaster"], settings)]
-    contenders += [champion_fc] if champion_fc is not None else []
-    evaluations = backtest_forecaster.map(contenders, unmapped(series), unmapped(settings)).result()
-    candidate, baseline = evaluations[0], evaluations[1]
-    champion_eval = evaluations[2] if champion_fc is not None else None
-    model = contenders[0].clone().fit(series, freq=settings.forecast.freq)
-    artifacts = _forecaster_artifacts(workdir, evaluations, series, model, settings)
-    results["forecaster"] = register_and_gate(
-        settings, "forecaster", model, candidate, baseline, champion_eval, artifacts, _forecast_example(settings),
-        fit_baseline=lambda: contenders[1].clone().fit(series, freq=settings.forecast.freq),
-    )
-    results["forecaster"]["backtest"] = {
-        role: round(e.value, 4) for role, e in zip(("candidate", "baseline", "champion"), evaluations, strict=False)
-    }
-    results["forecaster"]["choices"] = {str(k): int(v) for k, v in model.choice_counts().items()}
-
-    # Incident pipeline: judged on the pages it would have sent after the split, as detect pages.
-    split = split_time(data.telemetry["ds"], settings.detect.train_fraction)
-    champion_an = load_champion(settings, "anomaly")
-    pipelines = [anomaly_candidate(settings), anomaly_baseline(settings)]
-    pipelines += [as_pipeline(champion_an, settings.detect)] if champion_an is not None else []
-    an_evals = evaluate_anomaly.map(pipelines, unmapped(data), unmapped(settings), unmapped(split)).result()
-    pages = an_evals[0].detail
-    pipeline = pipelines[0].clone().fit(data.telemetry, data.catalogue, known_call_graph(settings),
-                                        calibration=pages.calibration if pipelines[0].calibrates else None)
-    log_pipeline(pipeline, an_evals)
-    # Benchmark figures travel with the version; the gate stays on the fleet's own incidents.
-    nab_metrics, nab_artifacts = benchmark_anomaly(settings, workdir / "anomaly")
-    an_candidate = replace(an_evals[0], metrics={**an_evals[0].metrics, **nab_metrics})
-    results["anomaly"] = register_and_gate(
-        settings, "anomaly", pipeline, an_candidate, an_evals[1],
-        an_evals[2] if champion_an is not None else None,
-        {**_pipeline_artifacts(workdir / "anomaly", an_evals, pipeline), **nab_artifacts},
-        data.telemetry.groupby("unique_id").head(3).reset_index(drop=True),
-        fit_baseline=lambda: pipelines[1].clone().fit(data.telemetry),
-    )
-
-    # Failure predictor: windowed service features, labels from the incident history.
-    features = service_features(data.telemetry, data.catalogue, data.logs)
-    labels = failure_labels(features, data.incidents, horizon=pd.Timedelta(minutes=settings.detect.horizon_minutes))
-    champion_fp = load_champion(settings, "failure")
-    registry = failure_predictors()
-    predictors = [registry.get(CANDIDATES["failure"])(), registry.get(BASELINES["failure"])()]
-    predictors += [champion_fp] if champion_fp is not None else []
-    fp_evals = evaluate_failure.map(predictors, unmapped(features), unmapped(data), unmapped(settings)).result()
-    predictor = predictors[0].clone().fit(features, labels)
-    results["failure"] = register_and_gate(
-        settings, "failure", predictor, fp_evals[0], fp_evals[1],
-        fp_evals[2] if champion_fp is not None else None,
-        _failure_artifacts(workdir / "failure", predictor, fp_evals),
-        # Only the columns it reads: a frame without, say, one log template's counts still serves.
-        features[["service", "ds", *predictor.feature_names_]].head(5).reset_index(drop=True),
-        fit_baseline=lambda: predictors[1].clone().fit(features, labels),
-    )
-
+    for family in FAMILIES:
+        results[family.name] = gate_family(family, data, settings, workdir / family.name)
     create_table_artifact(
         key="train-summary",
-        table=[{"family": f, **{k: results[f][k] for k in ("registered_model", "version", "decision", "metric",
-                                                          "value", "baseline", "champion")}} for f in FAMILIES],
+        table=[{"family": f.name, **{k: results[f.name][k] for k in (
+            "registered_model", "version", "decision", "metric", "value", "baseline", "champion")}}
+            for f in FAMILIES],
         description="Candidates, baselines, champions and the gate's decisions",
     )
     return results
 
 
-def _forecast_example(settings: Settings) -> pd.DataFrame:
-    from foresight.pyfunc import forecast_input
-
-    return forecast_input(settings.forecast.horizon, settings.forecast.level)
-
-
-def _forecaster_artifacts(workdir: Path, evaluations: list[Evaluation], series: pd.DataFrame, model: Any,
-                          settings: Settings) -> dict[str, Path]:
-    """Plots (worst backtested series, forecasts, model choice) and tables (per-series choice, backtests)."""
-    from foresight import plots
-
-    out = workdir / "forecaster"
-    result = evaluations[0].detail
-    worst = result.per_series.sort_values("mase", ascending=False)["unique_id"].head(6).tolist()
-    fc = result.forecasts[result.forecasts["unique_id"].isin(worst)]
-    fc = fc.set_index("unique_id").loc[worst].reset_index()
-    plots.save(plots.backtest_figure(fc, series), out / "plots" / "backtest.png")
-    future = model.predict(settings.forecast.horizon, settings.forecast.level)
-    plots.save(plots.forecast_figure(series, future, ids=worst, thresholds=settings.thresholds),
-               out / "plots" / "forecast.png")
-    choice = plots.importance_figure(model.choice_counts().astype(float))
-    choice.axes[0].set_title("series per chosen model (per-series champion selection)", fontsize=9)
-    plots.save(choice, out / "plots" / "model_choice.png")
-    tables = out / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    model.choices_.to_csv(tables / "model_choice.csv", index=False)
-    model.backtest_.to_csv(tables / "selection_backtest.csv", index=False)
-    if model.failures_:
-        pd.DataFrame(model.failures_).to_csv(tables / "selection_failures.csv", index=False)
-    for role, evaluation in zip(("candidate", "baseline", "champion"), evaluations, strict=False):
-        evaluation.detail.per_series.to_csv(tables / f"backtest_{role}.csv", index=False)
-    return {"plots": out / "plots", "tables": tables}
-
-
-def log_pipeline(pipeline: IncidentPipeline, evaluations: list[Evaluation]) -> None:
-    roles = ("candidate", "baseline", "champion")
-    figures = "; ".join(
-        f"{role} {e.detail.metrics['recall']:.2f} recall, {e.detail.metrics['false_alarms_per_day']:.1f} false pages "
-        f"per system-day (worst system {e.detail.metrics['max_false_alarms_per_day']:.1f})"
-        for role, e in zip(roles, evaluations, strict=False))
-    get_run_logger().info("%s pages after the split: %s", pipeline.name, figures)
-
-
-def _pipeline_artifacts(workdir: Path, evaluations: list[Evaluation], pipeline: IncidentPipeline) -> dict[str, Path]:
-    """The evaluation table, each contender's pages after the split and the page calibration (the
-    detect flow reads it from the model; logged here so people can see it in the MLflow UI)."""
-    roles = ("candidate", "baseline", "champion")
-    tables = {"evaluation": _evaluation_table(evaluations)}
-    tables.update({f"pages_{role}": e.detail.raised for role, e in zip(roles, evaluations, strict=False)})
-    artifacts = _table_artifacts(workdir, tables)
-    if pipeline.calibration:
-        folder, name = PAGE_BUDGET_ARTIFACT.split("/")
-        path = workdir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(pipeline.calibration, indent=1, sort_keys=True))
-        artifacts[folder] = path
-    return artifacts
-
-
-def _failure_artifacts(workdir: Path, predictor: Any, evaluations: list[Evaluation]) -> dict[str, Path]:
-    from foresight import plots
-
-    plots.save(plots.importance_figure(predictor.feature_importance()), workdir / "plots" / "feature_importance.png")
-    roles = ["candidate", "baseline", "champion"][: len(evaluations)]
-    splits = pd.concat([e.detail["splits"].assign(role=role) for role, e in zip(roles, evaluations, strict=True)])
-    arts = _table_artifacts(workdir, {"evaluation": _evaluation_table(evaluations), "rolling_origin": splits})
-    return {**arts, "plots": workdir / "plots"}
-
-
-def _evaluation_table(evaluations: list[Evaluation]) -> pd.DataFrame:
-    """Candidate, baseline and (when there is one) champion metrics, one row each."""
-    roles = ["candidate", "baseline", "champion"][: len(evaluations)]
-    return pd.DataFrame([{"role": role, **e.metrics} for role, e in zip(roles, evaluations, strict=True)])
-
-
-def _table_artifacts(workdir: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
-    folder = workdir / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
-    return {"tables": folder}
+def gate_family(family: Family, data: TrainingData, settings: Settings, workdir: Path) -> dict[str, Any]:
+    """Candidate, baseline and champion on one evaluation; the candidate fitted on all history,
+    registered and gated (:func:`register_and_gate`)."""
+    inputs = family.prepare(data, settings)
+    champion = load_champion(settings, family.name)
+    candidate, baseline = family.contenders(settings)
+    contenders = [candidate, baseline] + ([family.adopt(champion, settings)] if champion is not None else [])
+    evaluations = evaluate_contender.map(unmapped(family), contenders, unmapped(inputs), unmapped(settings)).result()
+    fitted = family.fit(contenders[0], inputs, settings, evaluations[0])
+    extra_metrics, extra_artifacts = benchmark(family, settings, workdir)
+    get_run_logger().info("%s: %s %.4f (candidate %s), baseline %.4f%s", family.name, evaluations[0].metric,
+                          evaluations[0].value, fitted.name, evaluations[1].value,
+                          f", champion {evaluations[2].value:.4f}" if len(evaluations) > 2 else "")
+    result = register_and_gate(
+        settings, family.name, fitted, replace(evaluations[0], metrics={**evaluations[0].metrics, **extra_metrics}),
+        evaluations[1], evaluations[2] if champion is not None else None,
+        {**family.artifacts(workdir, evaluations, fitted, inputs, settings), **extra_artifacts},
+        family.input_example(fitted, inputs, settings),
+        fit_baseline=lambda: family.fit_baseline(baseline, inputs, settings),
+    )
+    return {**result, **family.summary(fitted, evaluations)}

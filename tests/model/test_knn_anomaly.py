@@ -190,7 +190,7 @@ def test_the_train_flow_resolves_the_new_detectors_by_name(tmp_path: Path) -> No
     """In a fresh interpreter (this module has already registered them here), importing the
     train flow alone is enough for ``detect.detector`` to name the new detectors."""
     code = (
-        "from flows.train import anomaly_candidate\n"
+        "from flows.families import anomaly_candidate\n"
         "from foresight.settings import load_settings\n"
         "print(anomaly_candidate(load_settings()).detector.name)\n"
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.train import anomaly_candidate
+from flows.families import anomaly_candidate
 from foresight.settings import load_settings
 from models.anomaly.streaming import StreamingAnomalyDetector, StreamingParams, score_stream
 

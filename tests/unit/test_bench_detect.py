@@ -40,7 +40,7 @@ def test_figures_are_event_wise_rates_and_counts_that_agree(figures: Figures) ->
 def test_both_builders_are_judged_exactly_as_the_train_flows_gate_judges_them(
     figures: Figures, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from flows.train import TrainingData, anomaly_candidate, evaluate_anomaly
+    from flows.families import TrainingData, anomaly_candidate, evaluate_anomaly
     from foresight.settings import load_settings
 
     batch = simulate(seed=SEED, days=DAYS, end=END)
@@ -54,7 +54,7 @@ def test_both_builders_are_judged_exactly_as_the_train_flows_gate_judges_them(
         for key, value in env.items():
             monkeypatch.setenv(f"FORESIGHT_DETECT__{key}", value)
         settings = load_settings()
-        gate = evaluate_anomaly.fn(anomaly_candidate(settings), data, settings, split)
+        gate = evaluate_anomaly(anomaly_candidate(settings), data, settings, split)
         bench = figures[(SEED, builder)]
         assert gate.metric == "event_f1" and gate.value == bench.f1, builder
         assert (bench.recall, bench.precision, bench.false_alarms, bench.raised) == (

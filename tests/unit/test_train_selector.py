@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.train import _selector
+from flows.families import selector as _selector
 from foresight.settings import load_settings
 
 
