@@ -39,7 +39,7 @@ def run(days: int = 21, seed: int = 7) -> list[Figure]:
     """Time each stage once on a fresh temporary lake; returns the figures in stage order."""
     import models.forecasting  # noqa: F401  (registers the forecasters)
     from features.windows import service_features
-    from foresight.contracts import check_telemetry
+    from foresight.contracts.check import check_telemetry
     from foresight.lake import Lake
     from foresight.settings import ForecastConfig
     from models.anomaly.base import detectors

@@ -21,9 +21,16 @@ from prefect.cache_policies import NO_CACHE
 from connectors.sources.base import SourceBatch, Window, build_source, is_incremental, tracks_streams
 from flows.resources import open_lake, settings_for_run
 from flows.retries import retry_unless_permanent
-from foresight.contracts import CheckResult, ContractResult, SourceContract, check_telemetry, write_quarantine
+from foresight.contracts.check import check_telemetry
+from foresight.contracts.results import CheckResult, ContractResult
+from foresight.contracts.suites import SourceContract
 from foresight.lake import Lake, LakeWriteNotDurableError
-from foresight.quarantine import as_quarantine_frame, quarantine_failed_batch, write_rejected
+from foresight.quarantine import (
+    as_quarantine_frame,
+    quarantine_failed_batch,
+    write_quarantine,
+    write_rejected,
+)
 from foresight.schemas import empty_telemetry
 from foresight.settings import Settings, SourceConfig
 from foresight.source_holds import SourceContractFailedError

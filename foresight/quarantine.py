@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from foresight.schemas import UTC_DTYPE
 
 if TYPE_CHECKING:
-    from foresight.contracts import ContractResult
+    from foresight.contracts.results import ContractResult
     from foresight.lake import Lake
 
 QUARANTINE_PREFIX = "quarantine"

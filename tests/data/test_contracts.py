@@ -10,15 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from foresight.contracts import (
-    ContractResult,
-    ContractViolation,
-    check_telemetry,
-    read_quarantine,
-    require_passed,
-    write_quarantine,
-)
+from foresight.contracts.check import check_telemetry
+from foresight.contracts.results import ContractResult, ContractViolation, require_passed
 from foresight.lake import Lake
+from foresight.quarantine import read_quarantine, write_quarantine
 from foresight.schemas import UTC_DTYPE, validate_telemetry
 
 NOW = pd.Timestamp("2026-03-10 12:00", tz="UTC")
@@ -457,7 +452,7 @@ def test_quarantines_of_two_batches_accumulate(tmp_path) -> None:
 
 # -- per-source suites -------------------------------------------------------------------------
 def test_each_source_kind_gets_its_own_suites() -> None:
-    from foresight.contracts import SourceContract
+    from foresight.contracts.suites import SourceContract
 
     generic = check(clean_batch())
     prom = check(clean_batch(), contract=SourceContract("prometheus", grid=pd.Timedelta("1h")))
@@ -466,7 +461,7 @@ def test_each_source_kind_gets_its_own_suites() -> None:
 
 
 def test_samples_off_the_sources_grid_are_quarantined_with_the_grid_in_the_reason() -> None:
-    from foresight.contracts import SourceContract
+    from foresight.contracts.suites import SourceContract
 
     raw = clean_batch()
     raw.loc[[2, 7], "ds"] = [str(pd.Timestamp(raw.loc[i, "ds"]) + pd.Timedelta("90s")) for i in (2, 7)]
@@ -478,7 +473,7 @@ def test_samples_off_the_sources_grid_are_quarantined_with_the_grid_in_the_reaso
 
 
 def test_a_label_cardinality_explosion_fails_the_batch() -> None:
-    from foresight.contracts import SourceContract
+    from foresight.contracts.suites import SourceContract
 
     raw = clean_batch()
     churned = raw.assign(unique_id=[f"web/pod-{i}/cpu_pct" for i in range(len(raw))])
@@ -490,7 +485,7 @@ def test_a_label_cardinality_explosion_fails_the_batch() -> None:
 
 
 def test_source_contract_rejects_nonsense_limits() -> None:
-    from foresight.contracts import SourceContract
+    from foresight.contracts.suites import SourceContract
 
     with pytest.raises(ValueError, match="grid must be positive"):
         SourceContract("prometheus", grid=pd.Timedelta(0))

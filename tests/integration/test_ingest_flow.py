@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from foresight.contracts import read_quarantine
 from foresight.lake import Lake
+from foresight.quarantine import read_quarantine
 from foresight.source_holds import SourceContractFailedError
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from foresight.contracts import read_quarantine
 from foresight.lake import Lake
-from foresight.quarantine import read_rejected
+from foresight.quarantine import read_quarantine, read_rejected
 from support.kafka import Broker, committed, create_topics, produce, read_all, tansu_broker
 
 pytestmark = pytest.mark.integration

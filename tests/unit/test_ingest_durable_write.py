@@ -11,7 +11,7 @@ import pytest
 
 from connectors.sources.base import SourceBatch
 from flows.ingest import store_batch
-from foresight.contracts import CheckResult, ContractResult
+from foresight.contracts.results import CheckResult, ContractResult
 from foresight.lake import PART_FILE, Lake, LakeWriteNotDurableError
 from foresight.quarantine import as_quarantine_frame
 from foresight.schemas import CATALOGUE_COLUMNS

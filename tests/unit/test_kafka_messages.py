@@ -31,7 +31,7 @@ from connectors.sources.kafka.source import (
     dead_letter_headers,
     parse_options,
 )
-from foresight.contracts import check_telemetry
+from foresight.contracts.check import check_telemetry
 from foresight.schemas import CATALOGUE_COLUMNS, LOG_COLUMNS, UTC_DTYPE
 
 NOW = pd.Timestamp("2026-03-01 12:00", tz="UTC")
