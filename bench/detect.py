@@ -2,7 +2,7 @@
 
 For each seed the simulator generates a fleet with its ground-truth incidents; every builder is
 judged on the incidents that start after the train flow's split (the first
-``DetectConfig.train_fraction`` of the span, :func:`models.evaluation.gate.split_time`):
+``DetectConfig.train_fraction`` of the span, :func:`foresight.timeutil.split_time`):
 
 - ``rollup:<detector>`` and ``stream``: exactly the train flow's gate
   (:func:`models.incidents.evaluation.evaluate_pipeline`) for an incident pipeline in that mode:
@@ -83,7 +83,7 @@ def run(
     and the matching, as it does for the flows. An unknown builder raises before anything runs.
     """
     from foresight.settings import DetectConfig
-    from models.evaluation.gate import split_time
+    from foresight.timeutil import split_time
     from simulator import simulate
 
     if not seeds:

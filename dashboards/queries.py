@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from dashboards.targets import POSTGRES_TYPE, PROMETHEUS_TYPE
+from foresight.timeutil import utc_timestamp
 
 _SQL_MACRO = re.compile(r"\$__(\w+)\(([^)]*)\)")
 _VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(?!__)(\w+)")
@@ -72,7 +73,7 @@ def sql_queries(
     time_to: pd.Timestamp,
 ) -> list[str]:
     """Every SQL statement of a dashboard (panel targets, then SQL variable queries), expanded."""
-    start, end = _utc(time_from), _utc(time_to)
+    start, end = utc_timestamp(time_from, "time_from"), utc_timestamp(time_to, "time_to")
     multi = multi_value_variables(dashboard_json)
     return [expand_sql(sql, variables, start, end, multi=multi) for sql in raw_sql(dashboard_json)]
 
@@ -243,11 +244,6 @@ def _values(variables: Values, name: str) -> list[str]:
     if not items:
         raise ValueError(f"dashboard variable ${name} has no values")
     return items
-
-
-def _utc(ts: pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(ts)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _iso(ts: pd.Timestamp) -> str:

@@ -49,6 +49,7 @@ from foresight.schemas import (
     require_columns,
     validate_telemetry,
 )
+from foresight.timeutil import utc_series
 
 KEY_COLUMNS: tuple[str, ...] = ("service", TIME_COL)
 # Log levels counted, and the raw levels folded into each (ERROR counts error-or-worse).
@@ -192,8 +193,8 @@ def failure_labels(
     labels = np.zeros(len(features), dtype=np.int64)
     ds_all = features[TIME_COL].astype(UTC_DTYPE).to_numpy(dtype="datetime64[us]")
     services = features["service"].to_numpy(dtype=object)
-    starts_all = _naive_utc(incidents["start"], "incidents.start")
-    ends_all = _naive_utc(incidents["end"], "incidents.end")
+    starts_all = utc_series(incidents["start"], "incidents.start", allow_nat=True)
+    ends_all = utc_series(incidents["end"], "incidents.end", allow_nat=True)
     for service, group in incidents.groupby("service", sort=False):
         rows = np.flatnonzero(services == service)
         if rows.size == 0:
@@ -210,8 +211,8 @@ def failure_labels(
         if "precursor_start" in incidents.columns:
             # A known precursor beyond the horizon (a leak 6 h before its OOM) is neither "fine"
             # nor "failing within the horizon": leave it out of training rather than call it 0.
-            pre = _naive_utc(incidents["precursor_start"], "incidents.precursor_start")[group.index]
-            pre = pre.to_numpy(dtype="datetime64[us]")[order]
+            pre = utc_series(incidents["precursor_start"], "incidents.precursor_start", allow_nat=True)
+            pre = pre[group.index].to_numpy(dtype="datetime64[us]")[order]
             pre_order = np.argsort(pre)
             ongoing |= _ongoing(ds, pre[pre_order], (starts - horizon_td.to_timedelta64())[pre_order]) & ~upcoming
         labels[rows] = np.where(ongoing, EXCLUDED, np.where(upcoming, POSITIVE, NEGATIVE))
@@ -228,16 +229,6 @@ def _known_at(incidents: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     end = pd.to_datetime(known["end"])
     known["end"] = end.where(end <= as_of)  # NaT: still open at as_of
     return known
-
-
-def _naive_utc(values: pd.Series, what: str) -> pd.Series:
-    """UTC timestamps as naive UTC (for numpy); all-missing columns (open incidents) are allowed."""
-    ts = pd.to_datetime(values)
-    if ts.dt.tz is None:
-        if ts.notna().any():
-            raise ValueError(f"{what}: timestamps must be timezone-aware (UTC), got naive {ts.dtype}")
-        return ts.astype("datetime64[us]")
-    return ts.astype(UTC_DTYPE).dt.tz_localize(None)
 
 
 def _ongoing(ds: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ from flows.resources import (
 from flows.retries import retry_unless_permanent
 from foresight.settings import Settings
 from foresight.source_holds import SourceHold, source_hold
+from foresight.timeutil import utc_timestamp
 
 if TYPE_CHECKING:
     from models.incidents.pipeline import IncidentPipeline
@@ -68,7 +69,7 @@ def load_recent(settings: Settings, warmup: pd.Timedelta) -> dict[str, Any]:
     newest = lake.sql("select max(ds) as newest from telemetry", ["telemetry"])["newest"].iloc[0]
     if pd.isna(newest):
         raise NoTelemetryError(f"no telemetry in the lake at {settings.lake_location}; run the ingest flow first")
-    newest = pd.Timestamp(newest).tz_convert("UTC") if pd.Timestamp(newest).tzinfo else pd.Timestamp(newest, tz="UTC")
+    newest = utc_timestamp(newest, "newest telemetry ds")
     window_start = newest - pd.Timedelta(hours=settings.detect.lookback_hours)
     telemetry = lake.read("telemetry", start=window_start - warmup)
     logs = lake.read("logs", start=window_start - warmup) if lake.exists("logs") else None

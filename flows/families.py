@@ -180,7 +180,7 @@ class AnomalyFamily:
     name = "anomaly"
 
     def prepare(self, data: TrainingData, settings: Settings) -> AnomalyInputs:
-        from models.evaluation.gate import split_time
+        from foresight.timeutil import split_time
 
         return AnomalyInputs(data, split_time(data.telemetry["ds"], settings.detect.train_fraction),
                              known_call_graph(settings))

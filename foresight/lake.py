@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from foresight.errors import DependencyUnavailableError
 from foresight.lake_locks import DEFAULT_LEASE_TTL, DEFAULT_LOCK_TIMEOUT, Lease, locks_for
+from foresight.timeutil import utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -202,11 +203,13 @@ class Lake:
         if spec.time_column and (start is not None or end is not None):
             col = pads.field(spec.time_column)
             if start is not None:
-                day = pads.field(PARTITION_COL) >= _day(start)
-                expr = _and(expr, _and(day, col >= pa.scalar(_ts(start), pa.timestamp("us", "UTC"))))
+                since = utc_timestamp(start, "start")
+                day = pads.field(PARTITION_COL) >= _day(since)
+                expr = _and(expr, _and(day, col >= pa.scalar(since, pa.timestamp("us", "UTC"))))
             if end is not None:
-                day = pads.field(PARTITION_COL) <= _day(end)
-                expr = _and(expr, _and(day, col < pa.scalar(_ts(end), pa.timestamp("us", "UTC"))))
+                until = utc_timestamp(end, "end")
+                day = pads.field(PARTITION_COL) <= _day(until)
+                expr = _and(expr, _and(day, col < pa.scalar(until, pa.timestamp("us", "UTC"))))
         table = ds.to_table(columns=columns, filter=expr)
         df = table.to_pandas()
         if PARTITION_COL in df.columns and spec.time_column:
@@ -300,13 +303,8 @@ def _partitions(df: pd.DataFrame, spec: DatasetSpec) -> Any:
         yield str(np.datetime64(first + int(code), "D")), ordered.iloc[bounds[code]:bounds[code + 1]]
 
 
-def _ts(value: pd.Timestamp | str) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _day(value: pd.Timestamp | str) -> str:
-    return _ts(value).strftime("%Y-%m-%d")
+def _day(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%d")
 
 
 def _and(left: pads.Expression | None, right: pads.Expression) -> pads.Expression:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE
+from foresight.timeutil import utc_timestamp
 
 BUSINESS_TZ = "America/New_York"
 
@@ -55,8 +56,7 @@ def resolve_end(end: str | pd.Timestamp | None) -> pd.Timestamp:
     """The span's exclusive end in UTC; by default today's UTC midnight, so one day's runs agree."""
     if end is None:
         return pd.Timestamp.now(tz="UTC").floor("D")
-    ts = pd.Timestamp(end)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return utc_timestamp(end, "end")
 
 
 def build_grid(end: pd.Timestamp, days: int, step_minutes: int) -> TimeGrid:

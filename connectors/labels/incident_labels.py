@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from foresight.schemas import INCIDENT_COLUMNS, UTC_DTYPE, SchemaError, require_columns
+from foresight.schemas import INCIDENT_COLUMNS, SchemaError, require_columns
+from foresight.timeutil import utc_series
 
 TIME_COLUMNS: tuple[str, ...] = ("start", "end", "precursor_start")
 
@@ -47,7 +48,7 @@ def validate_incident_labels(frame: pd.DataFrame, what: str = "incident labels")
     out = frame.copy()
     for column in TIME_COLUMNS:
         if column in out.columns:
-            out[column] = _utc(out[column], f"{what}: column {column!r}")
+            out[column] = utc_series(out[column], f"{what}: column {column!r}", allow_nat=True)
     blank = out["service"].isna() | out["service"].astype("string").str.strip().eq("")
     if out["start"].isna().any() or blank.any():
         rows = out.index[out["start"].isna() | blank].tolist()[:5]
@@ -61,23 +62,3 @@ def validate_incident_labels(frame: pd.DataFrame, what: str = "incident labels")
         out[column] = out[column].astype("string")
     return out.sort_values("start", kind="stable").reset_index(drop=True)
 
-
-def _utc(values: pd.Series, what: str) -> pd.Series:
-    """Zoned timestamps (or ISO text) as ``datetime64[us, UTC]``; naive or unparseable ones raise."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype(UTC_DTYPE)
-    if pd.api.types.is_datetime64_dtype(values):
-        if values.notna().any():
-            raise SchemaError(f"{what}: timestamps must carry a time zone (e.g. '...Z'), got naive ones")
-        return values.dt.tz_localize("UTC").astype(UTC_DTYPE)
-    text = values.astype("string").str.strip().replace("", pd.NA)
-    try:
-        parsed = pd.to_datetime(text, utc=True, format="ISO8601")
-    except (TypeError, ValueError) as exc:
-        raise SchemaError(f"{what}: cannot read as timestamps ({exc})") from None
-    zoned = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=True)
-    if not zoned.all():
-        raise SchemaError(
-            f"{what}: timestamps must carry a time zone (e.g. '...Z'), got {text[~zoned].iloc[0]!r}"
-        )
-    return parsed.astype(UTC_DTYPE)

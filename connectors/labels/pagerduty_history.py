@@ -37,6 +37,7 @@ import pandas as pd
 
 from foresight.redact import redact_url
 from foresight.schemas import INCIDENT_CATEGORIES, INCIDENT_COLUMNS, UTC_DTYPE
+from foresight.timeutil import utc_timestamp
 
 if TYPE_CHECKING:
     from pdpyras import APISession
@@ -80,7 +81,7 @@ def history_windows(
     since: pd.Timestamp | str, until: pd.Timestamp | str, max_span: pd.Timedelta = MAX_QUERY_SPAN
 ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """``[since, until)`` cut into consecutive UTC windows no longer than ``max_span`` (one query each)."""
-    start, end = _utc(since, "since"), _utc(until, "until")
+    start, end = utc_timestamp(since, "since"), utc_timestamp(until, "until")
     if end <= start:
         raise ValueError(f"until ({end}) must be after since ({start})")
     if max_span <= pd.Timedelta(0):
@@ -177,13 +178,6 @@ def _severity(incident: Mapping[str, Any]) -> str:
     if name in PRIORITY_SEVERITY:
         return PRIORITY_SEVERITY[name]
     return URGENCY_SEVERITY.get(str(incident.get("urgency")), "warning")
-
-
-def _utc(value: pd.Timestamp | str, name: str) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    if ts is pd.NaT:
-        raise ValueError(f"{name} is not a time: {value!r}")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _iso(ts: pd.Timestamp) -> str:

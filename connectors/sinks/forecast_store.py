@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from sqlalchemy.exc import OperationalError
 from foresight.errors import DependencyUnavailableError
 from foresight.schemas import UTC_DTYPE, DuplicateSamplesError, SchemaError, require_columns
 from foresight.series_ids import unique_id_problem
+from foresight.timeutil import utc_now, utc_series
 
 # Every string column is ``text``: ids and names come from the telemetry (a Prometheus series id
 # with its extra labels runs to hundreds of characters), and a length cap turns one long id into
@@ -166,10 +167,6 @@ class WriteReport:
     skipped: tuple[str, ...] = ()  # keys left out because the store cannot hold them
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 # PostgreSQL drivers that take libpq's ``connect_timeout`` and ``options`` connection parameters.
 _LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")
 
@@ -199,7 +196,7 @@ class ForecastStore:
     """Read and write Foresight's sink tables in one SQL database given by a SQLAlchemy URL."""
 
     def __init__(
-        self, url: str, *, engine: Engine | None = None, clock: Callable[[], datetime] = _utc_now
+        self, url: str, *, engine: Engine | None = None, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self.url = url
         self.engine = engine or create_engine(url, **engine_options(url))
@@ -249,7 +246,7 @@ class ForecastStore:
         _require_unique(df, ["unique_id"], "capacity plan")
         frame = df[list(CAPACITY_PLAN_COLUMNS)].copy()
         for col in ("threshold_date", "threshold_date_earliest", "threshold_date_latest"):
-            frame[col] = _utc(frame[col], f"capacity plan {col}", allow_nat=True)
+            frame[col] = utc_series(frame[col], f"capacity plan {col}", allow_nat=True)
         self._stamp(frame, run_id, model_version)
         with self.engine.begin() as conn:
             written = _upsert(conn, capacity_plan, frame, keys=("unique_id",))
@@ -277,7 +274,7 @@ class ForecastStore:
         require_columns(df, SCALING_ACTION_COLUMNS, "scaling actions")
         _require_unique(df, ["asg_name", "action_name"], "scaling actions")
         frame = df[list(SCALING_ACTION_COLUMNS)].copy()
-        frame["start_time"] = _utc(frame["start_time"], "scaling actions start_time")
+        frame["start_time"] = utc_series(frame["start_time"], "scaling actions start_time")
         for col in ("desired_capacity", "min_size", "max_size"):
             frame[col] = _integers(frame[col], f"scaling actions {col}")
         self._stamp(frame, run_id)
@@ -310,7 +307,7 @@ class ForecastStore:
         require_columns(df, ACTUALS_COLUMNS, "actuals")
         _require_unique(df, ["unique_id", "ds"], "actuals")
         frame = df[list(ACTUALS_COLUMNS)].copy()
-        frame["ds"] = _utc(frame["ds"], "actuals ds")
+        frame["ds"] = utc_series(frame["ds"], "actuals ds")
         with self.engine.begin() as conn:
             written = _upsert(conn, actuals, frame, keys=("unique_id", "ds"))
         return WriteReport("actuals", written)
@@ -438,7 +435,7 @@ def _forecast_frame(df: pd.DataFrame, model_name: str) -> pd.DataFrame:
         raise SchemaError("forecasts: the frame is empty; nothing to write")
     _require_unique(df, ["unique_id", "ds"], "forecasts")
     frame = df[list(FORECAST_COLUMNS)].copy()
-    frame["ds"] = _utc(frame["ds"], "forecasts ds")
+    frame["ds"] = utc_series(frame["ds"], "forecasts ds")
     if not np.isfinite(frame["yhat"].to_numpy(dtype="float64")).all():
         raise SchemaError("forecasts: column 'yhat' has NaN/inf values")
     if "model_name" in df.columns:
@@ -455,18 +452,6 @@ def _require_unique(df: pd.DataFrame, keys: list[str], what: str) -> None:
             raise DuplicateSamplesError(df[dupes])
         sample = df[dupes].head(3)[keys].to_dict("records")
         raise SchemaError(f"{what}: {int(dupes.sum())} rows repeat key {keys}, e.g. {sample}")
-
-
-def _utc(values: pd.Series, what: str, *, allow_nat: bool = False) -> pd.Series:
-    """Timezone-aware values converted to UTC; naive or unparseable ones raise."""
-    if not isinstance(values.dtype, pd.DatetimeTZDtype):
-        if values.isna().all() and allow_nat:
-            return pd.Series(pd.NaT, index=values.index, dtype=UTC_DTYPE)
-        raise SchemaError(f"{what}: expected timezone-aware UTC datetimes, got {values.dtype}")
-    out = values.dt.tz_convert("UTC")
-    if not allow_nat and out.isna().any():
-        raise SchemaError(f"{what}: {int(out.isna().sum())} missing timestamp(s)")
-    return out
 
 
 def _integers(values: pd.Series, what: str) -> pd.Series:

@@ -37,13 +37,14 @@ import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from foresight.schemas import SEVERITIES
+from foresight.timeutil import utc_timestamp
 
 # The setting an outbox event's routing-key reference names; the only one Foresight writes.
 ROUTING_KEY_SETTING = "sinks.pagerduty_routing_key"
@@ -79,7 +80,10 @@ class OutboxReport:
 # -- pure event building -----------------------------------------------------------------------
 def dedup_key(model: str, entity: str, window_start: pd.Timestamp) -> str:
     """Deterministic key ``foresight/<model>/<entity>/<UTC ISO start>``; hashed tail if > 255 chars."""
-    start = _utc(window_start).isoformat().replace("+00:00", "Z")
+    try:
+        start = utc_timestamp(window_start, "window_start").isoformat().replace("+00:00", "Z")
+    except ValueError:
+        raise InvalidEventError("timestamp", f"not a time: {window_start!r}") from None
     key = f"{DEDUP_PREFIX}/{model}/{entity}/{start}"
     if len(key) <= MAX_DEDUP_KEY:
         return key
@@ -121,7 +125,7 @@ def trigger_event(
     service = str(incident["service"])
     resource = incident.get("resource_id")
     entity = service if _missing(resource) else str(resource)
-    start = _utc(incident["start"])
+    start = utc_timestamp(incident["start"], "incident.start")
     category = "" if _missing(incident.get("category")) else str(incident["category"])
     description = incident.get("description")
     summary = f"[{service}] {category or 'incident'} on {entity} since {start:%Y-%m-%d %H:%M}Z"
@@ -443,13 +447,6 @@ def _identity(event: Mapping[str, Any]) -> tuple[str, str]:
 
 
 # -- small pure conversions --------------------------------------------------------------------
-def _utc(value: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    if ts is pd.NaT:
-        raise InvalidEventError("timestamp", f"not a time: {value!r}")
-    return ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
-
-
 def _iso(ts: pd.Timestamp) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
@@ -473,7 +470,7 @@ def _jsonable(value: Any) -> Any:
     if _missing(value):
         return None
     if isinstance(value, (pd.Timestamp, datetime)):
-        return _iso(_utc(value))
+        return _iso(utc_timestamp(value, "incident time"))
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)

@@ -59,6 +59,7 @@ from foresight.contracts.suites import (
     with_series_columns,
 )
 from foresight.schemas import TELEMETRY_COLUMNS
+from foresight.timeutil import utc_timestamp
 
 __all__ = ["batch_fingerprint", "check_telemetry"]
 
@@ -88,7 +89,7 @@ def check_telemetry(
     control characters) has all its rows quarantined; the other series are unaffected.
     ``contract`` picks the source kind's suites and what they add (sampling grid, series limit).
     """
-    now = _utc(now)
+    now = utc_timestamp(now, "now", naive="reject")
     if not 0.0 <= max_quarantine_ratio <= 1.0:
         raise ValueError(f"max_quarantine_ratio must be within [0, 1], got {max_quarantine_ratio}")
     batch_id = batch_fingerprint(raw, source)
@@ -159,10 +160,3 @@ def _column_hashes(col: pd.Series) -> np.ndarray:
         return pd.util.hash_pandas_object(col, index=False).to_numpy()
     except (TypeError, ValueError, UnicodeError):
         return pd.util.hash_pandas_object(col.map(repr).astype(object), index=False).to_numpy()
-
-
-def _utc(ts: pd.Timestamp | dt.datetime | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(ts)
-    if stamp.tzinfo is None:
-        raise ValueError(f"now must be timezone-aware, got {ts!r}")
-    return stamp.tz_convert("UTC")

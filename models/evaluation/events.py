@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, SchemaError, require_columns
+from foresight.timeutil import split_time, utc_series
 
 Episode = tuple[pd.Timestamp, pd.Timestamp]
 EPISODE_COLUMNS: tuple[str, ...] = ("service", "start", "end")
@@ -171,7 +172,7 @@ def event_f1_sweep(
     gap_us = as_timedelta(gap, "gap") // pd.Timedelta(microseconds=1)
     frame = risk[["service", "ds", score_col]].sort_values(["service", "ds"], kind="stable")
     codes, names = pd.factorize(frame["service"].astype("string"), sort=True)
-    ds = _to_utc(frame["ds"], "risk.ds").to_numpy(dtype="datetime64[us]").astype(np.int64)
+    ds = utc_series(frame["ds"], "risk.ds", allow_nat=True).to_numpy(dtype="datetime64[us]").astype(np.int64)
     score = frame[score_col].to_numpy(dtype="float64")
     inc = _incident_windows(incidents, horizon_td, grace_td)
     inc_code = pd.Index(names).get_indexer(inc["service"].astype(object))
@@ -206,15 +207,15 @@ def _incident_windows(incidents: pd.DataFrame, horizon: pd.Timedelta, grace: pd.
     """Per incident ``service, start, early, end``: alarms from ``start - early`` to ``start + grace``
     detect it, alarms from ``start`` to ``end`` repeat it (see the module docstring)."""
     require_columns(incidents, ["service", "start"], "incidents")
-    start = _to_utc(incidents["start"], "incidents.start")
+    start = utc_series(incidents["start"], "incidents.start", allow_nat=True)
     # How early an alarm may come and still count: the horizon, or back to the precursor's start
     # when the incident history knows it (a leak caught hours before the OOM is a true alarm).
     early = pd.Series(horizon, index=start.index)
     if "precursor_start" in incidents.columns:
-        precursor = start - _to_utc(incidents["precursor_start"], "incidents.precursor_start")
+        precursor = start - utc_series(incidents["precursor_start"], "incidents.precursor_start", allow_nat=True)
         early = precursor.where(precursor > horizon, horizon).fillna(horizon)
     # Alarms while the incident is still going on are repeats of it, not false alarms.
-    end = _to_utc(incidents["end"], "incidents.end") if "end" in incidents.columns else start
+    end = utc_series(incidents["end"], "incidents.end", allow_nat=True) if "end" in incidents.columns else start
     end = end.where(end.notna() & (end > start + grace), start + grace)
     return pd.DataFrame(
         {"service": pd.Series(incidents["service"].to_numpy(), dtype="string"),
@@ -226,20 +227,12 @@ def time_split(
     df: pd.DataFrame, frac: float, *, time_col: str = "ds"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Holdout split by time: rows before the cut (``frac`` of the time span) and from it on."""
-    cut = split_time(df, frac, time_col=time_col)
-    before = df[time_col] < cut
-    return df[before], df[~before]
-
-
-def split_time(df: pd.DataFrame, frac: float, *, time_col: str = "ds") -> pd.Timestamp:
-    """The timestamp that puts ``frac`` of ``df``'s time span before it."""
-    if not 0.0 < frac < 1.0:
-        raise ValueError(f"split fraction must be within (0, 1), got {frac}")
     require_columns(df, [time_col], "frame to split")
     if df.empty:
         raise SchemaError("cannot split an empty frame by time")
-    start, end = df[time_col].min(), df[time_col].max()
-    return start + (end - start) * frac
+    cut = split_time(df[time_col], frac, floor=None)
+    before = df[time_col] < cut
+    return df[before], df[~before]
 
 
 def rolling_origin_splits(
@@ -272,16 +265,6 @@ def _episodes_to_frame(episodes: Mapping[str, Sequence[Episode]] | pd.DataFrame)
         frame = pd.DataFrame(rows, columns=list(EPISODE_COLUMNS))
     return pd.DataFrame(
         {"service": pd.Series(frame["service"].to_numpy(), dtype="string"),
-         "start": _to_utc(frame["start"], "episodes.start"),
-         "end": _to_utc(frame["end"], "episodes.end")}
+         "start": utc_series(frame["start"], "episodes.start", allow_nat=True).array,
+         "end": utc_series(frame["end"], "episodes.end", allow_nat=True).array}
     )
-
-
-def _to_utc(values: pd.Series, what: str) -> pd.Series:
-    """Values as ``datetime64[us, UTC]`` with a fresh index; naive timestamps are refused (ambiguous)."""
-    ts = pd.to_datetime(pd.Series(values)).reset_index(drop=True)
-    if ts.empty:
-        return pd.Series([], dtype=UTC_DTYPE)
-    if ts.dt.tz is None:
-        raise SchemaError(f"{what}: timestamps must be timezone-aware (UTC), got naive {ts.dtype}")
-    return ts.astype(UTC_DTYPE)

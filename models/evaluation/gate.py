@@ -57,12 +57,6 @@ def evaluate_forecaster(model: Forecaster, df: pd.DataFrame, cfg: ForecastConfig
     return Evaluation("mase", float(result.overall["mase"]), False, metrics, result)
 
 
-def split_time(ds: pd.Series, train_fraction: float) -> pd.Timestamp:
-    """The timestamp that puts ``train_fraction`` of the span before it."""
-    start, end = ds.min(), ds.max()
-    return (start + (end - start) * train_fraction).floor("h")
-
-
 @dataclass(frozen=True)
 class FailureOrigin:
     """One rolling-origin split: train on rows before ``cut`` (labels as known then), score ``[cut, end)``."""

@@ -26,6 +26,7 @@ import pandas as pd
 
 from features.calendar import future_grid
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL
+from foresight.timeutil import utc_timestamp
 from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.seasonal_naive import FORECAST_COLUMNS, SeasonalNaive
 
@@ -157,9 +158,8 @@ def event_holidays(events: list[Any]) -> list[dict[str, Any]]:
     records = []
     for event in events:
         get = event.get if isinstance(event, dict) else lambda key, e=event: getattr(e, key)
-        start, end = pd.Timestamp(get("start")), pd.Timestamp(get("end"))
-        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
-        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+        start = utc_timestamp(get("start"), f"event {get('name')!r} start")
+        end = utc_timestamp(get("end"), f"event {get('name')!r} end")
         if end < start:
             raise ValueError(f"event {get('name')!r} ends ({end}) before it starts ({start})")
         for day in pd.date_range(start.normalize(), end.normalize(), freq="D"):

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from bench.detect import END, DetectFigures, builder_choices, mean_figures, run
 from foresight.cli import app
 from foresight.settings import DetectConfig
+from foresight.timeutil import split_time
 from models.anomaly.base import detectors
-from models.evaluation.gate import split_time
 from simulator import simulate
 
 # Six days of seed 3: one ground-truth incident after the split, which both builders find, and

@@ -151,3 +151,11 @@ def test_the_threshold_sweep_agrees_with_evaluating_each_threshold(seed: int) ->
     ]
     np.testing.assert_allclose(swept, one_by_one, rtol=0, atol=1e-12)
     assert len(set(np.round(one_by_one, 6))) > 2  # the thresholds really differ in outcome
+
+
+def test_incidents_all_still_open_are_evaluated() -> None:
+    # An ``end`` column holding only None reads as a naive all-NaT column: there is no time in it
+    # to be naive about, so the incidents are open ones (it was refused as naive before).
+    truth = incidents(("cart", 60)).assign(end=[None])
+    result = evaluate_alarms({"cart": [(at(50), at(55))]}, truth, "1h", "5min")
+    assert (result.detected, result.false_alarms) == (1, 0)

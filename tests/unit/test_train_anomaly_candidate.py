@@ -42,7 +42,7 @@ def test_the_gate_sees_the_stream_settings_that_page(monkeypatch: pytest.MonkeyP
     """Before pipelines the gate scored the roll-up whatever the stream paged: a stream that
     pages nothing would have kept the figures of the detector beside it."""
     from flows.families import TrainingData, evaluate_anomaly
-    from models.evaluation.gate import split_time
+    from foresight.timeutil import split_time
     from simulator import simulate
 
     monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))

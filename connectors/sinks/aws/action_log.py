@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from foresight.timeutil import utc_now
+
 OUTCOMES: tuple[str, ...] = ("dry-run", "applied", "unchanged", "failed", "skipped", "refused")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ActionLog:
@@ -34,7 +32,7 @@ class ActionLog:
         run_id: str,
         dry_run: bool,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.path = Path(path)
         self.run_id = run_id

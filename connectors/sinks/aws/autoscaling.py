@@ -30,6 +30,7 @@ from foresight.scaling_schema import (
     SCALING_ACTION_COLUMNS,
     LiveGroup,
 )
+from foresight.timeutil import utc_timestamp
 
 SINK = "autoscaling"
 
@@ -98,7 +99,7 @@ def same_action(existing: dict[str, Any], request: dict[str, Any]) -> bool:
     if start is None:
         return False
     try:
-        same_start = _utc(start) <= _utc(request["StartTime"])
+        same_start = utc_timestamp(start, "StartTime") <= utc_timestamp(request["StartTime"], "StartTime")
     except (TypeError, ValueError):
         return False
     return same_start and all(
@@ -231,11 +232,6 @@ def _call(
         return False
     log.record(SINK, operation, target, "applied", **details)
     return True
-
-
-def _utc(value: Any) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def bounds_request(
