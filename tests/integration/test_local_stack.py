@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from foresight.lake import Lake
-from foresight.stack import (
+from foresight.cli.local_stack.stack import (
     LocalStack,
     MissingBinaryError,
     StackPorts,
@@ -15,6 +14,7 @@ from foresight.stack import (
     is_alive,
     require_binaries,
 )
+from foresight.lake import Lake
 from support.moto import use_test_credentials
 from support.servers import free_port, missing_dependency
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from foresight.stack import tansu_binary
+from foresight.cli.local_stack.stack import tansu_binary
 from support.servers import free_port, missing_dependency, stop_process
 
 

@@ -1,7 +1,7 @@
 """The ``foresight`` command: run the demo, run one flow, inspect what a run produced.
 
 Every command fails the same way: ``error:`` and ``hint:`` lines on stderr and a non-zero exit
-(see :mod:`foresight.cli_errors`); ``--debug`` adds the tracebacks. SIGTERM and SIGHUP end a run
+(see :mod:`foresight.cli.errors`); ``--debug`` adds the tracebacks. SIGTERM and SIGHUP end a run
 like an exception, so the Prefect API server a run started stops with it.
 """
 
@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from typer.core import TyperGroup
 
-from foresight.cli_errors import ConsoleLogs, Terminated, describe_failure, exit_cleanly_on_termination
+from foresight.cli.errors import ConsoleLogs, Terminated, describe_failure, exit_cleanly_on_termination
 
 # The running command's console log filters (the CLI is the entry point: one command per process,
 # or per CliRunner.invoke in tests, which the root command's invoke sets and clears).
@@ -647,7 +647,7 @@ def stack_up(
     timeout: float = typer.Option(60.0, help="Seconds each server may take to become healthy."),
 ) -> None:
     """Start every server that is not running (each in the background) and wait until all answer."""
-    from foresight.stack import LocalStack, StackError, StackPorts
+    from foresight.cli.local_stack.stack import LocalStack, StackError, StackPorts
 
     ports = StackPorts(prometheus_port, node_exporter_port, pushgateway_port, kafka_port, moto_port)
     stack = LocalStack(_stack_home(home), ports)
@@ -667,7 +667,7 @@ def stack_up(
 @stack_app.command("status")
 def stack_status(home: Path = typer.Option(None, help="Default: FORESIGHT_HOME or .foresight.")) -> None:
     """Which servers run and answer their health check; exits 1 unless all are up."""
-    from foresight.stack import LocalStack
+    from foresight.cli.local_stack.stack import LocalStack
 
     stack = LocalStack.from_state(_stack_home(home))
     if not all(s.healthy for s in _print_stack_status(stack)):
@@ -680,7 +680,7 @@ def stack_down(
     grace: float = typer.Option(10.0, help="Seconds between SIGTERM and SIGKILL."),
 ) -> None:
     """Stop every server of the stack."""
-    from foresight.stack import LocalStack
+    from foresight.cli.local_stack.stack import LocalStack
 
     stopped = LocalStack.from_state(_stack_home(home)).down(grace=grace)
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
@@ -704,6 +704,3 @@ def settings(config: Path = typer.Option(None, "--config", help="Optional YAML s
 
     console.print_json(data=load_settings(config).redacted())
 
-
-if __name__ == "__main__":
-    app()

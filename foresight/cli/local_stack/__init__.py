@@ -1,0 +1,1 @@
+"""The local development stack ``foresight stack`` runs (see :mod:`.stack`)."""
