@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from foresight.cli.local_stack.servers import MissingBinaryError, require_binaries
+from foresight.cli.local_stack.stack import LocalStack, StackPorts
 from foresight.lake import Lake
-from foresight.stack import LocalStack, MissingBinaryError, StackPorts, require_binaries
 from support.moto import use_test_credentials
 from support.servers import free_port, missing_dependency
 

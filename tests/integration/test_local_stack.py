@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from foresight.cli.local_stack.launcher import is_alive
+from foresight.cli.local_stack.servers import MissingBinaryError, find_binaries, require_binaries
+from foresight.cli.local_stack.stack import LocalStack, StackPorts
 from foresight.lake import Lake
-from foresight.stack import (
-    LocalStack,
-    MissingBinaryError,
-    StackPorts,
-    find_binaries,
-    is_alive,
-    require_binaries,
-)
 from support.moto import use_test_credentials
 from support.servers import free_port, missing_dependency
 

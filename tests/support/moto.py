@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.servers import free_port, missing_dependency, server_process
+from foresight.cli.local_stack.servers import INSTALL_HINTS, LOCKED_MOTO_SERVER, moto_spec
+from support.servers import free_port, missing_dependency, running_server
 
-# The locked moto next to this interpreter: a moto_server on PATH may be an older system copy.
-MOTO_SERVER = Path(sys.executable).with_name("moto_server")
+MOTO_SERVER = LOCKED_MOTO_SERVER  # not a moto_server on PATH: that may be an older system copy
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -26,13 +25,11 @@ def moto_server(log_dir: Path) -> Iterator[str]:
     Skips when moto_server is not installed, except in CI (``CI`` set), where that is a failure.
     """
     if not MOTO_SERVER.exists():
-        message = f"moto_server not found at {MOTO_SERVER} (pip install 'moto[server]')"
+        message = f"moto_server not found at {MOTO_SERVER} ({INSTALL_HINTS['moto_server']})"
         missing_dependency(message)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with server_process([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-                        health_url=f"{url}/moto-api/data.json", log=log_dir / "moto.log"):
-        yield url
+    with running_server(moto_spec(str(MOTO_SERVER), port), log_dir / "moto.log"):
+        yield f"http://127.0.0.1:{port}"
 
 
 def reset_moto(url: str) -> None:

@@ -1,14 +1,14 @@
 """Real Prometheus and node_exporter on loopback for integration tests.
 
 History is backfilled with ``promtool tsdb create-blocks-from openmetrics`` into a fresh TSDB, then
-Prometheus serves it. ``support.fault_proxy.FaultProxy`` sits between client and server to answer
-503, stall past the client's timeout, or drop connections when the server behind it is down.
+Prometheus serves it; command lines, config and the backfill are the local stack's
+(:mod:`foresight.cli.local_stack.servers`). ``support.fault_proxy.FaultProxy`` sits between client
+and server to answer 503, stall past the client's timeout, or drop connections when the server
+behind it is down.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,22 +17,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from support.servers import free_port, missing_dependency, server_process
+from foresight.cli.local_stack.servers import (
+    INSTALL_HINTS,
+    backfill_tsdb,
+    find_binary,
+    node_exporter_spec,
+    prometheus_config,
+    prometheus_spec,
+)
+from support.servers import free_port, missing_dependency, running_server
 
 BINARIES = {
     "prometheus": "prometheus",
     "promtool": "promtool",
     "node_exporter": "prometheus-node-exporter",
 }
-INSTALL_HINT = "apt-get install -y prometheus prometheus-node-exporter prometheus-pushgateway"
 
 
 def require_binary(key: str) -> str:
     """The binary's path; skip the test when it is missing, except in CI where that is a failure."""
     name = BINARIES[key]
-    path = shutil.which(name)
+    path = find_binary(name)
     if path is None:
-        message = f"{name} not found on PATH (install with: {INSTALL_HINT})"
+        message = f"{name} not found on PATH (install with: {INSTALL_HINTS[name]})"
         missing_dependency(message)
     return path
 
@@ -77,20 +84,12 @@ def backfill(tsdb: Path, series: list[SyntheticSeries]) -> None:
     promtool = require_binary("promtool")
     tsdb.mkdir(parents=True, exist_ok=True)
     source = write_openmetrics(tsdb.parent / "backfill.om", series)
-    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(tsdb)],
-                          capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(f"promtool backfill failed ({done.returncode}): {done.stderr[-2000:]}")
+    backfill_tsdb(promtool, source, tsdb, timeout=120)
 
 
 def write_config(path: Path, *, scrape_targets: dict[str, str] | None = None, interval: str = "1s") -> Path:
     """A Prometheus config scraping ``job -> host:port`` targets (none: serve backfilled data only)."""
-    lines = ["global:", f"  scrape_interval: {interval}", f"  evaluation_interval: {interval}", "scrape_configs:"]
-    for job, target in (scrape_targets or {}).items():
-        lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: ['{target}']"]
-    if not scrape_targets:
-        lines[-1] = "scrape_configs: []"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(prometheus_config(scrape_targets or {}, interval=interval))
     return path
 
 
@@ -104,23 +103,20 @@ class PrometheusServer:
     config: Path
     log: Path
     lookback: str = "30s"
-    process: subprocess.Popen | None = None
+    pid: int | None = None
     _stack: list = field(default_factory=list)
 
-    def args(self) -> list[str]:
-        return [require_binary("prometheus"), f"--config.file={self.config}", f"--storage.tsdb.path={self.tsdb}",
-                f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=400d",
-                f"--query.lookback-delta={self.lookback}", "--log.level=warn"]
-
     def start(self) -> None:
-        context = server_process(self.args(), health_url=f"{self.url}/-/ready", log=self.log, timeout=60)
-        self.process = context.__enter__()
+        spec = prometheus_spec(require_binary("prometheus"), self.port, config=self.config, tsdb=self.tsdb,
+                               retention="400d", extra=(f"--query.lookback-delta={self.lookback}", "--log.level=warn"))
+        context = running_server(spec, self.log, timeout=60)
+        self.pid = context.__enter__()
         self._stack.append(context)
 
     def stop(self) -> None:
         while self._stack:
             self._stack.pop().__exit__(None, None, None)
-        self.process = None
+        self.pid = None
 
 
 @contextmanager
@@ -145,12 +141,9 @@ def prometheus(workdir: Path, *, series: list[SyntheticSeries] | None = None,
 @contextmanager
 def node_exporter(workdir: Path) -> Iterator[str]:
     """node_exporter on a free loopback port with a few cheap collectors; yields ``host:port``."""
-    binary = require_binary("node_exporter")
     port = free_port()
-    args = [binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
-            "--collector.cpu", "--collector.meminfo", "--collector.loadavg"]
-    with server_process(args, health_url=f"http://127.0.0.1:{port}/metrics", log=workdir / "node_exporter.log",
-                        timeout=30):
+    spec = node_exporter_spec(require_binary("node_exporter"), port, collectors=("cpu", "meminfo", "loadavg"))
+    with running_server(spec, workdir / "node_exporter.log", timeout=30):
         yield f"127.0.0.1:{port}"
 
 

@@ -1,67 +1,61 @@
-"""Start real servers on free loopback ports for integration tests, and stop them."""
+"""Start real servers on free loopback ports for integration tests, and stop them.
+
+Through the local stack's launcher (:mod:`foresight.cli.local_stack.launcher`): the same spawn in
+a session of its own with output appended to a log, the same health wait, the same stop of the
+whole session. Here a server lives for one ``with`` block.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-import requests
+from foresight.cli.local_stack.launcher import (
+    ServiceSpec,
+    ServiceStartError,
+    free_port,
+    spawn,
+    terminate,
+    wait_healthy,
+)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, *, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
-    """Poll ``url`` until it answers 2xx; fail early if the server process died."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
-        try:
-            if requests.get(url, timeout=2).ok:
-                return
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s (last error: {last})")
+__all__ = ["free_port", "missing_dependency", "running_server", "server_process", "stop_process"]
 
 
 @contextmanager
-def server_process(args: list[str], *, health_url: str, log: Path, env: dict[str, str] | None = None,
-                   timeout: float = 90.0) -> Iterator[subprocess.Popen]:
-    """Run a server until the block exits; its output goes to ``log`` for post-mortems."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                start_new_session=True)
-        try:
-            wait_http(health_url, timeout=timeout, process=proc)
-            yield proc
-        except BaseException:
+def running_server(spec: ServiceSpec, log: Path, *, env: Mapping[str, str] | None = None,
+                   timeout: float = 90.0) -> Iterator[int]:
+    """Run ``spec`` until the block exits (``env`` added to ours); yields its pid. Its output goes
+    to ``log``, whose end is printed when the block fails, for post-mortems."""
+    pid = spawn(spec.args, log, env=env)
+    try:
+        wait_healthy(spec, pid, log, timeout=timeout)
+        yield pid
+    except BaseException as exc:
+        if not isinstance(exc, ServiceStartError):  # that one carries the log's end already
             print(log.read_text(errors="replace")[-3000:])
-            raise
-        finally:
-            stop_process(proc)
+        raise
+    finally:
+        terminate(pid, grace=10.0)
+
+
+@contextmanager
+def server_process(args: Sequence[str], *, health_url: str, log: Path, env: Mapping[str, str] | None = None,
+                   timeout: float = 90.0) -> Iterator[int]:
+    """Run the server ``args`` start until the block exits, healthy once ``health_url`` answers 2xx."""
+    spec = ServiceSpec(Path(args[0]).name, tuple(args), health_url=health_url)
+    with running_server(spec, log, env=env, timeout=timeout) as pid:
+        yield pid
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait(timeout=grace)
+    """Stop a process a test started itself in a session of its own, as the launcher stops a server."""
+    terminate(proc.pid, grace=grace)
+    proc.wait(timeout=5)  # gone already: this records its exit for Popen
 
 
 def missing_dependency(message: str) -> NoReturn:

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foresight.cli import app
-from foresight.cli_errors import ConsoleLogFilter, Terminated, exit_cleanly_on_termination
+from foresight.cli.errors import ConsoleLogFilter, Terminated, exit_cleanly_on_termination
 from foresight.errors import ConfigError
 
 PASSWORD = "s3cretpw"

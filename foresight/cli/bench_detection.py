@@ -1,221 +1,23 @@
-"""The ``foresight`` command: run the demo, run one flow, inspect what a run produced.
-
-Every command fails the same way: ``error:`` and ``hint:`` lines on stderr and a non-zero exit
-(see :mod:`foresight.cli_errors`); ``--debug`` adds the tracebacks. SIGTERM and SIGHUP end a run
-like an exception, so the Prefect API server a run started stops with it.
-"""
+"""``foresight bench`` for detection: NAB, scoring latency, incidents on recorded or generated data,
+the dev corpora side by side, failure prediction, simulated incident detection and fault types."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
-import traceback
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from typer.core import TyperGroup
 
-from foresight.cli_errors import ConsoleLogs, Terminated, describe_failure, exit_cleanly_on_termination
+from foresight.cli.runtime import console
 
-# The running command's console log filters (the CLI is the entry point: one command per process,
-# or per CliRunner.invoke in tests, which the root command's invoke sets and clears).
-_console_logs: list[ConsoleLogs] = []
+commands = typer.Typer()  # joined into ``foresight bench`` (foresight.cli.bench)
+# Each command imports its benchmark inside its body, so ``--help`` need not wait for it.
 
 
-class _ForesightGroup(TyperGroup):
-    """The root command: reports any failure of a subcommand in one or two lines."""
-
-    def invoke(self, ctx: Any) -> Any:
-        debug = bool(ctx.params.get("debug"))
-        console_logs = ConsoleLogs(debug)
-        _console_logs.append(console_logs)
-        console_logs.attach()
-        failed_with: BaseException | None = None
-        try:
-            with exit_cleanly_on_termination():
-                return super().invoke(ctx)
-        except (typer.Exit, typer.Abort):
-            raise  # deliberate exits and Ctrl-C: Typer exits as usual
-        except typer.TyperException as exc:  # a usage error: a bad option, a missing argument
-            if type(exc).__name__ == "NoArgsIsHelpError":
-                raise  # no arguments: Typer prints the help
-            command = getattr(getattr(exc, "ctx", None), "command_path", None) or ctx.command_path
-            typer.echo(f"error: {exc.format_message()}", err=True)
-            typer.echo(f"hint: '{command} --help' shows the usage", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        except Terminated as exc:
-            typer.echo(f"error: stopped by {exc.signal_name}", err=True)
-            raise
-        except Exception as exc:
-            failed_with = exc
-            console_logs.detach(failed_with)  # held log lines first, the error last
-            if debug:
-                traceback.print_exc()
-            failure = describe_failure(exc, debug=debug)
-            for line in failure.message.splitlines():
-                typer.echo(f"error: {line}", err=True)
-            if failure.hint:
-                typer.echo(f"hint: {failure.hint}", err=True)
-            raise typer.Exit(failure.exit_code) from None
-        finally:
-            console_logs.detach(failed_with)
-            _console_logs.remove(console_logs)
-
-
-app = typer.Typer(cls=_ForesightGroup,
-                  help="Foresight: forecasts, capacity plans and incidents from your telemetry.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-
-
-@app.callback()
-def _global_options(
-    debug: bool = typer.Option(False, "--debug", envvar="FORESIGHT_DEBUG",
-                               help="Show tracebacks (the CLI's and Prefect's) when something fails."),
-) -> None:
-    """Foresight: forecasts, capacity plans and incidents from your telemetry."""
-
-
-FLOWS = ("ingest", "train", "forecast", "detect", "publish")  # the demo's stages, in order
-
-
-def _quiet_runtime() -> None:
-    """Embedded defaults for a local run: no telemetry, Prefect logs only warnings."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    import prefect.main  # noqa: F401  (configures its log handlers from the settings above)
-
-    for logs in _console_logs:  # filter the console handlers Prefect just added
-        logs.attach()
-
-
-def _flow(name: str) -> Any:
-    from flows.registry import flow_by_name
-
-    try:
-        return flow_by_name(name)
-    except KeyError as exc:
-        raise typer.BadParameter(str(exc.args[0])) from None
-
-
-@app.command()
-def demo(
-    home: Path = typer.Option(None, help="Where everything is written (default: .foresight or FORESIGHT_HOME)."),
-    config: Path = typer.Option(None, "--config", help="Optional YAML settings file."),
-) -> None:
-    """Run the whole pipeline on the built-in telemetry simulator, with no servers to set up."""
-    _quiet_runtime()
-    if home is not None:
-        os.environ["FORESIGHT_HOME"] = str(home)
-    from foresight.settings import load_settings
-    from foresight.source_holds import SourceContractFailedError
-
-    settings = load_settings(config)
-    results: dict[str, Any] = {}
-    timings: dict[str, float] = {}
-    failed: SourceContractFailedError | None = None
-    started = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task("pipeline", total=len(FLOWS))
-        for name in FLOWS:
-            progress.update(task, description=f"[bold]{name}[/bold]")
-            kwargs: dict[str, Any] = {"config_file": str(config) if config else None}
-            if name == "publish":
-                kwargs["detect_summary"] = results.get("detect")
-            stage_started = time.perf_counter()
-            try:
-                results[name] = _flow(name)(**kwargs)
-            except SourceContractFailedError as exc:  # the other sources still go through every stage
-                results[name], failed = exc.result, exc
-            timings[name] = time.perf_counter() - stage_started
-            progress.advance(task)
-    elapsed = time.perf_counter() - started
-    from flows.summary import render_summary
-
-    render_summary(console, results, settings, elapsed, timings)
-    if failed is not None:  # the summary named the source and the fix; the exit code says it too
-        raise typer.Exit(failed.exit_code)
-
-
-@app.command()
-def run(
-    flow: str = typer.Argument(..., help=f"One of: {', '.join(FLOWS + ('pipeline',))}."),
-    config: Path = typer.Option(None, "--config", help="Optional YAML settings file."),
-    apply: bool = typer.Option(False, "--apply", help="forecast only: act on AWS (S3 report, Auto Scaling "
-                               "scheduled actions) instead of the default dry-run; needs sinks.aws.enabled."),
-) -> None:
-    """Run one flow (or the whole pipeline) once, in-process."""
-    if apply and flow != "forecast":
-        raise typer.BadParameter(f"--apply only applies to the forecast flow, not {flow!r}")
-    from foresight.settings import load_settings
-
-    load_settings(config)  # a bad config fails here, in a second, before Prefect is even imported
-    _quiet_runtime()
-    fn = _flow(flow)
-    kwargs: dict[str, Any] = {"apply": True} if apply else {}
-    result = fn(config_file=str(config) if config else None, **kwargs)
-    table = Table(title=f"{flow} result")
-    table.add_column("key")
-    table.add_column("value")
-    for key, value in (result.items() if isinstance(result, dict) else enumerate(result)):
-        table.add_row(str(key), str(value)[:200])
-    console.print(table)
-
-
-bench_app = typer.Typer(help="Benchmarks that print figures (speed, memory).", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
-
-
-@bench_app.command("pipeline")
-def bench_pipeline(
-    days: int = typer.Option(21, help="Simulated days (the demo uses 21)."),
-    seed: int = typer.Option(7, help="Simulator seed."),
-) -> None:
-    """Time every embedded pipeline stage on the simulator's fleet; print throughput and peak memory."""
-    _quiet_runtime()
-    from bench.pipeline import peak_memory_mib, run
-
-    table = Table(title=f"Foresight pipeline benchmark ({days} simulated days, seed {seed})")
-    for column in ("stage", "seconds", "items", "per second"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
-    for fig in run(days=days, seed=seed):
-        table.add_row(fig.stage, f"{fig.seconds:.2f}", f"{fig.items:,} {fig.unit}", f"{fig.rate:,.0f} {fig.unit}/s")
-    console.print(table)
-    console.print(f"peak resident memory: {peak_memory_mib():,.0f} MiB")
-
-
-@bench_app.command("ingest")
-def bench_ingest(
-    series: int = typer.Option(1000, help="Series to backfill into a throwaway local Prometheus."),
-    days: int = typer.Option(7, help="Days of 1-minute samples per series."),
-) -> None:
-    """Prometheus source + lake upsert against plain HTTP + JSON decoding of the same queries."""
-    from bench.prometheus_ingest import run as run_ingest
-
-    figures = run_ingest(series, days)
-    table = Table(title=f"Prometheus ingest: {figures.samples:,} samples ({series} series x {days} days at 1 min)")
-    for column in ("client", "seconds", "samples per second"):
-        table.add_column(column, justify="left" if column == "client" else "right")
-    table.add_row("Foresight fetch + lake upsert", f"{figures.foresight_seconds:.2f}", f"{figures.foresight_rate:,.0f}")
-    table.add_row("  of which fetch", f"{figures.fetch_seconds:.2f}", "")
-    table.add_row("plain requests + json", f"{figures.plain_seconds:.2f}", f"{figures.plain_rate:,.0f}")
-    console.print(table)
-    console.print(f"Foresight takes {figures.foresight_seconds / figures.plain_seconds:.2f}x the plain fetch's time "
-                  "(goal: at most 1.3x)")
-    console.print(f"peak resident memory: {_peak_mib():,.0f} MiB")
-
-
-@bench_app.command("nab")
+@commands.command("nab")
 def bench_nab(
     data: Path = typer.Option(..., "--data", help="A NAB-layout folder: data/<category>/<name>.csv and labels/."),
     out: Path = typer.Option(..., "--out", help="Where RESULTS/<category>/<detector>_<name>.csv are written."),
@@ -245,7 +47,7 @@ def bench_nab(
     console.print(f"detector {result.detect_seconds:.1f} s, total {result.total_seconds:.1f} s; results in {out}")
 
 
-@bench_app.command("score-latency")
+@commands.command("score-latency")
 def bench_score_latency(
     series: int = typer.Option(10_000, min=1, help="Series scored at once."),
     repeats: int = typer.Option(20, min=1, help="Timed updates (median and worst are reported)."),
@@ -265,7 +67,7 @@ def bench_score_latency(
                   f"{fig.per_series_us:.2f} us per series; state {fig.state_mib:.1f} MiB); goal: under 0.2 s")
 
 
-@bench_app.command("incidents")
+@commands.command("incidents")
 def bench_incidents(
     data: Path = typer.Option(..., "--data", help="A folder in the plain layout (telemetry.csv.gz: unique_id,ds,y "
                               "with ISO 8601 UTC times; catalogue.csv: unique_id,service,metric; faults.csv: "
@@ -328,7 +130,7 @@ def bench_incidents(
     console.print(f"{len(incidents)} incidents written to {out}")
 
 
-@bench_app.command("detection")
+@commands.command("detection")
 def bench_detection(
     data: Path = typer.Option(None, "--data", help="The data root holding nab-dev/ and nezha-dev/ "
                               "(default: the shared/data folder beside the checkout)."),
@@ -380,7 +182,7 @@ def bench_detection(
     console.print(f"wall time: {time.perf_counter() - started:.1f} s")
 
 
-@bench_app.command("failure")
+@commands.command("failure")
 def bench_failure(
     seeds: list[int] = typer.Option([1, 2, 3], "--seed", help="Simulator seeds (repeat the option for several)."),
     days: int = typer.Option(28, min=7, help="Simulated days per seed (about 0.6 incidents a day)."),
@@ -405,7 +207,7 @@ def bench_failure(
     console.print(f"wall time: {time.perf_counter() - started:.1f} s")
 
 
-@bench_app.command("detect")
+@commands.command("detect")
 def bench_detect(
     seeds: list[int] = typer.Option([3, 5, 7, 11, 13, 17, 19], "--seed",
                                     help="Simulator seeds (repeat the option for several)."),
@@ -451,7 +253,7 @@ def bench_detect(
     console.print(f"wall time: {time.perf_counter() - started:.1f} s")
 
 
-@bench_app.command("scenarios")
+@commands.command("scenarios")
 def bench_scenarios(
     families: list[str] = typer.Option([], "--family", help="A scenario family (repeatable; default: all). "
                                        "Families: simulator.scenario_families.FAMILIES."),
@@ -503,7 +305,7 @@ def bench_scenarios(
     console.print(f"wall time: {time.perf_counter() - started:.1f} s")
 
 
-@bench_app.command("fault-types")
+@commands.command("fault-types")
 def bench_fault_types(
     seeds: list[int] = typer.Option([3, 5, 7, 11, 13, 17, 19], "--seed",
                                     help="Simulator seeds (repeat the option for several)."),
@@ -530,180 +332,3 @@ def bench_fault_types(
         confusion = pd.crosstab(detected["injected"], detected["named"])
         console.print("Detected incidents by injected type (rows) and the type named (columns):")
         console.print(confusion.to_string(), markup=False, highlight=False, soft_wrap=True)
-
-
-@bench_app.command("forecast")
-def bench_forecast(
-    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Long CSV unique_id,ds,y (or .csv.gz)."),
-    horizon: int = typer.Option(..., "--horizon", min=1, help="Steps to forecast after each series' end."),
-    level: int = typer.Option(80, "--level", min=1, max=99, help="Central prediction interval, percent."),
-    out: Path = typer.Option(..., "--out", dir_okay=False, help="Where to write unique_id,ds,yhat,yhat_lower,yhat_upper."),
-) -> None:
-    """Fit per-series champion selection on all of DATA and write the next HORIZON steps of every series."""
-    from bench.forecast import forecast_file
-
-    try:
-        fc, seconds = forecast_file(data, horizon, level, out)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    console.print(f"wrote {len(fc):,} rows ({fc['unique_id'].nunique():,} series x {horizon} steps) to {out}")
-    console.print(f"wall time: {seconds:.2f} s; peak resident memory: {_peak_mib():,.0f} MiB")
-
-
-@bench_app.command("forecast-score")
-def bench_forecast_score(
-    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Long CSV unique_id,ds,y (or .csv.gz)."),
-    methods: str = typer.Option("foresight,prophet,seasonal_naive", help="Comma-separated methods to compare."),
-    level: int = typer.Option(80, "--level", min=1, max=99, help="Central prediction interval, percent."),
-    per_series: Path = typer.Option(None, "--per-series", dir_okay=False, help="Optional CSV of per-series scores."),
-    forecasts: Path = typer.Option(None, "--forecasts", exists=True, dir_okay=False,
-                                   help="Score this forecast file (from `bench forecast`) instead; --data is then "
-                                        "its training file and --actuals the held-out points."),
-    actuals: Path = typer.Option(None, "--actuals", exists=True, dir_okay=False,
-                                 help="Held-out points (unique_id,ds,y) for --forecasts."),
-) -> None:
-    """Hold out each series' last h points (the capacity-dev protocol) and compare methods in one run;
-    or, with --forecasts and --actuals, score a forecast file against held-out actuals."""
-    from bench.forecast import compare, read_series, score_file
-
-    if (forecasts is None) != (actuals is None):
-        console.print("[red]--forecasts and --actuals go together[/red]")
-        raise typer.Exit(2)
-    if forecasts is not None and actuals is not None:
-        try:
-            summary, scored = score_file(data, actuals, forecasts, level)
-        except ValueError as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
-        console.print(f"{forecasts.name}: {int(summary['n_series'])} series; mean MASE {summary['mase']:.3f}, "
-                      f"mean sMAPE {summary['smape']:.2f}, {level}% coverage {summary['coverage']:.3f}, "
-                      f"pinball {summary['pinball']:.3f}")
-        for group in sorted(k.removeprefix("mase_") for k in summary if k.startswith("mase_")):
-            console.print(f"  {group}: MASE {summary[f'mase_{group}']:.3f}, sMAPE {summary[f'smape_{group}']:.2f}, "
-                          f"coverage {summary[f'coverage_{group}']:.3f}")
-        if per_series is not None:
-            scored.to_csv(per_series, index=False)
-        return
-    try:
-        results = compare(read_series(data), [m.strip() for m in methods.split(",") if m.strip()], level)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    table = Table(title=f"{data.name}: last 288/48 points held out, {level}% interval; MASE overall, gcd, long",
-                  caption="MiB: the process's peak resident memory after each method (methods run in order)")
-    columns = ("method", "MASE", "gcd", "long", "sMAPE", "cover", "pinball", "sec", "MiB")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "method" else "right", no_wrap=True)
-    for r in results:
-        s = r.summary
-        table.add_row(r.name, f"{s['mase']:.3f}", f"{s.get('mase_gcd', float('nan')):.3f}",
-                      f"{s.get('mase_long', float('nan')):.3f}", f"{s['smape']:.2f}", f"{s['coverage']:.3f}",
-                      f"{s['pinball']:.3f}", f"{r.seconds:.1f}", f"{r.peak_mib:,.0f}")
-    console.print(table)
-    for r in results:
-        groups = sorted(k.removeprefix("coverage_") for k in r.summary if k.startswith("coverage_"))
-        console.print(f"{r.name}: " + "; ".join(
-            f"{g}: MASE {r.summary[f'mase_{g}']:.3f}, sMAPE {r.summary[f'smape_{g}']:.2f}, "
-            f"coverage {r.summary[f'coverage_{g}']:.3f}" for g in groups))
-    by_name = {r.name: r for r in results}
-    if "foresight" in by_name and "prophet" in by_name:
-        ours, theirs = by_name["foresight"], by_name["prophet"]
-        ratios = ", ".join(f"{key.removeprefix('mase').strip('_') or 'overall'} {ours.summary[key] / theirs.summary[key]:.2f}"
-                           for key in ("mase", "mase_gcd", "mase_long") if key in ours.summary)
-        console.print(f"Foresight MASE / Prophet MASE: {ratios} (goal <= 0.85); "
-                      f"Foresight is {theirs.seconds / ours.seconds:.1f}x faster (goal >= 5x)")
-    if per_series is not None:
-        import pandas as pd
-
-        pd.concat([r.per_series.assign(method=r.name) for r in results]).to_csv(per_series, index=False)
-
-
-def _peak_mib() -> float:
-    from bench.pipeline import peak_memory_mib
-
-    return peak_memory_mib()
-
-
-stack_app = typer.Typer(help="A local Prometheus, Kafka (tansu) and CloudWatch (moto) for development.",
-                        no_args_is_help=True)
-app.add_typer(stack_app, name="stack")
-
-
-def _stack_home(home: Path | None) -> Path:
-    return home or Path(os.environ.get("FORESIGHT_HOME", ".foresight"))
-
-
-@stack_app.command("up")
-def stack_up(
-    seed: bool = typer.Option(False, "--seed", help="Load simulated telemetry (Prometheus is backfilled first)."),
-    days: int = typer.Option(14, min=1, help="Days of telemetry to seed (train/forecast/detect want about 14)."),
-    home: Path = typer.Option(None, help="Stack state lives in HOME/stack (default: FORESIGHT_HOME or .foresight)."),
-    prometheus_port: int = typer.Option(9090),
-    node_exporter_port: int = typer.Option(9100),
-    pushgateway_port: int = typer.Option(9091),
-    kafka_port: int = typer.Option(9092),
-    moto_port: int = typer.Option(5055),
-    timeout: float = typer.Option(60.0, help="Seconds each server may take to become healthy."),
-) -> None:
-    """Start every server that is not running (each in the background) and wait until all answer."""
-    from foresight.stack import LocalStack, StackError, StackPorts
-
-    ports = StackPorts(prometheus_port, node_exporter_port, pushgateway_port, kafka_port, moto_port)
-    stack = LocalStack(_stack_home(home), ports)
-    try:
-        report = stack.up(seed_days=days if seed else 0, timeout=timeout)
-    except StackError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    _print_stack_status(stack)
-    if report is not None:
-        console.print(f"seeded {report.days} days: {report.prometheus_samples:,} Prometheus samples, "
-                      f"{report.cloudwatch_datapoints:,} CloudWatch datapoints, {report.kafka_metric_messages:,} "
-                      f"Kafka metric and {report.kafka_log_messages:,} log messages; {report.incidents} "
-                      f"incidents in {report.incident_labels}")
-
-
-@stack_app.command("status")
-def stack_status(home: Path = typer.Option(None, help="Default: FORESIGHT_HOME or .foresight.")) -> None:
-    """Which servers run and answer their health check; exits 1 unless all are up."""
-    from foresight.stack import LocalStack
-
-    stack = LocalStack.from_state(_stack_home(home))
-    if not all(s.healthy for s in _print_stack_status(stack)):
-        raise typer.Exit(1)
-
-
-@stack_app.command("down")
-def stack_down(
-    home: Path = typer.Option(None, help="Default: FORESIGHT_HOME or .foresight."),
-    grace: float = typer.Option(10.0, help="Seconds between SIGTERM and SIGKILL."),
-) -> None:
-    """Stop every server of the stack."""
-    from foresight.stack import LocalStack
-
-    stopped = LocalStack.from_state(_stack_home(home)).down(grace=grace)
-    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
-
-
-def _print_stack_status(stack: Any) -> list[Any]:
-    statuses = stack.status()
-    table = Table(title=f"local stack ({stack.state})")
-    for column in ("server", "pid", "health", "address"):
-        table.add_column(column)
-    for s in statuses:
-        table.add_row(s.name, str(s.pid or "-"), "[green]up[/green]" if s.healthy else "[red]down[/red]", s.address)
-    console.print(table)
-    return statuses
-
-
-@app.command()
-def settings(config: Path = typer.Option(None, "--config", help="Optional YAML settings file.")) -> None:
-    """Print the effective settings (secrets masked)."""
-    from foresight.settings import load_settings
-
-    console.print_json(data=load_settings(config).redacted())
-
-
-if __name__ == "__main__":
-    app()
