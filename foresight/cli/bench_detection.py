@@ -32,7 +32,9 @@ def bench_nab(
     from bench.nab import run as run_nab
 
     try:
-        refit = None if refit_every == "never" else pd.Timedelta(refit_every)
+        # pandas 3 spells days "D" (a lower-case "d" warns it will go); people write "1d".
+        days = refit_every[:-1] + "D" if refit_every.endswith("d") else refit_every
+        refit = None if refit_every == "never" else pd.Timedelta(days)
     except ValueError as exc:
         raise typer.BadParameter(f"--refit-every: {refit_every!r} is not a duration like 1d or 12h ({exc})") from exc
     result = run_nab(data, out, detector=detector, production_threshold=threshold, refit_every=refit)
