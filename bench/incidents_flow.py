@@ -20,14 +20,9 @@ with ``detect.incident_builder: rollup``, so the same protocol scores that build
 The detect flow fans scoring out per service; the registry's detectors score series
 independently, so scoring the day's frame in one call gives the same scores.
 
-Measured on the Nezha dev day with the shipped settings (``streaming``, threshold 0.9999, three
-active samples, 30 minutes to resolve): 2 of 24 faults detected, 17 false alarms, against 22
-and 6 for the streaming pipeline. The causes, none of them specific to this day: the detector
-scores nothing in its first ``warmup`` (100) samples, and 13 faults fall there (the first one
-two minutes into the data); it reports a jump once per series (repeat suppression), so a
-service whose series all jump in one minute has one active sample and ``min_active_samples``
-= 3 raises nothing; 30 minutes of hysteresis merge faults ~8.5 minutes apart; and incidents are
-per service, so a fault's callers raise their own.
+Its figures on the Nezha dev days, and why the roll-up detects few of their faults (detector
+warm-up, hysteresis longer than the faults' spacing, incidents per service): docs/incidents.md,
+*Figures on the Nezha dev day*.
 """
 
 from __future__ import annotations

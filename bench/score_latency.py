@@ -18,9 +18,8 @@ are laid out like the simulator's fleet (six metrics per instance, two instances
 services in systems of six along a call graph); ``state_mib`` counts the arrays it keeps.
 
 The nearest-neighbour members search and rank their whole (partly empty) history and calibration
-ring from the first step, so a short warm-up does not make their updates cheaper: on 1,000 series
-an update after 30 warm steps took longer than after 5,000 (full histories), so the figure errs
-on the slow side.
+ring from the first step, so a short warm-up does not make their updates cheaper and the figure
+errs on the slow side (docs/anomaly_detectors.md, *Cost*).
 """
 
 from __future__ import annotations

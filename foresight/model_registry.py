@@ -197,8 +197,9 @@ def serving_requirements(model: Model) -> list[str]:
     """``name==version`` of every distribution ``model`` needs when served, as installed here.
 
     Written out instead of left to MLflow, which infers them by loading the model in a
-    subprocess (~1.8 s a model, most of ``log_model``) and misses what a model imports lazily
-    (the failure predictor's LightGBM). A distribution not installed here is left out.
+    subprocess (most of ``log_model``'s time: docs/ARCHITECTURE.md, *MLflow*) and misses what a
+    model imports lazily (the failure predictor's LightGBM). A distribution not installed here is
+    left out.
     """
     from importlib.metadata import PackageNotFoundError, version
 

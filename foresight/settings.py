@@ -129,9 +129,9 @@ class DetectConfig(Section):
     # "streaming_ensemble", "streaming", "streaming_knn", "robust_seasonal", ...); an unknown name
     # fails there, listing the choices. "streaming_ensemble" (the streaming forecaster plus
     # nearest neighbours on 8-step block means) because on NAB's dev files, each category held
-    # out in turn, it beats "streaming" on two and ties it on the third (docs/anomaly_detectors.md)
-    # while scoring the newest point of 10,000 series in well under 0.2 s. Slow disk fills and
-    # leaks it may see late are what the failure predictor and the capacity runway are for.
+    # out in turn, it beats "streaming" on two and ties it on the third, at a cost per update that
+    # fits the detect schedule (docs/anomaly_detectors.md, *Held out* and *Cost*). Slow disk fills
+    # and leaks it may see late are what the failure predictor and the capacity runway are for.
     detector: str = "streaming_ensemble"
     # Constructor parameters of that detector, over its own ``incident_params`` (e.g.
     # {"suppress": true} to keep the streaming detector's one score per episode).
@@ -142,16 +142,16 @@ class DetectConfig(Section):
     lookback_hours: int = Field(default=72, ge=1)
     # Scoring tasks the detect flow fans out to (whole services each). The streaming detector
     # updates every series of a task in one vectorised step per time step, so in one process one
-    # task is fastest (72 simulator series over 10 days: 1.3 s, against 8.5 s one service at a
-    # time); raise it to spread scoring over a Dask cluster's workers.
+    # task is fastest (docs/anomaly_detectors.md, *Cost*); raise it to spread scoring over a Dask
+    # cluster's workers.
     scoring_batches: int = Field(default=1, ge=1)
     # Scores are per-series tail probabilities. Across a fleet of ~70 series at 5-minute steps
     # (~20k scores a day) 0.9999 means about two chance exceedances a day before roll-up.
     anomaly_threshold: float = Field(default=0.9999, gt=0, lt=1)
     risk_threshold: float = Field(default=0.5, ge=0, le=1)
     # Like Prometheus' `for:`: a service must be anomalous for this many samples to open an incident.
-    # 3 (15 minutes at 5-minute steps) suits the streaming detector's unsuppressed scores: on
-    # five simulator seeds 2 let about 4x the false alarms through (34 against 8 per seed).
+    # 3 (15 minutes at 5-minute steps) suits the streaming detector's unsuppressed scores: 2 lets
+    # many more false alarms through on the simulator (docs/incidents.md, *The roll-up's settings*).
     min_active_samples: int = Field(default=3, ge=1)
     # The condition must stay clear this long before an incident resolves (also the window an
     # incident's identity is floored to, so at least a minute).

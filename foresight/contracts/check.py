@@ -17,11 +17,10 @@
    freshness of the newest sample, unique keys; plus two pandas checks (quarantined share and a
    row accounting check that proves nothing was lost).
 
-Every expectation runs in GE on the full frame; nothing was moved to pandas for speed. Measured
-on a 435k-row batch (2 vCPU, shared): 0.55-1.2 s per call with typed columns and 1.9-2.9 s with
-every column as object/text, of which GE is about 0.3-0.7 s. The first call in a process also pays
-3-5 s to import GE and build its context (3.7 s in all for a cold 435k check);
-:func:`~foresight.contracts.suites.warm_up` lets a flow pay that at start-up.
+Every expectation runs in GE on the full frame; nothing was moved to pandas for speed (timings:
+``foresight bench pipeline``, docs/ARCHITECTURE.md, *Contracts*). The first call in a process
+also pays to import GE and build its context; :func:`~foresight.contracts.suites.warm_up` lets a
+flow pay that at start-up.
 """
 
 from __future__ import annotations

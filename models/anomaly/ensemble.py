@@ -18,49 +18,14 @@ last few values does, if the context is long enough to differ from normal noise.
 scale a quiet day of a noisy daily cycle does not (each 6-value window looks like noise); block
 means average the noise away and show a shape no past day drew.
 
-On NAB's 19 dev files (``foresight bench nab --detector streaming_knn``) the three members score
-72.6 standard / 64.9 low-FP / 77.5 low-FN (55.1 / 52.8 / 58.1 at the production threshold
-0.9999), the two point-scale members 68.5 / 60.3 / 76.2 (53.2 / 50.6 / 56.0), ``streaming``
-alone 67.0 / 59.6 / 71.2. The coarse member's gain is mostly one file: it catches nyc_taxi's two
-holiday windows (Thanksgiving, Christmas: days of the 30-minute series unlike any before) with
-blocks of 6..12 steps (one of them with 16), for two more false alarms in the CPU file and one
-fewer in machine temperature (block 8; the other files keep their hits and false alarms). Block
-4 / 6 / 8 / 12 / 16 steps: 68.4 / 70.5 / 72.6 / 72.3 / 70.1 standard; a coarse window of 4 / 6
-/ 8 block means: 70.7 / 72.6 / 71.1 (its history or calibration at 2000: unchanged, 72.6).
-Blocks are counted from the first step the state sees (the registry detector's grid starts at
-midnight UTC, so there they are aligned to the clock); shifting that origin by 1..7 steps on NAB
-scores 70.4..72.6 standard (mean of the 8 origins 71.3), so read the gain as +2..+4 points. The
-pair's own gain over ``streaming`` holds across the point-scale window (3..12 values: 68.1..69.0
-standard), its history (500..2000 windows: 68.7..68.9) and calibration (4000 / 8000 steps: 68.5
-/ 68.5) and comes mostly from the spike-density file plus more low-FN hits. On the simulated
-incident set of ``tests/model/test_anomaly.py`` (seeds 1..6, 30-minute horizon) event F1 rises
-from 0.67 to 0.70 at threshold 0.999 and from 0.49 to 0.53 at 0.9999.
-
-Also tried, and left out: with 1000 calibration steps (instead of 4000) the two point-scale
-members catch both holiday windows too (67.7..69.6 standard) but add false alarms in the long
-noisy machine temperature and CPU files, and low-FP falls below ``streaming`` alone (a
-one-in-1000 event happens every 1000 steps by construction). Taking the smaller of the two
-surprises (agreement) scored 58.6 and their mean 66.2 (window 4, calibration 1000). A
-third member that is the forecasting state on a trailing mean of 4 / 8 / 16 steps: 67.3 / 67.0 /
-69.0 standard but 57.9 / 54.8 / 56.8 low-FP; the forecasting state on 8-step block means: 68.0 /
-57.2. A pyramid of coarse nearest-neighbour members (blocks 8 and 32: 72.7 / 63.8; 4, 8, 16 and
-32: 71.8 / 62.4) or one block per series sized to a sixth of its day (72.1 / 64.2) is no better
-than the single block of 8. Scoring the coarse shape at every step instead: one coarse state
-per block origin (8, each scoring the steps where its blocks end) removes the dependence on the
-origin and scores 72.6 / 64.5 / 77.5, but holds 8 times the coarse state and searches
-neighbours every step; a dilated window over an 8-step trailing mean with every past step as a
-reference (1000 / 4000 of them) scored 69.7 / 70.1 standard. An alarm-rate prior (the surprise less ``ln(1 + c r)`` with ``r`` the
-episodes a series opened over the last ~1000..10000 steps, c = 0.5..2) scored 66.9..68.5
-standard, never above the pair without it.
-
-Cost (``foresight bench score-latency --detector streaming_knn``, 10,000 series, one shared
-core): the nearest-neighbour states dominate, 0.21..0.25 s median per update and 0.43..0.48 s at
-the steps where a coarse block ends (``streaming`` alone: ~4 ms), and 638 MiB of state (330 MiB
-without the coarse member, ``coarse_block=0``); the coarse member needs 8 times the point-scale
-history (~8,100 steps) before its reference set is full. One coarse state per block origin costs
-about the same worst step (some origin's block ends at every step: 0.43 s median, 0.49 s worst)
-but 2.7 GiB of state, and at the production threshold 0.9999 it scores lower on NAB (52.3 / 49.6
-/ 55.4 against 55.1 / 52.8 / 58.1: three more false alarms, one fewer hit).
+The coarse block of 8 steps, its single scale and the members' windows, histories and
+calibrations were chosen on NAB's dev files (``foresight bench nab --detector streaming_knn``);
+the figures, what else was tried and left out, and the cost are in docs/anomaly_detectors.md,
+*History: how streaming, knn and streaming_knn were tuned*. Blocks are counted from the first step
+the state sees (the registry detector's grid starts at midnight UTC, so there they are aligned to
+the clock), so which steps end a block depends on that origin. The coarse member needs
+``coarse_block`` times the point-scale history before its reference set is full, and at the steps
+where a block ends it searches every series at once: that step is the expensive one.
 """
 
 from __future__ import annotations

@@ -20,22 +20,19 @@ score. Because ranking is scale-free, no normalisation of the values is needed.
 
 The calibration is long (4000 steps) on purpose: a conformal p-value of ``1 / C`` happens once
 every ``C`` steps by construction, so a short ring turns every few days of a long noisy series
-into a false alarm (on NAB's dev files 1000 steps scored 57.4 low-FP in the ensemble, 4000:
-60.3). The price: a huge event sits in the ring for those 4000 steps and hides smaller ones
-(nyc_taxi's holiday windows after its clock-change spike are caught with 1000, not with 4000;
-capping what a record adds to the ring did not help: 68.7 vs 68.5). Alone on NAB's 19 dev files it scores 61.7 standard / 50.7 low-FP / 67.7 low-FN
-(published: CAD OSE 58.1 standard on the same files); see :mod:`models.anomaly.ensemble` for the
-pair with the forecasting detector.
+into a false alarm. The price: a huge event sits in the ring for those 4000 steps and hides
+smaller ones after it. Chosen on NAB's dev files, where this detector alone and in the
+``streaming_knn`` ensemble (:mod:`models.anomaly.ensemble`) was measured: docs/anomaly_detectors.md,
+*History: how streaming, knn and streaming_knn were tuned*.
 
 :class:`BlockKnnState` runs the same state on means of ``block`` consecutive steps, a coarser
 time scale where point noise is averaged away (the ensemble's third member: it catches whole
-days unlike past ones, such as nyc_taxi's holidays; figures in :mod:`models.anomaly.ensemble`).
+days unlike past ones, such as nyc_taxi's holidays: :mod:`models.anomaly.ensemble`).
 
-Cost per step: O(series x (history x window + calibration)) numpy, ~0.2 s for 10,000 series
-on one core (distances one window position at a time over contiguous columns, the ring ranked by
-one comparison and its tail partitioned only for the rare series beyond it; for the default
-windows the same values to the bit as the direct forms); memory O(series x (history + calibration)), ~310 MiB for 10,000
-series.
+Cost per step: O(series x (history x window + calibration)) numpy (distances one window position
+at a time over contiguous columns, the ring ranked by one comparison and its tail partitioned only
+for the rare series beyond it; for the default windows the same values to the bit as the direct
+forms); memory O(series x (history + calibration)). Timings: docs/anomaly_detectors.md, *Cost*.
 """
 
 from __future__ import annotations

@@ -23,18 +23,10 @@ Two complementary signals, both causal (the state at step t has seen rows <= t o
 
 The larger surprise (less ``ln 2``, a Bonferroni correction) is the step's surprise ``s``; the
 score is ``1 - exp(-s)``, one minus the probability that normal operation would be this
-surprising at a given step. (Also tried on NAB's dev files, each calibrated by the same tail and
-record logic and combined by the max less ``ln k``, and left out because none raised the score:
-a drift signal on the running mean of signed residuals (-0.2..-0.7 points), a two-sided CUSUM
-on them (-2.9..-4.3), Numenta's windowed
-anomaly likelihood, a short-window volatility / spike-density signal (-0.4), a weekly-seasonal
-fourth forecaster (-0.2), Fisher's sum instead of the max (-1.4), warm-started running
-statistics (-2.4), and an autocorrelation-corrected record count for novelty (-4.4). A faster
-or slower forgotten surprise record (``memory`` 500 / 1000 / 4000: -2.6 / -0.3 / -2.4) or a
-tighter or looser cap on it (``record_cap`` 5 / 20: -1.1 / +0.1) does not help either: the two
-nyc_taxi holiday windows missed after the 2014-11-02 clock change peak at 3.5 and 2.5 nats even
-without any record cap (a one-step forecaster tracks a quiet holiday), so the record is not what
-hides them; the nearest-neighbour detector in :mod:`models.anomaly.knn` does see them.)
+surprising at a given step. Other signals (drift, CUSUM, Numenta's anomaly likelihood, a
+weekly-seasonal forecaster, ...) and other combinations were tried on NAB's dev files and left out
+because none raised the score: docs/anomaly_detectors.md, *History: how streaming, knn and
+streaming_knn were tuned*.
 
 **Repeats.** Causal non-maximum suppression: a surprise above ``onset`` opens an episode; within
 it a step keeps its surprise only when it beats a bar set ``peak_margin`` nats above the
@@ -48,7 +40,8 @@ NAB's scoring) wants - while a second, different anomaly soon after is not hidde
 can combine surprises first and suppress once.
 
 The state (:class:`StreamingState`) holds a few arrays per series (and one day of seasonal
-profile); ``update`` costs O(number of series) vectorised numpy, ~1-10 ms for 10,000 series.
+profile); ``update`` costs O(number of series) vectorised numpy (timings: docs/anomaly_detectors.md,
+*Cost*).
 """
 
 from __future__ import annotations
@@ -82,15 +75,14 @@ class StreamingParams:
     memory: float = 2000.0  # steps over which past surprise records are forgotten
     # steps per bucket of the value envelope (novelty is judged against the last one to two
     # buckets). Longer than ``memory``: a value merely topping the last few thousand steps is
-    # common in long noisy series (on NAB's 19 dev files 3000..10000 steps all cut false alarms
-    # by about a third against 2000 and scored +0.9..+1.3 NAB points; 1000 lost 3.7)
+    # common in long noisy series (chosen on NAB's dev files, docs/anomaly_detectors.md, History)
     envelope_memory: float = 5000.0
     envelope_refresh: int = 100  # steps between snapshots of the value envelope novelty is judged against
     warmup: int = 100  # steps of a series before any non-zero score
     onset: float = 4.6  # surprise (nats) that opens an episode (p = 0.01)
     rearm_steps: int = 100  # steps after an episode's last peak before it closes
-    # nats a repeat must beat the episode's peak by to stand (10x rarer). 4.6 scored +0.8 on NAB's
-    # dev files but cost 0.055 event F1 on the simulator (fewer sustained alarms): kept at 2.3
+    # nats a repeat must beat the episode's peak by to stand (10x rarer); a larger margin helps
+    # NAB but costs the simulator's incidents (docs/anomaly_detectors.md, History)
     peak_margin: float = 2.3
     damp: float = 0.5  # a suppressed repeat's surprise: capped at onset, times this
     # One high score per episode (an alert stream per series, what NAB scores). False: the
@@ -422,10 +414,8 @@ class StreamingAnomalyDetector(AnomalyDetector):
 
     name: ClassVar[str] = "streaming"
     # Feeding incidents, repeats are the incident builder's job (min_active_samples, hysteresis):
-    # on seven simulator seeds (3, 5, 7, 11, 13, 17, 19; 40 % of 21 days held out), unsuppressed
-    # scores with min_active_samples=3 gave event F1 0.53 (mean; 0.38..0.63) and recall 0.89
-    # with 7.9 false alarms per seed, against F1 0.29, recall 0.80 and 22 false alarms for one
-    # score per episode with min_active_samples=2; better on every seed.
+    # unsuppressed scores did better on every simulator seed (docs/incidents.md, *The roll-up's
+    # settings*).
     incident_params: ClassVar[dict[str, Any]] = {"suppress": False}
 
     def __init__(self, context_days: float = 7.0, **params: Any) -> None:

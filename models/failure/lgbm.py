@@ -48,8 +48,8 @@ class LGBMFailurePredictor(FailurePredictor):
     - targets that match how alarms are judged: the first ``event_grace`` of an incident counts
       as detected, so those onset rows are positives too (a bad release shows nothing earlier);
     - per-template log counts (``log_tpl_*``) left out unless ``log_templates``: a dozen more
-      features per a handful of incidents overfit; on the simulator (3 seeds x 28 days, rolling
-      origin) they lowered pooled event F1 from about 0.67 to 0.59;
+      features per a handful of incidents overfit, and on the simulator they lowered pooled event
+      F1 (docs/failure_prediction.md, *Per-template log counts*);
     - an operating point from data: ``threshold_folds`` contiguous time blocks give out-of-fold
       risk for the whole training span (each block scored by a model fitted on the others,
       ``purge`` kept out around it), and ``threshold_`` is the risk maximising event-wise F1

@@ -8,9 +8,8 @@ last ``scale_window`` steps) before features are built, and forecasts are multip
 Target: the scaled change over one season, ``(y[t] - y[t - season]) / scale``. Trees cannot
 output values outside those seen in training, so a model of the level itself flattens a trending
 series at its historical maximum; the seasonal change is stationary under a linear trend, and
-adding it to last season's value extrapolates the trend. Measured on 6 synthetic hourly series
-(21 days, daily cycle, linear trend, 5 % noise), one holdout: MASE 0.61 vs 0.83 for the level
-target at h=24, and 0.75 vs 1.60 at h=168 (seasonal naive: 0.74 and 1.84).
+adding it to last season's value extrapolates the trend (the comparison with a level target:
+docs/forecasting.md, *LightGBM global model: target and threads*).
 
 Forecasts are recursive: step k's prediction becomes the lag-1 value of step k+1, using
 :func:`features.lags.history_features` so training and forecasting share one definition.
@@ -26,9 +25,9 @@ steps). The final model is then refit on all data. Any level can be asked for wi
 Series shorter than twice the longest lag/window are left out of the global model and forecast
 by :class:`SeasonalNaive`, recorded in ``fallbacks_`` (unique_id -> reason), as Prophet does.
 
-``n_jobs`` defaults to 1: the data are small (tens of thousands of rows) and on a shared 2-core
-host OpenMP threads spin against other processes; measured on 48 series x 504 hours while the
-host was busy, fit took 4.3 s with 1 thread and 13.5 s with 2.
+``n_jobs`` defaults to 1: the data are small (tens of thousands of rows) and on a shared host
+OpenMP threads spin against other processes, so more threads made the fit slower
+(docs/forecasting.md, *LightGBM global model: target and threads*).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ Cost is the engineering point. Candidates come in two kinds:
 
 - *cheap* ones have ``forecast_values(values, h, season)`` and run on the whole fleet at once
   as numpy over a right-aligned :class:`~models.forecasting.panel.Panel` (seasonal naive,
-  exponential smoothing variants): their backtest on a 1,600-series fleet takes about a second.
+  exponential smoothing variants), so backtesting them on a whole fleet is cheap (timings:
+  docs/forecasting.md).
 - *expensive* ones are ordinary :class:`~models.forecasting.base.Forecaster` s fitted on frames (Prophet,
   LightGBM). They are spent only where they could win: on series with at least
   ``expensive_min_seasons`` seasons of history (Prophet cannot learn a daily profile from less

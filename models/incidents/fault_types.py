@@ -74,19 +74,19 @@ MEMORY_RISE = 0.02  # relative memory rise within the incident's first steps: it
 # Rule -> (fault type, confidence). A confidence is the rule's share right where it fired on the
 # dev data (both Nezha days, seven simulator seeds; docs/fault_types.md) with one right and one
 # wrong call added, (right + 1) / (fired + 2), rounded down to 0.05; rules that never fired
-# there get 0.3.
+# there get 0.3. Each rule's counts: docs/fault_types.md, *The rules*.
 RULES: dict[str, tuple[str, float]] = {
-    "disk_full": ("disk_full", 0.95),  # 19 of 19
-    "restart_after_leak": ("memory_leak", 0.8),  # 4 of 4
-    "restart": ("bad_deploy", 0.95),  # 20 of 20
-    "wire": ("network_delay", 0.85),  # 6 of 6
-    "memory_full": ("memory_leak", 0.85),  # 5 of 5
-    "failing_handler": ("exception", 0.4),  # 1 of 3 (exception or return: about a half)
-    "cpu_jump": ("cpu_contention", 0.8),  # 9 of 10
-    "heap_pressure": ("memory_leak", 0.6),  # 2 of 3
-    "load": ("saturation", 0.8),  # 16 of 19
-    "cpu_busy": ("cpu_consumed", 0.3),  # 2 of 7
-    "slow_handler": ("exception", 0.3),  # 4 of 13
+    "disk_full": ("disk_full", 0.95),
+    "restart_after_leak": ("memory_leak", 0.8),
+    "restart": ("bad_deploy", 0.95),
+    "wire": ("network_delay", 0.85),
+    "memory_full": ("memory_leak", 0.85),
+    "failing_handler": ("exception", 0.4),
+    "cpu_jump": ("cpu_contention", 0.8),
+    "heap_pressure": ("memory_leak", 0.6),
+    "load": ("saturation", 0.8),
+    "cpu_busy": ("cpu_consumed", 0.3),
+    "slow_handler": ("exception", 0.3),
     "memory_growth": ("memory_leak", 0.3),
     "disk_growth": ("disk_full", 0.3),
     "wire_alone": ("network_delay", 0.3),

@@ -15,9 +15,9 @@ The dev data are dense with faults (a fault every 8.5 minutes for hours), so the
 when many blocks hold a fault: ``mu`` and ``beta`` come from two *low* quantiles of the block
 maxima (``lower_quantile`` 0.25 and the median by default), which do not depend on how large the
 faulty blocks' maxima are, only on how many there are: with a share ``c`` of faulty blocks they
-read (at most) the clean law's quantiles ``p / (1 - c)``: on three days of unit-exponential
-evidence the level rises by about 0.4 with a tenth of the hours faulty, 0.8 with a fifth and 5
-with two fifths, however large the faults; a moment fit follows their size. When most blocks are faulty (a replay
+read (at most) the clean law's quantiles ``p / (1 - c)``, however large the faults, where a
+moment fit would follow their size (how far the level rises with ``c``: docs/incidents.md,
+*A page budget instead of a hand-set threshold*). When most blocks are faulty (a replay
 that starts amid a fault campaign) no unlabelled estimate can tell faults from noise; the
 calibration therefore starts from a *prior* (the trained calibration when there is
 one, else the static ``open_threshold``) and moves to the fit as blocks accrue: the prior counts

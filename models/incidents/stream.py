@@ -23,13 +23,10 @@ The pipeline an on-call engineer would want running every minute on a microservi
    (a distribution-free bound alone cannot put even a 50 % failure share below p ~ 1e-5), once
    the failed share is ``error_material`` (3) percentage points above its expected level (a
    common paging level for error rates, ~30x the budget of a 99.9 % SLO); a blip of a point or
-   two counts once and needs a second measurement agreeing. Measured at 0 / 2 / 2.5 / 3 / 4 / 5
-   points: simulator event F1 0.21 / 0.41 / 0.51 / 0.68 / 0.68 / 0.68 (``foresight bench detect
-   --builder stream --stream-params '{"error_material": M}'``: seven seeds, whole history
-   replayed, incidents after the 60 % split), Nezha faults detected of 24: 22 / 22 / 22 / 22 /
-   22 / 21. The simulator's benign error blips reach ~2.5 points, the
-   smallest failed-request fault of the Nezha day 4.3 (a success rate at 95.7 %), so 3 sits in
-   the gap between two data sets: read it as "a few points", not as a fitted optimum;
+   two counts once and needs a second measurement agreeing. 3 sits in the gap between the
+   simulator's benign error blips and the smallest failed-request fault of the Nezha dev day:
+   read it as "a few points", not as a fitted optimum (the sweep: docs/incidents.md, *How the
+   stream's settings were chosen*);
 5. **episodes per service**: a service *fires* when its evidence reaches ``open_threshold`` from
    calm (or, while still active, when families that were calm for ``resolve_after`` steps alone
    reach it: a second fault on a service still showing the after-effects of the first), and calms
@@ -73,11 +70,9 @@ The pipeline an on-call engineer would want running every minute on a microservi
    when the firing is *not a fresh onset*: the families carrying it were anomalous within the last
    ``resolve_after`` steps, so the problem smouldered below ``sustain_threshold`` and flared up
    again. A firing carried by families that were calm for ``resolve_after`` steps is a new problem
-   and pages anew, the same test that tells a second fault on a still-active service (step 5).
-   Measured on the Nezha dev day (24 faults, several on one pod ~8.5 minutes apart): re-opening on
-   time alone, for the top-ranked service within 3-20 steps, cost 7-10 of 22 detected faults to
-   remove 1-2 false alarms, and guarding it by category still cost 3-4; every re-firing after a
-   close there was a fresh onset, so the onset test re-opened none and changed no figure.
+   and pages anew, the same test that tells a second fault on a still-active service (step 5):
+   re-opening on time alone swallowed real faults injected minutes apart on one service
+   (docs/incidents.md, *How the stream's settings were chosen*).
 
 Causal: :meth:`IncidentStream.step` uses only the samples given so far. Pure: no I/O.
 """
@@ -875,9 +870,9 @@ def failed_share_unit(metric: str, unit: str) -> float:
     empty unit is read from the name, e.g. ``error_pct``, ``error_ratio``:
     :func:`models.incidents.metric_vocabulary.metric_unit`); a success rate is one whatever its unit (a
     ratio unless it says percent). An error rate in ``ratio`` units sits near 0, so its relative
-    floor is ~0 and a blip of a few tenths of a point reads as a many-sigma jump: on the
-    simulator (``error_rate``, ratio; seed 7, the 8.4 held-out days) 147 false incidents without
-    this floor, 43 with it.
+    floor is ~0 and a blip of a few tenths of a point reads as a many-sigma jump: the simulator's
+    ``error_rate`` paged on such blips without this floor (docs/incidents.md, *How the stream's
+    settings were chosen*).
     """
     if metric_kind(metric) != "errors":
         return 0.0
