@@ -30,8 +30,9 @@ demo: install
 test: install system-packages
 	$(PY) -m pytest
 
+# Everything but the servers, the demo pipeline and the slow model/data tests (`make test` runs them).
 test-fast: install
-	$(PY) -m pytest -m "not integration and not e2e"
+	$(PY) -m pytest -m "not integration and not e2e and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

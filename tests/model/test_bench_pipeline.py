@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.pipeline import run
+
+pytestmark = pytest.mark.slow  # its one test runs the whole benchmark: ~7 s
 
 
 def test_every_stage_is_timed_on_the_same_rows() -> None:

@@ -121,6 +121,7 @@ def test_training_uses_the_models_own_threshold_and_the_rule_uses_the_setting(fl
     assert operating_threshold(UtilisationRulePredictor(), cfg) == 0.42
 
 
+@pytest.mark.slow
 def test_what_it_learns_on_memory_leaks_transfers_to_a_filling_disk() -> None:
     telemetry, catalogue, incidents = synthetic_fleet(later_resource="disk_pct")
     X = service_features(telemetry, catalogue)

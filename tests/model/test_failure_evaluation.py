@@ -149,6 +149,7 @@ def test_an_origin_without_past_incidents_raises_nothing_in_its_block() -> None:
     assert not risk.loc[risk["split"].isin(untrained["split"]), "alarm"].any()
 
 
+@pytest.mark.slow
 def test_lgbm_beats_the_utilisation_rule_on_a_simulated_fleet() -> None:
     """Seed 1, 28 days: 6 incidents in the scored blocks. The rule catches them all but pages on
     every benign surge; the model pages far less and still catches most, earlier on median."""

@@ -58,6 +58,7 @@ def test_a_stuck_sensor_inside_the_normal_range_alerts_at_its_onset():
     assert alarms.size >= 1 and at <= alarms[0] <= at + 3
 
 
+@pytest.mark.slow
 def test_the_ensemble_catches_a_shape_anomaly_the_forecasting_detector_misses():
     """Every stuck value is in range and equals the last value: no one-step forecaster is
     surprised, only the never-seen flat context is."""
@@ -87,6 +88,7 @@ def _quiet_day(seed: int, days: int = 14, quiet: int = 12) -> np.ndarray:
     return y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_coarse_member_ranks_a_quiet_day_above_every_normal_one(seed: int):
     """Point noise hides the missing wave from the one-step forecasters and the 30-minute
@@ -186,6 +188,7 @@ def test_bad_parameters_are_refused_with_their_names():
         KnnState(2).update(np.zeros(3))
 
 
+@pytest.mark.slow
 def test_the_train_flow_resolves_the_new_detectors_by_name(tmp_path: Path) -> None:
     """In a fresh interpreter (this module has already registered them here), importing the
     train flow alone is enough for ``detect.detector`` to name the new detectors."""

@@ -183,6 +183,7 @@ def test_noise_free_regular_series_never_alert_but_a_break_in_them_does(shape: s
     assert alarms.size >= 1 and at <= alarms[0] <= at + 2
 
 
+@pytest.mark.slow
 def test_a_high_seen_within_the_envelope_memory_is_not_novel_again():
     """A slow excursion that recurs 3,500 steps later: inside the default 5,000-step envelope it
     is a known level, with a 2,000-step envelope it has been forgotten and is novel again."""

@@ -27,6 +27,7 @@ def figures() -> Figures:
     return {(f.seed, f.builder): f for f in run(seeds=(SEED,), days=DAYS)}
 
 
+@pytest.mark.slow
 def test_figures_are_event_wise_rates_and_counts_that_agree(figures: Figures) -> None:
     assert set(figures) == {(SEED, "rollup:streaming"), (SEED, "stream"), (None, "rollup:streaming"), (None, "stream")}
     for f in figures.values():
@@ -37,6 +38,7 @@ def test_figures_are_event_wise_rates_and_counts_that_agree(figures: Figures) ->
         assert f.seconds > 0
 
 
+@pytest.mark.slow
 def test_both_builders_are_judged_exactly_as_the_train_flows_gate_judges_them(
     figures: Figures, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -61,6 +63,7 @@ def test_both_builders_are_judged_exactly_as_the_train_flows_gate_judges_them(
             gate.metrics["recall"], gate.metrics["precision"], gate.metrics["false_alarms"], len(gate.detail.raised))
 
 
+@pytest.mark.slow
 def test_the_mean_row_is_the_mean_of_the_seeds_rows(figures: Figures) -> None:
     for builder in ("rollup:streaming", "stream"):  # one seed: the mean is that seed's row
         assert astuple(figures[(None, builder)])[1:] == astuple(figures[(SEED, builder)])[1:]
@@ -86,6 +89,7 @@ def test_every_registered_detector_is_a_roll_up_builder_and_unknown_ones_are_ref
     assert "--builder" in result.output and set(builder_choices()) <= printed
 
 
+@pytest.mark.slow
 def test_the_command_prints_the_table_per_seed_and_the_mean() -> None:
     result = CliRunner().invoke(app, ["bench", "detect", "--seed", str(SEED), "--days", str(DAYS),
                                       "--builder", "stream"])
@@ -104,6 +108,7 @@ def test_bad_stream_settings_are_refused_by_name_before_anything_runs(params: st
     assert "--stream-params" in result.output and re.search(problem, " ".join(result.output.split()))
 
 
+@pytest.mark.slow
 def test_windowed_replay_is_the_whole_replay_when_one_window_and_its_warm_up_cover_the_history() -> None:
     # Six days: the split falls 3.6 days in, within the streaming detector's context (the warm-up
     # the flow loads), so one 30-day window replays everything, as the stream builder does.

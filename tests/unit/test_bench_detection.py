@@ -247,6 +247,7 @@ def test_cli_prints_one_row_per_corpus_and_writes_csv_and_json(tmp_path: Path) -
     assert "in-sample" in frame.loc[frame["corpus"] == "nezha-dev/2022-08-22", "setting"].iloc[-1]
 
 
+@pytest.mark.slow
 def test_cli_runs_a_scenario_family_as_a_corpus_and_can_leave_them_out(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["bench", "detection", "--data", str(tmp_path), "--corpus",

@@ -75,6 +75,7 @@ def test_severity_counts_decades_of_rarity_beyond_the_bar(surprise: float, bar: 
     assert severity(np.array([surprise, bar]), bar) == [label, "warning"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threshold", [0.5, 0.9, 0.99, 0.9999])
 def test_the_roll_ups_severities_are_those_of_its_rule_before(threshold: float) -> None:
     limit = 1.0 - threshold

@@ -38,6 +38,7 @@ def test_an_unknown_detector_name_lists_the_choices(monkeypatch: pytest.MonkeyPa
         anomaly_candidate(load_settings())
 
 
+@pytest.mark.slow
 def test_the_gate_sees_the_stream_settings_that_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Before pipelines the gate scored the roll-up whatever the stream paged: a stream that
     pages nothing would have kept the figures of the detector beside it."""
