@@ -189,8 +189,8 @@ class IncidentEvaluation:
 
     def foresight(self, stream_params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The streaming pipeline's figures with its shipped settings, or with ``stream_params``
-        (:meth:`models.incidents.stream.StreamSettings.from_params`); cached per setting."""
-        from models.incidents.stream import StreamSettings
+        (:meth:`models.incidents.settings.StreamSettings.from_params`); cached per setting."""
+        from models.incidents.settings import StreamSettings
 
         key = json.dumps(stream_params or {}, sort_keys=True)
         if key not in self._stream:

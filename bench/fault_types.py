@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from bench.detect import DAYS, END, SEEDS
-from models.incidents.stream import StreamSettings, replay
+from models.incidents.replay import replay
+from models.incidents.settings import StreamSettings
 
 # The simulator's incident categories (simulator.effects) -> the fault they are.
 SIMULATOR_FAULT_TYPES: dict[str, str] = {
@@ -30,7 +31,7 @@ MATCH_COLUMNS: tuple[str, ...] = ("service", "start", "injected", "detected", "n
 
 def match_fault_types(raised: pd.DataFrame, truth: pd.DataFrame, lead: pd.Timedelta = LEAD) -> pd.DataFrame:
     """Per ground-truth incident (``service, start, end, category``; time order): the first raised
-    incident (:func:`models.incidents.stream.replay` rows) not yet matched whose top-ranked service is
+    incident (:func:`models.incidents.replay.replay` rows) not yet matched whose top-ranked service is
     its service, opened in ``[start - lead, end]`` (``end`` missing: its start). Returns
     :data:`MATCH_COLUMNS`; ``named`` is None and ``confidence`` NaN when nothing matched."""
     top = raised["services"].astype(str).str.split(";").str[0].tolist() if len(raised) else []

@@ -1,6 +1,6 @@
 """How `bench incidents` replays data sampled at any interval from 1 second to 5 minutes.
 
-The incident stream counts time in steps (:class:`models.incidents.stream.StreamSettings`), and its
+The incident stream counts time in steps (:class:`models.incidents.settings.StreamSettings`), and its
 defaults were set on 1-minute data. The bench therefore replays on a grid of at least a minute:
 
 - data sampled more often than once a minute is averaged into 1-minute buckets, each labelled by
@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from models.incidents.stream import StreamSettings
+from models.incidents.settings import StreamSettings
 
 REPLAY_STEP = pd.Timedelta("1min")  # the finest step the stream is replayed at
 # StreamSettings fields that are durations, in steps of REPLAY_STEP (their defaults were set on 1-minute data).

@@ -41,7 +41,8 @@ from bench.incident_sampling import replay_grid, sampling_interval, settings_for
 from connectors.labels.incident_layout import Fault, IncidentDay, is_incident_dir, read_incident_dir
 from foresight.settings import DetectConfig
 from models.incidents.fault_types import COARSE_CATEGORY
-from models.incidents.stream import StreamSettings, replay
+from models.incidents.replay import replay
+from models.incidents.settings import StreamSettings
 
 # Nezha's inject types -> Foresight's coarse incident categories (the coarse figure only).
 FAULT_CATEGORIES: dict[str, str] = {

@@ -31,7 +31,7 @@ from bench.datasets.nezha import NezhaDay
 from bench.detection import INCIDENTS, Corpus
 from bench.incidents import IncidentFigures, run_days
 from models.incidents.fault_types import COARSE_CATEGORY
-from models.incidents.stream import StreamSettings
+from models.incidents.settings import StreamSettings
 from simulator.scenario_families import FAMILIES, generate_family
 
 DEFAULT_FAMILIES: tuple[str, ...] = tuple(FAMILIES)

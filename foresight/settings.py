@@ -178,7 +178,7 @@ class DetectConfig(Section):
     # scores up per service. The mode and its settings are registered with the pipeline and
     # gated on its pages; the detect flow pages with the champion's, not with this setting.
     incident_builder: Literal["stream", "rollup"] = "stream"
-    # StreamSettings of the stream mode (models.incidents.stream; durations in samples), e.g.
+    # StreamSettings of the stream mode (models.incidents.settings; durations in samples), e.g.
     # {"error_material": 5.0} to page on failed requests alone only from 5 points of failures.
     stream_params: dict[str, Any] = Field(default_factory=dict)
 

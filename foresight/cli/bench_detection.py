@@ -89,7 +89,7 @@ def bench_incidents(
 
     from bench.incidents import PIPELINES, fault_type_confusion
     from bench.incidents import run as run_incidents
-    from models.incidents.stream import StreamSettings
+    from models.incidents.settings import StreamSettings
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
@@ -164,7 +164,7 @@ def bench_detection(
                                  param_hint="--corpus")
     grid = None
     if stream_grid is not None:
-        from models.incidents.stream import StreamSettings
+        from models.incidents.settings import StreamSettings
 
         try:
             grid = json.loads(stream_grid)
@@ -227,7 +227,7 @@ def bench_detect(
     from bench.detect import run as run_detect
     from bench.detect import unknown_builders
     from foresight.settings import DetectConfig
-    from models.incidents.stream import StreamSettings
+    from models.incidents.settings import StreamSettings
 
     unknown = unknown_builders(builders)
     if unknown:
@@ -270,7 +270,7 @@ def bench_scenarios(
     """Incident detection on generated systems: per family, the incident protocol's figures and event F1."""
     from bench.scenarios import DEFAULT_FAMILIES, write_figures
     from bench.scenarios import run as run_scenarios
-    from models.incidents.stream import StreamSettings
+    from models.incidents.settings import StreamSettings
     from simulator.scenario_families import FAMILIES
 
     unknown = [f for f in families if f not in FAMILIES]

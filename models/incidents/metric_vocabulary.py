@@ -20,7 +20,9 @@ vocabulary, in this order (the first that matches wins, :func:`vocabulary_kind`)
   which is a problem either way.
 
 :func:`metric_unit` reads a unit from the name (``_percent``, ``_pct``, ``_ratio``, ``_seconds``,
-``_ms``, ``_bytes``, ``per_second``) for catalogues that give none. Pure.
+``_ms``, ``_bytes``, ``per_second``) for catalogues that give none. :func:`metric_family` names the
+thing measured without its percentile, statistic or unit, so that variants of one measurement count
+once. Pure.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from functools import lru_cache
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SPLIT = re.compile(r"[^a-z0-9%]+")
 _PERCENTILE = re.compile(r"^p\d{2,3}$")
+# Tokens naming a variant of one measurement (a percentile, a statistic, a unit), not the thing measured.
+_VARIANT_TOKEN = re.compile(
+    r"^(p\d{2,3}|rate|usage|pct|percent|percentage|ratio|mib|mb|bytes|millicores|seconds|secs|ms|milliseconds"
+    r"|total|per|second|avg|mean|max|min|median)$"
+)
 
 _ERROR_TOKENS = frozenset(
     {"error", "errors", "err", "errs", "errored", "fail", "failed", "fails", "failure", "failures",
@@ -133,3 +140,10 @@ def metric_unit(metric: str) -> str:
         if token in _UNIT_TOKENS:
             return _UNIT_TOKENS[token]
     return ""
+
+
+def metric_family(metric: str) -> str:
+    """The thing a metric measures, without percentile, statistic or unit variants:
+    ``pod_server_latency_p95`` and ``latency_p99_seconds`` -> ``pod_server_latency``, ``latency``."""
+    kept = [t for t in metric_tokens(metric) if not _VARIANT_TOKEN.match(t)]
+    return "_".join(kept) or metric

@@ -5,15 +5,18 @@ The pipeline an on-call engineer would want running every minute on a microservi
 1. **surprise** of every series from its own past (:mod:`models.incidents.surprise`), counting
    only the harmful direction (latency, CPU, memory up; a success rate is judged on its failed
    share; any failed-request share, an error ratio too, has an absolute floor of
-   ``error_floor`` percentage points: :func:`failed_share_unit`), with a clean baseline
-   (outliers kept out of it, a fault's run of outliers learned as one event ``learn_delay`` steps
-   after it ended), so a fault neither masks the next one nor makes the return to normal look odd;
+   ``error_floor`` percentage points: :func:`~models.incidents.share_units.failed_share_unit`),
+   with a clean baseline (outliers kept out of it, a fault's run of outliers learned as one event
+   ``learn_delay`` steps after it ended), so a fault neither masks the next one nor makes the
+   return to normal look odd;
 2. **wire latency**: for every call edge measured from both ends, the caller's view minus the
-   callee's (:func:`wire_pairs`) is the time spent between them: it grows under a network delay
-   on the callee while the callee's own time does not. Edge evidence belongs to the callee;
+   callee's (:func:`~models.incidents.wire_latency.wire_pairs`) is the time spent between them:
+   it grows under a network delay on the callee while the callee's own time does not. Edge
+   evidence belongs to the callee;
 3. **families**: series that measure one thing at once (p90 / p95 / p99 of one latency, CPU in
    millicores and in %, an edge's caller view and the wire latency derived from it) collapse to
-   their largest surprise, so one noisy measurement counts once;
+   their largest surprise (:func:`~models.incidents.metric_vocabulary.metric_family`), so one
+   noisy measurement counts once;
 4. **service roll-up**: a service's evidence is the *sum* of its ``corroboration`` largest family
    surprises over the kinds that describe it (:data:`models.incidents.category.OWN_KINDS`): summed
    ``-log10 p`` is the log of the joint probability of independent measurements all being this far
@@ -40,10 +43,11 @@ The pipeline an on-call engineer would want running every minute on a microservi
    travel upstream). A second incident while one is open needs ``split_threshold`` (a weaker
    firing is not paged, but may fire again once the open incidents close). An incident closes
    when none of its member services is active. All of this holds within one *system*, a
-   connected part of the call graph (:func:`call_graph_systems`): services with no call path
-   between them never share an incident, a ranking or the ``split_threshold``, so a fleet of
-   unrelated applications pages once per problem, not once per moment. Without a call graph
-   every service is taken to be one system (co-occurring problems group by time alone);
+   connected part of the call graph (:func:`~models.incidents.call_graph.call_graph_systems`):
+   services with no call path between them never share an incident, a ranking or the
+   ``split_threshold``, so a fleet of unrelated applications pages once per problem, not once per
+   moment. Without a call graph every service is taken to be one system (co-occurring problems
+   group by time alone);
 7. at opening, services are **ranked** by :func:`models.incidents.rca.rank_root_causes` (``degree_neutral``:
    a caller is not drained by the number of its callees) over the evidence of
    the last ``rank_window`` steps (services claimed by another open incident left out; a
@@ -74,21 +78,27 @@ The pipeline an on-call engineer would want running every minute on a microservi
    re-opening on time alone swallowed real faults injected minutes apart on one service
    (docs/incidents.md, *How the stream's settings were chosen*).
 
-Causal: :meth:`IncidentStream.step` uses only the samples given so far. Pure: no I/O.
+Causal: :meth:`IncidentStream.step` uses only the samples given so far. Pure: no I/O. Replaying
+a frame through it: :mod:`models.incidents.replay`; its knobs:
+:class:`~models.incidents.settings.StreamSettings`.
+
+This module is longer than most (issue 14) because :class:`IncidentStream` is one algorithm over
+one per-step state (opening, joining, re-opening, closing and ranking incidents all read and move
+the same arrays), which split across modules would be scattered, not simpler.
 """
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from foresight.schemas import require_columns
+from models.incidents.call_graph import call_graph_systems, transitive_callers
 from models.incidents.category import (
     OWN_KINDS,
     categorise,
@@ -98,108 +108,13 @@ from models.incidents.category import (
 )
 from models.incidents.evidence import evidence_payload, series_record, severity
 from models.incidents.fault_types import FaultEvidence, classify_fault
-from models.incidents.metric_vocabulary import metric_tokens, metric_unit
+from models.incidents.metric_vocabulary import metric_family
 from models.incidents.page_budget import PageBudget
 from models.incidents.rca import evidence_weights, rank_root_causes
+from models.incidents.settings import StreamSettings
+from models.incidents.share_units import failed_share_unit, is_success_rate
 from models.incidents.surprise import StreamingSurprise
-
-STREAM_INCIDENT_COLUMNS: tuple[str, ...] = (
-    "opened_at",
-    "closed_at",
-    "services",
-    "category",
-    "score",
-    "severity",
-    "evidence",
-    "reopened",
-    "fault_type",
-    "fault_type_confidence",
-)
-# An edge's latency seen by the caller / by the callee: ``edge`` and one of these tokens in its name.
-_CALLER_VIEW: frozenset[str] = frozenset({"source", "caller"})
-_CALLEE_VIEW: frozenset[str] = frozenset({"destination", "callee", "target"})
-WIRE_METRIC = "edge_wire_latency"
-# Tokens naming a variant of one measurement (a percentile, a statistic, a unit), not the thing measured.
-_VARIANT_TOKEN = re.compile(
-    r"^(p\d{2,3}|rate|usage|pct|percent|percentage|ratio|mib|mb|bytes|millicores|seconds|secs|ms|milliseconds"
-    r"|total|per|second|avg|mean|max|min|median)$"
-)
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    """Knobs of :class:`IncidentStream`; durations are in time steps (samples)."""
-
-    window: int = 30  # samples in the trailing baseline (30 min at 1-minute sampling)
-    min_history: int = 5  # samples before a series is scored at all
-    prior_weight: float = 30.0  # how many samples the distribution-free prior is worth
-    gate: float | None = 6.0  # robust sigmas beyond which a sample stays out of the baseline
-    max_hold: int = 15  # outlying samples in a row after which they are a new normal
-    learn_delay: int = 15  # steps before a run of outliers counts as ordinary in the tail
-    wire_latency: bool = True  # derive caller-minus-callee edge latency (network time)
-    error_floor: float = 0.25  # failed-request share change (percentage points) worth at least one sigma
-    corroboration: int = 2  # family surprises summed into a service's evidence
-    open_threshold: float = 6.0  # evidence (summed -log10 p) that opens an incident
-    sustain_threshold: float = 4.0  # evidence that keeps a service active
-    resolve_after: int = 3  # steps below sustain_threshold before a service (incident) calms down
-    split_threshold: float = 10.0  # evidence that opens a second incident while one is open
-    rank_window: int = 3  # steps of evidence behind the ranking and the category
-    refine_ranking: bool = True  # re-rank while the incident unfolds (its first rank_window steps)
-    kind_threshold: float = 2.0  # per-series surprise at which a metric kind counts as anomalous
-    error_weight: float = 3.0  # a failed-request family counts this many times (needs no corroboration)
-    error_material: float = 3.0  # failed-share rise (percentage points) from which error_weight applies
-    degree_neutral: bool = True  # ranking: a caller's many callees do not drain it (models.incidents.rca)
-    rank_onsets: bool = True  # rank on families whose anomaly began after a calm spell only
-    inherited_weight: float = 1.0  # ranking weight of kinds a service may inherit from a callee (models.incidents.rca)
-    top_evidence: int = 5
-    reopen_within: int = 15  # steps after closing in which a flare-up of its problem re-opens it (0: never)
-    # Page budget (models.incidents.page_budget): each system's opening threshold is the level its normal
-    # episodes reach this many times a day, fitted online on its own evidence and shrunk towards a
-    # prior (a trained calibration, else open_threshold). None: open_threshold throughout.
-    # sustain_threshold and split_threshold keep their ratio to the system's opening threshold.
-    page_budget_per_day: float | None = 2.0
-    budget_block_minutes: float = 60.0  # blocks whose maxima the tail is fitted on (time, not steps)
-    budget_history_days: float = 7.0  # blocks the fit looks back on
-    budget_prior_days: float = 1.0  # how much history the prior is worth
-    # The calibrated opening threshold never goes below this evidence; None: open_threshold (the
-    # budget raises the threshold of a system noisier than it allows, never lowers a quiet one's).
-    budget_floor: float | None = None
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> StreamSettings:
-        """Settings from a mapping (a config file's); an unknown name is refused by name, with the choices."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ValueError(f"unknown stream setting(s) {unknown}; choose from {', '.join(known)}")
-        return cls(**params)
-
-    def __post_init__(self) -> None:
-        if self.corroboration < 1:
-            raise ValueError(f"corroboration must be at least 1, got {self.corroboration}")
-        if not 0 < self.sustain_threshold <= self.open_threshold:
-            raise ValueError(
-                "need 0 < sustain_threshold <= open_threshold, got "
-                f"{self.sustain_threshold} and {self.open_threshold}"
-            )
-        if self.resolve_after < 1 or self.rank_window < 1:
-            raise ValueError("resolve_after and rank_window must be at least one step")
-        if self.split_threshold < self.open_threshold:
-            raise ValueError(
-                f"split_threshold ({self.split_threshold}) must be at least open_threshold ({self.open_threshold})"
-            )
-        if self.error_weight <= 0:
-            raise ValueError(f"error_weight must be positive, got {self.error_weight}")
-        if self.error_floor < 0 or self.error_material < 0:
-            raise ValueError(
-                f"error_floor and error_material must not be negative, got {self.error_floor} and {self.error_material}"
-            )
-        if not 0 < self.inherited_weight <= 1:
-            raise ValueError(f"inherited_weight must be within (0, 1], got {self.inherited_weight}")
-        if self.reopen_within < 0:
-            raise ValueError(f"reopen_within must not be negative, got {self.reopen_within}")
-        if self.page_budget_per_day is not None and self.page_budget_per_day <= 0:
-            raise ValueError(f"page_budget_per_day must be positive (or None), got {self.page_budget_per_day}")
+from models.incidents.wire_latency import wire_pairs
 
 
 @dataclass
@@ -230,66 +145,12 @@ class StreamIncident:
     series_peaks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
 
-def metric_family(metric: str) -> str:
-    """The thing a metric measures, without percentile, statistic or unit variants:
-    ``pod_server_latency_p95`` and ``latency_p99_seconds`` -> ``pod_server_latency``, ``latency``."""
-    kept = [t for t in metric_tokens(metric) if not _VARIANT_TOKEN.match(t)]
-    return "_".join(kept) or metric
-
-
 def onset_runs(hot: np.ndarray, calm: np.ndarray, onset: np.ndarray, resolve_after: int) -> np.ndarray:
     """Per family: whether its current run of anomaly (``hot`` now) began after at least
     ``resolve_after`` calm steps. ``calm`` counts the calm steps before this one (0: hot at the
     last step), ``onset`` is the previous result. A family that is not hot is no onset."""
     started = hot & (calm > 0)
     return np.where(started, calm >= resolve_after, onset & hot)
-
-
-def wire_pairs(catalogue: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """``(caller-view id, callee-view id, wire metric)`` for every edge measured from both ends.
-
-    An edge's latency seen by the caller minus the same edge seen by the callee is the time spent
-    between them (network, proxies, queues before the handler): it grows under a network delay
-    while the callee's own time does not, and stays flat when the callee itself is slow. The two
-    views are latency series of one ``resource_id`` named alike but for the view
-    (:func:`edge_view`: ``edge_source_latency_p50`` and ``edge_destination_latency_p50``).
-    """
-    if "resource_id" not in catalogue.columns:
-        return []
-    callee_view: dict[tuple[str, str], str] = {}
-    caller_view: list[tuple[str, str, str]] = []
-    for uid, resource, metric in zip(
-        catalogue["unique_id"].astype(str), catalogue["resource_id"].astype(str), catalogue["metric"].astype(str),
-        strict=True,
-    ):
-        view = edge_view(metric)
-        if view is None:
-            continue
-        side, rest = view
-        if side == "callee":
-            callee_view[(resource, rest)] = uid
-        else:
-            caller_view.append((uid, resource, rest))
-    return [
-        (uid, callee_view[(resource, rest)], f"{WIRE_METRIC}{rest}")
-        for uid, resource, rest in caller_view
-        if (resource, rest) in callee_view
-    ]
-
-
-def edge_view(metric: str) -> tuple[str, str] | None:
-    """``("caller" | "callee", what is left of the name after the view)`` for an edge latency
-    named with ``edge`` and a view token (``edge_source_latency_p50`` -> ``("caller", "_p50")``:
-    the part after ``latency``), else None."""
-    tokens = metric_tokens(metric)
-    if "edge" not in tokens or metric_kind(metric) not in ("call_latency", "server_latency"):
-        return None
-    words = set(tokens)
-    side = "caller" if words & _CALLER_VIEW else "callee" if words & _CALLEE_VIEW else None
-    if side is None:
-        return None
-    rest = [t for t in tokens if t not in ("edge", "latency") and t not in _CALLER_VIEW | _CALLEE_VIEW]
-    return side, "".join(f"_{t}" for t in rest)
 
 
 class IncidentStream:
@@ -334,7 +195,7 @@ class IncidentStream:
         s = self.settings
         unit = cat["unit"].fillna("").astype(str).to_numpy() if "unit" in cat.columns else np.full(len(cat), "")
         self.unit = unit
-        success = np.array([_is_success_rate(m) for m in self.metric], dtype=bool)
+        success = np.array([is_success_rate(m) for m in self.metric], dtype=bool)
         share_unit = np.array([failed_share_unit(m, u) for m, u in zip(self.metric, unit, strict=True)])
         direction = np.array([metric_direction(m) for m in self.metric])  # harmful way: +1 / -1 / 0
         self._scorer = StreamingSurprise(
@@ -373,7 +234,7 @@ class IncidentStream:
         self._rank_kind_weight = evidence_weights(self.kind, s.inherited_weight)
         self._share_unit = share_unit  # per series: one percentage point of its failed share, or 0
         self._direction = direction
-        self._callers = _transitive_callers(self.call_graph)
+        self._callers = transitive_callers(self.call_graph)
         self._system = call_graph_systems(self.services, self.call_graph)  # service -> its system
         self._position = {sv: j for j, sv in enumerate(self.services)}  # service -> its index
         # Per system: its services' positions and its own call graph, what an incident is ranked on.
@@ -798,158 +659,3 @@ class IncidentStream:
             ),
             page_score=incident.page_score,
         )
-
-
-def replay(
-    telemetry: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    call_graph: Mapping[str, Sequence[str]],
-    settings: StreamSettings | None = None,
-    calibration: Mapping[str, float] | None = None,
-) -> pd.DataFrame:
-    """Feed long telemetry (``unique_id, ds, y``) through an :class:`IncidentStream` step by step,
-    in time order; one row per incident with :data:`STREAM_INCIDENT_COLUMNS`."""
-    return replay_stream(telemetry, catalogue, call_graph, settings, calibration)[0]
-
-
-def replay_stream(
-    telemetry: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    call_graph: Mapping[str, Sequence[str]],
-    settings: StreamSettings | None = None,
-    calibration: Mapping[str, float] | None = None,
-) -> tuple[pd.DataFrame, IncidentStream]:
-    """:func:`replay`'s incidents and the stream after the last step (its calibration)."""
-    require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
-    catalogue = with_share_units(catalogue, telemetry)  # an error share of unstated unit, from its values
-    known = telemetry["unique_id"].astype(str).isin(set(catalogue["unique_id"].astype(str)))
-    stream = IncidentStream(
-        catalogue[
-            catalogue["unique_id"].astype(str).isin(set(telemetry.loc[known, "unique_id"].astype(str)))
-        ],
-        call_graph,
-        settings,
-        calibration,
-    )
-    wide = telemetry[known].pivot_table(index="ds", columns="unique_id", values="y", aggfunc="last")
-    wide = wide.reindex(columns=stream.series).sort_index()
-    raised: list[StreamIncident] = []
-    for ds, row in zip(wide.index, wide.to_numpy(dtype="float64"), strict=True):
-        raised += stream.step(pd.Timestamp(ds), row)
-    return incidents_frame(raised), stream
-
-
-def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:
-    """Stream incidents as a frame with :data:`STREAM_INCIDENT_COLUMNS` (services ``;``-joined)."""
-    rows = [
-        {
-            "opened_at": i.opened_at,
-            "closed_at": i.closed_at,
-            "services": ";".join(i.services),
-            "category": i.category,
-            "score": i.score,
-            "severity": i.severity,
-            "evidence": i.evidence,
-            "reopened": i.reopened,
-            "fault_type": i.fault_type,
-            "fault_type_confidence": round(i.fault_type_confidence, 3),
-        }
-        for i in incidents
-    ]
-    frame = pd.DataFrame(rows, columns=list(STREAM_INCIDENT_COLUMNS))
-    for col in ("opened_at", "closed_at"):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    return frame
-
-
-def failed_share_unit(metric: str, unit: str) -> float:
-    """One percentage point in the units of ``metric`` when it is a share of failed (or, for a
-    success rate, succeeded) requests, else 0 (not a share: no absolute floor).
-
-    An ``errors`` metric is a share when its unit says so (``percent`` / ``%`` or ``ratio``; an
-    empty unit is read from the name, e.g. ``error_pct``, ``error_ratio``:
-    :func:`models.incidents.metric_vocabulary.metric_unit`); a success rate is one whatever its unit (a
-    ratio unless it says percent). An error rate in ``ratio`` units sits near 0, so its relative
-    floor is ~0 and a blip of a few tenths of a point reads as a many-sigma jump: the simulator's
-    ``error_rate`` paged on such blips without this floor (docs/incidents.md, *How the stream's
-    settings were chosen*).
-    """
-    if metric_kind(metric) != "errors":
-        return 0.0
-    unit = unit.strip().lower() or metric_unit(metric)
-    if unit in ("percent", "%"):
-        return 1.0
-    if unit == "ratio" or _is_success_rate(metric):
-        return 0.01
-    return 0.0
-
-
-def with_share_units(catalogue: pd.DataFrame, telemetry: pd.DataFrame) -> pd.DataFrame:
-    """``catalogue`` with the empty ``unit`` of each ``errors`` series whose name states none
-    either filled from its values: all within [0, 1] is a ``ratio``, within [0, 100] a
-    ``percent``; otherwise (a count of errors) it stays empty. Series with a unit are untouched."""
-    unit = (
-        catalogue["unit"].fillna("").astype(str)
-        if "unit" in catalogue.columns
-        else pd.Series("", index=catalogue.index)
-    )
-    metric = catalogue["metric"].astype(str)
-    unknown = (unit.str.strip() == "") & metric.map(lambda m: metric_kind(m) == "errors" and not metric_unit(m))
-    if not unknown.any():
-        return catalogue
-    ids = set(catalogue.loc[unknown, "unique_id"].astype(str))
-    values = telemetry[telemetry["unique_id"].astype(str).isin(ids)]
-    bounds = values.groupby(values["unique_id"].astype(str))["y"].agg(["min", "max"])
-    share = pd.Series("", index=bounds.index, dtype=object)
-    share[(bounds["min"] >= 0) & (bounds["max"] <= 100)] = "percent"
-    share[(bounds["min"] >= 0) & (bounds["max"] <= 1)] = "ratio"
-    filled = catalogue["unique_id"].astype(str).map(share).fillna("")
-    return catalogue.assign(unit=unit.where(~unknown, filled))
-
-
-def _is_success_rate(metric: str) -> bool:
-    """A share of requests that succeeded: an ``errors`` metric whose fall is the problem."""
-    return metric_kind(metric) == "errors" and metric_direction(metric) < 0
-
-
-def call_graph_systems(services: Sequence[str], call_graph: Mapping[str, Sequence[str]]) -> dict[str, int]:
-    """Each service's *system*: the connected part of the call graph it belongs to (calls in
-    either direction join services), numbered from 0 in ``services`` order. A service the graph
-    does not mention is a system of its own; without any call graph all services are one system."""
-    if not call_graph:
-        return {str(sv): 0 for sv in services}
-    parent: dict[str, str] = {}
-
-    def root(sv: str) -> str:
-        parent.setdefault(sv, sv)
-        while parent[sv] != sv:
-            parent[sv] = parent[parent[sv]]
-            sv = parent[sv]
-        return sv
-
-    for caller, callees in call_graph.items():
-        root(str(caller))
-        for callee in callees:
-            parent[root(str(callee))] = root(str(caller))
-    numbers: dict[str, int] = {}
-    return {str(sv): numbers.setdefault(root(str(sv)), len(numbers)) for sv in services}
-
-
-def _transitive_callers(call_graph: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
-    """Service -> every service that calls it directly or through others."""
-    callers: dict[str, set[str]] = {}
-    for caller, callees in call_graph.items():
-        for callee in callees:
-            if callee != caller:
-                callers.setdefault(callee, set()).add(caller)
-    closed: dict[str, frozenset[str]] = {}
-    for service in callers:
-        seen: set[str] = set()
-        todo = list(callers[service])
-        while todo:
-            up = todo.pop()
-            if up not in seen and up != service:
-                seen.add(up)
-                todo += callers.get(up, set())
-        closed[service] = frozenset(seen)
-    return closed

@@ -29,7 +29,7 @@ table (:data:`~models.incidents.base.INCIDENT_COLUMNS`):
 How its false alarms on the simulator were brought down (the error family's materiality floor)
 and its figures: docs/incidents.md.
 
-Durations in :class:`~models.incidents.stream.StreamSettings` are in steps, chosen at 1-minute
+Durations in :class:`~models.incidents.settings.StreamSettings` are in steps, chosen at 1-minute
 sampling. At 5-minute steps the statistical ones still fit (a 30-sample baseline spans 2.5 hours,
 five samples before scoring 25 minutes); the episode ones stretch five-fold: a service calms
 after 15 minutes (the roll-up waits 30), a run of outliers becomes the new normal after 75, and
@@ -49,10 +49,11 @@ import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
 from models.incidents.base import INCIDENT_COLUMNS, BuiltIncidents, IncidentInputs, incident_id, no_incidents
+from models.incidents.call_graph import call_graph_systems
 from models.incidents.evidence import evidence_payload, series_record
+from models.incidents.replay import replay_stream
 from models.incidents.rollup_builder import RollupBuilder
-from models.incidents.settings import RollupSettings
-from models.incidents.stream import StreamSettings, call_graph_systems, replay_stream
+from models.incidents.settings import RollupSettings, StreamSettings
 
 _MAX_SURPRISE = 12.0  # evidence beyond 1e-12 is as certain as a float score can say
 
@@ -98,7 +99,7 @@ class StreamBuilder:
 
 
 def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:
-    """:func:`models.incidents.stream.replay` rows as detect-flow incidents (:data:`INCIDENT_COLUMNS`)."""
+    """:func:`models.incidents.replay.replay` rows as detect-flow incidents (:data:`INCIDENT_COLUMNS`)."""
     resources = _resource_of(catalogue)
     ranked = raised["services"].astype(str)
     service = ranked.str.split(";").str[0]

@@ -18,7 +18,8 @@ from models.incidents.fault_types import (
     classify_fault,
     fault_rule,
 )
-from models.incidents.stream import IncidentStream, StreamSettings
+from models.incidents.settings import StreamSettings
+from models.incidents.stream import IncidentStream
 from models.incidents.stream_builder import incident_rows
 
 T = 2.0  # surprise at which a kind counts as moved

@@ -11,8 +11,9 @@ import pytest
 
 from models.incidents.base import IncidentInputs
 from models.incidents.evidence import EVIDENCE_KEYS, SERIES_KEYS, evidence_payload, series_record, severity
+from models.incidents.replay import replay
 from models.incidents.rollup import build_incidents
-from models.incidents.stream import StreamSettings, replay
+from models.incidents.settings import StreamSettings
 from models.incidents.stream_builder import StreamBuilder, incident_rows
 
 T0 = pd.Timestamp("2026-05-04 10:00", tz="UTC")

@@ -11,7 +11,7 @@ import pytest
 from bench.datasets.nezha import load_nezha
 from bench.incident_sampling import aggregate, replay_grid, sampling_interval, settings_for_interval
 from bench.incidents import day_length, run_days
-from models.incidents.stream import StreamSettings
+from models.incidents.settings import StreamSettings
 from support.nezha import write_nezha_day
 from support.plain_incidents import START, plain_system
 

@@ -9,16 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.incidents.stream import (
-    IncidentStream,
-    StreamSettings,
-    call_graph_systems,
-    metric_family,
-    onset_runs,
-    replay,
-    wire_pairs,
-)
+from models.incidents.call_graph import call_graph_systems
+from models.incidents.metric_vocabulary import metric_family
+from models.incidents.replay import replay
+from models.incidents.settings import StreamSettings
+from models.incidents.stream import IncidentStream, onset_runs
 from models.incidents.surprise import StreamingSurprise
+from models.incidents.wire_latency import wire_pairs
 
 T0 = pd.Timestamp("2026-05-04 10:00", tz="UTC")
 

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from models.incidents.category import exhausted_kinds, metric_direction, metric_kind
-from models.incidents.metric_vocabulary import metric_tokens, metric_unit
-from models.incidents.stream import failed_share_unit, metric_family, wire_pairs, with_share_units
+from models.incidents.metric_vocabulary import metric_family, metric_tokens, metric_unit
+from models.incidents.share_units import failed_share_unit, with_share_units
+from models.incidents.wire_latency import wire_pairs
 
 VOCABULARY = [
     # (name, kind, direction, unit stated by the name)

@@ -67,7 +67,7 @@ def test_a_missing_signal_is_not_a_recovery() -> None:
 
 
 def test_where_one_incident_spans_a_system_the_whole_system_stays_open() -> None:
-    from models.incidents.stream import call_graph_systems
+    from models.incidents.call_graph import call_graph_systems
 
     services = ["billing", "cart", "checkout", "frontend", "payments", "search"]
     graph = {"frontend": ["checkout", "cart"], "checkout": ["payments"], "search": []}

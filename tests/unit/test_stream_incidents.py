@@ -17,8 +17,9 @@ from models.anomaly.base import detectors
 from models.incidents.base import INCIDENT_COLUMNS, INCIDENT_OUTPUT_COLUMNS, IncidentInputs, incident_id
 from models.incidents.category import categorise, exhausted_kinds
 from models.incidents.pipeline import IncidentPipeline, as_pipeline
-from models.incidents.settings import PipelineSettings, RollupSettings
-from models.incidents.stream import IncidentStream, StreamSettings, failed_share_unit
+from models.incidents.settings import PipelineSettings, RollupSettings, StreamSettings
+from models.incidents.share_units import failed_share_unit
+from models.incidents.stream import IncidentStream
 from models.incidents.stream_builder import StreamBuilder, incident_rows, tail_score
 from support.nezha import write_nezha_day
 
