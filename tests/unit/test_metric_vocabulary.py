@@ -1,5 +1,5 @@
 """Free-text metric names from any system -> kind, problem direction and unit (models.incidents.metric_vocabulary,
-models.incidents.category), and the failed-share unit of error and success rates (models.incidents.stream)."""
+models.incidents.category), and the failed-share unit of error and success rates (models.incidents.share_units)."""
 
 from __future__ import annotations
 
