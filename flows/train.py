@@ -103,7 +103,8 @@ def register_and_gate(
 ) -> dict[str, Any]:
     """Log the candidate, let the gate decide; with no champion yet and a losing candidate, the
     fitted baseline (``fit_baseline()``) is registered as champion so the later flows can serve."""
-    from foresight.model_registry import EXPERIMENTS, REGISTERED, baseline_serves, decide
+    from foresight.model_registry import EXPERIMENTS, REGISTERED
+    from foresight.promotion import baseline_serves, decide
 
     registry = open_registry(settings)
     # Versions an earlier run registered but was stopped before gating: say so on them.

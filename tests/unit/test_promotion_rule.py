@@ -1,4 +1,4 @@
-"""The champion/challenger gate: ``foresight.model_registry.decide`` is pure and exact."""
+"""The champion/challenger gate: ``foresight.promotion.decide`` is pure and exact."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from foresight.model_registry import Decision, decide
+from foresight.promotion import Decision, decide
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_negative_margin_is_rejected() -> None:
 
 
 def test_the_baseline_serves_only_when_there_is_no_champion_and_the_candidate_lost() -> None:
-    from foresight.model_registry import baseline_serves
+    from foresight.promotion import baseline_serves
 
     lost = decide(1.2, None, 1.0, higher_is_better=False, min_improvement=0.01)
     serving = baseline_serves(lost, None, 1.0, metric="mase", baseline_name="seasonal_naive")
