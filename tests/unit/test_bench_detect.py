@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bench.detect import END, DetectFigures, builder_choices, mean_figures, run
 from foresight.cli import app
 from foresight.settings import DetectConfig
-from models.anomaly.base import detectors
+from models.anomaly.base import DETECTORS
 from models.evaluation.gate import split_time
 from simulator import simulate
 
@@ -76,7 +76,7 @@ def test_the_mean_row_is_the_mean_of_the_seeds_rows(figures: Figures) -> None:
 
 
 def test_every_registered_detector_is_a_roll_up_builder_and_unknown_ones_are_refused() -> None:
-    assert builder_choices() == [*(f"rollup:{name}" for name in detectors().names()), "stream", "stream:windows"]
+    assert builder_choices() == [*(f"rollup:{name}" for name in DETECTORS.names()), "stream", "stream:windows"]
     with pytest.raises(ValueError, match="unknown builder.*'rollup:prophet'.*choose one of: .*rollup:streaming"):
         run(seeds=(SEED,), days=DAYS, builders=("stream", "rollup:prophet"))
 
