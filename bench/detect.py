@@ -59,9 +59,9 @@ class DetectFigures:
 
 def builder_choices() -> list[str]:
     """Every builder name :func:`run` accepts: a roll-up per registered detector, then ``stream``."""
-    from models.anomaly.base import detectors
+    from models.anomaly.base import DETECTORS
 
-    return [*(f"{ROLLUP}{name}" for name in detectors().names()), STREAM, STREAM_WINDOWS]
+    return [*(f"{ROLLUP}{name}" for name in DETECTORS.names()), STREAM, STREAM_WINDOWS]
 
 
 def unknown_builders(builders: Sequence[str]) -> str | None:
@@ -176,9 +176,9 @@ def _gated(builder: str, telemetry: pd.DataFrame, catalogue: pd.DataFrame, incid
 def _detector(name: str, cfg: DetectConfig) -> Any:
     """Detector ``name`` as it feeds incidents; ``detect.detector_params`` are the configured
     detector's constructor parameters, not every detector's."""
-    from models.anomaly.base import detectors
+    from models.anomaly.base import DETECTORS
 
-    return detectors().get(name).for_incidents(**(cfg.detector_params if name == cfg.detector else {}))
+    return DETECTORS.get(name).for_incidents(**(cfg.detector_params if name == cfg.detector else {}))
 
 
 def _streamed(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: DetectConfig, since: pd.Timestamp) -> pd.DataFrame:

@@ -295,11 +295,11 @@ class NabEvaluation:
 
     def _baseline_sweeps(self, system: str) -> list[Any]:
         if system not in self._sweeps:
-            from models.anomaly.base import detectors
+            from models.anomaly.base import DETECTORS
             from models.anomaly.robust_z_detectors import RobustZDetector
             from models.evaluation.nab_scoring import sweep_file
 
-            model = detectors().get(system)(width=NMS_WIDTH)
+            model = DETECTORS.get(system)(width=NMS_WIDTH)
             if not isinstance(model, RobustZDetector):
                 raise TypeError(f"{system} is not a robust z baseline")
             self._sweeps[system] = [

@@ -43,7 +43,7 @@ def run(seeds: Sequence[int] = (1, 2, 3), days: int = 28, n_origins: int = 3) ->
     from features.windows import service_features
     from foresight.settings import DetectConfig
     from models.evaluation.gate import evaluate_failure_predictor
-    from models.failure.base import predictors
+    from models.failure.base import PREDICTORS
     from simulator import simulate
 
     if not seeds:
@@ -57,7 +57,7 @@ def run(seeds: Sequence[int] = (1, 2, 3), days: int = 28, n_origins: int = 3) ->
         features = service_features(batch.telemetry, batch.catalogue, batch.logs)
         for name in MODELS:
             started = time.perf_counter()
-            evaluation = evaluate_failure_predictor(predictors().get(name)(), features, batch.incidents, cfg)
+            evaluation = evaluate_failure_predictor(PREDICTORS.get(name)(), features, batch.incidents, cfg)
             seconds = time.perf_counter() - started
             m = evaluation.metrics
             figures.append(

@@ -31,7 +31,7 @@ import pandas as pd
 
 from bench.datasets.nezha import NezhaDay
 from foresight.settings import DetectConfig
-from models.anomaly.base import AnomalyDetector, detectors
+from models.anomaly.base import DETECTORS, AnomalyDetector
 from models.incidents.base import IncidentInputs
 from models.incidents.rollup_builder import RollupBuilder
 from models.incidents.settings import PipelineSettings
@@ -42,7 +42,7 @@ FIT_SPAN = pd.Timedelta("1h")
 def default_detector(cfg: DetectConfig) -> AnomalyDetector:
     """A fresh instance of the detector ``cfg`` names, configured as the train flow's candidate
     (its ``incident_params``, then ``cfg.detector_params``)."""
-    return detectors().get(cfg.detector).for_incidents(**cfg.detector_params)
+    return DETECTORS.get(cfg.detector).for_incidents(**cfg.detector_params)
 
 
 def causal_scores(

@@ -37,12 +37,11 @@ def _timed(stage: str, unit: str, fn: Callable[[], Any], count: Callable[[Any], 
 
 def run(days: int = 21, seed: int = 7) -> list[Figure]:
     """Time each stage once on a fresh temporary lake; returns the figures in stage order."""
-    import models.forecasting  # noqa: F401  (registers the forecasters)
     from features.windows import service_features
     from foresight.contracts.check import check_telemetry
     from foresight.lake import Lake
     from foresight.settings import ForecastConfig
-    from models.anomaly.base import detectors
+    from models.anomaly.base import DETECTORS
     from models.evaluation.gate import capacity_series
     from models.forecasting.base import FORECASTERS
     from simulator import SimulatorSource
@@ -80,7 +79,7 @@ def run(days: int = 21, seed: int = 7) -> list[Figure]:
         fig, _ = _timed(f"forecaster {name}: fit + {cfg.horizon}-step forecast", "series", fit_and_forecast,
                         lambda f: f["unique_id"].nunique())
         figures.append(fig)
-    detector = detectors().get("robust_seasonal")()
+    detector = DETECTORS.get("robust_seasonal")()
     fig, _ = _timed("anomaly detector fit", "points", lambda: detector.fit(telemetry), lambda _: len(telemetry))
     figures.append(fig)
     fig, _ = _timed("anomaly detector score", "points", lambda: detector.predict(telemetry), len)

@@ -240,20 +240,20 @@ def anomaly_candidate(settings: Settings) -> IncidentPipeline:
     (``detect.detector``: its ``incident_params``, then ``detect.detector_params`` over them; an
     unknown name raises the registry's error listing the detectors there are) and the incident
     mode with its settings (``incident_builder``, ``stream_params``, the roll-up's thresholds)."""
-    from models.anomaly.base import detectors
+    from models.anomaly.base import DETECTORS
     from models.incidents.settings import PipelineSettings
 
-    detector = detectors().get(settings.detect.detector).for_incidents(**settings.detect.detector_params)
+    detector = DETECTORS.get(settings.detect.detector).for_incidents(**settings.detect.detector_params)
     return IncidentPipeline(detector, PipelineSettings.from_detect(settings.detect))
 
 
 def anomaly_baseline(settings: Settings) -> IncidentPipeline:
     """The baseline pipeline: a rolling z-score rolled up per service, the roll-up's settings."""
-    from models.anomaly.base import detectors
+    from models.anomaly.base import DETECTORS
     from models.incidents.settings import PipelineSettings
 
     rollup = PipelineSettings.from_detect(settings.detect).rollup
-    return IncidentPipeline(detectors().get(BASELINES["anomaly"])(), PipelineSettings(mode="rollup", rollup=rollup))
+    return IncidentPipeline(DETECTORS.get(BASELINES["anomaly"])(), PipelineSettings(mode="rollup", rollup=rollup))
 
 
 def evaluate_anomaly(model: IncidentPipeline, data: TrainingData, settings: Settings, split: pd.Timestamp) -> Evaluation:
@@ -304,10 +304,9 @@ class FailureFamily:
         return FailureInputs(features, labels, data.incidents)
 
     def contenders(self, settings: Settings) -> tuple[Any, Any]:
-        from models.failure.base import predictors
+        from models.failure.base import PREDICTORS
 
-        registry = predictors()
-        return registry.get(CANDIDATES["failure"])(), registry.get(BASELINES["failure"])()
+        return PREDICTORS.get(CANDIDATES["failure"])(), PREDICTORS.get(BASELINES["failure"])()
 
     def adopt(self, champion: Any, settings: Settings) -> Any:
         return champion

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from foresight.errors import ConfigError, DependencyUnavailableError, ForesightError, NotReadyError
 from foresight.lake import Lake
 from foresight.redact import redact_url
-from foresight.settings import Settings, load_settings
+from foresight.settings import Settings, SettingsProblem, load_settings
+from models.incidents.settings import detect_config_problems
 
 if TYPE_CHECKING:
     from connectors.sinks.forecast_store import ForecastStore
@@ -20,10 +21,18 @@ class NoTelemetryError(NotReadyError, ValueError):
 
 
 def settings_for_run(config_file: str | None) -> Settings:
-    """Settings at a flow's entry point: the optional YAML file plus ``FORESIGHT_*`` env."""
-    settings = load_settings(config_file)
+    """Settings at a flow's entry point: the optional YAML file plus ``FORESIGHT_*`` env, and the
+    plug-ins they name checked (:func:`plugin_problems`)."""
+    settings = load_settings(config_file, checks=(plugin_problems,))
     settings.home.mkdir(parents=True, exist_ok=True)
     return settings
+
+
+def plugin_problems(settings: Settings) -> list[SettingsProblem]:
+    """The detect section's detector, its parameters and the stream settings, checked against the
+    plug-ins (which core's settings cannot see): a typo fails every flow at start-up, as a bad key
+    anywhere in the settings does, naming the key and the choices."""
+    return [(("detect", *key), problem) for key, problem in detect_config_problems(settings.detect)]
 
 
 def open_lake(settings: Settings) -> Lake:

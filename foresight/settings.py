@@ -18,6 +18,7 @@ options are masked in :meth:`Settings.redacted`, in reprs and in error messages
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,7 +38,7 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 from foresight.config_file import read_config_file
 from foresight.errors import ConfigError
 from foresight.redact import redact
-from foresight.settings_errors import Origins, explain
+from foresight.settings_errors import Origins, explain, explain_problems
 
 NO_TIME = timedelta(0)
 
@@ -127,14 +128,15 @@ class DetectConfig(Section):
 
     # Anomaly detector the train flow fits as its candidate (a name in models.anomaly.base.DETECTORS:
     # "streaming_ensemble", "streaming", "streaming_knn", "robust_seasonal", ...); an unknown name
-    # fails there, listing the choices. "streaming_ensemble" (the streaming forecaster plus
+    # fails when a flow loads the settings, listing the choices. "streaming_ensemble" (the streaming forecaster plus
     # nearest neighbours on 8-step block means) because on NAB's dev files, each category held
     # out in turn, it beats "streaming" on two and ties it on the third, at a cost per update that
     # fits the detect schedule (docs/anomaly_detectors.md, *Held out* and *Cost*). Slow disk fills
     # and leaks it may see late are what the failure predictor and the capacity runway are for.
     detector: str = "streaming_ensemble"
     # Constructor parameters of that detector, over its own ``incident_params`` (e.g.
-    # {"suppress": true} to keep the streaming detector's one score per episode).
+    # {"suppress": true} to keep the streaming detector's one score per episode); one it does not
+    # take fails when a flow loads the settings, naming the ones it does.
     detector_params: dict[str, Any] = Field(default_factory=dict)
     # Failure predictor label: "an incident starts within the next ``horizon_minutes``".
     horizon_minutes: int = Field(default=60, ge=1)
@@ -180,6 +182,7 @@ class DetectConfig(Section):
     incident_builder: Literal["stream", "rollup"] = "stream"
     # StreamSettings of the stream mode (models.incidents.settings; durations in samples), e.g.
     # {"error_material": 5.0} to page on failed requests alone only from 5 points of failures.
+    # Typed by StreamSettings: an unknown or mistyped one fails when a flow loads the settings.
     stream_params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -415,8 +418,17 @@ def config_file_path(config_file: str | Path | None = None) -> str | Path | None
     return config_file or os.environ.get("FORESIGHT_CONFIG_FILE") or None
 
 
-def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings at an entry point: file, environment and explicit overrides.
+# A check of what the settings name beyond this schema's reach (a plug-in in a layer above core and
+# its parameters): each problem as (key path, what is wrong). An entry point that knows the plug-ins
+# passes its checks to load_settings, so their problems fail the load like any bad key.
+SettingsProblem = tuple[Sequence[str | int], str]
+SettingsCheck = Callable[["Settings"], Iterable[SettingsProblem]]
+
+
+def load_settings(
+    config_file: str | Path | None = None, *, checks: Sequence[SettingsCheck] = (), **overrides: Any
+) -> Settings:
+    """Build the settings at an entry point: file, environment and explicit overrides, then ``checks``.
 
     Raises :class:`~foresight.errors.ConfigError` (one line per problem, each naming the key
     and the file or ``FORESIGHT_*`` variable it came from) instead of pydantic's own report.
@@ -424,14 +436,21 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     if config_file is not None:
         overrides["config_file"] = Path(config_file)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
-        path = config_file_path(overrides.get("config_file"))
-        origins = Origins(arguments=overrides, file_name=str(path) if path else None,
-                          file_data=read_config_file(path) if path else {})
-        raise explain(exc, Settings, origins) from None
+        raise explain(exc, Settings, _origins(overrides)) from None
     except PydanticSettingsError as exc:  # a FORESIGHT_* value that is not valid JSON
         raise ConfigError(_env_parse_problem(str(exc)), hint="nested values in the environment are JSON") from None
+    problems = [problem for check in checks for problem in check(settings)]
+    if problems:
+        raise explain_problems(problems, _origins(overrides))
+    return settings
+
+
+def _origins(overrides: dict[str, Any]) -> Origins:
+    path = config_file_path(overrides.get("config_file"))
+    return Origins(arguments=overrides, file_name=str(path) if path else None,
+                   file_data=read_config_file(path) if path else {})
 
 
 def _env_parse_problem(message: str) -> str:

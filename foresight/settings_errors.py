@@ -74,6 +74,12 @@ def explain(error: ValidationError, model: type[BaseModel], origins: Origins) ->
     return InvalidSettingsError(list(dict.fromkeys(lines)))
 
 
+def explain_problems(problems: Sequence[tuple[Sequence[str | int], str]], origins: Origins) -> InvalidSettingsError:
+    """One :class:`InvalidSettingsError` for problems found beyond the schema (``(key path,
+    what is wrong)``, e.g. by a settings check), in the same one-line form."""
+    return InvalidSettingsError(list(dict.fromkeys(f"{origins.of(loc)}: {dotted(loc)}: {what}" for loc, what in problems)))
+
+
 def dotted(loc: Sequence[str | int]) -> str:
     """``('sources', 0, 'kind')`` -> ``sources[0].kind``."""
     text = ""

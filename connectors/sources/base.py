@@ -92,22 +92,15 @@ def stream_start(since: Mapping[str, pd.Timestamp] | None, stream: str, window: 
     return since.get(stream, window.start) if since else window.start
 
 
-# Source factories by kind: called with ``name=`` and the source's configured options.
-SOURCES: Registry[Callable[..., Source]] = Registry("source")
-
-
-# The built-in sources register on import (a plugin outside this list registers when its module is
-# imported, e.g. from a config's own package).
-BUILT_IN_SOURCES: tuple[str, ...] = (
+# Source factories by kind: called with ``name=`` and the source's configured options. The
+# built-in sources register when their modules are imported, on the registry's first read; a
+# plugin outside them registers when its own module is imported (e.g. from a config's package).
+SOURCES: Registry[Callable[..., Source]] = Registry("source", builtins=(
     "connectors.sources.cloudwatch", "connectors.sources.file", "connectors.sources.kafka",
     "connectors.sources.prometheus", "simulator",
-)
+))
 
 
 def build_source(kind: str, name: str, options: dict[str, Any] | None = None) -> Source:
-    """Instantiate a registered source by kind (importing the built-in ones first)."""
-    import importlib
-
-    for module in BUILT_IN_SOURCES:
-        importlib.import_module(module)
+    """Instantiate the source registered as ``kind``."""
     return SOURCES.get(kind)(name=name, **(options or {}))

@@ -9,8 +9,8 @@ a backtest see the same numbers. ``fit`` keeps the tail of each training series 
 context length) and ``predict`` prepends it to a series whose frame starts later, so scoring the
 last few hours gives the same scores as scoring the whole history.
 
-Detectors register by name in :data:`DETECTORS` (:func:`detectors` imports every built-in
-one): ``robust_seasonal`` (:mod:`models.anomaly.robust_seasonal`), ``rolling_zscore`` (the
+Detectors register by name in :data:`DETECTORS` (which imports every built-in one on first
+use): ``robust_seasonal`` (:mod:`models.anomaly.robust_seasonal`), ``rolling_zscore`` (the
 gate's baseline, :mod:`models.anomaly.rolling_zscore`), ``streaming``, ``knn``,
 ``streaming_knn``, ``streaming_ensemble`` (the default) and the ``robust_z`` baselines.
 
@@ -110,9 +110,9 @@ class AnomalyDetector(Model):
         """Scores in [0, 1] (NaN = not enough history) aligned with the sorted frame ``df``."""
 
 
-DETECTORS: Registry[type[AnomalyDetector]] = Registry("anomaly detector")
-# Detector modules that import this one (so it cannot import them) and register on import.
-_DETECTOR_MODULES = (
+# Built-in detectors live in modules that import this one (so it cannot import them): the registry
+# imports them by name on its first read.
+DETECTORS: Registry[type[AnomalyDetector]] = Registry("anomaly detector", builtins=(
     "models.anomaly.robust_seasonal",
     "models.anomaly.rolling_zscore",
     "models.anomaly.streaming",
@@ -120,16 +120,7 @@ _DETECTOR_MODULES = (
     "models.anomaly.ensemble",
     "models.anomaly.streaming_ensemble",
     "models.anomaly.robust_z_detectors",
-)
-
-
-def detectors() -> Registry[type[AnomalyDetector]]:
-    """The registry with every built-in detector registered, whichever module defines it."""
-    import importlib
-
-    for module in _DETECTOR_MODULES:
-        importlib.import_module(module)
-    return DETECTORS
+))
 
 
 def service_scores(scores: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:

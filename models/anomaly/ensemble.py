@@ -95,12 +95,14 @@ class EnsembleAnomalyDetector(AnomalyDetector):
     name: ClassVar[str] = "streaming_knn"
     incident_params: ClassVar[dict[str, Any]] = {"suppress": False}  # as the streaming detector's
 
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """``context_days``, the streaming state's parameters, ``knn_<name>`` and ``coarse_block``."""
+        return ["context_days", *(f.name for f in fields(StreamingParams)),
+                *(f"knn_{f.name}" for f in fields(KnnParams)), "coarse_block"]
+
     def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = (
-            {f.name for f in fields(StreamingParams)}
-            | {f"knn_{f.name}" for f in fields(KnnParams)}
-            | {"coarse_block"}
-        )
+        known = set(self.parameter_names()) - {"context_days"}
         unknown = set(params) - known
         if unknown:
             raise ValueError(

@@ -272,8 +272,13 @@ class KnnAnomalyDetector(AnomalyDetector):
 
     name: ClassVar[str] = "knn"
 
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """``context_days`` and the nearest-neighbour state's parameters."""
+        return ["context_days", *(f.name for f in fields(KnnParams))]
+
     def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = {f.name for f in fields(KnnParams)}
+        known = set(self.parameter_names()) - {"context_days"}
         unknown = set(params) - known
         if unknown:
             raise ValueError(

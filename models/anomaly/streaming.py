@@ -418,8 +418,13 @@ class StreamingAnomalyDetector(AnomalyDetector):
     # settings*).
     incident_params: ClassVar[dict[str, Any]] = {"suppress": False}
 
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """``context_days`` and the streaming state's parameters."""
+        return ["context_days", *(f.name for f in fields(StreamingParams))]
+
     def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = {f.name for f in fields(StreamingParams)}
+        known = set(self.parameter_names()) - {"context_days"}
         unknown = set(params) - known
         if unknown:
             raise ValueError(

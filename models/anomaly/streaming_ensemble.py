@@ -101,13 +101,16 @@ class StreamingEnsembleDetector(AnomalyDetector):
     name: ClassVar[str] = "streaming_ensemble"
     incident_params: ClassVar[dict[str, Any]] = {"suppress": False}  # as the streaming detector's
 
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """``context_days``, the streaming state's parameters, ``knn_<name>``, ``coarse_block``,
+        ``robust_z`` and ``z_<name>``."""
+        return ["context_days", *(f.name for f in fields(StreamingParams)),
+                *(f"knn_{f.name}" for f in fields(KnnParams)), "coarse_block", "robust_z",
+                *(f"z_{f.name}" for f in fields(RobustZParams))]
+
     def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = (
-            {f.name for f in fields(StreamingParams)}
-            | {f"knn_{f.name}" for f in fields(KnnParams)}
-            | {f"z_{f.name}" for f in fields(RobustZParams)}
-            | {"coarse_block", "robust_z"}
-        )
+        known = set(self.parameter_names()) - {"context_days"}
         unknown = set(params) - known
         if unknown:
             raise ValueError(

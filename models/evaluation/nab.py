@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.anomaly.base import DETECTORS
 from models.evaluation.nab_scoring import (
     FileSweep,
     Profile,
@@ -40,13 +41,6 @@ STREAMING = "streaming"
 REFIT_EVERY = pd.Timedelta(days=1)
 StateFactory = Callable[[np.ndarray], Any]  # daily season per series -> state with update(y, phase)
 Windows = Mapping[str, Sequence[tuple[pd.Timestamp, pd.Timestamp]]]
-
-
-def load_detectors() -> Any:
-    """The detector registry with every built-in detector registered."""
-    from models.anomaly.base import detectors
-
-    return detectors()
 
 
 @dataclass(frozen=True)
@@ -110,7 +104,6 @@ def registry_scores(
 ) -> Callable[[pd.DataFrame], np.ndarray]:
     """Scores from a registry detector fitted on the file's probationary rows, then (unless
     ``refit_every`` is None) refitted every ``refit_every`` on the rows before each block."""
-    registry = load_detectors()
 
     def run(frame: pd.DataFrame) -> np.ndarray:
         ds = (
@@ -131,7 +124,7 @@ def registry_scores(
         # block 0 also holds the probationary rows (in-sample, and unscored by NAB).
         block = pd.DatetimeIndex(cuts[1:], dtype=unique["ds"].dtype).searchsorted(unique["ds"], side="left")
         parts = [
-            registry.get(detector)().fit(unique[unique["ds"] <= cut]).predict(unique[block == k])
+            DETECTORS.get(detector)().fit(unique[unique["ds"] <= cut]).predict(unique[block == k])
             for k, cut in enumerate(cuts)
             if (block == k).any()
         ]
@@ -162,14 +155,14 @@ def evaluate_corpus(
     the corpus under every profile at its optimised threshold and at ``production_threshold``."""
     started = time.perf_counter()
     keys, frames = list(files), list(files.values())
-    registry = load_detectors()
+    registered: Any = DETECTORS.get(detector)  # an unknown name raises, listing the choices
     if detector == STREAMING:
         all_scores = stream_scores(frames)
-    elif hasattr(registry.get(detector), "series_scores"):  # causal, nothing learned: one pass per file
-        model = registry.get(detector)()
+    elif hasattr(registered, "series_scores"):  # causal, nothing learned: one pass per file
+        model = registered()
         all_scores = [model.series_scores(frame["timestamp"], frame["value"].to_numpy()) for frame in frames]
-    elif hasattr(registry.get(detector), "make_state"):  # a streaming state: fed row by row
-        make_state = registry.get(detector)().make_state
+    elif hasattr(registered, "make_state"):  # a streaming state: fed row by row
+        make_state = registered().make_state
         if "names" in inspect.signature(make_state).parameters:  # per-series settings follow the file, not its position
             make_state = functools.partial(make_state, names=keys)
         all_scores = stream_scores(frames, make_state)

@@ -9,8 +9,8 @@ evaluates risk alarms event-wise (:mod:`models.evaluation.events`) and by AUC.
 A predictor may choose its own operating point at fit time: ``threshold_`` is the risk at which
 it alarms (``None``: use the configured ``detect.risk_threshold``).
 
-Predictors register by name in :data:`PREDICTORS` (:func:`predictors` imports every built-in
-one): ``lgbm`` (the candidate, :mod:`models.failure.lgbm`) and ``utilisation_rule`` (the gate's
+Predictors register by name in :data:`PREDICTORS` (which imports every built-in one on first
+use): ``lgbm`` (the candidate, :mod:`models.failure.lgbm`) and ``utilisation_rule`` (the gate's
 baseline, :mod:`models.failure.utilisation_rule`). :func:`top_features` turns one prediction's
 explanation into JSON-ready records.
 """
@@ -143,17 +143,10 @@ class FailurePredictor(Model):
         return None
 
 
-PREDICTORS: Registry[type[FailurePredictor]] = Registry("failure predictor")
-_PREDICTOR_MODULES = ("models.failure.lgbm", "models.failure.utilisation_rule")
-
-
-def predictors() -> Registry[type[FailurePredictor]]:
-    """The registry with every built-in predictor registered."""
-    import importlib
-
-    for module in _PREDICTOR_MODULES:
-        importlib.import_module(module)
-    return PREDICTORS
+# The built-in predictors' modules import this one; the registry imports them on its first read.
+PREDICTORS: Registry[type[FailurePredictor]] = Registry(
+    "failure predictor", builtins=("models.failure.lgbm", "models.failure.utilisation_rule")
+)
 
 
 def feature_columns(X: pd.DataFrame) -> list[str]:

@@ -24,6 +24,12 @@ class Forecaster(Model):
     # A global model learns across all series at once, so it cannot be fanned out per series.
     is_global: ClassVar[bool] = False
 
+    @classmethod
+    def for_selection(cls, season_length: int, horizon: int) -> Self:
+        """A fresh instance as per-series selection runs it: a daily season of ``season_length``
+        steps, backtests ``horizon`` steps long. Default: the constructor's defaults."""
+        return cls()
+
     def fit(self, df: pd.DataFrame, freq: str | None = None) -> Self:
         df = validate_telemetry(df)
         self.freq_ = freq or infer_freq(df)
@@ -83,4 +89,8 @@ def infer_freq(df: pd.DataFrame) -> str:
     return pd.tseries.frequencies.to_offset(step).freqstr
 
 
-FORECASTERS: Registry[type[Forecaster]] = Registry("forecaster")
+# The built-in forecasters' modules import this one; the registry imports them on its first read.
+FORECASTERS: Registry[type[Forecaster]] = Registry("forecaster", builtins=(
+    "models.forecasting.seasonal_naive", "models.forecasting.smoothing", "models.forecasting.ensemble",
+    "models.forecasting.prophet_model", "models.forecasting.lgbm_global", "models.forecasting.selection",
+))

@@ -10,7 +10,7 @@ a single model clearly wins still get that model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,14 @@ class MeanEnsemble(Forecaster):
             raise ValueError(f"an ensemble needs at least two members, got {members}")
         super().__init__(members=members, season_length=season_length)
 
+    @classmethod
+    def for_selection(cls, season_length: int, horizon: int) -> Self:
+        return cls(season_length=season_length)
+
     def serving_distributions(self) -> tuple[str, ...]:
         return tuple(sorted({d for member in self._members() for d in member.serving_distributions()}))
 
     def _members(self) -> list[Forecaster]:
-        import models.forecasting  # noqa: F401  (registers the forecasters)
-
         season = self.params["season_length"]
         built = []
         for name in self.params["members"]:

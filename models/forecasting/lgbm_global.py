@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -109,6 +109,17 @@ class LGBMGlobalForecaster(Forecaster):
         self.lags, self.windows, self.season = lags, windows, season
         self.feature_names_ = [*lag_names(lags), *rolling_names(windows), *CALENDAR_FEATURES]
         self.history_ = history_length(lags, windows)
+
+    @classmethod
+    def for_selection(cls, season_length: int, horizon: int) -> Self:
+        """Daily and weekly lags, a daily window, intervals calibrated at the backtest horizon."""
+        return cls(
+            lags=(1, 2, 3, season_length, 7 * season_length),
+            windows=(season_length,),
+            season=season_length,
+            scale_window=7 * season_length,
+            calibration_horizon=horizon,
+        )
 
     # -- fit -----------------------------------------------------------------------------------
     def _fit(self, df: pd.DataFrame) -> None:

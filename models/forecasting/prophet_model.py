@@ -19,7 +19,7 @@ whose effect each series learns from the past occurrences and applies to the fut
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -86,6 +86,11 @@ class ProphetForecaster(Forecaster):
             seed=seed,
             holidays=list(holidays) if holidays else None,
         )
+
+    @classmethod
+    def for_selection(cls, season_length: int, horizon: int) -> Self:
+        """Point forecasts only (the selector calibrates intervals on backtest errors)."""
+        return cls(uncertainty_samples=0, fallback_season_length=season_length)
 
     def _fit(self, df: pd.DataFrame) -> None:
         Prophet, quiet_stan = _import_prophet()

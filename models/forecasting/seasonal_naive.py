@@ -8,6 +8,8 @@ of the in-sample absolute seasonal-naive errors, widened by sqrt(k) for a step k
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +32,10 @@ class SeasonalNaive(Forecaster):
             raise ValueError(f"season_length must be >= 1, got {season_length}")
         super().__init__(season_length=season_length)
         self.season_length = season_length
+
+    @classmethod
+    def for_selection(cls, season_length: int, horizon: int) -> Self:
+        return cls(season_length=season_length)
 
     def _fit(self, df: pd.DataFrame) -> None:
         m = self.season_length

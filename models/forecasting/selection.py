@@ -72,29 +72,10 @@ FAILURE_COLUMNS: tuple[str, ...] = (ID_COL, "model", "origin", "reason")
 
 
 def build_candidate(name: str, season: int, horizon: int) -> Forecaster:
-    """The candidate called ``name``, configured for a daily season of ``season`` steps.
-
-    Prophet gives point forecasts only (the selector calibrates intervals); LightGBM gets daily
-    and weekly lags. Any other registered forecaster is built with its defaults.
-    """
-    import models.forecasting  # noqa: F401  (registers the forecasters)
-
-    cls = FORECASTERS.get(name)
-    if name == "seasonal_naive":
-        return cls(season_length=season)
-    if name in ("ses", "damped_trend", "mstl", "ensemble"):
-        return cls(season_length=season)
-    if name == "prophet":
-        return cls(uncertainty_samples=0, fallback_season_length=season)
-    if name == "lgbm_global":
-        return cls(
-            lags=(1, 2, 3, season, 7 * season),
-            windows=(season,),
-            season=season,
-            scale_window=7 * season,
-            calibration_horizon=horizon,
-        )
-    return cls()
+    """The registered forecaster ``name`` as selection runs it, for a daily season of ``season``
+    steps and backtests of ``horizon`` steps (its :meth:`~models.forecasting.base.Forecaster.for_selection`);
+    an unknown name raises, listing the choices."""
+    return FORECASTERS.get(name).for_selection(season, horizon)
 
 
 def pick_champions(mase: np.ndarray, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -219,8 +200,6 @@ class ChampionSelector(Forecaster):
         names = [c if isinstance(c, str) else c.name for c in candidates]
         if len(set(names)) != len(names):
             raise ValueError(f"candidate names must be unique, got {names}")
-        import models.forecasting  # noqa: F401  (registers the forecasters)
-
         for c in candidates:
             if isinstance(c, str):
                 FORECASTERS.get(c)  # an unknown name raises, listing the choices
@@ -240,8 +219,6 @@ class ChampionSelector(Forecaster):
 
     def serving_distributions(self) -> tuple[str, ...]:
         """Those of every candidate: any of them may serve some series."""
-        import models.forecasting  # noqa: F401  (registers the forecasters)
-
         built = [FORECASTERS.get(c)() if isinstance(c, str) else c for c in self.params["candidates"]]
         return tuple(sorted({d for model in built for d in model.serving_distributions()}))
 

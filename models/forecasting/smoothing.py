@@ -30,7 +30,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -222,6 +222,10 @@ class ExponentialSmoothing(Forecaster):
     """Vectorised exponential smoothing (see the module docstring); variants set the defaults."""
 
     name = "exponential_smoothing"
+
+    @classmethod
+    def for_selection(cls, season_length: int, horizon: int) -> Self:
+        return cls(season_length=season_length)
 
     def __init__(
         self,

@@ -7,6 +7,9 @@ ended with (:class:`BuiltIncidents`). The same call builds the pages in the dete
 incidents the champion gate scores in the train flow (:mod:`models.incidents.evaluation`), so
 what is judged is what pages.
 
+Builders register by mode in :data:`INCIDENT_BUILDERS` (``stream``: :mod:`.stream_builder`,
+``rollup``: :mod:`.rollup_builder`), each as a factory of the pipeline's typed settings.
+
 Identity: ``incident_id`` is a hash of the service and ``window_start`` (:func:`incident_id`),
 so rebuilding incidents from overlapping detect runs yields the same ids and the PagerDuty
 outbox de-duplicates on them.
@@ -15,13 +18,17 @@ outbox de-duplicates on them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
+from foresight.plugins import Registry
 from foresight.schemas import UTC_DTYPE
+
+if TYPE_CHECKING:
+    from models.incidents.settings import PipelineSettings
 
 INCIDENT_OUTPUT_COLUMNS: tuple[str, ...] = (
     "incident_id", "service", "category", "start", "end", "severity", "score", "evidence",
@@ -77,6 +84,13 @@ class IncidentBuilder(Protocol):
         """Service -> the system its incidents can span (a name): what a held-back source keeps
         open together and what the gate reports figures per."""
         ...
+
+
+# Mode -> the builder of that mode, made from the pipeline's settings. The built-in builders' modules
+# import this one; the registry imports them on its first read.
+INCIDENT_BUILDERS: Registry[Callable[[PipelineSettings], IncidentBuilder]] = Registry(
+    "incident builder", builtins=("models.incidents.stream_builder", "models.incidents.rollup_builder")
+)
 
 
 def incident_id(service: str, window_start: pd.Timestamp) -> str:

@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pandas as pd
 
-from models.incidents.base import BuiltIncidents, IncidentBuilder, IncidentInputs
-from models.incidents.rollup_builder import RollupBuilder
+from models.incidents.base import INCIDENT_BUILDERS, BuiltIncidents, IncidentBuilder, IncidentInputs
 from models.incidents.settings import PipelineSettings
-from models.incidents.stream_builder import StreamBuilder
 
 if TYPE_CHECKING:
     from foresight.settings import DetectConfig
@@ -29,10 +27,9 @@ log = logging.getLogger(__name__)
 
 
 def builder_for(settings: PipelineSettings) -> IncidentBuilder:
-    """The builder of ``settings.mode``."""
-    if settings.mode == "stream":
-        return StreamBuilder(settings.stream, settings.rollup)
-    return RollupBuilder(settings.rollup)
+    """The builder registered for ``settings.mode`` (:data:`~models.incidents.base.INCIDENT_BUILDERS`),
+    made from ``settings``; an unknown mode raises, listing the modes there are."""
+    return INCIDENT_BUILDERS.get(settings.mode)(settings)
 
 
 class IncidentPipeline:

@@ -8,9 +8,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from models.incidents.base import BuiltIncidents, IncidentInputs, no_incidents, with_ranking
+from models.incidents.base import (
+    INCIDENT_BUILDERS,
+    BuiltIncidents,
+    IncidentInputs,
+    no_incidents,
+    with_ranking,
+)
 from models.incidents.rollup import build_incidents
-from models.incidents.settings import RollupSettings
+from models.incidents.settings import PipelineSettings, RollupSettings
 
 
 @dataclass(frozen=True)
@@ -52,3 +58,9 @@ class RollupBuilder:
 
     def systems(self, services: Sequence[str], call_graph: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
         return {str(s): str(s) for s in services}
+
+
+@INCIDENT_BUILDERS.register("rollup")
+def rollup_builder(settings: PipelineSettings) -> RollupBuilder:
+    """The roll-up mode with the pipeline's roll-up settings."""
+    return RollupBuilder(settings.rollup)

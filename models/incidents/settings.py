@@ -5,21 +5,31 @@
 carries: which mode builds its incidents and that mode's knobs. The detect flow pages with the
 champion's settings, so a change to ``detect.stream_params`` (or ``incident_builder``) takes
 effect through a train run and the gate, like a new detector.
+
+:func:`detect_config_problems` checks what the detect section names beyond the reach of the
+settings' own schema (which lives in core, below the plug-ins): the flows run it when they load
+the settings, so a typo in ``detector_params`` or ``stream_params`` fails at start-up, naming
+the key and the choices, instead of in the train flow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import functools
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from foresight.plugins import UnknownParameterError, UnknownPluginError
+from models.anomaly.base import DETECTORS
+from models.incidents.base import INCIDENT_BUILDERS
 
 if TYPE_CHECKING:
     from foresight.settings import DetectConfig
-
-Mode = Literal["stream", "rollup"]
-MODES: tuple[Mode, ...] = ("stream", "rollup")
 
 
 @dataclass(frozen=True)
@@ -125,13 +135,12 @@ class PipelineSettings:
     """The mode that builds incidents and both modes' settings. ``resolve_after`` of
     :attr:`rollup` is also the window a stream incident's identity is floored to."""
 
-    mode: Mode = "stream"
+    mode: str = "stream"  # a name in models.incidents.base.INCIDENT_BUILDERS
     rollup: RollupSettings = field(default_factory=RollupSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown incident builder {self.mode!r}; choose from {', '.join(MODES)}")
+        INCIDENT_BUILDERS.get(self.mode)  # an unknown mode raises, listing the modes there are
 
     @classmethod
     def from_detect(cls, cfg: DetectConfig) -> PipelineSettings:
@@ -158,3 +167,59 @@ def _fields(settings: object) -> Mapping[str, Any]:
     from dataclasses import asdict
 
     return asdict(settings)  # type: ignore[call-overload]
+
+
+Problem = tuple[tuple[str, ...], str]  # (key path under the detect section, what is wrong)
+
+
+def detect_config_problems(cfg: DetectConfig) -> list[Problem]:
+    """What is wrong with the plug-ins the detect section names, as the train flow would build its
+    candidate from it: an unknown ``detector``, each ``detector_params`` key the detector does not
+    take (then the values, by the detector's own checks) and each unknown or mistyped
+    ``stream_params`` key (typed by :class:`StreamSettings`, then its rules)."""
+    return [*_detector_problems(cfg.detector, cfg.detector_params), *_stream_problems(cfg.stream_params)]
+
+
+def _detector_problems(name: str, params: Mapping[str, Any]) -> list[Problem]:
+    try:
+        DETECTORS.check_params(name, params)
+        DETECTORS.get(name).for_incidents(**params)
+    except UnknownPluginError as exc:
+        return [(("detector",), str(exc))]
+    except UnknownParameterError as exc:
+        what = f"not a parameter of {exc.kind} {name!r}"
+        return [(("detector_params", key), _unknown(key, what, exc.choices)) for key in exc.unknown]
+    except (ValueError, TypeError) as exc:
+        return [(("detector_params",), str(exc))]
+    return []
+
+
+def _stream_problems(params: Mapping[str, Any]) -> list[Problem]:
+    choices = [f.name for f in fields(StreamSettings)]
+    unknown = sorted(set(params) - set(choices))
+    if unknown:
+        return [(("stream_params", key), _unknown(key, "unknown stream setting", choices)) for key in unknown]
+    try:
+        _stream_params_model().model_validate(dict(params))
+    except ValidationError as exc:
+        return [(("stream_params", *map(str, e["loc"])), f"{e['input']!r}: {e['msg'][0].lower()}{e['msg'][1:]}")
+                for e in exc.errors()]
+    try:
+        StreamSettings.from_params(params)  # its rules between settings (thresholds in order, ...)
+    except (ValueError, TypeError) as exc:
+        return [(("stream_params",), str(exc))]
+    return []
+
+
+@functools.cache
+def _stream_params_model() -> type[BaseModel]:
+    """:class:`StreamSettings`' fields as a strict pydantic model: values are passed on as given,
+    so ``"9"`` must not pass for ``9.0`` here, nor ``2.5`` for a number of steps."""
+    hints = typing.get_type_hints(StreamSettings)
+    typed: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in fields(StreamSettings)}
+    return create_model("StreamParams", __config__=ConfigDict(strict=True), **typed)
+
+
+def _unknown(key: str, what: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+    return what + (f" (did you mean {close[0]}?)" if close else "") + f"; choose from: {', '.join(choices)}"

@@ -48,12 +48,19 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, require_columns
-from models.incidents.base import INCIDENT_COLUMNS, BuiltIncidents, IncidentInputs, incident_id, no_incidents
+from models.incidents.base import (
+    INCIDENT_BUILDERS,
+    INCIDENT_COLUMNS,
+    BuiltIncidents,
+    IncidentInputs,
+    incident_id,
+    no_incidents,
+)
 from models.incidents.call_graph import call_graph_systems
 from models.incidents.evidence import evidence_payload, series_record
 from models.incidents.replay import replay_stream
 from models.incidents.rollup_builder import RollupBuilder
-from models.incidents.settings import RollupSettings, StreamSettings
+from models.incidents.settings import PipelineSettings, RollupSettings, StreamSettings
 
 _MAX_SURPRISE = 12.0  # evidence beyond 1e-12 is as certain as a float score can say
 
@@ -96,6 +103,13 @@ class StreamBuilder:
         for service, number in numbers.items():  # sorted: the first one names the system
             names.setdefault(number, service)
         return {service: names[number] for service, number in numbers.items()}
+
+
+@INCIDENT_BUILDERS.register("stream")
+def stream_builder(settings: PipelineSettings) -> StreamBuilder:
+    """The stream mode with the pipeline's stream settings (and the roll-up's, for risk warnings
+    and the identity window)."""
+    return StreamBuilder(settings.stream, settings.rollup)
 
 
 def incident_rows(raised: pd.DataFrame, catalogue: pd.DataFrame, resolve: pd.Timedelta) -> pd.DataFrame:

@@ -64,14 +64,14 @@ def test_bench_nab_runs_registry_detectors_fitted_on_the_probationary_rows(tmp_p
 @pytest.mark.parametrize("detector", ["knn", "streaming_knn"])
 def test_bench_nab_feeds_detectors_with_a_streaming_state_row_by_row(tmp_path: Path, detector: str):
     """Detectors with ``make_state`` are resolved by name and streamed, not fitted: causal scores."""
-    from models.evaluation.nab import load_detectors
+    from models.anomaly.base import DETECTORS
 
     write_corpus(tmp_path / "nab")
     outcome = run(tmp_path / "nab", tmp_path / "results", detector=detector)
     assert (tmp_path / "results" / "realThing" / f"{detector}_b_two.csv").is_file()
     assert outcome.optimised["standard"].tp == 3
     files, _ = read_corpus(tmp_path / "nab")
-    make_state = load_detectors().get(detector)().make_state
+    make_state = DETECTORS.get(detector)().make_state
     full = stream_scores([f.frame for f in files], make_state)
     cut = stream_scores([f.frame.iloc[:480] for f in files], make_state)
     for whole, part in zip(full, cut, strict=True):

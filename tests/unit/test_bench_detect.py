@@ -13,7 +13,7 @@ from bench.detect import END, DetectFigures, builder_choices, mean_figures, run
 from foresight.cli import app
 from foresight.settings import DetectConfig
 from foresight.timeutil import split_time
-from models.anomaly.base import detectors
+from models.anomaly.base import DETECTORS
 from simulator import simulate
 
 # Six days of seed 3: one ground-truth incident after the split, which both builders find, and
@@ -79,7 +79,7 @@ def test_the_mean_row_is_the_mean_of_the_seeds_rows(figures: Figures) -> None:
 
 
 def test_every_registered_detector_is_a_roll_up_builder_and_unknown_ones_are_refused() -> None:
-    assert builder_choices() == [*(f"rollup:{name}" for name in detectors().names()), "stream", "stream:windows"]
+    assert builder_choices() == [*(f"rollup:{name}" for name in DETECTORS.names()), "stream", "stream:windows"]
     with pytest.raises(ValueError, match="unknown builder.*'rollup:prophet'.*choose one of: .*rollup:streaming"):
         run(seeds=(SEED,), days=DAYS, builders=("stream", "rollup:prophet"))
 

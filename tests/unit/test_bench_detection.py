@@ -165,12 +165,12 @@ def test_suppression_opens_only_at_new_maxima_and_at_most_once_per_width() -> No
 
 
 def test_robust_z_detectors_score_in_the_unit_interval_and_agree_with_the_one_pass_scores() -> None:
-    from models.anomaly.base import detectors
+    from models.anomaly.base import DETECTORS
 
     day = synthetic_day(spikes={80: "cart"})
     one = day.telemetry[day.telemetry["unique_id"] == "cart/cpu"].reset_index(drop=True)
     for name in ("robust_z", "robust_z_nms"):
-        model = detectors().get(name)()
+        model = DETECTORS.get(name)()
         scored = model.fit(one.iloc[:40]).predict(one)
         assert scored["score"].between(0, 1).all()
         assert scored["score"].idxmax() == 80
@@ -313,14 +313,14 @@ def test_cli_refuses_a_stream_grid_it_cannot_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["robust_z", "robust_z_nms"])
 def test_robust_z_detectors_score_a_later_window_as_the_whole_history_does(name: str) -> None:
-    from models.anomaly.base import detectors
+    from models.anomaly.base import DETECTORS
 
     rng = np.random.default_rng(3)
     ds = pd.date_range(T0, periods=600, freq="5min")
     df = pd.concat([pd.DataFrame({"unique_id": u, "ds": ds, "y": rng.normal(0, 1, 600)}) for u in "ab"])
-    whole = detectors().get(name)(window="2h").fit(df).predict(df)
+    whole = DETECTORS.get(name)(window="2h").fit(df).predict(df)
     cut = ds[400]
-    later = detectors().get(name)(window="2h").fit(df[df["ds"] < cut]).predict(df[df["ds"] >= cut])
+    later = DETECTORS.get(name)(window="2h").fit(df[df["ds"] < cut]).predict(df[df["ds"] >= cut])
     expected = whole[whole["ds"] >= cut].reset_index(drop=True)
     np.testing.assert_allclose(later["score"].to_numpy(), expected["score"].to_numpy())
     assert expected["score"].max() > 0.5  # not trivially equal: the window is scored

@@ -38,12 +38,12 @@ def test_no_faults_after_the_split_make_every_page_a_false_alarm() -> None:
 
 
 def test_a_split_with_nothing_on_one_side_is_refused() -> None:
-    from models.anomaly.base import detectors
+    from models.anomaly.base import DETECTORS
     from models.incidents.pipeline import IncidentPipeline
 
     ds = pd.date_range(T0, periods=10, freq="5min").astype("datetime64[us, UTC]")
     telemetry = pd.DataFrame({"unique_id": "web/cpu", "ds": ds, "y": 1.0})
     catalogue = pd.DataFrame({"unique_id": ["web/cpu"], "service": ["web"], "metric": ["cpu_pct"]})
-    pipeline = IncidentPipeline(detectors().get("streaming")())
+    pipeline = IncidentPipeline(DETECTORS.get("streaming")())
     with pytest.raises(ValueError, match="no history before it"):
         evaluate_pipeline(pipeline, telemetry, catalogue, pd.DataFrame(), T0)

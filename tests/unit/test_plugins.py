@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 
-from foresight.plugins import Registry, UnknownPluginError
+from foresight.errors import ConfigError
+from foresight.plugins import Registry, UnknownParameterError, UnknownPluginError, parameter_names
 
 
 def test_unknown_name_lists_the_choices() -> None:
@@ -29,3 +34,48 @@ def test_a_name_cannot_be_taken_twice() -> None:
     reg.register("a")(int)
     with pytest.raises(ValueError, match="already registered"):
         reg.register("a")(float)
+
+
+@pytest.mark.parametrize("read", ["get", "in", "names"])
+def test_a_registry_imports_its_built_ins_on_first_read_without_a_loader(
+    read: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, impl = f"plug_base_{read}", f"plug_impl_{read}"  # fresh modules for each way of reading
+    (tmp_path / f"{base}.py").write_text(
+        f"from foresight.plugins import Registry\nWIDGETS = Registry('widget', builtins=('{impl}',))\n"
+    )
+    (tmp_path / f"{impl}.py").write_text(f"from {base} import WIDGETS\nWIDGETS.register('a')(int)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = importlib.import_module(base).WIDGETS
+    assert impl not in sys.modules  # naming a built-in does not import it
+    assert {"get": lambda: registry.get("a") is int, "in": lambda: "a" in registry,
+            "names": lambda: registry.names() == ["a"]}[read]()
+    assert impl in sys.modules
+    with pytest.raises(UnknownPluginError) as err:
+        registry.get("b")
+    assert err.value.choices == ["a"]
+
+
+def test_a_parameter_a_plugin_does_not_take_is_named_with_the_ones_it_does() -> None:
+    class Declared:
+        def __init__(self, **params: object) -> None: ...
+
+        @classmethod
+        def parameter_names(cls) -> list[str]:
+            return ["b", "a"]
+
+    class Signed:
+        def __init__(self, size: int = 1, *, colour: str = "red", **extra: object) -> None: ...
+
+    reg: Registry[type] = Registry("widget")
+    reg.register("declared")(Declared)
+    reg.register("signed")(Signed)
+    assert parameter_names(Declared) == ["a", "b"] and parameter_names(Signed) == ["colour", "size"]
+    reg.check_params("signed", {"size": 2, "colour": "blue"})
+    with pytest.raises(UnknownParameterError) as err:
+        reg.check_params("signed", {"szie": 2, "extra": 1})
+    assert err.value.unknown == ["extra", "szie"] and err.value.choices == ["colour", "size"]
+    assert str(err.value) == "widget 'signed' takes no parameter 'extra', 'szie'; choose from: colour, size"
+    assert isinstance(err.value, ConfigError)
+    with pytest.raises(UnknownPluginError):
+        reg.check_params("unsigned", {})

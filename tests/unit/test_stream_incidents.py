@@ -13,7 +13,7 @@ import pytest
 
 from bench.datasets.nezha import NezhaDay, load_nezha
 from foresight.settings import DetectConfig
-from models.anomaly.base import detectors
+from models.anomaly.base import DETECTORS
 from models.incidents.base import INCIDENT_COLUMNS, INCIDENT_OUTPUT_COLUMNS, IncidentInputs, incident_id
 from models.incidents.category import categorise, exhausted_kinds
 from models.incidents.pipeline import IncidentPipeline, as_pipeline
@@ -50,7 +50,7 @@ def stream_incidents(
 def _page(cfg: DetectConfig, day: NezhaDay, since: pd.Timestamp, risk: pd.DataFrame | None = None,
           calibration: dict[str, float] | None = None) -> pd.DataFrame:
     """What the detect flow pages with a pipeline of ``cfg``'s settings and no detector scores."""
-    pipeline = IncidentPipeline(detectors().get("streaming")(), PipelineSettings.from_detect(cfg), calibration)
+    pipeline = IncidentPipeline(DETECTORS.get("streaming")(), PipelineSettings.from_detect(cfg), calibration)
     inputs = IncidentInputs(day.telemetry, day.catalogue, since=since, scores=NO_SCORES, risk=risk,
                             call_graph=_graph(day))
     return pipeline.incidents(inputs).incidents
@@ -303,19 +303,19 @@ def test_fitting_a_stream_pipeline_learns_its_calibration_and_a_clone_forgets_it
     import pickle
 
     day = _day(tmp_path)
-    pipeline = IncidentPipeline(detectors().get("streaming")(), PipelineSettings.from_detect(_cfg("stream")))
+    pipeline = IncidentPipeline(DETECTORS.get("streaming")(), PipelineSettings.from_detect(_cfg("stream")))
     fitted = pipeline.clone().fit(day.telemetry, day.catalogue, _graph(day))
     assert set(fitted.calibration) >= set(day.catalogue["service"]) and min(fitted.calibration.values()) >= 6.0
     assert fitted.clone().calibration == {} and fitted.is_fitted and not fitted.clone().is_fitted
     kept = pickle.loads(pickle.dumps(fitted))  # what MLflow stores and the detect flow loads
     assert kept.calibration == fitted.calibration and kept.settings == fitted.settings
     assert kept.name == "stream+streaming" and kept.get_params()["stream.open_threshold"] == 6.0
-    rollup = IncidentPipeline(detectors().get("streaming")(), PipelineSettings.from_detect(_cfg("rollup")))
+    rollup = IncidentPipeline(DETECTORS.get("streaming")(), PipelineSettings.from_detect(_cfg("rollup")))
     assert rollup.clone().fit(day.telemetry, day.catalogue, _graph(day)).calibration == {}  # nothing to calibrate
 
 
 def test_a_bare_detector_champion_pages_with_the_configured_settings(caplog: pytest.LogCaptureFixture) -> None:
-    detector = detectors().get("streaming")()
+    detector = DETECTORS.get("streaming")()
     cfg = DetectConfig(incident_builder="rollup", anomaly_threshold=0.999)
     with caplog.at_level("WARNING"):
         wrapped = as_pipeline(detector, cfg)

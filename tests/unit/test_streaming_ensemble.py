@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.anomaly.base import detectors
+from models.anomaly.base import DETECTORS
 from models.anomaly.knn import BlockKnnState, KnnParams
 from models.anomaly.robust_z import trailing_robust_z
 from models.anomaly.robust_z_stream import DayRobustZState, RobustZParams, TailCalibration
@@ -112,7 +112,7 @@ def test_scores_are_causal() -> None:
 
 
 def test_the_registry_detector_scores_long_frames_and_refuses_unknown_parameters() -> None:
-    assert detectors().get("streaming_ensemble") is StreamingEnsembleDetector
+    assert DETECTORS.get("streaming_ensemble") is StreamingEnsembleDetector
     ds = pd.date_range("2026-01-01", periods=500, freq="5min", tz="UTC")
     y = 10 + np.random.default_rng(7).normal(size=ds.size)
     y[450] += 20.0
