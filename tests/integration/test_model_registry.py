@@ -31,8 +31,6 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 
 from foresight.model_registry import (  # noqa: E402
     ABANDONED,
-    CHALLENGER,
-    CHAMPION,
     DECISION_TAG,
     EXPERIMENTS,
     GATED,
@@ -42,9 +40,9 @@ from foresight.model_registry import (  # noqa: E402
     STATE_TAG,
     AliasNotFoundError,
     ModelRegistry,
-    decide,
     serving_requirements,
 )
+from foresight.promotion import CHALLENGER, CHAMPION, decide  # noqa: E402
 from foresight.pyfunc import (  # noqa: E402
     ForesightPyfunc,
     PyfuncInputError,
