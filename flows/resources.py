@@ -40,8 +40,12 @@ def open_lake(settings: Settings) -> Lake:
 
 
 def open_registry(settings: Settings) -> ModelRegistry:
-    """The MLflow registry, its requests bounded by ``settings.mlflow``'s timeout and retries."""
+    """The MLflow registry, its requests bounded by ``settings.mlflow``'s timeout and retries;
+    models registered under earlier module paths load too (:mod:`models.legacy_paths`)."""
     from foresight.model_registry import MlflowHttpBudget, ModelRegistry
+    from models.legacy_paths import install
+
+    install()
 
     cfg = settings.mlflow
     budget = MlflowHttpBudget(timeout_seconds=cfg.request_timeout_seconds, max_retries=cfg.max_retries,
