@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import UTC_DTYPE, SchemaError
-from models.boosted_trees import booster_importance
+from models.boosted_trees import LIGHTGBM_LOCK, booster_importance
 from models.failure.base import (
     BIAS_COL,
     PREDICTORS,
@@ -160,8 +160,9 @@ class LGBMFailurePredictor(FailurePredictor):
         if p["monotone"]:
             booster_params["monotone_constraints"] = [risk_direction(c) for c in X.columns]
             booster_params["monotone_constraints_method"] = "advanced"
-        data = lgb.Dataset(X, label=y, feature_name=list(X.columns), free_raw_data=True)
-        return lgb.train(booster_params, data, num_boost_round=p["n_estimators"])
+        with LIGHTGBM_LOCK:
+            data = lgb.Dataset(X, label=y, feature_name=list(X.columns), free_raw_data=True)
+            return lgb.train(booster_params, data, num_boost_round=p["n_estimators"])
 
     def _operating_threshold(
         self, keys: pd.DataFrame, X: pd.DataFrame, labels: np.ndarray, targets: np.ndarray
@@ -181,7 +182,9 @@ class LGBMFailurePredictor(FailurePredictor):
             train = ~((ds >= lo) & (ds <= hi)).to_numpy() & (targets != -1)
             if len(np.unique(targets[train])) < 2:
                 continue  # no incident outside this block: it cannot be scored honestly
-            oof[inside] = self._train(X[train], targets[train]).predict(X[inside])
+            booster = self._train(X[train], targets[train])
+            with LIGHTGBM_LOCK:
+                oof[inside] = booster.predict(X[inside])
         scored = ~np.isnan(oof)
         events = label_events(keys, labels, step)
         if not scored.any() or events.empty:
@@ -198,7 +201,8 @@ class LGBMFailurePredictor(FailurePredictor):
         return float(best[len(best) // 2])
 
     def _predict_risk(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster_.predict(X)
+        with LIGHTGBM_LOCK:
+            return self.booster_.predict(X)
 
     def feature_importance(self, kind: str = "gain") -> pd.Series:
         """Total ``gain`` (or ``split`` count) per feature, largest first."""
@@ -213,7 +217,8 @@ class LGBMFailurePredictor(FailurePredictor):
         """
         self._require_fitted()
         features = self._inputs(X)
-        contrib = self.booster_.predict(features, pred_contrib=True)
+        with LIGHTGBM_LOCK:
+            contrib = self.booster_.predict(features, pred_contrib=True)
         return pd.DataFrame(contrib, index=X.index, columns=[*self.feature_names_, BIAS_COL])
 
     def explain(self, X: pd.DataFrame, top: int = 5) -> pd.DataFrame:

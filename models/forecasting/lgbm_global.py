@@ -51,7 +51,7 @@ from features.lags import (
 )
 from features.resample import freq_to_timedelta, regular_grid
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL
-from models.boosted_trees import booster_importance
+from models.boosted_trees import LIGHTGBM_LOCK, booster_importance
 from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.seasonal_naive import SeasonalNaive
 
@@ -194,8 +194,9 @@ class LGBMGlobalForecaster(Forecaster):
             "num_threads": self.params["n_jobs"],
             "verbosity": -1,
         }
-        data = lgb.Dataset(X[usable], target[usable], feature_name=self.feature_names_, free_raw_data=True)
-        return lgb.train(params, data, num_boost_round=self.params["n_estimators"])
+        with LIGHTGBM_LOCK:
+            data = lgb.Dataset(X[usable], target[usable], feature_name=self.feature_names_, free_raw_data=True)
+            return lgb.train(params, data, num_boost_round=self.params["n_estimators"])
 
     def _calibration_steps(self, sizes: pd.Series) -> int:
         """Steps held out per series for calibration: up to a third of the shortest series."""
@@ -248,7 +249,8 @@ class LGBMGlobalForecaster(Forecaster):
         for k in range(h):
             window = buffer[:, k : k + L]
             X = np.column_stack([history_features(window, self.lags, self.windows), calendar[:, k, :]])
-            change = model.predict(X, num_threads=self.params["n_jobs"])
+            with LIGHTGBM_LOCK:
+                change = model.predict(X, num_threads=self.params["n_jobs"])
             base = window[:, -self.season]
             # A missing season-ago value (gap) falls back to the window's mean level.
             base = np.where(np.isfinite(base), base, np.nanmean(window[:, -self.season :], axis=1))
