@@ -100,9 +100,11 @@ def run(
     """Run one flow (or the whole pipeline) once, in-process."""
     if apply and flow != "forecast":
         raise typer.BadParameter(f"--apply only applies to the forecast flow, not {flow!r}")
+    from flows.resources import plugin_problems
     from foresight.settings import load_settings
 
-    load_settings(config)  # a bad config fails here, in a second, before Prefect is even imported
+    # A bad config (a key, or a plug-in it names) fails here, in a second, before Prefect starts.
+    load_settings(config, checks=(plugin_problems,))
     quiet_runtime()
     fn = _flow(flow)
     kwargs: dict[str, Any] = {"apply": True} if apply else {}
@@ -118,9 +120,10 @@ def run(
 @app.command()
 def settings(config: Path = typer.Option(None, "--config", help="Optional YAML settings file.")) -> None:
     """Print the effective settings (secrets masked)."""
+    from flows.resources import plugin_problems
     from foresight.settings import load_settings
 
-    console.print_json(data=load_settings(config).redacted())
+    console.print_json(data=load_settings(config, checks=(plugin_problems,)).redacted())
 
 
 app.add_typer(bench_app, name="bench")

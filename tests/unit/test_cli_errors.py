@@ -41,8 +41,19 @@ def test_an_unknown_config_key_is_two_lines_and_a_non_zero_exit(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", [["settings"], ["run", "train"]], ids=["settings", "run"])
+def test_a_plugin_setting_no_plugin_takes_fails_before_anything_runs(
+    foresight_home: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("FORESIGHT_DETECT__DETECTOR_PARAMS", '{"supress": true}')
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code not in (0, None), result.output
+    first = _lines(result.output)[0]
+    assert first.startswith("error: ") and "supress" in first and "did you mean suppress" in first, result.output
+
+
 def test_any_other_error_is_its_type_and_first_line_with_credentials_masked(monkeypatch: pytest.MonkeyPatch) -> None:
-    def unreachable(config: object = None) -> None:
+    def unreachable(config: object = None, **_: object) -> None:
         raise ConnectionError(f"cannot reach postgresql://app:{PASSWORD}@db:5432/forecasts\nsecond line\nthird")
 
     monkeypatch.setattr("foresight.settings.load_settings", unreachable)
@@ -56,7 +67,7 @@ def test_any_other_error_is_its_type_and_first_line_with_credentials_masked(monk
 
 
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(config: object = None) -> None:
+    def broken(config: object = None, **_: object) -> None:
         raise KeyError("uid")
 
     monkeypatch.setattr("foresight.settings.load_settings", broken)
@@ -68,7 +79,7 @@ def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_foresight_error_prints_its_message_and_hint_with_its_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    def bad(config: object = None) -> None:
+    def bad(config: object = None, **_: object) -> None:
         raise ConfigError("foresight.yaml: forecast.horizon: -5 is below 1", hint="set forecast.horizon to 1 or more")
 
     monkeypatch.setattr("foresight.settings.load_settings", bad)
