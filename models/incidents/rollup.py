@@ -27,7 +27,6 @@ a frame out.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -100,19 +99,19 @@ def build_incidents(
         empty = empty_incidents()
         return empty if call_graph is None else empty.assign(ranked_services=pd.Series([], dtype="string"))
     evidence = _evidence_rows(points, episodes)
-    out = _describe(episodes, evidence, anomaly_threshold)
+    # The likely causes (the incident's own service alone without a call graph), into the table
+    # and the evidence record alike.
+    ranking = (episodes["service"].astype("string") if call_graph is None
+               else ranked_causes(episodes, points, call_graph, resolve))
+    out = _describe(episodes, evidence, anomaly_threshold, ranking)
     out["window_start"] = out["start"].dt.floor(resolve)
     out["incident_id"] = [
         incident_id(s, w) for s, w in zip(out["service"], out["window_start"], strict=True)
     ]
     columns = list(INCIDENT_OUTPUT_COLUMNS)
-    ranking = out["service"].astype("string")
     if call_graph is not None:
-        out["ranked_services"] = ranking = ranked_causes(out, points, call_graph, resolve)
+        out["ranked_services"] = ranking
         columns.append("ranked_services")
-    out["evidence"] = pd.Series(
-        [_with_ranking(e, r) for e, r in zip(out["evidence"], ranking, strict=True)], index=out.index, dtype="string"
-    )
     return out[columns].sort_values(["start", "service"]).reset_index(drop=True)
 
 
@@ -233,7 +232,7 @@ def _evidence_rows(points: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame
     )
 
 
-def _describe(episodes: pd.DataFrame, evidence: pd.DataFrame, threshold: float) -> pd.DataFrame:
+def _describe(episodes: pd.DataFrame, evidence: pd.DataFrame, threshold: float, ranking: pd.Series) -> pd.DataFrame:
     """Category, score, severity, resource and evidence JSON per episode; severity and evidence
     by the rules both builders share (:mod:`models.incidents.evidence`), on the surprise
     ``-log10(1 - score)`` of the episode's highest anomaly score against the threshold's."""
@@ -252,8 +251,8 @@ def _describe(episodes: pd.DataFrame, evidence: pd.DataFrame, threshold: float) 
     out["severity"] = severity(level, float(score_surprise(threshold)))
     out["resource_id"] = out["episode"].map(top["resource_id"]).astype("string")
     out["evidence"] = [
-        _evidence_json(ranked[ranked["episode"] == e], r, threshold)
-        for e, r in zip(out["episode"], out["max_risk"], strict=True)
+        _evidence_json(ranked[ranked["episode"] == e], r, threshold, causes)
+        for e, r, causes in zip(out["episode"], out["max_risk"], ranking, strict=True)
     ]
     out["evidence"] = out["evidence"].astype("string")
     return out
@@ -301,12 +300,12 @@ def _kind_categories(evidence: pd.DataFrame, threshold: float) -> pd.Series:
     return pd.Series(categories, dtype="string")
 
 
-def _evidence_json(rows: pd.DataFrame, max_risk: float, threshold: float) -> str:
+def _evidence_json(rows: pd.DataFrame, max_risk: float, threshold: float, causes: str) -> str:
     """The evidence record (:func:`models.incidents.evidence.evidence_payload`) of one episode from
     its series ``rows`` (most anomalous samples first): surprises are ``-log10(1 - score)``
     (capped at 12, a score of 1), ``evidence_level`` the highest anomalous series' and
     ``open_threshold`` the anomaly threshold's. The roll-up knows no observed or expected values;
-    ``ranked_services`` is filled in once ranked (:func:`_with_ranking`)."""
+    ``ranked_services`` are the incident's likely causes (its own service without a call graph)."""
     anomalous = rows[rows["anomalous_samples"] > 0]
     series = [
         series_record(
@@ -322,7 +321,7 @@ def _evidence_json(rows: pd.DataFrame, max_risk: float, threshold: float) -> str
     fault_type, confidence = _fault_type(rows, threshold)
     return evidence_payload(
         series=series,
-        ranked_services=None,
+        ranked_services=[c for c in str(causes).split(";") if c][:TOP_RANKED],
         evidence_level=float(surprise(anomalous["max_score"].max())) if len(anomalous) else None,
         open_threshold=float(surprise(threshold)),
         fault_type=fault_type,
@@ -330,14 +329,6 @@ def _evidence_json(rows: pd.DataFrame, max_risk: float, threshold: float) -> str
         max_risk=None if pd.isna(max_risk) else float(max_risk),
         anomalous_series=len(anomalous),
     )
-
-
-def _with_ranking(evidence: str, ranked: str) -> str:
-    """``evidence`` naming the incident's ranked likely causes (``;``-joined; its own service
-    when nothing ranked them), as the stream's records do."""
-    payload = json.loads(evidence)
-    payload["ranked_services"] = [s for s in str(ranked).split(";") if s][:TOP_RANKED]
-    return json.dumps(payload, sort_keys=True)
 
 
 def _fault_type(rows: pd.DataFrame, threshold: float) -> tuple[str, float]:
