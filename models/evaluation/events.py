@@ -47,6 +47,10 @@ class EventMetrics:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def as_floats(self) -> dict[str, float]:
+        """Every figure as a float, NaN where it is undefined (no lead time without a detection)."""
+        return {k: float("nan") if v is None else float(v) for k, v in asdict(self).items()}
+
 
 def as_timedelta(value: str | pd.Timedelta, what: str) -> pd.Timedelta:
     """A duration given as a Timedelta or a string like ``"30min"``; negative ones are refused."""
@@ -108,6 +112,22 @@ def episodes_frame(
         service=(group_col, "first"), start=(time_col, "min"), end=(time_col, "max")
     )
     return out.reset_index(drop=True).astype({"service": "string"})
+
+
+def match_pages(
+    raised: pd.DataFrame, truth: pd.DataFrame, horizon: str | pd.Timedelta, grace: str | pd.Timedelta
+) -> EventMetrics:
+    """Raised incidents (``service, start, end``; an open one's NaT ``end`` is its start) matched
+    to ground-truth incidents as alarm episodes (:func:`evaluate_alarms`). A ``truth`` with no rows
+    (even no columns: a lake without incidents yet) makes every page a false alarm."""
+    episodes = {
+        str(service): list(zip(group["start"], group["end"].fillna(group["start"]), strict=True))
+        for service, group in raised.groupby("service")
+    } if len(raised) else {}
+    if truth.empty:
+        truth = pd.DataFrame({"service": pd.Series([], dtype="string"), "start": pd.Series([], dtype=UTC_DTYPE),
+                              "end": pd.Series([], dtype=UTC_DTYPE)})
+    return evaluate_alarms(episodes, truth, horizon=horizon, grace=grace)
 
 
 def evaluate_alarms(

@@ -137,13 +137,11 @@ def evaluate_failure_predictor(
         result = evaluate_alarms(episodes_frame(risk, "alarm", gap=2 * step), truth, horizon, grace)
         rows.append({"split": k, "train_end": origin.cut, "test_end": origin.end, "threshold": threshold,
                      "train_incidents": int((truth_all["start"] < origin.cut).sum()), "incidents": len(truth),
-                     **_event_metrics(result)})
+                     **result.as_floats()})
         blocks.append(risk)
     risk = pd.concat(blocks, ignore_index=True)
     pooled_truth = _starting_within(truth_all, origins[0].cut, origins[-1].end)
-    pooled = _event_metrics(
-        evaluate_alarms(episodes_frame(risk, "alarm", gap=2 * step), pooled_truth, horizon, grace)
-    )
+    pooled = evaluate_alarms(episodes_frame(risk, "alarm", gap=2 * step), pooled_truth, horizon, grace).as_floats()
     splits = pd.DataFrame(rows)
     metrics = dict(pooled)
     figures = ("recall", "precision", "f1", "median_lead_minutes")
@@ -166,16 +164,9 @@ def operating_threshold(predictor: Any, cfg: DetectConfig) -> float:
 
 def match_incidents(raised: pd.DataFrame, truth: pd.DataFrame, cfg: DetectConfig) -> dict[str, float]:
     """Event-wise recall, precision and lead time of raised incidents against ground truth."""
-    from models.evaluation.events import evaluate_alarms
+    from models.evaluation.events import match_pages
 
-    episodes = {
-        service: list(zip(group["start"], group["end"].fillna(group["start"]), strict=True))
-        for service, group in raised.groupby("service")
-    }
-    result = evaluate_alarms(
-        episodes, truth, horizon=pd.Timedelta(minutes=cfg.horizon_minutes), grace=pd.Timedelta(minutes=15)
-    )
-    return _event_metrics(result)
+    return match_pages(raised, truth, pd.Timedelta(minutes=cfg.horizon_minutes), pd.Timedelta(minutes=15)).as_floats()
 
 
 def alarm_episodes_by_service(alarms: pd.DataFrame, step: pd.Timedelta) -> dict[str, list]:
@@ -185,19 +176,6 @@ def alarm_episodes_by_service(alarms: pd.DataFrame, step: pd.Timedelta) -> dict[
         service: alarm_episodes(group["ds"], np.ones(len(group), dtype=bool), gap=step * 2)
         for service, group in alarms.groupby("service")
     }
-
-
-def _event_metrics(result: Any) -> dict[str, float]:
-    values = {
-        "recall": result.recall,
-        "precision": result.precision,
-        "f1": result.f1,
-        "median_lead_minutes": result.median_lead_minutes,
-        "detected": result.detected,
-        "missed": result.missed,
-        "false_alarms": result.false_alarms,
-    }
-    return {k: float("nan") if v is None else float(v) for k, v in values.items()}
 
 
 def _step(features: pd.DataFrame) -> pd.Timedelta:

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from foresight.schemas import UTC_DTYPE
-from models.evaluation.events import evaluate_alarms
+from models.evaluation.events import match_pages
 from models.incidents.base import IncidentInputs
 from models.incidents.pipeline import IncidentPipeline
 
@@ -110,15 +109,7 @@ def page_metrics(
 
 
 def _match(raised: pd.DataFrame, truth: pd.DataFrame, horizon: pd.Timedelta, grace: pd.Timedelta) -> dict[str, float]:
-    episodes = {
-        str(service): list(zip(group["start"], group["end"].fillna(group["start"]), strict=True))
-        for service, group in raised.groupby("service")
-    } if len(raised) else {}
-    if truth.empty:  # nothing to find (maybe no columns either): every page is a false alarm
-        truth = pd.DataFrame({"service": pd.Series([], dtype="string"), "start": pd.Series([], dtype=UTC_DTYPE),
-                              "end": pd.Series([], dtype=UTC_DTYPE)})
-    values = evaluate_alarms(episodes, truth, horizon=horizon, grace=grace).to_dict()
-    return {k: float("nan") if v is None else float(v) for k, v in values.items()}
+    return match_pages(raised, truth, horizon, grace).as_floats()
 
 
 def _metric_safe(name: str) -> str:
