@@ -194,7 +194,16 @@ class AnomalyFamily:
         return as_pipeline(champion, settings.detect)
 
     def evaluate(self, model: Any, inputs: AnomalyInputs, settings: Settings) -> Evaluation:
-        return evaluate_anomaly(model, inputs.data, settings, inputs.split)
+        """The pages ``model`` would have sent after the split, judged event-wise, pooled and per
+        system (:func:`models.incidents.evaluation.evaluate_pipeline`); ``detail`` keeps the
+        :class:`~models.incidents.evaluation.PipelineEvaluation` (its pages and calibration)."""
+        from models.incidents.evaluation import GATE_METRIC, evaluate_pipeline
+
+        data = inputs.data
+        result = evaluate_pipeline(model, data.telemetry, data.catalogue, data.incidents, inputs.split,
+                                   call_graph=inputs.call_graph,
+                                   horizon=pd.Timedelta(minutes=settings.detect.horizon_minutes))
+        return Evaluation(GATE_METRIC, result.value, True, result.metrics, result)
 
     def fit(self, candidate: Any, inputs: AnomalyInputs, settings: Settings, evaluation: Evaluation) -> Any:
         """Fitted on all history; the page calibration is the one the evaluation's replay ended with."""
@@ -257,15 +266,8 @@ def anomaly_baseline(settings: Settings) -> IncidentPipeline:
 
 
 def evaluate_anomaly(model: IncidentPipeline, data: TrainingData, settings: Settings, split: pd.Timestamp) -> Evaluation:
-    """The pages ``model`` would have sent after ``split``, judged event-wise, pooled and per
-    system (:func:`models.incidents.evaluation.evaluate_pipeline`); ``detail`` keeps the
-    :class:`~models.incidents.evaluation.PipelineEvaluation` (its pages and calibration)."""
-    from models.incidents.evaluation import GATE_METRIC, evaluate_pipeline
-
-    result = evaluate_pipeline(model, data.telemetry, data.catalogue, data.incidents, split,
-                               call_graph=known_call_graph(settings),
-                               horizon=pd.Timedelta(minutes=settings.detect.horizon_minutes))
-    return Evaluation(GATE_METRIC, result.value, True, result.metrics, result)
+    """:meth:`AnomalyFamily.evaluate` at ``split`` with the configured call graph (benchmarks, tests)."""
+    return AnomalyFamily().evaluate(model, AnomalyInputs(data, split, known_call_graph(settings)), settings)
 
 
 def pipeline_artifacts(workdir: Path, evaluations: list[Evaluation], pipeline: IncidentPipeline) -> dict[str, Path]:
