@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pandas as pd
@@ -100,8 +101,6 @@ class IncidentPipeline:
         """Incidents by this pipeline's mode; the learned calibration is the page budget's prior
         unless ``inputs`` brings one. The roll-up mode scores ``inputs.telemetry`` itself when
         ``inputs.scores`` is None."""
-        from dataclasses import replace
-
         builder = self.builder
         if not inputs.calibration and self.calibration:
             inputs = replace(inputs, calibration=self.calibration)

@@ -18,7 +18,7 @@ import difflib
 import functools
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -158,15 +158,9 @@ class PipelineSettings:
     def as_params(self) -> dict[str, Any]:
         """Flat ``name -> value`` for logging (``incident_builder``, ``rollup.*``, ``stream.*``)."""
         out: dict[str, Any] = {"incident_builder": self.mode}
-        out.update({f"rollup.{k}": v for k, v in _fields(self.rollup).items()})
-        out.update({f"stream.{k}": v for k, v in _fields(self.stream).items()})
+        out.update({f"rollup.{k}": v for k, v in asdict(self.rollup).items()})
+        out.update({f"stream.{k}": v for k, v in asdict(self.stream).items()})
         return out
-
-
-def _fields(settings: object) -> Mapping[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(settings)  # type: ignore[call-overload]
 
 
 Problem = tuple[tuple[str, ...], str]  # (key path under the detect section, what is wrong)
