@@ -148,7 +148,7 @@ class ForecasterFamily:
 def forecaster(name: str, settings: Settings) -> Any:
     """The registered forecaster ``name`` with a daily season at the forecasting frequency."""
     from models.evaluation.gate import season_length
-    from models.forecasting.selection import build_candidate
+    from models.forecasting.selection_candidates import build_candidate
 
     return build_candidate(name, season_length(settings.forecast.freq), settings.forecast.backtest_horizon)
 

@@ -7,7 +7,7 @@ contract violation fail the run at once instead of after every retry delay, and 
 
 The rule (:func:`is_retryable`), first match wins, walking the exception and its causes:
 a :class:`foresight.errors.ForesightError` says itself (``retryable``); so does any exception
-with a boolean ``retryable`` or ``retriable`` attribute (``connectors.sinks.pagerduty.DeliveryError``,
+with a boolean ``retryable`` or ``retriable`` attribute (``connectors.sinks.pagerduty_retry.DeliveryError``,
 kafka-python's errors); an HTTP answer is retryable when its status is 429 or 5xx; connection
 problems and timeouts (the built-in ones, requests', urllib3's, botocore's, SQLAlchemy's
 ``OperationalError``, DuckDB's I/O errors) are; programming and data errors (``ValueError``,

@@ -12,7 +12,8 @@ restart never hides a precursor.
 Benign stress is what makes static thresholds noisy in real fleets and is *not* an incident:
 flash-sale traffic surges pushing CPU to 85–92 %, nightly backups filling a disk to 85–92 % before
 their cleanup, JVM heaps sitting healthily at 80–90 %, client retry storms. It happens more often
-than incidents (about six times a week across the fleet) and never in an incident's lead-up.
+than incidents (about six times a week across the fleet) and never in an incident's lead-up; it
+is planned in :mod:`simulator.benign_stress`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
+from simulator.benign_stress import BenignStress, plan_benign_stress
 from simulator.fleet import Fleet
 from simulator.seeding import rng_for
-from simulator.timegrid import BUSINESS_TZ, TimeGrid
+from simulator.timegrid import TimeGrid, business_days, local_index
 
 WARMUP_DAYS = 3
 INCIDENTS_PER_DAY = 0.62  # about 11 incidents over a 21-day span
@@ -52,22 +53,6 @@ CONTAINER_OOM_HOST_PCT = (79.0, 86.0)  # host mem_pct when the container is kill
 PREFILLED_DISK_PCT = (80.0, 88.0)  # where the volume sat before the runaway writer
 PREFILL_DAYS_BEFORE = (1.0, 4.0)  # when it got there (a data import / retention change)
 
-BENIGN_PER_DAY = 0.9  # benign stress episodes per day across the fleet (incidents: 0.62)
-# Kind -> share of benign episodes.
-BENIGN_KINDS: dict[str, float] = {
-    "traffic_surge": 0.3,  # flash sale / campaign e-mail: a service's traffic, CPU 85–92 %
-    "batch_disk": 0.25,  # nightly backup dump on one instance: disk 85–92 %, then cleaned up
-    "heap_plateau": 0.2,  # a JVM heap settling at 80–90 % and staying there healthily
-    "retry_storm": 0.25,  # clients retrying a few minutes: error ratio 4–10 %, then gone
-}
-BENIGN_LEVELS: dict[str, tuple[float, float]] = {
-    "traffic_surge": (85.0, 92.0),  # peak CPU %
-    "batch_disk": (85.0, 92.0),  # peak disk %
-    "heap_plateau": (80.0, 90.0),  # memory % the heap settles at
-    "retry_storm": (0.04, 0.10),  # peak error ratio
-}
-BENIGN_GUARD_MINUTES = 180.0  # benign stress keeps this far from an incident of its service
-
 
 @dataclass(frozen=True)
 class PlannedIncident:
@@ -86,23 +71,6 @@ class PlannedIncident:
     variant: str = ""
     level: float = 0.0
     since: int = -1
-
-
-@dataclass(frozen=True)
-class BenignStress:
-    """A stress episode that looks alarming on a dashboard but is no incident.
-
-    ``level`` is the kind's peak (CPU %, disk %, memory %, error ratio, see ``BENIGN_LEVELS``),
-    reached at ``peak``; the episode is over at ``end``.
-    """
-
-    kind: str
-    service: str
-    instances: tuple[int, ...]
-    start: int
-    peak: int
-    end: int
-    level: float
 
 
 @dataclass(frozen=True)
@@ -135,19 +103,6 @@ class Scenario:
     benign: tuple[BenignStress, ...] = ()
 
 
-def _local_index(grid: TimeGrid, day: pd.Timestamp, hour: float) -> int:
-    """Grid index of a local wall-clock time on a local calendar day."""
-    ts = (day + pd.Timedelta(hours=hour)).tz_convert("UTC")
-    return grid.index_at(ts)
-
-
-def _local_days(grid: TimeGrid) -> list[pd.Timestamp]:
-    """Local midnights of every business day the span touches."""
-    first = grid.start.tz_convert(BUSINESS_TZ).normalize()
-    last = grid.end.tz_convert(BUSINESS_TZ).normalize()
-    return list(pd.date_range(first, last, freq="D"))
-
-
 def plan_promotion(seed: int, grid: TimeGrid) -> Promotion | None:
     """One promotion of a day and a half in the middle third of the span (spans of a week or more).
 
@@ -158,8 +113,8 @@ def plan_promotion(seed: int, grid: TimeGrid) -> Promotion | None:
         return None
     rng = rng_for(seed, "promotion")
     # Local day k + 1 is the UTC day k (the span starts at a UTC midnight, the evening before locally).
-    day = _local_days(grid)[int(rng.integers(days // 3 + 1, max(days // 3 + 2, 2 * days // 3 - 1)))]
-    start = _local_index(grid, day, 7.0)
+    day = business_days(grid)[int(rng.integers(days // 3 + 1, max(days // 3 + 2, 2 * days // 3 - 1)))]
+    start = local_index(grid, day, 7.0)
     end = min(start + grid.steps(float(rng.uniform(30, 40)) * 60), len(grid) - 1)
     return Promotion(start, end, float(rng.uniform(1.45, 1.7)))
 
@@ -187,7 +142,7 @@ def plan_incidents(seed: int, fleet: Fleet, grid: TimeGrid) -> tuple[PlannedInci
     warmup_end = WARMUP_DAYS * grid.steps_per_day
     busy: dict[int, list[tuple[int, int]]] = {}
     guard = grid.steps(GUARD_MINUTES)
-    local_days = _local_days(grid)
+    local_days = business_days(grid)
     planned: list[PlannedIncident] = []
     for k, category in enumerate(cats[:n]):
         slot_day = WARMUP_DAYS + (k + float(rng.uniform(0.15, 0.85))) * usable / n
@@ -195,7 +150,7 @@ def plan_incidents(seed: int, fleet: Fleet, grid: TimeGrid) -> tuple[PlannedInci
         (lead_lo, lead_hi), (dur_lo, dur_hi) = CATEGORY_TIMING[category]
         lead = grid.steps(float(rng.uniform(lead_lo, lead_hi)))
         duration = grid.steps(float(rng.uniform(dur_lo, dur_hi)))
-        start = _local_index(grid, day, _incident_start_hour(category, rng))
+        start = local_index(grid, day, _incident_start_hour(category, rng))
         start = min(max(start, warmup_end + lead), len(grid) - duration - 2)
         if start - lead < warmup_end:
             continue  # span too short for this one
@@ -204,8 +159,15 @@ def plan_incidents(seed: int, fleet: Fleet, grid: TimeGrid) -> tuple[PlannedInci
             continue
         busy.setdefault(instance, []).append((start - lead - guard, start + duration + guard))
         planned.append(
-            PlannedIncident(category, fleet.instances[instance].service, instance, start - lead, start,
-                            start + duration, _magnitude(category, rng))
+            PlannedIncident(
+                category,
+                fleet.instances[instance].service,
+                instance,
+                start - lead,
+                start,
+                start + duration,
+                _magnitude(category, rng),
+            )
         )
     return tuple(sorted(planned, key=lambda p: p.start))
 
@@ -256,19 +218,21 @@ def plan_deploys(
     for inc in incidents:
         incidents_by_service.setdefault(inc.service, []).append(inc)
     releases: list[tuple[int, str]] = []
-    for day in _local_days(grid):
+    for day in business_days(grid):
         if day.day_of_week >= 5:
             continue
         for spec in fleet.services:
             if rng.uniform() < 0.5:
-                releases.append((_local_index(grid, day, float(rng.uniform(10.0, 17.0))), spec.name))
+                releases.append((local_index(grid, day, float(rng.uniform(10.0, 17.0))), spec.name))
     events: list[tuple[int, str, PlannedIncident | None]] = [(at, service, None) for at, service in releases]
     events += [(inc.precursor, inc.service, inc) for inc in incidents if inc.category == "errors"]
     out_incidents: list[PlannedIncident] = []
     for at, service, planned in sorted(events, key=lambda e: (e[0], e[1])):
         v = versions[service]
         if planned is None:
-            near = any(i.precursor - freeze <= at <= i.end + freeze for i in incidents_by_service.get(service, []))
+            near = any(
+                i.precursor - freeze <= at <= i.end + freeze for i in incidents_by_service.get(service, [])
+            )
             if near or at <= 0 or at >= len(grid) - 1:
                 continue
             v[2] += 1
@@ -310,7 +274,9 @@ def plan_blips_and_gaps(
     return blips, gaps
 
 
-def plan_variants(seed: int, grid: TimeGrid, incidents: tuple[PlannedIncident, ...]) -> tuple[PlannedIncident, ...]:
+def plan_variants(
+    seed: int, grid: TimeGrid, incidents: tuple[PlannedIncident, ...]
+) -> tuple[PlannedIncident, ...]:
     """Turn every other leak into a container OOM and every other disk incident into the fill of an
     already-high volume (which one starts is drawn from the seed), so a span holds both forms."""
     rng = rng_for(seed, "incident-variants")
@@ -331,76 +297,6 @@ def plan_variants(seed: int, grid: TimeGrid, incidents: tuple[PlannedIncident, .
                 inc = replace(inc, variant="prefilled_volume", level=lo + (hi - lo) * level, since=since)
         out.append(inc)
     return tuple(out)
-
-
-def _benign_hour(kind: str, rng: np.random.Generator) -> float:
-    """Local hour a benign episode starts: campaigns at lunch or evening, backups at night."""
-    if kind == "traffic_surge":
-        return float(rng.choice([rng.uniform(11.0, 13.0), rng.uniform(17.5, 20.0)]))
-    if kind == "batch_disk":
-        return float(rng.uniform(1.0, 4.0))
-    if kind == "retry_storm":
-        return float(rng.uniform(8.0, 22.0))
-    return float(rng.uniform(0.0, 24.0))
-
-
-def _benign_shape(kind: str, rng: np.random.Generator, grid: TimeGrid) -> tuple[int, int]:
-    """(steps from start to peak, steps from start to end) of one benign episode."""
-    if kind == "traffic_surge":
-        ramp = grid.steps(float(rng.uniform(20, 45)))
-        return ramp, ramp + grid.steps(float(rng.uniform(40, 120))) + grid.steps(float(rng.uniform(30, 60)))
-    if kind == "batch_disk":
-        fill = grid.steps(float(rng.uniform(40, 120)))
-        return fill, fill + grid.steps(float(rng.uniform(10, 40)))
-    if kind == "heap_plateau":
-        rise = grid.steps(float(rng.uniform(60, 180)))
-        return rise, rise + grid.steps(float(rng.uniform(8, 36)) * 60)
-    storm = grid.steps(float(rng.uniform(5, 15)))
-    return 0, storm
-
-
-def plan_benign_stress(
-    seed: int, fleet: Fleet, grid: TimeGrid, incidents: tuple[PlannedIncident, ...], deploys: tuple[Deploy, ...]
-) -> tuple[BenignStress, ...]:
-    """Benign stress episodes, one per slot over the whole span, kinds drawn by ``BENIGN_KINDS``.
-
-    An episode keeps ``BENIGN_GUARD_MINUTES`` away from every incident of its service (lead-up
-    included), so the ground truth stays unambiguous; a heap plateau ends early at its
-    instance's next restart (a deploy resets the heap).
-    """
-    rng = rng_for(seed, "benign")
-    days = len(grid) / grid.steps_per_day
-    n = int(round(days * BENIGN_PER_DAY))
-    kinds = list(BENIGN_KINDS)
-    weights = np.array(list(BENIGN_KINDS.values()))
-    guard = grid.steps(BENIGN_GUARD_MINUTES)
-    local_days = _local_days(grid)
-    restarts: dict[int, list[int]] = {}
-    for d in deploys:
-        restarts.setdefault(d.instance, []).append(d.at)
-    planned: list[BenignStress] = []
-    for k in range(n):
-        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
-        slot_day = (k + float(rng.uniform(0.1, 0.9))) * days / n
-        day = local_days[min(int(slot_day) + 1, len(local_days) - 1)]
-        start = _local_index(grid, day, _benign_hour(kind, rng))
-        to_peak, to_end = _benign_shape(kind, rng, grid)
-        service = fleet.services[int(rng.integers(len(fleet.services)))].name
-        members = fleet.instances_of(service)
-        one = int(rng.choice(members))
-        lo, hi = BENIGN_LEVELS[kind]
-        level = float(rng.uniform(lo, hi))
-        end = min(start + to_end, len(grid) - 1)
-        instances = tuple(members) if kind in ("traffic_surge", "retry_storm") else (one,)
-        if kind == "heap_plateau":
-            later = [a for a in restarts.get(one, []) if a > start + to_peak]
-            end = min([end, *later])
-        if end <= start or any(
-            inc.service == service and start - guard < inc.end and end + guard > inc.precursor for inc in incidents
-        ):
-            continue  # too close to an incident of the service (or off the span): leave the slot quiet
-        planned.append(BenignStress(kind, service, instances, start, min(start + to_peak, end), end, level))
-    return tuple(planned)
 
 
 def plan_scenario(seed: int, fleet: Fleet, grid: TimeGrid) -> Scenario:

@@ -26,8 +26,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from simulator import effects, stress
+from simulator.benign_stress import BenignStress
 from simulator.fleet import CALL_GRAPH, Fleet
-from simulator.scenarios import BenignStress, PlannedIncident, Promotion, Scenario
+from simulator.scenarios import PlannedIncident, Promotion, Scenario
 from simulator.seeding import rng_for
 from simulator.timegrid import TimeGrid
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.scenarios import BenignStress
+from simulator.benign_stress import BenignStress
 
 BATCH_CPU_SHARE = (0.08, 0.15)  # CPU share a backup's compression costs while it writes
 # A surge stays below this queueing-latency multiple of the SLO on its service (no breach).

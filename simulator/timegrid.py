@@ -73,3 +73,16 @@ def build_grid(end: pd.Timestamp, days: int, step_minutes: int) -> TimeGrid:
     weekend = np.asarray(local.day_of_week >= 5)
     elapsed = np.arange(n) * step_minutes / (24 * 60.0)
     return TimeGrid(ds, step_minutes, local_hour, weekend, elapsed)
+
+
+def local_index(grid: TimeGrid, day: pd.Timestamp, hour: float) -> int:
+    """Grid index of a local wall-clock time on a local calendar day."""
+    ts = (day + pd.Timedelta(hours=hour)).tz_convert("UTC")
+    return grid.index_at(ts)
+
+
+def business_days(grid: TimeGrid) -> list[pd.Timestamp]:
+    """Local midnights of every business day the span touches."""
+    first = grid.start.tz_convert(BUSINESS_TZ).normalize()
+    last = grid.end.tz_convert(BUSINESS_TZ).normalize()
+    return list(pd.date_range(first, last, freq="D"))

@@ -26,38 +26,45 @@ pending describes a problem that cleared before anyone could be told; both are r
 ``suppressed`` instead of paging for the past (``send_cleared=True`` sends them anyway); so
 turning a key on after a quiet week pages only for what is still open.
 
-pdpyras is imported inside functions (only runs that page need it).
+The pure parts live beside it: the retry rule and :class:`DeliveryError` in
+``connectors.sinks.pagerduty_retry``, the ledger, the delivery plan and its report in
+``connectors.sinks.pagerduty_ledger``, change-event bodies in
+``connectors.sinks.pagerduty_change_events``; the pdpyras sessions (imported on first use: only
+runs that page need it) in ``connectors.sinks.pagerduty_sessions``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-import warnings
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from connectors.sinks.jsonl_log import exclusive_lock
+from connectors.sinks.pagerduty_change_events import promotion_change_event, validate_change_event
+from connectors.sinks.pagerduty_ledger import (
+    CHANGE_ACTION,
+    DELIVERED,
+    SUPPRESSED,
+    DeliveryFailure,
+    DeliveryLedger,
+    DeliveryReport,
+    ledger_path,
+    ledger_record,
+    plan_delivery,
+)
 from connectors.sinks.pagerduty_outbox import (
-    MAX_SUMMARY,
     ROUTING_KEY_SETTING,
-    InvalidEventError,
-    JsonLinesLog,
     Outbox,
-    check_links,
-    check_summary_and_timestamp,
-    exclusive_lock,
     routing_key_setting,
 )
+from connectors.sinks.pagerduty_retry import DeliveryError, RetryPolicy, retry_after_seconds
+from connectors.sinks.pagerduty_sessions import pdpyras, post_event, refusal_text, single_attempt
 from foresight.redact import redact_url
 
 if TYPE_CHECKING:
-    from pdpyras import ChangeEventsAPISession, EventsAPISession, PDSession
+    from pdpyras import ChangeEventsAPISession, EventsAPISession
 
     from foresight.settings import Settings
 
@@ -66,255 +73,8 @@ log = logging.getLogger(__name__)
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com"
 ROUTING_KEY_LENGTH = 32  # PagerDuty integration keys are 32 characters
 REQUEST_TIMEOUT_SECONDS = 10.0
-DELIVERED, SUPPRESSED = "delivered", "suppressed"
-CHANGE_ACTION = "change"  # the ledger's event_action for change events (they have none of their own)
 
 T = TypeVar("T")
-
-
-# -- retry policy (pure) -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long one event is retried on 429 / 5xx / network errors within a run."""
-
-    max_attempts: int = 4
-    base_delay: float = 1.0  # backoff without Retry-After: base_delay * 2 ** (attempt - 1)
-    max_wait: float = 30.0  # never block longer than this once; a longer Retry-After defers the event
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        if not (self.base_delay >= 0 and math.isfinite(self.base_delay)):
-            raise ValueError(f"base_delay must be a finite number >= 0, got {self.base_delay}")
-        if not (self.max_wait > 0 and math.isfinite(self.max_wait)):
-            raise ValueError(f"max_wait must be a finite number > 0, got {self.max_wait}")
-
-    def wait_before_retry(self, attempt: int, retry_after: float | None) -> float | None:
-        """Seconds to wait after failed attempt ``attempt`` (1-based), or None to stop trying now.
-
-        ``Retry-After`` wins over the backoff; one beyond ``max_wait`` stops (the event stays
-        pending for the next run) rather than holding the flow.
-        """
-        if attempt >= self.max_attempts:
-            return None
-        if retry_after is not None:
-            return None if retry_after > self.max_wait else max(retry_after, 0.0)
-        return min(self.base_delay * 2 ** (attempt - 1), self.max_wait)
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """A ``Retry-After`` header in seconds: delta-seconds or an HTTP-date (RFC 9110); None if absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
-
-
-# -- delivery planning (pure) ------------------------------------------------------------------
-@dataclass(frozen=True)
-class DeliveryPlan:
-    """What one run should do with the outbox: events to send (outbox order) and to suppress."""
-
-    send: list[dict[str, Any]]
-    suppress: list[dict[str, Any]]
-    unroutable: list[dict[str, Any]]  # pending, but their routing-key reference names no key we hold
-
-
-def plan_delivery(
-    events: Iterable[Mapping[str, Any]],
-    done: set[tuple[str, str]],
-    *,
-    send_cleared: bool = False,
-    key_setting: str = ROUTING_KEY_SETTING,
-) -> DeliveryPlan:
-    """Split outbox ``events`` into those to send and to suppress, given ledger identities ``done``.
-
-    Pending = not in ``done``, whenever it was written: the key is added at send time, so an
-    event written before a key was configured is sent like any other. A pending event whose
-    routing-key reference is not ``key_setting`` is ``unroutable`` (left pending). Unless
-    ``send_cleared``, a dedup key whose trigger and resolve are both pending is suppressed
-    whole: the problem cleared before it was delivered, and paging for it now would only wake
-    someone for the past.
-    """
-    pending: list[dict[str, Any]] = []
-    unroutable: list[dict[str, Any]] = []
-    for event in events:
-        if _identity(event) in done:
-            continue
-        (pending if routing_key_setting(event) == key_setting else unroutable).append(dict(event))
-    cleared: set[str] = set()
-    if not send_cleared:
-        actions: dict[str, set[str]] = {}
-        for event in pending:
-            actions.setdefault(str(event.get("dedup_key")), set()).add(str(event.get("event_action")))
-        cleared = {key for key, acts in actions.items() if {"trigger", "resolve"} <= acts}
-    send = [e for e in pending if str(e.get("dedup_key")) not in cleared]
-    suppress = [e for e in pending if str(e.get("dedup_key")) in cleared]
-    return DeliveryPlan(send=send, suppress=suppress, unroutable=unroutable)
-
-
-# -- change events (pure) ----------------------------------------------------------------------
-def promotion_change_event(
-    registered_name: str,
-    version: str,
-    reason: str,
-    *,
-    timestamp: datetime,
-    metrics: Mapping[str, float] | None = None,
-    run_id: str | None = None,
-    links: list[dict[str, str]] | None = None,
-) -> dict[str, Any]:
-    """A validated Change Events API body (without ``routing_key``) announcing a new champion."""
-    if timestamp.tzinfo is None:
-        raise ValueError("timestamp must be timezone-aware")
-    details: dict[str, Any] = {"registered_model": registered_name, "version": str(version), "reason": reason}
-    if metrics:
-        details["metrics"] = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
-    if run_id:
-        details["mlflow_run_id"] = run_id
-    summary = f"Foresight: {registered_name} v{version} promoted to champion ({reason})"
-    event: dict[str, Any] = {
-        "payload": {
-            "summary": summary if len(summary) <= MAX_SUMMARY else summary[: MAX_SUMMARY - 1] + "…",
-            "source": f"foresight/{registered_name}",
-            "timestamp": timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "custom_details": details,
-        },
-        "links": list(links or []),
-    }
-    validate_change_event(event)
-    return event
-
-
-def validate_change_event(event: Mapping[str, Any]) -> None:
-    """Raise :class:`InvalidEventError` naming the first field that breaks a Change Events API rule."""
-    payload = event.get("payload")
-    if not isinstance(payload, Mapping):
-        raise InvalidEventError("payload", "a change event needs a payload object", event)
-    check_summary_and_timestamp(payload, event)
-    check_links(event)
-
-
-# -- errors and reports ------------------------------------------------------------------------
-class DeliveryError(RuntimeError):
-    """One event was not delivered. ``.status`` is the last HTTP status (None: network error),
-    ``.retryable`` whether PagerDuty was throttling or unavailable (vs. rejecting the event),
-    ``.attempts`` how many requests were made, ``.detail`` PagerDuty's answer."""
-
-    def __init__(self, what: str, status: int | None, detail: str, attempts: int, *, retryable: bool) -> None:
-        self.what, self.status, self.detail, self.attempts, self.retryable = (
-            what,
-            status,
-            detail,
-            attempts,
-            retryable,
-        )
-        answer = "no response" if status is None else f"HTTP {status}"
-        super().__init__(f"PagerDuty {what}: {answer} after {attempts} attempt(s): {detail}")
-
-
-@dataclass(frozen=True)
-class DeliveryFailure:
-    """An event left pending by a run, and why."""
-
-    dedup_key: str
-    event_action: str
-    status: int | None
-    detail: str
-    retryable: bool
-
-
-@dataclass
-class DeliveryReport:
-    """What one delivery run did; ``pending`` counts events still to send after it (unroutable
-    ones included: ``unroutable`` of them name a routing-key setting this sender does not hold)."""
-
-    delivered: int = 0
-    suppressed: int = 0
-    pending: int = 0
-    unroutable: int = 0
-    failures: list[DeliveryFailure] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "delivered": self.delivered,
-            "suppressed": self.suppressed,
-            "pending": self.pending,
-            "unroutable": self.unroutable,
-            "failures": [
-                {
-                    "dedup_key": f.dedup_key,
-                    "event_action": f.event_action,
-                    "status": f.status,
-                    "detail": f.detail,
-                    "retryable": f.retryable,
-                }
-                for f in self.failures
-            ],
-        }
-
-
-# -- the ledger (I/O) --------------------------------------------------------------------------
-class DeliveryLedger(JsonLinesLog):
-    """Which outbox events (and change events) reached PagerDuty or were suppressed, one line each."""
-
-    def _validate(self, record: Mapping[str, Any]) -> None:
-        for name in ("dedup_key", "event_action"):
-            if not isinstance(record.get(name), str) or not record[name]:
-                raise ValueError(f"ledger record needs a non-empty string {name!r}: {dict(record)!r}")
-        if record.get("state") not in (DELIVERED, SUPPRESSED):
-            raise ValueError(f"ledger record state must be {DELIVERED!r} or {SUPPRESSED!r}: {dict(record)!r}")
-
-
-def ledger_path(outbox_path: str | Path) -> Path:
-    """The delivery ledger beside an outbox: ``pagerduty-events.jsonl`` -> ``pagerduty-events.delivered.jsonl``."""
-    path = Path(outbox_path)
-    return path.with_name(f"{path.stem}.delivered.jsonl")
-
-
-def _ledger_record(dedup_key: str, action: str, state: str, **extra: Any) -> dict[str, Any]:
-    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    return {"dedup_key": dedup_key, "event_action": action, "state": state, "at": at, **extra}
-
-
-# -- the sender (I/O) --------------------------------------------------------------------------
-def pdpyras() -> ModuleType:
-    """Import pdpyras on first use, without its import-time notice that it is succeeded by the
-    ``pagerduty`` package (same session API; moving over is a separate change)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*pdpyras.*deprecated", category=UserWarning)
-        import pdpyras as module
-    return module
-
-
-class _DebugOnly(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """pdpyras' retry messages, demoted to debug: with its retries off they would misreport."""
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        super().log(logging.DEBUG, msg, *args, **kwargs)
-
-
-def _single_attempt(session: PDSession, base_url: str, timeout: float) -> None:
-    """Point a pdpyras session at ``base_url`` and switch its own retries off (ours are the only ones).
-
-    pdpyras retries a status only when ``session.retry`` names it, except 429, which it retries
-    forever unless named; naming 429 with ``max_http_attempts = -1`` makes it return the first
-    429 to us. ``max_network_attempts = 0`` raises the first network error.
-    """
-    session.url = base_url.rstrip("/")
-    session.retry = {429: 1}
-    session.max_http_attempts = -1
-    session.max_network_attempts = 0
-    session.timeout = timeout
-    session.log = _DebugOnly(logging.getLogger(f"{__name__}.pdpyras"), {})
 
 
 class PagerDutySender:
@@ -361,17 +121,19 @@ class PagerDutySender:
         )
 
     def __repr__(self) -> str:  # never show the key
-        return f"PagerDutySender(events_url={redact_url(self.events_url)!r}, key_setting={self.key_setting!r})"
+        return (
+            f"PagerDutySender(events_url={redact_url(self.events_url)!r}, key_setting={self.key_setting!r})"
+        )
 
     # sessions ---------------------------------------------------------------------------------
     def _events_session(self) -> EventsAPISession:
         session = pdpyras().EventsAPISession(self._routing_key)
-        _single_attempt(session, self.events_url, self.timeout)
+        single_attempt(session, self.events_url, self.timeout)
         return session
 
     def _change_session(self) -> ChangeEventsAPISession:
         session = pdpyras().ChangeEventsAPISession(self._routing_key)
-        _single_attempt(session, self.events_url, self.timeout)
+        single_attempt(session, self.events_url, self.timeout)
         return session
 
     # one request, retried -----------------------------------------------------------------------
@@ -385,7 +147,7 @@ class PagerDutySender:
             except PDClientError as exc:
                 response = exc.response
                 status = None if response is None else int(response.status_code)
-                detail = _answer(exc)
+                detail = refusal_text(exc)
                 if status is not None and status != 429 and status < 500:
                     raise DeliveryError(what, status, detail, attempt, retryable=False) from exc
                 retry_after = (
@@ -421,7 +183,7 @@ class PagerDutySender:
         active = session or self._events_session()
         what = f"{event.get('event_action')} {event.get('dedup_key')}"
         try:
-            return self._with_retries(what, lambda: _post_event(active, event))
+            return self._with_retries(what, lambda: post_event(active, event))
         finally:
             if own:
                 active.close()
@@ -453,21 +215,30 @@ class PagerDutySender:
         """
         outbox.scrub()  # lines an older version wrote with a literal key: rewritten without it
         with exclusive_lock(ledger.path.with_name(f"{ledger.path.name}.deliver.lock")):
-            plan = plan_delivery(outbox.read(), ledger.identities(), send_cleared=self.send_cleared,
-                                 key_setting=self.key_setting)
-            report = DeliveryReport(suppressed=len(plan.suppress), unroutable=len(plan.unroutable),
-                                    pending=len(plan.unroutable))
+            plan = plan_delivery(
+                outbox.read(),
+                ledger.identities(),
+                send_cleared=self.send_cleared,
+                key_setting=self.key_setting,
+            )
+            report = DeliveryReport(
+                suppressed=len(plan.suppress), unroutable=len(plan.unroutable), pending=len(plan.unroutable)
+            )
             for event in plan.unroutable:
                 reference = routing_key_setting(event)
-                report.failures.append(DeliveryFailure(
-                    str(event.get("dedup_key")), str(event.get("event_action")), None,
-                    f"no routing key configured for {reference or 'an event without a reference'}",
-                    retryable=False,
-                ))
+                report.failures.append(
+                    DeliveryFailure(
+                        str(event.get("dedup_key")),
+                        str(event.get("event_action")),
+                        None,
+                        f"no routing key configured for {reference or 'an event without a reference'}",
+                        retryable=False,
+                    )
+                )
             if plan.suppress:
                 ledger.append(
                     [
-                        _ledger_record(
+                        ledger_record(
                             str(e["dedup_key"]),
                             str(e["event_action"]),
                             SUPPRESSED,
@@ -497,52 +268,9 @@ class PagerDutySender:
                         blocked_keys.add(key)
                         unavailable = exc.retryable
                         continue
-                    ledger.append([_ledger_record(key, action, DELIVERED)])
+                    ledger.append([ledger_record(key, action, DELIVERED)])
                     report.delivered += 1
             return report
-
-
-def _post_event(session: EventsAPISession, event: Mapping[str, Any]) -> str:
-    """One Events API v2 request for an outbox event, through pdpyras' trigger / resolve / acknowledge."""
-    action = event.get("event_action")
-    key = event.get("dedup_key")
-    if action == "trigger":
-        payload = event["payload"]
-        extra = {
-            k: payload[k] for k in ("timestamp", "component", "group", "class") if payload.get(k) is not None
-        }
-        details = payload.get("custom_details")
-        return str(
-            session.trigger(
-                payload["summary"],
-                payload["source"],
-                dedup_key=key,
-                severity=payload["severity"],
-                payload=extra,
-                custom_details=dict(details) if details is not None else None,
-                images=event.get("images") or None,
-                links=event.get("links") or None,
-            )
-        )
-    if action == "resolve":
-        return str(session.resolve(key))
-    if action == "acknowledge":
-        return str(session.acknowledge(key))
-    raise InvalidEventError("event_action", f"cannot send {action!r}", event)
-
-
-def _answer(exc: Exception) -> str:
-    """PagerDuty's error body (trimmed) or the exception text for network errors."""
-    response = getattr(exc, "response", None)
-    if response is not None:
-        text = (response.text or "").strip()
-        return text[:500] if text else response.reason or "empty response"
-    cause = exc.__cause__
-    return f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-
-
-def _identity(event: Mapping[str, Any]) -> tuple[str, str]:
-    return str(event.get("dedup_key")), str(event.get("event_action"))
 
 
 # -- entry points for flows --------------------------------------------------------------------
@@ -596,5 +324,5 @@ def notify_promotion(
     except DeliveryError as exc:
         log.warning("promotion of %s v%s not announced to PagerDuty: %s", registered_name, version, exc)
         return False
-    ledger.append([_ledger_record(key, CHANGE_ACTION, DELIVERED)])
+    ledger.append([ledger_record(key, CHANGE_ACTION, DELIVERED)])
     return True

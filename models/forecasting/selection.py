@@ -10,21 +10,16 @@ origins rank noisily), forecasts each series with its pick and calibrates the in
 pick's own backtest errors (:mod:`models.forecasting.calibration`), scaled by a fleet-wide
 factor measured on a held-out origin (:meth:`ChampionSelector.interval_factor`).
 
-Cost is the engineering point. Candidates come in two kinds:
-
-- *cheap* ones have ``forecast_values(values, h, season)`` and run on the whole fleet at once
-  as numpy over a right-aligned :class:`~models.forecasting.panel.Panel` (seasonal naive,
-  exponential smoothing variants), so backtesting them on a whole fleet is cheap (timings:
-  docs/forecasting.md).
-- *expensive* ones are ordinary :class:`~models.forecasting.base.Forecaster` s fitted on frames (Prophet,
-  LightGBM). They are spent only where they could win: on series with at least
-  ``expensive_min_seasons`` seasons of history (Prophet cannot learn a daily profile from less
-  than two days), whose best cheap backtest MASE is at least ``screen_mase`` (a cheap model that
-  already beats the in-sample seasonal-naive error leaves little to win), at most
-  ``expensive_budget`` series (the worst first), only at the last ``expensive_origins``
-  origins, where they are compared with the cheap candidates' scores at the same origins, and
-  on the last ``expensive_max_seasons`` days of history (Prophet's fit time grows with the
-  points; two weeks hold two weekly cycles).
+Cost is the engineering point. *Cheap* candidates (:mod:`models.forecasting.selection_candidates`)
+are backtested on the whole fleet at once as numpy over a right-aligned panel (timings:
+docs/forecasting.md). *Expensive* ones (Prophet, LightGBM) are spent only where they could win:
+on series with at least ``expensive_min_seasons`` seasons of history (Prophet cannot learn a
+daily profile from less than two days), whose best cheap backtest MASE is at least
+``screen_mase`` (a cheap model that already beats the in-sample seasonal-naive error leaves
+little to win), at most ``expensive_budget`` series (the worst first), only at the last
+``expensive_origins`` origins, where they are compared with the cheap candidates' scores at the
+same origins, and on the last ``expensive_max_seasons`` days of history (Prophet's fit time grows
+with the points; two weeks hold two weekly cycles).
 
 Failures are isolated: a candidate that raises (for the fleet or one series), or returns a
 non-finite forecast, is out of the running for that series at that origin and the reason is
@@ -34,6 +29,9 @@ fit, the series is forecast by seasonal naive (``fallback``), recorded in ``fall
 After ``fit``: ``choices_`` (one row per series: chosen model, why, its backtest MASE, sMAPE,
 coverage and pinball, and every candidate's MASE), ``backtest_`` (one row per series and
 candidate), ``failures_`` and ``fallbacks_``.
+
+Scoring, the per-series choice and the calibration's held-out split (pure) live in
+:mod:`models.forecasting.selection_scoring`; this module holds the selector's steps.
 """
 
 from __future__ import annotations
@@ -41,124 +39,35 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from foresight.schemas import ID_COL, TIME_COL
 from models.forecasting.base import FORECASTERS, Forecaster
-from models.forecasting.calibration import ConformalWidths, conformal_widths, cross_origin_scores
 from models.forecasting.ensemble import MeanEnsemble
 from models.forecasting.panel import Panel, forecast_frame, seasonal_scales, steps_per_day, to_panel
+from models.forecasting.selection_candidates import (
+    DEFAULT_CANDIDATES,
+    FALLBACK,
+    as_panel_model,
+    build_candidate,
+    fit_each_series,
+    forecast_each_series,
+    is_cheap,
+)
+from models.forecasting.selection_scoring import (
+    Backtest,
+    calibration_split,
+    choice_tables,
+    holdout_interval_factor,
+    pick_champions,
+    score_origin,
+    screen_expensive,
+)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CANDIDATES: tuple[str, ...] = ("seasonal_naive", "ses", "damped_trend", "mstl", "ensemble", "prophet")
-FALLBACK = "seasonal_naive"
-CHOICE_COLUMNS: tuple[str, ...] = (
-    ID_COL,
-    "model",
-    "reason",
-    "mase",
-    "smape",
-    "coverage",
-    "pinball",
-    "n_origins",
-)
-BACKTEST_COLUMNS: tuple[str, ...] = (ID_COL, "model", "mase", "smape", "coverage", "pinball", "n_origins")
-FAILURE_COLUMNS: tuple[str, ...] = (ID_COL, "model", "origin", "reason")
-
-
-def build_candidate(name: str, season: int, horizon: int) -> Forecaster:
-    """The registered forecaster ``name`` as selection runs it, for a daily season of ``season``
-    steps and backtests of ``horizon`` steps (its :meth:`~models.forecasting.base.Forecaster.for_selection`);
-    an unknown name raises, listing the choices."""
-    return FORECASTERS.get(name).for_selection(season, horizon)
-
-
-def pick_champions(mase: np.ndarray, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per series, the index of the chosen candidate, and whether any candidate scored.
-
-    ``mase`` is (candidates x origins x series), NaN where a candidate was not scored.
-
-    1. Candidates scored at all of a series' origins compete on their mean MASE over them.
-       The *fleet default* is the one with the lowest mean over series of its MASE relative to
-       the series' mean over those candidates. A series keeps the fleet default unless its own
-       best beats the default's mean by the relative ``margin``: with a few origins per series
-       the per-series ranking is noisy, and switching only on a clear win keeps that noise out
-       (as the registry gate's ``min_improvement`` does for versions). Ties go to the candidate listed first.
-    2. A candidate scored at fewer origins (an expensive one, backtested at the last origins
-       only) then replaces the choice only if it beats the choice's mean over exactly the
-       origins it was scored at, by the same margin.
-    """
-    if not 0.0 <= margin < 1.0:
-        raise ValueError(f"margin must be within [0, 1), got {margin}")
-    scored = np.isfinite(mase)
-    counts = scored.sum(axis=1)  # c x n
-    full = (counts == counts.max(axis=0)) & (counts > 0)
-    columns = np.arange(mase.shape[2])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        score = np.where(full, np.nanmean(mase, axis=1), np.inf)
-        best = np.argmin(score, axis=0)
-        has_winner = np.isfinite(score.min(axis=0))
-        finite = np.where(np.isfinite(score), score, np.nan)
-        relative = finite / np.nanmean(finite, axis=0, keepdims=True)
-        fleet_means = np.nanmean(relative, axis=1)
-        if margin > 0 and np.isfinite(fleet_means).any():
-            default = int(np.nanargmin(fleet_means))
-            keep_default = np.isfinite(score[default]) & (
-                score[best, columns] >= (1 - margin) * score[default]
-            )
-            best = np.where(keep_default, default, best)
-        for c in range(mase.shape[0]):
-            partial = ~full[c] & (counts[c] > 0)
-            if not partial.any():
-                continue
-            shared = scored[c] & scored[best, :, columns].T  # o x n
-            mine = np.nanmean(np.where(shared, mase[c], np.nan), axis=0)
-            theirs = np.nanmean(np.where(shared, mase[best, :, columns].T, np.nan), axis=0)
-            switch = partial & np.isfinite(mine) & (~has_winner | (mine < (1 - margin) * theirs))
-            best = np.where(switch, c, best)
-            has_winner |= switch
-    return best, has_winner
-
-
-class PanelModel(Protocol):
-    """A cheap candidate: point forecasts for a whole right-aligned panel as one array call."""
-
-    def forecast_values(self, values: np.ndarray, h: int, season: int) -> np.ndarray: ...
-
-
-def is_cheap(model: Forecaster) -> bool:
-    """Whether ``model`` forecasts a whole panel as arrays (``forecast_values``)."""
-    return callable(getattr(model, "forecast_values", None))
-
-
-def _as_panel_model(model: Forecaster) -> PanelModel:
-    if not is_cheap(model):
-        raise TypeError(f"{model.name} has no forecast_values(values, h, season)")
-    return cast(PanelModel, model)
-
-
-def _champion_errors(errors: dict[str, np.ndarray], names: list[str], choice: np.ndarray) -> np.ndarray:
-    """The (series x origins x steps) backtest errors of each series' chosen model (NaN: none)."""
-    cube = np.full_like(next(iter(errors.values())), np.nan)
-    for name in names:
-        rows = choice == name
-        cube[rows] = errors[name][rows]
-    return cube
-
-
-@dataclass
-class _Backtest:
-    """Per candidate: per-origin MASE / sMAPE (candidates x origins x series) and errors."""
-
-    mase: np.ndarray
-    smape: np.ndarray
-    errors: dict[str, np.ndarray]  # name -> series x origins x steps
 
 
 @FORECASTERS.register("auto")
@@ -249,7 +158,7 @@ class ChampionSelector(Forecaster):
         """Offsets (steps held back after the test window) of each origin, oldest first."""
         return [k * self.horizon_ for k in range(self.params["n_origins"] - 1, -1, -1)]
 
-    def _backtest(self, df: pd.DataFrame) -> _Backtest:
+    def _backtest(self, df: pd.DataFrame) -> Backtest:
         names = list(self.models_)
         values, h = self.panel_.values, self.horizon_
         n, width = values.shape
@@ -276,11 +185,11 @@ class ChampionSelector(Forecaster):
             for c in cheap:
                 forecast = self._cheap_forecast(names[c], history, o)
                 self._origin_forecasts[names[c]] = forecast
-                self._score(c, o, forecast, actuals[o], scale, mase, smape, errors[names[c]])
+                score_origin(c, o, forecast, actuals[o], scale, mase, smape, errors[names[c]])
         self._origin_forecasts = {}  # only needed within an origin; keep the fitted model small
         if expensive:
             self._backtest_expensive(df, names, expensive, origins, scales, actuals, mase, smape, errors)
-        return _Backtest(mase, smape, errors)
+        return Backtest(mase, smape, errors)
 
     def _cheap_forecast(self, name: str, history: np.ndarray, origin: int) -> np.ndarray:
         h = self.horizon_
@@ -293,7 +202,7 @@ class ChampionSelector(Forecaster):
                     # The members were backtested already at this origin: average, do not refit.
                     forecast = np.mean([self._origin_forecasts[m] for m in members], axis=0)
                 else:
-                    forecast = np.asarray(_as_panel_model(model).forecast_values(history, h, self.season_))
+                    forecast = np.asarray(as_panel_model(model).forecast_values(history, h, self.season_))
             if forecast.shape != (history.shape[0], h):
                 raise ValueError(f"forecast has shape {forecast.shape}, expected {(history.shape[0], h)}")
         except Exception as exc:  # noqa: BLE001 - isolate: this candidate is out at this origin
@@ -304,30 +213,6 @@ class ChampionSelector(Forecaster):
             self._record_failure(self.panel_.ids[bad], name, origin, "non-finite forecast")
             forecast[bad] = np.nan
         return forecast
-
-    @staticmethod
-    def _score(
-        c: int,
-        o: int,
-        forecast: np.ndarray,
-        actual: np.ndarray,
-        scale: np.ndarray,
-        mase: np.ndarray,
-        smape: np.ndarray,
-        errors: np.ndarray,
-    ) -> None:
-        err = actual - forecast
-        errors[:, o, :] = err
-        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mae = np.nanmean(np.abs(err), axis=1)
-            # A flat history has no scale: rank it by MAE relative to its level instead.
-            fallback_scale = np.nanmean(np.abs(actual), axis=1) + 1e-9
-            safe = np.where(np.isfinite(scale) & (scale > 0), scale, fallback_scale)
-            mase[c, o] = mae / safe
-            denom = np.abs(actual) + np.abs(forecast)
-            ratio = np.where(denom == 0, 0.0, 200 * np.abs(err) / np.where(denom == 0, 1.0, denom))
-            smape[c, o] = np.nanmean(np.where(np.isfinite(err), ratio, np.nan), axis=1)
 
     def _backtest_expensive(
         self,
@@ -344,17 +229,13 @@ class ChampionSelector(Forecaster):
         """Backtest expensive candidates on the screened series at the last origins only."""
         p = self.params
         cheap = [i for i in range(len(names)) if i not in expensive]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            best_cheap = (
-                np.nanmin(np.nanmean(mase[cheap], axis=1), axis=0)
-                if cheap
-                else np.full(mase.shape[2], np.inf)
-            )
-        best_cheap = np.where(np.isfinite(best_cheap), best_cheap, np.inf)
-        long_enough = self.panel_.lengths >= p["expensive_min_seasons"] * self.season_ + self.horizon_
-        eligible = np.flatnonzero(long_enough & (best_cheap >= p["screen_mase"]))
-        eligible = eligible[np.argsort(-best_cheap[eligible], kind="stable")][: p["expensive_budget"]]
+        eligible = screen_expensive(
+            mase[cheap],
+            self.panel_.lengths,
+            min_length=p["expensive_min_seasons"] * self.season_ + self.horizon_,
+            screen_mase=p["screen_mase"],
+            budget=p["expensive_budget"],
+        )
         self.screened_ = self.panel_.ids[np.sort(eligible)]
         if eligible.size == 0:
             return
@@ -369,7 +250,7 @@ class ChampionSelector(Forecaster):
             train = subset[(from_end >= start) & (from_end < start + cap)]
             for c in expensive:
                 forecast = self._expensive_forecast(names[c], train, o, rows)
-                self._score(c, o, forecast, actuals[o], scales[o], mase, smape, errors[names[c]])
+                score_origin(c, o, forecast, actuals[o], scales[o], mase, smape, errors[names[c]])
 
     def _expensive_forecast(self, name: str, train: pd.DataFrame, origin: int, rows: pd.Series) -> np.ndarray:
         """Forecast ``train``'s series with a fresh clone; failures (batch or per series) are recorded."""
@@ -381,7 +262,7 @@ class ChampionSelector(Forecaster):
             fc = fitted.predict(h, 80)
             internal = dict(getattr(fitted, "fallbacks_", {}) or {})
         except Exception as exc:  # noqa: BLE001 - isolate: retry series by series
-            fc, internal = self._forecast_each(model, train, h, f"{type(exc).__name__}: {exc}")
+            fc, internal = forecast_each_series(model, train, h, self.freq_, f"{type(exc).__name__}: {exc}")
         for uid, reason in internal.items():
             self._record_failure(pd.Index([uid]), name, origin, reason)
         fc = fc[~fc[ID_COL].astype(str).isin(internal)]
@@ -398,86 +279,33 @@ class ChampionSelector(Forecaster):
             out[bad] = np.nan
         return out
 
-    def _forecast_each(
-        self, model: Forecaster, train: pd.DataFrame, h: int, batch_error: str
-    ) -> tuple[pd.DataFrame, dict[str, str]]:
-        parts, reasons = [], {}
-        for uid, series in train.groupby(ID_COL, sort=True, observed=True):
-            try:
-                parts.append(model.clone().fit(series, freq=self.freq_).predict(h, 80))
-            except Exception as exc:  # noqa: BLE001 - this series is out for this candidate
-                reasons[str(uid)] = f"{type(exc).__name__}: {exc} (fleet fit failed: {batch_error})"
-        empty = pd.DataFrame(
-            {
-                ID_COL: pd.Series(dtype="string"),
-                TIME_COL: pd.Series(dtype="datetime64[us, UTC]"),
-                "yhat": pd.Series(dtype="float64"),
-            }
-        )
-        return (pd.concat(parts, ignore_index=True) if parts else empty), reasons
-
     def _record_failure(self, ids: pd.Index, name: str, origin: int, reason: str) -> None:
         self.failures_.extend(
             {ID_COL: str(u), "model": name, "origin": origin, "reason": reason} for u in ids
         )
 
     # -- choose and calibrate ---------------------------------------------------------------------
-    def _choose(self, bt: _Backtest) -> None:
+    def _choose(self, bt: Backtest) -> None:
         """Per series, the candidate with the lowest mean MASE over the origins all its contenders share."""
         names = list(self.models_)
-        scored = np.isfinite(bt.mase)  # c x o x n
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean_mase, mean_smape = np.nanmean(bt.mase, axis=1), np.nanmean(bt.smape, axis=1)
         best, has_winner = pick_champions(bt.mase, self.params["switch_margin"])
         self.choice_ = np.where(has_winner, np.array(names, dtype=object)[best], FALLBACK)
         self.fallbacks_: dict[str, str] = {
             str(uid): "no candidate could be backtested (history too short or every candidate failed)"
             for uid in self.panel_.ids[~has_winner]
         }
-        coverage, pinball = {}, {}
-        for name in names:
-            coverage[name], pinball[name] = cross_origin_scores(bt.errors[name], 80)
-        n_origins = scored.sum(axis=1)
-        rows = []
-        for c, name in enumerate(names):
-            rows.append(
-                pd.DataFrame(
-                    {
-                        ID_COL: self.panel_.ids.astype(str),
-                        "model": name,
-                        "mase": mean_mase[c],
-                        "smape": mean_smape[c],
-                        "coverage": coverage[name],
-                        "pinball": pinball[name],
-                        "n_origins": n_origins[c],
-                    }
-                )
-            )
-        self.backtest_ = pd.concat(rows, ignore_index=True)[list(BACKTEST_COLUMNS)]
-        chosen = self.backtest_.merge(
-            pd.DataFrame({ID_COL: self.panel_.ids.astype(str), "model": self.choice_}),
-            on=[ID_COL, "model"],
-            how="right",
+        self.backtest_, self.choices_ = choice_tables(
+            bt,
+            names,
+            self.panel_.ids,
+            self.choice_,
+            best,
+            has_winner,
+            self.fallbacks_,
+            self.params["switch_margin"],
         )
-        chosen.insert(
-            2,
-            "reason",
-            np.where(
-                has_winner,
-                np.where(
-                    best == pick_champions(bt.mase)[0],
-                    "lowest backtest MASE",
-                    f"fleet default: no candidate beat it by {self.params['switch_margin']:.0%}",
-                ),
-                "fallback: "
-                + np.array([self.fallbacks_.get(str(u), "") for u in self.panel_.ids], dtype=object),
-            ),
-        )
-        wide = self.backtest_.pivot(index=ID_COL, columns="model", values="mase")[names].add_prefix("mase_")
-        self.choices_ = chosen[list(CHOICE_COLUMNS)].merge(wide, left_on=ID_COL, right_index=True, how="left")
 
-    def _calibrate(self, bt: _Backtest) -> None:
+    def _calibrate(self, bt: Backtest) -> None:
         """Conformal widths from each series' champion's backtest errors, plus a held-out correction.
 
         Widths calibrated on the errors of the model a series was *chosen* for are too narrow
@@ -486,31 +314,16 @@ class ChampionSelector(Forecaster):
         repeated without the last origin, and the fleet-wide factor that brings those widths to
         the wanted coverage on the last origin's errors is kept (see :meth:`interval_factor`).
         """
-        names = list(self.models_)
-        self.widths_: ConformalWidths = conformal_widths(_champion_errors(bt.errors, names, self.choice_))
-        self.holdout_errors_: np.ndarray | None = None
-        if self.params["n_origins"] < 2:
-            return
-        best, has_winner = pick_champions(bt.mase[:, :-1, :], self.params["switch_margin"])
-        early_choice = np.asarray(np.where(has_winner, np.array(names, dtype=object)[best], None))
-        cube = _champion_errors(bt.errors, names, early_choice)
-        self.holdout_widths_ = conformal_widths(cube[:, :-1, :])
-        self.holdout_errors_ = cube[:, -1, :]
+        self.widths_, self.holdout_widths_, self.holdout_errors_ = calibration_split(
+            bt, list(self.models_), self.choice_, self.params["switch_margin"]
+        )
 
     def interval_factor(self, level: int) -> float:
         """Fleet-wide width multiplier: the ``level`` quantile of held-out |error| / width (in [0.5, 3]).
 
         1 when there is no held-out origin to measure it on (``n_origins=1``).
         """
-        errors = self.holdout_errors_
-        if errors is None or not np.isfinite(errors).any():
-            return 1.0
-        half = self.holdout_widths_.half_widths(errors.shape[1], level)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(half > 0, np.abs(errors) / half, np.where(np.abs(errors) > 0, np.inf, 0.0))
-        ratio = ratio[np.isfinite(errors)]
-        factor = float(np.quantile(ratio, level / 100)) if ratio.size else 1.0
-        return float(np.clip(factor, 0.5, 3.0)) if np.isfinite(factor) else 3.0
+        return holdout_interval_factor(self.holdout_errors_, getattr(self, "holdout_widths_", None), level)
 
     def _fit_expensive_champions(self, df: pd.DataFrame) -> None:
         """Refit each expensive champion on the full history of the series that chose it.
@@ -526,19 +339,9 @@ class ChampionSelector(Forecaster):
             subset = df[df[ID_COL].isin(chosen)]
             cap = self.params["expensive_max_seasons"] * self.season_
             subset = subset[subset.groupby(ID_COL, sort=False, observed=True).cumcount(ascending=False) < cap]
-            try:
-                fits = [model.clone().fit(subset, freq=self.freq_)]
-            except Exception as exc:  # noqa: BLE001 - retry series by series
-                fits, failed = [], {}
-                for uid, series in subset.groupby(ID_COL, sort=True, observed=True):
-                    try:
-                        fits.append(model.clone().fit(series, freq=self.freq_))
-                    except Exception as one:  # noqa: BLE001 - this series falls back
-                        failed[str(uid)] = (
-                            f"{type(one).__name__}: {one} (fleet fit failed: {type(exc).__name__}: {exc})"
-                        )
-                for uid, reason in failed.items():
-                    self._fall_back(pd.Index([uid]), f"{name} failed at the final fit: {reason}")
+            fits, failed = fit_each_series(model, subset, self.freq_)
+            for uid, reason in failed.items():
+                self._fall_back(pd.Index([uid]), f"{name} failed at the final fit: {reason}")
             self.expensive_fits_[name] = fits
             internal = {uid for fit in fits for uid in (getattr(fit, "fallbacks_", {}) or {})}
             if internal:
@@ -565,7 +368,7 @@ class ChampionSelector(Forecaster):
             if is_cheap(model):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    yhat[rows] = _as_panel_model(model).forecast_values(
+                    yhat[rows] = as_panel_model(model).forecast_values(
                         self.panel_.values[rows], h, self.season_
                     )
             else:
@@ -580,7 +383,7 @@ class ChampionSelector(Forecaster):
         missing = ~np.isfinite(yhat).all(axis=1)
         if missing.any():
             naive = build_candidate(FALLBACK, self.season_, self.horizon_)
-            yhat[missing] = _as_panel_model(naive).forecast_values(
+            yhat[missing] = as_panel_model(naive).forecast_values(
                 self.panel_.values[missing], h, self.season_
             )
         half = self.widths_.half_widths(h, level) * self.interval_factor(level)

@@ -82,7 +82,7 @@ Causal: :meth:`IncidentStream.step` uses only the samples given so far. Pure: no
 a frame through it: :mod:`models.incidents.replay`; its knobs:
 :class:`~models.incidents.settings.StreamSettings`.
 
-This module is longer than most (issue 14) because :class:`IncidentStream` is one algorithm over
+Longer than 400 lines because :class:`IncidentStream` is one algorithm over
 one per-step state (opening, joining, re-opening, closing and ranking incidents all read and move
 the same arrays), which split across modules would be scattered, not simpler.
 """

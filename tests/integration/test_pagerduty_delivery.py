@@ -18,15 +18,10 @@ import pytest
 import requests
 
 from connectors.labels.pagerduty_history import PagerDutyHistory, PagerDutyHistoryError, true_incidents
-from connectors.sinks.pagerduty import (
-    DeliveryLedger,
-    PagerDutySender,
-    RetryPolicy,
-    deliver_outbox,
-    ledger_path,
-    notify_promotion,
-)
+from connectors.sinks.pagerduty import PagerDutySender, deliver_outbox, notify_promotion
+from connectors.sinks.pagerduty_ledger import DeliveryLedger, ledger_path
 from connectors.sinks.pagerduty_outbox import Outbox, resolve_event, trigger_event
+from connectors.sinks.pagerduty_retry import DeliveryError, RetryPolicy
 from foresight.settings import Settings, load_settings
 from support.fake_pagerduty import FakePagerDuty, running_fake_pagerduty
 
@@ -210,8 +205,6 @@ def test_a_rejected_event_is_not_retried_and_does_not_hold_up_the_others(
 def test_the_fake_rejects_what_pagerduty_rejects(fake: FakePagerDuty) -> None:
     bad = _trigger()
     bad["payload"]["severity"] = "sev1"  # the outbox would refuse this; send it past the outbox
-    from connectors.sinks.pagerduty import DeliveryError
-
     with pytest.raises(DeliveryError) as info:
         PagerDutySender("x" * 32, events_url=fake.url, retry=FAST).send(bad)
     assert info.value.status == 400 and not info.value.retryable

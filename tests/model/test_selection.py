@@ -12,7 +12,7 @@ from models.forecasting import ChampionSelector, DampedTrend, SeasonalNaive, Sea
 from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.calibration import conformal_widths, horizon_profile
 from models.forecasting.panel import to_panel
-from models.forecasting.selection import pick_champions
+from models.forecasting.selection_scoring import pick_champions
 
 START = pd.Timestamp("2026-01-05", tz="UTC")  # a Monday
 FAST = ("seasonal_naive", "ses", "damped_trend", "mstl")

@@ -7,16 +7,11 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from connectors.sinks.pagerduty import (
-    PagerDutySender,
-    RetryPolicy,
-    ledger_path,
-    plan_delivery,
-    promotion_change_event,
-    retry_after_seconds,
-    validate_change_event,
-)
+from connectors.sinks.pagerduty import PagerDutySender
+from connectors.sinks.pagerduty_change_events import promotion_change_event, validate_change_event
+from connectors.sinks.pagerduty_ledger import ledger_path, plan_delivery
 from connectors.sinks.pagerduty_outbox import InvalidEventError, resolve_event, trigger_event
+from connectors.sinks.pagerduty_retry import RetryPolicy, retry_after_seconds
 
 KEY = "k" * 32
 START = pd.Timestamp("2026-03-01 10:00", tz="UTC")

@@ -15,7 +15,7 @@ import pytest
 from foresight.plugins import UnknownPluginError
 from foresight.settings import DetectConfig
 from models.forecasting.base import FORECASTERS, Forecaster
-from models.forecasting.selection import build_candidate
+from models.forecasting.selection_candidates import build_candidate
 from models.incidents.base import INCIDENT_BUILDERS
 from models.incidents.pipeline import builder_for
 from models.incidents.rollup_builder import RollupBuilder

@@ -22,8 +22,9 @@ from foresight.schemas import (
     validate_telemetry,
 )
 from simulator import CALL_GRAPH, INSTANCE_TYPES, LOG_TEMPLATES, METRIC_UNITS, SimulatorSource
+from simulator.benign_stress import BENIGN_GUARD_MINUTES, BENIGN_KINDS, BENIGN_PER_DAY
 from simulator.fleet import SERVICES, build_fleet
-from simulator.scenarios import BENIGN_GUARD_MINUTES, BENIGN_KINDS, BENIGN_PER_DAY, plan_scenario
+from simulator.scenarios import plan_scenario
 from simulator.timegrid import BUSINESS_TZ, build_grid
 
 END = pd.Timestamp("2026-11-20", tz="UTC")
