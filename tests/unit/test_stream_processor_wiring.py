@@ -166,6 +166,7 @@ def test_records_become_pages_topic_events_aggregates_and_rejects_then_one_check
         and saved.offsets == offsets
         and saved.state.miner_state == {"seen": ["w0", "w1", "w2"]}
     )
+    assert proc.write_aggregates() == 2160 and proc.write_aggregates() == 0  # 9 series x 240 minutes, once
     lake = Lake(tmp_path / "lake")
     telemetry = lake.read("telemetry")
     lines = telemetry[telemetry["unique_id"] == "cart/logs/log_lines"]
@@ -213,6 +214,25 @@ def test_a_checkpoint_waits_for_its_outputs(tmp_path: Path) -> None:
     assert CheckpointStore(tmp_path / "ckpt").load("g", 0) is None
     proc.producer.fail_flush = False  # type: ignore[attr-defined]
     assert proc.checkpoint({0}) == {("metrics", 0): 41, ("logs", 0): 20}
+
+
+class FailingLake(Lake):
+    def upsert(self, dataset: str, df: pd.DataFrame) -> Any:
+        raise OSError("disk full")
+
+
+def test_log_minutes_not_yet_in_the_lake_survive_in_the_checkpoint(tmp_path: Path) -> None:
+    proc = _processor(tmp_path)
+    proc.lake = FailingLake(tmp_path / "lake")
+    proc.on_assigned({0})
+    proc.process(_records(steps=20))
+    assert proc.write_aggregates() == 0  # refused: still pending
+    proc.checkpoint({0})
+    restarted = _processor(tmp_path)
+    restarted.on_assigned({0})
+    assert restarted.write_aggregates() > 0
+    lines = Lake(tmp_path / "lake").read("telemetry")
+    assert len(lines[lines["unique_id"] == "cart/logs/log_lines"]) == 20
 
 
 def test_a_revoked_partition_is_checkpointed_then_its_records_are_ignored(tmp_path: Path) -> None:
