@@ -313,6 +313,28 @@ class SinkConfig(Section):
     pagerduty_false_positive_tag: str = "#false-positive"
 
 
+class StreamConfig(Section):
+    """The stream processor (``foresight stream``, docs/stream.md): Kafka topics, group, checkpoints."""
+
+    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"], min_length=1)
+    group_id: str = Field(default="foresight-stream", min_length=1)
+    metrics_topic: str = Field(default="metrics", min_length=1)
+    logs_topic: str = Field(default="logs", min_length=1)
+    incidents_topic: str = Field(default="incidents", min_length=1)
+    dead_letter_topic: str = Field(default="foresight-dead-letter", min_length=1)
+    # Client options of the kafka source besides the above (security_protocol, sasl_*, ssl_*, timeouts).
+    kafka_options: dict[str, Any] = Field(default_factory=dict)
+    checkpoint_url: str | None = None  # default: <lake>/_stream_checkpoints
+    checkpoint_seconds: float = Field(default=10.0, gt=0, le=3600)
+    checkpoint_messages: int = Field(default=10_000, ge=1)
+    lake_seconds: float = Field(default=60.0, gt=0, le=3600)  # log aggregates to the lake this often
+    metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0: no /metrics endpoint
+    max_future_seconds: float = Field(default=300.0, gt=0)  # timestamps further ahead are clock skew: rejected
+    retain_minutes: int = Field(default=10, ge=1, le=1440)  # log minutes kept open for late lines
+    discovery_steps: int = Field(default=3, ge=1, le=1000)  # steps that fix a key's series set
+    open_steps: int = Field(default=2, ge=1, le=100)  # newer steps begun before an incomplete one is scored
+
+
 DEFAULT_THRESHOLDS: dict[str, float] = {"cpu_pct": 80.0, "mem_pct": 90.0, "disk_pct": 85.0}
 
 
@@ -339,6 +361,7 @@ class Settings(BaseSettings):
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     sinks: SinkConfig = Field(default_factory=SinkConfig)
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
     # Share of a batch's rows that may be quarantined before the whole batch fails its contract.
     max_quarantine_ratio: float = Field(default=0.05, ge=0, le=1)
 
@@ -379,6 +402,10 @@ class Settings(BaseSettings):
     @property
     def outbox_path(self) -> Path:
         return self.sinks.outbox_path or self.home / "outbox" / "pagerduty-events.jsonl"
+
+    @property
+    def stream_checkpoint_url(self) -> str:
+        return self.stream.checkpoint_url or f"{self.lake_location.rstrip('/')}/_stream_checkpoints"
 
     @property
     def report_dir(self) -> Path:

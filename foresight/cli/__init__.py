@@ -24,6 +24,7 @@ from rich.table import Table
 from foresight.cli.bench import bench_app
 from foresight.cli.runtime import ForesightGroup, console, quiet_runtime
 from foresight.cli.stack import stack_app
+from foresight.cli.stream import stream
 
 app = typer.Typer(cls=ForesightGroup,
                   help="Foresight: forecasts, capacity plans and incidents from your telemetry.",
@@ -126,5 +127,6 @@ def settings(config: Path = typer.Option(None, "--config", help="Optional YAML s
     console.print_json(data=load_settings(config, checks=(plugin_problems,)).redacted())
 
 
+app.command(name="stream")(stream)
 app.add_typer(bench_app, name="bench")
 app.add_typer(stack_app, name="stack")
