@@ -11,7 +11,7 @@ from bench.logparse import find_systems, miner_parser, read_system, read_truth
 from bench.logparse_metrics import score
 from features.logs.miner import MinerSettings
 
-DATA = Path("/work/shared/data/loghub-dev")
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "loghub-dev"  # beside the checkout
 
 
 @pytest.mark.slow
