@@ -291,7 +291,7 @@ def pdpyras() -> ModuleType:
     ``pagerduty`` package (same session API; moving over is a separate change)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*pdpyras.*deprecated", category=UserWarning)
-        import pdpyras as module
+        import pdpyras as module  # lazy: its import warns; filtered here
     return module
 
 

@@ -46,6 +46,11 @@ import pandas as pd
 from foresight.schemas import SEVERITIES
 from foresight.timeutil import utc_timestamp
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: single-writer use only
+    fcntl = None  # type: ignore[assignment]
+
 # The setting an outbox event's routing-key reference names; the only one Foresight writes.
 ROUTING_KEY_SETTING = "sinks.pagerduty_routing_key"
 # The placeholder older versions wrote in embedded mode; read as the reference.
@@ -421,9 +426,7 @@ def _drop_torn_tail(fd: int) -> None:
 
 
 def _lock(fd: int) -> None:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: single-writer use only
+    if fcntl is None:  # not POSIX: single-writer use only
         return
     fcntl.flock(fd, fcntl.LOCK_EX)
 

@@ -132,7 +132,7 @@ class LGBMFailurePredictor(FailurePredictor):
     def _train(self, X: pd.DataFrame, y: np.ndarray) -> Any:
         """One booster on labelled rows (0/1)."""
         try:
-            import lightgbm as lgb
+            import lightgbm as lgb  # lazy: LightGBM takes ~2 s
         except ImportError as exc:  # pragma: no cover - lightgbm is a core dependency
             raise ImportError("the 'lgbm' failure predictor needs lightgbm: pip install lightgbm") from exc
         from features.windows import risk_direction
