@@ -132,7 +132,6 @@ def serving_requirements(model: Model) -> list[str]:
     model imports lazily (the failure predictor's LightGBM). A distribution not installed here is
     left out.
     """
-
     wanted = dict.fromkeys((*SERVING_DISTRIBUTIONS, *model.serving_distributions()))
     pinned = []
     for name in wanted:
@@ -274,7 +273,6 @@ def unavailable_reason(exc: BaseException) -> str | None:
     (``Max retries exceeded ... Caused by ReadTimeoutError``), and requests reports a read timeout
     after retries as a ``ConnectionError``, so the whole chain's types and text are read.
     """
-
     chain = list(exception_chain(exc))
     text = " ".join(f"{type(cause).__name__}: {cause}" for cause in chain)
     transport = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError,

@@ -455,7 +455,6 @@ def _origins(overrides: dict[str, Any]) -> Origins:
 
 def _env_parse_problem(message: str) -> str:
     """pydantic-settings' 'error parsing value for field "x" from source ...' as one line naming the variable."""
-
     match = re.search(r'field "([^"]+)"', message)
     if match is None:
         return message

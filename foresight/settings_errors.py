@@ -184,7 +184,6 @@ def _model_fields(annotation: Any) -> dict[str, Any] | None:
 
 def _value_model(annotation: Any) -> Any:
     """For ``list[M]`` / ``dict[str, M]`` (optionally ``| None``): ``M``; else None."""
-
     for arg in get_args(annotation):
         if _find_model(arg) is not None:
             return arg

@@ -180,7 +180,6 @@ def engine_options(url: str, *, connect_timeout_seconds: int = 10, statement_tim
     connection, and the server cancels a statement after ``statement_timeout_seconds`` (0: no
     limit). Anything the URL's query already sets wins. SQLite keeps its own 5 s lock wait.
     """
-
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() not in _LIBPQ_DRIVERS:
         return {}

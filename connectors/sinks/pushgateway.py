@@ -142,7 +142,6 @@ def detection_registry(
     finished_at: float | None = None,
 ) -> CollectorRegistry:
     """A fresh registry holding the snapshot's gauges (nothing registered globally)."""
-
     registry = CollectorRegistry()
     score = Gauge(
         ANOMALY_SCORE,
@@ -200,7 +199,6 @@ def push_detection_metrics(
     HTTP error (``urllib.error.URLError`` / ``HTTPError``) when the push fails; the caller's
     Prefect task owns retries. Credentials in the URL go as basic auth. Returns what was pushed.
     """
-
     gateway, credentials = split_credentials(gateway_url)
     if not instance:
         raise ValueError("instance must not be empty (it is part of the grouping key)")
@@ -239,7 +237,6 @@ def split_credentials(gateway_url: str) -> tuple[str, tuple[str, str] | None]:
 
 def _basic_auth(username: str, password: str) -> Callable[..., Callable[[], None]]:
     """A ``push_to_gateway`` handler sending ``Authorization: Basic`` (prometheus_client's own)."""
-
     def handler(
         url: str, method: str, timeout: float | None, headers: list[Any], data: bytes
     ) -> Callable[[], None]:

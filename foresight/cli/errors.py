@@ -85,7 +85,6 @@ def _yaml_problem(exc: BaseException) -> str | None:
 def _validation_summary(exc: BaseException) -> str | None:
     """``invalid Settings: forecast.horizn: Extra inputs are not permitted (and 1 more)`` for a
     pydantic ValidationError; its input values are left out (they may be secrets)."""
-
     if not isinstance(exc, ValidationError):
         return None
     errors = exc.errors(include_url=False, include_input=False)

@@ -41,7 +41,6 @@ def season_length(freq: str) -> int:
 
 def capacity_series(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:
     """The capacity-relevant series, resampled onto the forecasting grid."""
-
     ids = catalogue.loc[catalogue["metric"].isin(cfg.metrics), "unique_id"]
     frame = telemetry[telemetry["unique_id"].isin(ids)]
     if frame.empty:
@@ -51,7 +50,6 @@ def capacity_series(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: Forec
 
 def evaluate_forecaster(model: Forecaster, df: pd.DataFrame, cfg: ForecastConfig) -> Evaluation:
     """Rolling-origin backtest; gated on mean MASE (lower is better)."""
-
     result = backtest(
         model.clone(), df, h=cfg.backtest_horizon, n_origins=cfg.n_origins, level=cfg.level,
         season=season_length(cfg.freq),
@@ -115,7 +113,6 @@ def evaluate_failure_predictor(
     A model that cannot be trained at an origin (no incident before it yet) raises nothing in
     that block: it scores what deploying it then would have scored.
     """
-
     horizon = pd.Timedelta(minutes=cfg.horizon_minutes)
     truth_all = confirmed_incidents(incidents)
     origins = failure_origins(features["ds"], cfg.train_fraction, n_origins or cfg.failure_origins)
@@ -164,7 +161,6 @@ def operating_threshold(predictor: Any, cfg: DetectConfig) -> float:
 
 def match_incidents(raised: pd.DataFrame, truth: pd.DataFrame, cfg: DetectConfig) -> dict[str, float]:
     """Event-wise recall, precision and lead time of raised incidents against ground truth."""
-
     return match_pages(raised, truth, pd.Timedelta(minutes=cfg.horizon_minutes), pd.Timedelta(minutes=15)).as_floats()
 
 

@@ -96,7 +96,6 @@ class FailurePredictor(Model):
         incidents starting within ``X``'s time span count. ``auc`` is NaN when the labelled rows
         hold a single class.
         """
-
         if threshold is None:
             threshold = 0.5 if self.threshold_ is None else self.threshold_
         if not 0.0 < threshold < 1.0:
@@ -114,7 +113,6 @@ class FailurePredictor(Model):
     def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
         """``X``'s columns the model learned from, as float: a missing feature is NaN (unknown),
         except a log-template count, which is 0 (that template logged nothing in the window)."""
-
         features = X.reindex(columns=self.feature_names_).astype("float64")
         zero = [c for c in self.feature_names_ if c not in X.columns and absent_means_zero(c)]
         if zero:

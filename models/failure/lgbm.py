@@ -96,7 +96,6 @@ class LGBMFailurePredictor(FailurePredictor):
         """Every numeric feature, or with ``pool_resources`` none that names cpu / mem / disk: only
         their pooled ``util_*`` summaries, so a disk filling up looks like a heap filling up.
         Per-template log counts only with ``log_templates`` (see the class)."""
-
         names = feature_columns(X)
         if self.params["pool_resources"]:
             names = [c for c in names if not c.startswith(RESOURCE_METRICS)]

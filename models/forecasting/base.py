@@ -43,7 +43,6 @@ class Forecaster(Model):
         """MASE, sMAPE and interval coverage of the forecast against actuals that followed the
         training data (``unique_id, ds, y``); MASE is scaled by each series' in-sample
         seasonal-naive error (daily season), as in the rolling-origin backtest."""
-
         self._require_fitted()
         actuals = validate_telemetry(actuals)
         h = int(actuals.groupby("unique_id").size().max())

@@ -38,7 +38,6 @@ _LOCAL_AWS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"
 # -- seeding: pure builders --------------------------------------------------------------------
 def simulated_batch(days: int, *, seed: int = 7, end: pd.Timestamp | None = None) -> SourceBatch:
     """The simulator's last ``days`` days ending at ``end`` (default: now, on the step grid)."""
-
     end = pd.Timestamp.now(tz="UTC").floor(SEED_STEP) if end is None else end
     step_minutes = int(pd.Timedelta(SEED_STEP).total_seconds() // 60)
     return SimulatorSource(name="simulator", seed=seed, days=days, step_minutes=step_minutes, end=end).fetch()
