@@ -12,8 +12,17 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("foresight", "features", "connectors", "simulator", "models", "dashboards", "flows", "bench",
-            "tests/support")
+PACKAGES = (
+    "foresight",
+    "features",
+    "connectors",
+    "simulator",
+    "models",
+    "dashboards",
+    "flows",
+    "bench",
+    "tests/support",
+)
 MARK = "# lazy:"
 
 
@@ -29,7 +38,9 @@ def unmarked_function_imports(source: str, filename: str) -> list[str]:
                 statement = lines[child.lineno - 1 : (child.end_lineno or child.lineno)]
                 if not any(MARK in line for line in statement):
                     found.append(f"{filename}:{child.lineno}")
-            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+            visit(
+                child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            )
 
     visit(ast.parse(source, filename), False)
     return found
@@ -42,15 +53,19 @@ def project_files() -> list[Path]:
 def test_imports_inside_functions_say_why_they_are_lazy() -> None:
     files = project_files()
     assert len(files) > 150  # the walk found the project
-    unmarked = [hit for path in files
-                for hit in unmarked_function_imports(path.read_text(), str(path.relative_to(ROOT)))]
+    unmarked = [
+        hit
+        for path in files
+        for hit in unmarked_function_imports(path.read_text(), str(path.relative_to(ROOT)))
+    ]
     assert not unmarked, (
         "imports inside a function: move them to the module top, or say why they must be lazy with "
-        "a '# lazy: <why>' comment on the import line:\n" + "\n".join(unmarked))
+        "a '# lazy: <why>' comment on the import line:\n" + "\n".join(unmarked)
+    )
 
 
 def test_the_check_flags_an_unmarked_import_in_a_function_or_method() -> None:
-    source = '''
+    source = """
 import os
 
 
@@ -70,12 +85,12 @@ class C:
 
     async def a(self):
         import re
-'''
+"""
     assert unmarked_function_imports(source, "x.py") == ["x.py:6", "x.py:14", "x.py:20"]
 
 
 def test_the_check_accepts_a_marked_lazy_import_and_module_level_ones() -> None:
-    source = '''
+    source = """
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -96,5 +111,5 @@ def f():
         utils,  # lazy: MLflow takes ~2 s
     )
     return mlflow, KafkaAdminClient, utils
-'''
+"""
     assert unmarked_function_imports(source, "x.py") == []
