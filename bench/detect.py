@@ -23,13 +23,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from foresight.settings import DetectConfig
+from flows.detect import FEATURE_WARMUP
+from foresight.settings import DetectConfig
+from foresight.timeutil import split_time
+from models.anomaly.base import DETECTORS
+from models.evaluation.gate import match_incidents
+from models.incidents.base import IncidentInputs
+from models.incidents.evaluation import evaluate_pipeline
+from models.incidents.pipeline import IncidentPipeline
+from models.incidents.settings import PipelineSettings
+from models.incidents.stream_builder import StreamBuilder
+from simulator import CALL_GRAPH, simulate
 
 ROLLUP = "rollup:"  # prefix of a roll-up builder; the rest is a name in models.anomaly.base.DETECTORS
 STREAM = "stream"
@@ -59,8 +68,6 @@ class DetectFigures:
 
 def builder_choices() -> list[str]:
     """Every builder name :func:`run` accepts: a roll-up per registered detector, then ``stream``."""
-    from models.anomaly.base import DETECTORS
-
     return [*(f"{ROLLUP}{name}" for name in DETECTORS.names()), STREAM, STREAM_WINDOWS]
 
 
@@ -82,10 +89,6 @@ def run(
     ``cfg`` (default: ``DetectConfig()``) sets the split, the roll-up's and the stream's settings
     and the matching, as it does for the flows. An unknown builder raises before anything runs.
     """
-    from foresight.settings import DetectConfig
-    from foresight.timeutil import split_time
-    from simulator import simulate
-
     if not seeds:
         raise ValueError("at least one seed is needed")
     builders = list(dict.fromkeys(builders))  # a builder named twice would count twice in its mean
@@ -133,14 +136,10 @@ def evaluate_builder(
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """The incidents ``builder`` raises after ``split`` and their event-wise metrics against the
     ground truth starting after it (the gate's keys, :mod:`models.incidents.evaluation`)."""
-    from models.evaluation.gate import match_incidents
-
     truth = incidents[incidents["start"] >= split]
     if builder == STREAM or builder.startswith(ROLLUP):
         return _gated(builder, telemetry, catalogue, incidents, cfg, split)
     if builder == STREAM_WINDOWS:
-        from flows.detect import FEATURE_WARMUP
-
         before = telemetry[telemetry["ds"] < split]
         warmup = max(_detector(cfg.detector, cfg).fit(before).context_length, FEATURE_WARMUP)
         window, newest = pd.Timedelta(hours=cfg.lookback_hours), telemetry["ds"].max()
@@ -160,11 +159,6 @@ def evaluate_builder(
 def _gated(builder: str, telemetry: pd.DataFrame, catalogue: pd.DataFrame, incidents: pd.DataFrame,
            cfg: DetectConfig, split: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, float]]:
     """The gate's evaluation of the pipeline ``builder`` names (``stream`` or ``rollup:<detector>``)."""
-    from models.incidents.evaluation import evaluate_pipeline
-    from models.incidents.pipeline import IncidentPipeline
-    from models.incidents.settings import PipelineSettings
-    from simulator import CALL_GRAPH
-
     mode = "stream" if builder == STREAM else "rollup"
     detector = _detector(cfg.detector if mode == "stream" else builder.removeprefix(ROLLUP), cfg)
     pipeline = IncidentPipeline(detector, PipelineSettings.from_detect(cfg.model_copy(update={"incident_builder": mode})))
@@ -176,18 +170,11 @@ def _gated(builder: str, telemetry: pd.DataFrame, catalogue: pd.DataFrame, incid
 def _detector(name: str, cfg: DetectConfig) -> Any:
     """Detector ``name`` as it feeds incidents; ``detect.detector_params`` are the configured
     detector's constructor parameters, not every detector's."""
-    from models.anomaly.base import DETECTORS
-
     return DETECTORS.get(name).for_incidents(**(cfg.detector_params if name == cfg.detector else {}))
 
 
 def _streamed(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: DetectConfig, since: pd.Timestamp) -> pd.DataFrame:
     """The stream builder's incidents opened from ``since`` on, replaying all of ``telemetry``."""
-    from models.incidents.base import IncidentInputs
-    from models.incidents.settings import PipelineSettings
-    from models.incidents.stream_builder import StreamBuilder
-    from simulator import CALL_GRAPH
-
     settings = PipelineSettings.from_detect(cfg)
     inputs = IncidentInputs(telemetry, catalogue, since=since, call_graph=CALL_GRAPH)
     return StreamBuilder(settings.stream, settings.rollup).build(inputs).incidents

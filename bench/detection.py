@@ -47,7 +47,15 @@ from bench.incidents import (
     score_incidents,
 )
 from bench.loco import PAGE_BUDGET_PER_DAY, LocoChoice, incident_objective, loco_select, nab_objective
+from bench.nab import run as run_nab
+from connectors.labels.nab_corpus import read_corpus, read_profiles
 from foresight.plugins import Registry
+from foresight.settings import DetectConfig
+from models.anomaly.base import DETECTORS
+from models.anomaly.robust_z_detectors import RobustZDetector
+from models.evaluation.nab_scoring import as_profiles, normalise, score_at_threshold, score_corpus, sweep_file
+from models.incidents.baseline import baseline_incidents, series_z
+from models.incidents.settings import StreamSettings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/data beside the checkout
 FORESIGHT = "foresight"
@@ -190,8 +198,6 @@ class IncidentEvaluation:
     def foresight(self, stream_params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The streaming pipeline's figures with its shipped settings, or with ``stream_params``
         (:meth:`models.incidents.settings.StreamSettings.from_params`); cached per setting."""
-        from models.incidents.settings import StreamSettings
-
         key = json.dumps(stream_params or {}, sort_keys=True)
         if key not in self._stream:
             settings = StreamSettings.from_params(stream_params) if stream_params else None
@@ -204,8 +210,6 @@ class IncidentEvaluation:
         """The figures of baseline ``system`` at z ``threshold`` (the z matrices are computed once)."""
         key = (system, float(threshold))
         if key not in self._cache:
-            from models.incidents.baseline import baseline_incidents, series_z
-
             if self._z is None:
                 self._z = [series_z(d.telemetry, d.catalogue) for d in self.days]
             width = NMS_WIDTH if system == "robust_z_nms" else None
@@ -237,18 +241,12 @@ class NabEvaluation:
     """One NAB corpus: the default detector's scores, and the baselines' at a z threshold per category."""
 
     def __init__(self, corpus: Corpus, nab: NabCorpus, results_dir: Path | None = None) -> None:
-        from connectors.labels.nab_corpus import read_corpus, read_profiles
-        from models.evaluation.nab_scoring import as_profiles
-
         self.corpus, self.root, self.results_dir = corpus, nab.root, results_dir
         self.files, self.windows = read_corpus(nab.root)
         self.profiles = as_profiles(read_profiles(nab.root / "labels" / "profiles.json"))
         self._sweeps: dict[str, list[Any]] = {}
 
     def foresight(self) -> dict[str, Any]:
-        from bench.nab import run as run_nab
-        from foresight.settings import DetectConfig
-
         detector = DetectConfig().detector
         with tempfile.TemporaryDirectory(prefix="foresight-nab-") as tmp:
             out = self.results_dir if self.results_dir is not None else Path(tmp)
@@ -268,16 +266,12 @@ class NabEvaluation:
 
     def category_objective(self, system: str, threshold: float, category: str) -> float:
         """The NAB objective of ``system`` at ``threshold`` on one category's files."""
-        from models.evaluation.nab_scoring import score_at_threshold
-
         sweeps = [sw for sw, f in zip(self._baseline_sweeps(system), self.files, strict=True) if f.category == category]
         return nab_objective(score_at_threshold(sweeps, self.profiles["standard"], float(threshold)).score)
 
     def baseline_by_category(self, system: str, thresholds: dict[str, float]) -> dict[str, Any]:
         """The corpus scored with each category's files at its own threshold (standard profile),
         normalised over the whole corpus; the profiles' corpus-optimised figures beside it."""
-        from models.evaluation.nab_scoring import normalise, score_at_threshold, score_corpus
-
         profile = self.profiles["standard"]
         sweeps = self._baseline_sweeps(system)
         raw = 0.0
@@ -295,10 +289,6 @@ class NabEvaluation:
 
     def _baseline_sweeps(self, system: str) -> list[Any]:
         if system not in self._sweeps:
-            from models.anomaly.base import DETECTORS
-            from models.anomaly.robust_z_detectors import RobustZDetector
-            from models.evaluation.nab_scoring import sweep_file
-
             model = DETECTORS.get(system)(width=NMS_WIDTH)
             if not isinstance(model, RobustZDetector):
                 raise TypeError(f"{system} is not a robust z baseline")

@@ -18,6 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.windows import service_features
+from foresight.settings import DetectConfig
+from models.evaluation.gate import evaluate_failure_predictor
+from models.failure.base import PREDICTORS
+from simulator import simulate
+
 MODELS: tuple[str, ...] = ("lgbm", "utilisation_rule")
 END = pd.Timestamp("2026-05-01", tz="UTC")
 
@@ -40,12 +46,6 @@ class FailureFigures:
 
 def run(seeds: Sequence[int] = (1, 2, 3), days: int = 28, n_origins: int = 3) -> list[FailureFigures]:
     """Figures per seed and model, then one mean row per model (``seed=None``)."""
-    from features.windows import service_features
-    from foresight.settings import DetectConfig
-    from models.evaluation.gate import evaluate_failure_predictor
-    from models.failure.base import PREDICTORS
-    from simulator import simulate
-
     if not seeds:
         raise ValueError("at least one seed is needed")
     cfg = DetectConfig(failure_origins=n_origins)

@@ -17,6 +17,7 @@ import pandas as pd
 from bench.detect import DAYS, END, SEEDS
 from models.incidents.replay import replay
 from models.incidents.settings import StreamSettings
+from simulator import CALL_GRAPH, simulate
 
 # The simulator's incident categories (simulator.effects) -> the fault they are.
 SIMULATOR_FAULT_TYPES: dict[str, str] = {
@@ -64,8 +65,6 @@ def simulated_fault_types(
     seeds: Sequence[int] = SEEDS, days: int = DAYS, settings: StreamSettings | None = None
 ) -> pd.DataFrame:
     """:func:`match_fault_types` for every seed's whole history (a ``seed`` column added)."""
-    from simulator import CALL_GRAPH, simulate
-
     parts = []
     for seed in seeds:
         batch = simulate(seed=seed, days=days, end=END)

@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, validate_telemetry
+from models.forecasting.base import infer_freq
 from models.forecasting.metrics import coverage, pinball, seasonal_scale, smape
+from models.forecasting.panel import steps_per_day
+from models.forecasting.prophet_model import ProphetForecaster
+from models.forecasting.seasonal_naive import SeasonalNaive
+from models.forecasting.selection import ChampionSelector
 
 LONG_SERIES_POINTS = 2016  # a week of 5-minute steps
 LONG_HORIZON, SHORT_HORIZON = 288, 48
@@ -155,8 +160,6 @@ def forecast_foresight(train: pd.DataFrame, h: int, level: int, **params: Any) -
     so a file mixing day-long and month-long traces backtests each at its own scale instead of
     sending the short ones to the seasonal-naive fallback.
     """
-    from models.forecasting.selection import ChampionSelector
-
     n_origins = int(params.pop("n_origins", 3))
     sizes = train.groupby(ID_COL, sort=True, observed=True).size()
     windows = sizes.map(lambda n: backtest_horizon(int(n), h, n_origins))
@@ -174,10 +177,6 @@ def forecast_foresight(train: pd.DataFrame, h: int, level: int, **params: Any) -
 
 def forecast_prophet(train: pd.DataFrame, h: int, level: int) -> pd.DataFrame:
     """Prophet alone, one model per series (daily and weekly seasonality), as the reference."""
-    from models.forecasting.base import infer_freq
-    from models.forecasting.panel import steps_per_day
-    from models.forecasting.prophet_model import ProphetForecaster
-
     freq = infer_freq(train)
     return (
         ProphetForecaster(fallback_season_length=steps_per_day(freq)).fit(train, freq=freq).predict(h, level)
@@ -186,10 +185,6 @@ def forecast_prophet(train: pd.DataFrame, h: int, level: int) -> pd.DataFrame:
 
 def forecast_seasonal_naive(train: pd.DataFrame, h: int, level: int) -> pd.DataFrame:
     """Seasonal naive with a daily season, the baseline."""
-    from models.forecasting.base import infer_freq
-    from models.forecasting.panel import steps_per_day
-    from models.forecasting.seasonal_naive import SeasonalNaive
-
     freq = infer_freq(train)
     return SeasonalNaive(steps_per_day(freq)).fit(train, freq=freq).predict(h, level)
 

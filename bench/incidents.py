@@ -38,6 +38,7 @@ import pandas as pd
 
 from bench.datasets.nezha import NezhaLayoutError, load_day
 from bench.incident_sampling import replay_grid, sampling_interval, settings_for_interval
+from bench.incidents_flow import flow_incidents
 from connectors.labels.incident_layout import Fault, IncidentDay, is_incident_dir, read_incident_dir
 from foresight.settings import DetectConfig
 from models.incidents.fault_types import COARSE_CATEGORY
@@ -285,8 +286,6 @@ def day_pipeline(
     if pipeline == "stream":
         return lambda day: replay_day(day, settings)
     if pipeline == "flow":
-        from bench.incidents_flow import flow_incidents
-
         return lambda day: flow_incidents(day, detect)
     raise ValueError(f"unknown incident pipeline {pipeline!r}; choose one of: {', '.join(PIPELINES)}")
 

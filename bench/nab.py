@@ -7,11 +7,13 @@ The detector and production threshold default to the detect flow's (``DetectConf
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from connectors.labels.nab_corpus import read_corpus, read_profiles, write_results
+from foresight.settings import DetectConfig
 from models.evaluation.nab import REFIT_EVERY, NabRun, evaluate_corpus
 from models.evaluation.nab_scoring import as_profiles
 
@@ -25,14 +27,10 @@ def run(
 ) -> NabRun:
     """Score every file, write the result files, score the corpus under every profile. The
     detector and production threshold default to the detect flow's (``DetectConfig``)."""
-    from dataclasses import replace
-
     started = time.perf_counter()
     files, windows = read_corpus(data_dir)
     profiles = as_profiles(read_profiles(Path(data_dir) / "labels" / "profiles.json"))
     if production_threshold is None or detector is None:
-        from foresight.settings import DetectConfig
-
         production_threshold = DetectConfig().anomaly_threshold if production_threshold is None else production_threshold
         detector = DetectConfig().detector if detector is None else detector
     result, scored = evaluate_corpus({f.key: f.frame for f in files}, windows, profiles, detector,

@@ -16,6 +16,15 @@ from typing import Any
 
 import pandas as pd
 
+from features.windows import service_features
+from foresight.contracts.check import check_telemetry
+from foresight.lake import Lake
+from foresight.settings import ForecastConfig
+from models.anomaly.base import DETECTORS
+from models.evaluation.gate import capacity_series
+from models.forecasting.base import FORECASTERS
+from simulator import SimulatorSource
+
 
 @dataclass
 class Figure:
@@ -37,15 +46,6 @@ def _timed(stage: str, unit: str, fn: Callable[[], Any], count: Callable[[Any], 
 
 def run(days: int = 21, seed: int = 7) -> list[Figure]:
     """Time each stage once on a fresh temporary lake; returns the figures in stage order."""
-    from features.windows import service_features
-    from foresight.contracts.check import check_telemetry
-    from foresight.lake import Lake
-    from foresight.settings import ForecastConfig
-    from models.anomaly.base import DETECTORS
-    from models.evaluation.gate import capacity_series
-    from models.forecasting.base import FORECASTERS
-    from simulator import SimulatorSource
-
     figures: list[Figure] = []
     fig, batch = _timed("simulate", "rows", lambda: SimulatorSource(seed=seed, days=days).fetch(),
                         lambda b: len(b.telemetry))

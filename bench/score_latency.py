@@ -32,6 +32,11 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from models.anomaly.ensemble import EnsembleState
+from models.anomaly.streaming import StreamingState
+from models.anomaly.streaming_ensemble import StreamingEnsembleState
+from models.incidents.stream import IncidentStream
+
 # Detectors whose streaming state can be timed, and the detect flow's streaming incident builder.
 TIMED_DETECTORS = ("streaming", "streaming_knn", "streaming_ensemble", "incident_stream")
 _METRICS = (("cpu_pct", "percent"), ("mem_pct", "percent"), ("disk_pct", "percent"),
@@ -67,8 +72,6 @@ class IncidentStreamClock:
     simulator's fleet, stepped every ``step`` behind the timed interface (``phase`` unused)."""
 
     def __init__(self, series: int, step: pd.Timedelta = pd.Timedelta(minutes=5)) -> None:
-        from models.incidents.stream import IncidentStream
-
         per_service = 2 * len(_METRICS)
         services = [f"svc{j}" for j in range(-(-series // per_service))]
         rows = [(f"{services[i // per_service]}/i{i // len(_METRICS)}/{metric}", services[i // per_service],
@@ -112,17 +115,11 @@ def make_state(detector: str, series: int, season: int) -> tuple[_State, int]:
     """A fresh state of ``detector`` for ``series`` series, and the steps per coarse block (0: none)."""
     season_of = np.full(series, season)
     if detector == "streaming":
-        from models.anomaly.streaming import StreamingState
-
         return StreamingState(series, season_of), 0
     if detector == "streaming_knn":
-        from models.anomaly.ensemble import EnsembleState
-
         state = EnsembleState(season_of)
         return state, state.coarse_block
     if detector == "streaming_ensemble":
-        from models.anomaly.streaming_ensemble import StreamingEnsembleState
-
         return StreamingEnsembleState(season_of), 0  # block ends staggered: one group searches each step
     if detector == "incident_stream":
         return IncidentStreamClock(series), 0

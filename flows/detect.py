@@ -40,7 +40,11 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from connectors.sinks.pagerduty import deliver_outbox
+from connectors.sinks.pagerduty_outbox import dedup_key, resolve_event, trigger_event
+from features.windows import service_features
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
+from flows.forecast_plan import NoChampionError
 from flows.resources import (
     NoTelemetryError,
     known_call_graph,
@@ -50,9 +54,15 @@ from flows.resources import (
     settings_for_run,
 )
 from flows.retries import retry_unless_permanent
+from foresight.model_registry import REGISTERED
+from foresight.schemas import UTC_DTYPE
 from foresight.settings import Settings
 from foresight.source_holds import SourceHold, source_hold
 from foresight.timeutil import utc_timestamp
+from models.evaluation.gate import match_incidents, operating_threshold
+from models.failure.base import top_features
+from models.incidents.base import IncidentInputs
+from models.incidents.pipeline import as_pipeline
 
 if TYPE_CHECKING:
     from models.incidents.pipeline import IncidentPipeline
@@ -84,10 +94,6 @@ def load_recent(settings: Settings, warmup: pd.Timedelta) -> dict[str, Any]:
 def load_champions(settings: Settings) -> dict[str, Any]:
     """Per family ``(model, version)`` of its champion; the anomaly family's as an incident
     pipeline (a bare detector registered before pipelines is wrapped with the configured settings)."""
-    from flows.forecast_plan import NoChampionError
-    from foresight.model_registry import REGISTERED
-    from models.incidents.pipeline import as_pipeline
-
     registry = open_registry(settings)
     out: dict[str, Any] = {}
     for family in ("anomaly", "failure"):
@@ -130,8 +136,6 @@ def write_outbox(settings: Settings, events: list[dict[str, Any]]) -> dict[str, 
 @task(cache_policy=NO_CACHE)
 def page_pagerduty(settings: Settings) -> dict[str, Any]:
     """Deliver the outbox's pending events to PagerDuty; what was delivered, suppressed, left pending."""
-    from connectors.sinks.pagerduty import deliver_outbox
-
     report = deliver_outbox(settings)
     if report is None:  # pragma: no cover - callers only page with a routing key
         raise ValueError("page_pagerduty needs sinks.pagerduty_routing_key")
@@ -152,10 +156,6 @@ def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame
 @flow(name="detect", log_prints=True)
 def detect(config_file: str | None = None) -> dict[str, Any]:
     """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each."""
-    from features.windows import service_features
-    from models.evaluation.gate import match_incidents, operating_threshold
-    from models.incidents.base import IncidentInputs
-
     settings = settings_for_run(config_file)
     logger = get_run_logger()
     champions = load_champions(settings)
@@ -220,8 +220,6 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
 
 def _no_scores() -> pd.DataFrame:
     """The detector's output shape with no rows (every series held back)."""
-    from foresight.schemas import UTC_DTYPE
-
     return pd.DataFrame({"unique_id": pd.Series([], dtype=str), "ds": pd.Series([], dtype=UTC_DTYPE),
                          "y": pd.Series([], dtype="float64"), "score": pd.Series([], dtype="float64")})
 
@@ -242,8 +240,6 @@ def publish_incidents(
     failed source holds back is already out of ``incidents`` (:func:`detect`). ``paging`` is
     None in embedded mode.
     """
-    from connectors.sinks.pagerduty_outbox import dedup_key, resolve_event, trigger_event
-
     logger = logger or logging.getLogger(__name__)
     events = _events(incidents, features, predictor, settings, detector_version, predictor_version,
                      dedup_key, trigger_event, resolve_event)
@@ -277,8 +273,6 @@ def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, set
 
 def _top_features(features: pd.DataFrame, predictor: Any, incident: dict[str, Any]) -> list[dict[str, Any]]:
     """The failure predictor's top contributions at the incident's start (its explanation)."""
-    from models.failure.base import top_features
-
     if predictor is None:
         return []
     rows = features[(features["service"] == incident["service"]) & (features["ds"] <= incident["start"])].tail(1)

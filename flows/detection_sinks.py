@@ -19,6 +19,8 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from connectors.sinks.grafana import GrafanaClient, publish_annotations
+from connectors.sinks.pushgateway import push_detection_metrics
 from flows.retries import retry_unless_permanent
 from foresight.settings import Settings
 
@@ -28,8 +30,6 @@ INCIDENTS_DASHBOARD_UID = "foresight-incidents"
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def annotate_incidents(settings: Settings, incidents: pd.DataFrame) -> dict[str, Any]:
     """Create or update the incidents' annotations in Grafana; counts by outcome."""
-    from connectors.sinks.grafana import GrafanaClient, publish_annotations
-
     sinks = settings.sinks
     if not sinks.grafana_url:
         return {"skipped": "sinks.grafana_url is not set"}
@@ -61,8 +61,6 @@ def push_detect_metrics(
 ) -> dict[str, Any]:
     """Push the newest scores, risk, open incidents and ``sources``' contract verdicts (``source,
     contract_failed, series_held_back``) to the Pushgateway; counts of series pushed."""
-    from connectors.sinks.pushgateway import push_detection_metrics
-
     sinks = settings.sinks
     if not sinks.pushgateway_url:
         return {"skipped": "sinks.pushgateway_url is not set"}

@@ -24,11 +24,31 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from connectors.labels.nab_corpus import read_corpus, read_profiles
+from features.windows import failure_labels, service_features
 from flows.resources import known_call_graph
+from foresight import plots
 from foresight.model_registry import PAGE_BUDGET_ARTIFACT
+from foresight.pyfunc import forecast_input
 from foresight.settings import Settings
-from models.evaluation.gate import Evaluation
-from models.incidents.pipeline import IncidentPipeline
+from foresight.timeutil import split_time
+from models.anomaly.base import DETECTORS
+from models.evaluation.gate import (
+    Evaluation,
+    capacity_series,
+    evaluate_failure_predictor,
+    evaluate_forecaster,
+    season_length,
+)
+from models.evaluation.nab import evaluate_corpus
+from models.evaluation.nab_scoring import as_profiles
+from models.failure.base import PREDICTORS
+from models.forecasting.prophet_model import ProphetForecaster, event_holidays
+from models.forecasting.selection import ChampionSelector
+from models.forecasting.selection_candidates import build_candidate
+from models.incidents.evaluation import GATE_METRIC, evaluate_pipeline
+from models.incidents.pipeline import IncidentPipeline, as_pipeline
+from models.incidents.settings import PipelineSettings
 
 BASELINES = {"forecaster": "seasonal_naive", "anomaly": "rolling_zscore", "failure": "utilisation_rule"}
 CANDIDATES = {"failure": "lgbm"}  # the forecaster's: forecast.models; the anomaly one: detect.detector
@@ -83,8 +103,6 @@ class ForecasterFamily:
     name = "forecaster"
 
     def prepare(self, data: TrainingData, settings: Settings) -> pd.DataFrame:
-        from models.evaluation.gate import capacity_series
-
         return capacity_series(data.telemetry, data.catalogue, settings.forecast)
 
     def contenders(self, settings: Settings) -> tuple[Any, Any]:
@@ -94,8 +112,6 @@ class ForecasterFamily:
         return champion
 
     def evaluate(self, model: Any, inputs: pd.DataFrame, settings: Settings) -> Evaluation:
-        from models.evaluation.gate import evaluate_forecaster
-
         return evaluate_forecaster(model, inputs, settings.forecast)
 
     def fit(self, candidate: Any, inputs: pd.DataFrame, settings: Settings, evaluation: Evaluation) -> Any:
@@ -107,8 +123,6 @@ class ForecasterFamily:
     def artifacts(self, workdir: Path, evaluations: list[Evaluation], fitted: Any, inputs: pd.DataFrame,
                   settings: Settings) -> dict[str, Path]:
         """Plots (worst backtested series, forecasts, model choice) and tables (per-series choice, backtests)."""
-        from foresight import plots
-
         result = evaluations[0].detail
         worst = result.per_series.sort_values("mase", ascending=False)["unique_id"].head(6).tolist()
         fc = result.forecasts[result.forecasts["unique_id"].isin(worst)]
@@ -134,8 +148,6 @@ class ForecasterFamily:
         return {}, {}
 
     def input_example(self, fitted: Any, inputs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-        from foresight.pyfunc import forecast_input
-
         return forecast_input(settings.forecast.horizon, settings.forecast.level)
 
     def summary(self, fitted: Any, evaluations: list[Evaluation]) -> dict[str, Any]:
@@ -147,18 +159,11 @@ class ForecasterFamily:
 
 def forecaster(name: str, settings: Settings) -> Any:
     """The registered forecaster ``name`` with a daily season at the forecasting frequency."""
-    from models.evaluation.gate import season_length
-    from models.forecasting.selection_candidates import build_candidate
-
     return build_candidate(name, season_length(settings.forecast.freq), settings.forecast.backtest_horizon)
 
 
 def selector(settings: Settings) -> Any:
     """Per-series champion selection over ``forecast.models``, backtested at ``backtest_horizon``."""
-    from models.evaluation.gate import season_length
-    from models.forecasting.prophet_model import ProphetForecaster, event_holidays
-    from models.forecasting.selection import ChampionSelector
-
     cfg = settings.forecast
     candidates: list[Any] = list(cfg.models)
     if cfg.events and "prophet" in candidates:  # known events become Prophet's holiday regressors
@@ -180,8 +185,6 @@ class AnomalyFamily:
     name = "anomaly"
 
     def prepare(self, data: TrainingData, settings: Settings) -> AnomalyInputs:
-        from foresight.timeutil import split_time
-
         return AnomalyInputs(data, split_time(data.telemetry["ds"], settings.detect.train_fraction),
                              known_call_graph(settings))
 
@@ -189,16 +192,12 @@ class AnomalyFamily:
         return anomaly_candidate(settings), anomaly_baseline(settings)
 
     def adopt(self, champion: Any, settings: Settings) -> Any:
-        from models.incidents.pipeline import as_pipeline
-
         return as_pipeline(champion, settings.detect)
 
     def evaluate(self, model: Any, inputs: AnomalyInputs, settings: Settings) -> Evaluation:
         """The pages ``model`` would have sent after the split, judged event-wise, pooled and per
         system (:func:`models.incidents.evaluation.evaluate_pipeline`); ``detail`` keeps the
         :class:`~models.incidents.evaluation.PipelineEvaluation` (its pages and calibration)."""
-        from models.incidents.evaluation import GATE_METRIC, evaluate_pipeline
-
         data = inputs.data
         result = evaluate_pipeline(model, data.telemetry, data.catalogue, data.incidents, inputs.split,
                                    call_graph=inputs.call_graph,
@@ -223,9 +222,6 @@ class AnomalyFamily:
         the production threshold) and their table; nothing when no corpus is configured."""
         if settings.detect.nab_data is None:
             return {}, {}
-        from connectors.labels.nab_corpus import read_corpus, read_profiles
-        from models.evaluation.nab import evaluate_corpus
-        from models.evaluation.nab_scoring import as_profiles
 
         files, windows = read_corpus(settings.detect.nab_data)
         profiles = as_profiles(read_profiles(settings.detect.nab_data / "labels" / "profiles.json"))
@@ -249,18 +245,12 @@ def anomaly_candidate(settings: Settings) -> IncidentPipeline:
     (``detect.detector``: its ``incident_params``, then ``detect.detector_params`` over them; an
     unknown name raises the registry's error listing the detectors there are) and the incident
     mode with its settings (``incident_builder``, ``stream_params``, the roll-up's thresholds)."""
-    from models.anomaly.base import DETECTORS
-    from models.incidents.settings import PipelineSettings
-
     detector = DETECTORS.get(settings.detect.detector).for_incidents(**settings.detect.detector_params)
     return IncidentPipeline(detector, PipelineSettings.from_detect(settings.detect))
 
 
 def anomaly_baseline(settings: Settings) -> IncidentPipeline:
     """The baseline pipeline: a rolling z-score rolled up per service, the roll-up's settings."""
-    from models.anomaly.base import DETECTORS
-    from models.incidents.settings import PipelineSettings
-
     rollup = PipelineSettings.from_detect(settings.detect).rollup
     return IncidentPipeline(DETECTORS.get(BASELINES["anomaly"])(), PipelineSettings(mode="rollup", rollup=rollup))
 
@@ -298,16 +288,12 @@ class FailureFamily:
 
     def prepare(self, data: TrainingData, settings: Settings) -> FailureInputs:
         """Windowed service features, labels from the incident history."""
-        from features.windows import failure_labels, service_features
-
         features = service_features(data.telemetry, data.catalogue, data.logs)
         labels = failure_labels(features, data.incidents,
                                 horizon=pd.Timedelta(minutes=settings.detect.horizon_minutes))
         return FailureInputs(features, labels, data.incidents)
 
     def contenders(self, settings: Settings) -> tuple[Any, Any]:
-        from models.failure.base import PREDICTORS
-
         return PREDICTORS.get(CANDIDATES["failure"])(), PREDICTORS.get(BASELINES["failure"])()
 
     def adopt(self, champion: Any, settings: Settings) -> Any:
@@ -315,8 +301,6 @@ class FailureFamily:
 
     def evaluate(self, model: Any, inputs: FailureInputs, settings: Settings) -> Evaluation:
         """Rolling-origin, event-wise: each block scored by a clone trained on the labels known before it."""
-        from models.evaluation.gate import evaluate_failure_predictor
-
         return evaluate_failure_predictor(model, inputs.features, inputs.incidents, settings.detect)
 
     def fit(self, candidate: Any, inputs: FailureInputs, settings: Settings, evaluation: Evaluation) -> Any:
@@ -327,8 +311,6 @@ class FailureFamily:
 
     def artifacts(self, workdir: Path, evaluations: list[Evaluation], fitted: Any, inputs: FailureInputs,
                   settings: Settings) -> dict[str, Path]:
-        from foresight import plots
-
         plots.save(plots.importance_figure(fitted.feature_importance()), workdir / "plots" / "feature_importance.png")
         roles = list(ROLES[: len(evaluations)])
         splits = pd.concat([e.detail["splits"].assign(role=role) for role, e in zip(roles, evaluations, strict=True)])

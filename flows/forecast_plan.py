@@ -15,6 +15,11 @@ from prefect import flow, get_run_logger, runtime, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from connectors.sinks.aws.autoscaling import describe_groups
+from connectors.sinks.aws.clients import aws_client
+from connectors.sinks.aws.instances import load_instance_catalogue
+from connectors.sinks.aws.sinks import publish_capacity_actions
+from connectors.sinks.pagerduty_outbox import dedup_key, trigger_event
 from flows.resources import (
     NoTelemetryError,
     open_forecast_store,
@@ -25,7 +30,13 @@ from flows.resources import (
 )
 from flows.retries import retry_unless_permanent
 from foresight.errors import NotReadyError
+from foresight.model_registry import REGISTERED
 from foresight.settings import Settings
+from models.capacity.plan import capacity_plan
+from models.capacity.rightsizing import fleet_from_catalogue, rightsize
+from models.capacity.scaling import ScalingGroup, plan_scaling
+from models.capacity.scaling_guards import FORECAST_CHECKS, ScalingLimits
+from models.evaluation.gate import capacity_series
 
 if TYPE_CHECKING:
     from connectors.sinks.aws.instances import InstanceCatalogue
@@ -44,8 +55,6 @@ class NoChampionError(NotReadyError):
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def load_capacity_history(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from models.evaluation.gate import capacity_series
-
     lake = open_lake(settings)
     catalogue = lake.read("catalogue")
     telemetry = lake.read("telemetry")
@@ -57,8 +66,6 @@ def load_capacity_history(settings: Settings) -> tuple[pd.DataFrame, pd.DataFram
 # No Prefect retries: MLflow's client retries each request (settings.mlflow), one layer.
 @task(cache_policy=NO_CACHE)
 def load_champion_forecaster(settings: Settings) -> tuple[Any, str]:
-    from foresight.model_registry import REGISTERED
-
     registry = open_registry(settings)
     champion = registry.champion(REGISTERED["forecaster"])
     if champion is None:
@@ -86,8 +93,6 @@ def store_results(settings: Settings, forecasts: pd.DataFrame, plan: pd.DataFram
 def load_instances(settings: Settings, current_types: list[str]) -> InstanceCatalogue:
     """The instance catalogue: EC2 + Pricing API when AWS is enabled, else the bundled table
     (failures fall back to it inside, so no retries here)."""
-    from connectors.sinks.aws.instances import load_instance_catalogue
-
     aws = settings.sinks.aws
     return load_instance_catalogue(settings.capacity.allowed_families, extra_types=current_types,
                                    region=aws.region, use_aws=aws.enabled,
@@ -98,9 +103,6 @@ def load_instances(settings: Settings, current_types: list[str]) -> InstanceCata
 def read_live_groups(settings: Settings) -> dict[str, LiveGroup | str] | None:
     """Each configured group's live bounds and desired capacity (AWS enabled, dry-run or not), or
     why it could not be read; None with AWS off (the plan then uses configured bounds only)."""
-    from connectors.sinks.aws.autoscaling import describe_groups
-    from connectors.sinks.aws.clients import aws_client
-
     aws = settings.sinks.aws
     names = sorted({c.asg_name for c in settings.capacity.services.values() if c.asg_name})
     if not aws.enabled or not names:
@@ -121,10 +123,6 @@ def plan_capacity_actions(settings: Settings, forecasts: pd.DataFrame, catalogue
     """Rightsizing per service and scheduled actions per configured Auto Scaling group, within the
     scaling guard rails: (recommendations, actions, groups, refused groups with their reasons;
     ``publish_aws`` logs the refusals)."""
-    from models.capacity.rightsizing import rightsize
-    from models.capacity.scaling import plan_scaling
-    from models.capacity.scaling_guards import ScalingLimits
-
     cap = settings.capacity
     recommendations = rightsize(forecasts, catalogue, fleet, instances.table,
                                 target_utilisation=settings.forecast.target_utilisation,
@@ -156,8 +154,6 @@ def publish_aws(settings: Settings, recommendations: pd.DataFrame, actions: pd.D
                 run_id: str, metadata: dict[str, Any], refusals: pd.DataFrame | None = None) -> dict[str, Any]:
     """Local report always; S3 report and Auto Scaling schedule when AWS is enabled (the boto3
     clients retry, so the task does not); refused groups are logged and left alone."""
-    from connectors.sinks.aws.sinks import publish_capacity_actions
-
     result = publish_capacity_actions(settings, recommendations, actions, run_id=run_id, groups=groups,
                                       refusals=refusals, metadata=metadata, logger=get_run_logger())
     return result.summary()
@@ -176,9 +172,6 @@ def scaling_warning_events(settings: Settings, refusals: pd.DataFrame, model_ver
                            now: pd.Timestamp) -> list[dict[str, Any]]:
     """Trigger events (severity warning) for the refusals whose forecast failed a sanity check,
     deduplicated per group and UTC day, so an hourly run repeating the refusal pages once."""
-    from connectors.sinks.pagerduty_outbox import dedup_key, trigger_event
-    from models.capacity.scaling_guards import FORECAST_CHECKS
-
     events = []
     for row in refusals[refusals["check"].isin(FORECAST_CHECKS)].to_dict("records"):
         incident = {"service": row["service"], "resource_id": row["asg_name"], "start": now,
@@ -192,8 +185,6 @@ def scaling_warning_events(settings: Settings, refusals: pd.DataFrame, model_ver
 
 def scaling_groups(settings: Settings, fleet: pd.DataFrame, instances: pd.DataFrame) -> list[Any]:
     """A ``ScalingGroup`` per service configured with an ``asg_name`` whose instance type is known."""
-    from models.capacity.scaling import ScalingGroup
-
     types = dict(zip(fleet["service"], fleet["instance_type"], strict=True))
     vcpus = dict(zip(instances["instance_type"], instances["vcpu"], strict=True))
     groups = []
@@ -220,9 +211,6 @@ def chunk_series(series: pd.DataFrame, model: Any) -> list[pd.DataFrame]:
 def forecast_and_plan(config_file: str | None = None, apply: bool | None = None) -> dict[str, Any]:
     """Forecast every capacity series with intervals, compute the capacity plan, rightsizing and
     scheduled scaling actions. ``apply`` overrides ``sinks.aws.apply`` (None: keep the setting)."""
-    from models.capacity.plan import capacity_plan
-    from models.capacity.rightsizing import fleet_from_catalogue
-
     settings = settings_for_run(config_file)
     if apply is not None:
         settings.sinks.aws.apply = bool(apply)

@@ -12,9 +12,14 @@ from prefect import flow, task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 
+from connectors.sinks.grafana import GrafanaClient
+from connectors.sinks.html_report import render_report
+from connectors.sinks.series_promql import SeriesPromqlTable, series_promql_frame
+from dashboards.build import build_all, write_all
 from flows.resources import open_forecast_store, open_lake, open_outbox, settings_for_run
 from flows.retries import retry_unless_permanent
 from foresight.settings import Settings
+from models.evaluation.gate import capacity_series
 
 if TYPE_CHECKING:
     from connectors.sinks.forecast_store import ForecastStore
@@ -24,8 +29,6 @@ ACTUALS_DAYS = 14
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def refresh_store(settings: Settings) -> dict[str, Any]:
-    from models.evaluation.gate import capacity_series
-
     lake = open_lake(settings)
     catalogue = lake.read("catalogue")
     newest = lake.sql("select max(ds) as newest from telemetry", ["telemetry"])["newest"].iloc[0]
@@ -41,8 +44,6 @@ def refresh_store(settings: Settings) -> dict[str, Any]:
 def _write_series_promql(settings: Settings, store: ForecastStore, catalogue: pd.DataFrame) -> None:
     """The PromQL of each Prometheus-sourced series, so the capacity dashboard draws its actuals
     from Prometheus (connectors/sinks/series_promql.py)."""
-    from connectors.sinks.series_promql import SeriesPromqlTable, series_promql_frame
-
     table = SeriesPromqlTable(store.engine)
     table.create()
     if "source" in catalogue.columns and "labels" in catalogue.columns:
@@ -52,17 +53,12 @@ def _write_series_promql(settings: Settings, store: ForecastStore, catalogue: pd
 @task(cache_policy=NO_CACHE)
 def write_dashboards(settings: Settings) -> list[str]:
     """Every dashboard JSON and the Grafana provisioning files under ``sinks.dashboards_dir``."""
-    from dashboards.build import write_all
-
     return [str(p) for p in write_all(Path(settings.sinks.dashboards_dir))]
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def upload_dashboards(settings: Settings) -> list[dict[str, Any]]:
     """Create or replace every dashboard in Grafana (``sinks.grafana_url``) through its HTTP API."""
-    from connectors.sinks.grafana import GrafanaClient
-    from dashboards.build import build_all
-
     sinks = settings.sinks
     if sinks.grafana_url is None or sinks.grafana_token is None:
         raise ValueError("uploading dashboards needs sinks.grafana_url and sinks.grafana_token")
@@ -80,8 +76,6 @@ def upload_dashboards(settings: Settings) -> list[dict[str, Any]]:
 def write_report(
     settings: Settings, store_data: dict[str, Any], detect_summary: dict[str, Any] | None
 ) -> Path:
-    from connectors.sinks.html_report import render_report
-
     lake = open_lake(settings)
     incidents = _outbox_incidents(settings)
     truth = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()

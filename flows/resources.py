@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from connectors.sinks.forecast_store import ForecastStore, engine_options
+from connectors.sinks.pagerduty_outbox import Outbox
 from foresight.errors import ConfigError, DependencyUnavailableError, ForesightError, NotReadyError
 from foresight.lake import Lake
+from foresight.model_registry import MlflowHttpBudget, ModelRegistry
 from foresight.redact import redact_url
 from foresight.settings import Settings, SettingsProblem, load_settings
 from models.incidents.settings import detect_config_problems
-
-if TYPE_CHECKING:
-    from connectors.sinks.forecast_store import ForecastStore
-    from connectors.sinks.pagerduty_outbox import Outbox
-    from foresight.model_registry import ModelRegistry
+from models.legacy_paths import install as install_legacy_paths
+from simulator import CALL_GRAPH
 
 
 class NoTelemetryError(NotReadyError, ValueError):
@@ -42,10 +43,7 @@ def open_lake(settings: Settings) -> Lake:
 def open_registry(settings: Settings) -> ModelRegistry:
     """The MLflow registry, its requests bounded by ``settings.mlflow``'s timeout and retries;
     models registered under earlier module paths load too (:mod:`models.legacy_paths`)."""
-    from foresight.model_registry import MlflowHttpBudget, ModelRegistry
-    from models.legacy_paths import install
-
-    install()
+    install_legacy_paths()
 
     cfg = settings.mlflow
     budget = MlflowHttpBudget(timeout_seconds=cfg.request_timeout_seconds, max_retries=cfg.max_retries,
@@ -61,11 +59,6 @@ def open_forecast_store(settings: Settings) -> ForecastStore:
     """The forecast store with its schema in place; connecting is bounded by
     ``sinks.forecast_store_connect_timeout_seconds``, and a database that cannot be reached or
     refuses the credentials is one line naming the store (password masked), not a traceback wall."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import DBAPIError, OperationalError
-
-    from connectors.sinks.forecast_store import ForecastStore, engine_options
-
     url, sinks = settings.forecast_store_url, settings.sinks
     options = engine_options(url, connect_timeout_seconds=sinks.forecast_store_connect_timeout_seconds,
                              statement_timeout_seconds=sinks.forecast_store_statement_timeout_seconds)
@@ -98,8 +91,6 @@ def _store_error(url: str, exc: Exception, timeout_seconds: int) -> ForesightErr
 
 
 def open_outbox(settings: Settings) -> Outbox:
-    from connectors.sinks.pagerduty_outbox import Outbox
-
     return Outbox(settings.outbox_path)
 
 
@@ -108,7 +99,5 @@ def known_call_graph(settings: Settings) -> dict[str, list[str]] | None:
     if settings.detect.call_graph is not None:
         return settings.detect.call_graph
     if any(source.kind == "simulator" for source in settings.sources):
-        from simulator import CALL_GRAPH
-
         return {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
     return None

@@ -23,10 +23,14 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from connectors.labels.incident_labels import read_incident_labels
+from connectors.sinks.pagerduty import notify_promotion
 from flows.families import BASELINES, FAMILIES, Family, TrainingData
 from flows.resources import open_lake, open_registry, settings_for_run
 from flows.retries import retry_unless_permanent
 from foresight.errors import DependencyUnavailableError, NotReadyError
+from foresight.model_registry import EXPERIMENTS, REGISTERED
+from foresight.promotion import baseline_serves, decide
 from foresight.schemas import validate_telemetry
 from foresight.settings import Settings
 from models.evaluation.gate import Evaluation
@@ -46,8 +50,6 @@ def load_training_data(settings: Settings) -> TrainingData:
     telemetry = validate_telemetry(telemetry)
     logs = lake.read("logs") if lake.exists("logs") else None
     if settings.detect.labels_path is not None:  # a team's own incident history, false positives flagged
-        from connectors.labels.incident_labels import read_incident_labels
-
         incidents = read_incident_labels(settings.detect.labels_path)
     else:
         incidents = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
@@ -70,8 +72,6 @@ def benchmark(family: Family, settings: Settings, workdir: Path) -> tuple[dict[s
 # No Prefect retries: MLflow's client retries each request (settings.mlflow), one layer.
 @task(cache_policy=NO_CACHE)
 def load_champion(settings: Settings, family: str) -> Any | None:
-    from foresight.model_registry import REGISTERED
-
     registry = open_registry(settings)
     champion = registry.champion(REGISTERED[family])
     if champion is None:
@@ -103,9 +103,6 @@ def register_and_gate(
 ) -> dict[str, Any]:
     """Log the candidate, let the gate decide; with no champion yet and a losing candidate, the
     fitted baseline (``fit_baseline()``) is registered as champion so the later flows can serve."""
-    from foresight.model_registry import EXPERIMENTS, REGISTERED
-    from foresight.promotion import baseline_serves, decide
-
     registry = open_registry(settings)
     # Versions an earlier run registered but was stopped before gating: say so on them.
     for version in registry.abandon_interrupted(REGISTERED[family]):
@@ -128,8 +125,6 @@ def register_and_gate(
     )
     registry.apply(REGISTERED[family], logged.version, decision, logged.run_id)
     if decision.promote:  # a PagerDuty change event; a no-op without a routing key
-        from connectors.sinks.pagerduty import notify_promotion
-
         notify_promotion(settings, REGISTERED[family], logged.version, decision.reason, metrics=metrics,
                          run_id=logged.run_id)
     get_run_logger().info("%s v%s: %s (%s)", REGISTERED[family], logged.version, decision.label, decision.reason)

@@ -307,8 +307,8 @@ class S3Leases:
 def s3_client_for(url: str) -> Any:
     """A boto3 S3 client for a lake URL, honouring the pyarrow URI options the lake itself uses
     (``endpoint_override``, ``scheme``, ``region``, ``access_key``, ``secret_key``, ``session_token``)."""
-    import boto3
-    from botocore.config import Config
+    import boto3  # lazy: boto3 only for S3 lakes
+    from botocore.config import Config  # lazy: boto3 only for S3 lakes
 
     options = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
     kwargs: dict[str, Any] = {}

@@ -19,17 +19,25 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
 from foresight.errors import DependencyUnavailableError, ForesightError, exception_chain
 from foresight.promotion import CHALLENGER, CHAMPION, Decision
+from foresight.pyfunc import ForesightPyfunc, pyfunc_signature
 from foresight.redact import redact_url
 
 if TYPE_CHECKING:
@@ -124,13 +132,11 @@ def serving_requirements(model: Model) -> list[str]:
     model imports lazily (the failure predictor's LightGBM). A distribution not installed here is
     left out.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
     wanted = dict.fromkeys((*SERVING_DISTRIBUTIONS, *model.serving_distributions()))
     pinned = []
     for name in wanted:
         try:
-            pinned.append(f"{name}=={version(name)}")
+            pinned.append(f"{name}=={installed_version(name)}")
         except PackageNotFoundError:
             continue
     return pinned
@@ -140,7 +146,7 @@ def _mlflow() -> Any:
     """Import MLflow on first use; it is heavy and only the train/detect paths need it."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
-        import mlflow
+        import mlflow  # lazy: MLflow takes ~2 s
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MlflowNotInstalledError(
             "MLflow is required for the model registry: pip install 'mlflow>=3.1'"
@@ -267,10 +273,6 @@ def unavailable_reason(exc: BaseException) -> str | None:
     (``Max retries exceeded ... Caused by ReadTimeoutError``), and requests reports a read timeout
     after retries as a ``ConnectionError``, so the whole chain's types and text are read.
     """
-    import requests
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
-    from urllib3.exceptions import TimeoutError as Urllib3Timeout
-
     chain = list(exception_chain(exc))
     text = " ".join(f"{type(cause).__name__}: {cause}" for cause in chain)
     transport = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError,
@@ -324,8 +326,8 @@ def _fluent_uris(uri: str) -> Iterator[None]:
     writes ``MLFLOW_TRACKING_URI`` into the environment, so the environment is restored too.
     """
     mlflow = _mlflow()
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
+    from mlflow.tracking._model_registry import utils as registry_utils  # lazy: MLflow takes ~2 s
+    from mlflow.tracking._tracking_service import utils as tracking_utils  # lazy: MLflow takes ~2 s
 
     env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     with _URI_LOCK:
@@ -369,7 +371,7 @@ class ModelRegistry:
     @_bounded
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, creating it with artifacts under ``artifact_location``."""
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # lazy: MLflow takes ~2 s
 
         existing = self._client.get_experiment_by_name(name)
         if existing is not None:
@@ -411,7 +413,6 @@ class ModelRegistry:
         ``pip_requirements`` default to :func:`serving_requirements` (pinned as installed).
         """
         mlflow = _mlflow()
-        from foresight.pyfunc import ForesightPyfunc, pyfunc_signature
 
         missing = {key: str(path) for key, path in artifacts.items() if not Path(path).exists()}
         if missing:
@@ -452,7 +453,7 @@ class ModelRegistry:
 
     def _alias_version(self, registered_name: str, alias: str) -> str | None:
         """The version ``alias`` points at, or None when the model or the alias does not exist."""
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # lazy: MLflow takes ~2 s
 
         try:
             registered = self._client.get_registered_model(registered_name)
@@ -488,9 +489,8 @@ class ModelRegistry:
     def champion_artifact_text(self, registered_name: str, artifact_path: str) -> str | None:
         """The text of ``artifact_path`` in the champion's run (e.g. the page budget's calibration,
         ``page_budget/page_budget.json``), or None when there is no champion or no such artifact."""
-        import tempfile
 
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # lazy: MLflow takes ~2 s
 
         champion = self.champion(registered_name)
         if champion is None or not champion.run_id:
@@ -537,7 +537,7 @@ class ModelRegistry:
         follows aliases). Versions from before this tag existed are left alone. Returns the
         versions tagged.
         """
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # lazy: MLflow takes ~2 s
 
         client = self._client
         try:

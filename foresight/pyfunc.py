@@ -172,8 +172,8 @@ def pyfunc_signature(
     The example is returned in its MLflow-safe form (naive UTC datetimes). For forecasters the
     ``level`` column is marked optional so callers may send ``h`` alone.
     """
-    from mlflow.models import infer_signature
-    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+    from mlflow.models import infer_signature  # lazy: MLflow takes ~2 s
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec  # lazy: MLflow takes ~2 s
 
     example = to_pyfunc_frame(input_example)
     output = wrapper.predict(None, from_pyfunc_frame(example))

@@ -18,11 +18,13 @@ options are masked in :meth:`Settings.redacted`, in reprs and in error messages
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -114,8 +116,6 @@ class ForecastConfig(Section):
     @field_validator("freq")
     @classmethod
     def _pandas_frequency(cls, value: str) -> str:
-        import pandas as pd
-
         try:
             pd.tseries.frequencies.to_offset(value)
         except ValueError:
@@ -482,8 +482,6 @@ def _origins(overrides: dict[str, Any]) -> Origins:
 
 def _env_parse_problem(message: str) -> str:
     """pydantic-settings' 'error parsing value for field "x" from source ...' as one line naming the variable."""
-    import re
-
     match = re.search(r'field "([^"]+)"', message)
     if match is None:
         return message

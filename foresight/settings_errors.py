@@ -14,7 +14,7 @@ import difflib
 import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -184,8 +184,6 @@ def _model_fields(annotation: Any) -> dict[str, Any] | None:
 
 def _value_model(annotation: Any) -> Any:
     """For ``list[M]`` / ``dict[str, M]`` (optionally ``| None``): ``M``; else None."""
-    from typing import get_args
-
     for arg in get_args(annotation):
         if _find_model(arg) is not None:
             return arg
@@ -196,8 +194,6 @@ def _value_model(annotation: Any) -> Any:
 
 
 def _find_model(annotation: Any) -> type[BaseModel] | None:
-    from typing import get_args, get_origin
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     if get_origin(annotation) is not None and get_origin(annotation) not in (list, dict, tuple, set):

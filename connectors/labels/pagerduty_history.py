@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from connectors.sinks.pagerduty import pdpyras
 from foresight.redact import redact_url
 from foresight.schemas import INCIDENT_CATEGORIES, INCIDENT_COLUMNS, UTC_DTYPE
 from foresight.timeutil import utc_timestamp
@@ -228,8 +229,6 @@ class PagerDutyHistory:
         return f"PagerDutyHistory(api_url={redact_url(self.api_url)!r})"
 
     def _session(self) -> APISession:
-        from connectors.sinks.pagerduty import pdpyras
-
         session = pdpyras().APISession(self._token)
         session.url = self.api_url
         session.timeout = self.timeout
@@ -288,8 +287,6 @@ class PagerDutyHistory:
 
     @staticmethod
     def _call(call: Any, what: str) -> Any:
-        from connectors.sinks.pagerduty import pdpyras
-
         module = pdpyras()
         try:
             return call()

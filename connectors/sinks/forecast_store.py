@@ -37,7 +37,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
 from foresight.errors import DependencyUnavailableError
@@ -179,8 +180,6 @@ def engine_options(url: str, *, connect_timeout_seconds: int = 10, statement_tim
     connection, and the server cancels a statement after ``statement_timeout_seconds`` (0: no
     limit). Anything the URL's query already sets wins. SQLite keeps its own 5 s lock wait.
     """
-    from sqlalchemy.engine import make_url
-
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() not in _LIBPQ_DRIVERS:
         return {}
@@ -525,8 +524,6 @@ def _upsert(conn: Connection, table: Table, frame: pd.DataFrame, *, keys: tuple[
         return _copy_upsert(conn, table, frame, keys=keys, updates=updates)
     rows = _records(frame)
     if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         stmt = sqlite_insert(table)
         excluded = {c: stmt.excluded[c] for c in updates}
         stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=excluded)

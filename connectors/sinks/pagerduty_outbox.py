@@ -42,6 +42,11 @@ from connectors.sinks.jsonl_log import JsonLinesLog
 from foresight.schemas import SEVERITIES
 from foresight.timeutil import utc_timestamp
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: single-writer use only
+    fcntl = None  # type: ignore[assignment]
+
 # The setting an outbox event's routing-key reference names; the only one Foresight writes.
 ROUTING_KEY_SETTING = "sinks.pagerduty_routing_key"
 # The placeholder older versions wrote in embedded mode; read as the reference.

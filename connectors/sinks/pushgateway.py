@@ -35,16 +35,15 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pandas as pd
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from foresight.redact import redact_url
 from foresight.schemas import require_columns
-
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
 
 JOB = "foresight-detect"
 ANOMALY_SCORE = "foresight_anomaly_score"
@@ -143,8 +142,6 @@ def detection_registry(
     finished_at: float | None = None,
 ) -> CollectorRegistry:
     """A fresh registry holding the snapshot's gauges (nothing registered globally)."""
-    from prometheus_client import CollectorRegistry, Gauge
-
     registry = CollectorRegistry()
     score = Gauge(
         ANOMALY_SCORE,
@@ -202,9 +199,6 @@ def push_detection_metrics(
     HTTP error (``urllib.error.URLError`` / ``HTTPError``) when the push fails; the caller's
     Prefect task owns retries. Credentials in the URL go as basic auth. Returns what was pushed.
     """
-    from prometheus_client import push_to_gateway
-    from prometheus_client.exposition import default_handler
-
     gateway, credentials = split_credentials(gateway_url)
     if not instance:
         raise ValueError("instance must not be empty (it is part of the grouping key)")
@@ -243,8 +237,6 @@ def split_credentials(gateway_url: str) -> tuple[str, tuple[str, str] | None]:
 
 def _basic_auth(username: str, password: str) -> Callable[..., Callable[[], None]]:
     """A ``push_to_gateway`` handler sending ``Authorization: Basic`` (prometheus_client's own)."""
-    from prometheus_client.exposition import basic_auth_handler
-
     def handler(
         url: str, method: str, timeout: float | None, headers: list[Any], data: bytes
     ) -> Callable[[], None]:

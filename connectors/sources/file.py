@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from connectors.sources.base import SOURCES, SourceBatch, Window
 from foresight.errors import ForesightError
@@ -196,9 +198,6 @@ def _blank_undecodable_lines(body: bytes, first_line: int) -> tuple[bytes, list[
 
 def _parse_rows(path: Path, body: bytes, header: _Header) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
     """The body's rows as text columns; rows with the wrong number of fields set aside by line."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
     if not body.strip():
         return pd.DataFrame({name: pd.Series([], dtype="str") for name in header.names}), []
     invalid: list[Any] = []

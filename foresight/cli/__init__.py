@@ -43,7 +43,7 @@ FLOWS = ("ingest", "train", "forecast", "detect", "publish")  # the demo's stage
 
 
 def _flow(name: str) -> Any:
-    from flows.registry import flow_by_name
+    from flows.registry import flow_by_name  # lazy: keeps `foresight --help` fast
 
     try:
         return flow_by_name(name)
@@ -60,8 +60,8 @@ def demo(
     quiet_runtime()
     if home is not None:
         os.environ["FORESIGHT_HOME"] = str(home)
-    from foresight.settings import load_settings
-    from foresight.source_holds import SourceContractFailedError
+    from foresight.settings import load_settings  # lazy: keeps `foresight --help` fast
+    from foresight.source_holds import SourceContractFailedError  # lazy: keeps `foresight --help` fast
 
     settings = load_settings(config)
     results: dict[str, Any] = {}
@@ -84,7 +84,7 @@ def demo(
             timings[name] = time.perf_counter() - stage_started
             progress.advance(task)
     elapsed = time.perf_counter() - started
-    from flows.summary import render_summary
+    from flows.summary import render_summary  # lazy: keeps `foresight --help` fast
 
     render_summary(console, results, settings, elapsed, timings)
     if failed is not None:  # the summary named the source and the fix; the exit code says it too
@@ -101,8 +101,8 @@ def run(
     """Run one flow (or the whole pipeline) once, in-process."""
     if apply and flow != "forecast":
         raise typer.BadParameter(f"--apply only applies to the forecast flow, not {flow!r}")
-    from flows.resources import plugin_problems
-    from foresight.settings import load_settings
+    from flows.resources import plugin_problems  # lazy: keeps `foresight --help` fast
+    from foresight.settings import load_settings  # lazy: keeps `foresight --help` fast
 
     # A bad config (a key, or a plug-in it names) fails here, in a second, before Prefect starts.
     load_settings(config, checks=(plugin_problems,))
@@ -121,8 +121,8 @@ def run(
 @app.command()
 def settings(config: Path = typer.Option(None, "--config", help="Optional YAML settings file.")) -> None:
     """Print the effective settings (secrets masked)."""
-    from flows.resources import plugin_problems
-    from foresight.settings import load_settings
+    from flows.resources import plugin_problems  # lazy: keeps `foresight --help` fast
+    from foresight.settings import load_settings  # lazy: keeps `foresight --help` fast
 
     console.print_json(data=load_settings(config, checks=(plugin_problems,)).redacted())
 

@@ -21,7 +21,7 @@ def bench_pipeline(
 ) -> None:
     """Time every embedded pipeline stage on the simulator's fleet; print throughput and peak memory."""
     quiet_runtime()
-    from bench.pipeline import peak_memory_mib, run
+    from bench.pipeline import peak_memory_mib, run  # lazy: keeps `foresight --help` fast
 
     table = Table(title=f"Foresight pipeline benchmark ({days} simulated days, seed {seed})")
     for column in ("stage", "seconds", "items", "per second"):
@@ -38,8 +38,8 @@ def bench_ingest(
     days: int = typer.Option(7, help="Days of 1-minute samples per series."),
 ) -> None:
     """Prometheus source + lake upsert against plain HTTP + JSON decoding of the same queries."""
-    from bench.pipeline import peak_memory_mib
-    from bench.prometheus_ingest import run as run_ingest
+    from bench.pipeline import peak_memory_mib  # lazy: keeps `foresight --help` fast
+    from bench.prometheus_ingest import run as run_ingest  # lazy: keeps `foresight --help` fast
 
     figures = run_ingest(series, days)
     table = Table(title=f"Prometheus ingest: {figures.samples:,} samples ({series} series x {days} days at 1 min)")

@@ -27,9 +27,9 @@ def bench_nab(
                                                "(the train flow's schedule); 'never': fitted once on the probation."),
 ) -> None:
     """Run a detector over the NAB corpus as streams and print its NAB scores per profile."""
-    import pandas as pd
+    import pandas as pd  # lazy: keeps `foresight --help` fast
 
-    from bench.nab import run as run_nab
+    from bench.nab import run as run_nab  # lazy: keeps `foresight --help` fast
 
     try:
         # pandas 3 spells days "D" (a lower-case "d" warns it will go); people write "1d".
@@ -57,8 +57,8 @@ def bench_score_latency(
     warm_steps: int = typer.Option(300, min=0, help="Untimed updates before the timed ones."),
 ) -> None:
     """Time scoring the newest sample of many series with a streaming detector (goal: < 0.2 s)."""
-    from bench.score_latency import TIMED_DETECTORS
-    from bench.score_latency import run as run_latency
+    from bench.score_latency import TIMED_DETECTORS  # lazy: keeps `foresight --help` fast
+    from bench.score_latency import run as run_latency  # lazy: keeps `foresight --help` fast
 
     if detector not in TIMED_DETECTORS:
         raise typer.BadParameter(f"{detector!r}; choose one of: {', '.join(TIMED_DETECTORS)}", param_hint="--detector")
@@ -85,11 +85,11 @@ def bench_incidents(
                                       help='The stream pipeline\'s settings as JSON, e.g. \'{"page_budget_per_day": null}\'.'),
 ) -> None:
     """Replay incident data (plain or Nezha layout) as a stream; score detection, RCA and fault type."""
-    import pandas as pd
+    import pandas as pd  # lazy: keeps `foresight --help` fast
 
-    from bench.incidents import PIPELINES, fault_type_confusion
-    from bench.incidents import run as run_incidents
-    from models.incidents.settings import StreamSettings
+    from bench.incidents import PIPELINES, fault_type_confusion  # lazy: keeps `foresight --help` fast
+    from bench.incidents import run as run_incidents  # lazy: keeps `foresight --help` fast
+    from models.incidents.settings import StreamSettings  # lazy: keeps `foresight --help` fast
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"{pipeline!r}; choose one of: {', '.join(PIPELINES)}", param_hint="--pipeline")
@@ -150,10 +150,10 @@ def bench_detection(
 ) -> None:
     """Every dev corpus and scenario family, worst first: Foresight beside the robust z baselines
     (thresholds leave-one-corpus-out)."""
-    from bench.detection import DEFAULT_DATA, default_corpora
-    from bench.detection import run as run_detection
-    from bench.detection_table import render_detection
-    from bench.scenarios import scenario_corpora
+    from bench.detection import DEFAULT_DATA, default_corpora  # lazy: keeps `foresight --help` fast
+    from bench.detection import run as run_detection  # lazy: keeps `foresight --help` fast
+    from bench.detection_table import render_detection  # lazy: keeps `foresight --help` fast
+    from bench.scenarios import scenario_corpora  # lazy: keeps `foresight --help` fast
 
     registry = default_corpora()
     for corpus in scenario_corpora(systems=scenario_systems, seed=scenario_seed) if scenario_systems else []:
@@ -164,7 +164,7 @@ def bench_detection(
                                  param_hint="--corpus")
     grid = None
     if stream_grid is not None:
-        from models.incidents.settings import StreamSettings
+        from models.incidents.settings import StreamSettings  # lazy: keeps `foresight --help` fast
 
         try:
             grid = json.loads(stream_grid)
@@ -191,7 +191,7 @@ def bench_failure(
     origins: int = typer.Option(3, min=1, help="Rolling-origin test blocks per seed."),
 ) -> None:
     """Failure prediction on simulated fleets: LightGBM vs the utilisation rule, event-wise, rolling origin."""
-    from bench.failure import run as run_failure
+    from bench.failure import run as run_failure  # lazy: keeps `foresight --help` fast
 
     started = time.perf_counter()
     figures = run_failure(seeds, days, origins)
@@ -224,10 +224,10 @@ def bench_detect(
                                       help='The stream builder\'s settings as JSON, e.g. \'{"error_material": 5}\'.'),
 ) -> None:
     """Incident detection on simulated fleets: event F1 of each builder's incidents after the 60 % split."""
-    from bench.detect import run as run_detect
-    from bench.detect import unknown_builders
-    from foresight.settings import DetectConfig
-    from models.incidents.settings import StreamSettings
+    from bench.detect import run as run_detect  # lazy: keeps `foresight --help` fast
+    from bench.detect import unknown_builders  # lazy: keeps `foresight --help` fast
+    from foresight.settings import DetectConfig  # lazy: keeps `foresight --help` fast
+    from models.incidents.settings import StreamSettings  # lazy: keeps `foresight --help` fast
 
     unknown = unknown_builders(builders)
     if unknown:
@@ -268,10 +268,10 @@ def bench_scenarios(
     out: Path | None = typer.Option(None, "--out", help="CSV written with one row per family."),
 ) -> None:
     """Incident detection on generated systems: per family, the incident protocol's figures and event F1."""
-    from bench.scenarios import DEFAULT_FAMILIES, write_figures
-    from bench.scenarios import run as run_scenarios
-    from models.incidents.settings import StreamSettings
-    from simulator.scenario_families import FAMILIES
+    from bench.scenarios import DEFAULT_FAMILIES, write_figures  # lazy: keeps `foresight --help` fast
+    from bench.scenarios import run as run_scenarios  # lazy: keeps `foresight --help` fast
+    from models.incidents.settings import StreamSettings  # lazy: keeps `foresight --help` fast
+    from simulator.scenario_families import FAMILIES  # lazy: keeps `foresight --help` fast
 
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
@@ -314,9 +314,12 @@ def bench_fault_types(
     days: int = typer.Option(21, min=2, help="Simulated days per seed (about 0.6 incidents a day)."),
 ) -> None:
     """Fault types on simulated fleets: the type the stream names against the one injected, per seed."""
-    import pandas as pd
+    import pandas as pd  # lazy: keeps `foresight --help` fast
 
-    from bench.fault_types import fault_type_accuracy, simulated_fault_types
+    from bench.fault_types import (  # lazy: keeps `foresight --help` fast
+        fault_type_accuracy,
+        simulated_fault_types,
+    )
 
     matches = simulated_fault_types(seeds, days)
 

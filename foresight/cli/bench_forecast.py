@@ -22,8 +22,8 @@ def bench_forecast(
     out: Path = typer.Option(..., "--out", dir_okay=False, help="Where to write unique_id,ds,yhat,yhat_lower,yhat_upper."),
 ) -> None:
     """Fit per-series champion selection on all of DATA and write the next HORIZON steps of every series."""
-    from bench.forecast import forecast_file
-    from bench.pipeline import peak_memory_mib
+    from bench.forecast import forecast_file  # lazy: keeps `foresight --help` fast
+    from bench.pipeline import peak_memory_mib  # lazy: keeps `foresight --help` fast
 
     try:
         fc, seconds = forecast_file(data, horizon, level, out)
@@ -48,7 +48,7 @@ def bench_forecast_score(
 ) -> None:
     """Hold out each series' last h points (the capacity-dev protocol) and compare methods in one run;
     or, with --forecasts and --actuals, score a forecast file against held-out actuals."""
-    from bench.forecast import compare, read_series, score_file
+    from bench.forecast import compare, read_series, score_file  # lazy: keeps `foresight --help` fast
 
     if (forecasts is None) != (actuals is None):
         console.print("[red]--forecasts and --actuals go together[/red]")
@@ -97,6 +97,6 @@ def bench_forecast_score(
         console.print(f"Foresight MASE / Prophet MASE: {ratios} (goal <= 0.85); "
                       f"Foresight is {theirs.seconds / ours.seconds:.1f}x faster (goal >= 5x)")
     if per_series is not None:
-        import pandas as pd
+        import pandas as pd  # lazy: keeps `foresight --help` fast
 
         pd.concat([r.per_series.assign(method=r.name) for r in results]).to_csv(per_series, index=False)

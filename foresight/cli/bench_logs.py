@@ -37,7 +37,7 @@ def bench_logparse(
     ),
 ) -> None:
     """Mine templates of every system under DATA, write them to OUT, print GA / PA / FGA beside baselines."""
-    from bench.logparse import leave_one_system_out, run, throughput
+    from bench.logparse import leave_one_system_out, run, throughput  # lazy: keeps `foresight --help` fast
 
     try:
         results = run(data, out, log_format=log_format)

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
+from pydantic import ValidationError
+
 from foresight.errors import ForesightError
 from foresight.redact import redact_url
 
@@ -83,8 +85,6 @@ def _yaml_problem(exc: BaseException) -> str | None:
 def _validation_summary(exc: BaseException) -> str | None:
     """``invalid Settings: forecast.horizn: Extra inputs are not permitted (and 1 more)`` for a
     pydantic ValidationError; its input values are left out (they may be secrets)."""
-    from pydantic import ValidationError
-
     if not isinstance(exc, ValidationError):
         return None
     errors = exc.errors(include_url=False, include_input=False)

@@ -67,7 +67,7 @@ def quiet_runtime() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    import prefect.main  # noqa: F401  (configures its log handlers from the settings above)
+    import prefect.main  # noqa: F401  # lazy: sets its log handlers from the variables above
 
     for logs in _console_logs:  # filter the console handlers Prefect just added
         logs.attach()

@@ -35,8 +35,8 @@ def stack_up(
     timeout: float = typer.Option(60.0, help="Seconds each server may take to become healthy."),
 ) -> None:
     """Start every server that is not running (each in the background) and wait until all answer."""
-    from foresight.cli.local_stack.launcher import StackError
-    from foresight.cli.local_stack.stack import LocalStack, StackPorts
+    from foresight.cli.local_stack.launcher import StackError  # lazy: keeps `foresight --help` fast
+    from foresight.cli.local_stack.stack import LocalStack, StackPorts  # lazy: keeps `foresight --help` fast
 
     ports = StackPorts(prometheus_port, node_exporter_port, pushgateway_port, kafka_port, moto_port)
     stack = LocalStack(_stack_home(home), ports)
@@ -56,7 +56,7 @@ def stack_up(
 @stack_app.command("status")
 def stack_status(home: Path = typer.Option(None, help="Default: FORESIGHT_HOME or .foresight.")) -> None:
     """Which servers run and answer their health check; exits 1 unless all are up."""
-    from foresight.cli.local_stack.stack import LocalStack
+    from foresight.cli.local_stack.stack import LocalStack  # lazy: keeps `foresight --help` fast
 
     stack = LocalStack.from_state(_stack_home(home))
     if not all(s.healthy for s in _print_stack_status(stack)):
@@ -69,7 +69,7 @@ def stack_down(
     grace: float = typer.Option(10.0, help="Seconds between SIGTERM and SIGKILL."),
 ) -> None:
     """Stop every server of the stack."""
-    from foresight.cli.local_stack.stack import LocalStack
+    from foresight.cli.local_stack.stack import LocalStack  # lazy: keeps `foresight --help` fast
 
     stopped = LocalStack.from_state(_stack_home(home)).down(grace=grace)
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")

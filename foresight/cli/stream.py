@@ -28,8 +28,8 @@ def stream(
     ),
 ) -> None:
     """Consume metrics and raw logs from Kafka; score, aggregate and page as they arrive."""
-    from flows.resources import plugin_problems
-    from foresight.settings import load_settings
+    from flows.resources import plugin_problems  # lazy: fast --help
+    from foresight.settings import load_settings  # lazy: fast --help
 
     settings = load_settings(config, checks=(plugin_problems,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -52,14 +52,18 @@ def stream(
 
 def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
     """A :class:`~streaming.processor.StreamProcessor` wired from ``settings``."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry, start_http_server  # lazy: fast --help
 
-    from connectors.sinks.checkpoint_store import CheckpointStore
-    from connectors.sources.kafka.stream_consumer import StreamConsumer, StreamProducer, topic_options
-    from flows.resources import known_call_graph, open_lake, open_outbox
-    from streaming.keyed_scoring import KeyScorer
-    from streaming.metrics import StreamMetrics
-    from streaming.processor import ProcessorConfig, StreamProcessor
+    from connectors.sinks.checkpoint_store import CheckpointStore  # lazy: fast --help
+    from connectors.sources.kafka.stream_consumer import (  # lazy: fast --help
+        StreamConsumer,
+        StreamProducer,
+        topic_options,
+    )
+    from flows.resources import known_call_graph, open_lake, open_outbox  # lazy: fast --help
+    from streaming.keyed_scoring import KeyScorer  # lazy: fast --help
+    from streaming.metrics import StreamMetrics  # lazy: fast --help
+    from streaming.processor import ProcessorConfig, StreamProcessor  # lazy: fast --help
 
     cfg = settings.stream
     options = topic_options(
@@ -117,7 +121,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
 
 def new_miner(state: dict[str, Any] | None) -> Any:
     """A template miner (features.logs.miner), new or from its checkpointed state."""
-    from features.logs.miner import TemplateMiner
+    from features.logs.miner import TemplateMiner  # lazy: fast --help
 
     return TemplateMiner() if state is None else TemplateMiner.from_state(state)
 
@@ -125,10 +129,10 @@ def new_miner(state: dict[str, Any] | None) -> Any:
 def champion_pipeline(settings: Any) -> tuple[Any, str]:
     """The registered champion incident pipeline and its version; without one (or without
     MLflow) the configured detect settings, uncalibrated, and the version ``unregistered``."""
-    from flows.resources import open_registry
-    from foresight.model_registry import REGISTERED
-    from models.incidents.pipeline import IncidentPipeline, as_pipeline
-    from models.incidents.settings import PipelineSettings
+    from flows.resources import open_registry  # lazy: fast --help
+    from foresight.model_registry import REGISTERED  # lazy: fast --help
+    from models.incidents.pipeline import IncidentPipeline, as_pipeline  # lazy: fast --help
+    from models.incidents.settings import PipelineSettings  # lazy: fast --help
 
     try:
         registry = open_registry(settings)

@@ -163,8 +163,8 @@ class GxContractEngine:
 
     def __init__(self) -> None:
         try:
-            import great_expectations as gx
-            from great_expectations.data_context.types.base import (
+            import great_expectations as gx  # lazy: Great Expectations takes ~5 s
+            from great_expectations.data_context.types.base import (  # lazy: Great Expectations takes ~5 s
                 DataContextConfig,
                 InMemoryStoreBackendDefaults,
                 ProgressBarsConfig,

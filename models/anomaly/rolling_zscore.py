@@ -29,7 +29,7 @@ class RollingZScoreDetector(AnomalyDetector):
         """Nothing to learn beyond the grid step: the statistics are all trailing."""
 
     def _raw_scores(self, df: pd.DataFrame) -> np.ndarray:
-        from scipy.special import erf
+        from scipy.special import erf  # lazy: scipy takes ~0.5 s; the registry loads this
 
         grid = to_grid(df, self.step_)
         window = duration_steps(self.params["window"], self.step_, "window")

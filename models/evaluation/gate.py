@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.resample import resample
+from features.windows import confirmed_incidents, failure_labels
 from foresight.settings import DetectConfig, ForecastConfig
+from models.evaluation.events import alarm_episodes, episodes_frame, evaluate_alarms, match_pages
+from models.failure.base import LabelError, sampling_step
+from models.forecasting.backtest import backtest
 from models.forecasting.base import Forecaster
 
 
@@ -36,8 +41,6 @@ def season_length(freq: str) -> int:
 
 def capacity_series(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:
     """The capacity-relevant series, resampled onto the forecasting grid."""
-    from features.resample import resample
-
     ids = catalogue.loc[catalogue["metric"].isin(cfg.metrics), "unique_id"]
     frame = telemetry[telemetry["unique_id"].isin(ids)]
     if frame.empty:
@@ -47,8 +50,6 @@ def capacity_series(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: Forec
 
 def evaluate_forecaster(model: Forecaster, df: pd.DataFrame, cfg: ForecastConfig) -> Evaluation:
     """Rolling-origin backtest; gated on mean MASE (lower is better)."""
-    from models.forecasting.backtest import backtest
-
     result = backtest(
         model.clone(), df, h=cfg.backtest_horizon, n_origins=cfg.n_origins, level=cfg.level,
         season=season_length(cfg.freq),
@@ -112,10 +113,6 @@ def evaluate_failure_predictor(
     A model that cannot be trained at an origin (no incident before it yet) raises nothing in
     that block: it scores what deploying it then would have scored.
     """
-    from features.windows import confirmed_incidents, failure_labels
-    from models.evaluation.events import episodes_frame, evaluate_alarms
-    from models.failure.base import LabelError, sampling_step
-
     horizon = pd.Timedelta(minutes=cfg.horizon_minutes)
     truth_all = confirmed_incidents(incidents)
     origins = failure_origins(features["ds"], cfg.train_fraction, n_origins or cfg.failure_origins)
@@ -164,14 +161,10 @@ def operating_threshold(predictor: Any, cfg: DetectConfig) -> float:
 
 def match_incidents(raised: pd.DataFrame, truth: pd.DataFrame, cfg: DetectConfig) -> dict[str, float]:
     """Event-wise recall, precision and lead time of raised incidents against ground truth."""
-    from models.evaluation.events import match_pages
-
     return match_pages(raised, truth, pd.Timedelta(minutes=cfg.horizon_minutes), pd.Timedelta(minutes=15)).as_floats()
 
 
 def alarm_episodes_by_service(alarms: pd.DataFrame, step: pd.Timedelta) -> dict[str, list]:
-    from models.evaluation.events import alarm_episodes
-
     return {
         service: alarm_episodes(group["ds"], np.ones(len(group), dtype=bool), gap=step * 2)
         for service, group in alarms.groupby("service")

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from features.windows import absent_means_zero, confirmed_incidents, failure_labels
 from foresight.plugins import Registry
 from foresight.schemas import UTC_DTYPE, SchemaError, require_columns
 from models.base import Model
@@ -95,8 +96,6 @@ class FailurePredictor(Model):
         incidents starting within ``X``'s time span count. ``auc`` is NaN when the labelled rows
         hold a single class.
         """
-        from features.windows import confirmed_incidents, failure_labels
-
         if threshold is None:
             threshold = 0.5 if self.threshold_ is None else self.threshold_
         if not 0.0 < threshold < 1.0:
@@ -114,8 +113,6 @@ class FailurePredictor(Model):
     def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
         """``X``'s columns the model learned from, as float: a missing feature is NaN (unknown),
         except a log-template count, which is 0 (that template logged nothing in the window)."""
-        from features.windows import absent_means_zero
-
         features = X.reindex(columns=self.feature_names_).astype("float64")
         zero = [c for c in self.feature_names_ if c not in X.columns and absent_means_zero(c)]
         if zero:

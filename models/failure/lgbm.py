@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from features.windows import RESOURCE_METRICS, TEMPLATE_PREFIX, risk_direction
 from foresight.schemas import UTC_DTYPE, SchemaError
 from models.boosted_trees import LIGHTGBM_LOCK, booster_importance
 from models.failure.base import (
@@ -95,8 +96,6 @@ class LGBMFailurePredictor(FailurePredictor):
         """Every numeric feature, or with ``pool_resources`` none that names cpu / mem / disk: only
         their pooled ``util_*`` summaries, so a disk filling up looks like a heap filling up.
         Per-template log counts only with ``log_templates`` (see the class)."""
-        from features.windows import RESOURCE_METRICS, TEMPLATE_PREFIX
-
         names = feature_columns(X)
         if self.params["pool_resources"]:
             names = [c for c in names if not c.startswith(RESOURCE_METRICS)]
@@ -132,10 +131,9 @@ class LGBMFailurePredictor(FailurePredictor):
     def _train(self, X: pd.DataFrame, y: np.ndarray) -> Any:
         """One booster on labelled rows (0/1)."""
         try:
-            import lightgbm as lgb
+            import lightgbm as lgb  # lazy: LightGBM takes ~2 s
         except ImportError as exc:  # pragma: no cover - lightgbm is a core dependency
             raise ImportError("the 'lgbm' failure predictor needs lightgbm: pip install lightgbm") from exc
-        from features.windows import risk_direction
 
         n_pos = int(y.sum())
         if n_pos == 0 or n_pos == len(y):

@@ -11,6 +11,7 @@ import pandas as pd
 from foresight.plugins import Registry
 from foresight.schemas import validate_telemetry
 from models.base import Model
+from models.forecasting.metrics import coverage, seasonal_scale, smape
 
 
 class Forecaster(Model):
@@ -42,8 +43,6 @@ class Forecaster(Model):
         """MASE, sMAPE and interval coverage of the forecast against actuals that followed the
         training data (``unique_id, ds, y``); MASE is scaled by each series' in-sample
         seasonal-naive error (daily season), as in the rolling-origin backtest."""
-        from models.forecasting.metrics import coverage, smape
-
         self._require_fitted()
         actuals = validate_telemetry(actuals)
         h = int(actuals.groupby("unique_id").size().max())
@@ -60,8 +59,6 @@ class Forecaster(Model):
         }
 
     def _mase_scales(self, df: pd.DataFrame) -> pd.Series:
-        from models.forecasting.metrics import seasonal_scale
-
         season = max(1, int(pd.Timedelta("1D") / pd.Timedelta(pd.tseries.frequencies.to_offset(self.freq_))))
         return df.groupby("unique_id")["y"].apply(lambda y: seasonal_scale(y.to_numpy(), season))
 

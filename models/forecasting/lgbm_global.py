@@ -179,7 +179,7 @@ class LGBMGlobalForecaster(Forecaster):
         return feats[self.feature_names_].to_numpy(dtype="float64"), target
 
     def _train(self, X: np.ndarray, target: np.ndarray) -> Any:
-        import lightgbm as lgb
+        import lightgbm as lgb  # lazy: LightGBM takes ~2 s
 
         usable = np.isfinite(target)
         if usable.sum() < 10:

@@ -38,8 +38,8 @@ def _import_prophet() -> tuple[Any, Any]:
     # Prophet logs "Importing plotly failed" (plots only, irrelevant here) at import.
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     try:
-        import cmdstanpy
-        from prophet import Prophet
+        import cmdstanpy  # lazy: Prophet takes ~1 s
+        from prophet import Prophet  # lazy: Prophet takes ~1 s
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "the 'prophet' forecaster needs the prophet package: pip install 'prophet>=1.1.5'"

@@ -4,7 +4,7 @@ per-series scores and the failure risk rolled up per service (:mod:`models.incid
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -52,7 +52,6 @@ class RollupBuilder:
             return no_incidents()
         empty = pd.DataFrame({"unique_id": pd.Series([], dtype=str), "ds": inputs.risk["ds"].iloc[:0],
                               "score": pd.Series([], dtype="float64")})
-        from dataclasses import replace
 
         return self.build(replace(inputs, scores=empty)).incidents
 

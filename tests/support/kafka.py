@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
 from foresight.cli.local_stack.servers import INSTALL_HINTS, find_binary, tansu_spec
 from support.servers import free_port, missing_dependency, running_server
 
@@ -48,8 +51,6 @@ def tansu_broker(log: Path, port: int | None = None) -> Iterator[Broker]:
 
 def create_topics(bootstrap: str, partitions: dict[str, int]) -> None:
     """Create topics with their partitions up front (tansu has no CreatePartitions)."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics([NewTopic(name, n, 1) for name, n in partitions.items()])
@@ -59,8 +60,6 @@ def create_topics(bootstrap: str, partitions: dict[str, int]) -> None:
 
 def produce(bootstrap: str, topic: str, values: Sequence[bytes], partitions: Sequence[int]) -> None:
     """Send each value to its partition and wait until all are acknowledged."""
-    from kafka import KafkaProducer
-
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         futures = [producer.send(topic, value=v, partition=p) for v, p in zip(values, partitions, strict=True)]
@@ -73,8 +72,6 @@ def produce(bootstrap: str, topic: str, values: Sequence[bytes], partitions: Seq
 
 def committed(bootstrap: str, group_id: str, topic: str, partitions: int) -> dict[int, int | None]:
     """The group's committed offset per partition (None where nothing was committed)."""
-    from kafka import KafkaConsumer, TopicPartition
-
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
     try:
         return {p: consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
@@ -84,8 +81,6 @@ def committed(bootstrap: str, group_id: str, topic: str, partitions: int) -> dic
 
 def read_all(bootstrap: str, topic: str, expected: int, *, timeout: float = 20.0) -> list:
     """Up to ``expected`` records of a one-partition topic, read without a group (no join wait)."""
-    from kafka import KafkaConsumer, TopicPartition
-
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         consumer.assign([TopicPartition(topic, 0)])

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from foresight.lake import Lake
 
 DAY = pd.Timestamp("2026-03-01", tz="UTC")
 
@@ -21,8 +25,6 @@ def writer_rows(writer: int, round_: int, rows: int) -> pd.DataFrame:
 
 def upsert_rounds(url: str, writer: int, rounds: int, rows: int, barrier: Any) -> None:
     """Upsert this writer's rows once per round, starting each round with the other writer."""
-    from foresight.lake import Lake
-
     lake = Lake(url)
     for round_ in range(rounds):
         barrier.wait(timeout=60)
@@ -31,10 +33,6 @@ def upsert_rounds(url: str, writer: int, rounds: int, rows: int, barrier: Any) -
 
 def hold_lock_forever(url: str, dataset: str, held: Any) -> None:
     """Take ``dataset``'s writer lock, say so, and hang until killed (a writer that crashes mid-write)."""
-    import time
-
-    from foresight.lake import Lake
-
     with Lake(url).lock(dataset):
         held.set()
         time.sleep(600)
@@ -43,8 +41,6 @@ def hold_lock_forever(url: str, dataset: str, held: Any) -> None:
 def in_lockstep(step: Any, *, writers: int = 2, rounds: int, timeout: float = 120.0) -> None:
     """Run ``step(writer, round_)`` for every round in one thread per writer, each round started
     by all writers together (a barrier); re-raise the first error any thread met."""
-    import threading
-
     barrier = threading.Barrier(writers)
     errors: list[BaseException] = []
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
+import pytest
+
 from foresight.cli.local_stack.launcher import (
     ServiceSpec,
     ServiceStartError,
@@ -61,8 +63,6 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
 def missing_dependency(message: str) -> NoReturn:
     """A test's server or binary is missing: skip on a laptop, fail in CI (``CI`` set), where
     every integration test must really run."""
-    import pytest
-
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)

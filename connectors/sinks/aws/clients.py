@@ -20,8 +20,8 @@ def aws_client(
     instance role), ``standard`` retry mode with ``max_attempts`` attempts in all; ``endpoint_url``
     points it at moto or a VPC endpoint."""
     try:
-        import boto3
-        from botocore.config import Config
+        import boto3  # lazy: boto3 only for AWS sinks
+        from botocore.config import Config  # lazy: boto3 only for AWS sinks
     except ImportError as exc:  # pragma: no cover - boto3 is in the lock file
         raise ImportError("the AWS connectors need boto3: pip install boto3") from exc
     config = Config(

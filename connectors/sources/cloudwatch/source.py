@@ -209,8 +209,8 @@ class FetchReport:
 def cloudwatch_client(options: CloudWatchOptions) -> CloudWatchClient:
     """A boto3 CloudWatch client: standard credential chain, the configured retries and timeouts."""
     try:
-        import boto3
-        from botocore.config import Config
+        import boto3  # lazy: boto3 only for CloudWatch
+        from botocore.config import Config  # lazy: boto3 only for CloudWatch
     except ImportError as exc:  # pragma: no cover - boto3 is in the lock file
         raise ImportError("the cloudwatch source needs boto3: pip install boto3") from exc
     session = boto3.Session(profile_name=options.profile, region_name=options.region)
@@ -222,7 +222,7 @@ def cloudwatch_client(options: CloudWatchOptions) -> CloudWatchClient:
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError  # lazy: boto3 only for CloudWatch
 
     return (ClientError, BotoCoreError)
 

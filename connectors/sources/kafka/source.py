@@ -219,7 +219,7 @@ def _reveal(secret: SecretStr | None) -> str | None:
 def _kafka() -> Any:
     """The kafka-python package, imported on first use."""
     try:
-        import kafka
+        import kafka  # lazy: kafka-python is optional
     except ImportError as exc:  # pragma: no cover - a locked dependency
         raise ImportError("the kafka source needs kafka-python: pip install 'kafka-python>=3.0'") from exc
     return kafka
@@ -281,7 +281,7 @@ class KafkaSource:
 
     def _poll_batch(self, consumer: Any) -> list[KafkaMessage]:
         """Poll until ``max_messages``, ``poll_timeout`` of silence once joined, or ``max_duration``."""
-        from kafka.structs import MemberState
+        from kafka.structs import MemberState  # lazy: kafka-python is optional
 
         opts = self.options
         messages: list[KafkaMessage] = []
@@ -351,7 +351,7 @@ class Acknowledgement:
 
     def _commit(self) -> None:
         kafka = _kafka()
-        from kafka.structs import OffsetAndMetadata, TopicPartition
+        from kafka.structs import OffsetAndMetadata, TopicPartition  # lazy: kafka-python is optional
 
         offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in self.offsets.items()}
         try:

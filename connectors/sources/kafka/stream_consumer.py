@@ -81,7 +81,7 @@ def _listener_class() -> type:
         def on_partitions_assigned(self, assigned: Any) -> None:
             if not assigned:
                 return
-            from kafka.structs import TopicPartition
+            from kafka.structs import TopicPartition  # lazy: kafka-python is optional
 
             offsets = self.hooks.on_assigned({tp.partition for tp in assigned})
             owned = {(tp.topic, tp.partition) for tp in assigned}
@@ -97,7 +97,7 @@ class StreamConsumer:
 
     def __init__(self, options: KafkaOptions, hooks: PartitionHooks, *, source: str = "stream") -> None:
         kafka = _kafka()
-        from kafka.coordinator.assignors.range import RangePartitionAssignor
+        from kafka.coordinator.assignors.range import RangePartitionAssignor  # lazy: kafka-python is optional
 
         self.options, self.source = options, source
         config = {**consumer_config(options), "partition_assignment_strategy": [RangePartitionAssignor]}
@@ -125,7 +125,7 @@ class StreamConsumer:
         if not offsets:
             return True
         kafka = _kafka()
-        from kafka.structs import OffsetAndMetadata, TopicPartition
+        from kafka.structs import OffsetAndMetadata, TopicPartition  # lazy: kafka-python is optional
 
         owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         commit = {

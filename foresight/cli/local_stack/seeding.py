@@ -19,6 +19,7 @@ from connectors.sources.base import SourceBatch
 from foresight.cli.local_stack.launcher import StackError
 from foresight.cli.local_stack.servers import backfill_tsdb
 from foresight.schemas import INCIDENT_COLUMNS
+from simulator import SimulatorSource
 
 SEED_STEP = "5min"  # the simulator's step: also the example config's Prometheus step and CloudWatch period
 PROMETHEUS_METRICS = ("cpu_pct", "mem_pct")  # backfilled as foresight_sim_<metric>{job=service, instance=id}
@@ -37,8 +38,6 @@ _LOCAL_AWS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"
 # -- seeding: pure builders --------------------------------------------------------------------
 def simulated_batch(days: int, *, seed: int = 7, end: pd.Timestamp | None = None) -> SourceBatch:
     """The simulator's last ``days`` days ending at ``end`` (default: now, on the step grid)."""
-    from simulator import SimulatorSource
-
     end = pd.Timestamp.now(tz="UTC").floor(SEED_STEP) if end is None else end
     step_minutes = int(pd.Timedelta(SEED_STEP).total_seconds() // 60)
     return SimulatorSource(name="simulator", seed=seed, days=days, step_minutes=step_minutes, end=end).fetch()
@@ -148,7 +147,7 @@ def backfill_prometheus(promtool: str, tsdb: Path, batch: SourceBatch, *, workdi
 def seed_cloudwatch(endpoint: str, batch: SourceBatch, *, region: str = CLOUDWATCH_REGION) -> int:
     """Put the batch's disk series into moto's CloudWatch, 1000 datapoints per call (the API's limit)."""
     try:
-        import boto3
+        import boto3  # lazy: boto3 only for CloudWatch
     except ImportError as exc:
         raise StackError("seeding CloudWatch needs boto3: pip install boto3") from exc
     client = boto3.client("cloudwatch", endpoint_url=endpoint, region_name=region, **_LOCAL_AWS)
@@ -161,9 +160,9 @@ def seed_cloudwatch(endpoint: str, batch: SourceBatch, *, region: str = CLOUDWAT
 def seed_kafka(bootstrap: str, batch: SourceBatch) -> tuple[int, int]:
     """Create the topics and produce metric samples and log records; returns both counts."""
     try:
-        from kafka import KafkaProducer
-        from kafka.admin import KafkaAdminClient, NewTopic
-        from kafka.errors import TopicAlreadyExistsError
+        from kafka import KafkaProducer  # lazy: kafka-python is optional
+        from kafka.admin import KafkaAdminClient, NewTopic  # lazy: kafka-python is optional
+        from kafka.errors import TopicAlreadyExistsError  # lazy: kafka-python is optional
     except ImportError as exc:
         raise StackError("seeding Kafka needs kafka-python: pip install kafka-python") from exc
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)

