@@ -43,6 +43,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors.sinks.pagerduty import deliver_outbox
 from connectors.sinks.pagerduty_outbox import dedup_key, resolve_event, trigger_event
 from features.windows import service_features
+from flows.detect_state import load_stream_state, save_stream_state
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
 from flows.forecast_plan import NoChampionError
 from flows.resources import (
@@ -66,6 +67,7 @@ from models.incidents.pipeline import as_pipeline
 
 if TYPE_CHECKING:
     from models.incidents.pipeline import IncidentPipeline
+    from models.incidents.stream_resume import Resumed
 
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.
@@ -184,7 +186,10 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     # The champion's mode, settings and page calibration; the warm-up before window_start is replayed.
     inputs = IncidentInputs(telemetry, catalogue, since=window_start, scores=scores, risk=risk,
                             risk_threshold=cfg.risk_threshold, call_graph=known_call_graph(settings))
-    incidents = hold.keep_open(pipeline.incidents(inputs).incidents)
+    state, no_state = load_stream_state(settings) if pipeline.settings.mode == "stream" else (None, "")
+    built, resumed = pipeline.resumable_incidents(inputs, state, str(detector_version), no_state_reason=no_state)
+    incidents = hold.keep_open(built.incidents)
+    stream_state = _stream_report(resumed, logger)
 
     published = publish_incidents(settings, incidents, features=features, predictor=predictor,
                                   detector_version=detector_version, predictor_version=predictor_version,
@@ -192,6 +197,10 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     outbox, paging = published["outbox"], published["paging"]
     # Both sinks are no-ops when unconfigured; a sink that is down shows in the result instead of
     # failing a run whose pages already went out.
+    if resumed is not None:  # after the outbox: a run that failed before it resumes from the older state
+        resolved = set(incidents.loc[incidents["end"].notna(), "incident_id"].astype(str)) if len(incidents) else set()
+        resumed.state.forget_resolved(window_start, resolved)
+        stream_state["checkpoint"] = save_stream_state(settings, resumed.state)
     annotated = annotate_incidents(settings, incidents, return_state=True)
     pushed = push_detect_metrics(settings, scores, risk, incidents, catalogue, cfg.risk_threshold,
                                  sources=hold.verdicts(), return_state=True)
@@ -200,13 +209,13 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     truth = truth[truth["start"] >= window_start] if len(truth) else truth
     evaluation = match_incidents(incidents, truth, settings.detect) if len(truth) else {}
     create_markdown_artifact(key="detect-summary",
-                             markdown=_summary_markdown(incidents, outbox, paging, evaluation, hold),
+                             markdown=_summary_markdown(incidents, outbox, paging, evaluation, hold, stream_state),
                              description="Incidents raised and how they compare with ground truth")
     result = {
         "incidents": len(incidents), "open": int(incidents["end"].isna().sum()) if len(incidents) else 0,
         "events_written": outbox["written"], "events_skipped": outbox["skipped_duplicates"],
         "blocked_sources": list(hold.sources), "held_back_series": len(hold.series),
-        "kept_open_services": sorted(hold.kept_open),
+        "kept_open_services": sorted(hold.kept_open), "stream_state": stream_state,
         "paging": paging, "evaluation": evaluation,
         "anomaly_detector_version": detector_version, "failure_predictor_version": predictor_version,
         "grafana_annotations": sink_outcome(annotated),
@@ -216,6 +225,22 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
         # Last, after everything healthy went out: the run's state shows the held-back sources.
         raise hold.error(result)
     return result
+
+
+def _stream_report(resumed: Resumed | None, logger: logging.Logger | logging.LoggerAdapter) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The run summary's ``stream_state``; a full replay says why (a warning unless it is the first run)."""
+    if resumed is None:
+        return {"resumed": False, "full_replay_reason": "no incident stream state (roll-up mode or no telemetry)",
+                "steps_scored": 0, "late_samples": 0, "last_step": None}
+    report = resumed.report
+    if not report.resumed:
+        first = report.full_replay_reason.startswith("no checkpoint yet")
+        (logger.info if first else logger.warning)("incident stream replayed in full (%d steps): %s",
+                                                   report.steps_scored, report.full_replay_reason)
+    if report.late_samples:
+        logger.warning("%d late samples (at or before the checkpointed step %s) were not scored",
+                       report.late_samples, report.last_step)
+    return report.as_dict()
 
 
 def _no_scores() -> pd.DataFrame:
@@ -280,9 +305,12 @@ def _top_features(features: pd.DataFrame, predictor: Any, incident: dict[str, An
 
 
 def _summary_markdown(incidents: pd.DataFrame, outbox: dict[str, int], paging: dict[str, Any] | None,
-                      evaluation: dict[str, float], hold: SourceHold) -> str:
+                      evaluation: dict[str, float], hold: SourceHold, stream_state: dict[str, Any]) -> str:
     lines = [f"# Detect\n\n{len(incidents)} incidents; outbox: {outbox['written']} events written, "
              f"{outbox['skipped_duplicates']} already there.\n"]
+    how = "resumed from its checkpoint" if stream_state["resumed"] else f"replayed ({stream_state['full_replay_reason']})"
+    lines.append(f"Incident stream {how}: {stream_state['steps_scored']} steps scored, "
+                 f"{stream_state['late_samples']} late samples not rescored.\n")
     if hold:
         lines.append(f"**Held back**: {', '.join(hold.sources)} (newest batch failed its data contract): "
                      f"{len(hold.series)} series left out; incidents of {', '.join(sorted(hold.kept_open)) or 'no service'} "

@@ -23,6 +23,7 @@ from models.incidents.settings import PipelineSettings
 
 if TYPE_CHECKING:
     from foresight.settings import DetectConfig
+    from models.incidents.stream_resume import Resumed, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,20 @@ class IncidentPipeline:
         if builder.needs_scores and inputs.scores is None:
             inputs = replace(inputs, scores=self.predict(inputs.telemetry))
         return builder.build(inputs)
+
+    def resumable_incidents(self, inputs: IncidentInputs, state: StreamState | None, model_version: str, *,
+                            no_state_reason: str = "no checkpoint") -> tuple[BuiltIncidents, Resumed | None]:
+        """:meth:`incidents`, resuming the stream mode from ``state`` (the detect flow's checkpoint,
+        :mod:`models.incidents.stream_resume`) when it fits; a mode that keeps no state between
+        runs (the roll-up) builds as :meth:`incidents` does and resumes nothing (None)."""
+        builder = self.builder
+        resume = getattr(builder, "resume", None)
+        if resume is None:
+            return self.incidents(inputs), None
+        if not inputs.calibration and self.calibration:
+            inputs = replace(inputs, calibration=self.calibration)
+        built, resumed = resume(inputs, state, model_version, no_state_reason=no_state_reason)
+        return built, resumed
 
     def __repr__(self) -> str:
         return f"IncidentPipeline({self.settings.mode!r}, {self.detector!r}, calibrated={len(self.calibration)})"

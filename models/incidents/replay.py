@@ -4,8 +4,9 @@ Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from foresight.schemas import require_columns
@@ -47,23 +48,36 @@ def replay_stream(
     calibration: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, IncidentStream]:
     """:func:`replay`'s incidents and the stream after the last step (its calibration)."""
+    stream = new_stream(telemetry, catalogue, call_graph, settings, calibration)
+    raised: list[StreamIncident] = []
+    for ds, row in step_rows(telemetry, stream):
+        raised += stream.step(ds, row)
+    return incidents_frame(raised), stream
+
+
+def new_stream(
+    telemetry: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    call_graph: Mapping[str, Sequence[str]],
+    settings: StreamSettings | None = None,
+    calibration: Mapping[str, float] | None = None,
+) -> IncidentStream:
+    """A fresh :class:`IncidentStream` over the catalogued series that ``telemetry`` holds."""
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
     catalogue = with_share_units(catalogue, telemetry)  # an error share of unstated unit, from its values
-    known = telemetry["unique_id"].astype(str).isin(set(catalogue["unique_id"].astype(str)))
-    stream = IncidentStream(
-        catalogue[
-            catalogue["unique_id"].astype(str).isin(set(telemetry.loc[known, "unique_id"].astype(str)))
-        ],
-        call_graph,
-        settings,
-        calibration,
-    )
+    present = set(telemetry["unique_id"].astype(str)) & set(catalogue["unique_id"].astype(str))
+    return IncidentStream(catalogue[catalogue["unique_id"].astype(str).isin(present)], call_graph, settings,
+                          calibration)
+
+
+def step_rows(telemetry: pd.DataFrame, stream: IncidentStream) -> Iterator[tuple[pd.Timestamp, np.ndarray]]:
+    """``telemetry``'s time steps in order, each as ``(ds, values aligned with stream.series)``
+    (NaN: no sample); series the stream does not watch are left out."""
+    known = telemetry["unique_id"].astype(str).isin(set(stream.series))
     wide = telemetry[known].pivot_table(index="ds", columns="unique_id", values="y", aggfunc="last")
     wide = wide.reindex(columns=stream.series).sort_index()
-    raised: list[StreamIncident] = []
     for ds, row in zip(wide.index, wide.to_numpy(dtype="float64"), strict=True):
-        raised += stream.step(pd.Timestamp(ds), row)
-    return incidents_frame(raised), stream
+        yield pd.Timestamp(ds), row
 
 
 def incidents_frame(incidents: Sequence[StreamIncident]) -> pd.DataFrame:

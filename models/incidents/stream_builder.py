@@ -61,6 +61,14 @@ from models.incidents.evidence import evidence_payload, series_record
 from models.incidents.replay import replay_stream
 from models.incidents.rollup_builder import RollupBuilder
 from models.incidents.settings import PipelineSettings, RollupSettings, StreamSettings
+from models.incidents.stream_resume import (
+    Resumed,
+    StateKey,
+    StreamState,
+    reported_frame,
+    resume_stream,
+    settings_hash,
+)
 
 _MAX_SURPRISE = 12.0  # evidence beyond 1e-12 is as certain as a float score can say
 
@@ -95,6 +103,43 @@ class StreamBuilder:
                 streamed = incident_rows(raised, inputs.catalogue, pd.Timedelta(self.rollup.resolve_after))
         warnings = RollupBuilder(self.rollup).risk_warnings(inputs)
         return BuiltIncidents(with_risk_warnings(streamed, warnings), thresholds)
+
+    def state_key(self, inputs: IncidentInputs, model_version: str) -> StateKey:
+        """The key a :class:`~models.incidents.stream_resume.StreamState` of these inputs is kept
+        under: the model's version and a hash of the settings, calibration and call graph."""
+        return StateKey(str(model_version), settings_hash(self.stream, pd.Timedelta(self.rollup.resolve_after),
+                                                          inputs.calibration, inputs.call_graph))
+
+    def resume(self, inputs: IncidentInputs, state: StreamState | None, model_version: str, *,
+               no_state_reason: str = "no checkpoint") -> tuple[BuiltIncidents, Resumed | None]:
+        """:meth:`build`, with the stream resumed from ``state`` when it fits (only the steps after
+        its last one are fed; :mod:`models.incidents.stream_resume`), else replayed from the first
+        step; also what was resumed (None without telemetry). The incidents reported are those
+        opened at or after ``inputs.since`` plus earlier ones still awaiting their resolve, each
+        with the identity it was first reported with."""
+        require_columns(inputs.telemetry, ["unique_id", "ds", "y"], "telemetry")
+        require_columns(inputs.catalogue, ["unique_id", "service", "metric"], "catalogue")
+        warnings = RollupBuilder(self.rollup).risk_warnings(inputs)
+        if inputs.telemetry.empty:
+            return BuiltIncidents(with_risk_warnings(no_incidents(), warnings), {}), None
+        resumed = resume_stream(
+            inputs.telemetry, inputs.catalogue, inputs.call_graph or {}, self.stream, inputs.calibration,
+            key=self.state_key(inputs, model_version), state=state,
+            identity_window=pd.Timedelta(self.rollup.resolve_after), since=inputs.since,
+            no_state_reason=no_state_reason,
+        )
+        streamed = no_incidents()
+        if resumed.reported:
+            # Ordered as incident_rows orders its rows (start, then service; one incident per
+            # service and step), so each row takes its incident's fixed identity by position.
+            reported = sorted(resumed.reported, key=lambda t: (t.incident.opened_at, t.incident.services[0]))
+            streamed = incident_rows(reported_frame(reported), inputs.catalogue,
+                                     pd.Timedelta(self.rollup.resolve_after))
+            streamed["window_start"] = pd.Series([t.window_start for t in reported],
+                                                 dtype=streamed["window_start"].dtype)
+            streamed["incident_id"] = pd.Series([t.incident_id for t in reported], dtype="string")
+        thresholds = resumed.state.stream.calibrated_thresholds()
+        return BuiltIncidents(with_risk_warnings(streamed, warnings), thresholds), resumed
 
     def systems(self, services: Sequence[str], call_graph: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
         """Connected parts of the call graph, each named by its first service in name order."""
