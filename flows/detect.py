@@ -6,6 +6,14 @@ condition clears; its detector's per-series scores go out as metrics. Its mode a
 (stream or roll-up, ``stream_params``, the page budget's calibration) are the champion's, not
 this run's configuration: a change to them pages once a train run has gated it.
 
+In stream mode the incident engine's state is kept between runs (:mod:`flows.detect_state`,
+:mod:`models.incidents.stream_resume`): a run feeds only the steps after the last one the previous
+run scored, and replays its window only when that state cannot be used (first run, a new
+champion version or settings, a checkpoint older than the loaded window or unreadable: the
+warning and ``stream_state`` in the result say why). Samples for steps already scored are not
+rescored, only counted (``stream_state.late_samples``). The checkpoint is written after the outbox,
+so a run that fails before it resumes from the previous state and re-derives the same events.
+
 With ``sinks.pagerduty_routing_key`` set, every pending outbox event is then delivered to the
 Events API v2 (``connectors.sinks.pagerduty``: bounded retries, a delivery ledger so nothing is lost
 or sent twice); without one (embedded mode) the outbox is the only output.
@@ -177,7 +185,9 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     scored = score_services.map(unmapped(pipeline), groups).result() if groups else []
     scores = pd.concat(scored, ignore_index=True) if scored else _no_scores()
     scores = scores[scores["ds"] >= window_start]
-    features = service_features(telemetry, catalogue, data["logs"]) if len(telemetry) else pd.DataFrame()
+    # Only a failure predictor reads them (its risk and each page's top features).
+    features = service_features(telemetry, catalogue, data["logs"]) if predictor is not None and len(telemetry) \
+        else pd.DataFrame()
     risk = None
     if predictor is not None and len(features):
         risk = predictor.predict(features)
@@ -198,8 +208,7 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     # Both sinks are no-ops when unconfigured; a sink that is down shows in the result instead of
     # failing a run whose pages already went out.
     if resumed is not None:  # after the outbox: a run that failed before it resumes from the older state
-        resolved = set(incidents.loc[incidents["end"].notna(), "incident_id"].astype(str)) if len(incidents) else set()
-        resumed.state.forget_resolved(window_start, resolved)
+        resumed.state.forget_resolved(window_start, kept_open=hold.kept_open)
         stream_state["checkpoint"] = save_stream_state(settings, resumed.state)
     annotated = annotate_incidents(settings, incidents, return_state=True)
     pushed = push_detect_metrics(settings, scores, risk, incidents, catalogue, cfg.risk_threshold,

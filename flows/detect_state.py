@@ -40,7 +40,10 @@ def load_stream_state(settings: Settings) -> tuple[StreamState | None, str]:
     if checkpoint is None:
         return None, "no checkpoint yet (first run)"
     if not isinstance(checkpoint.state, StreamState):
-        return None, f"checkpoint {store.path(DETECT_GROUP, 0)} holds no stream state ({type(checkpoint.state).__name__})"
+        return (
+            None,
+            f"checkpoint {store.path(DETECT_GROUP, 0)} holds no stream state ({type(checkpoint.state).__name__})",
+        )
     return checkpoint.state, ""
 
 
@@ -52,6 +55,11 @@ def save_stream_state(settings: Settings, state: StreamState) -> str | None:
     try:
         return store.save(Checkpoint(DETECT_GROUP, 0, offsets, state, pd.Timestamp(utc_now())))
     except Exception as exc:  # noqa: BLE001 - the pages already went out; the next run resumes from the older state
-        get_run_logger().warning("could not checkpoint the incident stream to %s (%s: %s); the next run resumes from the "
-                    "previous checkpoint", store.path(DETECT_GROUP, 0), type(exc).__name__, exc)
+        get_run_logger().warning(
+            "could not checkpoint the incident stream to %s (%s: %s); the next run resumes from the "
+            "previous checkpoint",
+            store.path(DETECT_GROUP, 0),
+            type(exc).__name__,
+            exc,
+        )
         return None

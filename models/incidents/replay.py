@@ -66,8 +66,9 @@ def new_stream(
     require_columns(telemetry, ["unique_id", "ds", "y"], "telemetry")
     catalogue = with_share_units(catalogue, telemetry)  # an error share of unstated unit, from its values
     present = set(telemetry["unique_id"].astype(str)) & set(catalogue["unique_id"].astype(str))
-    return IncidentStream(catalogue[catalogue["unique_id"].astype(str).isin(present)], call_graph, settings,
-                          calibration)
+    return IncidentStream(
+        catalogue[catalogue["unique_id"].astype(str).isin(present)], call_graph, settings, calibration
+    )
 
 
 def step_rows(telemetry: pd.DataFrame, stream: IncidentStream) -> Iterator[tuple[pd.Timestamp, np.ndarray]]:

@@ -18,7 +18,7 @@ A state is used only when it fits (:func:`unusable_reason`, else a full replay a
 
 **Late samples**: a sample for a step at or before the last step scored is not rescored; the
 samples that were not there when their step was fed are counted (:attr:`ResumeReport.late_samples`,
-per step against :attr:`StreamState.fed`). A series missing at a step (a held-back source) is
+per step against :attr:`StreamState.fed`, up to :data:`LATE_HORIZON` behind that step). A series missing at a step (a held-back source) is
 NaN there, as in the stream processor.
 
 **Identity**: an incident's ``incident_id`` and ``window_start`` are fixed the first run that
@@ -49,6 +49,8 @@ from models.incidents.stream import IncidentStream, StreamIncident
 # Raised whenever IncidentStream's or this module's state changes shape: an older checkpoint
 # then replays instead of being stepped with attributes it lacks.
 STATE_FORMAT = 1
+# How far behind the checkpointed step late samples are still counted (older ones are not even read).
+LATE_HORIZON = pd.Timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -96,14 +98,19 @@ class StreamState:
     tracked: list[TrackedIncident] = field(default_factory=list)
     fed: dict[int, int] = field(default_factory=dict)  # step (epoch ns) -> samples fed at it
 
-    def forget_resolved(self, since: pd.Timestamp | None, resolved: Collection[str]) -> None:
+    def forget_resolved(self, since: pd.Timestamp | None, kept_open: Collection[str] = ()) -> None:
         """Stop tracking incidents that started before ``since`` (out of the reported window) and
-        whose resolve went out (``resolved``: incident ids published with an end)."""
+        have closed, so their resolve went out with this run, unless their top-ranked service is
+        in ``kept_open`` (a failed source holds its incidents open: the resolve is still to come)."""
         if since is None:
             return
         since = pd.Timestamp(since)
         self.tracked = [
-            t for t in self.tracked if t.incident.opened_at >= since or t.incident_id not in resolved
+            t
+            for t in self.tracked
+            if t.incident.opened_at >= since
+            or t.incident.closed_at is None
+            or t.incident.services[0] in kept_open
         ]
 
 
@@ -151,11 +158,15 @@ def unusable_reason(
         return "checkpoint has scored no step yet"
     first, newest = telemetry["ds"].min(), telemetry["ds"].max()
     if first > state.last_step:
-        return (f"checkpoint at {state.last_step.isoformat()} is older than the loaded window "
-                f"(from {pd.Timestamp(first).isoformat()})")
+        return (
+            f"checkpoint at {state.last_step.isoformat()} is older than the loaded window "
+            f"(from {pd.Timestamp(first).isoformat()})"
+        )
     if newest < state.last_step:
-        return (f"checkpoint at {state.last_step.isoformat()} is ahead of the newest telemetry "
-                f"({pd.Timestamp(newest).isoformat()})")
+        return (
+            f"checkpoint at {state.last_step.isoformat()} is ahead of the newest telemetry "
+            f"({pd.Timestamp(newest).isoformat()})"
+        )
     catalogued = set(catalogue["unique_id"].astype(str))
     new = set(telemetry.loc[telemetry["ds"] > state.last_step, "unique_id"].astype(str)) & catalogued
     unwatched = new - set(state.stream.series)
@@ -192,10 +203,16 @@ def resume_stream(
 
 
 def _advance(
-    state: StreamState, telemetry: pd.DataFrame, since: pd.Timestamp | None, identity_window: pd.Timedelta,
-    *, reason: str,
+    state: StreamState,
+    telemetry: pd.DataFrame,
+    since: pd.Timestamp | None,
+    identity_window: pd.Timedelta,
+    *,
+    reason: str,
 ) -> Resumed:
     stream = state.stream
+    if state.last_step is not None:  # what a resumed run reads: the new steps and a day of late samples
+        telemetry = telemetry[telemetry["ds"] > state.last_step - LATE_HORIZON]
     watched = telemetry[telemetry["unique_id"].astype(str).isin(set(stream.series)) & telemetry["y"].notna()]
     late = 0
     if state.last_step is not None:
@@ -212,9 +229,9 @@ def _advance(
         state.last_step = ds
         steps += 1
     _forget_closed(stream)
-    if len(telemetry):  # per-step counts only as far back as the flow loads
-        first = pd.Timestamp(telemetry["ds"].min()).value
-        state.fed = {ds: n for ds, n in state.fed.items() if ds >= first}
+    if state.last_step is not None:  # per-step counts only as far back as late samples are counted
+        first = (state.last_step - LATE_HORIZON).value
+        state.fed = {ds: n for ds, n in state.fed.items() if ds > first}
     since = None if since is None else pd.Timestamp(since)
     _track(state, [i for i in raised if since is None or i.opened_at >= since], pd.Timedelta(identity_window))
     report = ResumeReport(not reason, reason, steps, late, state.last_step)

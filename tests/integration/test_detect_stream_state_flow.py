@@ -40,19 +40,30 @@ def fleet() -> tuple[pd.DataFrame, pd.DataFrame]:
 def _config(path: Path) -> Path:
     # The simulator as a source gives the call graph; the window and its warm-up cover all four days,
     # so one replay of the whole lake is what a chain of resumed runs must equal.
-    path.write_text(yaml.safe_dump({
-        "sources": [{"name": "sim", "kind": "simulator", "options": {"days": 4, "seed": 3}}],
-        "detect": {"lookback_hours": 24 * 5},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [{"name": "sim", "kind": "simulator", "options": {"days": 4, "seed": 3}}],
+                "detect": {"lookback_hours": 24 * 5},
+            }
+        )
+    )
     return path
 
 
 def _use_champion(monkeypatch: pytest.MonkeyPatch, telemetry: pd.DataFrame, version: str) -> None:
-    detector = DETECTORS.get("streaming").for_incidents().fit(telemetry[telemetry["ds"] < telemetry["ds"].min()
-                                                                         + pd.Timedelta(days=1)])
-    monkeypatch.setattr("flows.detect.load_champions", lambda settings: {
-        "anomaly": (IncidentPipeline(detector, PipelineSettings.from_detect(settings.detect)), version),
-        "failure": (None, None)})
+    detector = (
+        DETECTORS.get("streaming")
+        .for_incidents()
+        .fit(telemetry[telemetry["ds"] < telemetry["ds"].min() + pd.Timedelta(days=1)])
+    )
+    monkeypatch.setattr(
+        "flows.detect.load_champions",
+        lambda settings: {
+            "anomaly": (IncidentPipeline(detector, PipelineSettings.from_detect(settings.detect)), version),
+            "failure": (None, None),
+        },
+    )
 
 
 def _store(home: Path, telemetry: pd.DataFrame, catalogue: pd.DataFrame) -> None:
@@ -73,8 +84,17 @@ def _comparable(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     for event in events:
         payload = event.get("payload", {})
         details = payload.get("custom_details", {})
-        out.append((event["event_action"], event["dedup_key"], payload.get("summary"), payload.get("severity"),
-                    details.get("start"), details.get("ranked_services"), details.get("evidence")))
+        out.append(
+            (
+                event["event_action"],
+                event["dedup_key"],
+                payload.get("summary"),
+                payload.get("severity"),
+                details.get("start"),
+                details.get("ranked_services"),
+                details.get("evidence"),
+            )
+        )
     return sorted(out, key=str)
 
 
@@ -117,8 +137,13 @@ def test_two_runs_page_what_one_replay_pages_and_the_second_scores_only_new_step
     _store(foresight_home, telemetry[telemetry["ds"] > split], catalogue)
     second = _detect(config)
     new_steps = telemetry.loc[telemetry["ds"] > split, "ds"].nunique()
-    assert second["stream_state"] == {**second["stream_state"], "resumed": True, "full_replay_reason": "",
-                                      "steps_scored": new_steps, "late_samples": 0}
+    assert second["stream_state"] == {
+        **second["stream_state"],
+        "resumed": True,
+        "full_replay_reason": "",
+        "steps_scored": new_steps,
+        "late_samples": 0,
+    }
     assert second["incidents"] == whole["incidents"] and second["open"] == whole["open"]
 
     chained = _events(foresight_home)
@@ -148,12 +173,18 @@ def test_a_new_champion_version_replays_in_full(
 
 
 def test_a_corrupt_checkpoint_replays_with_a_warning_naming_it(
-    prefect_harness, foresight_home: Path, fleet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    prefect_harness,
+    foresight_home: Path,
+    fleet,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     telemetry, catalogue = fleet
     config = _config(tmp_path / "foresight.yaml")
-    _store(foresight_home, telemetry[telemetry["ds"] <= telemetry["ds"].min() + pd.Timedelta(days=3)], catalogue)
+    _store(
+        foresight_home, telemetry[telemetry["ds"] <= telemetry["ds"].min() + pd.Timedelta(days=3)], catalogue
+    )
     _use_champion(monkeypatch, telemetry, "7")
     first = _detect(config)
     path = Path(checkpoint_store(load_settings(config)).path(DETECT_GROUP, 0))
@@ -161,8 +192,17 @@ def test_a_corrupt_checkpoint_replays_with_a_warning_naming_it(
     with caplog.at_level(logging.WARNING):
         second = _detect(config)
     reason = second["stream_state"]["full_replay_reason"]
-    assert second["stream_state"]["resumed"] is False and "unreadable checkpoint" in reason and path.name in reason
-    assert any("replayed in full" in r.getMessage() and "unreadable checkpoint" in r.getMessage()
-               for r in caplog.records if r.levelno == logging.WARNING)
+    assert (
+        second["stream_state"]["resumed"] is False
+        and "unreadable checkpoint" in reason
+        and path.name in reason
+    )
+    assert any(
+        "replayed in full" in r.getMessage() and "unreadable checkpoint" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    )
     assert second["incidents"] == first["incidents"] and second["events_written"] == 0, "nothing paged twice"
-    assert checkpoint_store(load_settings(config)).load(DETECT_GROUP, 0) is not None, "a good one written again"
+    assert checkpoint_store(load_settings(config)).load(DETECT_GROUP, 0) is not None, (
+        "a good one written again"
+    )
