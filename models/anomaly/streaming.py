@@ -46,14 +46,17 @@ profile); ``update`` costs O(number of series) vectorised numpy (timings: docs/a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import create_model
 
+from foresight.plugins import dataclass_fields
 from models.anomaly.base import DETECTORS, AnomalyDetector
 from models.anomaly.grid import to_grid
+from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, reject_unknown, without
 
 _N_FORECASTERS = 3  # last value, EW level, seasonal profile
 
@@ -402,6 +405,17 @@ def score_matrix(
     return out
 
 
+class _StreamingRules(DetectorSettings):
+    context_days: ContextDays = CONTEXT_DAYS
+
+    def check_rules(self) -> None:
+        StreamingParams(**without(self.given(), "context_days"))
+
+
+# ``context_days`` and the streaming state's parameters (StreamingParams).
+StreamingSettings = create_model("StreamingSettings", __base__=_StreamingRules, **dataclass_fields(StreamingParams))
+
+
 @DETECTORS.register("streaming")
 class StreamingAnomalyDetector(AnomalyDetector):
     """The streaming state behind the registry's fit / predict surface (long frames).
@@ -413,23 +427,14 @@ class StreamingAnomalyDetector(AnomalyDetector):
     """
 
     name: ClassVar[str] = "streaming"
+    Settings: ClassVar[type[DetectorSettings]] = StreamingSettings
     # Feeding incidents, repeats are the incident builder's job (min_active_samples, hysteresis):
     # unsuppressed scores did better on every simulator seed (docs/incidents.md, *The roll-up's
     # settings*).
     incident_params: ClassVar[dict[str, Any]] = {"suppress": False}
 
-    @classmethod
-    def parameter_names(cls) -> list[str]:
-        """``context_days`` and the streaming state's parameters."""
-        return ["context_days", *(f.name for f in fields(StreamingParams))]
-
-    def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = set(self.parameter_names()) - {"context_days"}
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"unknown streaming detector parameter(s) {sorted(unknown)}; choose from {sorted(known)}"
-            )
+    def __init__(self, context_days: float = CONTEXT_DAYS, **params: Any) -> None:
+        reject_unknown(self.name, params, self.Settings)
         StreamingParams(**params)  # validates the values now, not at the first predict
         super().__init__(context_days=context_days, **params)
 
