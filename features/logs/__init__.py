@@ -1,0 +1,1 @@
+"""Raw log lines to templates: generic masks (masking.py) and an online Drain-family miner (miner.py)."""
