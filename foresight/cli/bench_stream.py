@@ -69,7 +69,9 @@ def bench_stream(
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in (figures.end_to_end, *figures.stages):
         table.add_row(stage.name, f"{stage.wall:.2f}", f"{stage.rate:,.0f}", f"{stage.per_core:,.0f}")
-    table.add_row("(produce, not in the pipeline)", f"{figures.produce.wall:.2f}", f"{figures.produce.rate:,.0f}", "")
+    table.add_row(
+        "(produce, not in the pipeline)", f"{figures.produce.wall:.2f}", f"{figures.produce.rate:,.0f}", ""
+    )
     console.print(table)
     console.print(
         f"templates mined: {figures.templates}; aggregate rows written by the stage run: {figures.rows_written:,}"
@@ -83,3 +85,51 @@ def bench_stream(
         f"end to end: {figures.end_to_end.rate:,.0f} lines/s in one process, "
         f"{figures.end_to_end.per_core:,.0f} lines per CPU-second (goal: 100,000 per core)"
     )
+
+
+@commands.command("stream-latency")
+def bench_stream_latency(
+    series: int = typer.Option(10_000, "--series", min=4, help="Series in all (4 per instance)."),
+    services: int = typer.Option(100, "--services", min=1, help="Services (message keys) they belong to."),
+    step: float = typer.Option(10.0, "--step", min=0.1, help="Seconds between a series' samples."),
+    warmup_steps: int = typer.Option(20, "--warmup-steps", min=5, help="Steps of history, sent compressed."),
+    live_steps: int = typer.Option(9, "--live-steps", min=3, help="Steps streamed at real pace."),
+    faulty: int = typer.Option(20, "--faulty", min=1, help="Services given a fault in the live phase."),
+    partitions: int = typer.Option(4, "--partitions", min=1, help="Partitions of the input topics."),
+    bootstrap: str = typer.Option(None, "--bootstrap", help=BOOTSTRAP_HELP),
+) -> None:
+    """Produce time of the sample that opens an incident to the incident on the incidents topic:
+    p50 / p99, and whether the processor keeps up (consumer lag not growing)."""
+    quiet_runtime()
+    from bench.stream_latency import run
+
+    with broker(bootstrap) as address:
+        f = run(
+            address,
+            series=series,
+            services=services,
+            step=step,
+            warmup_steps=warmup_steps,
+            live_steps=live_steps,
+            faulty=min(faulty, services),
+            partitions=partitions,
+        )
+    console.print(
+        f"{f.series:,} series in {f.services} services, one sample per {f.step:g} s per series "
+        f"({f.series / f.step:,.0f} samples/s live); warm-up {f.warmup_steps} steps compressed "
+        f"({f.produced:,} samples, taken in {f.warmup_seconds:.1f} s), {f.live_steps} live steps at real pace"
+    )
+    console.print(
+        f"detection latency over {len(f.latencies)} incident(s) of {f.faulty} faulty services: "
+        f"p50 {f.percentile(50):.3f} s, p99 {f.percentile(99):.3f} s, max {max(f.latencies, default=float('nan')):.3f} s "
+        f"(goal: p99 < 2 s); incidents on healthy services: {f.other_incidents}"
+    )
+    first, last = f.lag_thirds()
+    lags = [s.consumer_lag for s in f.lag]
+    console.print(
+        f"consumer lag in the live phase: max {max(lags, default=0):,.0f} messages, mean {first:,.0f} in the first "
+        f"third and {last:,.0f} in the last, trend {f.lag_slope:+.1f} messages/s; processing lag max "
+        f"{max((s.processing_lag for s in f.lag), default=0):.2f} s"
+    )
+    keeps_up = bool(lags) and last <= max(first * 1.5, f.series / f.step)
+    console.print("keeps up: " + ("yes (lag not growing)" if keeps_up else "NO (lag growing)"))
