@@ -160,6 +160,7 @@ def _end_to_end(
         dead_letter_topic=f"bench-dead-{tag}",
         checkpoint_seconds=defaults.checkpoint_seconds,
         checkpoint_messages=defaults.checkpoint_messages,
+        lake_seconds=defaults.lake_seconds,
         retain_minutes=defaults.retain_minutes,
     )
     from prometheus_client import CollectorRegistry  # lazy: only the processor's metrics need it

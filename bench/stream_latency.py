@@ -69,6 +69,14 @@ class LatencyFigures:
     warmup_seconds: float = 0.0
     produced: int = 0
     lag: list[LagSample] = field(default_factory=list)
+    live_from: float = 0.0  # wall clock of live step 0
+    drain_seconds: float = float("nan")  # after the last live send, until every message was taken
+
+    def processing_lag_max(self) -> float:
+        """Largest processing lag sampled after the first live step (before it, the gauge still
+        holds the warm-up backlog's last value)."""
+        later = [s.processing_lag for s in self.lag if s.at >= self.live_from + self.step]
+        return max(later, default=float("nan"))
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
@@ -158,7 +166,11 @@ def run(
                 figures,
             )
             producer.flush()
-            time.sleep(min(step, 5.0))  # incidents of the last step
+            total = figures.produced + live_steps * len(names) * instances * len(SERIES)
+            last_send = max(sent_at.values())
+            _wait(lambda: _scrape(metrics_url).get("taken", 0) >= total, 120, "every live sample taken", work)
+            figures.drain_seconds = max(time.time() - last_send, 0.0)
+            time.sleep(1.0)  # incidents of the last step reach the reader
             reader.stop()
             for body, received in reader.opened:
                 service, at = body["key"], _epoch(body["at"])
@@ -193,7 +205,7 @@ def _live(
     sent_at: dict[tuple[str, float], float] = {}
     stop = threading.Event()
     sampler = threading.Thread(target=_sample_lag, args=(metrics_url, figures.lag, stop), daemon=True)
-    wall0 = time.time() + 1.0
+    wall0 = figures.live_from = time.time() + 1.0
     sampler.start()
     try:
         for k in range(live_steps):
@@ -205,8 +217,7 @@ def _live(
                     time.sleep(pause)
                 faulty = name in fault_from and k >= fault_from[name]
                 sent_at[(name, ds)] = _send_step(producer, topic, name, instances, ds, rng, faulty=faulty)
-        # one more step's time for the last samples to be taken
-        time.sleep(max(wall0 + live_steps * step - time.time(), 0.0))
+        time.sleep(max(wall0 + live_steps * step - time.time(), 0.0))  # the last step's samples are taken
     finally:
         stop.set()
         sampler.join(5)

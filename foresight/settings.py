@@ -327,6 +327,7 @@ class StreamConfig(Section):
     checkpoint_url: str | None = None  # default: <lake>/_stream_checkpoints
     checkpoint_seconds: float = Field(default=10.0, gt=0, le=3600)
     checkpoint_messages: int = Field(default=10_000, ge=1)
+    lake_seconds: float = Field(default=60.0, gt=0, le=3600)  # log aggregates to the lake this often
     metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0: no /metrics endpoint
     max_future_seconds: float = Field(default=300.0, gt=0)  # timestamps further ahead are clock skew: rejected
     retain_minutes: int = Field(default=10, ge=1, le=1440)  # log minutes kept open for late lines

@@ -4,10 +4,12 @@ One loop (:meth:`StreamProcessor.run`): poll; under the state lock take each rec
 partition this member owns (a record at an offset the partition's state has already passed is
 skipped: the seek after a rebalance can race a fetch), score metric samples
 (:class:`~streaming.keyed_scoring.KeyScorer` per key), mine and count log lines, send rejects to
-the dead-letter topic; publish the incident events the batch raised (outbox, then topic); then,
-every ``checkpoint_seconds`` or ``checkpoint_messages``, :meth:`checkpoint`: log aggregates to the
-lake (upsert), rejects to the quarantine, every send acknowledged, *then* one checkpoint file per
-owned partition (state + offsets), *then* the Kafka commit. A crash anywhere replays the messages
+the dead-letter topic; publish the incident events the batch raised (outbox, then topic); every
+``lake_seconds`` upsert the changed log minutes to the lake (:meth:`write_aggregates`; minutes not
+yet written are part of the state, so a checkpoint need not wait for the lake); and every
+``checkpoint_seconds`` or ``checkpoint_messages``, :meth:`checkpoint`: rejects to the quarantine,
+every send acknowledged, *then* one checkpoint file per owned partition (state + offsets), *then*
+the Kafka commit. A crash anywhere replays the messages
 after the last checkpoint into the state that checkpoint holds: the same steps, incidents and
 ids, whose outputs are idempotent (upserts, the outbox's dedup key, topic consumers deduping by
 id and state). At-least-once in, idempotent out.
@@ -54,6 +56,9 @@ class ProcessorConfig:
     dead_letter_topic: str
     checkpoint_seconds: float = 10.0
     checkpoint_messages: int = 10_000
+    lake_seconds: float = (
+        60.0  # log aggregates to the lake this often (their pending minutes are checkpointed)
+    )
     max_future_seconds: float = 300.0
     retain_minutes: int = 10
     poll_ms: int = 200
@@ -66,8 +71,6 @@ class ProcessorConfig:
 class _Pending:
     """Outputs taken from the state but not yet durable; a checkpoint waits for them."""
 
-    telemetry: list[pd.DataFrame] = field(default_factory=list)
-    catalogue: list[pd.DataFrame] = field(default_factory=list)
     rejects: list[tuple[str, str, str]] = field(default_factory=list)  # origin, raw, reason
     events: list[IncidentEvent] = field(default_factory=list)
 
@@ -97,7 +100,7 @@ class StreamProcessor:
         self._lock = threading.RLock()
         self._pending = _Pending()
         self._since_checkpoint = 0
-        self._last_checkpoint = clock()
+        self._last_checkpoint = self._last_lake_write = clock()
         self.consumer = consumer_factory(self)
 
     # -- rebalance hooks (consumer IO thread) ------------------------------------------------------
@@ -157,12 +160,15 @@ class StreamProcessor:
                 records = self.consumer.poll(self.config.poll_ms, self.config.max_records)
                 with self._lock:
                     offsets = self.process(records)
+                    if self.clock() - self._last_lake_write >= self.config.lake_seconds:
+                        self.write_aggregates()
                     if self._checkpoint_due():
                         offsets.update(self.checkpoint(set(self.states)))
                 if offsets:
                     self.consumer.commit(offsets)
                 self._observe_lag()
             with self._lock:
+                self.write_aggregates()
                 offsets = self.checkpoint(set(self.states))
             self.consumer.commit(offsets)
         finally:
@@ -279,33 +285,43 @@ class StreamProcessor:
         return offsets
 
     def _flush_outputs(self) -> None:
+        """Everything a checkpoint must not get ahead of: incident events, rejects, Kafka sends.
+        (Log aggregates need not be written first: their pending minutes are in the state.)"""
         if self._pending.events:
             self._publish_events()
-        for state in self.states.values():
-            if state.logs.pending:
-                telemetry, catalogue = state.logs.take_changed()
-                self._pending.telemetry.append(telemetry)
-                fresh = catalogue[~catalogue["unique_id"].isin(state.catalogued)]
-                if len(fresh):
-                    self._pending.catalogue.append(fresh)
-                    state.catalogued.update(fresh["unique_id"].astype(str))
-        if self._pending.telemetry:
-            rows = pd.concat(self._pending.telemetry, ignore_index=True).drop_duplicates(
-                ["unique_id", "ds"], keep="last"
-            )
-            self.lake.upsert("telemetry", rows)
-            self._pending.telemetry = []
-        if self._pending.catalogue:
-            cat = pd.concat(self._pending.catalogue, ignore_index=True).drop_duplicates(
-                "unique_id", keep="last"
-            )
-            self.lake.upsert("catalogue", cat)
-            self._pending.catalogue = []
         if self._pending.rejects:
             frame = pd.DataFrame(self._pending.rejects, columns=["origin", "raw", "reason"])
             write_rejected(self.lake, self.config.source, frame)
             self._pending.rejects = []
         self.producer.flush()
+
+    def write_aggregates(self) -> int:
+        """Upsert every owned partition's changed log minutes (full counts) and new catalogue rows
+        to the lake (lock held); a failure leaves them pending for the next try. Rows written."""
+        self._last_lake_write = self.clock()
+        owned = [s for s in self.states.values() if s.logs.pending]
+        if not owned:
+            return 0
+        parts = [s.logs.changed_rows() for s in owned]
+        telemetry = pd.concat([t for t, _ in parts], ignore_index=True)
+        catalogue = pd.concat([c for _, c in parts], ignore_index=True).drop_duplicates("unique_id")
+        fresh = catalogue[~catalogue["unique_id"].isin(set().union(*(s.catalogued for s in owned)))]
+        try:
+            self.lake.upsert("telemetry", telemetry)
+            if len(fresh):
+                self.lake.upsert("catalogue", fresh)
+        except Exception as exc:  # retried at the next write; the checkpoint keeps the minutes pending
+            log.warning(
+                "stream: log aggregates not written (%s: %s); retried in %gs",
+                type(exc).__name__,
+                exc,
+                self.config.lake_seconds,
+            )
+            return 0
+        for state in owned:
+            state.logs.mark_written()
+            state.catalogued.update(fresh["unique_id"].astype(str))
+        return len(telemetry)
 
     def _observe_lag(self) -> None:
         now = self.clock()

@@ -49,3 +49,13 @@ def foresight_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FORESIGHT_HOME", str(home))
     monkeypatch.chdir(tmp_path)
     return home
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory):
+    """One memory-storage tansu broker for the session (support.kafka); tests use their own
+    topics and groups. Skips (fails in CI) without the binary."""
+    from support.kafka import tansu_broker
+
+    with tansu_broker(tmp_path_factory.mktemp("tansu-session") / "tansu.log") as running:
+        yield running

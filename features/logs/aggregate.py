@@ -1,9 +1,10 @@
 """Per service and minute log aggregates, as telemetry rows in the lake's one table shape.
 
 A :class:`LogAggregator` counts log lines as they stream in (event time: the line's own
-timestamp, floored to the minute) and hands out the minutes that changed since the last call
-(:meth:`LogAggregator.take_changed`) as long telemetry (``unique_id, ds, y``) with their catalogue
-rows. Each row carries the minute's *full* count, not an increment, so writing it twice (or again
+timestamp, floored to the minute) and hands out the minutes that changed since they were last
+written (:meth:`LogAggregator.changed_rows`, then :meth:`LogAggregator.mark_written` once the
+write succeeded) as long telemetry (``unique_id, ds, y``) with their catalogue rows. The set of
+changed minutes is part of the state, so a checkpoint taken before a write still holds them. Each row carries the minute's *full* count, not an increment, so writing it twice (or again
 after a late line) with an upsert on ``(unique_id, ds)`` is harmless: the lake ends with one row
 per series and minute whatever was replayed.
 
@@ -111,7 +112,7 @@ class LogAggregator:
     def _forget_old(self) -> None:
         assert self._newest is not None
         horizon = self._newest - self.retain_minutes
-        # A changed minute stays until take_changed hands it out, however far event time jumped.
+        # A changed minute stays until it is written, however far event time jumped.
         for key in [k for k in self._minutes if k[1] < horizon and k not in self._changed]:
             del self._minutes[key]
 
@@ -121,12 +122,13 @@ class LogAggregator:
 
     @property
     def pending(self) -> int:
-        """Minutes changed since the last :meth:`take_changed`."""
+        """Minutes changed since they were last written."""
         return len(self._changed)
 
-    def take_changed(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Telemetry rows (full counts) of every minute changed since the last call, and the
-        catalogue rows of their series; afterwards nothing is pending."""
+    def changed_rows(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Telemetry rows (full counts) of every minute changed since :meth:`mark_written`, and
+        the catalogue rows of their series. Nothing is cleared: call :meth:`mark_written` once
+        they are stored."""
         rows: list[tuple[str, int, float]] = []
         catalogue: dict[str, dict[str, str]] = {}
         for service, minute in sorted(self._changed):
@@ -147,9 +149,6 @@ class LogAggregator:
                     catalogue[uid] = catalogue_row(
                         uid, SOURCE, metric, service, f"{service}/{RESOURCE_SUFFIX}", unit, {}
                     )
-        self._changed.clear()
-        if self._newest is not None:
-            self._forget_old()
         telemetry = pd.DataFrame(
             {
                 "unique_id": pd.Series([r[0] for r in rows], dtype="string"),
@@ -161,6 +160,18 @@ class LogAggregator:
         )
         cat = pd.DataFrame(list(catalogue.values()), columns=list(CATALOGUE_COLUMNS)).astype("string")
         return telemetry, cat
+
+    def mark_written(self) -> None:
+        """The rows :meth:`changed_rows` gave are stored: nothing is pending any more."""
+        self._changed.clear()
+        if self._newest is not None:
+            self._forget_old()
+
+    def take_changed(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`changed_rows`, marked written at once (for callers whose write cannot fail)."""
+        rows = self.changed_rows()
+        self.mark_written()
+        return rows
 
     # -- state ------------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

@@ -127,9 +127,10 @@ def bench_stream_latency(
     first, last = f.lag_thirds()
     lags = [s.consumer_lag for s in f.lag]
     console.print(
-        f"consumer lag in the live phase: max {max(lags, default=0):,.0f} messages, mean {first:,.0f} in the first "
-        f"third and {last:,.0f} in the last, trend {f.lag_slope:+.1f} messages/s; processing lag max "
-        f"{max((s.processing_lag for s in f.lag), default=0):.2f} s"
+        f"consumer lag in the live phase (sampled each second): max {max(lags, default=0):,.0f} messages, "
+        f"mean {first:,.0f} in the first third and {last:,.0f} in the last, trend {f.lag_slope:+.1f} "
+        f"messages/s; processing lag max {f.processing_lag_max():.2f} s; every sample taken "
+        f"{f.drain_seconds:.2f} s after the last was sent"
     )
-    keeps_up = bool(lags) and last <= max(first * 1.5, f.series / f.step)
+    keeps_up = bool(lags) and last <= max(first * 1.5, f.series / f.step) and f.drain_seconds < f.step
     console.print("keeps up: " + ("yes (lag not growing)" if keeps_up else "NO (lag growing)"))

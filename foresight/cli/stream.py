@@ -97,6 +97,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
         dead_letter_topic=cfg.dead_letter_topic,
         checkpoint_seconds=cfg.checkpoint_seconds,
         checkpoint_messages=cfg.checkpoint_messages,
+        lake_seconds=cfg.lake_seconds,
         max_future_seconds=cfg.max_future_seconds,
         retain_minutes=cfg.retain_minutes,
         model_version=version,
