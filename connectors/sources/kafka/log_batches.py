@@ -116,7 +116,7 @@ def _fast_batch(value: bytes | None, limit_us: float) -> list[LogLine] | None:
     if type(resource) is not str:
         return None
     limit = limit_us / 1e6
-    out = []
+    out: list[LogLine] = []
     append = out.append
     for line in lines:
         if type(line) is not dict or len(line) != 3:  # ts, level, message only: anything else, the slow path
