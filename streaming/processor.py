@@ -31,13 +31,14 @@ import pandas as pd
 
 from connectors.sinks.checkpoint_store import Checkpoint, CheckpointStore
 from connectors.sinks.pagerduty_outbox import Outbox
+from connectors.sources.kafka.log_batches import decode_timed_logs
 from connectors.sources.kafka.stream_consumer import StreamConsumer, StreamProducer, StreamRecord
-from connectors.sources.kafka.stream_messages import TimedMetric, decode_timed_log, decode_timed_metric
-from features.logs.aggregate import normalise_level
+from connectors.sources.kafka.stream_messages import TimedMetric, decode_timed_metric
 from foresight.lake import Lake
 from foresight.quarantine import write_rejected
 from streaming.incident_outputs import publish
 from streaming.keyed_scoring import IncidentEvent, KeyScorer, Sample
+from streaming.log_counting import count_lines, export
 from streaming.metrics import StreamMetrics
 from streaming.partition_state import MinerFactory, PartitionState
 
@@ -220,21 +221,11 @@ class StreamProcessor:
             self.metrics.open_incidents.labels(partition=str(state.partition)).set(state.open_incidents())
 
     def _log(self, state: PartitionState, record: StreamRecord, now_us: int) -> None:
-        timed = decode_timed_log(record.value, now_us=now_us, max_future_s=self.config.max_future_seconds)
-        if isinstance(timed, str):
-            return self._reject(record, timed)
-        line = timed.record
-        match = state.miner.add(line.message)
-        counted = state.logs.add(
-            line.service, timed.ts_seconds, line.level, match.template_id, is_new=match.is_new
-        )
-        self.metrics.messages.labels(topic=record.topic, outcome="counted" if counted else "late").inc()
-        self.metrics.log_lines.labels(service=line.service, level=normalise_level(line.level)).inc()
-        if match.is_new:
-            self.metrics.new_templates.labels(service=line.service).inc()
-        minute = state.logs.current(line.service)
-        if minute is not None:
-            self.metrics.error_ratio.labels(service=line.service).set(minute.error_ratio())
+        # one line or a batch of them (connectors.sources.kafka.log_batches): all counted, or rejected whole
+        lines = decode_timed_logs(record.value, now_us=now_us, max_future_s=self.config.max_future_seconds)
+        if isinstance(lines, str):
+            return self._reject(record, lines)
+        export(self.metrics, record.topic, count_lines(state.miner, state.logs, lines), state.logs)
 
     def _reject(self, record: StreamRecord, reason: str) -> None:
         """A poison message: to the dead-letter topic now, to the quarantine at the next checkpoint."""

@@ -19,6 +19,13 @@ Numeric ``ts`` below 1e11 is read as epoch seconds, anything larger as epoch mil
      "level": "ERROR", "message": "upstream timeout calling payments after 2000ms",
      "template_id": "3f2a9c1b"}                                                    # optional
 
+**Batched log records** (the stream processor only, :mod:`connectors.sources.kafka.log_batches`): one
+message carrying many lines, as log shippers batch them::
+
+    {"service": "cart", "resource": "i-0abc",                  # defaults of every line
+     "lines": [{"ts": 1763633100.123, "level": "INFO", "message": "GET /api/items/7 200 in 3 ms"},
+               {"ts": "2026-11-20T10:05:00.2Z", "level": "ERROR", "message": "...", "service": "payments"}]}
+
 What is decided where. A message that cannot become a row at all is a :class:`Reject` with a
 stable reason (see :class:`RejectReason`): empty value, bytes that are not UTF-8, malformed
 JSON, a value that is not an object, a missing field, a field of the wrong JSON type, text that
@@ -197,17 +204,22 @@ def decode_metric(value: bytes | None) -> MetricSample | str:
 def decode_log(value: bytes | None) -> LogRecord | str:
     """A log message as a :class:`LogRecord`, or the reason it cannot be one."""
     try:
-        obj = _json_object(value)
-        return LogRecord(
-            ts=_raw_ts(obj),
-            service=_text(obj, "service"),
-            resource=_optional_text(obj, "resource") or "",
-            level=_text(obj, "level"),
-            message=_text(obj, "message"),
-            template_id=_optional_text(obj, "template_id") or "",
-        )
+        return log_record(_json_object(value))
     except _Invalid as bad:
         return bad.reason
+
+
+def log_record(obj: Mapping[str, Any]) -> LogRecord:
+    """A decoded log object as a :class:`LogRecord`; raises :class:`_Invalid` with the reason.
+    (Batched log messages, :mod:`connectors.sources.kafka.log_batches`, reuse it per line.)"""
+    return LogRecord(
+        ts=_raw_ts(obj),
+        service=_text(obj, "service"),
+        resource=_optional_text(obj, "resource") or "",
+        level=_text(obj, "level"),
+        message=_text(obj, "message"),
+        template_id=_optional_text(obj, "template_id") or "",
+    )
 
 
 def _json_object(value: bytes | None) -> dict[str, Any]:

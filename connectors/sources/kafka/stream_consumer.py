@@ -100,7 +100,14 @@ class StreamConsumer:
         from kafka.coordinator.assignors.range import RangePartitionAssignor  # lazy: kafka-python is optional
 
         self.options, self.source = options, source
-        config = {**consumer_config(options), "partition_assignment_strategy": [RangePartitionAssignor]}
+        # check_crcs off, as librdkafka's default: kafka-python computes CRC-32C in pure Python
+        # (without the optional crc32c wheel), which cost more than everything else per record
+        # (docs/stream.md, `foresight bench stream`); TCP and the broker still check the data.
+        config = {
+            **consumer_config(options),
+            "partition_assignment_strategy": [RangePartitionAssignor],
+            "check_crcs": False,
+        }
         try:
             self._consumer = kafka.KafkaConsumer(**config)
             self._consumer.subscribe(options.topics, listener=_listener_class()(self._consumer, hooks))
