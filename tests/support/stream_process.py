@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from kafka import KafkaProducer
 
 from connectors.sinks.checkpoint_store import Checkpoint, CheckpointStore
 from support.kafka import create_topics
@@ -26,8 +27,6 @@ REPO = Path(__file__).resolve().parents[2]
 def produce(bootstrap: str, messages: Sequence[Message | tuple[str, int, bytes]]) -> None:
     """Send scenario messages (keyed, to their partition) or raw ``(topic, partition, value)``;
     wait until every one is acknowledged."""
-    from kafka import KafkaProducer
-
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
         futures = []
