@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -158,6 +159,11 @@ class StreamConsumer:
                 out[(tp.topic, tp.partition)] = max(int(end) - int(self._consumer.position(tp) or 0), 0)
         return out
 
+    def reachable(self) -> bool:
+        """Whether a bootstrap server accepts connections now (kafka-python retries on its own and
+        logs every attempt; this is the one yes/no the processor reports)."""
+        return any_reachable(self.options.bootstrap_servers)
+
     def close(self) -> None:
         """Leave the group: the revoke hook checkpoints what this member owns first."""
         self._consumer.close(autocommit=False)
@@ -208,6 +214,18 @@ class StreamProducer:
 
     def close(self) -> None:
         self._producer.close(timeout=self.options.request_timeout)
+
+
+def any_reachable(servers: Sequence[str], timeout: float = 1.0) -> bool:
+    """True when a TCP connection to one of ``servers`` (``host:port``) opens within ``timeout``."""
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def topic_options(
