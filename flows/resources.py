@@ -42,7 +42,8 @@ def open_lake(settings: Settings) -> Lake:
 def open_registry(settings: Settings) -> ModelRegistry:
     """The MLflow registry, its requests bounded by ``settings.mlflow``'s timeout and retries;
     models registered under earlier module paths load too (:mod:`models.legacy_paths`)."""
-    from foresight.model_registry import MlflowHttpBudget, ModelRegistry
+    from foresight.mlflow_http import MlflowHttpBudget
+    from foresight.model_registry import ModelRegistry
     from models.legacy_paths import install
 
     install()
