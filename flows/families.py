@@ -298,7 +298,8 @@ class FailureFamily:
 
     def prepare(self, data: TrainingData, settings: Settings) -> FailureInputs:
         """Windowed service features, labels from the incident history."""
-        from features.windows import failure_labels, service_features
+        from features.failure_labels import failure_labels
+        from features.windows import service_features
 
         features = service_features(data.telemetry, data.catalogue, data.logs)
         labels = failure_labels(features, data.incidents,

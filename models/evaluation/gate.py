@@ -100,7 +100,7 @@ def evaluate_failure_predictor(
 
     For each origin (:func:`failure_origins`: the first after ``cfg.train_fraction`` of the
     span, ``n_origins`` or ``cfg.failure_origins`` in all) a clone is fitted on the rows before
-    the cut with labels as known at the cut (:func:`features.windows.failure_labels` with
+    the cut with labels as known at the cut (:func:`features.failure_labels.failure_labels` with
     ``as_of``; false positives are no incidents), picks its operating threshold from that
     training data alone (:func:`operating_threshold`), and its alarms over the next block are
     matched to the incidents starting there. ``metrics`` holds every split's ``split<k>_*``
@@ -112,7 +112,7 @@ def evaluate_failure_predictor(
     A model that cannot be trained at an origin (no incident before it yet) raises nothing in
     that block: it scores what deploying it then would have scored.
     """
-    from features.windows import confirmed_incidents, failure_labels
+    from features.failure_labels import confirmed_incidents, failure_labels
     from models.evaluation.events import episodes_frame, evaluate_alarms
     from models.failure.base import LabelError, sampling_step
 

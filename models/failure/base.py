@@ -1,7 +1,7 @@
 """Failure predictors: the risk that an incident of a service starts within the horizon.
 
 Inputs are feature frames from :func:`features.windows.service_features` (``service, ds`` +
-numeric features) and labels from :func:`features.windows.failure_labels` (1 / 0, and -1 for
+numeric features) and labels from :func:`features.failure_labels.failure_labels` (1 / 0, and -1 for
 rows during an incident or its far lead-up, which ``fit`` drops). ``predict`` returns
 ``service, ds, risk`` with ``risk`` a probability in [0, 1], never a 0/1 label; ``score``
 evaluates risk alarms event-wise (:mod:`models.evaluation.events`) and by AUC.
@@ -95,7 +95,7 @@ class FailurePredictor(Model):
         incidents starting within ``X``'s time span count. ``auc`` is NaN when the labelled rows
         hold a single class.
         """
-        from features.windows import confirmed_incidents, failure_labels
+        from features.failure_labels import confirmed_incidents, failure_labels
 
         if threshold is None:
             threshold = 0.5 if self.threshold_ is None else self.threshold_
