@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from models.anomaly.base import DETECTORS
+from models.anomaly.daily_cycle import daily_season, infer_step, phases
+from models.anomaly.streaming import StreamingState
 from models.evaluation.nab_scoring import (
     FileSweep,
     Profile,
@@ -82,8 +84,6 @@ def stream_scores(frames: list[pd.DataFrame], make_state: StateFactory | None = 
     one state holds every file as its own series and is fed one row of each per step (each
     file's step and daily season are inferred from its first rows), so each file is still
     scored causally, row by row."""
-    from models.anomaly.streaming import StreamingState, daily_season, infer_step, phases
-
     steps = [infer_step(f["timestamp"].iloc[:50]) for f in frames]
     season = np.array([daily_season(step) for step in steps])
     state = (make_state or (lambda s: StreamingState(len(s), s)))(season)
