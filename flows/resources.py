@@ -10,7 +10,8 @@ from connectors.sinks.pagerduty_outbox import Outbox
 from connectors.sources.base import SOURCES
 from foresight.errors import ConfigError, DependencyUnavailableError, ForesightError, NotReadyError
 from foresight.lake import Lake
-from foresight.model_registry import MlflowHttpBudget, ModelRegistry
+from foresight.mlflow_http import MlflowHttpBudget
+from foresight.model_registry import ModelRegistry
 from foresight.plugins import UnknownPluginError, settings_problems
 from foresight.redact import redact_url
 from foresight.settings import Settings, SettingsProblem, load_settings

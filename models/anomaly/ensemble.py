@@ -4,7 +4,7 @@ the latter at two time scales.
 Every member turns a step into a surprise in nats, ``-ln p`` of a calibrated tail probability on
 the series' own past, so they are on one scale and combine without weights: the step's surprise
 is the largest less ``ln k`` for ``k`` members (a Bonferroni correction for looking ``k`` times),
-then one high score per episode (:func:`models.anomaly.streaming.suppress_repeats`), score
+then one high score per episode (:func:`models.anomaly.repeats.suppress_repeats`), score
 ``1 - p``. The members:
 
 - the one-step forecaster (:class:`models.anomaly.streaming.StreamingState`);
@@ -40,9 +40,10 @@ from pydantic import Field, create_model
 from foresight.plugins import dataclass_fields
 from models.anomaly.base import DETECTORS
 from models.anomaly.knn import BlockKnnState, KnnParams, KnnState
+from models.anomaly.repeats import reported_scores
 from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, prefixed, without
 from models.anomaly.state_replay import StateReplayDetector
-from models.anomaly.streaming import StreamingParams, StreamingState, reported_scores
+from models.anomaly.streaming import StreamingParams, StreamingState
 
 COARSE_BLOCK = 8  # steps per block mean of the coarse member (see the module docstring)
 

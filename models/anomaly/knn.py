@@ -15,7 +15,7 @@ among the nonconformities of the series' own last ``calibration`` steps,
 out of resolution, so there the tail is modelled as exponential with the mean excess of those
 ``tail`` values (peaks over threshold) and ``p`` keeps falling. The surprise is ``-ln p`` nats
 and the score ``1 - p``; repeats within an episode are suppressed exactly as in the streaming
-detector (:func:`models.anomaly.streaming.suppress_repeats`), so one anomaly gives one high
+detector (:func:`models.anomaly.repeats.suppress_repeats`), so one anomaly gives one high
 score. Because ranking is scale-free, no normalisation of the values is needed.
 
 The calibration is long (4000 steps) on purpose: a conformal p-value of ``1 / C`` happens once
@@ -46,9 +46,10 @@ from pydantic import create_model
 
 from foresight.plugins import dataclass_fields
 from models.anomaly.base import DETECTORS, AnomalyDetector
+from models.anomaly.daily_cycle import daily_season
 from models.anomaly.grid import to_grid
+from models.anomaly.repeats import suppress_repeats
 from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, reject_unknown, without
-from models.anomaly.streaming import daily_season, suppress_repeats
 
 _BLOCK_ELEMENTS = 1 << 16  # elements per temporary of a block of series (float64: 512 KiB, stays in cache)
 

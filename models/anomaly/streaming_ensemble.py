@@ -5,7 +5,7 @@ over the past day; combined on one surprise scale, then one high score per episo
 Every member turns a step into a surprise in nats, ``-ln p`` of a tail probability calibrated on
 the series' own past, so they combine without weights: the step's surprise is the largest less
 ``ln k`` for ``k`` members (a Bonferroni correction), repeats are suppressed causally
-(:func:`models.anomaly.streaming.suppress_repeats`) and the score is ``1 - exp(-surprise)`` in
+(:func:`models.anomaly.repeats.suppress_repeats`) and the score is ``1 - exp(-surprise)`` in
 [0, 1]: one threshold means the same tail probability on every series. The members:
 
 - the forecaster with value novelty (:class:`models.anomaly.streaming.StreamingState`): spikes,
@@ -33,11 +33,12 @@ from pydantic import Field, create_model
 from foresight.plugins import dataclass_fields
 from models.anomaly.base import DETECTORS
 from models.anomaly.knn import KnnParams
+from models.anomaly.repeats import reported_scores
 from models.anomaly.robust_z_stream import DayRobustZState, RobustZParams
 from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, prefixed, without
 from models.anomaly.staggered_block_knn import StaggeredBlockKnnState, stable_origins
 from models.anomaly.state_replay import StateReplayDetector
-from models.anomaly.streaming import StreamingParams, StreamingState, reported_scores
+from models.anomaly.streaming import StreamingParams, StreamingState
 
 COARSE_BLOCK = 8  # steps per block mean of the nearest-neighbour member
 COARSE_HISTORY = 500  # reference windows (of block means) searched; chosen leave-one-category-out on NAB

@@ -36,7 +36,8 @@ from pydantic import (
 )
 
 from connectors.sources.base import SOURCES, SourceBatch, Window
-from connectors.sources.kafka.messages import KafkaMessage, Reject, commit_offsets, decode_batch
+from connectors.sources.kafka.batches import decode_batch
+from connectors.sources.kafka.messages import KafkaMessage, Reject, commit_offsets
 
 log = logging.getLogger(__name__)
 
