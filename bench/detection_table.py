@@ -9,7 +9,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bench.detection import FORESIGHT, NAB, SYSTEMS, DetectionRun
+from bench.detection import FORESIGHT, SYSTEMS, DetectionRun
+from bench.detection_corpora import NAB
 
 HEADERS = {FORESIGHT: "Foresight", "robust_z": "robust z", "robust_z_nms": "robust z + NMS"}
 

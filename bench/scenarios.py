@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from bench.datasets.nezha import NezhaDay
-from bench.detection import INCIDENTS, Corpus
+from bench.detection_corpora import INCIDENTS, Corpus
 from bench.incidents import IncidentFigures, run_days
 from models.incidents.fault_types import COARSE_CATEGORY
 from models.incidents.settings import StreamSettings

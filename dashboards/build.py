@@ -5,7 +5,9 @@ Dashboards (each module holds its queries and panels):
 - :mod:`dashboards.capacity` -> ``foresight-capacity.json``: actuals from Prometheus against
   forecast bands from the forecast store, capacity runway, rightsizing and savings;
 - :mod:`dashboards.incidents` -> ``foresight-incidents.json``: open incidents, failure risk and
-  evidence series from the detect flow's Pushgateway metrics, incident annotations.
+  evidence series from the detect flow's Pushgateway metrics, incident annotations;
+- :mod:`dashboards.realtime` -> ``foresight-realtime.json``: the stream processor's own metrics
+  (lines/s, templates, error ratio, anomaly scores, incidents, lags), refreshed every 5 s.
 
 :mod:`dashboards.provisioning` -> ``provisioning/datasources/foresight.yaml`` and
 ``provisioning/dashboards/foresight.yaml``. :mod:`dashboards.queries` expands every SQL and
@@ -22,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dashboards import capacity, incidents
+from dashboards import capacity, incidents, realtime
 from dashboards.provisioning import provisioning_files
 from dashboards.queries import expand_sql, sql_queries
 from dashboards.targets import POSTGRES_TYPE
@@ -35,6 +37,7 @@ PROVISIONING = FOLDER / "provisioning"
 DASHBOARDS: dict[str, Callable[[], dict[str, Any]]] = {
     capacity.FILENAME: capacity.build,
     incidents.FILENAME: incidents.build,
+    realtime.FILENAME: realtime.build,
 }
 
 DATASOURCE_TYPE = POSTGRES_TYPE

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import pandas as pd
 
 from connectors.labels.nab_corpus import read_corpus, read_profiles
-from features.windows import failure_labels, service_features
+from features.failure_labels import failure_labels
+from features.windows import service_features
 from flows.resources import known_call_graph
 from foresight import plots
 from foresight.model_registry import PAGE_BUDGET_ARTIFACT

@@ -7,11 +7,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from connectors.sinks.forecast_store import ForecastStore, engine_options
 from connectors.sinks.pagerduty_outbox import Outbox
+from connectors.sources.base import SOURCES
 from foresight.errors import ConfigError, DependencyUnavailableError, ForesightError, NotReadyError
 from foresight.lake import Lake
-from foresight.model_registry import MlflowHttpBudget, ModelRegistry
+from foresight.mlflow_http import MlflowHttpBudget
+from foresight.model_registry import ModelRegistry
+from foresight.plugins import UnknownPluginError, settings_problems
 from foresight.redact import redact_url
 from foresight.settings import Settings, SettingsProblem, load_settings
+from models.forecasting.base import FORECASTERS
 from models.incidents.settings import detect_config_problems
 from models.legacy_paths import install as install_legacy_paths
 from simulator import CALL_GRAPH
@@ -30,10 +34,21 @@ def settings_for_run(config_file: str | None) -> Settings:
 
 
 def plugin_problems(settings: Settings) -> list[SettingsProblem]:
-    """The detect section's detector, its parameters and the stream settings, checked against the
-    plug-ins (which core's settings cannot see): a typo fails every flow at start-up, as a bad key
-    anywhere in the settings does, naming the key and the choices."""
-    return [(("detect", *key), problem) for key, problem in detect_config_problems(settings.detect)]
+    """The plug-ins the settings name, checked against their registries' typed settings (which
+    core's settings cannot see): each source's ``kind`` and ``options``, the forecast candidates,
+    the detect section's detector, its parameters and the stream settings. A typo, a wrong type or
+    an out-of-range value fails every flow at start-up, as a bad key anywhere in the settings
+    does, naming the key (and for an unknown one the choices)."""
+    problems: list[SettingsProblem] = []
+    for i, source in enumerate(settings.sources):
+        problems += settings_problems(SOURCES, source.kind, source.options,
+                                      name_key=("sources", i, "kind"), settings_key=("sources", i, "options"))
+    for i, model in enumerate(settings.forecast.models):
+        try:
+            FORECASTERS.get(model)
+        except UnknownPluginError as exc:
+            problems.append((("forecast", "models", i), str(exc)))
+    return problems + [(("detect", *key), problem) for key, problem in detect_config_problems(settings.detect)]
 
 
 def open_lake(settings: Settings) -> Lake:

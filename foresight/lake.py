@@ -96,11 +96,7 @@ class Lake:
     def __init__(self, url: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                  lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
         url = str(url)
-        if "://" in url:
-            self.fs, root = pafs.FileSystem.from_uri(url)
-        else:
-            self.fs, root = pafs.LocalFileSystem(), str(Path(url).resolve())
-        self.root = root.rstrip("/")
+        self.fs, self.root = filesystem_at(url)
         self.url = url
         self._atomic_rename = self.fs.type_name == "local"
         self._locks = locks_for(self.fs.type_name, self.root, url, timeout=lock_timeout, lease_ttl=lease_ttl)
@@ -254,6 +250,17 @@ class Lake:
         if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
             return None
         return pq.read_table(path, columns=columns, filesystem=self.fs).to_pandas()
+
+
+def filesystem_at(url: str | Path) -> tuple[pafs.FileSystem, str]:
+    """The file system a lake or checkpoint URL names (``s3://...``, ``file://...`` or a local path)
+    and the root path within it, without a trailing slash."""
+    url = str(url)
+    if "://" in url:
+        fs, root = pafs.FileSystem.from_uri(url)
+    else:
+        fs, root = pafs.LocalFileSystem(), str(Path(url).resolve())
+    return fs, root.rstrip("/")
 
 
 def to_arrow(df: pd.DataFrame) -> pa.Table:

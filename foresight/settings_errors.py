@@ -80,6 +80,23 @@ def explain_problems(problems: Sequence[tuple[Sequence[str | int], str]], origin
     return InvalidSettingsError(list(dict.fromkeys(f"{origins.of(loc)}: {dotted(loc)}: {what}" for loc, what in problems)))
 
 
+def problems_of(error: ValidationError, model: type[BaseModel], *, unknown: str = "unknown key",
+                choices: bool = False) -> list[tuple[tuple[str | int, ...], str]]:
+    """pydantic's problems with ``model`` as ``(key path, what is wrong)`` in this module's wording;
+    an unknown key reads ``unknown`` (with the nearest valid key) and, with ``choices``, lists the
+    valid ones: how a plug-in's settings report (:meth:`foresight.plugins.Registry.settings_for`)."""
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = _field_loc(item["loc"], model)
+        what = _problem(item, loc, model)
+        if item["type"] == "extra_forbidden":
+            what = what.replace("unknown key", unknown, 1)
+            known = _keys_at(model, loc[:-1])
+            what += f"; choose from: {', '.join(known) or '(none)'}" if choices else ""
+        problems.append((loc, what))
+    return list(dict.fromkeys(problems))
+
+
 def dotted(loc: Sequence[str | int]) -> str:
     """``('sources', 0, 'kind')`` -> ``sources[0].kind``."""
     text = ""

@@ -22,7 +22,7 @@ class Model(ABC):  # noqa: B024 - abstract families below declare the abstract s
     family: ClassVar[str] = "model"
     name: ClassVar[str] = "model"
     # Distributions a fitted model needs when it is served, beyond the ones every Foresight model
-    # needs (foresight.model_registry.SERVING_DISTRIBUTIONS): pinned in its logged requirements.
+    # needs (foresight.mlflow_runs.SERVING_DISTRIBUTIONS): pinned in its logged requirements.
     pip_extras: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:

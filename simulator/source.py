@@ -7,9 +7,12 @@ depends on the window asked for; a source instance keeps the last span it genera
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connectors.sources.base import SOURCES, SourceBatch, Window
 from foresight.schemas import CATALOGUE_COLUMNS, INCIDENT_COLUMNS, UTC_DTYPE
@@ -24,9 +27,37 @@ from simulator.timegrid import TimeGrid, build_grid, resolve_end
 INCIDENT_EXTRA_COLUMNS: tuple[str, ...] = ("resource_id", "description", "precursor_start")
 
 
+class SimulatorOptions(BaseModel):
+    """Options of a ``simulator`` source (``SourceConfig.options``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 7
+    days: int = Field(default=21, ge=1)  # days of telemetry generated
+    step_minutes: int = Field(default=5, ge=1)  # sampling step; must divide a day
+    end: str | datetime | None = None  # the span's exclusive end (UTC); None: today's UTC midnight
+    services_instances: int = Field(default=2, ge=1)  # instances per service
+
+    @field_validator("step_minutes")
+    @classmethod
+    def _divides_a_day(cls, value: int) -> int:
+        if (24 * 60) % value:
+            raise ValueError(f"step_minutes must divide a day evenly, got {value}")
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _a_time(cls, value: str | datetime | None) -> str | datetime | None:
+        if value is not None:
+            resolve_end(value)
+        return value
+
+
 @SOURCES.register("simulator")
 class SimulatorSource:
     """A deterministic simulated web-shop fleet: same parameters and end, same frames."""
+
+    Settings: ClassVar[type[BaseModel]] = SimulatorOptions  # its options, checked when the settings load
 
     def __init__(
         self,
@@ -37,15 +68,11 @@ class SimulatorSource:
         end: str | pd.Timestamp | None = None,
         services_instances: int = 2,
     ) -> None:
-        problems = []
-        if days < 1:
-            problems.append(f"days must be at least 1, got {days}")
-        if step_minutes < 1 or (24 * 60) % step_minutes:
-            problems.append(f"step_minutes must divide a day evenly, got {step_minutes}")
-        if services_instances < 1:
-            problems.append(f"services_instances must be at least 1, got {services_instances}")
-        if problems:
-            raise ValueError(f"simulator {name!r}: " + "; ".join(problems))
+        try:
+            SimulatorOptions(seed=seed, days=days, step_minutes=step_minutes, services_instances=services_instances)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)]
+            raise ValueError(f"simulator {name!r}: " + "; ".join(problems)) from None
         self.name = name
         self.seed = int(seed)
         self.days = int(days)

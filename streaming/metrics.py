@@ -73,3 +73,6 @@ class StreamMetrics:
         self.owned_partitions = Gauge(
             f"{PREFIX}_owned_partitions", "Partitions this processor owns", registry=registry
         )
+        self.broker_reachable = Gauge(
+            f"{PREFIX}_broker_reachable", "1 while a bootstrap server accepts connections", registry=registry
+        )

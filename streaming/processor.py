@@ -31,13 +31,14 @@ import pandas as pd
 
 from connectors.sinks.checkpoint_store import Checkpoint, CheckpointStore
 from connectors.sinks.pagerduty_outbox import Outbox
+from connectors.sources.kafka.log_batches import decode_timed_logs
 from connectors.sources.kafka.stream_consumer import StreamConsumer, StreamProducer, StreamRecord
-from connectors.sources.kafka.stream_messages import TimedMetric, decode_timed_log, decode_timed_metric
-from features.logs.aggregate import normalise_level
+from connectors.sources.kafka.stream_messages import TimedMetric, decode_timed_metric
 from foresight.lake import Lake
 from foresight.quarantine import write_rejected
 from streaming.incident_outputs import publish
 from streaming.keyed_scoring import IncidentEvent, KeyScorer, Sample
+from streaming.log_counting import count_lines, export
 from streaming.metrics import StreamMetrics
 from streaming.partition_state import MinerFactory, PartitionState
 
@@ -62,6 +63,7 @@ class ProcessorConfig:
     retain_minutes: int = 10
     poll_ms: int = 200
     max_records: int = 500  # per poll: the lock a rebalance waits for is held this long at most
+    broker_probe_seconds: float = 5.0  # idle this long: check the brokers still answer
     source: str = "stream"
     model_version: str = "unregistered"
 
@@ -99,7 +101,8 @@ class StreamProcessor:
         self._lock = threading.RLock()
         self._pending = _Pending()
         self._since_checkpoint = 0
-        self._last_checkpoint = self._last_lake_write = clock()
+        self._last_checkpoint = self._last_lake_write = self._last_probe = clock()
+        self._broker_down_since: float | None = None
         self.consumer = consumer_factory(self)
 
     # -- rebalance hooks (consumer IO thread) ------------------------------------------------------
@@ -163,7 +166,8 @@ class StreamProcessor:
                         self.write_aggregates()
                     if self._checkpoint_due():
                         offsets.update(self.checkpoint(set(self.states)))
-                if offsets:
+                self._watch_broker(bool(records), probe_now=bool(offsets))
+                if offsets and self._broker_down_since is None:  # a commit would block until it times out
                     self.consumer.commit(offsets)
                 self._observe_lag()
             with self._lock:
@@ -220,21 +224,11 @@ class StreamProcessor:
             self.metrics.open_incidents.labels(partition=str(state.partition)).set(state.open_incidents())
 
     def _log(self, state: PartitionState, record: StreamRecord, now_us: int) -> None:
-        timed = decode_timed_log(record.value, now_us=now_us, max_future_s=self.config.max_future_seconds)
-        if isinstance(timed, str):
-            return self._reject(record, timed)
-        line = timed.record
-        match = state.miner.add(line.message)
-        counted = state.logs.add(
-            line.service, timed.ts_seconds, line.level, match.template_id, is_new=match.is_new
-        )
-        self.metrics.messages.labels(topic=record.topic, outcome="counted" if counted else "late").inc()
-        self.metrics.log_lines.labels(service=line.service, level=normalise_level(line.level)).inc()
-        if match.is_new:
-            self.metrics.new_templates.labels(service=line.service).inc()
-        minute = state.logs.current(line.service)
-        if minute is not None:
-            self.metrics.error_ratio.labels(service=line.service).set(minute.error_ratio())
+        # one line or a batch of them (connectors.sources.kafka.log_batches): all counted, or rejected whole
+        lines = decode_timed_logs(record.value, now_us=now_us, max_future_s=self.config.max_future_seconds)
+        if isinstance(lines, str):
+            return self._reject(record, lines)
+        export(self.metrics, record.topic, count_lines(state.miner, state.logs, lines), state.logs)
 
     def _reject(self, record: StreamRecord, reason: str) -> None:
         """A poison message: to the dead-letter topic now, to the quarantine at the next checkpoint."""
@@ -331,6 +325,36 @@ class StreamProcessor:
             state.logs.mark_written()
             state.catalogued.update(fresh["unique_id"].astype(str))
         return len(telemetry)
+
+    def _watch_broker(self, got_records: bool, *, probe_now: bool = False) -> None:
+        """Say once that the brokers stopped answering and once that they are back (the Kafka
+        client retries by itself, logging every attempt). Probed when idle: every
+        ``broker_probe_seconds``, every second while down, and before a commit (``probe_now``)."""
+        now = self.clock()
+        down = self._broker_down_since is not None
+        if got_records:
+            up = True
+        elif probe_now or now - self._last_probe >= (1.0 if down else self.config.broker_probe_seconds):
+            self._last_probe = now
+            up = self.consumer.reachable()
+        else:
+            return
+        self.metrics.broker_reachable.set(1 if up else 0)
+        if not up and not down:
+            self._broker_down_since = now
+            log.warning(
+                "stream: broker unreachable: nothing is consumed or sent until it is back; the state stays "
+                "in memory, checkpoints hold their offsets, pending outputs are retried before the next one"
+            )
+        elif up and self._broker_down_since is not None:
+            with self._lock:
+                offsets = {f"{t}/{p}": o for s in self.states.values() for (t, p), o in s.offsets.items()}
+            log.info(
+                "stream: broker reachable again after %.0fs; resuming at offsets %s",
+                now - self._broker_down_since,
+                offsets,
+            )
+            self._broker_down_since = None
 
     def _observe_lag(self) -> None:
         now = self.clock()

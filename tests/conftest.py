@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,14 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory):
 
     with tansu_broker(tmp_path_factory.mktemp("tansu-session") / "tansu.log") as running:
         yield running
+
+
+@pytest.fixture
+def stream_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``foresight stream`` processes a test starts (support.stream_process.start): killed after it."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)

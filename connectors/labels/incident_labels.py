@@ -6,7 +6,7 @@ tool) and mark the pages that were not real incidents. The file needs ``INCIDENT
 and ``precursor_start`` are optional and kept, as are any other columns. Times must carry a
 zone (``2026-04-20T18:20:00Z``) and come back as UTC; a missing ``end`` is an incident still
 open. What counts as a positive is decided downstream
-(:func:`features.windows.confirmed_incidents` drops the false positives).
+(:func:`features.failure_labels.confirmed_incidents` drops the false positives).
 """
 
 from __future__ import annotations

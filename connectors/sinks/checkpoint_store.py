@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.fs as pafs
 
+from foresight.lake import filesystem_at
+
 FORMAT = 1
 
 
@@ -50,12 +52,7 @@ class CheckpointStore:
     """Checkpoints under ``<url>/<group>/partition-<n>.ckpt`` (a local path or a URL)."""
 
     def __init__(self, url: str | Path) -> None:
-        url = str(url)
-        if "://" in url:
-            self.fs, root = pafs.FileSystem.from_uri(url)
-        else:
-            self.fs, root = pafs.LocalFileSystem(), str(Path(url).resolve())
-        self.root = root.rstrip("/")
+        self.fs, self.root = filesystem_at(url)
         self.local = self.fs.type_name == "local"
 
     def path(self, group: str, partition: int) -> str:

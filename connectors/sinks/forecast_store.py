@@ -7,155 +7,45 @@ idempotent: forecasts replace each series' rows from its first forecast ``ds`` o
 row. Rows go in bulk (``COPY`` on PostgreSQL with psycopg, upserts through a COPY-filled
 temporary table; ``executemany`` elsewhere), never one round trip per row. Timestamps are stored
 as UTC (``timestamp with time zone`` on PostgreSQL; UTC wall time on SQLite, which has no
-time zones) and read back as ``datetime64[us, UTC]``. The table shapes are documented in
-``docs/forecast-store.md``.
+time zones) and read back as ``datetime64[us, UTC]``.
+
+Beside it: :mod:`connectors.sinks.forecast_store_schema` (the tables, documented in
+``docs/forecast-store.md``, and their migration) and :mod:`connectors.sinks.forecast_store_bulk`
+(the bulk inserts and upserts per database).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-    bindparam,
-    create_engine,
-    delete,
-    func,
-    insert,
-    select,
-    text,
-)
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, Float, Table, bindparam, create_engine, delete, func, select
+from sqlalchemy.engine import make_url
 
-from foresight.errors import DependencyUnavailableError
+from connectors.sinks.forecast_store_bulk import insert_rows, upsert_rows
+from connectors.sinks.forecast_store_schema import (
+    ACTUALS_COLUMNS,
+    CAPACITY_PLAN_COLUMNS,
+    FORECAST_COLUMNS,
+    RIGHTSIZING_COLUMNS,
+    SCALING_ACTION_COLUMNS,
+    SERIES_COLUMNS,
+    actuals,
+    capacity_plan,
+    forecasts,
+    metadata,
+    rightsizing,
+    scaling_actions,
+    series,
+    widen_to_text,
+)
 from foresight.schemas import UTC_DTYPE, DuplicateSamplesError, SchemaError, require_columns
 from foresight.series_ids import unique_id_problem
 from foresight.timeutil import utc_now, utc_series
-
-# Every string column is ``text``: ids and names come from the telemetry (a Prometheus series id
-# with its extra labels runs to hundreds of characters), and a length cap turns one long id into
-# a failed write for every series. On PostgreSQL ``text`` and ``varchar(n)`` are the same type
-# underneath (same storage, same btree indexes, no speed difference); the cap was only a check.
-# What a key column can really hold is bounded by the index entry size, which the data contract
-# enforces per series (``foresight.series_ids``). SQLite ignores declared lengths anyway.
-metadata = MetaData()
-
-forecasts = Table(
-    "forecasts",
-    metadata,
-    Column("unique_id", Text, primary_key=True),
-    Column("ds", DateTime(timezone=True), primary_key=True),
-    Column("yhat", Float, nullable=False),
-    Column("yhat_lower", Float),
-    Column("yhat_upper", Float),
-    Column("level", Integer, nullable=False),
-    Column("model_name", Text, nullable=False),
-    Column("model_version", Text, nullable=False),
-    Column("run_id", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-capacity_plan = Table(
-    "capacity_plan",
-    metadata,
-    Column("unique_id", Text, primary_key=True),
-    Column("service", Text, nullable=False),
-    Column("resource_id", Text, nullable=False),
-    Column("metric", Text, nullable=False),
-    Column("threshold", Float),
-    Column("current", Float),
-    Column("peak_p50", Float),
-    Column("peak_p90", Float),
-    Column("days_to_threshold", Float),  # NULL: the forecast never reaches the threshold
-    Column("threshold_date", DateTime(timezone=True)),
-    Column("threshold_date_earliest", DateTime(timezone=True)),
-    Column("threshold_date_latest", DateTime(timezone=True)),
-    Column("capacity_needed", Float),
-    Column("model_version", Text, nullable=False),
-    Column("run_id", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-series = Table(
-    "series",
-    metadata,
-    Column("unique_id", Text, primary_key=True),
-    Column("service", Text, nullable=False),
-    Column("resource_id", Text, nullable=False),
-    Column("metric", Text, nullable=False),
-    Column("unit", Text),
-)
-
-actuals = Table(
-    "actuals",
-    metadata,
-    Column("unique_id", Text, primary_key=True),
-    Column("ds", DateTime(timezone=True), primary_key=True),
-    Column("y", Float, nullable=False),
-)
-
-rightsizing = Table(
-    "rightsizing",
-    metadata,
-    Column("service", Text, primary_key=True),
-    Column("instance_count", Integer, nullable=False),
-    Column("current_instance_type", Text, nullable=False),
-    Column("recommended_instance_type", Text),  # NULL: no allowed type is big enough
-    Column("current_monthly_cost", Float),
-    Column("recommended_monthly_cost", Float),
-    Column("monthly_savings", Float),  # current - recommended; negative: an upsize costs more
-    Column("demand_vcpu", Float),
-    Column("demand_memory_gib", Float),
-    Column("peak_upper_utilisation", Float),  # forecast upper quantile on the recommended type, %
-    Column("exceed_probability", Float),  # P(demand > recommended capacity) at the forecast peak
-    Column("current_exceed_probability", Float),  # the same on the current type: the risk of no change
-    Column("action", Text, nullable=False),  # downsize / upsize / keep / none_fits
-    Column("reason", Text, nullable=False),
-    Column("price_source", Text),
-    Column("model_version", Text, nullable=False),
-    Column("run_id", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-scaling_actions = Table(
-    "scaling_actions",
-    metadata,
-    Column("service", Text, nullable=False),
-    Column("asg_name", Text, primary_key=True),
-    Column("action_name", Text, primary_key=True),
-    Column("start_time", DateTime(timezone=True), nullable=False),
-    Column("desired_capacity", Integer, nullable=False),
-    Column("min_size", Integer, nullable=False),
-    Column("max_size", Integer, nullable=False),
-    Column("run_id", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-FORECAST_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "yhat", "yhat_lower", "yhat_upper")
-CAPACITY_PLAN_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in capacity_plan.columns if c.name not in ("model_version", "run_id", "created_at")
-)
-SERIES_COLUMNS: tuple[str, ...] = ("unique_id", "service", "resource_id", "metric", "unit")
-ACTUALS_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y")
-_PROVENANCE = ("model_version", "run_id", "created_at")
-RIGHTSIZING_COLUMNS: tuple[str, ...] = tuple(c.name for c in rightsizing.columns if c.name not in _PROVENANCE)
-SCALING_ACTION_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in scaling_actions.columns if c.name not in _PROVENANCE
-)
 
 
 @dataclass(frozen=True)
@@ -172,7 +62,9 @@ class WriteReport:
 _LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")
 
 
-def engine_options(url: str, *, connect_timeout_seconds: int = 10, statement_timeout_seconds: int = 300) -> dict[str, Any]:
+def engine_options(
+    url: str, *, connect_timeout_seconds: int = 10, statement_timeout_seconds: int = 300
+) -> dict[str, Any]:
     """``create_engine`` keyword arguments that bound every wait on the database at ``url``.
 
     PostgreSQL (psycopg): connecting gives up after ``connect_timeout_seconds`` (libpq waits
@@ -236,7 +128,7 @@ class ForecastStore:
         )
         with self.engine.begin() as conn:
             deleted = conn.execute(stmt, cut).rowcount if cut else 0
-            written = _insert(conn, forecasts, frame)
+            written = insert_rows(conn, forecasts, frame)
         return WriteReport("forecasts", written, max(int(deleted or 0), 0))
 
     def write_capacity_plan(self, df: pd.DataFrame, *, model_version: str, run_id: str) -> WriteReport:
@@ -248,7 +140,7 @@ class ForecastStore:
             frame[col] = utc_series(frame[col], f"capacity plan {col}", allow_nat=True)
         self._stamp(frame, run_id, model_version)
         with self.engine.begin() as conn:
-            written = _upsert(conn, capacity_plan, frame, keys=("unique_id",))
+            written = upsert_rows(conn, capacity_plan, frame, keys=("unique_id",))
         return WriteReport("capacity_plan", written)
 
     def write_rightsizing(self, df: pd.DataFrame, *, model_version: str, run_id: str) -> WriteReport:
@@ -259,7 +151,7 @@ class ForecastStore:
         frame["instance_count"] = _integers(frame["instance_count"], "rightsizing instance_count")
         self._stamp(frame, run_id, model_version)
         with self.engine.begin() as conn:
-            written = _upsert(conn, rightsizing, frame, keys=("service",))
+            written = upsert_rows(conn, rightsizing, frame, keys=("service",))
         return WriteReport("rightsizing", written)
 
     def write_scaling_actions(
@@ -283,7 +175,7 @@ class ForecastStore:
             if replaced:
                 gone = conn.execute(delete(scaling_actions).where(scaling_actions.c.service.in_(replaced)))
                 deleted = max(int(gone.rowcount or 0), 0)
-            written = _insert(conn, scaling_actions, frame)
+            written = insert_rows(conn, scaling_actions, frame)
         return WriteReport("scaling_actions", written, deleted)
 
     def write_series(self, catalogue: pd.DataFrame) -> WriteReport:
@@ -298,7 +190,7 @@ class ForecastStore:
         holdable = frame["unique_id"].map(lambda uid: unique_id_problem(str(uid)) is None).astype(bool)
         skipped = tuple(frame.loc[~holdable, "unique_id"].astype(str))
         with self.engine.begin() as conn:
-            written = _upsert(conn, series, frame[holdable], keys=("unique_id",))
+            written = upsert_rows(conn, series, frame[holdable], keys=("unique_id",))
         return WriteReport("series", written, skipped=skipped)
 
     def write_actuals(self, df: pd.DataFrame) -> WriteReport:
@@ -308,7 +200,7 @@ class ForecastStore:
         frame = df[list(ACTUALS_COLUMNS)].copy()
         frame["ds"] = utc_series(frame["ds"], "actuals ds")
         with self.engine.begin() as conn:
-            written = _upsert(conn, actuals, frame, keys=("unique_id", "ds"))
+            written = upsert_rows(conn, actuals, frame, keys=("unique_id", "ds"))
         return WriteReport("actuals", written)
 
     # -- reading -----------------------------------------------------------------------------
@@ -372,60 +264,6 @@ class ForecastStore:
         return frame
 
 
-# -- schema migration ----------------------------------------------------------------------------
-_MIGRATION_LOCK_TIMEOUT = "10s"  # a long dashboard query must not hold a run at start-up for long
-
-
-def widen_to_text(engine: Engine, tables: Iterable[Table]) -> list[str]:
-    """ALTER the live ``varchar(n)`` / ``char(n)`` columns that ``tables`` declare ``text`` to
-    ``text``; returns the ``table.column`` names changed (none the second time).
-
-    PostgreSQL only (SQLite does not enforce lengths). ``varchar`` to ``text`` is binary
-    compatible: no table rewrite and no index rebuild, just a brief exclusive lock, taken with
-    a lock timeout so a long-running reader makes the run fail clearly (and retry) instead of
-    hanging. Two processes migrating at once serialise on the lock; the second finds nothing to do.
-    """
-    if engine.dialect.name != "postgresql":
-        return []
-    wanted = {t.name: [c.name for c in t.columns if isinstance(c.type, Text)] for t in tables}
-    changed: list[str] = []
-    try:
-        with engine.begin() as conn:
-            narrow = _narrow_text_columns(conn, wanted)
-            if not narrow:
-                return []
-            conn.execute(text(f"SET LOCAL lock_timeout = '{_MIGRATION_LOCK_TIMEOUT}'"))
-            quote = conn.dialect.identifier_preparer.quote
-            for table, columns in narrow.items():
-                alters = ", ".join(f"ALTER COLUMN {quote(c)} TYPE text" for c in columns)
-                conn.execute(text(f"ALTER TABLE {quote(table)} {alters}"))
-                changed += [f"{table}.{c}" for c in columns]
-    except OperationalError as exc:
-        first_line = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DependencyUnavailableError(
-            f"forecast store: could not widen the id columns to text: {first_line}",
-            hint=f"another session held a lock for over {_MIGRATION_LOCK_TIMEOUT}; the next run retries",
-        ) from exc
-    return changed
-
-
-def _narrow_text_columns(conn: Connection, wanted: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The columns of ``wanted`` (table -> text columns) that are still a sized character type."""
-    rows = conn.execute(
-        text(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name IN :tables "
-            "AND data_type IN ('character varying', 'character') ORDER BY table_name, ordinal_position"
-        ).bindparams(bindparam("tables", expanding=True)),
-        {"tables": sorted(wanted)},
-    ).all()
-    narrow: dict[str, list[str]] = {}
-    for table, column in rows:
-        if column in wanted[table]:
-            narrow.setdefault(table, []).append(column)
-    return narrow
-
-
 # -- frame preparation (pure) ------------------------------------------------------------------
 def _forecast_frame(df: pd.DataFrame, model_name: str) -> pd.DataFrame:
     """Validate a forecast frame and return it with the store's columns and Python-ready types."""
@@ -459,102 +297,6 @@ def _integers(values: pd.Series, what: str) -> pd.Series:
     if numbers.isna().any() or not np.allclose(numbers, np.round(numbers)):
         raise SchemaError(f"{what}: expected whole numbers, got {values.head(3).tolist()}")
     return numbers.round().astype("int64")
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts of plain Python values (NaN/NaT -> None), built column-wise for speed."""
-    columns = {col: _python_values(frame[col]) for col in frame.columns}
-    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-
-
-def _python_values(values: pd.Series) -> list[Any]:
-    missing = values.isna().to_numpy()
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        out = list(values.dt.to_pydatetime())
-    else:
-        out = values.astype(object).tolist()
-    if missing.any():
-        out = [None if gone else v for v, gone in zip(out, missing, strict=True)]
-    return out
-
-
-def _insert(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """Bulk insert: COPY on PostgreSQL via psycopg, executemany elsewhere; inside ``conn``'s transaction."""
-    if frame.empty:
-        return 0
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        return _copy_rows(conn, table, frame)
-    rows = _records(frame)
-    conn.execute(insert(table), rows)  # executemany
-    return len(rows)
-
-
-_CSV_NULL = "\\N"  # PostgreSQL's conventional NULL marker; empty strings stay strings
-_CSV_NULL_SQL = "E'\\\\N'"
-
-
-def _copy_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """``COPY ... FROM STDIN`` of pandas-rendered CSV on the connection's own cursor (same
-    transaction). Timestamps go as naive UTC text (pandas' fast path) read under ``SET LOCAL
-    TIME ZONE 'UTC'``; missing values are ``\\N`` (so empty strings stay strings); floats keep
-    full precision."""
-    naive = frame.copy()
-    for col in frame.columns:
-        if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
-            naive[col] = frame[col].dt.tz_convert("UTC").dt.tz_localize(None)
-    payload = naive.to_csv(index=False, header=False, na_rep=_CSV_NULL)
-    target = ", ".join(f'"{c}"' for c in frame.columns)
-    conn.execute(text("SET LOCAL TIME ZONE 'UTC'"))  # ends with the transaction
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        sql = f'COPY "{table.name}" ({target}) FROM STDIN WITH (FORMAT csv, NULL {_CSV_NULL_SQL})'
-        with cursor.copy(sql) as copy:
-            copy.write(payload)
-    finally:
-        cursor.close()
-    return len(frame)
-
-
-def _upsert(conn: Connection, table: Table, frame: pd.DataFrame, *, keys: tuple[str, ...]) -> int:
-    """Insert-or-update by ``keys`` with the dialect's ON CONFLICT, else delete-then-insert."""
-    if frame.empty:
-        return 0
-    updates = [c for c in frame.columns if c not in keys]
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        return _copy_upsert(conn, table, frame, keys=keys, updates=updates)
-    rows = _records(frame)
-    if conn.dialect.name == "sqlite":
-        stmt = sqlite_insert(table)
-        excluded = {c: stmt.excluded[c] for c in updates}
-        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=excluded)
-        conn.execute(stmt, rows)
-        return len(rows)
-    key_params = [{f"b_{k}": row[k] for k in keys} for row in rows]
-    conn.execute(delete(table).where(*(table.c[k] == bindparam(f"b_{k}") for k in keys)), key_params)
-    conn.execute(insert(table), rows)
-    return len(rows)
-
-
-def _copy_upsert(
-    conn: Connection, table: Table, frame: pd.DataFrame, *, keys: tuple[str, ...], updates: list[str]
-) -> int:
-    """PostgreSQL bulk upsert: COPY into a transaction-scoped temp table, then one
-    ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``."""
-    staging = f"_stage_{table.name}"
-    conn.execute(text(f'CREATE TEMP TABLE "{staging}" (LIKE "{table.name}") ON COMMIT DROP'))
-    _copy_rows(conn, Table(staging, MetaData()), frame)
-    cols = ", ".join(f'"{c}"' for c in frame.columns)
-    conflict = ", ".join(f'"{k}"' for k in keys)
-    action = (
-        "DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updates) if updates else "DO NOTHING"
-    )
-    conn.execute(
-        text(
-            f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM "{staging}" '
-            f"ON CONFLICT ({conflict}) {action}"
-        )
-    )
-    return len(frame)
 
 
 def _where_ids(stmt: Any, table: Table, unique_id: str | Sequence[str] | None) -> Any:

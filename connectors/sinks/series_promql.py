@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Column, Engine, MetaData, Table, Text, delete, insert, select
 
-from connectors.sinks.forecast_store import widen_to_text
+from connectors.sinks.forecast_store_schema import widen_to_text
 from foresight.schemas import require_columns
 from foresight.series_ids import unique_id_problem
 

@@ -92,13 +92,14 @@ def stream_start(since: Mapping[str, pd.Timestamp] | None, stream: str, window: 
     return since.get(stream, window.start) if since else window.start
 
 
-# Source factories by kind: called with ``name=`` and the source's configured options. The
+# Source factories by kind: called with ``name=`` and the source's configured options, which each
+# declares as its ``Settings`` model (checked when the settings load: SOURCES.settings_for). The
 # built-in sources register when their modules are imported, on the registry's first read; a
 # plugin outside them registers when its own module is imported (e.g. from a config's package).
 SOURCES: Registry[Callable[..., Source]] = Registry("source", builtins=(
     "connectors.sources.cloudwatch", "connectors.sources.file", "connectors.sources.kafka",
     "connectors.sources.prometheus", "simulator",
-))
+), supplied=("name",), noun="option")
 
 
 def build_source(kind: str, name: str, options: dict[str, Any] | None = None) -> Source:

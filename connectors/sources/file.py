@@ -20,11 +20,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.sources.base import SOURCES, SourceBatch, Window
 from foresight.errors import ForesightError
@@ -41,8 +42,22 @@ class FileSourceError(ForesightError, ValueError):
     """A telemetry file that cannot be read as telemetry at all (missing, empty, no header, corrupt)."""
 
 
+class FileOptions(BaseModel):
+    """Options of a ``file`` source (``SourceConfig.options``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(min_length=1)  # the CSV or Parquet file of unique_id, ds, y rows
+    catalogue: str | None = None  # a catalogue file; None: derived from the series ids
+    unit: str = Field(default="count", min_length=1)  # unit of a derived catalogue's series
+
+
 @SOURCES.register("file")
 class FileSource:
+    """Long-format telemetry from one file (see the module docstring)."""
+
+    Settings: ClassVar[type[BaseModel]] = FileOptions  # its options, checked when the settings load
+
     def __init__(self, name: str, path: str, catalogue: str | None = None, unit: str = "count") -> None:
         self.name = name
         self.path = Path(path)

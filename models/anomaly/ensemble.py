@@ -4,7 +4,7 @@ the latter at two time scales.
 Every member turns a step into a surprise in nats, ``-ln p`` of a calibrated tail probability on
 the series' own past, so they are on one scale and combine without weights: the step's surprise
 is the largest less ``ln k`` for ``k`` members (a Bonferroni correction for looking ``k`` times),
-then one high score per episode (:func:`models.anomaly.streaming.suppress_repeats`), score
+then one high score per episode (:func:`models.anomaly.repeats.suppress_repeats`), score
 ``1 - p``. The members:
 
 - the one-step forecaster (:class:`models.anomaly.streaming.StreamingState`);
@@ -30,16 +30,20 @@ where a block ends it searches every series at once: that step is the expensive 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
+from pydantic import Field, create_model
 
-from models.anomaly.base import DETECTORS, AnomalyDetector
-from models.anomaly.grid import to_grid
+from foresight.plugins import dataclass_fields
+from models.anomaly.base import DETECTORS
 from models.anomaly.knn import BlockKnnState, KnnParams, KnnState
-from models.anomaly.streaming import StreamingParams, StreamingState, daily_season, reported_scores
+from models.anomaly.repeats import reported_scores
+from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, prefixed, without
+from models.anomaly.state_replay import StateReplayDetector
+from models.anomaly.streaming import StreamingParams, StreamingState
 
 COARSE_BLOCK = 8  # steps per block mean of the coarse member (see the module docstring)
 
@@ -83,8 +87,28 @@ class EnsembleState:
         return scores
 
 
+def ensemble_parts(params: Mapping[str, Any]) -> tuple[StreamingParams, KnnParams, int]:
+    """The streaming state's parameters, the nearest-neighbour states' (``knn_<name>``) and the
+    coarse block (``coarse_block``) from a ``streaming_knn`` detector's parameters."""
+    stream = without(params, "context_days", "coarse_block", prefixes=("knn_",))
+    return StreamingParams(**stream), KnnParams(**prefixed(params, "knn_")), int(params.get("coarse_block", COARSE_BLOCK))
+
+
+class _EnsembleRules(DetectorSettings):
+    context_days: ContextDays = CONTEXT_DAYS
+    coarse_block: int = Field(default=COARSE_BLOCK, ge=0)  # 0: no coarse member
+
+    def check_rules(self) -> None:
+        ensemble_parts(self.given())
+
+
+# ``context_days``, the streaming state's parameters, ``knn_<name>`` and ``coarse_block``.
+EnsembleSettings = create_model("EnsembleSettings", __base__=_EnsembleRules, **dataclass_fields(StreamingParams),
+                                **dataclass_fields(KnnParams, prefix="knn_"))
+
+
 @DETECTORS.register("streaming_knn")
-class EnsembleAnomalyDetector(AnomalyDetector):
+class EnsembleAnomalyDetector(StateReplayDetector):
     """:class:`EnsembleState` behind the registry's fit / predict surface (long frames).
 
     Parameters: ``knn_<name>`` sets the nearest-neighbour states' ``<name>`` (both scales),
@@ -93,60 +117,17 @@ class EnsembleAnomalyDetector(AnomalyDetector):
     """
 
     name: ClassVar[str] = "streaming_knn"
-    incident_params: ClassVar[dict[str, Any]] = {"suppress": False}  # as the streaming detector's
-
-    @classmethod
-    def parameter_names(cls) -> list[str]:
-        """``context_days``, the streaming state's parameters, ``knn_<name>`` and ``coarse_block``."""
-        return ["context_days", *(f.name for f in fields(StreamingParams)),
-                *(f"knn_{f.name}" for f in fields(KnnParams)), "coarse_block"]
-
-    def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = set(self.parameter_names()) - {"context_days"}
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"unknown streaming_knn detector parameter(s) {sorted(unknown)}; choose from {sorted(known)}"
-            )
-        super().__init__(context_days=context_days, **params)
-        self.make_state(np.zeros(1, dtype=np.int64))  # validates the values now, not at the first predict
+    Settings: ClassVar[type[DetectorSettings]] = EnsembleSettings
 
     @property
     def coarse_block(self) -> int:
         return int(self.params.get("coarse_block", COARSE_BLOCK))
 
-    def _split(self) -> tuple[StreamingParams, KnnParams]:
-        knn = {k[4:]: v for k, v in self.params.items() if k.startswith("knn_")}
-        stream = {
-            k: v
-            for k, v in self.params.items()
-            if k not in ("context_days", "coarse_block") and not k.startswith("knn_")
-        }
-        return StreamingParams(**stream), KnnParams(**knn)
+    def make_state(self, season: np.ndarray, names: Sequence[str] | None = None) -> EnsembleState:
+        """A fresh ensemble state for ``len(season)`` series with those daily seasons (blocks
+        start at each series' first step, whatever its name)."""
+        stream, knn, block = ensemble_parts(self.params)
+        return EnsembleState(np.asarray(season), stream, knn, block)
 
-    def make_state(self, season: np.ndarray) -> EnsembleState:
-        """A fresh ensemble state for ``len(season)`` series with those daily seasons."""
-        stream, knn = self._split()
-        return EnsembleState(np.asarray(season), stream, knn, self.coarse_block)
-
-    def _context_length(self) -> pd.Timedelta:
-        """Enough history for the slowest member to fill its reference windows (the coarse one
-        needs ``coarse_block`` times as many steps as the fine one)."""
-        stream, knn = self._split()
-        knn_warm = max(knn.warmup, knn.history + 2 * knn.window) * max(self.coarse_block, 1)
-        warm = self.step_ * (max(stream.warmup, knn_warm) + 1)
-        return max(pd.Timedelta(days=self.params["context_days"]), warm)
-
-    def _fit(self, df: pd.DataFrame) -> None:
-        """Nothing to learn beyond the grid step: both states learn online."""
-
-    def _raw_scores(self, df: pd.DataFrame) -> np.ndarray:
-        grid = to_grid(df, self.step_)
-        season = daily_season(self.step_)
-        state = self.make_state(np.full(grid.values.shape[1], season))
-        steps = np.arange(grid.values.shape[0])  # the grid starts at midnight UTC
-        phase = steps % season if season else np.zeros_like(steps)
-        scores = np.empty_like(grid.values, dtype="float64")
-        for t in range(grid.values.shape[0]):
-            scores[t] = state.update(grid.values[t], np.full(grid.values.shape[1], phase[t]))
-        return grid.to_long(scores)
+    def _warmup_parts(self) -> tuple[StreamingParams, KnnParams, int]:
+        return ensemble_parts(self.params)

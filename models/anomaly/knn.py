@@ -15,7 +15,7 @@ among the nonconformities of the series' own last ``calibration`` steps,
 out of resolution, so there the tail is modelled as exponential with the mean excess of those
 ``tail`` values (peaks over threshold) and ``p`` keeps falling. The surprise is ``-ln p`` nats
 and the score ``1 - p``; repeats within an episode are suppressed exactly as in the streaming
-detector (:func:`models.anomaly.streaming.suppress_repeats`), so one anomaly gives one high
+detector (:func:`models.anomaly.repeats.suppress_repeats`), so one anomaly gives one high
 score. Because ranking is scale-free, no normalisation of the values is needed.
 
 The calibration is long (4000 steps) on purpose: a conformal p-value of ``1 / C`` happens once
@@ -37,15 +37,19 @@ forms); memory O(series x (history + calibration)). Timings: docs/anomaly_detect
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import create_model
 
+from foresight.plugins import dataclass_fields
 from models.anomaly.base import DETECTORS, AnomalyDetector
+from models.anomaly.daily_cycle import daily_season
 from models.anomaly.grid import to_grid
-from models.anomaly.streaming import daily_season, suppress_repeats
+from models.anomaly.repeats import suppress_repeats
+from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, reject_unknown, without
 
 _BLOCK_ELEMENTS = 1 << 16  # elements per temporary of a block of series (float64: 512 KiB, stays in cache)
 
@@ -262,6 +266,17 @@ class BlockKnnState:
         return np.where(ok, surprise, 0.0), ok
 
 
+class _KnnRules(DetectorSettings):
+    context_days: ContextDays = CONTEXT_DAYS
+
+    def check_rules(self) -> None:
+        KnnParams(**without(self.given(), "context_days"))
+
+
+# ``context_days`` and the nearest-neighbour state's parameters (KnnParams).
+KnnSettings = create_model("KnnSettings", __base__=_KnnRules, **dataclass_fields(KnnParams))
+
+
 @DETECTORS.register("knn")
 class KnnAnomalyDetector(AnomalyDetector):
     """The nearest-neighbour state behind the registry's fit / predict surface (long frames).
@@ -271,19 +286,10 @@ class KnnAnomalyDetector(AnomalyDetector):
     """
 
     name: ClassVar[str] = "knn"
+    Settings: ClassVar[type[DetectorSettings]] = KnnSettings
 
-    @classmethod
-    def parameter_names(cls) -> list[str]:
-        """``context_days`` and the nearest-neighbour state's parameters."""
-        return ["context_days", *(f.name for f in fields(KnnParams))]
-
-    def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = set(self.parameter_names()) - {"context_days"}
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"unknown knn detector parameter(s) {sorted(unknown)}; choose from {sorted(known)}"
-            )
+    def __init__(self, context_days: float = CONTEXT_DAYS, **params: Any) -> None:
+        reject_unknown(self.name, params, self.Settings)
         KnnParams(**params)
         super().__init__(context_days=context_days, **params)
 

@@ -11,13 +11,15 @@ than 99 % of normal history".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from models.anomaly.base import DETECTORS, AnomalyDetector
 from models.anomaly.grid import duration_steps, past_rolling, to_grid
+from models.anomaly.settings import DetectorSettings, Duration
 
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its standard deviation
 _MIN_CALIBRATION_SAMPLES = 50  # fewer calibrated values than this: use the pooled calibration
@@ -91,11 +93,24 @@ def _directional(signal: np.ndarray, signs: np.ndarray) -> np.ndarray:
     return np.where(signs[None, :] == 0, np.abs(signal), np.fmax(signal * signs[None, :], 0.0))
 
 
+class RobustSeasonalSettings(DetectorSettings):
+    season: Duration = "1D"
+    n_seasons: int = Field(default=7, ge=1)  # past seasons the seasonal baseline is the median of
+    point_window: Duration = "1h"
+    level_window: Duration = "30min"
+    scale_window: Duration = "1D"
+    seasonal_gain: float = Field(default=0.8, gt=0, le=1)
+    max_knots: int = Field(default=2048, ge=2)  # quantiles kept of each series' calibration
+    # metric name -> which deviations count; None: DEFAULT_DIRECTIONS
+    directions: dict[str, Literal["up", "down", "both"]] | None = None
+
+
 @DETECTORS.register("robust_seasonal")
 class RobustSeasonalDetector(AnomalyDetector):
     """Production detector: seasonal/trailing residual + level shift, robust scale, calibrated."""
 
     name: ClassVar[str] = "robust_seasonal"
+    Settings: ClassVar[type[DetectorSettings]] = RobustSeasonalSettings
 
     def __init__(
         self,

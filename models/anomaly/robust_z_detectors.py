@@ -20,10 +20,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from models.anomaly.base import DETECTORS, AnomalyDetector
 from models.anomaly.grid import duration_steps, to_grid
 from models.anomaly.robust_z import causal_suppression, steps_in, trailing_robust_z
+from models.anomaly.settings import DetectorSettings, Duration
 
 WINDOW = "1D"
 MIN_HISTORY = 30  # samples before a series is scored at all
@@ -41,11 +43,19 @@ def score_threshold(z: float) -> float:
     return float(z_to_score(z))
 
 
+class RobustZSettings(DetectorSettings):
+    window: Duration = WINDOW
+    min_history: int = Field(default=MIN_HISTORY, ge=1)
+    width: int = Field(default=NMS_WIDTH, ge=1)  # steps of the non-max suppression (robust_z_nms)
+    mean_ad_fallback: bool = True
+
+
 @DETECTORS.register("robust_z")
 class RobustZDetector(AnomalyDetector):
     """Baseline: ``|y - median| / (1.4826 MAD)`` over each series' past ``window`` of samples."""
 
     name: ClassVar[str] = "robust_z"
+    Settings: ClassVar[type[DetectorSettings]] = RobustZSettings
     nms: ClassVar[bool] = False
 
     def __init__(

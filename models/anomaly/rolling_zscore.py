@@ -8,9 +8,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from models.anomaly.base import DETECTORS, AnomalyDetector
 from models.anomaly.grid import duration_steps, past_rolling, to_grid
+from models.anomaly.settings import DetectorSettings, Duration
+
+
+class RollingZScoreSettings(DetectorSettings):
+    window: Duration = "2h"  # trailing window of the mean and standard deviation
+    min_periods: int = Field(default=6, ge=1)  # samples in it before a series is scored
 
 
 @DETECTORS.register("rolling_zscore")
@@ -18,6 +25,7 @@ class RollingZScoreDetector(AnomalyDetector):
     """Baseline: ``|y - trailing mean| / trailing std`` mapped to ``2 * Phi(|z|) - 1``."""
 
     name: ClassVar[str] = "rolling_zscore"
+    Settings: ClassVar[type[DetectorSettings]] = RollingZScoreSettings
 
     def __init__(self, window: str = "2h", min_periods: int = 6, **params: Any) -> None:
         super().__init__(window=window, min_periods=min_periods, **params)

@@ -28,16 +28,10 @@ weekly-seasonal forecaster, ...) and other combinations were tried on NAB's dev 
 because none raised the score: docs/anomaly_detectors.md, *History: how streaming, knn and
 streaming_knn were tuned*.
 
-**Repeats.** Causal non-maximum suppression: a surprise above ``onset`` opens an episode; within
-it a step keeps its surprise only when it beats a bar set ``peak_margin`` nats above the
-episode's peak (a clearly bigger anomaly), held for half of ``rearm_steps`` after the peak and
-then lowered linearly back to ``onset``; other steps are capped below ``onset``. So one anomaly
-gives one high score, at its onset, whatever threshold is applied - what an on-call rota (and
-NAB's scoring) wants - while a second, different anomaly soon after is not hidden for long.
-
-:meth:`StreamingState.surprise` gives the step's surprise before suppression and
-:func:`suppress_repeats` is the suppression alone, so an ensemble (:mod:`models.anomaly.ensemble`)
-can combine surprises first and suppress once.
+**Repeats.** Causal non-maximum suppression over episodes (:mod:`models.anomaly.repeats`): one
+anomaly gives one high score, at its onset, whatever threshold is applied.
+:meth:`StreamingState.surprise` gives the step's surprise before suppression, so an ensemble
+(:mod:`models.anomaly.ensemble`) can combine surprises first and suppress once.
 
 The state (:class:`StreamingState`) holds a few arrays per series (and one day of seasonal
 profile); ``update`` costs O(number of series) vectorised numpy (timings: docs/anomaly_detectors.md,
@@ -46,14 +40,19 @@ profile); ``update`` costs O(number of series) vectorised numpy (timings: docs/a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import create_model
 
+from foresight.plugins import dataclass_fields
 from models.anomaly.base import DETECTORS, AnomalyDetector
+from models.anomaly.daily_cycle import daily_season, infer_step, phases
 from models.anomaly.grid import to_grid
+from models.anomaly.repeats import reported_scores
+from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, reject_unknown, without
 
 _N_FORECASTERS = 3  # last value, EW level, seasonal profile
 
@@ -166,7 +165,9 @@ class StreamingState:
         step) at ``phase`` (step of the day); then learns from it. Series without a sample keep
         their state and score 0."""
         surprise, ok = self.surprise(y, phase)
-        scores, self.peak, self.since_peak = reported_scores(surprise, ok, self.peak, self.since_peak, self.params)
+        scores, self.peak, self.since_peak = reported_scores(
+            surprise, ok, self.peak, self.since_peak, self.params
+        )
         return scores
 
     def surprise(self, y: np.ndarray, phase: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
@@ -308,70 +309,9 @@ class StreamingState:
         self.count = self.count + ok
 
 
-def suppress_repeats(
-    surprise: np.ndarray,
-    ok: np.ndarray,
-    peak: np.ndarray,
-    since_peak: np.ndarray,
-    onset: float,
-    rearm_steps: int,
-    peak_margin: float,
-    damp: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One step of causal non-maximum suppression over episodes (see the module docstring):
-    the surprises to report and the new ``peak`` / ``since_peak`` state (pure: inputs unchanged)."""
-    in_episode = since_peak < rearm_steps
-    # the bar holds for the first half of rearm_steps, then falls linearly to onset
-    fade = np.clip(2.0 - 2.0 * since_peak / rearm_steps, 0.0, 1.0)
-    bar = onset + np.fmax(peak + peak_margin - onset, 0.0) * fade
-    new_peak = surprise > bar
-    out = np.where(new_peak | ~in_episode, surprise, np.fmin(surprise, onset) * damp)
-    return out, np.where(new_peak, surprise, peak), np.where(new_peak, 0, since_peak + ok)
-
-
-def reported_scores(
-    surprise: np.ndarray, ok: np.ndarray, peak: np.ndarray, since_peak: np.ndarray, params: StreamingParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A step's scores in [0, 1] (``1 - exp(-surprise)``), after :func:`suppress_repeats` when
-    ``params.suppress`` (else every step's score, for a consumer with its own hysteresis), and the
-    new ``peak`` / ``since_peak`` episode state. Every streaming state reports through this."""
-    if not params.suppress:
-        return 1.0 - np.exp(-surprise), peak, since_peak
-    out, peak, since_peak = suppress_repeats(
-        surprise, ok, peak, since_peak, params.onset, params.rearm_steps, params.peak_margin, params.damp
-    )
-    return 1.0 - np.exp(-out), peak, since_peak
-
-
 def _ew(prev: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
     """Exponentially weighted mean update; starts at the first value."""
     return np.where(np.isfinite(prev), (1 - alpha) * prev + alpha * x, x)
-
-
-def infer_step(timestamps: pd.Series | pd.DatetimeIndex) -> pd.Timedelta:
-    """The most common positive step between consecutive timestamps."""
-    ts = pd.DatetimeIndex(timestamps)
-    steps = pd.Series(ts[1:] - ts[:-1])
-    steps = steps[steps > pd.Timedelta(0)]
-    if steps.empty:
-        raise ValueError("cannot infer the sampling step from fewer than two distinct timestamps")
-    return pd.Timedelta(steps.mode().iloc[0])
-
-
-def daily_season(step: pd.Timedelta, max_season: int = 1440) -> int:
-    """Steps per day when the step divides a day into 4..max_season steps, else 0 (no cycle)."""
-    day = pd.Timedelta("1D")
-    if step <= pd.Timedelta(0) or day % step != pd.Timedelta(0):
-        return 0
-    season = int(day / step)
-    return season if 4 <= season <= max_season else 0
-
-
-def phases(timestamps: pd.Series | pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
-    """Step of the day (from midnight) of each timestamp."""
-    ts = pd.DatetimeIndex(timestamps)
-    since_midnight = (ts - ts.normalize()).to_numpy().astype("timedelta64[ns]").astype(np.int64)
-    return np.rint(since_midnight / step.value).astype(np.int64)
 
 
 def score_stream(
@@ -402,6 +342,17 @@ def score_matrix(
     return out
 
 
+class _StreamingRules(DetectorSettings):
+    context_days: ContextDays = CONTEXT_DAYS
+
+    def check_rules(self) -> None:
+        StreamingParams(**without(self.given(), "context_days"))
+
+
+# ``context_days`` and the streaming state's parameters (StreamingParams).
+StreamingSettings = create_model("StreamingSettings", __base__=_StreamingRules, **dataclass_fields(StreamingParams))
+
+
 @DETECTORS.register("streaming")
 class StreamingAnomalyDetector(AnomalyDetector):
     """The streaming state behind the registry's fit / predict surface (long frames).
@@ -413,23 +364,14 @@ class StreamingAnomalyDetector(AnomalyDetector):
     """
 
     name: ClassVar[str] = "streaming"
+    Settings: ClassVar[type[DetectorSettings]] = StreamingSettings
     # Feeding incidents, repeats are the incident builder's job (min_active_samples, hysteresis):
     # unsuppressed scores did better on every simulator seed (docs/incidents.md, *The roll-up's
     # settings*).
     incident_params: ClassVar[dict[str, Any]] = {"suppress": False}
 
-    @classmethod
-    def parameter_names(cls) -> list[str]:
-        """``context_days`` and the streaming state's parameters."""
-        return ["context_days", *(f.name for f in fields(StreamingParams))]
-
-    def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = set(self.parameter_names()) - {"context_days"}
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"unknown streaming detector parameter(s) {sorted(unknown)}; choose from {sorted(known)}"
-            )
+    def __init__(self, context_days: float = CONTEXT_DAYS, **params: Any) -> None:
+        reject_unknown(self.name, params, self.Settings)
         StreamingParams(**params)  # validates the values now, not at the first predict
         super().__init__(context_days=context_days, **params)
 

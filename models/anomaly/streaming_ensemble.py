@@ -5,7 +5,7 @@ over the past day; combined on one surprise scale, then one high score per episo
 Every member turns a step into a surprise in nats, ``-ln p`` of a tail probability calibrated on
 the series' own past, so they combine without weights: the step's surprise is the largest less
 ``ln k`` for ``k`` members (a Bonferroni correction), repeats are suppressed causally
-(:func:`models.anomaly.streaming.suppress_repeats`) and the score is ``1 - exp(-surprise)`` in
+(:func:`models.anomaly.repeats.suppress_repeats`) and the score is ``1 - exp(-surprise)`` in
 [0, 1]: one threshold means the same tail probability on every series. The members:
 
 - the forecaster with value novelty (:class:`models.anomaly.streaming.StreamingState`): spikes,
@@ -23,19 +23,22 @@ docs/anomaly_detectors.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
+from pydantic import Field, create_model
 
-from models.anomaly.base import DETECTORS, AnomalyDetector
-from models.anomaly.grid import to_grid
+from foresight.plugins import dataclass_fields
+from models.anomaly.base import DETECTORS
 from models.anomaly.knn import KnnParams
+from models.anomaly.repeats import reported_scores
 from models.anomaly.robust_z_stream import DayRobustZState, RobustZParams
+from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, prefixed, without
 from models.anomaly.staggered_block_knn import StaggeredBlockKnnState, stable_origins
-from models.anomaly.streaming import StreamingParams, StreamingState, daily_season, reported_scores
+from models.anomaly.state_replay import StateReplayDetector
+from models.anomaly.streaming import StreamingParams, StreamingState
 
 COARSE_BLOCK = 8  # steps per block mean of the nearest-neighbour member
 COARSE_HISTORY = 500  # reference windows (of block means) searched; chosen leave-one-category-out on NAB
@@ -88,8 +91,39 @@ class StreamingEnsembleState:
         return scores
 
 
+Parts = tuple[StreamingParams, KnnParams, int, RobustZParams | None]
+
+
+def streaming_ensemble_parts(params: Mapping[str, Any]) -> Parts:
+    """The streaming state's parameters, the nearest-neighbour member's (``knn_<name>``), its
+    steps per block (``coarse_block``) and the robust z member's (``z_<name>``, None unless
+    ``robust_z``) from a ``streaming_ensemble`` detector's parameters."""
+    stream = without(params, "context_days", "coarse_block", "robust_z", prefixes=("knn_", "z_"))
+    knn = {"history": COARSE_HISTORY} | prefixed(params, "knn_")
+    robust_z = RobustZParams(**prefixed(params, "z_")) if params.get("robust_z", False) else None
+    return StreamingParams(**stream), KnnParams(**knn), int(params.get("coarse_block", COARSE_BLOCK)), robust_z
+
+
+class _StreamingEnsembleRules(DetectorSettings):
+    context_days: ContextDays = CONTEXT_DAYS
+    coarse_block: int = Field(default=COARSE_BLOCK, ge=1)
+    robust_z: bool = False  # add the trailing-day robust z member
+
+    def check_rules(self) -> None:
+        streaming_ensemble_parts(self.given())
+
+
+# ``context_days``, the streaming state's parameters, ``knn_<name>``, ``coarse_block``, ``robust_z``
+# and ``z_<name>``.
+StreamingEnsembleSettings = create_model(
+    "StreamingEnsembleSettings", __base__=_StreamingEnsembleRules, **dataclass_fields(StreamingParams),
+    **dataclass_fields(KnnParams, prefix="knn_", defaults={"history": COARSE_HISTORY}),
+    **dataclass_fields(RobustZParams, prefix="z_"),
+)
+
+
 @DETECTORS.register("streaming_ensemble")
-class StreamingEnsembleDetector(AnomalyDetector):
+class StreamingEnsembleDetector(StateReplayDetector):
     """:class:`StreamingEnsembleState` behind the registry's fit / predict surface (long frames).
 
     Parameters: ``knn_<name>`` sets the nearest-neighbour member's ``<name>``, ``coarse_block``
@@ -99,65 +133,16 @@ class StreamingEnsembleDetector(AnomalyDetector):
     """
 
     name: ClassVar[str] = "streaming_ensemble"
-    incident_params: ClassVar[dict[str, Any]] = {"suppress": False}  # as the streaming detector's
-
-    @classmethod
-    def parameter_names(cls) -> list[str]:
-        """``context_days``, the streaming state's parameters, ``knn_<name>``, ``coarse_block``,
-        ``robust_z`` and ``z_<name>``."""
-        return ["context_days", *(f.name for f in fields(StreamingParams)),
-                *(f"knn_{f.name}" for f in fields(KnnParams)), "coarse_block", "robust_z",
-                *(f"z_{f.name}" for f in fields(RobustZParams))]
-
-    def __init__(self, context_days: float = 7.0, **params: Any) -> None:
-        known = set(self.parameter_names()) - {"context_days"}
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"unknown streaming_ensemble detector parameter(s) {sorted(unknown)}; "
-                f"choose from {sorted(known)}"
-            )
-        super().__init__(context_days=context_days, **params)
-        self.make_state(np.zeros(1, dtype=np.int64))  # validates the values now, not at the first predict
-
-    def _parts(self) -> tuple[StreamingParams, KnnParams, int, RobustZParams | None]:
-        knn = {"history": COARSE_HISTORY} | {k[4:]: v for k, v in self.params.items() if k.startswith("knn_")}
-        z = {k[2:]: v for k, v in self.params.items() if k.startswith("z_")}
-        stream = {
-            k: v
-            for k, v in self.params.items()
-            if k not in ("context_days", "coarse_block", "robust_z") and not k.startswith(("knn_", "z_"))
-        }
-        robust_z = RobustZParams(**z) if self.params.get("robust_z", False) else None
-        return StreamingParams(**stream), KnnParams(**knn), int(self.params.get("coarse_block", COARSE_BLOCK)), robust_z
+    Settings: ClassVar[type[DetectorSettings]] = StreamingEnsembleSettings
 
     def make_state(self, season: np.ndarray, names: Sequence[str] | None = None) -> StreamingEnsembleState:
         """A fresh ensemble state for ``len(season)`` series with those daily seasons; with
         their ``names``, each series' coarse block origin follows its name
         (:func:`~models.anomaly.staggered_block_knn.stable_origins`), else its position."""
-        stream, knn, block, robust_z = self._parts()
+        stream, knn, block, robust_z = streaming_ensemble_parts(self.params)
         origins = None if names is None else stable_origins(names, block)
         return StreamingEnsembleState(np.asarray(season), stream, knn, block, robust_z, origins)
 
-    def _context_length(self) -> pd.Timedelta:
-        """Enough history for the coarse member to fill its reference windows (``coarse_block``
-        times as many steps as a point-scale one)."""
-        stream, knn, block, _ = self._parts()
-        knn_warm = max(knn.warmup, knn.history + 2 * knn.window) * block
-        warm = self.step_ * (max(stream.warmup, knn_warm) + 1)
-        return max(pd.Timedelta(days=self.params["context_days"]), warm)
-
-    def _fit(self, df: pd.DataFrame) -> None:
-        """Nothing to learn beyond the grid step: every member learns online."""
-
-    def _raw_scores(self, df: pd.DataFrame) -> np.ndarray:
-        grid = to_grid(df, self.step_)
-        season = daily_season(self.step_)
-        # origins by name: a series scores the same whichever series share its batch
-        state = self.make_state(np.full(grid.values.shape[1], season), list(grid.ids))
-        steps = np.arange(grid.values.shape[0])  # the grid starts at midnight UTC
-        phase = steps % season if season else np.zeros_like(steps)
-        scores = np.empty_like(grid.values, dtype="float64")
-        for t in range(grid.values.shape[0]):
-            scores[t] = state.update(grid.values[t], np.full(grid.values.shape[1], phase[t]))
-        return grid.to_long(scores)
+    def _warmup_parts(self) -> tuple[StreamingParams, KnnParams, int]:
+        stream, knn, block, _ = streaming_ensemble_parts(self.params)
+        return stream, knn, block

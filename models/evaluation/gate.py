@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.failure_labels import confirmed_incidents, failure_labels
 from features.resample import resample
-from features.windows import confirmed_incidents, failure_labels
 from foresight.settings import DetectConfig, ForecastConfig
 from models.evaluation.events import alarm_episodes, episodes_frame, evaluate_alarms, match_pages
 from models.failure.base import LabelError, sampling_step
@@ -101,7 +101,7 @@ def evaluate_failure_predictor(
 
     For each origin (:func:`failure_origins`: the first after ``cfg.train_fraction`` of the
     span, ``n_origins`` or ``cfg.failure_origins`` in all) a clone is fitted on the rows before
-    the cut with labels as known at the cut (:func:`features.windows.failure_labels` with
+    the cut with labels as known at the cut (:func:`features.failure_labels.failure_labels` with
     ``as_of``; false positives are no incidents), picks its operating threshold from that
     training data alone (:func:`operating_threshold`), and its alarms over the next block are
     matched to the incidents starting there. ``metrics`` holds every split's ``split<k>_*``

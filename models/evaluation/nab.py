@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from models.anomaly.base import DETECTORS
-from models.anomaly.streaming import StreamingState, daily_season, infer_step, phases
+from models.anomaly.daily_cycle import daily_season, infer_step, phases
+from models.anomaly.streaming import StreamingState
 from models.evaluation.nab_scoring import (
     FileSweep,
     Profile,

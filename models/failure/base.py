@@ -1,7 +1,7 @@
 """Failure predictors: the risk that an incident of a service starts within the horizon.
 
 Inputs are feature frames from :func:`features.windows.service_features` (``service, ds`` +
-numeric features) and labels from :func:`features.windows.failure_labels` (1 / 0, and -1 for
+numeric features) and labels from :func:`features.failure_labels.failure_labels` (1 / 0, and -1 for
 rows during an incident or its far lead-up, which ``fit`` drops). ``predict`` returns
 ``service, ds, risk`` with ``risk`` a probability in [0, 1], never a 0/1 label; ``score``
 evaluates risk alarms event-wise (:mod:`models.evaluation.events`) and by AUC.
@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from features.windows import absent_means_zero, confirmed_incidents, failure_labels
+from features.failure_labels import confirmed_incidents, failure_labels
+from features.windows import absent_means_zero
 from foresight.plugins import Registry
 from foresight.schemas import UTC_DTYPE, SchemaError, require_columns
 from models.base import Model

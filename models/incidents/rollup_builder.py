@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from foresight.plugins import declares
 from models.incidents.base import (
     INCIDENT_BUILDERS,
     BuiltIncidents,
@@ -16,7 +17,7 @@ from models.incidents.base import (
     with_ranking,
 )
 from models.incidents.rollup import build_incidents
-from models.incidents.settings import PipelineSettings, RollupSettings
+from models.incidents.settings import NoParams, PipelineSettings, RollupSettings
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class RollupBuilder:
 
 
 @INCIDENT_BUILDERS.register("rollup")
+@declares(NoParams)
 def rollup_builder(settings: PipelineSettings) -> RollupBuilder:
     """The roll-up mode with the pipeline's roll-up settings."""
     return RollupBuilder(settings.rollup)

@@ -6,25 +6,24 @@ carries: which mode builds its incidents and that mode's knobs. The detect flow 
 champion's settings, so a change to ``detect.stream_params`` (or ``incident_builder``) takes
 effect through a train run and the gate, like a new detector.
 
+:class:`StreamParams` types ``detect.stream_params`` (the ``stream`` builder's declared settings).
 :func:`detect_config_problems` checks what the detect section names beyond the reach of the
-settings' own schema (which lives in core, below the plug-ins): the flows run it when they load
-the settings, so a typo in ``detector_params`` or ``stream_params`` fails at start-up, naming
-the key and the choices, instead of in the train flow.
+settings' own schema (which lives in core, below the plug-ins) through the plug-in registries'
+typed settings: the flows run it when they load the settings, so a typo, a wrong type or an
+out-of-range value in ``detector_params`` or ``stream_params`` fails at start-up, naming the key
+(and for an unknown one the choices), instead of in the train flow.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import create_model, model_validator
 
-from foresight.plugins import UnknownParameterError, UnknownPluginError
+from foresight.plugins import PluginSettings, Problem, dataclass_fields, settings_problems
 from models.anomaly.base import DETECTORS
 from models.incidents.base import INCIDENT_BUILDERS
 
@@ -163,57 +162,35 @@ class PipelineSettings:
         return out
 
 
-Problem = tuple[tuple[str, ...], str]  # (key path under the detect section, what is wrong)
+class _StreamRules(PluginSettings):
+    def given_settings(self) -> StreamSettings:
+        return StreamSettings(**self.given())
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        self.given_settings()  # StreamSettings' rules between its knobs (thresholds in order, ...)
+        return self
+
+
+# The stream builder's settings (``detect.stream_params``): StreamSettings' knobs, typed and strict
+# (values are passed on as given, so ``"9"`` must not pass for ``9.0``, nor ``2.5`` for a number of
+# steps), then its rules.
+StreamParams = create_model("StreamParams", __base__=_StreamRules, **dataclass_fields(StreamSettings))
+
+
+class NoParams(PluginSettings):
+    """The roll-up builder takes no settings of its own: its knobs are the detect section's
+    thresholds and durations (:meth:`PipelineSettings.from_detect`)."""
 
 
 def detect_config_problems(cfg: DetectConfig) -> list[Problem]:
     """What is wrong with the plug-ins the detect section names, as the train flow would build its
     candidate from it: an unknown ``detector``, each ``detector_params`` key the detector does not
-    take (then the values, by the detector's own checks) and each unknown or mistyped
-    ``stream_params`` key (typed by :class:`StreamSettings`, then its rules)."""
-    return [*_detector_problems(cfg.detector, cfg.detector_params), *_stream_problems(cfg.stream_params)]
-
-
-def _detector_problems(name: str, params: Mapping[str, Any]) -> list[Problem]:
-    try:
-        DETECTORS.check_params(name, params)
-        DETECTORS.get(name).for_incidents(**params)
-    except UnknownPluginError as exc:
-        return [(("detector",), str(exc))]
-    except UnknownParameterError as exc:
-        what = f"not a parameter of {exc.kind} {name!r}"
-        return [(("detector_params", key), _unknown(key, what, exc.choices)) for key in exc.unknown]
-    except (ValueError, TypeError) as exc:
-        return [(("detector_params",), str(exc))]
-    return []
-
-
-def _stream_problems(params: Mapping[str, Any]) -> list[Problem]:
-    choices = [f.name for f in fields(StreamSettings)]
-    unknown = sorted(set(params) - set(choices))
-    if unknown:
-        return [(("stream_params", key), _unknown(key, "unknown stream setting", choices)) for key in unknown]
-    try:
-        _stream_params_model().model_validate(dict(params))
-    except ValidationError as exc:
-        return [(("stream_params", *map(str, e["loc"])), f"{e['input']!r}: {e['msg'][0].lower()}{e['msg'][1:]}")
-                for e in exc.errors()]
-    try:
-        StreamSettings.from_params(params)  # its rules between settings (thresholds in order, ...)
-    except (ValueError, TypeError) as exc:
-        return [(("stream_params",), str(exc))]
-    return []
-
-
-@functools.cache
-def _stream_params_model() -> type[BaseModel]:
-    """:class:`StreamSettings`' fields as a strict pydantic model: values are passed on as given,
-    so ``"9"`` must not pass for ``9.0`` here, nor ``2.5`` for a number of steps."""
-    hints = typing.get_type_hints(StreamSettings)
-    typed: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in fields(StreamSettings)}
-    return create_model("StreamParams", __config__=ConfigDict(strict=True), **typed)
-
-
-def _unknown(key: str, what: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-    return what + (f" (did you mean {close[0]}?)" if close else "") + f"; choose from: {', '.join(choices)}"
+    take or whose value its typed settings refuse, and the same for ``stream_params`` (the stream
+    builder's settings, which every pipeline registers whichever mode builds its incidents)."""
+    return [
+        *settings_problems(DETECTORS, cfg.detector, cfg.detector_params,
+                           name_key=("detector",), settings_key=("detector_params",)),
+        *settings_problems(INCIDENT_BUILDERS, "stream", cfg.stream_params,
+                           name_key=("incident_builder",), settings_key=("stream_params",)),
+    ]

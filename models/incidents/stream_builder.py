@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from foresight.plugins import declares
 from foresight.schemas import UTC_DTYPE, require_columns
 from models.incidents.base import (
     INCIDENT_BUILDERS,
@@ -60,7 +61,7 @@ from models.incidents.call_graph import call_graph_systems
 from models.incidents.evidence import evidence_payload, series_record
 from models.incidents.replay import replay_stream
 from models.incidents.rollup_builder import RollupBuilder
-from models.incidents.settings import PipelineSettings, RollupSettings, StreamSettings
+from models.incidents.settings import PipelineSettings, RollupSettings, StreamParams, StreamSettings
 from models.incidents.stream_resume import (
     Resumed,
     StateKey,
@@ -151,6 +152,7 @@ class StreamBuilder:
 
 
 @INCIDENT_BUILDERS.register("stream")
+@declares(StreamParams)
 def stream_builder(settings: PipelineSettings) -> StreamBuilder:
     """The stream mode with the pipeline's stream settings (and the roll-up's, for risk warnings
     and the identity window)."""

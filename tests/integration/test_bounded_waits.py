@@ -329,7 +329,7 @@ def test_engine_options_bound_connecting_and_statements_on_postgres_only() -> No
 
 
 def test_the_default_mlflow_budget_bounds_a_silent_server_well_under_detects_interval(tmp_path: Path) -> None:
-    from foresight.model_registry import MlflowHttpBudget
+    from foresight.mlflow_http import MlflowHttpBudget
 
     budget = open_registry(Settings(home=tmp_path)).budget
     assert budget == MlflowHttpBudget(timeout_seconds=10, max_retries=2, backoff_factor=1, backoff_jitter=0.5)
@@ -337,12 +337,12 @@ def test_the_default_mlflow_budget_bounds_a_silent_server_well_under_detects_int
 
 
 def test_the_mlflow_budget_is_scoped_to_registry_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    from foresight.model_registry import MlflowHttpBudget, _http_budget
+    from foresight.mlflow_http import MlflowHttpBudget, http_budget
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "42")  # a user's own setting survives
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
-    with _http_budget(MlflowHttpBudget(timeout_seconds=3, max_retries=1)):
-        with _http_budget(MlflowHttpBudget(timeout_seconds=9)):  # nested calls share the outer budget
+    with http_budget(MlflowHttpBudget(timeout_seconds=3, max_retries=1)):
+        with http_budget(MlflowHttpBudget(timeout_seconds=9)):  # nested calls share the outer budget
             assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "3"
         assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "42"

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 import connectors.sinks.forecast_store as store_module
+import connectors.sinks.forecast_store_schema as schema_module
 from connectors.sinks.forecast_store import ForecastStore
 from foresight.schemas import DuplicateSamplesError, SchemaError
 from support.postgres import temporary_database
@@ -137,7 +138,7 @@ def test_failed_write_rolls_back_the_delete(store: ForecastStore, monkeypatch: p
     def broken_insert(*args: object, **kwargs: object) -> int:
         raise RuntimeError("connection lost mid-write")
 
-    monkeypatch.setattr(store_module, "_insert", broken_insert)
+    monkeypatch.setattr(store_module, "insert_rows", broken_insert)
     with pytest.raises(RuntimeError):
         store.write_forecasts(_forecast(seed=2), model_name="m", model_version="2", run_id="r2", level=80)
     out = store.read_forecasts()
@@ -271,7 +272,7 @@ def _old_schema(url: str) -> None:
     from sqlalchemy import MetaData, String, Text, create_engine
 
     old = MetaData()
-    for table in store_module.metadata.tables.values():
+    for table in schema_module.metadata.tables.values():
         for column in table.to_metadata(old).columns:
             if isinstance(column.type, Text):
                 column.type = String(1024 if column.name == "reason" else 255)
@@ -305,11 +306,11 @@ def test_an_old_varchar_store_is_migrated_to_text_in_place() -> None:
             st.create_schema()  # what every flow does first
             types = _column_types(st)
             assert types["forecasts.unique_id"] == types["series.unique_id"] == "text"
-            assert {t for name, t in types.items() if name.split(".")[0] in store_module.metadata.tables} == {
+            assert {t for name, t in types.items() if name.split(".")[0] in schema_module.metadata.tables} == {
                 "text", "timestamp with time zone", "double precision", "integer"
             }
-            tables = store_module.metadata.tables.values()
-            assert store_module.widen_to_text(st.engine, tables) == []  # idempotent: nothing left
+            tables = schema_module.metadata.tables.values()
+            assert schema_module.widen_to_text(st.engine, tables) == []  # idempotent: nothing left
             assert st.count("forecasts") == 48  # the old rows are kept
             long = _forecast(n_series=1).assign(unique_id=LONG_ID)
             st.write_forecasts(long, model_name="m", model_version="1", run_id="r1", level=80)
@@ -323,7 +324,7 @@ def test_an_old_varchar_store_is_migrated_to_text_in_place() -> None:
 def test_a_migration_blocked_by_a_long_reader_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     from foresight.errors import DependencyUnavailableError
 
-    monkeypatch.setattr(store_module, "_MIGRATION_LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(schema_module, "_MIGRATION_LOCK_TIMEOUT", "200ms")
     with temporary_database() as url:
         _old_schema(url)
         st = ForecastStore(url)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from connectors.sinks.forecast_store import RIGHTSIZING_COLUMNS, SCALING_ACTION_COLUMNS, ForecastStore
+from connectors.sinks.forecast_store import ForecastStore
+from connectors.sinks.forecast_store_schema import RIGHTSIZING_COLUMNS, SCALING_ACTION_COLUMNS
 from foresight.schemas import SchemaError
 from support.postgres import temporary_database
 

@@ -29,6 +29,7 @@ import pytest  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
+from foresight.mlflow_runs import serving_requirements  # noqa: E402
 from foresight.model_registry import (  # noqa: E402
     ABANDONED,
     DECISION_TAG,
@@ -40,7 +41,6 @@ from foresight.model_registry import (  # noqa: E402
     STATE_TAG,
     AliasNotFoundError,
     ModelRegistry,
-    serving_requirements,
 )
 from foresight.promotion import CHALLENGER, CHAMPION, decide  # noqa: E402
 from foresight.pyfunc import (  # noqa: E402

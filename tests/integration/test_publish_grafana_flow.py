@@ -90,7 +90,11 @@ def test_publish_stores_promql_that_grafana_runs_against_prometheus(
         assert ingested["passed"]
         published = publish()
 
-        assert [u["uid"] for u in published["grafana"]] == ["foresight-capacity", "foresight-incidents"]
+        assert [u["uid"] for u in published["grafana"]] == [
+            "foresight-capacity",
+            "foresight-incidents",
+            "foresight-realtime",
+        ]
         assert {d["folderUid"] for d in grafana.dashboards.values()} == {"ops"}
         board = build_all()[capacity.FILENAME]
         engine = create_engine(store_url)

@@ -1,4 +1,4 @@
-"""Failure predictors (models.failure.base) and their features / labels (features.windows)."""
+"""Failure predictors (models.failure.base) and their features (features.windows) and labels (features.failure_labels)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.windows import failure_labels, risk_direction, service_features
+from features.failure_labels import failure_labels
+from features.windows import risk_direction, service_features
 from models.failure.base import PREDICTORS, LabelError, label_events
 from models.failure.lgbm import LGBMFailurePredictor
 from models.failure.utilisation_rule import UtilisationRulePredictor

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.windows import failure_labels
+from features.failure_labels import failure_labels
 from foresight.settings import DetectConfig
 from models.evaluation.gate import evaluate_failure_predictor, failure_origins
 from models.failure.base import FailurePredictor

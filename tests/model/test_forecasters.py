@@ -251,7 +251,7 @@ def test_score_compares_a_forecast_with_what_followed() -> None:
 def test_prophet_learns_known_events_from_their_holiday_regressors() -> None:
     """A promotion that lifted load on past event days lifts the forecast on the next one, and only
     when the event calendar is given."""
-    from foresight.settings import ForecastEvent
+    from foresight.settings_sections import ForecastEvent
     from models.forecasting.prophet_model import event_holidays
 
     ds = pd.date_range("2026-01-05", periods=42 * 24, freq="h", tz="UTC")  # six weeks, hourly

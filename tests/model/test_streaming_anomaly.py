@@ -7,13 +7,11 @@ import pandas as pd
 import pytest
 
 from models.anomaly.base import DETECTORS
+from models.anomaly.daily_cycle import daily_season, infer_step, phases
 from models.anomaly.streaming import (
     StreamingAnomalyDetector,
     StreamingParams,
     StreamingState,
-    daily_season,
-    infer_step,
-    phases,
     score_stream,
 )
 

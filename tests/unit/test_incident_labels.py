@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from connectors.labels.incident_labels import read_incident_labels, validate_incident_labels
-from features.windows import confirmed_incidents
+from features.failure_labels import confirmed_incidents
 from foresight.schemas import INCIDENT_COLUMNS, UTC_DTYPE, SchemaError
 
 CSV = """incident_id,service,category,start,end,severity,false_positive

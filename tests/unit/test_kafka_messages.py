@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from connectors.sources.kafka.batches import decode_batch
 from connectors.sources.kafka.messages import (
     KafkaMessage,
     RejectReason,
     commit_offsets,
-    decode_batch,
     decode_log,
     decode_metric,
     escape_raw,

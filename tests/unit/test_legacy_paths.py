@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import subprocess
 import sys
+from typing import Any
 
+import cloudpickle
+import numpy as np
+import pandas as pd
 import pytest
 
+from models.anomaly.base import DETECTORS
 from models.legacy_paths import MOVED_MODULES, MOVED_NAMES
 
 # Pickle protocol 2 names classes as text ("module\nname"), so an old path can be written in.
@@ -52,3 +58,32 @@ def test_every_new_path_exists() -> None:
     for (_, name), new in MOVED_NAMES.items():
         assert hasattr(importlib.import_module(new), name), (new, name)
     assert pickle.loads(pickle.dumps(MOVED_MODULES)) == MOVED_MODULES
+
+
+class _NamesRead(pickle.Unpickler):
+    """An unpickler that notes every ``(module, name)`` a pickle refers to."""
+
+    def __init__(self, blob: bytes) -> None:
+        super().__init__(io.BytesIO(blob))
+        self.names: set[tuple[str, str]] = set()
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.names.add((module, name))
+        return super().find_class(module, name)
+
+
+@pytest.mark.parametrize("name", ["streaming", "streaming_ensemble", "streaming_knn"])
+def test_a_streaming_champion_pickle_names_only_its_detector_class(name: str) -> None:
+    """A registered streaming detector refers to no project name but its own class, so the states,
+    suppression and day-phase helpers it builds at predict time can move between modules without
+    an entry above; a detector that starts keeping one of them fails here first."""
+    ts = pd.date_range("2024-03-04", periods=600, freq="5min", tz="UTC")
+    frame = pd.DataFrame({"unique_id": "svc/i-1/cpu_pct", "ds": ts, "y": np.sin(np.arange(ts.size) / 20.0)})
+    detector = DETECTORS.get(name)()
+    detector.fit(frame)
+    detector.predict(frame.tail(50))
+    reader = _NamesRead(cloudpickle.dumps(detector))
+    loaded = reader.load()
+    project = {(m, n) for m, n in reader.names if m.split(".")[0] in ("models", "foresight", "features")}
+    assert project == {(type(detector).__module__, type(detector).__name__)}
+    assert loaded.predict(frame.tail(50))["score"].tolist() == detector.predict(frame.tail(50))["score"].tolist()

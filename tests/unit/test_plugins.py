@@ -3,11 +3,22 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import Field
 
 from foresight.errors import ConfigError
-from foresight.plugins import Registry, UnknownParameterError, UnknownPluginError, parameter_names
+from foresight.plugins import (
+    InvalidPluginSettingsError,
+    PluginSettings,
+    Registry,
+    UnknownParameterError,
+    UnknownPluginError,
+    declares,
+    parameter_names,
+    settings_problems,
+)
 
 
 def test_unknown_name_lists_the_choices() -> None:
@@ -79,3 +90,45 @@ def test_a_parameter_a_plugin_does_not_take_is_named_with_the_ones_it_does() -> 
     assert isinstance(err.value, ConfigError)
     with pytest.raises(UnknownPluginError):
         reg.check_params("unsigned", {})
+
+
+def test_settings_for_validates_a_raw_mapping_into_the_plugins_typed_settings() -> None:
+    class Typed:
+        class Settings(PluginSettings):
+            size: int = Field(default=1, ge=1)
+            colour: str = "red"
+
+        def __init__(self, name: str, **options: object) -> None: ...
+
+    class Signed:
+        def __init__(self, name: str, size: int, colour: str = "red") -> None: ...
+
+    def maker(name: str, depth: float = 1.0) -> object: ...
+
+    reg: Registry[Any] = Registry("widget", supplied=("name",), noun="option")
+    reg.register("typed")(Typed)
+    reg.register("signed")(Signed)
+    reg.register("made")(declares(Typed.Settings)(maker))
+    assert reg.settings_for("typed", {"size": 3}).model_dump() == {"size": 3, "colour": "red"}
+    with pytest.raises(InvalidPluginSettingsError) as err:
+        reg.settings_for("typed", {"size": 0, "colur": "blue"})
+    assert isinstance(err.value, ConfigError)
+    assert err.value.problems == [(("size",), "0 is below the minimum 1"),
+                                  (("colur",), "not an option of widget 'typed' (did you mean colour?); "
+                                               "choose from: colour, size")]
+    assert str(err.value).splitlines()[0] == "widget 'typed': size: 0 is below the minimum 1"
+    # no declared Settings: typed by the signature, less what the registry supplies itself
+    assert sorted(reg.settings_model("signed").model_fields) == ["colour", "size"]
+    assert reg.settings_for("signed", {"size": 2}).model_dump() == {"size": 2, "colour": "red"}
+    with pytest.raises(InvalidPluginSettingsError) as err:
+        reg.settings_for("signed", {"size": "2"})  # taken as given: the plug-in gets the raw value
+    assert err.value.problems == [(("size",), "'2': input should be a valid integer")]
+    with pytest.raises(InvalidPluginSettingsError) as err:
+        reg.settings_for("signed", {})
+    assert err.value.problems == [(("size",), "required, not set")]
+    assert reg.settings_model("made") is Typed.Settings and parameter_names(Typed) == ["colour", "size"]
+    with pytest.raises(UnknownPluginError):
+        reg.settings_for("untyped", {})
+    assert settings_problems(reg, "typed", {"size": 0}, name_key=("kind",), settings_key=("options",)) == [
+        (("options", "size"), "0 is below the minimum 1")]
+    assert settings_problems(reg, "nope", {}, name_key=("kind",), settings_key=("options",))[0][0] == ("kind",)

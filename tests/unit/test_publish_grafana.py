@@ -22,6 +22,7 @@ def test_write_dashboards_writes_every_dashboard_and_the_provisioning(tmp_path: 
     assert names == [
         "foresight-capacity.json",
         "foresight-incidents.json",
+        "foresight-realtime.json",
         "provisioning/dashboards/foresight.yaml",
         "provisioning/datasources/foresight.yaml",
     ]
@@ -35,10 +36,11 @@ def test_upload_dashboards_puts_every_dashboard_in_the_configured_folder(tmp_pat
             sinks={"grafana_url": grafana.url, "grafana_token": "tok", "grafana_folder_uid": "foresight"},
         )
         uploads = upload_dashboards.fn(settings)
-    assert [u["uid"] for u in uploads] == ["foresight-capacity", "foresight-incidents"]
+    assert [u["uid"] for u in uploads] == ["foresight-capacity", "foresight-incidents", "foresight-realtime"]
     assert {uid: d["folderUid"] for uid, d in grafana.dashboards.items()} == {
         "foresight-capacity": "foresight",
         "foresight-incidents": "foresight",
+        "foresight-realtime": "foresight",
     }
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from connectors.sinks.aws.instances import bundled_table
-from connectors.sinks.forecast_store import RIGHTSIZING_COLUMNS as STORE_COLUMNS
+from connectors.sinks.forecast_store_schema import RIGHTSIZING_COLUMNS as STORE_COLUMNS
 from models.capacity.rightsizing import (
     HOURS_PER_MONTH,
     RIGHTSIZING_COLUMNS,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from connectors.sinks.aws.autoscaling import bounds_request
-from connectors.sinks.forecast_store import SCALING_ACTION_COLUMNS as STORE_COLUMNS
+from connectors.sinks.forecast_store_schema import SCALING_ACTION_COLUMNS as STORE_COLUMNS
 from foresight.scaling_schema import BOUNDS, GROUP_UNREADABLE, SCALING_ACTION_COLUMNS, LiveGroup
 from models.capacity.scaling import (
     ScalingGroup,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import ClassVar
 
-from foresight.model_registry import SERVING_DISTRIBUTIONS, serving_requirements
+from foresight.mlflow_runs import SERVING_DISTRIBUTIONS, serving_requirements
 from models.base import Model
 from models.failure.lgbm import LGBMFailurePredictor
 from models.failure.utilisation_rule import UtilisationRulePredictor

@@ -5,6 +5,9 @@ The real broker: tests/integration/test_stream_processor_kafka.py."""
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,12 @@ class WordMiner:
 @dataclass
 class FakeConsumer:
     commits: list[dict] = field(default_factory=list)
+    up: bool = True
+    probes: int = 0
+
+    def reachable(self) -> bool:
+        self.probes += 1
+        return self.up
 
     def poll(self, timeout_ms: int, max_records: int) -> list[StreamRecord]:
         return []
@@ -89,7 +98,9 @@ class FakeProducer:
         pass
 
 
-def _processor(tmp_path: Path, producer: FakeProducer | None = None) -> StreamProcessor:
+def _processor(
+    tmp_path: Path, producer: FakeProducer | None = None, clock: Callable[[], float] = time.time
+) -> StreamProcessor:
     config = ProcessorConfig(
         group_id="g",
         metrics_topic="metrics",
@@ -109,6 +120,7 @@ def _processor(tmp_path: Path, producer: FakeProducer | None = None) -> StreamPr
         metrics=StreamMetrics(CollectorRegistry()),
         new_scorer=lambda key: KeyScorer(key, StreamSettings(), identity_window=pd.Timedelta(minutes=30)),
         new_miner=lambda state: WordMiner(None if state is None else state["seen"]),
+        clock=clock,
     )
 
 
@@ -255,3 +267,37 @@ def test_poison_log_lines_go_to_the_dead_letter_topic(tmp_path: Path, bad: bytes
     proc.process([StreamRecord("logs", 0, 0, bad, None, 0)])
     assert len(proc.producer.dead) == 1  # type: ignore[attr-defined]
     assert proc.checkpoint({0}) == {("logs", 0): 1}
+
+
+def test_an_unreachable_broker_is_reported_once_when_it_goes_and_once_when_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    processor = _processor(tmp_path, clock=lambda: now[0])
+    consumer = processor.consumer
+    assert isinstance(consumer, FakeConsumer)
+    registry_value = lambda: processor.metrics.broker_reachable._value.get()  # noqa: E731
+    caplog.set_level(logging.INFO, logger="streaming.processor")
+
+    def idle(seconds: float, steps: int) -> None:
+        for _ in range(steps):
+            now[0] += seconds / steps
+            processor._watch_broker(got_records=False)
+
+    idle(4, 4)
+    assert consumer.probes == 0  # idle less than broker_probe_seconds: no probe
+    consumer.up = False
+    idle(10, 10)
+    assert registry_value() == 0
+    idle(10, 10)  # probed every second while down, said once
+    consumer.up = True
+    idle(2, 2)
+    assert registry_value() == 1
+    said = [r.getMessage() for r in caplog.records if "broker" in r.getMessage()]
+    assert len(said) == 2, said
+    assert said[0].startswith("stream: broker unreachable")
+    # down from the probe at 5 s to the one at 25 s
+    assert said[1].startswith("stream: broker reachable again after 20s")
+    probes = consumer.probes
+    processor._watch_broker(got_records=True)  # records arriving: no probe needed
+    assert consumer.probes == probes

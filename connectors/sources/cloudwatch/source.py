@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -287,6 +287,7 @@ class CloudWatchSource:
 
     incremental = True
     tracks_streams = True  # one watermark per metric
+    Settings: ClassVar[type[BaseModel]] = CloudWatchOptions  # its options, checked when the settings load
 
     def __init__(self, name: str, **options: Any) -> None:
         self.name = name

@@ -1,4 +1,4 @@
-"""Decode Kafka message bytes into telemetry rows, log rows or rejects (pure: no I/O, no clock).
+"""Decode one Kafka message into a metric sample, a log record or a reject (pure: no I/O, no clock).
 
 Message formats (one JSON object per message value, UTF-8):
 
@@ -19,6 +19,13 @@ Numeric ``ts`` below 1e11 is read as epoch seconds, anything larger as epoch mil
      "level": "ERROR", "message": "upstream timeout calling payments after 2000ms",
      "template_id": "3f2a9c1b"}                                                    # optional
 
+**Batched log records** (the stream processor only, :mod:`connectors.sources.kafka.log_batches`): one
+message carrying many lines, as log shippers batch them::
+
+    {"service": "cart", "resource": "i-0abc",                  # defaults of every line
+     "lines": [{"ts": 1763633100.123, "level": "INFO", "message": "GET /api/items/7 200 in 3 ms"},
+               {"ts": "2026-11-20T10:05:00.2Z", "level": "ERROR", "message": "...", "service": "payments"}]}
+
 What is decided where. A message that cannot become a row at all is a :class:`Reject` with a
 stable reason (see :class:`RejectReason`): empty value, bytes that are not UTF-8, malformed
 JSON, a value that is not an object, a missing field, a field of the wrong JSON type, text that
@@ -27,10 +34,10 @@ row *can* carry goes through as a row so the data contract
 (:mod:`foresight.contracts`) judges it with its own reasons: NaN/inf and numbers too large for
 a float (as inf), timestamps far in the future or past, naive or unparseable timestamp text,
 duplicate and conflicting samples, values out of bounds for the unit. Log records meet no
-contract, so their timestamps are checked here: unparseable or naive ones are rejected.
+contract, so their timestamps are checked when a batch becomes frames: unparseable or naive ones
+are rejected there.
 
-A series whose label set changes within a batch keeps its samples; the catalogue takes the
-label set of its last message (the newest, within a partition) and ``label_changes`` counts them.
+A batch of decoded messages becomes frames in :mod:`connectors.sources.kafka.batches`.
 """
 
 from __future__ import annotations
@@ -38,23 +45,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from foresight.schemas import CATALOGUE_COLUMNS, LOG_COLUMNS, UTC_DTYPE
-
 __all__ = [
-    "DecodedBatch",
     "KafkaMessage",
     "LogRecord",
     "MetricSample",
     "Reject",
     "RejectReason",
     "commit_offsets",
-    "decode_batch",
     "decode_log",
     "decode_metric",
     "escape_raw",
@@ -62,7 +62,6 @@ __all__ = [
 
 # Numeric timestamps at or above this are epoch milliseconds (1e11 s is the year 5138).
 EPOCH_MILLIS_FROM = 1e11
-_AWARE_SUFFIX = r"(?:[Zz]|UTC|GMT|[+-]\d{2}:?\d{2})$"
 
 
 class RejectReason:
@@ -137,27 +136,6 @@ class LogRecord:
     template_id: str
 
 
-@dataclass
-class DecodedBatch:
-    """Rows and rejects from one batch of messages."""
-
-    telemetry: pd.DataFrame  # unique_id, ds (raw: text or epoch seconds), y (float64)
-    catalogue: pd.DataFrame  # CATALOGUE_COLUMNS, one row per unique_id
-    logs: pd.DataFrame  # LOG_COLUMNS
-    rejects: list[Reject] = field(default_factory=list)
-    label_changes: int = 0  # series whose label set changed within the batch
-
-    def rejected_frame(self) -> pd.DataFrame:
-        """``origin, raw, reason`` for :attr:`connectors.sources.base.SourceBatch.rejected`."""
-        return pd.DataFrame(
-            {
-                "origin": pd.Series([r.message.origin for r in self.rejects], dtype="string"),
-                "raw": pd.Series([r.raw for r in self.rejects], dtype="string"),
-                "reason": pd.Series([r.reason for r in self.rejects], dtype="string"),
-            }
-        )
-
-
 class _Invalid(Exception):
     """Internal: a field failed validation; carries the reject reason."""
 
@@ -166,7 +144,6 @@ class _Invalid(Exception):
         self.reason = reason
 
 
-# -- single messages ---------------------------------------------------------------------------
 def escape_raw(value: bytes | None) -> str:
     """The message as text for the quarantine: undecodable bytes escaped as ``\\xNN``."""
     if value is None:
@@ -197,17 +174,22 @@ def decode_metric(value: bytes | None) -> MetricSample | str:
 def decode_log(value: bytes | None) -> LogRecord | str:
     """A log message as a :class:`LogRecord`, or the reason it cannot be one."""
     try:
-        obj = _json_object(value)
-        return LogRecord(
-            ts=_raw_ts(obj),
-            service=_text(obj, "service"),
-            resource=_optional_text(obj, "resource") or "",
-            level=_text(obj, "level"),
-            message=_text(obj, "message"),
-            template_id=_optional_text(obj, "template_id") or "",
-        )
+        return log_record(_json_object(value))
     except _Invalid as bad:
         return bad.reason
+
+
+def log_record(obj: Mapping[str, Any]) -> LogRecord:
+    """A decoded log object as a :class:`LogRecord`; raises :class:`_Invalid` with the reason.
+    (Batched log messages, :mod:`connectors.sources.kafka.log_batches`, reuse it per line.)"""
+    return LogRecord(
+        ts=_raw_ts(obj),
+        service=_text(obj, "service"),
+        resource=_optional_text(obj, "resource") or "",
+        level=_text(obj, "level"),
+        message=_text(obj, "message"),
+        template_id=_optional_text(obj, "template_id") or "",
+    )
 
 
 def _json_object(value: bytes | None) -> dict[str, Any]:
@@ -301,111 +283,6 @@ def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
         if not isinstance(value, str):
             raise _Invalid(RejectReason.LABEL_NOT_TEXT.format(key=key))
     return labels
-
-
-# -- batches -----------------------------------------------------------------------------------
-def decode_batch(
-    metrics: Iterable[KafkaMessage],
-    logs: Iterable[KafkaMessage] = (),
-    *,
-    source: str,
-    default_unit: str,
-) -> DecodedBatch:
-    """Decode metric and log messages into telemetry, catalogue and log frames plus rejects."""
-    samples: list[MetricSample] = []
-    records: list[tuple[KafkaMessage, LogRecord]] = []
-    rejects: list[Reject] = []
-    for message in metrics:
-        decoded = decode_metric(message.value)
-        if isinstance(decoded, str):
-            rejects.append(Reject(message, decoded))
-        else:
-            samples.append(decoded)
-    for message in logs:
-        record = decode_log(message.value)
-        if isinstance(record, str):
-            rejects.append(Reject(message, record))
-        else:
-            records.append((message, record))
-    log_frame, log_rejects = _log_frame(records)
-    catalogue, label_changes = _catalogue(samples, source=source, default_unit=default_unit)
-    return DecodedBatch(
-        telemetry=_telemetry(samples),
-        catalogue=catalogue,
-        logs=log_frame,
-        rejects=sorted(rejects + log_rejects, key=lambda r: (r.message.topic, r.message.partition, r.message.offset)),
-        label_changes=label_changes,
-    )
-
-
-def _telemetry(samples: list[MetricSample]) -> pd.DataFrame:
-    """Long telemetry; ``ds`` stays raw (object: text or epoch seconds) for the contract to parse."""
-    return pd.DataFrame(
-        {
-            "unique_id": pd.Series([s.unique_id for s in samples], dtype="string"),
-            "ds": pd.Series([s.ts for s in samples], dtype=object),
-            "y": pd.Series([s.value for s in samples], dtype="float64"),
-        }
-    )
-
-
-def _catalogue(samples: list[MetricSample], *, source: str, default_unit: str) -> tuple[pd.DataFrame, int]:
-    """One catalogue row per series (its last message wins) and how many series changed labels."""
-    label_sets = pd.Series([tuple(sorted(s.labels.items())) for s in samples], dtype=object)
-    rows = pd.DataFrame(
-        {
-            "unique_id": [s.unique_id for s in samples],
-            "source": source,
-            "metric": [s.metric for s in samples],
-            "labels": label_sets,
-            "service": [s.service for s in samples],
-            "resource_id": [s.resource for s in samples],
-            "instance_type": [s.labels.get("instance_type", "") for s in samples],
-            "unit": pd.Series([s.unit for s in samples], dtype=object).fillna(default_unit),
-        },
-        columns=list(CATALOGUE_COLUMNS),
-    )
-    label_changes = int((rows.groupby("unique_id")["labels"].nunique() > 1).sum()) if len(rows) else 0
-    catalogue = rows.drop_duplicates("unique_id", keep="last").sort_values("unique_id", kind="stable")
-    catalogue["labels"] = catalogue["labels"].map(lambda pairs: json.dumps(dict(pairs), sort_keys=True))
-    return catalogue.astype("string").reset_index(drop=True), label_changes
-
-
-def _log_frame(records: list[tuple[KafkaMessage, LogRecord]]) -> tuple[pd.DataFrame, list[Reject]]:
-    """Log rows with ``ts`` parsed for the whole batch; unparseable or naive times are rejected."""
-    rows = pd.DataFrame(
-        [(r.ts, r.service, r.resource, r.level, r.template_id, r.message) for _, r in records],
-        columns=["raw_ts", *LOG_COLUMNS[1:]],
-        dtype=object,
-    )
-    ts, why = _parse_log_times(rows["raw_ts"])
-    bad = why.notna().to_numpy()
-    rejects = [Reject(records[i][0], str(why.iloc[i])) for i in np.flatnonzero(bad)]
-    frame = rows.assign(ts=ts)[~bad][list(LOG_COLUMNS)]
-    text = {c: "string" for c in LOG_COLUMNS if c != "ts"}
-    return frame.astype({**text, "ts": UTC_DTYPE}).reset_index(drop=True), rejects
-
-
-def _parse_log_times(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Raw log ``ts`` (ISO text with a zone, or epoch seconds) as UTC, with a reason where it fails."""
-    ts = pd.Series(pd.NaT, index=raw.index, dtype=UTC_DTYPE)
-    why = pd.Series(None, index=raw.index, dtype=object)
-    is_text = raw.map(lambda v: isinstance(v, str)).astype(bool).to_numpy() if len(raw) else np.zeros(0, bool)
-    text = raw[is_text].astype(str).str.strip()
-    if len(text):
-        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-        aware = text.str.contains(_AWARE_SUFFIX, regex=True).to_numpy(dtype=bool)
-        ts[text.index] = parsed.dt.as_unit("us")
-        why[text.index[parsed.notna().to_numpy() & ~aware]] = RejectReason.TS_NAIVE
-        why[text.index[parsed.isna().to_numpy()]] = RejectReason.TS_NOT_TIMESTAMP
-    seconds = raw[~is_text].astype("float64")
-    if len(seconds):
-        values = seconds.to_numpy()
-        usable = np.isfinite(values) & (np.abs(values) < EPOCH_MILLIS_FROM)
-        micros = np.where(usable, np.round(values * 1e6), 0).astype("int64")
-        ts[seconds.index[usable]] = pd.to_datetime(micros[usable], unit="us", utc=True)
-        why[seconds.index[~usable]] = RejectReason.TS_NOT_TIMESTAMP
-    return ts.where(why.isna()), why
 
 
 def commit_offsets(messages: Iterable[KafkaMessage]) -> dict[tuple[str, int], int]:

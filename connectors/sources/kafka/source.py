@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -36,7 +36,8 @@ from pydantic import (
 )
 
 from connectors.sources.base import SOURCES, SourceBatch, Window
-from connectors.sources.kafka.messages import KafkaMessage, Reject, commit_offsets, decode_batch
+from connectors.sources.kafka.batches import decode_batch
+from connectors.sources.kafka.messages import KafkaMessage, Reject, commit_offsets
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,7 @@ class KafkaSource:
     """Metric samples and log records from Kafka topics, acknowledged only once stored."""
 
     incremental = False  # offsets are the watermark
+    Settings: ClassVar[type[BaseModel]] = KafkaOptions  # its options, checked when the settings load
 
     def __init__(self, name: str, **options: Any) -> None:
         self.name = name

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,7 +101,14 @@ class StreamConsumer:
         from kafka.coordinator.assignors.range import RangePartitionAssignor  # lazy: kafka-python is optional
 
         self.options, self.source = options, source
-        config = {**consumer_config(options), "partition_assignment_strategy": [RangePartitionAssignor]}
+        # check_crcs off, as librdkafka's default: kafka-python computes CRC-32C in pure Python
+        # (without the optional crc32c wheel), which cost more than everything else per record
+        # (docs/stream.md, `foresight bench stream`); TCP and the broker still check the data.
+        config = {
+            **consumer_config(options),
+            "partition_assignment_strategy": [RangePartitionAssignor],
+            "check_crcs": False,
+        }
         try:
             self._consumer = kafka.KafkaConsumer(**config)
             self._consumer.subscribe(options.topics, listener=_listener_class()(self._consumer, hooks))
@@ -150,6 +158,11 @@ class StreamConsumer:
             if end is not None:
                 out[(tp.topic, tp.partition)] = max(int(end) - int(self._consumer.position(tp) or 0), 0)
         return out
+
+    def reachable(self) -> bool:
+        """Whether a bootstrap server accepts connections now (kafka-python retries on its own and
+        logs every attempt; this is the one yes/no the processor reports)."""
+        return any_reachable(self.options.bootstrap_servers)
 
     def close(self) -> None:
         """Leave the group: the revoke hook checkpoints what this member owns first."""
@@ -201,6 +214,18 @@ class StreamProducer:
 
     def close(self) -> None:
         self._producer.close(timeout=self.options.request_timeout)
+
+
+def any_reachable(servers: Sequence[str], timeout: float = 1.0) -> bool:
+    """True when a TCP connection to one of ``servers`` (``host:port``) opens within ``timeout``."""
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def topic_options(

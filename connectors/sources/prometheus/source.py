@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import pandas as pd
 from pydantic import (
@@ -198,6 +198,7 @@ class PrometheusSource:
 
     incremental = True
     tracks_streams = True  # one watermark per configured series
+    Settings: ClassVar[type[BaseModel]] = PrometheusOptions  # its options, checked when the settings load
 
     def __init__(self, name: str, **options: Any) -> None:
         self.name = name

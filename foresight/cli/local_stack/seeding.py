@@ -1,8 +1,11 @@
 """Seeding the local stack with the built-in simulator's last ``N`` days, so ingestion shows real
 history: CPU and memory are backfilled into Prometheus' TSDB with ``promtool`` *before* Prometheus
 starts (a scrape cannot give history), disk usage is put into moto's CloudWatch with past
-timestamps, and request/error rates plus log records are produced to Kafka topics in the formats
-of :mod:`connectors.sources.kafka.messages`. ``infra/local/foresight.yaml`` reads all three.
+timestamps, and request/error rates plus raw log lines are produced to Kafka topics in the formats
+of :mod:`connectors.sources.kafka.messages`. ``infra/local/foresight.yaml`` reads all three, and its
+``stream:`` section points ``foresight stream`` at the same Kafka topics: both have
+:data:`KAFKA_PARTITIONS` partitions, every message is keyed by its service and each topic is produced
+in time order, as the stream processor requires (docs/stream.md).
 
 Pure builders (a batch in, what a server takes out) first, then the calls that load the servers.
 """
@@ -31,6 +34,9 @@ CLOUDWATCH_PERIOD = "1h"  # seeded as hourly means (see cloudwatch_metric_data);
 KAFKA_METRICS = ("request_rate", "error_rate")
 METRICS_TOPIC = "foresight-metrics"
 LOGS_TOPIC = "foresight-logs"
+INCIDENTS_TOPIC = "foresight-incidents"  # the stream processor's outputs, created with the inputs
+DEAD_LETTER_TOPIC = "foresight-dead-letter"
+KAFKA_PARTITIONS = 3  # both input topics alike: a service's metrics and logs share a partition number
 INCIDENT_LABELS_FILE = "incident-labels.csv"  # under the stack's state directory
 _LOCAL_AWS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto accepts any
 
@@ -99,29 +105,38 @@ def cloudwatch_metric_data(batch: SourceBatch, metrics: dict[str, str] = CLOUDWA
                                       strict=True)]
 
 
-def kafka_metric_messages(batch: SourceBatch, metrics: Sequence[str] = KAFKA_METRICS) -> list[bytes]:
-    """Metric-sample JSON values (see :mod:`connectors.sources.kafka.messages`), one per telemetry row."""
-    rows = _series_of(batch, metrics)
+def kafka_metric_messages(batch: SourceBatch, metrics: Sequence[str] = KAFKA_METRICS) -> list[tuple[bytes, bytes]]:
+    """Metric-sample JSON values (see :mod:`connectors.sources.kafka.messages`), one per telemetry
+    row, keyed by service, in time order."""
+    rows = _series_of(batch, metrics).sort_values(["ds", "service", "unique_id"], kind="stable")
     frame = pd.DataFrame({
         "metric": rows["metric"].astype(str), "service": rows["service"].astype(str),
         "resource": rows["resource_id"].astype(str), "ts": rows["ds"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "value": rows["y"], "unit": rows["unit"].astype(str),
         "labels": rows["instance_type"].astype(str).map(lambda t: {"instance_type": t}),
     })
-    return _json_lines(frame)
+    return _keyed(frame)
 
 
-def kafka_log_messages(batch: SourceBatch) -> list[bytes]:
-    """Log-record JSON values (see :mod:`connectors.sources.kafka.messages`) for the batch's logs."""
+def kafka_log_messages(batch: SourceBatch) -> list[tuple[bytes, bytes]]:
+    """Log-record JSON values (see :mod:`connectors.sources.kafka.messages`) for the batch's logs,
+    keyed by service, in time order: the raw line in ``message`` (what the stream's template miner
+    reads) and the simulator's ``template_id`` (what the batch source keeps)."""
     logs = batch.logs if batch.logs is not None else pd.DataFrame()
     if logs.empty:
         return []
+    logs = logs.sort_values(["ts", "service"], kind="stable")
     frame = pd.DataFrame({
         "ts": logs["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "service": logs["service"].astype(str),
         "resource": logs["resource_id"].astype(str), "level": logs["level"].astype(str),
         "message": logs["message"].astype(str), "template_id": logs["template_id"].astype(str),
     })
-    return _json_lines(frame)
+    return _keyed(frame)
+
+
+def _keyed(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
+    """``(service, JSON line)`` per row."""
+    return [(service.encode(), value) for service, value in zip(frame["service"], _json_lines(frame), strict=True)]
 
 
 def _json_lines(frame: pd.DataFrame) -> list[bytes]:
@@ -158,7 +173,8 @@ def seed_cloudwatch(endpoint: str, batch: SourceBatch, *, region: str = CLOUDWAT
 
 
 def seed_kafka(bootstrap: str, batch: SourceBatch) -> tuple[int, int]:
-    """Create the topics and produce metric samples and log records; returns both counts."""
+    """Create the topics (inputs with :data:`KAFKA_PARTITIONS` partitions, the stream's outputs with
+    one) and produce metric samples and log records keyed by service; returns both counts."""
     try:
         from kafka import KafkaProducer  # lazy: kafka-python is optional
         from kafka.admin import KafkaAdminClient, NewTopic  # lazy: kafka-python is optional
@@ -166,10 +182,11 @@ def seed_kafka(bootstrap: str, batch: SourceBatch) -> tuple[int, int]:
     except ImportError as exc:
         raise StackError("seeding Kafka needs kafka-python: pip install kafka-python") from exc
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    topics = {METRICS_TOPIC: KAFKA_PARTITIONS, LOGS_TOPIC: KAFKA_PARTITIONS, INCIDENTS_TOPIC: 1, DEAD_LETTER_TOPIC: 1}
     try:
-        for topic in (METRICS_TOPIC, LOGS_TOPIC):
+        for topic, partitions in topics.items():
             try:
-                admin.create_topics([NewTopic(topic, 1, 1)])
+                admin.create_topics([NewTopic(topic, partitions, 1)])
             except TopicAlreadyExistsError:
                 pass
     finally:
@@ -177,8 +194,9 @@ def seed_kafka(bootstrap: str, batch: SourceBatch) -> tuple[int, int]:
     metrics, logs = kafka_metric_messages(batch), kafka_log_messages(batch)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024)
     try:
-        futures = [producer.send(METRICS_TOPIC, value=v) for v in metrics]
-        futures += [producer.send(LOGS_TOPIC, value=v) for v in logs]
+        # the default partitioner hashes the key: a service's metrics and logs land in the same partition number
+        futures = [producer.send(METRICS_TOPIC, key=k, value=v) for k, v in metrics]
+        futures += [producer.send(LOGS_TOPIC, key=k, value=v) for k, v in logs]
         producer.flush(timeout=60)
         failed = [f.exception for f in futures if f.failed()]
     finally:

@@ -91,10 +91,11 @@ def pushgateway_spec(binary: str, port: int) -> ServiceSpec:
                        health_url=f"http://127.0.0.1:{port}/-/ready")
 
 
-def tansu_spec(binary: str, port: int) -> ServiceSpec:
-    """A Kafka-protocol broker (tansu) with memory storage: a restarted broker is empty."""
+def tansu_spec(binary: str, port: int, storage: str = "memory://tansu/") -> ServiceSpec:
+    """A Kafka-protocol broker (tansu). Memory storage (the default): a restarted broker is empty;
+    ``s3://<bucket>/`` (endpoint and credentials from the ``AWS_*`` environment) keeps its data."""
     url = f"tcp://127.0.0.1:{port}"
-    return ServiceSpec("kafka", (binary, "broker", "--storage-engine", "memory://tansu/", "--listener-url", url,
+    return ServiceSpec("kafka", (binary, "broker", "--storage-engine", storage, "--listener-url", url,
                                  "--advertised-listener-url", url), health_port=port)
 
 
