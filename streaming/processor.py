@@ -38,7 +38,7 @@ from foresight.lake import Lake
 from foresight.quarantine import write_rejected
 from streaming.incident_outputs import publish
 from streaming.keyed_scoring import IncidentEvent, KeyScorer, Sample
-from streaming.log_counting import count_lines, export
+from streaming.log_counting import CountedLines, count_lines, export
 from streaming.metrics import StreamMetrics
 from streaming.partition_state import MinerFactory, PartitionState
 
@@ -190,22 +190,27 @@ class StreamProcessor:
         checkpointed: dict[tuple[str, int], int] = {}
         now = self.clock()
         now_us = int(now * 1e6)
-        for record in records:
-            state = self.states.get(record.partition)
-            if state is None or state.offsets.get((record.topic, record.partition), -1) > record.offset:
-                continue  # not ours (revoked meanwhile) or already taken
-            if record.topic == self.config.metrics_topic:
-                self._metric(state, record, now_us)
-            else:
-                self._log(state, record, now_us)
-            state.seen(record.topic, record.offset)
-            self._since_checkpoint += 1
-            if record.timestamp_ms > 0:
-                self.metrics.processing_lag.labels(topic=record.topic).set(
-                    max(now - record.timestamp_ms / 1000, 0.0)
-                )
-            if self._since_checkpoint >= self.config.checkpoint_messages:
-                checkpointed.update(self.checkpoint(set(self.states)))
+        logged = CountedLines()  # the poll's log metrics move once, at its end
+        produced_ms: dict[str, int] = {}  # topic -> Kafka timestamp of its last record taken
+        try:
+            for record in records:
+                state = self.states.get(record.partition)
+                if state is None or state.offsets.get((record.topic, record.partition), -1) > record.offset:
+                    continue  # not ours (revoked meanwhile) or already taken
+                if record.topic == self.config.metrics_topic:
+                    self._metric(state, record, now_us)
+                else:
+                    self._log(state, record, now_us, logged)
+                state.seen(record.topic, record.offset)
+                self._since_checkpoint += 1
+                if record.timestamp_ms > 0:
+                    produced_ms[record.topic] = record.timestamp_ms
+                if self._since_checkpoint >= self.config.checkpoint_messages:
+                    checkpointed.update(self.checkpoint(set(self.states)))
+        finally:
+            export(self.metrics, logged)
+            for topic, timestamp_ms in produced_ms.items():
+                self.metrics.processing_lag.labels(topic=topic).set(max(now - timestamp_ms / 1000, 0.0))
         if self._pending.events:
             self._publish_events()
         return checkpointed
@@ -223,12 +228,12 @@ class StreamProcessor:
             self._pending.events.extend(result.events)
             self.metrics.open_incidents.labels(partition=str(state.partition)).set(state.open_incidents())
 
-    def _log(self, state: PartitionState, record: StreamRecord, now_us: int) -> None:
+    def _log(self, state: PartitionState, record: StreamRecord, now_us: int, logged: CountedLines) -> None:
         # one line or a batch of them (connectors.sources.kafka.log_batches): all counted, or rejected whole
         lines = decode_timed_logs(record.value, now_us=now_us, max_future_s=self.config.max_future_seconds)
         if isinstance(lines, str):
             return self._reject(record, lines)
-        export(self.metrics, record.topic, count_lines(state.miner, state.logs, lines), state.logs)
+        count_lines(state.miner, state.logs, lines, topic=record.topic, into=logged)
 
     def _reject(self, record: StreamRecord, reason: str) -> None:
         """A poison message: to the dead-letter topic now, to the quarantine at the next checkpoint."""

@@ -42,6 +42,20 @@ RESOURCE_SUFFIX = "logs"
 
 def normalise_level(level: str) -> str:
     """A log level as one of :data:`LEVELS` (fatal and its kin count as ``error``)."""
+    known = _NORMALISED.get(level)
+    if known is not None:
+        return known
+    name = _normalise(level)
+    if len(_NORMALISED) < _NORMALISED_LIMIT:  # a stream spells its levels a few ways, not thousands
+        _NORMALISED[level] = name
+    return name
+
+
+_NORMALISED: dict[str, str] = {}
+_NORMALISED_LIMIT = 1024
+
+
+def _normalise(level: str) -> str:
     name = level.strip().lower()
     name = _LEVEL_ALIASES.get(name, name)
     if name in ERROR_LEVELS:
@@ -105,7 +119,8 @@ class LogAggregator:
             counts = self._minutes[key] = MinuteCounts()
         counts.levels[normalise_level(level)] += 1
         counts.templates[template_id] += 1
-        counts.new_templates += int(is_new)
+        if is_new:
+            counts.new_templates += 1
         self._changed.add(key)
         return True
 

@@ -6,9 +6,9 @@ judged on systems it was not tuned on. Numbers are masked inside a token (``node
 ``node-<*>``, ``HWID=1973`` -> ``HWID=<*>``) but not when glued to letters (``eth0``, ``tty2``
 stay), the Loghub-2.0 convention of variables at sub-token level.
 
-Every mask looks at which characters are digits, never at which digit: a line and the line with
-all its digits replaced by ``0`` mask alike (see :func:`digit_skeleton`), which lets the miner
-cache masking by a line's skeleton.
+Masks look at which characters are digits, never at which digit (but for the ``0`` of ``0x``),
+and see a standalone hex id only as a whole: the miner caches masking by a line's *shape*
+(:mod:`features.logs.shapes`, which states the rules a new mask must keep).
 """
 
 from __future__ import annotations
@@ -74,11 +74,3 @@ def select_masks(names: Sequence[str] | None) -> tuple[re.Pattern[str], ...]:
     if unknown:
         raise ValueError(f"unknown mask(s) {unknown}; choose from {sorted(MASKS)}")
     return tuple(pattern for name, pattern in MASKS.items() if name in names)
-
-
-_ZERO_DIGITS = str.maketrans("123456789", "000000000")
-
-
-def digit_skeleton(content: str) -> str:
-    """``content`` with every digit as ``0``: lines that differ only in digit values share it."""
-    return content.translate(_ZERO_DIGITS)

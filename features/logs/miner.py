@@ -6,11 +6,12 @@ the ``<*>`` branch; a node with ``max_children`` children sends new tokens there
 it joins the cluster whose template shares the most tokens with it when that share reaches
 ``similarity``, turning the positions that differ into ``<*>``; otherwise it starts a cluster.
 
-Speed: most lines repeat a shape seen before. Two dictionaries short-cut them: the line's digit
-skeleton (every digit as ``0``) -> its masked tokens, a pure function of the line so a cache only;
-and the masked tokens -> the cluster they joined, part of the state (a checkpoint restores it, so
-a restored miner matches later lines exactly as the one it came from would have). Both are
-bounded: the skeleton cache is cleared when full, the memo forgets its oldest half.
+Speed: most lines repeat a shape seen before. Two dictionaries short-cut them: the line's shape
+(digits as ``0``, hex ids' letters folded; :mod:`features.logs.shapes`) -> its masked tokens, a
+pure function of the line so a cache only; and the masked tokens -> the cluster they joined, part
+of the state (a checkpoint restores it, so a restored miner matches later lines exactly as the one
+it came from would have). Both are bounded: the shape cache is cleared when full, the memo forgets
+its oldest half. A line whose shape and tokens are both known costs two dictionary look-ups.
 
 Template ids are stable: ``T`` plus a hash of the cluster's first template, kept when the
 template generalises, the same for the same first line in any process.
@@ -22,7 +23,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from features.logs.masking import WILDCARD, canonical, digit_skeleton, mask, select_masks
+from features.logs.masking import WILDCARD, canonical, select_masks
+from features.logs.shapes import ShapeCache, shape_of
 
 STATE_VERSION = 1
 
@@ -69,10 +71,12 @@ class _Cluster:
     text: str = field(default="", repr=False)
     # per position: None for a plain token, else the (prefix, suffix) around its one ``<*>``
     patterns: list[tuple[str, str] | None] = field(default_factory=list, repr=False)
+    match: TemplateMatch = field(init=False, repr=False)  # what a known line returns; set by refresh()
 
     def refresh(self) -> None:
         self.text = canonical(" ".join(self.tokens))
         self.patterns = [_pattern(t) for t in self.tokens]
+        self.match = TemplateMatch(self.template_id, self.text, False)
 
 
 _PREFIX_ENDS = frozenset("=:([{")  # a value follows these
@@ -124,18 +128,20 @@ class TemplateMiner:
         self._clusters: dict[str, _Cluster] = {}
         self._root: dict[str, Any] = {}
         self._memo: dict[tuple[str, ...], str] = {}
-        self._skeletons: dict[str, tuple[str, ...]] = {}
-        self._skeleton_limit = max(1024, self.settings.memo_size)
+        self._shapes = ShapeCache(self._masks, limit=max(1024, self.settings.memo_size))
 
     # -- public surface --------------------------------------------------------------------------
     def add(self, content: str) -> TemplateMatch:
         """File one line's content (header already removed) and return where it went."""
-        tokens = self._masked_tokens(content)
+        shape = shape_of(content)  # the shape cache's fast path, inlined: this runs for every line
+        tokens = self._shapes.known.get(shape)
+        if tokens is None:
+            tokens = self._shapes.miss(content, shape)
         cluster_id = self._memo.get(tokens)
         if cluster_id is not None:
             cluster = self._clusters[cluster_id]
             cluster.size += 1
-            return TemplateMatch(cluster_id, cluster.text, False)
+            return cluster.match
         match = self._add_tokens(tokens)
         self._remember(tokens, match.template_id)
         return match
@@ -178,20 +184,6 @@ class TemplateMiner:
         return miner
 
     # -- internals -------------------------------------------------------------------------------
-    def _masked_tokens(self, content: str) -> tuple[str, ...]:
-        skeleton = digit_skeleton(content)
-        tokens = self._skeletons.get(skeleton)
-        if tokens is not None:
-            return tokens
-        tokens = tuple(mask(content, self._masks).split())
-        # The skeleton stands for every line with the same digit positions only when no digit
-        # survived masking (``eth0`` would come back as ``eth0`` for ``eth1`` too).
-        if not any(ch.isdigit() for ch in skeleton) or not any(any(c.isdigit() for c in t) for t in tokens):
-            if len(self._skeletons) >= self._skeleton_limit:
-                self._skeletons.clear()
-            self._skeletons[skeleton] = tokens
-        return tokens
-
     def _remember(self, tokens: tuple[str, ...], cluster_id: str) -> None:
         memo = self._memo
         if len(memo) >= self.settings.memo_size:  # forget the oldest half (dicts keep insertion order)
@@ -266,7 +258,7 @@ class TemplateMiner:
                     changed = True
             if changed:
                 best.refresh()
-            return TemplateMatch(best.template_id, best.text, False)
+            return best.match
         path = self._path_for_new(tokens)
         cluster = _Cluster(self._new_id(tokens), list(tokens), path, 1)
         cluster.refresh()

@@ -94,7 +94,8 @@ def bench_logparse(
             f"count_wildcards {best.count_wildcards}"
         )
     if speed_lines:
-        lines, rate = throughput(data, min_lines=speed_lines)
+        lines, rate, per_cpu = throughput(data, min_lines=speed_lines)
         console.print(
-            f"TemplateMiner.add: {rate:,.0f} lines/s over {lines:,} lines (one core; digits rotated per loop)"
+            f"TemplateMiner.add: {rate:,.0f} lines/s, {per_cpu:,.0f} lines per CPU-second, over {lines:,} "
+            "lines (one core; digits rotated per loop)"
         )

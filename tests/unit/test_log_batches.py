@@ -1,6 +1,6 @@
 """Batched log messages (connectors/sources/kafka/log_batches.py) and their counting in the stream
-(streaming/log_counting.py): the fast path and the reference decoder agree, one bad line rejects
-the batch with its index, single records still decode, metrics move once per label set."""
+(streaming/log_counting.py): the fast paths and the reference decoder agree, one bad line rejects
+the batch with its index, single records still decode, metrics move once per poll and label set."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from connectors.sources.kafka.log_batches import (
     LogLine,
-    _fast_batch,
+    _fast,
     batch_value,
     decode_log_lines,
     decode_timed_logs,
 )
+from connectors.sources.kafka.stream_messages import epoch_us
 from features.logs.aggregate import LogAggregator
 from features.logs.miner import TemplateMiner
 from streaming.log_counting import count_lines, export
@@ -48,7 +49,7 @@ def test_a_batch_decodes_to_its_lines_with_the_batch_defaults() -> None:
 
 def test_the_fast_path_and_the_reference_decoder_give_the_same_lines() -> None:
     value = _batch([{"ts": NOW - i, "level": "INFO", "message": f"line {i}"} for i in range(5)])
-    fast = _fast_batch(value, NOW_US + 300e6)
+    fast = _fast(value, NOW_US + 300e6)
     assert fast is not None
     records, batched = decode_log_lines(value)  # type: ignore[misc]
     assert batched
@@ -104,6 +105,50 @@ def test_a_single_record_still_decodes_with_its_unprefixed_reasons() -> None:
     assert _decode(b"{not json") == "message: malformed JSON"
 
 
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"ts": NOW - 1.2345678, "service": "cart", "level": "INFO", "message": "one"},
+        {"ts": int(NOW) - 3, "service": "cart", "level": "WARN", "message": "two", "resource": "i-9"},
+        {"ts": NOW, "service": "cart", "level": "INFO", "message": "x", "template_id": "T1", "host": "h"},
+        {"ts": NOW, "service": "cart", "level": "INFO", "message": "x", "resource": None},
+    ],
+)
+def test_plain_single_records_take_the_fast_path_to_the_reference_line(record: dict) -> None:
+    value = json.dumps(record).encode()
+    fast = _fast(value, NOW_US + 300e6)
+    records, batched = decode_log_lines(value)  # type: ignore[misc]
+    assert not batched
+    reference = [
+        LogLine(r.service, r.level, r.message, epoch_us(r.ts) / 1e6, r.resource, r.template_id)  # type: ignore[operator]
+        for r in records
+    ]
+    assert fast == reference
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"ts": NOW, "service": "cart", "level": "INFO", "message": " "}, "message: empty text"),
+        (
+            {"ts": NOW, "service": "cart", "level": "INFO", "message": "x", "resource": 3},
+            "resource: expected",
+        ),
+        ({"ts": True, "service": "cart", "level": "INFO", "message": "x"}, "ts: expected"),
+        ({"ts": NOW + 3600, "service": "cart", "level": "INFO", "message": "x"}, "ts: 3600s ahead"),
+        ({"ts": NOW * 1000, "service": "c", "level": "I", "message": "x"}, None),  # milliseconds: fine
+    ],
+)
+def test_other_single_records_go_to_the_reference_decoder(record: dict, reason: str | None) -> None:
+    value = json.dumps(record).encode()
+    assert _fast(value, NOW_US + 300e6) is None
+    decoded = _decode(value)
+    if reason is None:
+        assert isinstance(decoded, list) and decoded[0].ts_seconds == pytest.approx(NOW)
+    else:
+        assert isinstance(decoded, str) and decoded.startswith(reason), decoded
+
+
 def test_counting_a_batch_mines_counts_and_moves_each_metric_once_per_label_set() -> None:
     miner, logs = TemplateMiner(), LogAggregator()
     value = _batch(
@@ -118,15 +163,16 @@ def test_counting_a_batch_mines_counts_and_moves_each_metric_once_per_label_set(
     )
     lines = _decode(value)
     assert isinstance(lines, list)
-    counted = count_lines(miner, logs, lines)
+    counted = count_lines(miner, logs, lines, topic="logs")
     assert (counted.counted, counted.late) == (8, 0)
     assert counted.levels == {("cart", "ERROR"): 2, ("cart", "INFO"): 6}
     assert sum(counted.new_templates.values()) == 1  # one shape, one new template
     registry = CollectorRegistry()
-    export(StreamMetrics(registry), "logs", counted, logs)
+    count_lines(miner, logs, lines[:2], topic="logs", into=counted)  # a second message, same poll
+    export(StreamMetrics(registry), counted)
     get = registry.get_sample_value
-    assert get("foresight_stream_log_lines_total", {"service": "cart", "level": "error"}) == 2
-    assert get("foresight_stream_log_lines_total", {"service": "cart", "level": "info"}) == 6
+    assert get("foresight_stream_log_lines_total", {"service": "cart", "level": "error"}) == 3
+    assert get("foresight_stream_log_lines_total", {"service": "cart", "level": "info"}) == 7
     assert get("foresight_stream_new_templates_total", {"service": "cart"}) == 1
-    assert get("foresight_stream_messages_total", {"topic": "logs", "outcome": "counted"}) == 1
-    assert get("foresight_stream_log_error_ratio", {"service": "cart"}) == pytest.approx(0.25)
+    assert get("foresight_stream_messages_total", {"topic": "logs", "outcome": "counted"}) == 2
+    assert get("foresight_stream_log_error_ratio", {"service": "cart"}) == pytest.approx(0.3)

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from bench.logparse_metrics import score
-from features.logs.masking import MASKS, digit_skeleton, mask, select_masks
+from features.logs.masking import MASKS, mask, select_masks
 from features.logs.miner import MinerSettings, TemplateMatch, TemplateMiner, merge_tokens
+from features.logs.shapes import shape_of
 
 
 @pytest.mark.parametrize(
@@ -30,7 +31,7 @@ def test_masks_turn_variables_into_wildcards(line: str, masked: str) -> None:
 
 def test_masks_are_digit_value_agnostic_and_named() -> None:
     line = "pid 4711 at 10.0.0.7:8080 blk_-99 core.6161"
-    assert mask(line) == mask(digit_skeleton(line))
+    assert mask(line) == mask(shape_of(line).decode())
     assert set(MASKS) >= {"ipv4", "number", "path", "url", "hex", "uuid", "block_id"}
     with pytest.raises(ValueError, match="choose from"):
         select_masks(["nope"])

@@ -76,7 +76,7 @@ def decode_log_lines(value: bytes | None) -> tuple[list[LogRecord], bool] | str:
 
 def decode_timed_logs(value: bytes | None, *, now_us: int, max_future_s: float) -> list[LogLine] | str:
     """Every line of a log message with its time, or why the message cannot be counted."""
-    fast = _fast_batch(value, now_us + max_future_s * 1e6)
+    fast = _fast(value, now_us + max_future_s * 1e6)
     if fast is not None:
         return fast
     decoded = decode_log_lines(value)
@@ -98,11 +98,14 @@ def decode_timed_logs(value: bytes | None, *, now_us: int, max_future_s: float) 
     return out
 
 
-def _fast_batch(value: bytes | None, limit_us: float) -> list[LogLine] | None:
-    """A well-formed batch of plain lines (epoch ``ts``, non-blank text fields, the batch's
-    service) decoded with a few type checks per line; None for anything else, which the reference
-    decoder then judges with its exact reason (same result, slower)."""
-    if not value or b'"lines"' not in value:  # a single record: parsed once, by the reference decoder
+_new_line = tuple.__new__  # LogLine(...) without the named tuple's Python-level __new__
+
+
+def _fast(value: bytes | None, limit_us: float) -> list[LogLine] | None:
+    """A well-formed message of plain lines decoded with a few type checks per line (orjson);
+    None for anything else, which the reference decoder then judges with its exact reason (same
+    result, slower)."""
+    if not value:
         return None
     try:
         obj = orjson.loads(value)  # refuses lone surrogates and NaN literals: the reference judges those
@@ -110,7 +113,41 @@ def _fast_batch(value: bytes | None, limit_us: float) -> list[LogLine] | None:
         return None
     if type(obj) is not dict:
         return None
-    lines, service, resource = obj.get(LINES), obj.get("service"), obj.get("resource") or ""
+    if LINES in obj:
+        return _fast_batch(obj, limit_us)
+    single = _fast_single(obj, limit_us)
+    return None if single is None else [single]
+
+
+def _fast_single(obj: dict[str, Any], limit_us: float) -> LogLine | None:
+    """One plain record (epoch ``ts``, non-blank text fields): the reference's line, or None."""
+    ts, service, level, message = obj.get("ts"), obj.get("service"), obj.get("level"), obj.get("message")
+    resource, template_id = obj.get("resource"), obj.get("template_id")
+    if type(ts) is not float and type(ts) is not int:
+        return None
+    if type(service) is not str or type(level) is not str or type(message) is not str:
+        return None
+    if not service or service.isspace() or not level or level.isspace() or not message or message.isspace():
+        return None
+    if resource is None:
+        resource = ""
+    elif type(resource) is not str or not resource or resource.isspace():
+        return None
+    if template_id is None:
+        template_id = ""
+    elif type(template_id) is not str or not template_id or template_id.isspace():
+        return None
+    if not 0 <= ts < 1e11:  # milliseconds, far past: the reference says which
+        return None
+    ts_us = int(round(ts * 1e6))  # as the reference rounds it (stream_messages.epoch_us)
+    if ts_us > limit_us:
+        return None
+    return _new_line(LogLine, (service, level, message, ts_us / 1e6, resource, template_id))
+
+
+def _fast_batch(obj: dict[str, Any], limit_us: float) -> list[LogLine] | None:
+    """A batch of plain lines (epoch ``ts``, non-blank text fields, the batch's service)."""
+    lines, service, resource = obj[LINES], obj.get("service"), obj.get("resource") or ""
     if type(lines) is not list or not lines or type(service) is not str or not _text(service):
         return None
     if type(resource) is not str:
@@ -124,11 +161,13 @@ def _fast_batch(value: bytes | None, limit_us: float) -> list[LogLine] | None:
         ts, level, message = line.get("ts"), line.get("level"), line.get("message")
         if type(ts) is not float and type(ts) is not int:
             return None
-        if type(level) is not str or type(message) is not str or not _text(level) or not _text(message):
+        if type(level) is not str or type(message) is not str:
+            return None
+        if not level or level.isspace() or not message or message.isspace():
             return None
         if not 0 <= ts < 1e11 or ts > limit:  # milliseconds, far past or future: the slow path says which
             return None
-        append(LogLine(service, level, message, float(ts), resource))
+        append(_new_line(LogLine, (service, level, message, float(ts), resource, "")))
     return out
 
 
