@@ -50,6 +50,7 @@ from dashboards.targets import (
     datasource_variable,
     promql,
     prop,
+    service_variable,
     steps,
 )
 
@@ -93,16 +94,7 @@ def build() -> dict[str, Any]:
                 default_name=PROMETHEUS_NAME,
             )
         )
-        .with_variable(
-            dashboard.QueryVariable("service")
-            .label("Service")
-            .datasource(PROMETHEUS)
-            .query(SERVICE_VARIABLE_QUERY)
-            .multi(True)
-            .include_all(True)
-            .refresh(dashboard_models.VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(dashboard_models.VariableSort.ALPHABETICAL_ASC)
-        )
+        .with_variable(service_variable(SERVICE_VARIABLE_QUERY, PROMETHEUS))
         .annotation(
             dashboard.AnnotationQuery()
             .name("Foresight incidents")

@@ -28,6 +28,7 @@ from dashboards.targets import (
     PROMETHEUS_VARIABLE,
     datasource_variable,
     promql,
+    service_variable,
     steps,
 )
 
@@ -77,16 +78,7 @@ def build() -> dict[str, Any]:
                 default_name=PROMETHEUS_NAME,
             )
         )
-        .with_variable(
-            dashboard.QueryVariable("service")
-            .label("Service")
-            .datasource(PROMETHEUS)
-            .query(SERVICE_VARIABLE_QUERY)
-            .multi(True)
-            .include_all(True)
-            .refresh(dashboard_models.VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(dashboard_models.VariableSort.ALPHABETICAL_ASC)
-        )
+        .with_variable(service_variable(SERVICE_VARIABLE_QUERY, PROMETHEUS))
     )
     for panel in _panels():
         board = board.with_panel(panel)

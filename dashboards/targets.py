@@ -108,6 +108,21 @@ def datasource_variable(
     return dashboard.DatasourceVariable(name).label(label).type(plugin).current(current)
 
 
+def service_variable(query: str, datasource: Any) -> dashboard.QueryVariable:
+    """The ``service`` picker of a Prometheus dashboard: the services ``query`` (a
+    ``label_values(...)``) finds, several at once or all, refreshed with the time range."""
+    return (
+        dashboard.QueryVariable("service")
+        .label("Service")
+        .datasource(datasource)
+        .query(query)
+        .multi(True)
+        .include_all(True)
+        .refresh(dashboard_models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dashboard_models.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
 def steps(*values: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
     return (
         dashboard.ThresholdsConfig()
