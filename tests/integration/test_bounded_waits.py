@@ -27,6 +27,8 @@ from foresight.errors import ConfigError, DependencyUnavailableError
 from foresight.settings import Settings
 from support.servers import free_port
 
+pytestmark = pytest.mark.slow  # a second or more each: make test runs them, make test-fast does not
+
 MLFLOW_ENV = ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
               "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")

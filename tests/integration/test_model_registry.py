@@ -20,12 +20,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
@@ -55,6 +56,8 @@ from foresight.schemas import UTC_DTYPE, validate_telemetry  # noqa: E402
 from models.base import Model  # noqa: E402
 from models.forecasting.base import Forecaster  # noqa: E402
 from support.servers import missing_dependency  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a second or more each: make test runs them, make test-fast does not
 
 # The mlflow CLI of the interpreter running the tests (the project venv in CI), wherever it lives.
 MLFLOW_BIN = Path(sys.executable).parent / "mlflow"

@@ -17,6 +17,8 @@ from models.incidents.stream_resume import StreamState
 from simulator import SimulatorSource
 from simulator.fleet import CALL_GRAPH
 
+pytestmark = pytest.mark.slow  # a second or more each: make test runs them, make test-fast does not
+
 END = pd.Timestamp("2026-03-05", tz="UTC")
 GRAPH = {caller: list(callees) for caller, callees in CALL_GRAPH.items()}
 
