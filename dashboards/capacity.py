@@ -31,13 +31,16 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-from dashboards.provisioning import PROMETHEUS_NAME, PROMETHEUS_UID, STORE_NAME, STORE_UID
+from dashboards.provisioning import (
+    STORE_NAME,
+    STORE_UID,
+    prometheus_variable,
+)
 from dashboards.targets import (
     DASHED,
     MIXED,
     POSTGRES_TYPE,
     POSTGRES_VARIABLE,
-    PROMETHEUS_TYPE,
     PROMETHEUS_VARIABLE,
     RED,
     STORE,
@@ -146,15 +149,7 @@ def build() -> dict[str, Any]:
                 default_name=STORE_NAME,
             )
         )
-        .with_variable(
-            datasource_variable(
-                PROMETHEUS_VARIABLE,
-                "Prometheus",
-                PROMETHEUS_TYPE,
-                default_uid=PROMETHEUS_UID,
-                default_name=PROMETHEUS_NAME,
-            )
-        )
+        .with_variable(prometheus_variable())
         .with_variable(_store_variable("service", "Service", multi=True))
         .with_variable(_store_variable("metric", "Metric", multi=True))
         .with_variable(_store_variable("series", "Series", multi=False))

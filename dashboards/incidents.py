@@ -39,15 +39,12 @@ from connectors.sinks.pushgateway import (
     LAST_SUCCESS,
     RISK_THRESHOLD,
 )
-from dashboards.provisioning import PROMETHEUS_NAME, PROMETHEUS_UID
+from dashboards.provisioning import prometheus_variable
 from dashboards.targets import (
     DASHED,
     GRAFANA,
     PROMETHEUS,
-    PROMETHEUS_TYPE,
-    PROMETHEUS_VARIABLE,
     RED,
-    datasource_variable,
     promql,
     prop,
     service_variable,
@@ -85,15 +82,7 @@ def build() -> dict[str, Any]:
         .refresh("1m")
         .editable()
         .tooltip(dashboard_models.DashboardCursorSync.CROSSHAIR)
-        .with_variable(
-            datasource_variable(
-                PROMETHEUS_VARIABLE,
-                "Prometheus",
-                PROMETHEUS_TYPE,
-                default_uid=PROMETHEUS_UID,
-                default_name=PROMETHEUS_NAME,
-            )
-        )
+        .with_variable(prometheus_variable())
         .with_variable(service_variable(SERVICE_VARIABLE_QUERY, PROMETHEUS))
         .annotation(
             dashboard.AnnotationQuery()

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from grafana_foundation_sdk.builders import dashboard
 
-from dashboards.targets import POSTGRES_TYPE, PROMETHEUS_TYPE
+from dashboards.targets import POSTGRES_TYPE, PROMETHEUS_TYPE, PROMETHEUS_VARIABLE, datasource_variable
 
 STORE_UID = "foresight-store"
 STORE_NAME = "Foresight forecast store"
@@ -105,3 +106,10 @@ def render(document: dict[str, Any]) -> str:
 def provisioning_files() -> dict[Path, str]:
     """Relative path -> text of every provisioning file."""
     return {DATASOURCES_FILE: render(datasources()), DASHBOARDS_FILE: render(dashboard_provider())}
+
+
+def prometheus_variable() -> dashboard.DatasourceVariable:
+    """The Prometheus datasource picker every dashboard shares, preselecting the provisioned one."""
+    return datasource_variable(
+        PROMETHEUS_VARIABLE, "Prometheus", PROMETHEUS_TYPE, default_uid=PROMETHEUS_UID, default_name=PROMETHEUS_NAME
+    )

@@ -21,12 +21,9 @@ from grafana_foundation_sdk.builders import dashboard, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-from dashboards.provisioning import PROMETHEUS_NAME, PROMETHEUS_UID
+from dashboards.provisioning import prometheus_variable
 from dashboards.targets import (
     PROMETHEUS,
-    PROMETHEUS_TYPE,
-    PROMETHEUS_VARIABLE,
-    datasource_variable,
     promql,
     service_variable,
     steps,
@@ -69,15 +66,7 @@ def build() -> dict[str, Any]:
         .refresh(REFRESH)
         .editable()
         .tooltip(dashboard_models.DashboardCursorSync.CROSSHAIR)
-        .with_variable(
-            datasource_variable(
-                PROMETHEUS_VARIABLE,
-                "Prometheus",
-                PROMETHEUS_TYPE,
-                default_uid=PROMETHEUS_UID,
-                default_name=PROMETHEUS_NAME,
-            )
-        )
+        .with_variable(prometheus_variable())
         .with_variable(service_variable(SERVICE_VARIABLE_QUERY, PROMETHEUS))
     )
     for panel in _panels():
