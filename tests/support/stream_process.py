@@ -3,10 +3,13 @@ starting it, waiting on what it wrote (checkpoints, outbox), producing a scenari
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -16,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 from kafka import KafkaProducer
+from mlflow.tracking import MlflowClient
 
 from connectors.sinks.checkpoint_store import Checkpoint, CheckpointStore
 from support.kafka import create_topics
@@ -63,9 +67,25 @@ class Topics:
         return [Message(names[m.topic], m.key, m.partition, m.value, m.step) for m in messages]
 
 
+@functools.cache
+def _migrated_mlflow_db() -> Path:
+    """An empty MLflow SQLite database, created (schema migrations run) once per test session."""
+    path = Path(tempfile.mkdtemp(prefix="foresight-mlflow-template-")) / "mlflow.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{path}", registry_uri=f"sqlite:///{path}")
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+    return path
+
+
 def write_config(tmp: Path, bootstrap: str, topics: Topics, **stream: object) -> Path:
-    """A foresight.yaml under ``tmp`` (home ``tmp/home``) for a processor on ``topics``."""
+    """A foresight.yaml under ``tmp`` (home ``tmp/home``) for a processor on ``topics``.
+
+    The home starts with a copy of a session-wide empty MLflow database: a processor looks up
+    the champion at start, and creating the database there costs seconds per processor."""
     home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "mlflow.db").exists():
+        shutil.copyfile(_migrated_mlflow_db(), home / "mlflow.db")
     config = {
         "home": str(home),
         "detect": {"call_graph": {}},
