@@ -23,6 +23,7 @@ from connectors.sinks.pagerduty_change_events import validate_change_event
 from connectors.sinks.pagerduty_ledger import CHANGE_ACTION, DELIVERED, DeliveryLedger, ledger_record
 from connectors.sinks.pagerduty_outbox import MAX_SUMMARY
 from connectors.sinks.pagerduty_retry import DeliveryError
+from connectors.sinks.response.request import json_details
 
 log = logging.getLogger(__name__)
 RESPONSE_TAGS: tuple[str, ...] = ("foresight", "response")
@@ -52,7 +53,7 @@ def change_event(step: Mapping[str, Any]) -> dict[str, Any]:
     stamp = pd.Timestamp(step["time"]).tz_convert("UTC").isoformat().replace("+00:00", "Z")
     event: dict[str, Any] = {
         "payload": {"summary": step_summary(step), "source": "foresight/response", "timestamp": stamp,
-                    "custom_details": {k: v for k, v in step.items() if v not in (None, "")}},
+                    "custom_details": json_details(step)},
         "links": [],
     }
     validate_change_event(event)

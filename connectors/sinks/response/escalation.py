@@ -21,6 +21,7 @@ from connectors.sinks.pagerduty_outbox import (
     routing_key_ref,
     validate_event,
 )
+from connectors.sinks.response.request import json_details
 
 
 def escalation_dedup_key(incident_id: str, rule: str) -> str:
@@ -43,7 +44,7 @@ def escalation_event(step: Mapping[str, Any], severity: str) -> dict[str, Any]:
             "component": str(step["service"]),
             "group": str(step["service"]),
             "class": "response_escalation",
-            "custom_details": {k: v for k, v in step.items() if v not in (None, "")},
+            "custom_details": json_details(step),
         },
         "links": [],
         "client": CLIENT,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,3 +41,9 @@ class ActionRequest:
         for name, value in values.items():
             template = template.replace("{" + name + "}", value)
         return template
+
+
+def json_details(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's audit details as JSON values (times as ISO 8601 text), empty ones left out."""
+    kept = {k: v for k, v in step.items() if v is not None and v != ""}
+    return dict(json.loads(json.dumps(kept, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))))
