@@ -36,7 +36,7 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy foresight flows connectors simulator models features dashboards streaming bench
+	$(VENV)/bin/mypy foresight flows connectors simulator models features dashboards response streaming bench
 
 # Re-resolve the dependency ranges in pyproject.toml and pin the result.
 lock:

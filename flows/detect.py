@@ -52,7 +52,7 @@ from connectors.sinks.pagerduty import deliver_outbox
 from connectors.sinks.pagerduty_outbox import dedup_key, resolve_event, trigger_event
 from features.windows import service_features
 from flows.detect_state import load_stream_state, save_stream_state
-from flows.detection_sinks import annotate_incidents, push_detect_metrics, sink_outcome
+from flows.detection_sinks import annotate_incidents, push_detect_metrics, respond_to_incidents, sink_outcome
 from flows.forecast_plan import NoChampionError
 from flows.resources import (
     NoTelemetryError,
@@ -211,6 +211,7 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
         resumed.state.forget_resolved(window_start, kept_open=hold.kept_open)
         stream_state["checkpoint"] = save_stream_state(settings, resumed.state)
     annotated = annotate_incidents(settings, incidents, return_state=True)
+    responded = respond_to_incidents(settings, incidents, return_state=True)  # docs/response.md
     pushed = push_detect_metrics(settings, scores, risk, incidents, catalogue, cfg.risk_threshold,
                                  sources=hold.verdicts(), return_state=True)
 
@@ -229,6 +230,7 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
         "anomaly_detector_version": detector_version, "failure_predictor_version": predictor_version,
         "grafana_annotations": sink_outcome(annotated),
         "pushgateway": sink_outcome(pushed),
+        "response": sink_outcome(responded),
     }
     if hold:
         # Last, after everything healthy went out: the run's state shows the held-back sources.

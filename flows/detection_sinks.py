@@ -2,6 +2,8 @@
 
 - :func:`annotate_incidents`: one Grafana annotation per incident (``sinks.grafana_url``),
   de-duplicated across runs by the incident's tag (:func:`connectors.sinks.grafana.publish_annotations`);
+- :func:`respond_to_incidents`: automated response (``response.enabled``, :mod:`response`): rules,
+  guard rails, actions, verification and escalation, audited in the lake (docs/response.md);
 - :func:`push_detect_metrics`: anomaly scores, failure risk, open incidents and each source's
   contract verdict to a Pushgateway (``sinks.pushgateway_url``) for the incidents dashboard
   (:mod:`connectors.sinks.pushgateway`).
@@ -23,6 +25,7 @@ from connectors.sinks.grafana import GrafanaClient, publish_annotations
 from connectors.sinks.pushgateway import push_detection_metrics
 from flows.retries import retry_unless_permanent
 from foresight.settings import Settings
+from response.from_settings import respond
 
 INCIDENTS_DASHBOARD_UID = "foresight-incidents"
 
@@ -47,6 +50,14 @@ def annotate_incidents(settings: Settings, incidents: pd.DataFrame) -> dict[str,
         "unchanged": len(report.unchanged),
         "failed": report.failed,
     }
+
+
+# No retries: an action must not run twice because a later step failed (the audit log would refuse
+# it anyway; a failed step is audited and reported instead).
+@task(cache_policy=NO_CACHE)
+def respond_to_incidents(settings: Settings, incidents: pd.DataFrame) -> dict[str, Any]:
+    """Automated response on this run's incidents (a no-op unless ``response.enabled``)."""
+    return respond(settings, incidents.to_dict("records"))
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)

@@ -18,6 +18,7 @@ from foresight.settings import Settings, SettingsProblem, load_settings
 from models.forecasting.base import FORECASTERS
 from models.incidents.settings import detect_config_problems
 from models.legacy_paths import install as install_legacy_paths
+from models.response.rules import response_problems
 from simulator import CALL_GRAPH
 
 
@@ -48,6 +49,7 @@ def plugin_problems(settings: Settings) -> list[SettingsProblem]:
             FORECASTERS.get(model)
         except UnknownPluginError as exc:
             problems.append((("forecast", "models", i), str(exc)))
+    problems += response_problems(settings)  # fault types and the webhooks / commands response rules name
     return problems + [(("detect", *key), problem) for key, problem in detect_config_problems(settings.detect)]
 
 

@@ -55,6 +55,8 @@ DATASETS: dict[str, DatasetSpec] = {
     "batches": DatasetSpec(keys=("batch_id",), sort=("started_at",)),
     # Incremental pulls: how far each (source, stream) has been stored. See foresight.watermarks.
     "watermarks": DatasetSpec(keys=("source", "stream"), sort=("source", "stream")),
+    # Automated response's audit log, append-only: one row per decision step (models.response.audit).
+    "response_audit": DatasetSpec(keys=("decision_id", "step"), time_column="time", sort=("time", "decision_id")),
 }
 
 PARTITION_COL = "date"

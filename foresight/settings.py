@@ -34,6 +34,7 @@ from foresight.config_file import read_config_file
 from foresight.errors import ConfigError
 from foresight.redact import redact
 from foresight.settings_errors import Origins, explain, explain_problems
+from foresight.settings_response import ResponseConfig
 from foresight.settings_sections import (
     CapacityConfig,
     DetectConfig,
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     sinks: SinkConfig = Field(default_factory=SinkConfig)
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    response: ResponseConfig = Field(default_factory=ResponseConfig)  # automated response: docs/response.md
     # Share of a batch's rows that may be quarantined before the whole batch fails its contract.
     max_quarantine_ratio: float = Field(default=0.05, ge=0, le=1)
 

@@ -7,6 +7,8 @@
   restart between an output and its checkpoint) never pages twice. ``reopened`` writes nothing:
   the page was resolved and PagerDuty would open a second incident for it, which the outbox's
   dedup refuses anyway; the topic carries it.
+- **Response** (``response.enabled``): :func:`response_records` are the events as incident records
+  for automated response (:mod:`response`), which the processor hands its ``responder``.
 - **Topic**: one message per event, key = incident id, header ``foresight.incident_state``;
   at-least-once, so consumers dedupe by (incident id, state, at).
 """
@@ -45,6 +47,20 @@ def outbox_events(events: Sequence[IncidentEvent], *, model_version: str) -> lis
             out.append(trigger_event(incident, model_name=INCIDENT_MODEL, model_version=model_version))
         elif event.state == "resolved":
             out.append(resolve_event(key))
+    return out
+
+
+def response_records(events: Sequence[IncidentEvent]) -> list[dict[str, Any]]:
+    """The events as incident records for automated response: open (``end`` None) unless resolved,
+    a resolved one ending at its event's step when its row has no end."""
+    out = []
+    for event in events:
+        end = event.incident.get("end")
+        if event.state != "resolved":
+            end = None
+        elif end is None or end != end:  # None or NaT
+            end = event.at
+        out.append({**event.incident, "incident_id": event.incident_id, "end": end})
     return out
 
 

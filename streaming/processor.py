@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -36,7 +37,7 @@ from connectors.sources.kafka.stream_consumer import StreamConsumer, StreamProdu
 from connectors.sources.kafka.stream_messages import TimedMetric, decode_timed_metric
 from foresight.lake import Lake
 from foresight.quarantine import write_rejected
-from streaming.incident_outputs import publish
+from streaming.incident_outputs import publish, response_records
 from streaming.keyed_scoring import IncidentEvent, KeyScorer, Sample
 from streaming.log_counting import CountedLines, count_lines, export
 from streaming.metrics import StreamMetrics
@@ -92,8 +93,10 @@ class StreamProcessor:
         new_scorer: Callable[[str], KeyScorer],
         new_miner: MinerFactory,
         clock: Callable[[], float] = time.time,
+        responder: Callable[[list[dict[str, Any]]], Any] | None = None,
     ) -> None:
         self.config = config
+        self.responder = responder  # automated response on incident events (docs/response.md)
         self.producer, self.checkpoints, self.lake, self.outbox = producer, checkpoints, lake, outbox
         self.metrics, self.new_scorer, self.new_miner, self.clock = metrics, new_scorer, new_miner, clock
         self.states: dict[int, PartitionState] = {}
@@ -255,6 +258,11 @@ class StreamProcessor:
         except Exception:
             self._pending.events = events + self._pending.events  # retried before the next checkpoint
             raise
+        if self.responder is not None and events:
+            try:
+                self.responder(response_records(events))
+            except Exception:  # noqa: BLE001 - a response problem must not stall the stream; detect retries it
+                log.exception("stream: automated response on %d incident events failed", len(events))
         for event in events:
             self.metrics.incident_events.labels(state=event.state).inc()
             log.info(

@@ -61,6 +61,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
         topic_options,
     )
     from flows.resources import known_call_graph, open_lake, open_outbox  # lazy: fast --help
+    from response.from_settings import respond  # lazy: fast --help
     from streaming.keyed_scoring import KeyScorer  # lazy: fast --help
     from streaming.metrics import StreamMetrics  # lazy: fast --help
     from streaming.processor import ProcessorConfig, StreamProcessor  # lazy: fast --help
@@ -116,6 +117,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
         metrics=StreamMetrics(registry),
         new_scorer=new_scorer,
         new_miner=new_miner,
+        responder=(lambda records: respond(settings, records)) if settings.response.enabled else None,
     )
 
 

@@ -11,9 +11,10 @@ describes them, and answers with Grafana's documented shapes and status codes:
   ``folderUid``. Without ``overwrite`` a save over another version answers 412
   ``version-mismatch`` and a title taken by another uid in the folder 412 ``name-exists``.
   Success: 200 ``{id, uid, url, status, version, slug}``, the version counting saves;
-- ``POST /api/annotations``: ``time`` (epoch ms, integer), optional ``timeEnd`` >= ``time``,
-  ``tags`` (list of strings), non-empty ``text``, optional ``dashboardUID`` (must be a saved
-  dashboard) and ``panelId``; 200 ``{"message": "Annotation added", "id"}``;
+- ``POST /api/annotations`` (Grafana's "Create Annotation": ``text`` is the one required field):
+  non-empty ``text``; optional ``time`` (epoch ms, integer; Grafana's default is now) and
+  ``timeEnd`` >= ``time`` (a region), ``tags`` (list of strings), ``dashboardUID`` (must be a saved
+  dashboard) and ``panelId``; nothing else; 200 ``{"message": "Annotation added", "id"}``;
 - ``GET /api/annotations?tags=..&limit=..&type=..&matchAny=..``: annotations having all tags
   (any with ``matchAny=true``), newest first;
 - ``PATCH /api/annotations/<id>``: some of ``time``, ``timeEnd``, ``text``, ``tags``; 404 when unknown.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -164,6 +166,7 @@ class FakeGrafana:
         if dash is not None and dash not in self.dashboards:
             return 404, {"message": "Dashboard not found"}
         ann_id = self._new_id()
+        fields.setdefault("time", int(time.time() * 1000))  # Grafana stamps an annotation without one now
         self.annotations[ann_id] = {
             "id": ann_id,
             "dashboardUID": dash,
@@ -288,8 +291,8 @@ def _annotation_fields(body: Any, *, creating: bool) -> dict[str, Any]:
     unknown = set(body) - allowed
     if unknown:
         raise BadRequest(f"unknown fields {sorted(unknown)}")
-    if creating and ("time" not in body or "text" not in body):
-        raise BadRequest("time and text are required")
+    if creating and "text" not in body:
+        raise BadRequest("text is required")
     for key in ("time", "timeEnd", "panelId", "dashboardId"):
         if key in body and (not isinstance(body[key], int) or isinstance(body[key], bool) or body[key] < 0):
             raise BadRequest(f"{key} must be a non-negative integer (epoch milliseconds for times)")

@@ -19,6 +19,7 @@ PACKAGES = (
     "simulator",
     "models",
     "dashboards",
+    "response",
     "flows",
     "bench",
     "tests/support",

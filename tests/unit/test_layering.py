@@ -11,8 +11,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("foresight", "features", "connectors", "simulator", "models", "dashboards", "streaming", "flows",
-            "bench")
+PACKAGES = ("foresight", "features", "connectors", "simulator", "models", "dashboards", "response", "streaming",
+            "flows", "bench")
 # The roof: the command line and the local development stack it starts (foresight/cli/, the stack
 # in foresight/cli/local_stack/), which may import everything below them and are imported by nothing.
 ROOF = {"foresight.cli"}
@@ -24,12 +24,15 @@ ALLOWED: dict[str, set[str]] = {
     "simulator": {"core", "connectors", "simulator"},
     "models": {"core", "features", "models"},
     "dashboards": {"core", "connectors", "dashboards"},
+    # Automated response: its pure decisions (models.response) wired to executors and the audit log.
+    "response": {"core", "features", "connectors", "models", "response"},
     # The stream processor: Kafka I/O, log features and the incident engine wired per partition.
-    "streaming": {"core", "features", "connectors", "models", "streaming"},
-    "flows": {"core", "features", "connectors", "simulator", "models", "dashboards", "streaming", "flows"},
-    "bench": {"core", "features", "connectors", "simulator", "models", "dashboards", "streaming", "flows", "bench"},
-    "roof": {"core", "features", "connectors", "simulator", "models", "dashboards", "streaming", "flows", "bench",
-             "roof"},
+    "streaming": {"core", "features", "connectors", "models", "response", "streaming"},
+    "flows": {"core", "features", "connectors", "simulator", "models", "dashboards", "response", "streaming", "flows"},
+    "bench": {"core", "features", "connectors", "simulator", "models", "dashboards", "response", "streaming", "flows",
+              "bench"},
+    "roof": {"core", "features", "connectors", "simulator", "models", "dashboards", "response", "streaming", "flows",
+             "bench", "roof"},
 }
 # (importer, imported module) -> why it must go up. None today: add one only with its reason.
 KNOWN_UPWARD: dict[tuple[str, str], str] = {}

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("foresight", "features", "connectors", "simulator", "models", "dashboards", "streaming", "flows", "bench")
+PACKAGES = ("foresight", "features", "connectors", "simulator", "models", "dashboards", "response", "streaming",
+            "flows", "bench")
 MAX_LINES = 400
 REASON = "Longer than 400 lines because"
 # Module (path from the repository root) -> why it is over the limit without a reason yet.
