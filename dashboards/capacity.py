@@ -67,6 +67,10 @@ VARIABLE_QUERIES: dict[str, str] = {
     "service": "SELECT DISTINCT service FROM series ORDER BY 1",
     "metric": "SELECT DISTINCT metric FROM series WHERE service IN ($service) ORDER BY 1",
     "series": ("SELECT unique_id FROM series WHERE service IN ($service) AND metric IN ($metric) ORDER BY 1"),
+    "model": (
+        "SELECT f.model_name FROM forecasts f WHERE f.unique_id = '$series'\n"
+        "ORDER BY f.created_at DESC, f.ds DESC LIMIT 1"
+    ),
     "promql": (
         "SELECT promql FROM series_promql WHERE unique_id = '$series'\n"
         f"UNION ALL SELECT '{NO_PROMQL}'\n"
@@ -92,7 +96,21 @@ FROM forecasts f JOIN capacity_plan p ON p.unique_id = f.unique_id
 WHERE f.unique_id = '$series' AND p.threshold IS NOT NULL AND $__timeFilter(f.ds)
 ORDER BY f.ds"""
 
+# Grafana unit ids for the catalogue's units (``series.unit``); percent axes run 0..100.
+GRAFANA_UNITS: dict[str, str] = {
+    "percent": "percent", "pct": "percent", "%": "percent", "ratio": "percentunit", "fraction": "percentunit",
+    "seconds": "s", "milliseconds": "ms", "ms": "ms", "microseconds": "µs", "bytes": "bytes",
+    "requests_per_second": "reqps", "rps": "reqps", "millicores": "short", "count": "short",
+}
+_UNIT_CASE = "CASE s.unit " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in GRAFANA_UNITS.items()) + " ELSE 'short' END"
+_PERCENT = "s.unit IN ('percent', 'pct', '%')"
+UNIT_SQL = f"""SELECT {_UNIT_CASE} AS "unit",
+  CASE WHEN {_PERCENT} THEN 0 END AS "min", CASE WHEN {_PERCENT} THEN 100 END AS "max"
+FROM series s
+WHERE s.unique_id = '$series'"""
+
 RUNWAY_SQL = f"""SELECT p.unique_id AS "series", p.service, p.resource_id, p.metric,
+  (SELECT MAX(f.model_name) FROM forecasts f WHERE f.unique_id = p.unique_id) AS "model",
   p.current, p.peak_p90, p.threshold, p.days_to_threshold,
   p.threshold_date, p.threshold_date_earliest, p.threshold_date_latest, p.capacity_needed
 FROM capacity_plan p
@@ -156,6 +174,9 @@ def build() -> dict[str, Any]:
         .with_variable(
             _store_variable("promql", "PromQL", multi=False).hide(dashboard_models.VariableHide.HIDE_VARIABLE)
         )
+        .with_variable(
+            _store_variable("model", "Model", multi=False).hide(dashboard_models.VariableHide.HIDE_VARIABLE)
+        )
         .with_panel(_runway_table())
         .with_panel(_capacity_needed_gauge())
         .with_panel(_forecast_panel())
@@ -178,7 +199,7 @@ def _store_variable(name: str, label: str, *, multi: bool) -> dashboard.QueryVar
         .refresh(dashboard_models.VariableRefresh.ON_DASHBOARD_LOAD)
         .sort(
             dashboard_models.VariableSort.ALPHABETICAL_ASC
-            if name != "promql"
+            if name not in ("promql", "model")
             else dashboard_models.VariableSort.DISABLED
         )
     )
@@ -200,10 +221,12 @@ def _forecast_panel() -> timeseries.Panel:
     return (
         timeseries.Panel()
         .id(3)
-        .title("$series")
+        .title("$series (model: $model)")
         .description(
             "Actuals from Prometheus (or the forecast store for series from other sources), "
-            "forecast (yhat), its interval band (yhat_lower..yhat_upper) and the threshold."
+            "forecast (yhat), its interval band (yhat_lower..yhat_upper) and the threshold, in the "
+            "series' unit from the catalogue (percent axes 0-100); the title names the model that "
+            "forecast it."
         )
         .datasource(MIXED)
         .height(10)
@@ -212,6 +235,8 @@ def _forecast_panel() -> timeseries.Panel:
         .with_target(sql("B", STORE_ACTUALS_SQL))
         .with_target(sql("C", FORECAST_SQL))
         .with_target(sql("D", THRESHOLD_SQL))
+        .with_target(sql("E", UNIT_SQL, table=True))
+        .with_transformation(_unit_from_catalogue())
         .line_width(1)
         .fill_opacity(0)
         .show_points(common_models.VisibilityMode.NEVER)
@@ -221,6 +246,22 @@ def _forecast_panel() -> timeseries.Panel:
         .override_by_name("forecast", [DASHED])
         .override_by_name("threshold", [RED])
         .legend(legend)
+    )
+
+
+def _unit_from_catalogue() -> dashboard_models.DataTransformerConfig:
+    """Grafana's *Config from query results*: query ``E`` (the series' unit, min and max) sets the
+    other queries' field config, so one panel shows each series in its own unit."""
+    return dashboard_models.DataTransformerConfig(
+        id_val="configFromData",
+        options={
+            "configRefId": "E",
+            "mappings": [
+                {"fieldName": "unit", "handlerKey": "unit"},
+                {"fieldName": "min", "handlerKey": "min"},
+                {"fieldName": "max", "handlerKey": "max"},
+            ],
+        },
     )
 
 
