@@ -36,6 +36,7 @@ from dashboards.provisioning import (
     STORE_UID,
     prometheus_variable,
 )
+from dashboards.series_units import UNIT_SQL, unit_from_catalogue
 from dashboards.targets import (
     DASHED,
     MIXED,
@@ -95,19 +96,6 @@ THRESHOLD_SQL = """SELECT f.ds AS "time", p.threshold AS "threshold"
 FROM forecasts f JOIN capacity_plan p ON p.unique_id = f.unique_id
 WHERE f.unique_id = '$series' AND p.threshold IS NOT NULL AND $__timeFilter(f.ds)
 ORDER BY f.ds"""
-
-# Grafana unit ids for the catalogue's units (``series.unit``); percent axes run 0..100.
-GRAFANA_UNITS: dict[str, str] = {
-    "percent": "percent", "pct": "percent", "%": "percent", "ratio": "percentunit", "fraction": "percentunit",
-    "seconds": "s", "milliseconds": "ms", "ms": "ms", "microseconds": "µs", "bytes": "bytes",
-    "requests_per_second": "reqps", "rps": "reqps", "millicores": "short", "count": "short",
-}
-_UNIT_CASE = "CASE s.unit " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in GRAFANA_UNITS.items()) + " ELSE 'short' END"
-_PERCENT = "s.unit IN ('percent', 'pct', '%')"
-UNIT_SQL = f"""SELECT {_UNIT_CASE} AS "unit",
-  CASE WHEN {_PERCENT} THEN 0 END AS "min", CASE WHEN {_PERCENT} THEN 100 END AS "max"
-FROM series s
-WHERE s.unique_id = '$series'"""
 
 RUNWAY_SQL = f"""SELECT p.unique_id AS "series", p.service, p.resource_id, p.metric,
   (SELECT MAX(f.model_name) FROM forecasts f WHERE f.unique_id = p.unique_id) AS "model",
@@ -236,7 +224,7 @@ def _forecast_panel() -> timeseries.Panel:
         .with_target(sql("C", FORECAST_SQL))
         .with_target(sql("D", THRESHOLD_SQL))
         .with_target(sql("E", UNIT_SQL, table=True))
-        .with_transformation(_unit_from_catalogue())
+        .with_transformation(unit_from_catalogue())
         .line_width(1)
         .fill_opacity(0)
         .show_points(common_models.VisibilityMode.NEVER)
@@ -246,22 +234,6 @@ def _forecast_panel() -> timeseries.Panel:
         .override_by_name("forecast", [DASHED])
         .override_by_name("threshold", [RED])
         .legend(legend)
-    )
-
-
-def _unit_from_catalogue() -> dashboard_models.DataTransformerConfig:
-    """Grafana's *Config from query results*: query ``E`` (the series' unit, min and max) sets the
-    other queries' field config, so one panel shows each series in its own unit."""
-    return dashboard_models.DataTransformerConfig(
-        id_val="configFromData",
-        options={
-            "configRefId": "E",
-            "mappings": [
-                {"fieldName": "unit", "handlerKey": "unit"},
-                {"fieldName": "min", "handlerKey": "min"},
-                {"fieldName": "max", "handlerKey": "max"},
-            ],
-        },
     )
 
 

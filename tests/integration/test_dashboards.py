@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from connectors.sinks.forecast_store import ForecastStore
 from connectors.sinks.series_promql import SeriesPromqlTable, series_promql_frame
-from dashboards import alerts, capacity, incidents, provisioning
+from dashboards import alerts, capacity, incidents, provisioning, series_units
 from dashboards.build import DASHBOARDS, FOLDER, build_all, dashboard_text, write_all
 from dashboards.queries import (
     expand_promql,
@@ -488,7 +488,7 @@ def test_forecast_panel_carries_the_series_unit_and_model(board: dict) -> None:
 def test_unit_and_model_queries_return_grafana_units_from_the_store(board: dict, postgres_store: ForecastStore) -> None:
     multi = multi_value_variables(board)
     with postgres_store.engine.connect() as conn:
-        unit = conn.execute(text(expand_sql(capacity.UNIT_SQL, _sample(OTHER_ID), *WINDOW, multi=multi))).one()
+        unit = conn.execute(text(expand_sql(series_units.UNIT_SQL, _sample(OTHER_ID), *WINDOW, multi=multi))).one()
         model = conn.execute(
             text(expand_sql(capacity.VARIABLE_QUERIES["model"], _sample(OTHER_ID), *WINDOW, multi=multi))
         ).scalar_one()
