@@ -10,7 +10,8 @@ Dashboards (each module holds its queries and panels):
   (lines/s, templates, error ratio, anomaly scores, incidents, lags), refreshed every 5 s.
 
 :mod:`dashboards.provisioning` -> ``provisioning/datasources/foresight.yaml`` and
-``provisioning/dashboards/foresight.yaml``. :mod:`dashboards.queries` expands every SQL and
+``provisioning/dashboards/foresight.yaml``; :mod:`dashboards.alerts` -> ``provisioning/alerting/foresight.yaml``
+(Grafana alert rules: capacity runway under 7 days, an open critical incident, a stale pipeline). :mod:`dashboards.queries` expands every SQL and
 PromQL query of a dashboard so tests run them on real servers.
 
 Run ``python -m dashboards.build`` to regenerate the committed files (tests check they match).
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboards import capacity, incidents, realtime
+from dashboards.alerts import alerting_files
 from dashboards.provisioning import provisioning_files
 from dashboards.queries import expand_sql, sql_queries
 from dashboards.targets import POSTGRES_TYPE
@@ -80,9 +82,9 @@ def write_dashboards(folder: Path = FOLDER) -> list[Path]:
 
 
 def write_provisioning(folder: Path = PROVISIONING) -> list[Path]:
-    """Write the Grafana provisioning YAML files under ``folder``."""
+    """Write the Grafana provisioning YAML files (datasources, dashboards, alert rules) under ``folder``."""
     paths = []
-    for relative, text in provisioning_files().items():
+    for relative, text in {**provisioning_files(), **alerting_files()}.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

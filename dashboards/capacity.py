@@ -36,6 +36,7 @@ from dashboards.provisioning import (
     STORE_UID,
     prometheus_variable,
 )
+from dashboards.series_units import UNIT_SQL, unit_from_catalogue
 from dashboards.targets import (
     DASHED,
     MIXED,
@@ -67,6 +68,10 @@ VARIABLE_QUERIES: dict[str, str] = {
     "service": "SELECT DISTINCT service FROM series ORDER BY 1",
     "metric": "SELECT DISTINCT metric FROM series WHERE service IN ($service) ORDER BY 1",
     "series": ("SELECT unique_id FROM series WHERE service IN ($service) AND metric IN ($metric) ORDER BY 1"),
+    "model": (
+        "SELECT f.model_name FROM forecasts f WHERE f.unique_id = '$series'\n"
+        "ORDER BY f.created_at DESC, f.ds DESC LIMIT 1"
+    ),
     "promql": (
         "SELECT promql FROM series_promql WHERE unique_id = '$series'\n"
         f"UNION ALL SELECT '{NO_PROMQL}'\n"
@@ -93,6 +98,7 @@ WHERE f.unique_id = '$series' AND p.threshold IS NOT NULL AND $__timeFilter(f.ds
 ORDER BY f.ds"""
 
 RUNWAY_SQL = f"""SELECT p.unique_id AS "series", p.service, p.resource_id, p.metric,
+  (SELECT MAX(f.model_name) FROM forecasts f WHERE f.unique_id = p.unique_id) AS "model",
   p.current, p.peak_p90, p.threshold, p.days_to_threshold,
   p.threshold_date, p.threshold_date_earliest, p.threshold_date_latest, p.capacity_needed
 FROM capacity_plan p
@@ -156,6 +162,9 @@ def build() -> dict[str, Any]:
         .with_variable(
             _store_variable("promql", "PromQL", multi=False).hide(dashboard_models.VariableHide.HIDE_VARIABLE)
         )
+        .with_variable(
+            _store_variable("model", "Model", multi=False).hide(dashboard_models.VariableHide.HIDE_VARIABLE)
+        )
         .with_panel(_runway_table())
         .with_panel(_capacity_needed_gauge())
         .with_panel(_forecast_panel())
@@ -178,7 +187,7 @@ def _store_variable(name: str, label: str, *, multi: bool) -> dashboard.QueryVar
         .refresh(dashboard_models.VariableRefresh.ON_DASHBOARD_LOAD)
         .sort(
             dashboard_models.VariableSort.ALPHABETICAL_ASC
-            if name != "promql"
+            if name not in ("promql", "model")
             else dashboard_models.VariableSort.DISABLED
         )
     )
@@ -200,10 +209,12 @@ def _forecast_panel() -> timeseries.Panel:
     return (
         timeseries.Panel()
         .id(3)
-        .title("$series")
+        .title("$series (model: $model)")
         .description(
             "Actuals from Prometheus (or the forecast store for series from other sources), "
-            "forecast (yhat), its interval band (yhat_lower..yhat_upper) and the threshold."
+            "forecast (yhat), its interval band (yhat_lower..yhat_upper) and the threshold, in the "
+            "series' unit from the catalogue (percent axes 0-100); the title names the model that "
+            "forecast it."
         )
         .datasource(MIXED)
         .height(10)
@@ -212,6 +223,8 @@ def _forecast_panel() -> timeseries.Panel:
         .with_target(sql("B", STORE_ACTUALS_SQL))
         .with_target(sql("C", FORECAST_SQL))
         .with_target(sql("D", THRESHOLD_SQL))
+        .with_target(sql("E", UNIT_SQL, table=True))
+        .with_transformation(unit_from_catalogue())
         .line_width(1)
         .fill_opacity(0)
         .show_points(common_models.VisibilityMode.NEVER)

@@ -9,7 +9,8 @@ with the forecast store, Prometheus and the Foresight dashboards without clickin
   variables default to; connection details come from the environment variables in
   :data:`ENVIRONMENT` (the password only ever as ``secureJsonData``);
 - a file provider loading every dashboard JSON under :data:`DASHBOARDS_PATH` into the folder
-  ``Foresight`` (copy or mount ``dashboards/*.json`` there).
+  ``Foresight`` (copy or mount ``dashboards/*.json`` there);
+- the alert rules are :mod:`dashboards.alerts` (``alerting/foresight.yaml``).
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def render(document: dict[str, Any]) -> str:
 
 
 def provisioning_files() -> dict[Path, str]:
-    """Relative path -> text of every provisioning file."""
+    """Relative path -> text of the datasource and dashboard provisioning files (the alert rules'
+    file comes from :mod:`dashboards.alerts`; :mod:`dashboards.build` writes all three)."""
     return {DATASOURCES_FILE: render(datasources()), DASHBOARDS_FILE: render(dashboard_provider())}
 
 

@@ -52,8 +52,9 @@ def _write_series_promql(settings: Settings, store: ForecastStore, catalogue: pd
 
 @task(cache_policy=NO_CACHE)
 def write_dashboards(settings: Settings) -> list[str]:
-    """Every dashboard JSON and the Grafana provisioning files under ``sinks.dashboards_dir``."""
-    return [str(p) for p in write_all(Path(settings.sinks.dashboards_dir))]
+    """Every dashboard JSON and the Grafana provisioning files under ``sinks.dashboards_dir``
+    (default ``<home>/dashboards``, never the current directory)."""
+    return [str(p) for p in write_all(settings.dashboards_dir)]
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)

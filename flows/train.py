@@ -157,10 +157,10 @@ def train(config_file: str | None = None) -> dict[str, Any]:
     """Backtest, register and gate the capacity forecaster, incident pipeline and failure predictor."""
     settings = settings_for_run(config_file)
     data = load_training_data(settings)
-    workdir = Path(tempfile.mkdtemp(prefix="foresight-train-", dir=settings.home))
     results: dict[str, Any] = {}
-    for family in FAMILIES:
-        results[family.name] = gate_family(family, data, settings, workdir / family.name)
+    with tempfile.TemporaryDirectory(prefix="foresight-train-", dir=settings.home) as scratch:
+        for family in FAMILIES:  # artifacts are copied into MLflow before the folder goes
+            results[family.name] = gate_family(family, data, settings, Path(scratch) / family.name)
     create_table_artifact(
         key="train-summary",
         table=[{"family": f.name, **{k: results[f.name][k] for k in (

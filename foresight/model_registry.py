@@ -278,6 +278,34 @@ class ModelRegistry:
             abandoned.append(str(version.version))
         return abandoned
 
+    @bounded
+    def list_versions(self, registered_name: str) -> list[dict[str, Any]]:
+        """Every version of ``registered_name``, newest first: its aliases, the gate's decision and
+        reason, its state and its run's ``model`` parameter (empty when the model is missing)."""
+        from mlflow.exceptions import MlflowException  # lazy: MLflow is heavy (see the module docstring)
+
+        try:
+            registered = self._client.get_registered_model(registered_name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (registered.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        rows = []
+        for version in self._versions(registered_name):
+            tags = version.tags or {}
+            params = self._client.get_run(version.run_id).data.params if version.run_id else {}
+            rows.append({
+                "registered_model": registered_name, "version": str(version.version),
+                "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
+                "model": params.get("model", ""), "decision": tags.get(DECISION_TAG, ""),
+                "reason": tags.get(REASON_TAG, ""), "state": tags.get(STATE_TAG, ""),
+                "created_ms": version.creation_timestamp, "run_id": version.run_id or "",
+            })
+        return sorted(rows, key=lambda row: -int(row["version"]))
+
     def _versions(self, registered_name: str) -> Iterator[Any]:
         """Every version of ``registered_name``, page by page."""
         escaped = registered_name.replace("'", "\\'")

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
         return self.sinks.report_dir or self.home / "reports"
 
     @property
+    def dashboards_dir(self) -> Path:
+        return self.sinks.dashboards_dir or self.home / "dashboards"
+
+    @property
     def aws_action_log(self) -> Path:
         return self.sinks.aws.action_log or self.home / "actions" / "aws-actions.jsonl"
 

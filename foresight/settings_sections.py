@@ -269,7 +269,7 @@ class SinkConfig(Section):
     aws: AwsSinkConfig = Field(default_factory=AwsSinkConfig)
     outbox_path: Path | None = None  # default: home/outbox/pagerduty-events.jsonl
     report_dir: Path | None = None  # default: home/reports
-    dashboards_dir: Path = Path("dashboards")
+    dashboards_dir: Path | None = None  # default: home/dashboards
     pagerduty_routing_key: SecretStr | None = None
     grafana_url: str | None = None
     grafana_token: SecretStr | None = None

@@ -11,6 +11,8 @@ Metrics (the incidents dashboard's PromQL reads these names):
 - ``foresight_anomaly_score{service, unique_id, metric}``: newest anomaly score per series, in [0, 1]
 - ``foresight_failure_risk{service}``: newest failure risk per service, in [0, 1]
 - ``foresight_incident_open{service}``: 1 while the service has an open incident, else 0
+- ``foresight_incident_open_critical{service}``: 1 while one of them has severity ``critical``
+  (the provisioned "Critical incident open" alert rule reads it), else 0
 - ``foresight_anomaly_threshold`` / ``foresight_failure_risk_threshold``: the operating thresholds
 - ``foresight_source_contract_failed{source}``: 1 while the source's newest batch failed its data
   contract (its series are held back from detection), else 0; one per source with a verdict
@@ -49,6 +51,7 @@ JOB = "foresight-detect"
 ANOMALY_SCORE = "foresight_anomaly_score"
 FAILURE_RISK = "foresight_failure_risk"
 INCIDENT_OPEN = "foresight_incident_open"
+INCIDENT_OPEN_CRITICAL = "foresight_incident_open_critical"
 ANOMALY_THRESHOLD = "foresight_anomaly_threshold"
 RISK_THRESHOLD = "foresight_failure_risk_threshold"
 LAST_SUCCESS = "foresight_detect_last_success_timestamp_seconds"
@@ -63,7 +66,7 @@ class DetectionSnapshot:
 
     scores: pd.DataFrame  # service, unique_id, metric, score
     risk: pd.DataFrame  # service, risk
-    open_incidents: pd.DataFrame  # service, open (0/1)
+    open_incidents: pd.DataFrame  # service, open (0/1), critical (0/1: an open one is critical)
     sources: pd.DataFrame = field(default_factory=lambda: _no_sources())  # source, contract_failed, series_held_back
 
 
@@ -109,11 +112,16 @@ def detection_snapshot(
         )
     services = sorted(set(score_rows["service"]) | set(risk_rows["service"]))
     open_services: set[str] = set()
+    critical_services: set[str] = set()
     if incidents is not None and not incidents.empty:
         require_columns(incidents, ["service", "end"], "incidents")
-        open_services = set(incidents.loc[incidents["end"].isna(), "service"].astype(str))
+        still_open = incidents[incidents["end"].isna()]
+        open_services = set(still_open["service"].astype(str))
+        if "severity" in still_open.columns:
+            critical_services = set(still_open.loc[still_open["severity"] == "critical", "service"].astype(str))
         services = sorted(set(services) | set(incidents["service"].astype(str)))
-    open_rows = pd.DataFrame({"service": services, "open": [int(s in open_services) for s in services]})
+    open_rows = pd.DataFrame({"service": services, "open": [int(s in open_services) for s in services],
+                              "critical": [int(s in critical_services) for s in services]})
     if sources is None or sources.empty:
         source_rows = _no_sources()
     else:
@@ -157,8 +165,11 @@ def detection_registry(
     incident = Gauge(
         INCIDENT_OPEN, "1 while the service has an open Foresight incident.", ["service"], registry=registry
     )
+    critical = Gauge(INCIDENT_OPEN_CRITICAL, "1 while the service has an open critical Foresight incident.",
+                     ["service"], registry=registry)
     for row in snapshot.open_incidents.itertuples(index=False):
         incident.labels(service=row.service).set(row.open)
+        critical.labels(service=row.service).set(getattr(row, "critical", 0))
     failed = Gauge(SOURCE_CONTRACT_FAILED, "1 while the source's newest batch failed its data contract.",
                    ["source"], registry=registry)
     held = Gauge(SERIES_HELD_BACK, "Series of the source left out of detection (contract failed).",

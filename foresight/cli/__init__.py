@@ -5,7 +5,8 @@ Every command fails the same way: ``error:`` and ``hint:`` lines on stderr and a
 like an exception, so the Prefect API server a run started stops with it.
 
 The root's own commands (``demo``, ``run``, ``settings``) are here; its groups in their modules:
-``bench`` (:mod:`foresight.cli.bench`) and ``stack`` (:mod:`foresight.cli.stack`). Commands import
+``bench`` (:mod:`foresight.cli.bench`), ``stack`` (:mod:`foresight.cli.stack`) and ``show``
+(:mod:`foresight.cli.show`); ``--output`` formats in :mod:`foresight.cli.output`. Commands import
 what they run inside their bodies, so ``--help`` and a mistyped option answer at once instead of
 after the seconds Prefect, pandas and the models take to import.
 """
@@ -19,10 +20,11 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from foresight.cli.bench import bench_app
+from foresight.cli.output import OutputFormat, emit, result_rows
 from foresight.cli.runtime import ForesightGroup, console, quiet_runtime
+from foresight.cli.show import show_app
 from foresight.cli.stack import stack_app
 from foresight.cli.stream import stream
 
@@ -97,6 +99,8 @@ def run(
     config: Path = typer.Option(None, "--config", help="Optional YAML settings file."),
     apply: bool = typer.Option(False, "--apply", help="forecast only: act on AWS (S3 report, Auto Scaling "
                                "scheduled actions) instead of the default dry-run; needs sinks.aws.enabled."),
+    output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o", case_sensitive=False,
+                                        help="table for people; json or csv (on stdout) for scripts."),
 ) -> None:
     """Run one flow (or the whole pipeline) once, in-process."""
     if apply and flow != "forecast":
@@ -110,12 +114,8 @@ def run(
     fn = _flow(flow)
     kwargs: dict[str, Any] = {"apply": True} if apply else {}
     result = fn(config_file=str(config) if config else None, **kwargs)
-    table = Table(title=f"{flow} result")
-    table.add_column("key")
-    table.add_column("value")
-    for key, value in (result.items() if isinstance(result, dict) else enumerate(result)):
-        table.add_row(str(key), str(value)[:200])
-    console.print(table)
+    emit(result_rows(result), output, title=f"{flow} result", console=console, columns=("key", "value"),
+         json_value=result)
 
 
 @app.command()
@@ -130,3 +130,4 @@ def settings(config: Path = typer.Option(None, "--config", help="Optional YAML s
 app.command(name="stream")(stream)
 app.add_typer(bench_app, name="bench")
 app.add_typer(stack_app, name="stack")
+app.add_typer(show_app, name="show")

@@ -3,6 +3,7 @@ failure in one or two lines, and the quiet runtime a command sets up before it i
 
 from __future__ import annotations
 
+import logging
 import os
 import traceback
 from typing import Any
@@ -60,8 +61,41 @@ class ForesightGroup(TyperGroup):
             _console_logs.remove(console_logs)
 
 
+# Library log lines a Foresight user can do nothing about, by logger and message start; dropped
+# here, at the entry point, and nowhere in library code (a library user still sees them).
+# - MLflow warns on every model logged as a Python object that it is pickled; Foresight logs its
+#   own models that way on purpose and loads only versions its own registry holds.
+SILENCED_LOGS: tuple[tuple[str, str], ...] = (
+    ("mlflow.pyfunc", "Passing a Python object as `python_model`"),
+)
+
+
+class _SilencedMessages(logging.Filter):
+    """Drops the records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def silence_library_noise() -> None:
+    """Attach the :data:`SILENCED_LOGS` filters (once) to their libraries' loggers."""
+    by_logger: dict[str, tuple[str, ...]] = {}
+    for name, prefix in SILENCED_LOGS:
+        by_logger[name] = (*by_logger.get(name, ()), prefix)
+    for name, prefixes in by_logger.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _SilencedMessages) for f in logger.filters):
+            logger.addFilter(_SilencedMessages(prefixes))
+
+
 def quiet_runtime() -> None:
-    """Embedded defaults for a local run: no telemetry, Prefect logs only warnings."""
+    """Embedded defaults for a local run: no telemetry, Prefect logs only warnings, library
+    noise a user cannot act on silenced (:func:`silence_library_noise`)."""
+    silence_library_noise()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from connectors.sinks.forecast_store import ForecastStore
 from connectors.sinks.series_promql import SeriesPromqlTable, series_promql_frame
-from dashboards import capacity, incidents, provisioning
+from dashboards import alerts, capacity, incidents, provisioning, series_units
 from dashboards.build import DASHBOARDS, FOLDER, build_all, dashboard_text, write_all
 from dashboards.queries import (
     expand_promql,
@@ -140,7 +140,8 @@ def test_forecast_panel_mixes_prometheus_actuals_with_the_store_band(board: dict
     (panel,) = [p for p in _panels(board) if p["type"] == "timeseries"]
     assert panel["datasource"] == {"type": "datasource", "uid": "-- Mixed --"}
     kinds = {t["refId"]: t["datasource"]["type"] for t in panel["targets"]}
-    assert kinds == {"A": PROMETHEUS_TYPE, "B": POSTGRES_TYPE, "C": POSTGRES_TYPE, "D": POSTGRES_TYPE}
+    assert kinds == {"A": PROMETHEUS_TYPE, "B": POSTGRES_TYPE, "C": POSTGRES_TYPE, "D": POSTGRES_TYPE,
+                     "E": POSTGRES_TYPE}
     assert panel["targets"][0]["expr"] == "${promql:raw}"
     upper = next(o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "upper")
     assert {"id": "custom.fillBelowTo", "value": "lower"} in upper["properties"]
@@ -179,7 +180,7 @@ def test_committed_files_match_the_builder(tmp_path: Path, boards: dict[str, dic
         assert committed.read_text() == path.read_text(), (
             f"{committed} is stale: run python -m dashboards.build"
         )
-    assert len(generated) == len(DASHBOARDS) + 2
+    assert len(generated) == len(DASHBOARDS) + 3  # datasources, dashboard provider, alert rules
 
 
 def test_provisioning_matches_the_dashboards_datasources() -> None:
@@ -444,3 +445,92 @@ def test_capacity_promql_returns_exactly_the_selected_series(board: dict, promet
         np.testing.assert_allclose(values, scale * np.array([float(v) for _, v in raw]))
     (fallback,) = promql_queries(board, variables={**_sample(OTHER_ID), "promql": [capacity.NO_PROMQL]})
     assert _query_range(prometheus_url, fallback.expr) == []
+
+
+# -- alert rules -----------------------------------------------------------------------------------
+def test_alert_rules_follow_grafanas_file_provisioning_format() -> None:
+    document = yaml.safe_load((FOLDER / "provisioning" / alerts.ALERTING_FILE).read_text())
+    assert document == alerts.alert_rules()  # the committed file is the generated one
+    assert document["apiVersion"] == 1
+    (group,) = document["groups"]
+    assert {"orgId", "name", "folder", "interval", "rules"} <= set(group)
+    assert group["folder"] == provisioning.FOLDER and re.fullmatch(r"\d+[smh]", group["interval"])
+    rules = group["rules"]
+    assert len({r["uid"] for r in rules}) == len(rules) == 3
+    for rule in rules:
+        assert {"uid", "title", "condition", "data", "noDataState", "execErrState", "for", "labels",
+                "annotations"} <= set(rule), rule["title"]
+        assert rule["noDataState"] in ("OK", "NoData", "Alerting") and rule["execErrState"] in ("Error", "Alerting", "OK")
+        ref_ids = [d["refId"] for d in rule["data"]]
+        assert rule["condition"] in ref_ids and len(set(ref_ids)) == len(ref_ids)
+        for step in rule["data"]:
+            assert step["model"]["refId"] == step["refId"] and "from" in step["relativeTimeRange"]
+            assert step["datasourceUid"] in (provisioning.STORE_UID, provisioning.PROMETHEUS_UID, "__expr__")
+            if step["datasourceUid"] == "__expr__":  # expressions read refIds defined before them
+                assert step["model"]["expression"] in ref_ids[: ref_ids.index(step["refId"])]
+    by_uid = {r["uid"]: r for r in rules}
+    condition = by_uid["foresight-runway-short"]["data"][-1]["model"]["conditions"][0]["evaluator"]
+    assert condition == {"type": "lt", "params": [7]}
+    assert by_uid["foresight-pipeline-stale"]["noDataState"] == "Alerting"  # never ran: alert too
+
+
+def test_forecast_panel_carries_the_series_unit_and_model(board: dict) -> None:
+    (panel,) = [p for p in _panels(board) if p["type"] == "timeseries"]
+    (transformation,) = panel["transformations"]
+    assert transformation["id"] == "configFromData" and transformation["options"]["configRefId"] == "E"
+    assert {m["handlerKey"] for m in transformation["options"]["mappings"]} == {"unit", "min", "max"}
+    assert "$model" in panel["title"]
+    runway = next(p for p in _panels(board) if p["title"] == "Capacity runway")
+    assert "model_name" in runway["targets"][0]["rawSql"]
+
+
+@pytest.mark.integration
+def test_unit_and_model_queries_return_grafana_units_from_the_store(board: dict, postgres_store: ForecastStore) -> None:
+    multi = multi_value_variables(board)
+    with postgres_store.engine.connect() as conn:
+        unit = conn.execute(text(expand_sql(series_units.UNIT_SQL, _sample(OTHER_ID), *WINDOW, multi=multi))).one()
+        model = conn.execute(
+            text(expand_sql(capacity.VARIABLE_QUERIES["model"], _sample(OTHER_ID), *WINDOW, multi=multi))
+        ).scalar_one()
+        runway = conn.execute(text(expand_sql(capacity.RUNWAY_SQL, _sample(OTHER_ID), *WINDOW, multi=multi))).all()
+    assert (unit.unit, unit.min, unit.max) == ("percent", 0, 100)
+    assert model == "seasonal_naive" and {r.model for r in runway} == {"seasonal_naive"}
+
+
+@pytest.mark.integration
+def test_runway_alert_sql_runs_on_postgresql_and_finds_the_short_runways(postgres_store: ForecastStore) -> None:
+    with postgres_store.engine.connect() as conn:
+        rows = conn.execute(text(alerts.RUNWAY_SQL)).all()
+    # Grafana: text columns become labels, the numeric one the value the threshold reads.
+    assert [(r.series, r.days) for r in rows] == [
+        ("checkout/i-01/cpu_pct", 1.0), ("checkout/i-01/mem_pct", 1.0), (OTHER_ID, 3.0)]
+    assert all(isinstance(r.service, str) and isinstance(r.metric, str) for r in rows)
+
+
+@pytest.fixture(scope="module")
+def alert_prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prometheus holding what the detect flow pushes: one service with an open critical incident,
+    one without, and a last successful run seven hours ago."""
+    ds = pd.date_range(NOW - pd.Timedelta(hours=1), NOW, freq="1min")
+    last_run = (NOW - pd.Timedelta(hours=7)).timestamp()
+    series = [
+        SyntheticSeries("foresight_incident_open_critical", {"service": "cart"}, ds, np.ones(len(ds))),
+        SyntheticSeries("foresight_incident_open_critical", {"service": "search"}, ds, np.zeros(len(ds))),
+        SyntheticSeries("foresight_detect_last_success_timestamp_seconds", {}, ds, np.full(len(ds), last_run)),
+    ]
+    with prometheus(tmp_path_factory.mktemp("alert-prometheus"), series=series, lookback="5m") as server:
+        yield server.url
+
+
+def _instant(url: str, expr: str, at: pd.Timestamp) -> list[dict]:
+    answer = requests.post(f"{url}/api/v1/query", timeout=30, data={"query": expr, "time": at.timestamp()})
+    assert answer.status_code == 200, f"{expr}: {answer.text}"
+    return answer.json()["data"]["result"]
+
+
+@pytest.mark.integration
+def test_alert_promql_runs_on_prometheus_and_crosses_its_threshold(alert_prometheus_url: str) -> None:
+    critical = _instant(alert_prometheus_url, alerts.CRITICAL_INCIDENTS_PROMQL, NOW)
+    assert {r["metric"]["service"]: float(r["value"][1]) for r in critical} == {"cart": 1.0, "search": 0.0}
+    (stale,) = _instant(alert_prometheus_url, alerts.SINCE_LAST_RUN_PROMQL, NOW)
+    assert float(stale["value"][1]) == pytest.approx(7 * 3600, abs=1) and 7 * 3600 > alerts.STALE_AFTER_SECONDS

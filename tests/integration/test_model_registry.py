@@ -627,3 +627,29 @@ def test_promotion_cycle_on_tracking_server(
     cycle_s = time.perf_counter() - start
     assert not (cwd / "mlruns").exists()
     print(f"\nserver: startup to healthy {startup_s:.2f}s, cycle {cycle_s:.2f}s, {timings}")
+
+
+@pytest.mark.integration
+def test_list_versions_and_show_models_read_aliases_and_the_gates_reasons(sqlite_home: tuple[Path, Path]) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from foresight.cli import app
+
+    home, _ = sqlite_home
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    registry = ModelRegistry(uri, (home / "mlartifacts").as_uri())
+    name = REGISTERED[FAMILY]
+    assert registry.list_versions(name) == []
+    first, _ = log_forecaster(registry, offset=0.0, mase=0.70, tmp=home)
+    gate(registry, first, 0.70)
+    second, _ = log_forecaster(registry, offset=3.0, mase=0.90, tmp=home)
+    gate(registry, second, 0.90)
+    rows = registry.list_versions(name)
+    assert [(r["version"], r["aliases"], r["decision"], r["state"]) for r in rows] == [
+        (second.version, CHALLENGER, "challenger", GATED), (first.version, CHAMPION, "promote", GATED)]
+    assert "does not beat" in rows[0]["reason"] and rows[1]["run_id"] == first.run_id
+    answer = CliRunner().invoke(app, ["show", "models", "--output", "json"], env={"FORESIGHT_HOME": str(home)})
+    assert answer.exit_code == 0, answer.output
+    assert json.loads(answer.stdout) == rows

@@ -292,3 +292,17 @@ def test_wrong_credentials_fail_without_showing_them(auth_gateway: str) -> None:
     assert caught.value.code == 401
     shown = f"{caught.value} {caught.value!r} {caught.value.url} {caught.value.headers}"
     assert "wrong-Pa55" not in shown and "@" not in caught.value.url
+
+
+def test_an_open_critical_incident_is_its_own_metric() -> None:
+    incidents = INCIDENTS.assign(severity=["critical", "critical"])  # cart's incident has ended
+    snap = detection_snapshot(_scores({"checkout/i-01/cpu_pct": 0.9}), RISK, incidents, CATALOGUE)
+    assert snap.open_incidents.set_index("service")["critical"].to_dict() == {"cart": 0, "checkout": 1}
+    warning = detection_snapshot(_scores({"checkout/i-01/cpu_pct": 0.9}), RISK,
+                                 INCIDENTS.assign(severity="warning"), CATALOGUE)
+    assert warning.open_incidents["critical"].sum() == 0
+    from prometheus_client import generate_latest
+
+    exposed = generate_latest(detection_registry(snap)).decode()
+    assert 'foresight_incident_open_critical{service="checkout"} 1.0' in exposed
+    assert 'foresight_incident_open_critical{service="cart"} 0.0' in exposed

@@ -23,6 +23,7 @@ def test_write_dashboards_writes_every_dashboard_and_the_provisioning(tmp_path: 
         "foresight-capacity.json",
         "foresight-incidents.json",
         "foresight-realtime.json",
+        "provisioning/alerting/foresight.yaml",
         "provisioning/dashboards/foresight.yaml",
         "provisioning/datasources/foresight.yaml",
     ]
