@@ -112,15 +112,18 @@ ORDER BY p.capacity_needed DESC, p.unique_id
 LIMIT 20"""
 
 RIGHTSIZING_SQL = """SELECT r.service, r.instance_count, r.current_instance_type, r.recommended_instance_type,
-  r.action, r.current_monthly_cost, r.recommended_monthly_cost, r.monthly_savings,
+  r.action, r.current_monthly_cost, r.recommended_monthly_cost, r.monthly_cost_change, r.monthly_savings,
   r.exceed_probability, r.current_exceed_probability, r.peak_upper_utilisation, r.reason
 FROM rightsizing r
 WHERE r.service IN ($service)
 ORDER BY r.monthly_savings DESC NULLS LAST, r.service"""
 
-TOTAL_SAVINGS_SQL = """SELECT COALESCE(SUM(r.monthly_savings), 0) AS "savings per month"
+# Signed, over every service: a fleet that only upsizes must not read "savings $0". Rows an older
+# Foresight wrote have no monthly_cost_change: their saving, negated, is the same figure.
+NET_COST_CHANGE_SQL = """SELECT COALESCE(SUM(COALESCE(r.monthly_cost_change, -r.monthly_savings)), 0)
+  AS "net cost change per month"
 FROM rightsizing r
-WHERE r.service IN ($service) AND r.monthly_savings > 0"""
+WHERE r.service IN ($service)"""
 
 SAVINGS_BY_SERVICE_SQL = """SELECT r.service, r.monthly_savings AS "monthly savings"
 FROM rightsizing r
@@ -169,7 +172,7 @@ def build() -> dict[str, Any]:
         .with_panel(_capacity_needed_gauge())
         .with_panel(_forecast_panel())
         .with_panel(_rightsizing_table())
-        .with_panel(_total_savings())
+        .with_panel(_net_cost_change())
         .with_panel(_savings_by_service())
         .with_panel(_scaling_actions())
     )
@@ -324,28 +327,29 @@ def _rightsizing_table() -> table.Panel:
         .override_by_name("current_exceed_probability", percent)
         .override_by_name("peak_upper_utilisation", [prop("unit", "percent"), prop("decimals", 1)])
     )
-    for column in ("current_monthly_cost", "recommended_monthly_cost", "monthly_savings"):
+    for column in ("current_monthly_cost", "recommended_monthly_cost", "monthly_cost_change", "monthly_savings"):
         panel = panel.override_by_name(*_money(column))
     return panel
 
 
-def _total_savings() -> stat.Panel:
+def _net_cost_change() -> stat.Panel:
     return (
         stat.Panel()
         .id(5)
-        .title("Savings per month")
-        .description("Sum of the positive monthly savings of the rightsizing recommendations shown.")
+        .title("Net cost change per month")
+        .description("Sum of the signed monthly cost changes of the rightsizing recommendations shown: "
+                     "negative saves, positive costs more; kept and held services count 0.")
         .datasource(STORE)
         .height(8)
         .span(6)
-        .with_target(sql("A", TOTAL_SAVINGS_SQL, table=True))
+        .with_target(sql("A", NET_COST_CHANGE_SQL, table=True))
         .unit("currencyUSD")
         .decimals(0)
         .reduce_options(
-            common.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/savings per month/")
+            common.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/net cost change per month/")
         )
         .color_mode(common_models.BigValueColorMode.VALUE)
-        .thresholds(steps((None, "text"), (1, "green")))
+        .thresholds(steps((None, "green"), (0.005, "red")))
     )
 
 

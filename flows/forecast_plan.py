@@ -34,6 +34,7 @@ from foresight.model_registry import REGISTERED
 from foresight.settings import Settings
 from models.capacity.plan import capacity_plan
 from models.capacity.rightsizing import fleet_from_catalogue, rightsize
+from models.capacity.rightsizing_tolerance import Tolerance
 from models.capacity.scaling import ScalingGroup, plan_scaling
 from models.capacity.scaling_guards import FORECAST_CHECKS, ScalingLimits
 from models.evaluation.gate import capacity_series
@@ -85,7 +86,7 @@ def store_results(settings: Settings, forecasts: pd.DataFrame, plan: pd.DataFram
                   version: str, run_id: str) -> None:
     store = open_forecast_store(settings)
     store.write_forecasts(forecasts, model_name=model_name, model_version=version, run_id=run_id,
-                          level=settings.forecast.level)
+                          level=settings.forecast.level, registered_model=REGISTERED["forecaster"])
     store.write_capacity_plan(plan, model_version=version, run_id=run_id)
 
 
@@ -129,7 +130,9 @@ def plan_capacity_actions(settings: Settings, forecasts: pd.DataFrame, catalogue
                                 level=settings.forecast.level, allowed_families=cap.allowed_families,
                                 cpu_metric=cap.cpu_metric, memory_metric=cap.memory_metric,
                                 memory_target_utilisation=cap.memory_target_utilisation,
-                                price_source=instances.price_source)
+                                price_source=instances.price_source,
+                                tolerance=Tolerance(cap.tolerance_percent, cap.risk_budget),
+                                prefer_same_family=cap.prefer_same_family)
     groups = scaling_groups(settings, fleet, instances.table)
     limits = ScalingLimits(max_step=cap.scaling_max_step, max_step_percent=cap.scaling_max_step_percent,
                            max_per_hour=cap.scaling_max_change_per_hour,
@@ -218,8 +221,13 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
     model, version = load_champion_forecaster(settings)
     parts = forecast_chunk.map(unmapped(model), chunk_series(series, model), unmapped(settings)).result()
     forecasts = pd.concat(parts, ignore_index=True)
-    current = series.sort_values("ds").groupby("unique_id", as_index=False).tail(1)
-    plan = capacity_plan(forecasts, current, settings.thresholds, catalogue, settings.forecast.target_utilisation)
+    fcfg = settings.forecast
+    # The whole history: the plan takes each series' last value, and its recent steps for the start check.
+    plan = capacity_plan(forecasts, series, settings.thresholds, catalogue, fcfg.target_utilisation,
+                         settings.utilisation_targets(), start_k=fcfg.start_jump_k, start_window=fcfg.start_noise_window)
+    start_warnings = [f"{row.unique_id}: {row.start_warning}" for row in plan.itertuples() if pd.notna(row.start_warning)]
+    for warning in start_warnings:
+        get_run_logger().warning("forecast start: %s", warning)
     run_id = str(runtime.flow_run.id or "local")
     store_results(settings, forecasts, plan, model.name, version, run_id)
 
@@ -257,17 +265,28 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
                           len(recommendations), len(actions))
     return {
         "model": model.name, "model_version": version, "series": int(forecasts["unique_id"].nunique()),
+        "series_models": _series_per_model(forecasts, model.name),
         "forecast_rows": len(forecasts), "plan_rows": len(plan),
         "crossing_within_horizon": int(plan["days_to_threshold"].notna().sum()),
         "rightsizing_rows": len(recommendations),
         "rightsizing_actions": {str(k): int(v) for k, v in recommendations["action"].value_counts().items()},
-        "monthly_savings": round(float(recommendations["monthly_savings"].clip(lower=0).sum()), 2),
-        "monthly_upsize_cost": round(float(-recommendations["monthly_savings"].clip(upper=0).sum()), 2),
+        "monthly_savings": round(float(-recommendations["monthly_cost_change"].clip(upper=0).sum()), 2) + 0.0,  # no -0.0
+        "monthly_upsize_cost": round(float(recommendations["monthly_cost_change"].clip(lower=0).sum()), 2),
+        "net_monthly_cost_change": round(float(recommendations["monthly_cost_change"].sum()), 2),
+        "forecast_start_warnings": start_warnings,
         "price_source": instances.price_source,
         "scaling_actions": len(actions),
         "scaling_warnings_raised": warnings,
         **aws,
     }
+
+
+def _series_per_model(forecasts: pd.DataFrame, default: str) -> dict[str, int]:
+    """How many series each model made (a per-series selection names one per series)."""
+    if "model_name" not in forecasts.columns:
+        return {default: int(forecasts["unique_id"].nunique())}
+    made = forecasts.drop_duplicates("unique_id")["model_name"].fillna(default).value_counts()
+    return {str(name): int(n) for name, n in made.items()}
 
 
 def _plan_markdown(soonest: pd.DataFrame, version: str, model_name: str, n_series: int) -> str:
@@ -285,14 +304,18 @@ def _rightsizing_markdown(recs: pd.DataFrame, actions: pd.DataFrame, price_sourc
     lines = [f"# Rightsizing\n\nPrices: {price_source}. AWS: "
              + ("apply" if aws.get("aws_apply") else "dry-run" if aws.get("aws_enabled") else "not configured")
              + f"; {len(actions)} scheduled actions planned.\n",
-             "| service | now | recommended | action | monthly savings (USD) | peak upper % | P(exceed) |",
-             "|---|---|---|---|---|---|---|"]
+             "| service | now | recommended | action | monthly cost change (USD) | peak upper % | "
+             "P(exceed) now | P(exceed) recommended |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in recs.itertuples():
-        savings = "n/a" if pd.isna(row.monthly_savings) else f"{row.monthly_savings:,.2f}"
+        change = "n/a" if pd.isna(row.monthly_cost_change) else f"{row.monthly_cost_change:+,.2f}"
         peak = "n/a" if pd.isna(row.peak_upper_utilisation) else f"{row.peak_upper_utilisation:.1f}"
         risk = "n/a" if pd.isna(row.exceed_probability) else f"{row.exceed_probability:.3f}"
+        now = "n/a" if pd.isna(row.current_exceed_probability) else f"{row.current_exceed_probability:.3f}"
         lines.append(f"| {row.service} | {row.instance_count} x {row.current_instance_type} | "
-                     f"{row.recommended_instance_type or '-'} | {row.action} | {savings} | {peak} | {risk} |")
+                     f"{row.recommended_instance_type or '-'} | {row.action} | {change} | {peak} | {now} | {risk} |")
+    lines.append(f"\n**Net monthly cost change: {recs['monthly_cost_change'].sum():+,.2f} USD** "
+                 "(negative saves, positive costs more).")
     refused = aws.get("scaling_refused") or []
     if refused:
         lines.append("\n**Scaling refused** (no actions written to these groups):\n")

@@ -38,7 +38,8 @@ def refresh_store(settings: Settings) -> dict[str, Any]:
     store.write_series(catalogue)
     store.write_actuals(actuals)
     _write_series_promql(settings, store, catalogue)
-    return {"actuals": actuals, "forecasts": store.read_forecasts(), "plan": store.read_capacity_plan()}
+    return {"actuals": actuals, "forecasts": store.read_forecasts(), "plan": store.read_capacity_plan(),
+            "rightsizing": store.read_rightsizing()}
 
 
 def _write_series_promql(settings: Settings, store: ForecastStore, catalogue: pd.DataFrame) -> None:
@@ -94,6 +95,7 @@ def write_report(
         capacity_plan=store_data["plan"],
         incidents=incidents,
         evaluation=(detect_summary or {}).get("evaluation", {}),
+        rightsizing=store_data.get("rightsizing"),
     )
 
 

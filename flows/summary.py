@@ -46,14 +46,14 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
             table.add_row("held out", f"incident stream (the pages): {_events_text(stream)}")
     fc = results.get("forecast")
     if fc:
+        made_by = ", ".join(f"{name} {n}" for name, n in (fc.get("series_models") or {}).items())
         table.add_row("forecast", f"{fc['series']} series x {settings.forecast.horizon} steps by {fc['model']} "
-                      f"v{fc['model_version']}; {fc['crossing_within_horizon']} of {fc['plan_rows']} resources "
-                      "cross their threshold within the horizon")
+                      f"v{fc['model_version']}{f' ({made_by})' if made_by else ''}; {fc['crossing_within_horizon']} "
+                      f"of {fc['plan_rows']} resources cross their threshold within the horizon")
+        for warning in fc.get("forecast_start_warnings") or []:
+            table.add_row("warning", f"[yellow]forecast start: {warning}[/yellow]")
         if "rightsizing_rows" in fc:
-            actions = ", ".join(f"{n} {a}" for a, n in fc["rightsizing_actions"].items()) or "none"
-            table.add_row("rightsize", f"{fc['rightsizing_rows']} services ({actions}); savings "
-                          f"${fc['monthly_savings']:,.2f}/month, upsizes +${fc['monthly_upsize_cost']:,.2f}/month "
-                          f"(prices: {fc['price_source']}); {fc['scaling_actions']} scheduled scaling actions")
+            table.add_row("rightsize", rightsizing_line(fc))
     det = results.get("detect")
     if det:
         table.add_row("detect", f"{det['incidents']} incidents; outbox +{det['events_written']} events "
@@ -85,6 +85,20 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         f"anomaly-detector, failure-predictor).\nForecast store: {redact_url(settings.forecast_store_url)}\n"
         f"PagerDuty outbox: {settings.outbox_path}"
     )
+
+
+def rightsizing_line(fc: dict[str, Any]) -> str:
+    """The rightsizing row: what changes and the fleet's net monthly cost change, signed, with
+    its savings and increases, so a saving of $0.00 never hides an increase."""
+    actions = ", ".join(f"{n} {a}" for a, n in fc["rightsizing_actions"].items()) or "none"
+    net = fc.get("net_monthly_cost_change", fc["monthly_upsize_cost"] - fc["monthly_savings"])
+    return (f"{fc['rightsizing_rows']} services ({actions}); net monthly cost change {_usd(net)} "
+            f"(savings ${abs(fc['monthly_savings']):,.2f}, increases ${abs(fc['monthly_upsize_cost']):,.2f}; "
+            f"prices: {fc['price_source']}); {fc['scaling_actions']} scheduled scaling actions")
+
+
+def _usd(amount: float) -> str:
+    return f"{'-' if round(amount, 2) < 0 else '+'}${abs(amount):,.2f}/month"
 
 
 def failed_sources(results: dict[str, Any]) -> list[str]:

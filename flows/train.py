@@ -111,7 +111,7 @@ def register_and_gate(
     decision = decide(
         candidate.value, None if champion is None else champion.value, baseline.value,
         higher_is_better=candidate.higher_is_better, min_improvement=settings.mlflow.min_improvement,
-        metric=candidate.metric,
+        metric=candidate.metric, refusal=candidate.refusal,
     )
     metrics = {k: v for k, v in candidate.metrics.items() if pd.notna(v)}
     metrics[f"baseline_{baseline.metric}"] = baseline.value

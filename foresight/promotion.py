@@ -47,13 +47,15 @@ def decide(
     higher_is_better: bool,
     min_improvement: float,
     metric: str = "mase",
+    refusal: str | None = None,
 ) -> Decision:
     """Promote only if the candidate beats the baseline and (if any) the champion by a relative margin.
 
     ``min_improvement`` is relative (0.01 = 1 % of the reference value). The margin applies to
     both comparisons; a strict improvement is always required, even with a zero margin. A
     non-finite candidate never wins; an infinite reference (MASE on a flat series) loses to any
-    finite score; a NaN reference blocks promotion until someone fixes that metric.
+    finite score; a NaN reference blocks promotion until someone fixes that metric. A
+    ``refusal`` (e.g. miscalibrated intervals) blocks promotion whatever the scores, and is the reason.
     """
     if min_improvement < 0:
         raise ValueError(f"min_improvement must be >= 0, got {min_improvement}")
@@ -61,6 +63,8 @@ def decide(
     cand = f"{metric} {_fmt(candidate)}"
     if not math.isfinite(candidate):
         return Decision(False, f"{cand} is not a finite score")
+    if refusal:
+        return Decision(False, f"not promoted: {refusal} ({cand}, baseline {_fmt(baseline)})")
     if not _beats(candidate, baseline, higher_is_better=higher_is_better, margin=min_improvement):
         return Decision(False, f"{cand} does not beat baseline {_fmt(baseline)}{by}")
     if champion is None:

@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     def threshold_for(self, metric: str) -> float | None:
         return self.thresholds.get(metric)
 
+    def utilisation_targets(self) -> dict[str, float]:
+        """Target utilisation per metric where it differs from ``forecast.target_utilisation``:
+        memory's, the one the capacity plan and rightsizing share."""
+        return {self.capacity.memory_metric: self.capacity.memory_target_utilisation}
+
     def redacted(self) -> dict[str, Any]:
         """A loggable view with every credential masked: ``SecretStr`` fields, passwords and
         credential query parameters inside URLs (store, MLflow, Grafana, Pushgateway, any

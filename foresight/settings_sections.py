@@ -92,8 +92,18 @@ class ForecastConfig(Section):
     events: list[ForecastEvent] = Field(default_factory=list)
     # Metrics forecast for capacity planning (resource metrics plus load).
     metrics: list[str] = Field(default_factory=lambda: ["cpu_pct", "mem_pct", "disk_pct", "request_rate"])
-    # Utilisation the plan sizes capacity for (percent of the resource).
+    # Utilisation the plan sizes capacity for (percent of the resource); memory has its own,
+    # capacity.memory_target_utilisation, used by the plan and rightsizing alike.
     target_utilisation: float = Field(default=70.0, gt=0, le=100)
+    # The capacity gate refuses a forecaster whose backtest interval coverage is further than
+    # this from the nominal level (0.80 for level 80): its p90 would not mean p90.
+    coverage_tolerance: float = Field(default=0.05, gt=0, le=1)
+    # Forecast-start check: a series whose first forecast step moves away from its last actual
+    # by more than start_jump_k times its recent step noise (median |step| over the last
+    # start_noise_window steps), with a step-1 band that misses the last actual, is flagged in
+    # the plan, the report and the run summary.
+    start_jump_k: float = Field(default=5.0, gt=0, le=1_000)
+    start_noise_window: int = Field(default=48, ge=3, le=10_000)
 
     @field_validator("freq")
     @classmethod
@@ -220,9 +230,17 @@ class CapacityConfig(Section):
     services: dict[str, ServiceCapacityConfig] = Field(default_factory=dict)
     cpu_metric: str = "cpu_pct"
     memory_metric: str = "mem_pct"
-    # Memory does not burst like CPU, so it is sized closer to full (about a 15 % buffer);
-    # None: use forecast.target_utilisation for memory too.
-    memory_target_utilisation: float | None = Field(default=85.0, gt=0, le=100)
+    # Memory does not burst like CPU, so it is sized closer to full (about a 15 % buffer). The
+    # one memory target: the capacity plan's memory rows and rightsizing both use it.
+    memory_target_utilisation: float = Field(default=85.0, gt=0, le=100)
+    # Tolerance (docs/rightsizing.md): a change is skipped when its monthly cost moves by less
+    # than tolerance_percent of today's cost, or (an upsize) when today's type runs the forecast
+    # peak within tolerance_percent of its target, or (an upsize) while the probability that
+    # the forecast exceeds today's type stays at or under risk_budget.
+    tolerance_percent: float = Field(default=5.0, ge=0, le=100)
+    risk_budget: float = Field(default=0.05, ge=0, le=1)
+    # Keep a service in its family and generation (c6i stays c6i) unless no type of it fits.
+    prefer_same_family: bool = True
     # Scale-outs start this long before the forecast step that needs them; shorter dips are not scaled in.
     scaling_lead: timedelta = Field(default=timedelta(minutes=20), ge=NO_TIME)
     scaling_min_hold: timedelta = Field(default=timedelta(hours=2), ge=NO_TIME)

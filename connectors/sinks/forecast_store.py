@@ -35,6 +35,7 @@ from connectors.sinks.forecast_store_schema import (
     SCALING_ACTION_COLUMNS,
     SERIES_COLUMNS,
     actuals,
+    add_missing_columns,
     capacity_plan,
     forecasts,
     metadata,
@@ -94,9 +95,11 @@ class ForecastStore:
         self._clock = clock
 
     def create_schema(self) -> None:
-        """Create any missing table, and widen the ``varchar(n)`` columns of a store an older
-        Foresight created to ``text`` (idempotent: rows are left alone; see :func:`widen_to_text`)."""
+        """Create any missing table, add the columns and widen the ``varchar(n)`` columns of a
+        store an older Foresight created to ``text`` (idempotent: rows are left alone; see
+        :func:`add_missing_columns` and :func:`widen_to_text`)."""
         metadata.create_all(self.engine, checkfirst=True)
+        add_missing_columns(self.engine, metadata.tables.values())
         widen_to_text(self.engine, metadata.tables.values())
 
     def dispose(self) -> None:
@@ -112,14 +115,17 @@ class ForecastStore:
         frame["created_at"] = self._clock()
 
     def write_forecasts(
-        self, df: pd.DataFrame, *, model_name: str, model_version: str, run_id: str, level: int
+        self, df: pd.DataFrame, *, model_name: str, model_version: str, run_id: str, level: int,
+        registered_model: str | None = None,
     ) -> WriteReport:
         """Replace each series' forecast from its first ``ds`` onward, in one transaction.
 
-        A per-row ``model_name`` column (per-series model choice) overrides ``model_name``.
+        A per-row ``model_name`` column (the model a per-series selection chose for that series)
+        overrides ``model_name``; ``registered_model`` names whose version ``model_version`` is.
         """
         frame = _forecast_frame(df, model_name)
         frame["level"] = int(level)
+        frame["registered_model"] = registered_model
         self._stamp(frame, run_id, model_version)
         starts = frame.groupby("unique_id", sort=False)["ds"].min()
         cut = [{"b_uid": uid, "b_start": ts.to_pydatetime()} for uid, ts in starts.items()]
@@ -133,6 +139,7 @@ class ForecastStore:
 
     def write_capacity_plan(self, df: pd.DataFrame, *, model_version: str, run_id: str) -> WriteReport:
         """Upsert capacity plan rows by ``unique_id`` in one transaction."""
+        df = _with_optional(df, PLAN_OPTIONAL)
         require_columns(df, CAPACITY_PLAN_COLUMNS, "capacity plan")
         _require_unique(df, ["unique_id"], "capacity plan")
         frame = df[list(CAPACITY_PLAN_COLUMNS)].copy()
@@ -145,6 +152,9 @@ class ForecastStore:
 
     def write_rightsizing(self, df: pd.DataFrame, *, model_version: str, run_id: str) -> WriteReport:
         """Upsert rightsizing recommendations by ``service`` in one transaction."""
+        if "monthly_cost_change" not in df.columns and "monthly_savings" in df.columns:
+            df = df.assign(monthly_cost_change=-df["monthly_savings"])
+        df = _with_optional(df, ("sized_instance_type",))
         require_columns(df, RIGHTSIZING_COLUMNS, "rightsizing")
         _require_unique(df, ["service"], "rightsizing")
         frame = df[list(RIGHTSIZING_COLUMNS)].copy()
@@ -280,6 +290,16 @@ def _forecast_frame(df: pd.DataFrame, model_name: str) -> pd.DataFrame:
     else:
         frame["model_name"] = model_name
     return frame
+
+
+# Plan columns added after the first release: a writer may leave them out (stored as NULL).
+PLAN_OPTIONAL: tuple[str, ...] = ("target_utilisation", "start_jump", "start_noise", "start_warning")
+
+
+def _with_optional(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``df`` with each of ``columns`` it lacks added as NULL."""
+    absent = [c for c in columns if c not in df.columns]
+    return df.assign(**dict.fromkeys(absent, None)) if absent else df
 
 
 def _require_unique(df: pd.DataFrame, keys: list[str], what: str) -> None:

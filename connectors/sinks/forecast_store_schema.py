@@ -2,15 +2,27 @@
 
 SQLAlchemy Core tables (``forecasts``, ``capacity_plan``, ``series``, ``actuals``,
 ``rightsizing``, ``scaling_actions``; shapes in ``docs/forecast-store.md``), the columns a writer
-supplies for each, and :func:`widen_to_text`, which brings a store an older Foresight created up
-to date in place. :class:`connectors.sinks.forecast_store.ForecastStore` reads and writes them.
+supplies for each, and the migrations that bring a store an older Foresight created up to date
+in place: :func:`add_missing_columns` (nullable columns added since) and :func:`widen_to_text`. :class:`connectors.sinks.forecast_store.ForecastStore` reads and writes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Column, DateTime, Engine, Float, Integer, MetaData, Table, Text, bindparam, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -33,10 +45,13 @@ forecasts = Table(
     Column("yhat_lower", Float),
     Column("yhat_upper", Float),
     Column("level", Integer, nullable=False),
+    # The model that made this series: the per-series champion (``auto`` picks one per series)
+    # or the registered model itself when it forecasts every series alike.
     Column("model_name", Text, nullable=False),
-    Column("model_version", Text, nullable=False),
+    Column("model_version", Text, nullable=False),  # the registered model's version
     Column("run_id", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("registered_model", Text),  # whose version model_version is, e.g. capacity-forecaster
 )
 
 capacity_plan = Table(
@@ -58,6 +73,10 @@ capacity_plan = Table(
     Column("model_version", Text, nullable=False),
     Column("run_id", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("target_utilisation", Float),  # the target capacity_needed is against (memory has its own)
+    Column("start_jump", Float),  # first forecast step minus the last actual
+    Column("start_noise", Float),  # the series' recent step noise (median |step|)
+    Column("start_warning", Text),  # NULL: the forecast starts where the series is
 )
 
 series = Table(
@@ -88,12 +107,14 @@ rightsizing = Table(
     Column("current_monthly_cost", Float),
     Column("recommended_monthly_cost", Float),
     Column("monthly_savings", Float),  # current - recommended; negative: an upsize costs more
+    Column("monthly_cost_change", Float),  # recommended - current: + costs more, - saves
+    Column("sized_instance_type", Text),  # what sizing alone picked; differs on a held change
     Column("demand_vcpu", Float),
     Column("demand_memory_gib", Float),
     Column("peak_upper_utilisation", Float),  # forecast upper quantile on the recommended type, %
     Column("exceed_probability", Float),  # P(demand > recommended capacity) at the forecast peak
     Column("current_exceed_probability", Float),  # the same on the current type: the risk of no change
-    Column("action", Text, nullable=False),  # downsize / upsize / keep / none_fits
+    Column("action", Text, nullable=False),  # downsize / upsize / keep / hold / none_fits / ...
     Column("reason", Text, nullable=False),
     Column("price_source", Text),
     Column("model_version", Text, nullable=False),
@@ -128,7 +149,50 @@ SCALING_ACTION_COLUMNS: tuple[str, ...] = tuple(
 )
 
 
-_MIGRATION_LOCK_TIMEOUT = "10s"  # a long dashboard query must not hold a run at start-up for long
+_MIGRATION_LOCK_TIMEOUT = "10s"
+
+
+def add_missing_columns(engine: Engine, tables: Iterable[Table]) -> list[str]:
+    """ADD the nullable columns ``tables`` declare that the live tables lack (a store an older
+    Foresight created); returns the ``table.column`` names added (none the second time).
+
+    SQLite and PostgreSQL alike: ``ALTER TABLE ... ADD COLUMN`` of a nullable column without a
+    default changes no row (PostgreSQL only touches its catalogue). A declared column that is
+    NOT NULL cannot be added to rows that exist, so it is refused with the table's name.
+    """
+    live = inspect(engine)
+    missing = {
+        table: [c for c in table.columns if c.name not in {col["name"] for col in live.get_columns(table.name)}]
+        for table in tables if live.has_table(table.name)
+    }
+    missing = {table: columns for table, columns in missing.items() if columns}
+    if not missing:
+        return []
+    postgres = engine.dialect.name == "postgresql"
+    added: list[str] = []
+    try:
+        with engine.begin() as conn:
+            quote = conn.dialect.identifier_preparer.quote
+            if postgres:
+                conn.execute(text(f"SET LOCAL lock_timeout = '{_MIGRATION_LOCK_TIMEOUT}'"))
+            for table, columns in missing.items():
+                for column in columns:
+                    if not column.nullable:
+                        raise ValueError(f"forecast store: {table.name}.{column.name} is NOT NULL and missing; "
+                                         "it cannot be added to existing rows")
+                    kind = column.type.compile(dialect=conn.dialect)
+                    # Two runs migrating at once: PostgreSQL's IF NOT EXISTS makes the second a no-op.
+                    guard = "IF NOT EXISTS " if postgres else ""
+                    conn.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {guard}"
+                                      f"{quote(column.name)} {kind}"))
+                    added.append(f"{table.name}.{column.name}")
+    except OperationalError as exc:
+        first_line = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DependencyUnavailableError(
+            f"forecast store: could not add the new columns: {first_line}",
+            hint=f"another session held a lock for over {_MIGRATION_LOCK_TIMEOUT}; the next run retries",
+        ) from exc
+    return added  # a long dashboard query must not hold a run at start-up for long
 
 
 def widen_to_text(engine: Engine, tables: Iterable[Table]) -> list[str]:

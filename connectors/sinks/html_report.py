@@ -1,8 +1,9 @@
 """The run report: one self-contained HTML file (no external assets) a person can open or mail.
 
 Sections: summary, forecast plots (actuals, forecast and interval band, threshold) for the
-series closest to their threshold, capacity plan, incidents, and detection-vs-ground-truth
-evaluation. Plots are matplotlib (Agg, no pyplot state) PNGs embedded as base64 data URIs; the
+series closest to their threshold, capacity plan (with the forecast-start warnings),
+rightsizing (per service: current -> proposed type, why, exceed probabilities, monthly cost
+change, and the fleet's net total), incidents, and detection-vs-ground-truth evaluation. Plots are matplotlib (Agg, no pyplot state) PNGs embedded as base64 data URIs; the
 page is a Jinja2 template with autoescaping on, so series names and incident text are escaped.
 """
 
@@ -78,7 +79,18 @@ _TEMPLATE = """<!DOCTYPE html>
 
 <section id="capacity-plan">
 <h2>Capacity plan</h2>
+{% if start_warnings %}<p><strong>Forecast start warnings</strong> (the forecast does not start where
+the series is; check these series before planning on them):</p>
+<ul>{% for uid, text in start_warnings %}<li><code>{{ uid }}</code>: {{ text }}</li>{% endfor %}</ul>{% endif %}
 {{ frame_table(capacity_plan) }}
+</section>
+
+<section id="rightsizing">
+<h2>Rightsizing</h2>
+{% if rightsizing.rows %}{{ frame_table(rightsizing) }}
+<p><strong>Net monthly cost change: {{ rightsizing_total }}</strong> (negative saves, positive costs
+more; held changes cost nothing).</p>
+{% else %}<p class="note">No rightsizing in this run.</p>{% endif %}
 </section>
 
 <section id="incidents">
@@ -107,6 +119,7 @@ def render_report(
     incidents: pd.DataFrame,
     evaluation: Mapping[str, Any],
     max_plots: int = 12,
+    rightsizing: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report to ``path`` (parents created) and return the path."""
     chosen = series_to_plot(forecasts, capacity_plan, max_plots)
@@ -119,6 +132,9 @@ def render_report(
         summary=_flatten(summary),
         plots=plots,
         capacity_plan=_table(capacity_plan),
+        start_warnings=start_warnings(capacity_plan),
+        rightsizing=_table(rightsizing_rows(rightsizing)),
+        rightsizing_total=_signed_usd(rightsizing_total(rightsizing)),
         incidents=_table(incidents),
         evaluation=_flatten(evaluation),
     )
@@ -126,6 +142,57 @@ def render_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     return out
+
+
+RIGHTSIZING_REPORT_COLUMNS: tuple[str, ...] = (
+    "service", "instances", "current type", "proposed type", "action", "P(exceed) current",
+    "P(exceed) proposed", "monthly cost change (USD)", "reason",
+)
+
+
+def rightsizing_rows(recommendations: pd.DataFrame | None) -> pd.DataFrame:
+    """The rightsizing table as the report shows it (``RIGHTSIZING_REPORT_COLUMNS``); a held
+    change names the type the sizing alone picked beside the kept one."""
+    if recommendations is None or recommendations.empty:
+        return pd.DataFrame(columns=list(RIGHTSIZING_REPORT_COLUMNS))
+    rows = []
+    for rec in recommendations.to_dict("records"):
+        proposed = rec.get("recommended_instance_type") or "none fits"
+        sized = rec.get("sized_instance_type")
+        if rec.get("action") == "hold" and sized:
+            proposed = f"{proposed} (sized: {sized}, held)"
+        rows.append(dict(zip(RIGHTSIZING_REPORT_COLUMNS, (
+            rec["service"], rec.get("instance_count"), rec.get("current_instance_type"), proposed, rec.get("action"),
+            _percent(rec.get("current_exceed_probability")), _percent(rec.get("exceed_probability")),
+            _signed_usd(rec.get("monthly_cost_change")), rec.get("reason")), strict=True)))
+    return pd.DataFrame(rows, columns=list(RIGHTSIZING_REPORT_COLUMNS))
+
+
+def rightsizing_total(recommendations: pd.DataFrame | None) -> float:
+    """The fleet's net monthly cost change (signed; NaN rows, e.g. none fits, count as no change)."""
+    if recommendations is None or recommendations.empty or "monthly_cost_change" not in recommendations:
+        return 0.0
+    return float(pd.to_numeric(recommendations["monthly_cost_change"], errors="coerce").fillna(0.0).sum())
+
+
+def start_warnings(capacity_plan: pd.DataFrame) -> list[tuple[str, str]]:
+    """(unique_id, warning) of the plan rows whose forecast-start check fired."""
+    if "start_warning" not in capacity_plan.columns:
+        return []
+    flagged = capacity_plan[capacity_plan["start_warning"].notna() & capacity_plan["start_warning"].astype(bool)]
+    return [(str(u), str(w)) for u, w in zip(flagged["unique_id"], flagged["start_warning"], strict=True)]
+
+
+def _percent(probability: Any) -> str:
+    return "—" if probability is None or pd.isna(probability) else f"{100 * float(probability):.1f} %"
+
+
+def _signed_usd(amount: Any) -> str:
+    if amount is None or pd.isna(amount):
+        return "—"
+    if round(float(amount), 2) == 0:
+        return "$0.00"
+    return f"{'-' if float(amount) < 0 else '+'}${abs(float(amount)):,.2f}"
 
 
 def series_to_plot(forecasts: pd.DataFrame, capacity_plan: pd.DataFrame, limit: int) -> list[str]:

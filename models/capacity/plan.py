@@ -3,7 +3,10 @@
 Pure: forecasts, current values, thresholds and the catalogue in, one row per resource series
 out. "p50" is the point forecast ``yhat`` and "p90" is ``yhat_upper``, the upper bound of the
 central 80 % interval (forecast with ``level=80``): planning on p90 means a 1-in-10 chance per
-step that the resource runs hotter than the plan assumes.
+step that the resource runs hotter than the plan assumes. Each metric is planned against its own
+target utilisation (memory's, ``capacity.memory_target_utilisation``, is the one rightsizing
+uses too), and every row carries the forecast-start check of
+:mod:`models.capacity.forecast_start` when ``current`` holds the recent history.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, UTC_DTYPE, require_columns
+from models.capacity.forecast_start import START_COLUMNS, forecast_start_checks
 
 PLAN_COLUMNS: tuple[str, ...] = (
     "unique_id",
@@ -29,6 +33,10 @@ PLAN_COLUMNS: tuple[str, ...] = (
     "threshold_date_latest",
     "capacity_needed",
     "crosses_threshold",
+    "target_utilisation",
+    "start_jump",
+    "start_noise",
+    "start_warning",
 )
 _DAY = pd.Timedelta(days=1)
 
@@ -39,6 +47,10 @@ def capacity_plan(
     thresholds: Mapping[str, float],
     catalogue: pd.DataFrame,
     target_utilisation: float,
+    metric_targets: Mapping[str, float] | None = None,
+    *,
+    start_k: float = 5.0,
+    start_window: int = 48,
 ) -> pd.DataFrame:
     """One row per forecast series whose metric has a threshold, most urgent first.
 
@@ -46,7 +58,7 @@ def capacity_plan(
     ``current`` (unique_id, y and optionally ds: the latest value per series is used, and its ds
     is the forecast origin; telemetry works as is), ``thresholds`` (metric -> "full" line),
     ``catalogue`` (unique_id, service, resource_id, metric) and ``target_utilisation`` (same unit
-    as the metric, e.g. 70 for percent metrics).
+    as the metric, e.g. 70 for percent metrics), overridden per metric by ``metric_targets``.
 
     Columns:
     - unique_id, service, resource_id, metric, threshold
@@ -61,12 +73,18 @@ def capacity_plan(
     - capacity_needed: peak_p90 / target_utilisation, the factor capacity must scale by so the
       p90 peak stays at the target (1.25 = +25 %; <= 1 means current capacity suffices)
     - crosses_threshold: whether p90 reaches the threshold within the horizon
+    - target_utilisation: the target capacity_needed is against (the metric's own, else the default)
+    - start_jump, start_noise, start_warning: the forecast-start check
+      (:func:`models.capacity.forecast_start.forecast_start_checks` with ``start_k`` and
+      ``start_window``; NaN / None where ``current`` holds fewer than two values of a series)
     """
     require_columns(forecasts, (ID_COL, TIME_COL, "yhat", "yhat_lower", "yhat_upper"), "capacity_plan forecasts")
     require_columns(current, (ID_COL, TARGET_COL), "capacity_plan current")
     require_columns(catalogue, (ID_COL, "service", "resource_id", "metric"), "capacity_plan catalogue")
-    if not target_utilisation > 0:
-        raise ValueError(f"target_utilisation must be positive, got {target_utilisation}")
+    targets = {**{m: float(target_utilisation) for m in thresholds}, **dict(metric_targets or {})}
+    bad = {m: t for m, t in [("default", target_utilisation), *targets.items()] if not t > 0}
+    if bad:
+        raise ValueError(f"target_utilisation must be positive, got {bad}")
     limits = pd.Series(dict(thresholds), name="threshold", dtype="float64")
     series = catalogue[[ID_COL, "service", "resource_id", "metric"]].drop_duplicates(ID_COL)
     series = series.assign(threshold=series["metric"].map(limits)).dropna(subset=["threshold"])
@@ -88,11 +106,20 @@ def capacity_plan(
     plan["threshold_date_earliest"] = plan["threshold_date"]
     plan["days_to_threshold"] = (plan["threshold_date"] - plan["origin"]) / _DAY
     plan["crosses_threshold"] = plan["threshold_date"].notna()
-    plan["capacity_needed"] = plan["peak_p90"] / float(target_utilisation)
     out = series.merge(plan.reset_index(names=ID_COL), on=ID_COL, how="inner")
+    out["target_utilisation"] = out["metric"].map(targets).fillna(float(target_utilisation)).astype("float64")
+    out["capacity_needed"] = out["peak_p90"] / out["target_utilisation"]
+    out = out.merge(_start_checks(fc, current, start_k, start_window), on=ID_COL, how="left")
     urgency = ["days_to_threshold", "capacity_needed"]
     out = out.sort_values(urgency, ascending=[True, False], na_position="last")
     return out[list(PLAN_COLUMNS)].reset_index(drop=True)
+
+
+def _start_checks(fc: pd.DataFrame, current: pd.DataFrame, k: float, window: int) -> pd.DataFrame:
+    if TIME_COL not in current.columns or not {"yhat_lower", "yhat_upper"} <= set(fc.columns):
+        return pd.DataFrame({c: pd.Series(dtype="object" if c in (ID_COL, "start_warning") else "float64")
+                             for c in START_COLUMNS})
+    return forecast_start_checks(fc, current, k=k, window=window)
 
 
 def _first_crossing(fc: pd.DataFrame, column: str) -> pd.Series:
@@ -128,4 +155,5 @@ def _empty_plan() -> pd.DataFrame:
     dates = ("threshold_date", "threshold_date_earliest", "threshold_date_latest")
     dtypes.update(dict.fromkeys(dates, UTC_DTYPE))
     dtypes["crosses_threshold"] = "bool"
+    dtypes["start_warning"] = "object"
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})

@@ -6,7 +6,9 @@ the service runs today is turned into demand in vCPU and GiB per instance (the b
 at the busiest step). A type fits when that demand stays at or under ``target_utilisation`` % of
 its vCPUs and ``memory_target_utilisation`` % of its memory (memory defaults to the same target;
 it usually runs hotter, as it does not burst the way CPU does); the cheapest fitting type of the
-allowed families (or the current type) is recommended. Sizing on the forecast, not on a percentile of the past, is the point: a service
+allowed families (or the current type) is recommended; with ``prefer_same_family`` the cheapest
+fitting type of the current family and generation (c6i stays c6i) wins over other families, which
+are only looked at when none of it fits. Sizing on the forecast, not on a percentile of the past, is the point: a service
 whose load is rising gets the capacity it will need, where a history p95 (what Compute Optimizer
 or krr look at) still sees the smaller past.
 
@@ -14,6 +16,11 @@ The probability of exceeding capacity reads the interval as a Normal band around
 (sigma = upper half-width / z), the upper side being what matters; per instance and step it is
 P(utilisation > 100 % of the type), and the largest over the horizon is reported, for the
 recommended type and for the current one (the risk of changing nothing).
+
+A proposed change can be held by a :class:`~models.capacity.rightsizing_tolerance.Tolerance`
+(action ``hold``: the service keeps its type, ``sized_instance_type`` names the type the sizing
+alone picked, the reason says why). ``monthly_cost_change`` is signed: recommended minus current,
+negative for a saving, positive for an increase; ``monthly_savings`` is its negation.
 vCPUs are compared as equals across families (no per-generation speed factor), and burstable
 types are taken at their full vCPU count, so they are only candidates when their family is
 allowed explicitly.
@@ -30,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import ID_COL, TIME_COL, require_columns
+from models.capacity.rightsizing_tolerance import Tolerance, hold_reason
 
 HOURS_PER_MONTH = 730.0  # AWS's convention for monthly on-demand cost
 # Column -> dtype of a recommendation frame, in order.
@@ -41,6 +49,8 @@ RIGHTSIZING_DTYPES: dict[str, str] = {
     "current_monthly_cost": "float64",
     "recommended_monthly_cost": "float64",
     "monthly_savings": "float64",
+    "monthly_cost_change": "float64",
+    "sized_instance_type": "object",
     "demand_vcpu": "float64",
     "demand_memory_gib": "float64",
     "peak_upper_utilisation": "float64",
@@ -53,7 +63,7 @@ RIGHTSIZING_DTYPES: dict[str, str] = {
 RIGHTSIZING_COLUMNS: tuple[str, ...] = tuple(RIGHTSIZING_DTYPES)
 FLEET_COLUMNS: tuple[str, ...] = ("service", "instance_type", "instance_count")
 INSTANCE_COLUMNS: tuple[str, ...] = ("instance_type", "family", "vcpu", "memory_gib", "usd_per_hour")
-ACTIONS: tuple[str, ...] = ("keep", "downsize", "upsize", "none_fits", "unknown_type", "no_forecast")
+ACTIONS: tuple[str, ...] = ("keep", "hold", "downsize", "upsize", "none_fits", "unknown_type", "no_forecast")
 
 
 @dataclass(frozen=True)
@@ -106,10 +116,12 @@ def choose_instance_type(
     target_utilisation: float,
     allowed_families: Iterable[str],
     memory_target_utilisation: float | None = None,
+    prefer_same_family: bool = False,
 ) -> Choice:
     """The cheapest priced type (allowed family, or the current type) whose vCPUs hold the demand
     at ``target_utilisation`` % and memory at ``memory_target_utilisation`` % (default: the same).
-    A NaN memory demand means memory is not sized.
+    A NaN memory demand means memory is not sized. With ``prefer_same_family``, only the current
+    type's family is searched while one of its (allowed) types fits.
 
     Ties go to the current type (no change for nothing), then to more capacity, then by name.
     """
@@ -126,6 +138,9 @@ def choose_instance_type(
     candidates = instances[fits & allowed & instances["usd_per_hour"].notna()]
     if candidates.empty:
         return Choice(None, "none_fits", current_fits)
+    if prefer_same_family and not current.empty:
+        same = candidates[candidates["family"] == current["family"].iloc[0]]
+        candidates = same if not same.empty else candidates
     ranked = candidates.assign(
         _not_current=candidates["instance_type"] != current_type,
         _capacity=-(candidates["vcpu"] + candidates["memory_gib"]),
@@ -149,14 +164,19 @@ def rightsize(
     memory_metric: str = "mem_pct",
     memory_target_utilisation: float | None = None,
     price_source: str = "",
+    tolerance: Tolerance | None = None,
+    prefer_same_family: bool = False,
 ) -> pd.DataFrame:
-    """One recommendation per service of ``fleet`` (``RIGHTSIZING_COLUMNS``), largest saving first.
+    """One recommendation per service of ``fleet`` (``RIGHTSIZING_COLUMNS``), largest saving first
+    (increases, positive ``monthly_cost_change``, last).
 
     ``forecasts``: unique_id, ds, yhat, yhat_upper of percent-utilisation series (interval at
     ``level``); ``series_catalogue``: unique_id, service, metric; ``fleet``: service,
     instance_type, instance_count (see :func:`fleet_from_catalogue`); ``instances``: the
     instance catalogue (instance_type, family, vcpu, memory_gib, usd_per_hour).
-    ``memory_target_utilisation`` defaults to ``target_utilisation``.
+    ``memory_target_utilisation`` defaults to ``target_utilisation``; ``tolerance`` (default:
+    none) holds the changes not worth making; ``prefer_same_family``: see
+    :func:`choose_instance_type`.
     """
     require_columns(forecasts, (ID_COL, TIME_COL, "yhat", "yhat_upper"), "rightsizing forecasts")
     require_columns(series_catalogue, (ID_COL, "service", "metric"), "rightsizing catalogue")
@@ -212,12 +232,15 @@ def rightsize(
             target_utilisation=target_utilisation,
             allowed_families=allowed,
             memory_target_utilisation=mem_target,
+            prefer_same_family=prefer_same_family,
         )
+        current_exceed = _type_exceed_probability(cpu, mem, size, size, z)
         row.update(
             demand_vcpu=demand_vcpu,
             demand_memory_gib=demand_mem,
             action=choice.action,
-            current_exceed_probability=_type_exceed_probability(cpu, mem, size, size, z),
+            sized_instance_type=choice.instance_type,
+            current_exceed_probability=current_exceed,
         )
         need = (
             f"forecast p{50 + level / 2:g} peak needs {demand_vcpu:.2f} vCPU{_mem_text(demand_mem)} "
@@ -228,25 +251,35 @@ def rightsize(
             rows.append(row)
             continue
         rec = by_type.loc[choice.instance_type]
-        loads = {"CPU": (demand_vcpu / float(rec["vcpu"]), target_utilisation)}
-        if not mem.empty:
-            loads["memory"] = (demand_mem / float(rec["memory_gib"]), mem_target)
+        loads = _loads(demand_vcpu, demand_mem, rec, target_utilisation, mem_target)
+        verdict = _verdict(
+            choice, current_type, size, demand_vcpu, demand_mem, target_utilisation, mem_target, loads
+        )
+        exceed = _type_exceed_probability(cpu, mem, size, rec, z)
+        current_cost = float(row["current_monthly_cost"])  # type: ignore[arg-type]
+        held = None if tolerance is None else hold_reason(
+            tolerance, action=choice.action, current_type=current_type, proposed_type=str(choice.instance_type),
+            current_cost=current_cost, proposed_cost=_monthly(rec["usd_per_hour"], count),
+            current_exceed=current_exceed, proposed_exceed=exceed,
+            **_binding_load(_loads(demand_vcpu, demand_mem, size, target_utilisation, mem_target)),
+        )
+        if held is not None:
+            rec, loads, exceed = size, _loads(demand_vcpu, demand_mem, size, target_utilisation, mem_target), current_exceed
+            row["action"], verdict = "hold", f"{verdict}; held: {held}"
         recommended_cost = _monthly(rec["usd_per_hour"], count)
         row.update(
-            recommended_instance_type=choice.instance_type,
+            recommended_instance_type=str(rec.name),
             recommended_monthly_cost=recommended_cost,
-            monthly_savings=row["current_monthly_cost"] - recommended_cost,  # type: ignore[operator]
+            monthly_cost_change=recommended_cost - current_cost,
+            monthly_savings=current_cost - recommended_cost,
             peak_upper_utilisation=100.0 * max(ratio for ratio, _ in loads.values()),
-            exceed_probability=_type_exceed_probability(cpu, mem, size, rec, z),
-            reason=f"{need}; "
-            + _verdict(
-                choice, current_type, size, demand_vcpu, demand_mem, target_utilisation, mem_target, loads
-            ),
+            exceed_probability=exceed,
+            reason=f"{need}; {verdict}",
         )
         rows.append(row)
     out = pd.DataFrame(rows, columns=list(RIGHTSIZING_COLUMNS))
     out = out.astype({c: t for c, t in RIGHTSIZING_DTYPES.items() if t != "object"})
-    out = out.sort_values(["monthly_savings", "service"], ascending=[False, True], na_position="last")
+    out = out.sort_values(["monthly_cost_change", "service"], ascending=[True, True], na_position="last")
     return out.reset_index(drop=True)
 
 
@@ -311,6 +344,21 @@ def _verdict(
         f"{current_type} would run {' and '.join(short)}; {choice.instance_type} is the cheapest allowed "
         f"type that holds it ({binding} binds)"
     )
+
+
+def _loads(vcpu: float, mem: float, size: pd.Series, cpu_target: float,
+           mem_target: float) -> dict[str, tuple[float, float]]:
+    """Resource -> (peak demand as a share of ``size``, its target in percent); memory when sized."""
+    loads = {"CPU": (vcpu / float(size["vcpu"]), cpu_target)}
+    if not math.isnan(mem):
+        loads["memory"] = (mem / float(size["memory_gib"]), mem_target)
+    return loads
+
+
+def _binding_load(loads: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+    """The resource closest to (or furthest past) its target: its load in percent and its target."""
+    ratio, target = max(loads.values(), key=lambda item: item[0] * 100.0 / item[1])
+    return {"current_load": 100.0 * ratio, "target": target}
 
 
 def _mem_text(mem: float) -> str:

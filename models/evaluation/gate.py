@@ -31,6 +31,8 @@ class Evaluation:
     higher_is_better: bool
     metrics: dict[str, float] = field(default_factory=dict)
     detail: Any = None
+    # Why this model must not be promoted whatever its gating metric (None: nothing against it).
+    refusal: str | None = None
 
 
 def season_length(freq: str) -> int:
@@ -49,13 +51,29 @@ def capacity_series(telemetry: pd.DataFrame, catalogue: pd.DataFrame, cfg: Forec
 
 
 def evaluate_forecaster(model: Forecaster, df: pd.DataFrame, cfg: ForecastConfig) -> Evaluation:
-    """Rolling-origin backtest; gated on mean MASE (lower is better)."""
+    """Rolling-origin backtest; gated on mean MASE (lower is better), and refused when its
+    interval coverage misses the nominal level by more than ``cfg.coverage_tolerance``
+    (:func:`coverage_refusal`): a capacity plan reads the band's upper end as a quantile."""
     result = backtest(
         model.clone(), df, h=cfg.backtest_horizon, n_origins=cfg.n_origins, level=cfg.level,
         season=season_length(cfg.freq),
     )
     metrics = {k: float(v) for k, v in result.overall.items() if isinstance(v, (int, float, np.floating))}
-    return Evaluation("mase", float(result.overall["mase"]), False, metrics, result)
+    metrics["coverage_error"] = metrics.get("coverage", float("nan")) - cfg.level / 100.0
+    refusal = coverage_refusal(metrics.get("coverage", float("nan")), cfg.level, cfg.coverage_tolerance)
+    return Evaluation("mase", float(result.overall["mase"]), False, metrics, result, refusal)
+
+
+def coverage_refusal(coverage: float, level: int, tolerance: float) -> str | None:
+    """Why a forecaster with this backtest interval ``coverage`` (share of actuals inside the
+    ``level`` % interval) is not fit to promote, or None when it is within ``tolerance``."""
+    nominal = level / 100.0
+    if not np.isfinite(coverage):
+        return f"interval coverage could not be measured (nominal {nominal:.2f})"
+    if abs(coverage - nominal) > tolerance + 1e-12:
+        return (f"interval coverage {coverage:.2f} is outside {nominal:.2f} ± {tolerance:.2f} "
+                f"(the {level} % interval is {'too narrow' if coverage < nominal else 'too wide'})")
+    return None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ non-finite forecast, is out of the running for that series at that origin and th
 kept in ``failures_``; when no candidate scores for a series, or its champion fails at the final
 fit, the series is forecast by seasonal naive (``fallback``), recorded in ``fallbacks_``.
 
+``predict`` adds a ``model_name`` column: the model that made each series' forecast.
+
 After ``fit``: ``choices_`` (one row per series: chosen model, why, its backtest MASE, sMAPE,
 coverage and pinball, and every candidate's MASE), ``backtest_`` (one row per series and
 candidate), ``failures_`` and ``fallbacks_``.
@@ -381,13 +383,16 @@ class ChampionSelector(Forecaster):
                 yhat[rows] = wide.reindex(self.panel_.ids[rows].astype(str)).to_numpy()
         # Anything still missing (a model returning NaN for a series) gets seasonal naive.
         missing = ~np.isfinite(yhat).all(axis=1)
+        made_by = np.where(missing, FALLBACK, self.choice_)
         if missing.any():
             naive = build_candidate(FALLBACK, self.season_, self.horizon_)
             yhat[missing] = as_panel_model(naive).forecast_values(
                 self.panel_.values[missing], h, self.season_
             )
         half = self.widths_.half_widths(h, level) * self.interval_factor(level)
-        return forecast_frame(self.panel_, yhat, yhat - half, yhat + half)
+        out = forecast_frame(self.panel_, yhat, yhat - half, yhat + half)
+        # Which model made each series (h rows each, in panel order): the store keeps it per row.
+        return out.assign(model_name=np.repeat(made_by.astype(str), h))
 
     def choice_counts(self) -> pd.Series:
         """How many series each model forecasts."""

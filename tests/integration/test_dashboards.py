@@ -152,7 +152,8 @@ def test_forecast_panel_mixes_prometheus_actuals_with_the_store_band(board: dict
 def test_capacity_dashboard_has_rightsizing_and_savings(board: dict) -> None:
     by_title = {p["title"]: p for p in _panels(board)}
     assert "FROM rightsizing" in by_title["Rightsizing"]["targets"][0]["rawSql"]
-    assert "SUM(r.monthly_savings)" in by_title["Savings per month"]["targets"][0]["rawSql"]
+    net = by_title["Net cost change per month"]["targets"][0]["rawSql"]
+    assert "SUM(COALESCE(r.monthly_cost_change, -r.monthly_savings))" in net and "> 0" not in net
     assert "FROM scaling_actions" in by_title["Scheduled scaling actions"]["targets"][0]["rawSql"]
 
 

@@ -552,6 +552,32 @@ def test_the_next_train_run_tags_the_version_an_interrupted_one_left(
     assert client.get_model_version(name, result["version"]).tags[STATE_TAG] == GATED
 
 
+@pytest.mark.integration
+def test_a_miscalibrated_candidate_is_not_promoted_and_mlflow_says_why(
+    prefect_harness: None, sqlite_home: tuple[Path, Path]
+) -> None:
+    from flows.train import register_and_gate
+    from foresight.settings import Settings
+    from models.evaluation.gate import Evaluation, coverage_refusal
+
+    home, _ = sqlite_home
+    settings = Settings(home=home)
+    uri = settings.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    refusal = coverage_refusal(0.71, 80, settings.forecast.coverage_tolerance)
+    # Far better MASE than the baseline, but its 80 % interval holds 71 % of the actuals.
+    candidate = Evaluation("mase", 0.5, False, {"mase": 0.5, "coverage": 0.71, "coverage_error": -0.09},
+                           refusal=refusal)
+    result = register_and_gate(settings, FAMILY, OffsetForecaster().fit(telemetry()), candidate,
+                               Evaluation("mase", 0.9, False, {"mase": 0.9}), None, {}, forecast_input(3))
+    assert result["decision"] == CHALLENGER and "interval coverage 0.71 is outside 0.80 ± 0.05" in result["reason"]
+    version = client.get_model_version(REGISTERED[FAMILY], result["version"])
+    assert "interval coverage 0.71" in version.tags[REASON_TAG] and version.tags[DECISION_TAG] == CHALLENGER
+    assert aliases(client, REGISTERED[FAMILY]) == {CHALLENGER: result["version"]}
+    logged = client.get_run(result["run_id"]).data.metrics
+    assert logged["coverage"] == pytest.approx(0.71) and logged["coverage_error"] == pytest.approx(-0.09)
+
+
 # --------------------------------------------------------------------------- real tracking server
 
 

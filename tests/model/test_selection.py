@@ -49,6 +49,9 @@ def test_selection_picks_the_model_that_matches_each_series() -> None:
     assert row["mase"] == pytest.approx(min(row[f"mase_{c}"] for c in FAST))
     assert set(model.backtest_["model"]) == set(FAST)
     assert model.backtest_.groupby("model").size().to_dict() == dict.fromkeys(FAST, 2)
+    # The forecast names the model that made each series (the store keeps it as model_name).
+    made = model.predict(24).groupby("unique_id")["model_name"].agg(set)
+    assert made.to_dict() == {uid: {choice[uid]} for uid in ("seasonal", "trending")}
 
 
 def test_selected_forecast_beats_every_single_model_on_a_mixed_fleet() -> None:
@@ -117,6 +120,8 @@ def test_series_no_candidate_can_forecast_fall_back_to_seasonal_naive() -> None:
     expected = SeasonalNaive(24).fit(frame({"bad": truth["bad"]})).predict(24)
     np.testing.assert_allclose(out.loc["bad", "yhat"].to_numpy(), expected["yhat"].to_numpy())
     assert (out.loc["trending", "yhat"] == 1.0).all()
+    assert set(out.loc["bad", "model_name"]) == {"seasonal_naive"}
+    assert set(out.loc["trending", "model_name"]) == {"fails_for_bad"}
 
 
 def test_expensive_candidates_run_only_on_screened_series_and_recent_history() -> None:

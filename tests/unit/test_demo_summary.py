@@ -56,3 +56,21 @@ def test_a_failed_source_is_named_with_what_it_held_back_and_the_fix(monkeypatch
     console = Console(width=250, record=True)  # all clean: no closing line
     render_summary(console, {"ingest": results["ingest"][:1]}, load_settings(), 1.0)
     assert "FAILED" not in console.export_text()
+
+
+def test_rightsizing_shows_the_net_cost_change_and_forecast_start_warnings(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    forecast = {"series": 2, "model": "auto", "model_version": "3", "crossing_within_horizon": 0, "plan_rows": 2,
+                "series_models": {"mstl": 1, "ses": 1}, "rightsizing_rows": 3,
+                "rightsizing_actions": {"hold": 2, "upsize": 1}, "monthly_savings": 0.0,
+                "monthly_upsize_cost": 183.96, "net_monthly_cost_change": 183.96, "price_source": "table",
+                "scaling_actions": 0, "forecast_start_warnings": ["cart/i-1/mem_pct: forecast starts 22.0 below"]}
+    console = Console(width=250, record=True)
+    render_summary(console, {"forecast": forecast}, load_settings(), 1.0)
+    text = console.export_text()
+    # An increase is never shown as "savings $0.00" alone: the net change is signed and first.
+    assert "3 services (2 hold, 1 upsize); net monthly cost change +$183.96/month" in text
+    assert "savings $0.00, increases $183.96" in text
+    assert "by auto v3 (mstl 1, ses 1)" in text
+    assert "forecast start: cart/i-1/mem_pct: forecast starts 22.0 below" in text

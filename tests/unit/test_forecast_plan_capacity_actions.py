@@ -49,8 +49,9 @@ def _plan(settings: Settings, forecasts: pd.DataFrame, catalogue: pd.DataFrame,
 
 
 def test_recommendations_for_every_service_and_actions_for_configured_groups(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        home=tmp_path, capacity={"services": {"api": {"asg_name": "api-asg", "min_size": 2, "max_size": 6}}}
+    settings = load_settings(  # no risk budget: the 80 % peak on today's type is worth an upsize
+        home=tmp_path, capacity={"services": {"api": {"asg_name": "api-asg", "min_size": 2, "max_size": 6}},
+                                 "risk_budget": 0.0}
     )
     forecasts, catalogue = _inputs()
     fleet = fleet_from_catalogue(catalogue)
@@ -64,6 +65,18 @@ def test_recommendations_for_every_service_and_actions_for_configured_groups(tmp
     assert api["action"] == "upsize" and api["price_source"] == instances.price_source
     assert set(actions["service"]) == {"api"} and actions["desired_capacity"].max() == 3
     assert actions["desired_capacity"].min() == 2 and (actions["start_time"] >= NOW).all()
+
+
+def test_the_risk_budget_and_family_preference_reach_rightsizing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    forecasts, catalogue = _inputs()
+    held = _plan(load_settings(home=tmp_path), forecasts, catalogue)[0].set_index("service").loc["api"]
+    # P(exceed m6i.xlarge) is ~0: within the default 5 % risk budget, so the upsize is held.
+    assert held["action"] == "hold" and held["recommended_instance_type"] == "m6i.xlarge"
+    assert held["sized_instance_type"] == "m6i.2xlarge" and "risk budget 5.0 %" in held["reason"]
+    assert held["monthly_cost_change"] == 0.0
+    anywhere = load_settings(home=tmp_path, capacity={"risk_budget": 0.0, "prefer_same_family": False})
+    moved = _plan(anywhere, forecasts, catalogue)[0].set_index("service").loc["api"]
+    assert moved["action"] == "upsize" and moved["monthly_cost_change"] > 0
 
 
 def test_live_bounds_and_permissions_reach_the_planner(tmp_path) -> None:  # type: ignore[no-untyped-def]

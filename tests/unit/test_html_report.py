@@ -132,3 +132,32 @@ def test_max_plots_limits_images(tmp_path, max_plots: int) -> None:
         capacity_plan=plan, incidents=incidents, evaluation={}, max_plots=max_plots,
     ).read_text()
     assert html.count("<img ") == max_plots
+
+
+def test_the_rightsizing_section_shows_each_change_its_risks_and_the_signed_total(tmp_path) -> None:
+    forecasts, actuals, plan, incidents = _frames()
+    plan = plan.assign(start_warning=[None, "forecast starts 22.0 below the last actual 72.0", None, None])
+    recs = pd.DataFrame({
+        "service": ["search", "cart", "web"], "instance_count": [2, 2, 3],
+        "current_instance_type": ["c6i.2xlarge", "r6i.large", "m6i.2xlarge"],
+        "recommended_instance_type": ["c6i.2xlarge", "r6i.xlarge", "m6i.xlarge"],
+        "sized_instance_type": ["c6i.4xlarge", "r6i.xlarge", "m6i.xlarge"],
+        "action": ["hold", "upsize", "downsize"],
+        "current_exceed_probability": [0.0018, 0.3717, 0.0], "exceed_probability": [0.0018, 0.0, 0.001],
+        "monthly_cost_change": [0.0, 183.96, -840.96],
+        "reason": ["held: P(exceed c6i.2xlarge) is 0.2 %, within the risk budget 5.0 %", "memory binds",
+                   "m6i.xlarge holds it for less"],
+    })
+    html = render_report(tmp_path / "r.html", title="t", summary={}, forecasts=forecasts, actuals=actuals,
+                         capacity_plan=plan, incidents=incidents, evaluation={}, rightsizing=recs).read_text()
+    assert '<section id="rightsizing">' in html
+    section = html[html.index('<section id="rightsizing">'):]
+    for text in ("c6i.2xlarge (sized: c6i.4xlarge, held)", "r6i.xlarge", "37.2 %", "0.2 %", "+$183.96",
+                 "-$840.96", "$0.00", "within the risk budget 5.0 %", "P(exceed) current", "P(exceed) proposed"):
+        assert text in section, text
+    assert "Net monthly cost change: -$657.00" in section  # 183.96 - 840.96: the fleet's total, signed
+    assert "Forecast start warnings" in html and "forecast starts 22.0 below the last actual 72.0" in html
+    empty = render_report(tmp_path / "e.html", title="t", summary={}, forecasts=forecasts, actuals=actuals,
+                          capacity_plan=plan.drop(columns="start_warning"), incidents=incidents,
+                          evaluation={}).read_text()
+    assert "No rightsizing in this run." in empty and "Forecast start warnings" not in empty
