@@ -29,6 +29,7 @@ from features.failure_labels import failure_labels
 from features.windows import service_features
 from flows.resources import known_call_graph
 from foresight import plots
+from foresight.lake_snapshot import LakeSnapshot
 from foresight.model_registry import PAGE_BUDGET_ARTIFACT
 from foresight.pyfunc import forecast_input
 from foresight.settings import Settings
@@ -62,6 +63,7 @@ class TrainingData:
     catalogue: pd.DataFrame
     incidents: pd.DataFrame
     logs: pd.DataFrame | None
+    snapshot: LakeSnapshot | None = None  # what was read, as every logged run records it
 
 
 class Family(Protocol):

@@ -26,9 +26,11 @@ from prefect.cache_policies import NO_CACHE
 from connectors.labels.incident_labels import read_incident_labels
 from connectors.sinks.pagerduty import notify_promotion
 from flows.families import BASELINES, FAMILIES, Family, TrainingData
+from flows.lineage import train_lineage
 from flows.resources import open_lake, open_registry, settings_for_run
 from flows.retries import retry_unless_permanent
 from foresight.errors import DependencyUnavailableError, NotReadyError
+from foresight.lake_snapshot import LakeSnapshot, describe_snapshot
 from foresight.model_registry import EXPERIMENTS, REGISTERED
 from foresight.promotion import baseline_serves, decide
 from foresight.schemas import validate_telemetry
@@ -42,7 +44,8 @@ class NoTrainingDataError(NotReadyError, RuntimeError):
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def load_training_data(settings: Settings) -> TrainingData:
-    """Clean history from the lake; the schema guard refuses anything a contract would not pass."""
+    """Clean history from the lake (the schema guard refuses anything a contract would not pass)
+    and its :class:`~foresight.lake_snapshot.LakeSnapshot`, which every logged run records."""
     lake = open_lake(settings)
     telemetry = lake.read("telemetry")
     if telemetry.empty:
@@ -53,7 +56,9 @@ def load_training_data(settings: Settings) -> TrainingData:
         incidents = read_incident_labels(settings.detect.labels_path)
     else:
         incidents = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
-    return TrainingData(telemetry, lake.read("catalogue"), incidents, logs)
+    catalogue = lake.read("catalogue")
+    snapshot = describe_snapshot(settings.lake_location, telemetry, catalogue, incidents, logs)
+    return TrainingData(telemetry, catalogue, incidents, logs, snapshot)
 
 
 @task(cache_policy=NO_CACHE)
@@ -100,9 +105,14 @@ def register_and_gate(
     artifacts: dict[str, Path],
     input_example: pd.DataFrame,
     fit_baseline: Callable[[], Any] | None = None,
+    snapshot: LakeSnapshot | None = None,
 ) -> dict[str, Any]:
     """Log the candidate, let the gate decide; with no champion yet and a losing candidate, the
-    fitted baseline (``fit_baseline()``) is registered as champion so the later flows can serve."""
+    fitted baseline (``fit_baseline()``) is registered as champion so the later flows can serve.
+
+    Each logged run carries its lineage (:func:`flows.lineage.train_lineage`: a name, the lake
+    ``snapshot`` as its input, the git commit and this flow run, the version's description), and
+    the gate's metric under the very name ``foresight.gate_metric`` gives."""
     registry = open_registry(settings)
     # Versions an earlier run registered but was stopped before gating: say so on them.
     for version in registry.abandon_interrupted(REGISTERED[family]):
@@ -114,6 +124,7 @@ def register_and_gate(
         metric=candidate.metric, refusal=candidate.refusal,
     )
     metrics = {k: v for k, v in candidate.metrics.items() if pd.notna(v)}
+    metrics[candidate.metric] = candidate.value  # e.g. event_f1, which the family's figures call f1
     metrics[f"baseline_{baseline.metric}"] = baseline.value
     if champion is not None:
         metrics[f"champion_{champion.metric}"] = champion.value
@@ -122,6 +133,7 @@ def register_and_gate(
         params={"model": model.name, **{k: str(v) for k, v in model.get_params().items()}},
         metrics=metrics, artifacts=artifacts, input_example=input_example,
         tags={"foresight.gate_metric": candidate.metric},
+        lineage=train_lineage(REGISTERED[family], model.name, snapshot, candidate, baseline, champion, decision),
     )
     registry.apply(REGISTERED[family], logged.version, decision, logged.run_id)
     if decision.promote:  # a PagerDuty change event; a no-op without a routing key
@@ -143,8 +155,11 @@ def register_and_gate(
         kept = registry.log_candidate(
             fallback, registered_name=REGISTERED[family], experiment=EXPERIMENTS[family],
             params={"model": fallback.name, **{k: str(v) for k, v in fallback.get_params().items()}},
-            metrics={k: v for k, v in baseline.metrics.items() if pd.notna(v)}, artifacts={},
-            input_example=input_example, tags={"foresight.gate_metric": baseline.metric, "foresight.role": "baseline"},
+            metrics={**{k: v for k, v in baseline.metrics.items() if pd.notna(v)}, baseline.metric: baseline.value},
+            artifacts={}, input_example=input_example,
+            tags={"foresight.gate_metric": baseline.metric, "foresight.role": "baseline"},
+            lineage=train_lineage(REGISTERED[family], fallback.name, snapshot, candidate, baseline, None, serving,
+                                  role="baseline"),
         )
         registry.apply(REGISTERED[family], kept.version, serving, kept.run_id)
         get_run_logger().warning("%s v%s: %s", REGISTERED[family], kept.version, serving.reason)
@@ -190,5 +205,6 @@ def gate_family(family: Family, data: TrainingData, settings: Settings, workdir:
         {**family.artifacts(workdir, evaluations, fitted, inputs, settings), **extra_artifacts},
         family.input_example(fitted, inputs, settings),
         fit_baseline=lambda: family.fit_baseline(baseline, inputs, settings),
+        snapshot=data.snapshot,
     )
     return {**result, **family.summary(fitted, evaluations)}

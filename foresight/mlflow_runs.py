@@ -18,6 +18,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from foresight.lineage import RunLineage
+
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
@@ -151,6 +153,8 @@ def log_and_register(
     tags: Mapping[str, str] | None = None,
     pip_requirements: list[str] | None = None,
     version_tags: Mapping[str, str] | None = None,
+    lineage: RunLineage | None = None,
+    model_description: str | None = None,
 ) -> CandidateVersion:
     """Log one fitted model as a run in ``experiment`` (created under ``artifact_location`` when
     new) plus a new version of ``registered_name`` carrying ``version_tags`` from its creation;
@@ -160,21 +164,30 @@ def log_and_register(
     model is logged as a :class:`foresight.pyfunc.ForesightPyfunc` under ``model`` with a signature
     inferred from ``input_example`` and the model's output on it. ``pip_requirements`` default to
     :func:`serving_requirements` (pinned as installed).
+
+    ``lineage`` names the run, logs its lake snapshot as the run's training input (a
+    :class:`~foresight.mlflow_dataset.LakeSnapshotDataset`) and tags, and describes the run and
+    the version; ``model_description`` describes the registered model.
     """
     mlflow = import_mlflow()
+    from foresight.mlflow_dataset import TRAINING_CONTEXT, snapshot_dataset  # lazy: imports MLflow
     from foresight.pyfunc import ForesightPyfunc, pyfunc_signature  # lazy: imports MLflow
 
+    lineage = lineage or RunLineage()
     missing = {key: str(path) for key, path in artifacts.items() if not Path(path).exists()}
     if missing:
         raise FileNotFoundError(f"artifacts to log do not exist: {missing}")
     wrapper = ForesightPyfunc(model)
     signature, example = pyfunc_signature(wrapper, input_example)
-    run_tags = {"foresight.family": model.family, "foresight.model": model.name, **(tags or {})}
+    run_tags = {"foresight.family": model.family, "foresight.model": model.name, **lineage.run_tags(),
+                **(tags or {})}
     run_experiment = ensure_experiment(client, experiment, artifact_location)
 
     with fluent_uris(tracking_uri):
-        with mlflow.start_run(experiment_id=run_experiment, tags=run_tags) as run:
+        with mlflow.start_run(experiment_id=run_experiment, tags=run_tags, run_name=lineage.run_name) as run:
             run_id = run.info.run_id
+            if lineage.snapshot is not None:
+                mlflow.log_input(snapshot_dataset(lineage.snapshot, model.family), context=TRAINING_CONTEXT)
             if params:
                 mlflow.log_params(dict(params))
             if metrics:
@@ -203,4 +216,8 @@ def log_and_register(
             await_registration_for=REGISTRATION_WAIT_SECONDS,
             tags=dict(version_tags or {}),
         )
+    if lineage.description:
+        client.update_model_version(registered_name, str(registered.version), description=lineage.description)
+    if model_description:
+        client.update_registered_model(registered_name, description=model_description)
     return CandidateVersion(run_id=run_id, version=str(registered.version))

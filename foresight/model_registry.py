@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from foresight.lineage import RunLineage
 from foresight.mlflow_http import MlflowHttpBudget, bounded, split_tracking_credentials
 from foresight.mlflow_runs import (
     CandidateVersion,
@@ -66,6 +67,22 @@ EXPERIMENTS: dict[str, str] = {
     "failure": "foresight-failure-predictor",
 }
 
+# What each registered model is, as its MLflow description (set by every train run).
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    "capacity-forecaster": (
+        "Foresight's capacity forecaster: per-series forecasts with prediction intervals of CPU, memory, "
+        "disk and request rates, chosen per series from `forecast.models` on a rolling-origin backtest and "
+        "gated on MASE against seasonal naive. The forecast flow serves `@champion` for capacity plans "
+        "and rightsizing."),
+    "anomaly-detector": (
+        "Foresight's incident pipeline: the anomaly detector, the incident builder (stream or roll-up) with "
+        "its settings, and the page budget's calibration. Gated on the event F1 of the pages it would have "
+        "sent on held-out time against a rolling z-score roll-up. The detect flow serves `@champion`."),
+    "failure-predictor": (
+        "Foresight's failure predictor: per-service risk of an incident within the horizon from windowed "
+        "telemetry features, gated on pooled event F1 over rolling origins against a utilisation rule. "
+        "The detect flow serves `@champion` and pages on its risk."),
+}
 DECISION_TAG, REASON_TAG = "foresight.decision", "foresight.reason"
 # A version's place in the register -> gate sequence: ``pending`` from its creation until the gate's
 # alias and reason are on it (``gated``); ``abandoned`` when the run that created it died in between.
@@ -123,6 +140,12 @@ class ModelRegistry:
             self._mlflow_client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._mlflow_client
 
+    @property
+    def mlflow_client(self) -> MlflowClient:
+        """The underlying client, for an operation defined beside the registry (call it under
+        :func:`~foresight.mlflow_http.bounded`, e.g. :func:`foresight.manual_promotion.promote_by_hand`)."""
+        return self._client
+
     @bounded
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, creating it with artifacts under ``artifact_location``."""
@@ -141,12 +164,15 @@ class ModelRegistry:
         input_example: pd.DataFrame,
         tags: Mapping[str, str] | None = None,
         pip_requirements: list[str] | None = None,
+        lineage: RunLineage | None = None,
     ) -> CandidateVersion:
         """Log one fitted model as a run plus a new registered version; returns both ids.
 
         The version is created tagged ``foresight.state=pending``: until :meth:`apply` records the
         gate's decision on it, it is not a candidate anyone should serve or compare against.
-        What is logged and how: :func:`foresight.mlflow_runs.log_and_register`.
+        What is logged and how: :func:`foresight.mlflow_runs.log_and_register` (``lineage``: the
+        run's name, data, code and description); the registered model gets its
+        :data:`MODEL_DESCRIPTIONS` entry.
         """
         return log_and_register(
             model,
@@ -162,6 +188,8 @@ class ModelRegistry:
             tags=tags,
             pip_requirements=pip_requirements,
             version_tags={STATE_TAG: PENDING},
+            lineage=lineage,
+            model_description=MODEL_DESCRIPTIONS.get(registered_name),
         )
 
     def _alias_version(self, registered_name: str, alias: str) -> str | None:

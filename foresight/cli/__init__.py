@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from foresight.cli.bench import bench_app
 from foresight.cli.output import OutputFormat, emit, result_rows
+from foresight.cli.promote import promote
 from foresight.cli.runtime import ForesightGroup, console, quiet_runtime
 from foresight.cli.show import show_app
 from foresight.cli.stack import stack_app
@@ -128,6 +129,7 @@ def settings(config: Path = typer.Option(None, "--config", help="Optional YAML s
 
 
 app.command(name="stream")(stream)
+app.command(name="promote")(promote)
 app.add_typer(bench_app, name="bench")
 app.add_typer(stack_app, name="stack")
 app.add_typer(show_app, name="show")
