@@ -228,6 +228,28 @@ def test_the_registered_anomaly_model_is_the_incident_pipeline_the_gate_judged(d
     assert set(champion.calibration) == set(catalogue["service"]) and min(champion.calibration.values()) >= 6.0
 
 
+def test_every_train_run_is_named_and_carries_its_data_code_flow_run_and_description(
+        demo: tuple[Snapshot, Snapshot]) -> None:
+    from mlflow import MlflowClient
+
+    settings = load_settings()
+    client = MlflowClient(settings.tracking_uri)
+    telemetry = demo[0].lake_rows["telemetry"]
+    for key, name in zip(("forecaster", "anomaly", "failure"), FAMILIES, strict=True):
+        trained = demo[0].results["train"][key]
+        version = client.get_model_version(name, trained["version"])
+        run = client.get_run(version.run_id)
+        assert run.info.run_name.startswith(f"{name} {trained['model']} 2026-11-2"), run.info.run_name
+        (dataset,) = [i.dataset for i in run.inputs.dataset_inputs]
+        assert dataset.name == f"foresight-lake-{key}" and json.loads(dataset.profile)["num_rows"] == telemetry
+        tags = run.data.tags
+        assert dataset.digest == tags["foresight.data.digest"] and tags["foresight.data.rows"] == str(telemetry)
+        assert "foresight.prefect.flow_run_id" in tags and "mlflow.source.git.commit" in tags
+        assert run.data.metrics[tags["foresight.gate_metric"]] == pytest.approx(trained["value"])
+        assert f"**{trained['decision']}**" in version.description
+        assert client.get_registered_model(name).description
+
+
 def test_forecast_store_holds_bands_and_plan(demo: tuple[Snapshot, Snapshot]) -> None:
     from connectors.sinks.forecast_store import ForecastStore
 
