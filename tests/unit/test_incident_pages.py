@@ -5,6 +5,7 @@ incident pipeline's dedup key (and the one older versions wrote), all within Pag
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -13,8 +14,10 @@ import pytest
 
 from connectors.sinks.pagerduty_outbox import (
     InvalidEventError,
+    Outbox,
     dedup_key,
     incident_dedup_key,
+    resolve_event,
     trigger_event,
 )
 from connectors.sinks.pagerduty_page_links import PAD, PageLinks
@@ -23,6 +26,8 @@ from models.failure.feature_sentences import feature_sentence
 from models.incidents.evidence import evidence_payload, series_record
 from models.incidents.exhaustion import resource_outlook
 from models.incidents.page_text import describe_incident, format_value
+from streaming.incident_outputs import publish
+from streaming.keyed_scoring import IncidentEvent
 from support.fake_pagerduty import alert_event_errors
 
 START = pd.Timestamp("2026-12-06 16:15", tz="UTC")
@@ -226,3 +231,30 @@ def test_the_incident_pipeline_keys_its_pages_and_keeps_an_older_versions_key() 
                              known_keys={legacy}, detector_version="2")
     assert [e["dedup_key"] for e in events] == [legacy, legacy]
     assert json.loads(json.dumps(events)) == events  # plain JSON all the way down
+
+
+def test_the_stream_processor_pages_alike_and_keeps_an_older_versions_key(tmp_path: Path) -> None:
+    incident = {k: v for k, v in _incident().items() if k != "end"}
+    opened = IncidentEvent("inc-1", "open", "cart", START, incident, 7.08)
+    resolved = IncidentEvent("inc-1", "resolved", "cart", START + pd.Timedelta(hours=1), incident, 7.08)
+    legacy = dedup_key("anomaly-detector", "cart", START.floor("30min"))
+    outbox = Outbox(tmp_path / "pagerduty-events.jsonl")
+    outbox.append([resolve_event(legacy)])  # an older version's event for this incident
+
+    class Topic:
+        def __init__(self) -> None:
+            self.bodies: list[dict] = []
+
+        def incident(self, topic: str, incident_id: str, state: str, body: dict) -> None:
+            self.bodies.append(body)
+
+    topic = Topic()
+    publish([opened, resolved], outbox=outbox, topic=topic, topic_name="incidents", model_version="4", links=LINKS)
+    trigger = next(e for e in outbox.read() if e["event_action"] == "trigger")
+    assert trigger["dedup_key"] == legacy and {b["dedup_key"] for b in topic.bodies} == {legacy}
+    assert trigger["payload"]["summary"].startswith(f"[cart] {NEIGHBOUR}: memory 81 %")
+    assert trigger["payload"]["custom_details"]["raised_by"] == "stream processor (anomaly-detector v4)"
+    assert [link["text"] for link in trigger["links"]] == ["Grafana: cart around the incident", "Runbook: memory leak"]
+    fresh = Outbox(tmp_path / "other.jsonl")
+    publish([opened], outbox=fresh, topic=topic, topic_name="incidents", model_version="4")
+    assert fresh.read()[0]["dedup_key"] == incident_dedup_key("cart", START.floor("30min"))
