@@ -58,7 +58,9 @@ def _describe(feature: str, value: float | None) -> str:
     if match := _LOG.match(feature):
         level = match["level"].upper()
         if match["lift"]:
-            trend = "rising" if v >= LIFT_NOTABLE else "falling" if v <= 1 / LIFT_NOTABLE else "near their usual rate"
+            if 1 / LIFT_NOTABLE < v < LIFT_NOTABLE:
+                return f"{level} log lines at their usual rate ({v:.1f}x over the last {match['window']})"
+            trend = "rising" if v >= LIFT_NOTABLE else "falling"
             return f"{level} log lines {trend}: {v:.1f}x their usual rate over the last {match['window']}"
         return f"{v:.0f} {level} log lines in the last {match['window']}"
     if match := _DEPLOYS.match(feature):

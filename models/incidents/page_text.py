@@ -148,7 +148,8 @@ def describe_incident(
         "evidence_level": _rounded(evidence.get("evidence_level"), 2),
         "open_threshold": _rounded(evidence.get("open_threshold"), 2),
         "page_score": _rounded(evidence.get("page_score"), 3),
-        "score": _rounded(incident.get("score"), 4),
+        # The score is 1 - 10^-evidence_level: shown only where there is no level to read instead.
+        "score": None if evidence.get("evidence_level") is not None else _rounded(incident.get("score"), 4),
         "max_risk": _rounded(evidence.get("max_risk"), 3),
         "anomalous_series": evidence.get("anomalous_series"),
     }

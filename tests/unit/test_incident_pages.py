@@ -117,7 +117,9 @@ def test_details_are_flat_readable_and_rounded() -> None:
         assert isinstance(value, (str, int, float)), (key, value)
         if isinstance(value, str):
             assert not value.lstrip().startswith(("{", "[")), f"{key} holds JSON: {value}"
-    assert details["score"] == 1.0 and details["evidence_level"] == 7.08 and details["page_score"] == 0.578
+    assert details["evidence_level"] == 7.08 and details["page_score"] == 0.578
+    assert "score" not in details  # 0.9999999159932854 says no more than the level, less readably
+    assert describe_incident(_incident(evidence=None, score=0.987654)).details["score"] == 0.9877
     assert details["evidence_1"] == f"cart {NEIGHBOUR}: CPU 54 % (normal 29 %), as rare as 1 in 10^4.5"
     assert details["risk_factor_1"] == "busiest resource full in ~90 min at its 30min trend (raises the risk)"
     assert details["risk_factor_2"] == "no deploy in the last day (lowers the risk)"
@@ -134,7 +136,7 @@ def test_an_incident_without_an_evidence_record_still_reads() -> None:
     ("feature", "value", "contribution", "sentence"),
     [
         ("log_error_lift_2h", 3.04, 1.2, "ERROR log lines rising: 3.0x their usual rate over the last 2h (raises the risk)"),
-        ("log_error_lift_2h", 1.01, 1.4, "ERROR log lines near their usual rate: 1.0x their usual rate over the last 2h (raises the risk)"),
+        ("log_error_lift_2h", 1.01, 1.4, "ERROR log lines at their usual rate (1.0x over the last 2h) (raises the risk)"),
         ("error_rate_slope_2h", 0.0244, 1.3, "error ratio rising 2.4 percentage points an hour over the last 2h (raises the risk)"),
         ("mem_pct_tte_2h", 7 * 24 * 60.0, -0.1, "memory not filling up at its 2h trend (lowers the risk)"),
         ("cpu_pct_z", -2.5, 0.2, "CPU 2.5 standard deviations below its normal (raises the risk)"),
