@@ -24,7 +24,7 @@ import pandas as pd
 from connectors.sinks.pagerduty_outbox import incident_dedup_key, resolve_event, trigger_event
 from connectors.sinks.pagerduty_page_links import PageLinks
 from models.failure.base import top_features
-from models.incidents.exhaustion import resource_outlook
+from models.incidents.exhaustion import resource_outlook, series_level
 from models.incidents.page_text import FAULT_KINDS, RESOURCE_FAULTS, describe_incident, parse_evidence
 
 DETECTOR, PREDICTOR = "anomaly-detector", "failure-predictor"  # the registered models behind a page
@@ -51,9 +51,9 @@ def incident_events(
     for incident in incidents.to_dict("records"):
         service = str(incident["service"])
         incident["dedup_key"] = incident_dedup_key(service, incident["window_start"], known_keys)
-        evidence = parse_evidence(incident.get("evidence"))
+        evidence = _with_levels(parse_evidence(incident.get("evidence")), telemetry, incident["start"])
         text = describe_incident(
-            incident,
+            {**incident, "evidence": evidence},
             top_features=_top_features(features, predictor, incident),
             outlook=_outlook(telemetry, catalogue, incident, evidence),
             raised_by=raised_by(evidence, mode, detector_version),
@@ -61,16 +61,18 @@ def incident_events(
             units=units,
         )
         start, end = incident["start"], incident.get("end")
-        events.append(trigger_event(
-            {**incident, "category": text.category},  # the page's class: what the fault type says
-            model_name=DETECTOR,
-            model_version=str(detector_version),
-            summary=text.summary,
-            details=text.details,
-            links=links.links(service, start, end, text.fault_type, text.category),
-            images=links.images(service, start, end),
-            client_url=links.client(service, start, end),
-        ))
+        events.append(
+            trigger_event(
+                {**incident, "category": text.category},  # the page's class: what the fault type says
+                model_name=DETECTOR,
+                model_version=str(detector_version),
+                summary=text.summary,
+                details=text.details,
+                links=links.links(service, start, end, text.fault_type, text.category),
+                images=links.images(service, start, end),
+                client_url=links.client(service, start, end),
+            )
+        )
         if pd.notna(end):
             events.append(resolve_event(incident["dedup_key"]))
     return events
@@ -85,21 +87,49 @@ def raised_by(evidence: Mapping[str, Any], mode: str | None, detector_version: s
     return pipeline
 
 
-def _top_features(features: pd.DataFrame | None, predictor: Any, incident: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _top_features(
+    features: pd.DataFrame | None, predictor: Any, incident: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """The failure predictor's top contributions at the incident's start (its explanation)."""
     if predictor is None or features is None or features.empty:
         return []
-    rows = features[(features["service"] == incident["service"]) & (features["ds"] <= incident["start"])].tail(1)
+    rows = features[
+        (features["service"] == incident["service"]) & (features["ds"] <= incident["start"])
+    ].tail(1)
     return [] if rows.empty else top_features(predictor, rows, k=5)
 
 
-def _outlook(telemetry: pd.DataFrame | None, catalogue: pd.DataFrame | None, incident: Mapping[str, Any],
-             evidence: Mapping[str, Any]) -> Any:
+def _outlook(
+    telemetry: pd.DataFrame | None,
+    catalogue: pd.DataFrame | None,
+    incident: Mapping[str, Any],
+    evidence: Mapping[str, Any],
+) -> Any:
     fault = str(evidence.get("fault_type") or "unknown")
     if telemetry is None or catalogue is None or fault not in RESOURCE_FAULTS:
         return None
-    return resource_outlook(telemetry, catalogue, service=str(incident["service"]),
-                            at=pd.Timestamp(incident["start"]), kinds=FAULT_KINDS[fault])
+    return resource_outlook(
+        telemetry,
+        catalogue,
+        service=str(incident["service"]),
+        at=pd.Timestamp(incident["start"]),
+        kinds=FAULT_KINDS[fault],
+    )
+
+
+def _with_levels(evidence: dict[str, Any], telemetry: pd.DataFrame | None, at: Any) -> dict[str, Any]:
+    """``evidence`` with each series that carries no observed value (the roll-up's) given its value
+    at ``at`` and its normal level from the telemetry."""
+    series = evidence.get("series")
+    if telemetry is None or telemetry.empty or not isinstance(series, list):
+        return evidence
+    filled = []
+    for record in series:
+        if isinstance(record, dict) and record.get("observed") is None and record.get("unique_id"):
+            value, normal = series_level(telemetry, str(record["unique_id"]), pd.Timestamp(at))
+            record = {**record, "observed": value, "expected": normal}
+        filled.append(record)
+    return {**evidence, "series": filled}
 
 
 def _units(catalogue: pd.DataFrame | None) -> dict[str, str]:

@@ -71,7 +71,9 @@ class PageLinks:
             "height": IMAGE_HEIGHT,
             "tz": "UTC",
         }
-        return f"{self.grafana_url.rstrip('/')}/render/d-solo/{self.dashboard_uid}/incidents?{urlencode(query)}"
+        return (
+            f"{self.grafana_url.rstrip('/')}/render/d-solo/{self.dashboard_uid}/incidents?{urlencode(query)}"
+        )
 
     def runbook(self, fault_type: str | None, category: str | None) -> str | None:
         """The runbook for the fault type, else for the category, else the default one."""
@@ -80,7 +82,9 @@ class PageLinks:
                 return self.runbooks[name]
         return self.runbook_url
 
-    def links(self, service: str, start: Any, end: Any, fault_type: str | None, category: str | None) -> list[dict[str, str]]:
+    def links(
+        self, service: str, start: Any, end: Any, fault_type: str | None, category: str | None
+    ) -> list[dict[str, str]]:
         """``links`` of a page, each ``{href, text}``: Grafana, runbook, dashboard (those configured)."""
         out = []
         grafana = self.grafana_link(service, start, end)
@@ -89,7 +93,9 @@ class PageLinks:
         runbook = self.runbook(fault_type, category)
         if runbook:
             named = next((n for n in (fault_type, category) if n and n in self.runbooks), None)
-            out.append({"href": runbook, "text": f"Runbook: {named.replace('_', ' ')}" if named else "Runbook"})
+            out.append(
+                {"href": runbook, "text": f"Runbook: {named.replace('_', ' ')}" if named else "Runbook"}
+            )
         if self.dashboard_url:
             out.append({"href": self.dashboard_url, "text": "Foresight dashboard"})
         return out
@@ -99,8 +105,13 @@ class PageLinks:
         src = self.panel_image_url(service, start, end)
         if not src or not src.startswith("https://"):
             return []
-        return [{"src": src, "href": self.grafana_link(service, start, end) or src,
-                 "alt": f"Foresight evidence for {service}"}]
+        return [
+            {
+                "src": src,
+                "href": self.grafana_link(service, start, end) or src,
+                "alt": f"Foresight evidence for {service}",
+            }
+        ]
 
     def client(self, service: str, start: Any, end: Any) -> str | None:
         """``client_url``: the configured one, else the dashboard URL, else the Grafana deep link."""

@@ -35,13 +35,17 @@ _DEPLOYS = re.compile(r"^deploys_(?P<window>[^_]+)$")
 
 def feature_sentence(feature: str, value: float | None, contribution: float) -> str:
     """One contribution as a sentence ending in which way it moved the risk."""
-    direction = "raises the risk" if contribution > 0 else "lowers the risk" if contribution < 0 else "no effect"
+    direction = (
+        "raises the risk" if contribution > 0 else "lowers the risk" if contribution < 0 else "no effect"
+    )
     return f"{_describe(str(feature), value)} ({direction})"
 
 
 def feature_sentences(top: Sequence[Mapping[str, Any]]) -> list[str]:
     """:func:`feature_sentence` of each ``{feature, value, contribution}``, in their order."""
-    return [feature_sentence(str(t["feature"]), t.get("value"), float(t.get("contribution") or 0.0)) for t in top]
+    return [
+        feature_sentence(str(t["feature"]), t.get("value"), float(t.get("contribution") or 0.0)) for t in top
+    ]
 
 
 def metric_label(metric: str) -> str:
@@ -66,7 +70,11 @@ def _describe(feature: str, value: float | None) -> str:
     if match := _DEPLOYS.match(feature):
         return f"{v:.0f} deploy{'s' if v != 1 else ''} in the last {match['window']}"
     if feature == "minutes_since_deploy":
-        return "no deploy in the last day" if v >= SINCE_DEPLOY_CAP_MINUTES else f"a deploy {minutes_text(v)} ago"
+        return (
+            "no deploy in the last day"
+            if v >= SINCE_DEPLOY_CAP_MINUTES
+            else f"a deploy {minutes_text(v)} ago"
+        )
     if feature == "request_rate_imbalance":
         return f"busiest instance takes {v * 100:.0f} % more requests than the average"
     if match := _WINDOWED.match(feature):

@@ -62,23 +62,37 @@ def resource_outlook(
         if full is None or metric_kind(metric) not in kinds:
             continue
         resource = getattr(row, "resource_id", None)
-        outlook = _series_outlook(telemetry, str(row.unique_id), resource, metric, unit, full, pd.Timestamp(at),
-                                  trend, baseline)
+        outlook = _series_outlook(
+            telemetry, str(row.unique_id), resource, metric, unit, full, pd.Timestamp(at), trend, baseline
+        )
         if outlook is not None and (best is None or _nearer_full(outlook, best)):
             best = outlook
     return best
 
 
-def _series_outlook(telemetry: pd.DataFrame, uid: str, resource: object, metric: str, unit: str, full: float,
-                    at: pd.Timestamp, trend: pd.Timedelta, baseline: pd.Timedelta) -> ResourceOutlook | None:
-    series = telemetry[(telemetry["unique_id"] == uid) & (telemetry["ds"] <= at) & (telemetry["ds"] > at - baseline)]
+def _series_outlook(
+    telemetry: pd.DataFrame,
+    uid: str,
+    resource: object,
+    metric: str,
+    unit: str,
+    full: float,
+    at: pd.Timestamp,
+    trend: pd.Timedelta,
+    baseline: pd.Timedelta,
+) -> ResourceOutlook | None:
+    series = telemetry[
+        (telemetry["unique_id"] == uid) & (telemetry["ds"] <= at) & (telemetry["ds"] > at - baseline)
+    ]
     series = series.dropna(subset=["y"]).sort_values("ds")
     recent = series[series["ds"] > at - trend]
     if recent.empty:
         return None
     value = float(recent["y"].iloc[-1])
     minutes = (recent["ds"] - recent["ds"].iloc[0]).dt.total_seconds().to_numpy() / 60.0
-    slope = float(np.polyfit(minutes, recent["y"].to_numpy(dtype="float64"), 1)[0]) if len(recent) >= 3 else 0.0
+    slope = (
+        float(np.polyfit(minutes, recent["y"].to_numpy(dtype="float64"), 1)[0]) if len(recent) >= 3 else 0.0
+    )
     to_full = (full - value) / slope if slope > 0 else None
     return ResourceOutlook(
         unique_id=uid,
@@ -100,3 +114,20 @@ def _nearer_full(a: ResourceOutlook, b: ResourceOutlook) -> bool:
     return (a.minutes_to_full if a.minutes_to_full is not None else np.inf) < (
         b.minutes_to_full if b.minutes_to_full is not None else np.inf
     )
+
+
+def series_level(
+    telemetry: pd.DataFrame, unique_id: str, at: pd.Timestamp, baseline: pd.Timedelta = pd.Timedelta(days=1)
+) -> tuple[float | None, float | None]:
+    """A series' last value at or before ``at`` and its normal level (median over the trailing
+    ``baseline``); ``(None, None)`` without a sample in it. For evidence that knows no values (the
+    roll-up's, a derived ``<id>#wire`` series' source)."""
+    at = pd.Timestamp(at)
+    uid = str(unique_id).split("#", 1)[0]
+    rows = telemetry[
+        (telemetry["unique_id"] == uid) & (telemetry["ds"] <= at) & (telemetry["ds"] > at - baseline)
+    ]
+    values = rows.dropna(subset=["y"]).sort_values("ds")["y"]
+    if values.empty:
+        return None, None
+    return float(values.iloc[-1]), float(values.median())

@@ -17,7 +17,8 @@ and leads with what the evidence says most strongly:
   tie with the leaking instance's error ratio).
 
 The summary reads "[cart] i-09a8…: memory 92 % (normal 76 %), full in ~90 min. Likely memory
-leak (confidence 0.8). Since 2026-12-06 16:15Z". The details are one flat object of readable
+leak (confidence 0.8). Since 2026-12-06 16:15Z"; a failure predictor's warning (no series moved
+yet) "[cart]: failure risk 0.93, busiest resource full in ~90 min at its 30min trend. Since ...". The details are one flat object of readable
 keys with scalar values (no JSON inside strings): the headline, the fault, the evidence series
 and the failure predictor's contributions as numbered sentences
 (:mod:`models.failure.feature_sentences`), scores rounded. Pure.
@@ -67,9 +68,14 @@ class Headline:
     value: float | None
     normal: float | None
     minutes_to_full: float | None = None
+    surprise: float | None = None
 
     def text(self) -> str:
-        """``memory 92 % (normal 76 %), full in ~90 min``."""
+        """``memory 92 % (normal 76 %), full in ~90 min``; ``error ratio unusual (as rare as 1 in
+        10^4.5)`` for evidence that knows no values."""
+        if self.value is None:
+            rarity = f" (as rare as 1 in 10^{self.surprise:.1f})" if self.surprise is not None else ""
+            return f"{metric_label(self.metric)} unusual{rarity}"
         out = f"{metric_label(self.metric)} {format_value(self.value, self.unit)}"
         if self.normal is not None:
             out += f" (normal {format_value(self.normal, self.unit)})"
@@ -118,7 +124,13 @@ def describe_incident(
     where = f"[{service}] {instance}" if instance else f"[{service}]"
     if headline is not None:
         summary = f"{where}: {headline.text()}. "
-        summary += f"Likely {what}" + (f" (confidence {confidence:.2g})" if fault_type != "unknown" and confidence else "")
+        summary += f"Likely {what}" + (
+            f" (confidence {confidence:.2g})" if fault_type != "unknown" and confidence else ""
+        )
+    elif _number(evidence.get("max_risk")) is not None:  # the failure predictor's warning: nothing moved yet
+        summary = f"{where}: failure risk {_number(evidence.get('max_risk')):.2f}"
+        reasons = feature_sentences(list(top_features))[:1]
+        summary += f", {reasons[0].rsplit(' (', 1)[0]}" if reasons else ""
     else:
         summary = f"{where}: {what}"
     summary += f". Since {start:%Y-%m-%d %H:%M}Z"
@@ -136,7 +148,9 @@ def describe_incident(
             "metric": headline.metric,
             "value": format_value(headline.value, headline.unit),
             "normal": format_value(headline.normal, headline.unit) if headline.normal is not None else None,
-            "time_to_full": minutes_text(headline.minutes_to_full) if headline.minutes_to_full is not None else None,
+            "time_to_full": minutes_text(headline.minutes_to_full)
+            if headline.minutes_to_full is not None
+            else None,
         }
     details |= {
         "severity": _text(incident.get("severity")),
@@ -163,17 +177,30 @@ def describe_incident(
         details[f"{model.replace('-', '_')}_version"] = version
     if incident.get("dedup_key") is not None:
         details["dedup_key"] = str(incident["dedup_key"])
-    return PageText(summary, {k: v for k, v in details.items() if v is not None}, fault_type, category,
-                    instance, headline)
+    return PageText(
+        summary, {k: v for k, v in details.items() if v is not None}, fault_type, category, instance, headline
+    )
 
 
-def pick_headline(series: Sequence[Mapping[str, Any]], service: str, fault_type: str,
-                  outlook: ResourceOutlook | None = None, units: Mapping[str, str] | None = None) -> Headline | None:
+def pick_headline(
+    series: Sequence[Mapping[str, Any]],
+    service: str,
+    fault_type: str,
+    outlook: ResourceOutlook | None = None,
+    units: Mapping[str, str] | None = None,
+) -> Headline | None:
     """The module doc's headline: the outlook for a resource fault, else the first evidence series
     of the service of the fault's kinds, else its first, else the first of any service."""
     if outlook is not None and fault_type in RESOURCE_FAULTS:
-        return Headline(service, outlook.resource_id, outlook.metric, outlook.unit, outlook.value, outlook.normal,
-                        outlook.minutes_to_full)
+        return Headline(
+            service,
+            outlook.resource_id,
+            outlook.metric,
+            outlook.unit,
+            outlook.value,
+            outlook.normal,
+            outlook.minutes_to_full,
+        )
     records = [s for s in series if isinstance(s, Mapping) and s.get("metric")]
     own = [s for s in records if s.get("service") == service]
     kinds = FAULT_KINDS.get(fault_type, ())
@@ -182,8 +209,15 @@ def pick_headline(series: Sequence[Mapping[str, Any]], service: str, fault_type:
     if chosen is None:
         return None
     metric = str(chosen["metric"])
-    return Headline(_text(chosen.get("service")), _text(chosen.get("resource_id")), metric, series_unit(chosen, units),
-                    _number(chosen.get("observed")), _number(chosen.get("expected")))
+    return Headline(
+        _text(chosen.get("service")),
+        _text(chosen.get("resource_id")),
+        metric,
+        series_unit(chosen, units),
+        _number(chosen.get("observed")),
+        _number(chosen.get("expected")),
+        surprise=_number(chosen.get("surprise")),
+    )
 
 
 def evidence_sentence(series: Mapping[str, Any], units: Mapping[str, str] | None = None) -> str:
@@ -191,7 +225,9 @@ def evidence_sentence(series: Mapping[str, Any], units: Mapping[str, str] | None
     metric = str(series.get("metric") or series.get("unique_id"))
     unit = series_unit(series, units)
     where = " ".join(str(p) for p in (series.get("service"), series.get("resource_id")) if p)
-    text = f"{where}: {metric_label(metric)} {format_value(_number(series.get('observed')), unit)}"
+    observed = _number(series.get("observed"))
+    shown = "unusual" if observed is None else format_value(observed, unit)
+    text = f"{where}: {metric_label(metric)} {shown}"
     expected = _number(series.get("expected"))
     if expected is not None:
         text += f" (normal {format_value(expected, unit)})"
@@ -247,7 +283,11 @@ def _kind(series: Mapping[str, Any]) -> str:
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "" else str(value)
+    return (
+        None
+        if value is None or (not isinstance(value, str) and pd.isna(value)) or value == ""
+        else str(value)
+    )
 
 
 def _number(value: Any) -> float | None:
