@@ -49,11 +49,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors.sinks.pagerduty import deliver_outbox
-from connectors.sinks.pagerduty_outbox import dedup_key, resolve_event, trigger_event
+from connectors.sinks.pagerduty_page_links import PageLinks
 from features.windows import service_features
 from flows.detect_state import load_stream_state, save_stream_state
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, respond_to_incidents, sink_outcome
 from flows.forecast_plan import NoChampionError
+from flows.incident_pages import incident_events
 from flows.resources import (
     NoTelemetryError,
     known_call_graph,
@@ -69,7 +70,6 @@ from foresight.settings import Settings
 from foresight.source_holds import SourceHold, source_hold
 from foresight.timeutil import utc_timestamp
 from models.evaluation.gate import match_incidents, operating_threshold
-from models.failure.base import top_features
 from models.incidents.base import IncidentInputs
 from models.incidents.pipeline import as_pipeline
 
@@ -80,7 +80,6 @@ if TYPE_CHECKING:
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.
 FEATURE_WARMUP = pd.Timedelta(hours=3)
-INCIDENT_MODEL = "anomaly-detector"
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
@@ -203,7 +202,8 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
 
     published = publish_incidents(settings, incidents, features=features, predictor=predictor,
                                   detector_version=detector_version, predictor_version=predictor_version,
-                                  logger=logger)
+                                  logger=logger, telemetry=telemetry, catalogue=catalogue,
+                                  mode=pipeline.settings.mode)
     outbox, paging = published["outbox"], published["paging"]
     # Both sinks are no-ops when unconfigured; a sink that is down shows in the result instead of
     # failing a run whose pages already went out.
@@ -269,50 +269,31 @@ def publish_incidents(
     detector_version: str,
     predictor_version: str | None,
     logger: logging.Logger | logging.LoggerAdapter | None = None,  # type: ignore[type-arg]
+    telemetry: pd.DataFrame | None = None,
+    catalogue: pd.DataFrame | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """Incidents -> outbox events -> PagerDuty (with a routing key); returns the outbox and paging reports.
+
+    Pages explain themselves (:mod:`flows.incident_pages`): ``telemetry`` and ``catalogue`` give
+    a resource fault's instance nearest full and its time to full, ``mode`` the builder named.
 
     Every pending event is delivered, this run's and those earlier runs left pending. What a
     failed source holds back is already out of ``incidents`` (:func:`detect`). ``paging`` is
     None in embedded mode.
     """
     logger = logger or logging.getLogger(__name__)
-    events = _events(incidents, features, predictor, settings, detector_version, predictor_version,
-                     dedup_key, trigger_event, resolve_event)
+    events = incident_events(incidents, links=PageLinks.from_sinks(settings.sinks),
+                             known_keys=open_outbox(settings).dedup_keys() if len(incidents) else set(),
+                             detector_version=str(detector_version), predictor_version=predictor_version,
+                             predictor=predictor, features=features, telemetry=telemetry, catalogue=catalogue,
+                             mode=mode)
     outbox = write_outbox(settings, events) if events else {"written": 0, "skipped_duplicates": 0}
     paging = page_pagerduty(settings) if settings.sinks.pagerduty_routing_key is not None else None
     if paging and (paging["pending"] or paging["failures"]):
         logger.warning("PagerDuty: %d events still pending after this run (%s)", paging["pending"],
                        "; ".join(f"{f['event_action']} {f['dedup_key']}: {f['status']}" for f in paging["failures"]))
     return {"outbox": outbox, "paging": paging}
-
-
-def _events(incidents: pd.DataFrame, features: pd.DataFrame, predictor: Any, settings: Settings,
-            detector_version: str, predictor_version: str | None, dedup_key: Any, trigger_event: Any,
-            resolve_event: Any) -> list[dict[str, Any]]:
-    # Events hold a reference to sinks.pagerduty_routing_key, never the key (added at send time).
-    links = [link for link in (
-        {"href": settings.sinks.dashboard_url, "text": "Foresight dashboard"} if settings.sinks.dashboard_url else None,
-        {"href": settings.sinks.runbook_url, "text": "Runbook"} if settings.sinks.runbook_url else None,
-    ) if link]
-    events = []
-    for incident in incidents.to_dict("records"):
-        incident["dedup_key"] = dedup_key(INCIDENT_MODEL, incident["service"], incident["window_start"])
-        incident["top_features"] = _top_features(features, predictor, incident)
-        incident["model_versions"] = {"anomaly-detector": detector_version, "failure-predictor": predictor_version}
-        events.append(trigger_event(incident, model_name=INCIDENT_MODEL, model_version=detector_version,
-                                    links=links))
-        if pd.notna(incident.get("end")):
-            events.append(resolve_event(incident["dedup_key"]))
-    return events
-
-
-def _top_features(features: pd.DataFrame, predictor: Any, incident: dict[str, Any]) -> list[dict[str, Any]]:
-    """The failure predictor's top contributions at the incident's start (its explanation)."""
-    if predictor is None:
-        return []
-    rows = features[(features["service"] == incident["service"]) & (features["ds"] <= incident["start"])].tail(1)
-    return [] if rows.empty else top_features(predictor, rows, k=5)
 
 
 def _summary_markdown(incidents: pd.DataFrame, outbox: dict[str, int], paging: dict[str, Any] | None,

@@ -44,6 +44,12 @@ UNIT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
 
 INCIDENT_CATEGORIES: tuple[str, ...] = ("resource_leak", "disk", "saturation", "errors", "latency")
 SEVERITIES: tuple[str, ...] = ("critical", "error", "warning", "info")  # PagerDuty's values
+# What an incident most likely is (models.incidents.fault_types); here so settings can check
+# the fault types a runbook is configured for.
+FAULT_TYPES: tuple[str, ...] = (
+    "cpu_contention", "cpu_consumed", "network_delay", "exception", "return", "memory_leak", "disk_full",
+    "bad_deploy", "saturation", "unknown",
+)
 
 UTC_DTYPE = pd.DatetimeTZDtype(unit="us", tz="UTC")
 

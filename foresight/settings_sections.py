@@ -22,7 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from foresight.redact import redact
+from foresight.redact import redact, redact_url
+from foresight.schemas import FAULT_TYPES, INCIDENT_CATEGORIES
 
 NO_TIME = timedelta(0)
 
@@ -292,7 +293,17 @@ class SinkConfig(Section):
     grafana_url: str | None = None
     grafana_token: SecretStr | None = None
     dashboard_url: str | None = None
-    runbook_url: str | None = None
+    runbook_url: str | None = None  # the runbook a page links when runbooks names none for it
+    # Pages (models/incidents/page_text.py, connectors/sinks/pagerduty_page_links.py): a runbook per
+    # fault type or category (foresight.schemas FAULT_TYPES / INCIDENT_CATEGORIES; the fault type
+    # wins), and with grafana_url a deep link to this dashboard (its ``service`` variable and the
+    # incident's time range) and a rendered image of this panel (Grafana's /render/d-solo/...,
+    # which needs its image renderer; PagerDuty shows only https images). client_url is the link
+    # behind "Foresight" on the alert (default: dashboard_url, else the Grafana dashboard).
+    runbooks: dict[str, str] = Field(default_factory=dict)
+    grafana_incidents_dashboard_uid: str = Field(default="foresight-incidents", min_length=1)
+    grafana_incident_panel_id: int = Field(default=4, ge=1)
+    pagerduty_client_url: str | None = None
     # Grafana (connectors/sinks/grafana.py): the publish flow uploads the dashboards into this folder
     # (None: the General folder) when grafana_url is set; the detect flow annotates incidents.
     grafana_folder_uid: str | None = None
@@ -311,6 +322,31 @@ class SinkConfig(Section):
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_api_token: SecretStr | None = None
     pagerduty_false_positive_tag: str = "#false-positive"
+
+    @field_validator("grafana_url", "dashboard_url", "runbook_url", "pagerduty_client_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not _is_http_url(value):
+            raise ValueError(f"must be an http(s) URL, got {redact_url(value)!r}")
+        return value
+
+    @field_validator("runbooks")
+    @classmethod
+    def _known_runbooks(cls, value: dict[str, str]) -> dict[str, str]:
+        known = set(FAULT_TYPES) | set(INCIDENT_CATEGORIES)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"runbooks for unknown fault types or categories {unknown}; choose from {sorted(known)}"
+            )
+        bad = sorted(name for name, url in value.items() if not _is_http_url(url))
+        if bad:
+            raise ValueError(f"runbooks {bad}: each must be an http(s) URL")
+        return value
+
+
+def _is_http_url(value: str) -> bool:
+    return value.startswith(("http://", "https://")) and len(value) > len("https://") and " " not in value
 
 
 class StreamConfig(Section):

@@ -32,6 +32,7 @@ import pandas as pd
 
 from connectors.sinks.checkpoint_store import Checkpoint, CheckpointStore
 from connectors.sinks.pagerduty_outbox import Outbox
+from connectors.sinks.pagerduty_page_links import PageLinks
 from connectors.sources.kafka.log_batches import decode_timed_logs
 from connectors.sources.kafka.stream_consumer import StreamConsumer, StreamProducer, StreamRecord
 from connectors.sources.kafka.stream_messages import TimedMetric, decode_timed_metric
@@ -67,6 +68,7 @@ class ProcessorConfig:
     broker_probe_seconds: float = 5.0  # idle this long: check the brokers still answer
     source: str = "stream"
     model_version: str = "unregistered"
+    page_links: PageLinks = field(default_factory=PageLinks)  # what a page links (sinks settings)
 
 
 @dataclass
@@ -254,6 +256,7 @@ class StreamProcessor:
                 topic=self.producer,
                 topic_name=self.config.incidents_topic,
                 model_version=self.config.model_version,
+                links=self.config.page_links,
             )
         except Exception:
             self._pending.events = events + self._pending.events  # retried before the next checkpoint

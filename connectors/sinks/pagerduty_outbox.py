@@ -7,8 +7,18 @@ Field rules enforced (PagerDuty developer docs, "Send an Alert Event" and "Event
 Overview"): ``routing_key`` and ``event_action`` (trigger / acknowledge / resolve) are required;
 ``dedup_key`` is at most 255 characters; a trigger needs ``payload.summary`` (at most 1024
 characters), ``payload.source`` and ``payload.severity`` (critical / error / warning / info);
-``payload.timestamp`` is ISO 8601; every ``links`` item needs an ``href``; a whole event is
-below 512 KB.
+``payload.timestamp`` is ISO 8601; ``payload.component`` / ``group`` / ``class``, ``client`` and
+``client_url`` are strings and ``payload.custom_details`` an object; every ``links`` item is an
+object with a string ``href`` (and optional string ``text``), every ``images`` item one with a
+string ``src`` (https: PagerDuty serves only those) and optional string ``href`` / ``alt``; a
+whole event is below 512 KB.
+
+Incident pages are keyed ``foresight/incident-pipeline/<service>/<window start>``
+(:func:`incident_dedup_key`): the incident pipeline raised them, whichever of its builders
+(stream or roll-up) or the failure predictor's warnings it merged did. Versions up to this one
+wrote ``foresight/anomaly-detector/...`` (the registered model's name); an incident whose events
+the outbox already holds under that key keeps it, so an upgrade neither pages an open incident
+twice nor leaves its resolve addressed to a key PagerDuty never saw.
 
 The outbox never holds a routing key (a credential: whoever has it can page the team). Every
 event carries a *reference* to the setting that holds it instead,
@@ -57,6 +67,12 @@ MAX_DEDUP_KEY = 255
 MAX_SUMMARY = 1024
 MAX_EVENT_BYTES = 512 * 1024
 DEDUP_PREFIX = "foresight"
+INCIDENT_SOURCE = "incident-pipeline"  # what raises incident pages (the dedup key's second part)
+LEGACY_INCIDENT_SOURCE = "anomaly-detector"  # ... as older versions named it
+LINK_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {  # array -> (required field, optional fields)
+    "links": ("href", ("text",)),
+    "images": ("src", ("href", "alt")),
+}
 
 
 class InvalidEventError(ValueError):
@@ -83,6 +99,14 @@ def dedup_key(model: str, entity: str, window_start: pd.Timestamp) -> str:
     return f"{key[: MAX_DEDUP_KEY - len(digest) - 1]}#{digest}"
 
 
+def incident_dedup_key(service: str, window_start: pd.Timestamp, known: set[str] | frozenset[str] = frozenset()) -> str:
+    """The key of a service's incident page in ``window_start``: :data:`INCIDENT_SOURCE`'s, or the
+    key older versions wrote (:data:`LEGACY_INCIDENT_SOURCE`) when ``known`` (the outbox's dedup
+    keys: :meth:`Outbox.dedup_keys`) already holds it, so the incident keeps its first key."""
+    legacy = dedup_key(LEGACY_INCIDENT_SOURCE, service, window_start)
+    return legacy if legacy in known else dedup_key(INCIDENT_SOURCE, service, window_start)
+
+
 def routing_key_ref(setting: str = ROUTING_KEY_SETTING) -> dict[str, str]:
     """What an outbox event holds instead of a routing key: the name of the setting that holds it."""
     return {"ref": setting}
@@ -102,14 +126,21 @@ def trigger_event(
     model_name: str,
     model_version: str,
     links: list[dict[str, str]] | None = None,
+    images: list[dict[str, str]] | None = None,
+    summary: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    client_url: str | None = None,
 ) -> dict[str, Any]:
     """A validated Events API v2 ``trigger`` for one incident (``schemas.INCIDENT_COLUMNS`` + extras).
 
     Its ``routing_key`` is :func:`routing_key_ref`: the key itself is added only at send time.
     The entity is the incident's ``resource_id`` when it has one, else its ``service``. The
     ``dedup_key`` is the incident's own when it carries one (the detect flow's: its service and
-    window, the key its resolve uses too), else built from the entity and ``start``. Extra keys
-    go to ``custom_details``.
+    window, the key its resolve uses too), else built from the entity and ``start``. ``summary``
+    and ``details`` (``custom_details``, flat: an incident page's
+    :func:`models.incidents.page_text.describe_incident`) replace the plain ones: a summary of
+    the service, category, entity and start, and the incident's own fields as details. The
+    summary is cut to 1024 characters.
     """
     for field in ("service", "start", "severity"):
         if _missing(incident.get(field)):
@@ -120,10 +151,13 @@ def trigger_event(
     start = utc_timestamp(incident["start"], "incident.start")
     category = "" if _missing(incident.get("category")) else str(incident["category"])
     description = incident.get("description")
-    summary = f"[{service}] {category or 'incident'} on {entity} since {start:%Y-%m-%d %H:%M}Z"
-    if not _missing(description):
-        summary = f"{summary}: {description}"
-    event = {
+    if summary is None:
+        summary = f"[{service}] {category or 'incident'} on {entity} since {start:%Y-%m-%d %H:%M}Z"
+        if not _missing(description):
+            summary = f"{summary}: {description}"
+    if details is None:
+        details = {k: _jsonable(v) for k, v in incident.items()}
+    event: dict[str, Any] = {
         "routing_key": routing_key_ref(),
         "event_action": "trigger",
         "dedup_key": (
@@ -140,7 +174,7 @@ def trigger_event(
             "group": service,
             "class": category or "incident",
             "custom_details": {
-                **{k: _jsonable(v) for k, v in incident.items()},
+                **{str(k): _jsonable(v) for k, v in details.items()},
                 "model_name": model_name,
                 "model_version": model_version,
             },
@@ -148,6 +182,10 @@ def trigger_event(
         "links": list(links or []),
         "client": CLIENT,
     }
+    if images:
+        event["images"] = list(images)
+    if client_url:
+        event["client_url"] = client_url
     validate_event(event)
     return event
 
@@ -202,6 +240,12 @@ def _validate_payload(event: Mapping[str, Any]) -> None:
     details = payload.get("custom_details")
     if details is not None and not isinstance(details, Mapping):
         raise InvalidEventError("payload.custom_details", "must be an object", event)
+    for name in ("component", "group", "class"):
+        if payload.get(name) is not None and not isinstance(payload[name], str):
+            raise InvalidEventError(f"payload.{name}", "must be a string", event)
+    for name in ("client", "client_url"):
+        if event.get(name) is not None and not isinstance(event[name], str):
+            raise InvalidEventError(name, "must be a string", event)
 
 
 def check_summary_and_timestamp(payload: Mapping[str, Any], event: Mapping[str, Any]) -> None:
@@ -221,10 +265,25 @@ def check_summary_and_timestamp(payload: Mapping[str, Any], event: Mapping[str, 
 
 
 def check_links(event: Mapping[str, Any]) -> None:
-    """Every ``links`` item needs a non-empty ``href`` (alert and change events alike)."""
-    for i, link in enumerate(event.get("links") or []):
-        if not isinstance(link, Mapping) or not _nonempty_str(link.get("href")):
-            raise InvalidEventError(f"links[{i}].href", "every link needs a non-empty href", event)
+    """``links`` and ``images`` are arrays of objects: a link needs a non-empty string ``href``
+    (``text`` a string), an image a non-empty https ``src`` (``href`` / ``alt`` strings); alert
+    and change events alike (change events have no images)."""
+    for array, (required, optional) in LINK_FIELDS.items():
+        items = event.get(array)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise InvalidEventError(array, "must be an array of objects", event)
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or not _nonempty_str(item.get(required)):
+                raise InvalidEventError(f"{array}[{i}].{required}", f"every item needs a non-empty {required}", event)
+            for name in optional:
+                if item.get(name) is not None and not isinstance(item[name], str):
+                    raise InvalidEventError(f"{array}[{i}].{name}", "must be a string", event)
+        if array == "images":
+            for i, item in enumerate(items):
+                if not str(item["src"]).startswith("https://"):
+                    raise InvalidEventError(f"images[{i}].src", "PagerDuty shows only images served over https", event)
 
 
 class Outbox(JsonLinesLog):
@@ -241,6 +300,10 @@ class Outbox(JsonLinesLog):
             raise InvalidEventError(
                 "routing_key", f"the outbox holds a reference ({routing_key_ref()}), never a key", record
             )
+
+    def dedup_keys(self) -> set[str]:
+        """Every dedup key the outbox holds (any action): what :func:`incident_dedup_key` keeps."""
+        return {key for key, _ in self.identities()}
 
     def _migrate(self, record: dict[str, Any]) -> dict[str, Any] | None:
         if routing_key_setting(record) is not None:

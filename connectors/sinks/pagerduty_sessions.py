@@ -51,27 +51,16 @@ def single_attempt(session: PDSession, base_url: str, timeout: float) -> None:
 
 
 def post_event(session: EventsAPISession, event: Mapping[str, Any]) -> str:
-    """One Events API v2 request for an outbox event, through pdpyras' trigger / resolve / acknowledge."""
+    """One Events API v2 request for an outbox event, as the outbox holds it but for the routing
+    key (the session adds its own). A trigger goes through pdpyras' ``send_event``, not its
+    ``trigger``, which drops ``client`` and ``client_url``."""
     action = event.get("event_action")
     key = event.get("dedup_key")
     if action == "trigger":
-        payload = event["payload"]
-        extra = {
-            k: payload[k] for k in ("timestamp", "component", "group", "class") if payload.get(k) is not None
+        fields = {
+            name: event[name] for name in ("payload", "links", "images", "client", "client_url") if event.get(name)
         }
-        details = payload.get("custom_details")
-        return str(
-            session.trigger(
-                payload["summary"],
-                payload["source"],
-                dedup_key=key,
-                severity=payload["severity"],
-                payload=extra,
-                custom_details=dict(details) if details is not None else None,
-                images=event.get("images") or None,
-                links=event.get("links") or None,
-            )
-        )
+        return str(session.send_event("trigger", dedup_key=key, **fields))
     if action == "resolve":
         return str(session.resolve(key))
     if action == "acknowledge":

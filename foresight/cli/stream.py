@@ -55,6 +55,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
     from prometheus_client import CollectorRegistry, start_http_server  # lazy: fast --help
 
     from connectors.sinks.checkpoint_store import CheckpointStore  # lazy: fast --help
+    from connectors.sinks.pagerduty_page_links import PageLinks  # lazy: fast --help
     from connectors.sources.kafka.stream_consumer import (  # lazy: fast --help
         StreamConsumer,
         StreamProducer,
@@ -106,6 +107,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
         max_future_seconds=cfg.max_future_seconds,
         retain_minutes=cfg.retain_minutes,
         model_version=version,
+        page_links=PageLinks.from_sinks(settings.sinks),
     )
     return StreamProcessor(
         config,

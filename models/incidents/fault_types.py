@@ -40,18 +40,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-FAULT_TYPES: tuple[str, ...] = (
-    "cpu_contention",
-    "cpu_consumed",
-    "network_delay",
-    "exception",
-    "return",
-    "memory_leak",
-    "disk_full",
-    "bad_deploy",
-    "saturation",
-    "unknown",
-)
+from foresight.schemas import FAULT_TYPES as FAULT_TYPES  # re-exported: the fault types named here
+
 # Fault type -> the coarse category (foresight.schemas.INCIDENT_CATEGORIES) it shows as.
 COARSE_CATEGORY: dict[str, str] = {
     "cpu_contention": "saturation",

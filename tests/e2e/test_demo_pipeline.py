@@ -289,11 +289,16 @@ def test_pages_carry_ranked_causes_and_the_predictors_explanation(demo: tuple[Sn
     for detail in details:
         ranked = detail["ranked_services"].split(";")
         assert detail["service"] in ranked, "the paged service is among the ranked likely causes"
-        assert detail["model_versions"]["anomaly-detector"]
-    explained = [d["top_features"] for d in details if d["top_features"]]
-    assert explained, "with a failure-predictor champion, pages carry its top contributing features"
-    assert all({"feature", "value", "contribution"} <= set(f) for top in explained for f in top)
+        assert detail["anomaly_detector_version"]
+        # Flat and readable: no objects, lists or JSON inside strings.
+        assert all(isinstance(v, (str, int, float)) and not str(v).startswith(("{", "[")) for v in detail.values())
+    explained = [[v for k, v in d.items() if k.startswith("risk_factor_")] for d in details]
+    assert any(explained), "with a failure-predictor champion, pages carry its top contributing features"
+    assert all(s.endswith(("(raises the risk)", "(lowers the risk)")) for top in explained for s in top)
     assert all(len(top) <= 5 for top in explained)
+    summaries = [e["payload"]["summary"] for e in first.outbox if e["event_action"] == "trigger"]
+    # Every page states a value against its normal, or (a failure predictor's warning) its risk.
+    assert not [s for s in summaries if "(normal " not in s and ": failure risk " not in s]
 
 
 def test_rerun_adds_no_lake_rows(demo: tuple[Snapshot, Snapshot]) -> None:

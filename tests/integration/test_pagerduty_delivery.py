@@ -341,17 +341,72 @@ def test_reruns_of_detect_hold_one_incident_and_recovery_resolves_it(
     [alert] = fake.open_alerts()
     assert alert.triggers == 1 and len(fake.requests_to("/v2/enqueue")) == 1
     sent = alert.trigger_event["payload"]
-    assert sent["custom_details"]["model_versions"] == {"anomaly-detector": "3", "failure-predictor": None}
-    assert sent["custom_details"]["score"] == 0.99995
+    assert alert.dedup_key == f"foresight/incident-pipeline/checkout/{START.floor('30min'):%Y-%m-%dT%H:%M:%S}Z"
+    assert sent["custom_details"]["anomaly_detector_version"] == "3"
+    assert "failure_predictor_version" not in sent["custom_details"]
+    assert sent["custom_details"]["score"] == 1.0 and sent["custom_details"]["instance"] == "i-1"
     assert alert.trigger_event["links"] == [
         {"href": "http://grafana.local/d/foresight", "text": "Foresight dashboard"}
     ]
+    assert alert.trigger_event["client"] == "Foresight"
+    assert alert.trigger_event["client_url"] == "http://grafana.local/d/foresight"
 
     recovered = _publish(settings, _incidents(end=START + pd.Timedelta(hours=2)))
     assert recovered["paging"]["delivered"] == 1
     assert fake.open_alerts() == [] and [a.status for a in fake.alerts] == ["resolved"]
     assert [r.body["event_action"] for r in fake.requests_to("/v2/enqueue")] == ["trigger", "resolve"]
     assert len({r.body["dedup_key"] for r in fake.requests_to("/v2/enqueue")}) == 1  # the resolve hits the page
+
+
+def test_an_incident_paged_before_the_upgrade_keeps_its_key_and_its_resolve_closes_it(
+    prefect_harness, fake: FakePagerDuty, tmp_path: Path
+) -> None:
+    settings = _settings(tmp_path, fake)
+    legacy = f"foresight/anomaly-detector/checkout/{START.floor('30min'):%Y-%m-%dT%H:%M:%S}Z"
+    # What the version before wrote and delivered for the open incident.
+    Outbox(settings.outbox_path).append([{**_trigger(start=START + pd.Timedelta(minutes=10)), "dedup_key": legacy}])
+    assert deliver_outbox(settings).delivered == 1
+    again = _publish(settings, _incidents())  # the upgraded detect flow over the same data
+    assert again["outbox"] == {"written": 0, "skipped_duplicates": 1} and again["paging"]["delivered"] == 0
+    recovered = _publish(settings, _incidents(end=START + pd.Timedelta(hours=2)))
+    assert recovered["paging"]["delivered"] == 1
+    assert [(r.body["event_action"], r.body["dedup_key"]) for r in fake.requests_to("/v2/enqueue")] == [
+        ("trigger", legacy), ("resolve", legacy)
+    ]
+    assert fake.open_alerts() == [] and len(fake.alerts) == 1
+
+
+def test_a_page_with_images_client_url_and_links_arrives_whole(fake: FakePagerDuty) -> None:
+    image = {"src": "https://grafana.example.com/render/d-solo/x/y?panelId=4", "href": "https://grafana.example.com/d/x",
+             "alt": "evidence"}
+    event = trigger_event({"service": "cart", "start": START, "severity": "error"}, model_name="m", model_version="1",
+                          summary="[cart] i-1: memory 96 % (normal 70 %), full in ~70 min", details={"instance": "i-1"},
+                          links=[{"href": "https://runbooks.example.com/leak", "text": "Runbook"}], images=[image],
+                          client_url="https://grafana.example.com/d/x")
+    _sender(fake).send(event)
+    [sent] = fake.requests_to("/v2/enqueue")
+    assert sent.status == 202
+    for name in ("links", "images", "client", "client_url"):
+        assert sent.body[name] == event[name], name  # pdpyras' trigger() would drop client and client_url
+    assert sent.body["payload"] == event["payload"]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (lambda e: e["payload"].update(summary="s" * 1025), "'summary' is too long (maximum is 1024 characters)"),
+        (lambda e: e.update(links=[{"text": "no href"}]), "'links[0].href' is required and must be a string"),
+        (lambda e: e.update(links=[{"href": "https://x", "text": 1}]), "'links[0].text' must be a string"),
+    ],
+)
+def test_an_over_long_summary_or_a_malformed_link_past_the_outbox_is_refused(fake: FakePagerDuty, change, error) -> None:
+    bad = _trigger()
+    change(bad)  # what the outbox refuses, sent past it: PagerDuty answers 400 with its error object
+    with pytest.raises(DeliveryError) as info:
+        _sender(fake).send(bad)
+    assert info.value.status == 400 and not info.value.retryable
+    body = json.loads(info.value.detail)
+    assert body == {"status": "invalid event", "message": "Event object is invalid", "errors": [error]}
 
 
 def test_embedded_mode_writes_only_the_outbox(prefect_harness, fake: FakePagerDuty, tmp_path: Path) -> None:

@@ -3,14 +3,21 @@
 PagerDuty cannot run on loopback, so tests talk to this instead. It checks every request the
 way PagerDuty documents it and answers the way PagerDuty does:
 
-- ``POST /v2/enqueue`` (alert events): JSON body; ``routing_key`` of 32 characters;
-  ``event_action`` trigger / acknowledge / resolve; ``dedup_key`` at most 255 characters
-  (required for acknowledge / resolve); a trigger's ``payload.summary`` (at most 1024
-  characters), ``payload.source`` and ``payload.severity`` (critical / error / warning / info);
-  ``payload.timestamp`` ISO 8601; every ``links`` item has an ``href`` and every ``images``
-  item a ``src``; the body below 512 KB. Valid: 202 ``{"status": "success", "message":
+- ``POST /v2/enqueue`` (alert events; PagerDuty's developer docs "Send an Alert Event" and
+  the Events API v2 OpenAPI schema): JSON body; ``routing_key`` a string of 32 characters;
+  ``event_action`` trigger / acknowledge / resolve; ``dedup_key`` a string of at most 255
+  characters (required for acknowledge / resolve); a trigger's ``payload`` object with
+  ``summary`` (a string of at most 1024 characters), ``source`` and ``severity`` (critical /
+  error / warning / info); ``payload.timestamp`` ISO 8601; ``payload.component`` / ``group`` /
+  ``class``, ``client`` and ``client_url`` strings; ``payload.custom_details`` an object;
+  ``links`` an array of objects, each with a string ``href`` and an optional string ``text``;
+  ``images`` an array of objects, each with a string ``src`` and optional string ``href`` /
+  ``alt``; the body below 512 KB. Valid: 202 ``{"status": "success", "message":
   "Event processed", "dedup_key": ...}``; invalid: 400 ``{"status": "invalid event",
-  "message": "Event object is invalid", "errors": [...]}``.
+  "message": "Event object is invalid", "errors": [...]}`` (PagerDuty's documented error
+  object), one string per problem, e.g. ``"'summary' is too long (maximum is 1024
+  characters)"`` as PagerDuty words it. PagerDuty displays only images served over https; an
+  http ``src`` is not refused (the schema asks only for a string), so neither is it here.
   Alert state per dedup key: a trigger opens an alert (and an incident the REST API lists) or
   joins the open one, acknowledge / resolve act on the open one and are dropped otherwise; a
   trigger after a resolve opens a new alert.
@@ -251,10 +258,17 @@ def alert_event_errors(event: Any) -> list[str]:
             details = payload.get("custom_details")
             if details is not None and not isinstance(details, dict):
                 errors.append("'payload.custom_details' must be an object")
-    errors += _link_errors(event)
-    for i, image in enumerate(event.get("images") or []):
-        if not isinstance(image, dict) or not image.get("src"):
-            errors.append(f"'images[{i}].src' is required")
+            errors += [
+                f"'payload.{name}' must be a string"
+                for name in ("component", "group", "class")
+                if payload.get(name) is not None and not isinstance(payload[name], str)
+            ]
+    errors += [
+        f"'{name}' must be a string"
+        for name in ("client", "client_url")
+        if event.get(name) is not None and not isinstance(event[name], str)
+    ]
+    errors += _link_errors(event) + _context_errors(event, "images", "src", ("href", "alt"))
     return errors
 
 
@@ -278,7 +292,7 @@ def _summary_errors(payload: dict[str, Any]) -> list[str]:
     if not isinstance(summary, str) or not summary.strip():
         return ["'payload.summary' is missing or blank"]
     return (
-        [f"'payload.summary' is longer than {MAX_SUMMARY} characters"] if len(summary) > MAX_SUMMARY else []
+        [f"'summary' is too long (maximum is {MAX_SUMMARY} characters)"] if len(summary) > MAX_SUMMARY else []
     )
 
 
@@ -290,14 +304,30 @@ def _timestamp_errors(payload: dict[str, Any]) -> list[str]:
 
 
 def _link_errors(event: dict[str, Any]) -> list[str]:
-    links = event.get("links")
-    if links is not None and not isinstance(links, list):
-        return ["'links' must be an array"]
-    return [
-        f"'links[{i}].href' is required"
-        for i, link in enumerate(links or [])
-        if not isinstance(link, dict) or not isinstance(link.get("href"), str) or not link["href"]
-    ]
+    return _context_errors(event, "links", "href", ("text",))
+
+
+def _context_errors(event: dict[str, Any], array: str, required: str, optional: tuple[str, ...]) -> list[str]:
+    """``links`` / ``images``: an array of objects with a non-empty string ``required`` field and
+    string ``optional`` ones."""
+    items = event.get(array)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        return [f"'{array}' must be an array"]
+    errors = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(f"'{array}[{i}]' must be an object")
+            continue
+        if not isinstance(item.get(required), str) or not item[required]:
+            errors.append(f"'{array}[{i}].{required}' is required and must be a string")
+        errors += [
+            f"'{array}[{i}].{name}' must be a string"
+            for name in optional
+            if item.get(name) is not None and not isinstance(item[name], str)
+        ]
+    return errors
 
 
 def _parse_time(value: Any) -> datetime | None:

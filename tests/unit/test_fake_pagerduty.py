@@ -32,6 +32,13 @@ def _mutated(change) -> dict:
 
 def test_a_documented_example_is_valid() -> None:
     assert alert_event_errors(VALID) == []
+    full = _mutated(lambda e: e.update(
+        client="Sample Monitoring Service", client_url="https://monitoring.example.com",
+        images=[{"src": "https://example.com/i.png", "href": "https://example.com/", "alt": "Example text"}],
+    ))
+    full["payload"].update(component="postgres", group="prod-datapipe", **{"class": "deploy"})
+    assert alert_event_errors(full) == []
+    assert alert_event_errors(_mutated(lambda e: e["payload"].update(summary="s" * 1024))) == []
     assert alert_event_errors({"routing_key": "k" * 32, "event_action": "resolve", "dedup_key": "x"}) == []
     assert change_event_errors({"routing_key": "k" * 32, "payload": {"summary": "deployed"}}) == []
 
@@ -44,7 +51,20 @@ def test_a_documented_example_is_valid() -> None:
         (lambda e: e.update(dedup_key="d" * 256), "dedup_key"),
         (lambda e: e.update(event_action="resolve", dedup_key=None), "dedup_key"),
         (lambda e: e["payload"].pop("summary"), "payload.summary"),
-        (lambda e: e["payload"].update(summary="s" * 1025), "payload.summary"),
+        (lambda e: e["payload"].update(summary="s" * 1025), "summary"),
+        (lambda e: e["payload"].update(summary=["a list"]), "payload.summary"),
+        (lambda e: e["payload"].update(component=7), "payload.component"),
+        (lambda e: e["payload"].update(group={"a": 1}), "payload.group"),
+        (lambda e: e["payload"].update({"class": 3.5}), "payload.class"),
+        (lambda e: e.update(client=1), "client"),
+        (lambda e: e.update(client_url=["https://x"]), "client_url"),
+        (lambda e: e.update(links={"href": "https://x"}), "links"),
+        (lambda e: e.update(links=["https://x"]), "links[0]"),
+        (lambda e: e.update(links=[{"href": 5}]), "links[0].href"),
+        (lambda e: e.update(links=[{"href": "https://x", "text": 5}]), "links[0].text"),
+        (lambda e: e.update(images="https://x/i.png"), "images"),
+        (lambda e: e.update(images=[{"src": "https://x/i.png", "alt": ["a"]}]), "images[0].alt"),
+        (lambda e: e.update(images=[{"src": "https://x/i.png", "href": 1}]), "images[0].href"),
         (lambda e: e["payload"].pop("source"), "payload.source"),
         (lambda e: e["payload"].update(severity="fatal"), "payload.severity"),
         (lambda e: e["payload"].update(timestamp="yesterday"), "payload.timestamp"),

@@ -211,3 +211,15 @@ def test_error_messages_never_echo_a_secret(tmp_path: Path) -> None:
     assert len(lines) == 3
     assert not [line for line in lines for secret in PLANTED.values() if secret in line]
     assert any("postgresql://a:***@h/db" in line for line in lines)
+
+
+def test_runbooks_are_checked_at_load(tmp_path: Path) -> None:
+    ok = load_settings(home=tmp_path, sinks={"runbooks": {"memory_leak": "https://wiki.example.com/leak",
+                                                          "errors": "https://wiki.example.com/errors"}})
+    assert ok.sinks.runbooks["memory_leak"] == "https://wiki.example.com/leak"
+    with pytest.raises(ConfigError, match=r"runbooks for unknown fault types or categories \['memory_leek'\]"):
+        load_settings(home=tmp_path, sinks={"runbooks": {"memory_leek": "https://wiki.example.com/leak"}})
+    with pytest.raises(ConfigError, match=r"runbooks \['disk_full'\]: each must be an http\(s\) URL"):
+        load_settings(home=tmp_path, sinks={"runbooks": {"disk_full": "wiki/disk"}})
+    with pytest.raises(ConfigError, match="grafana_url.*must be an http"):
+        load_settings(home=tmp_path, sinks={"grafana_url": "grafana.local:3000"})
