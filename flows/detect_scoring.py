@@ -77,21 +77,22 @@ def score_window(detector: Any, model_version: str, telemetry: pd.DataFrame, cat
                  ) -> WindowScores:
     """Scores of ``telemetry`` from ``since``: each batch's ``state`` fed the new rows when it
     fits (:func:`~models.anomaly.state_resume.unusable_reason`), else a replay of every batch."""
-    groups = service_batches(telemetry, catalogue, n_batches)
-    telemetry = telemetry[telemetry["unique_id"].isin(catalogue["unique_id"])]  # what the batches hold
     if not is_stepped(detector):
+        groups = service_batches(telemetry, catalogue, n_batches)
         scored = score_services.map(unmapped(detector), groups).result() if groups else []
         scores = _concat([s[s["ds"] >= since] for s in scored])
         return WindowScores(scores, None, ScoreReport(False, f"detector {detector.name} keeps no step-wise state",
                                                       telemetry["ds"].nunique(), 0, None))
     key = detector_key(detector, model_version)
-    reason = no_state_reason if state is None else unusable_reason(state, key, telemetry, since)
+    catalogued = set(catalogue["unique_id"].astype(str))
+    reason = no_state_reason if state is None else unusable_reason(state, key, telemetry, since, catalogued)
     if state is not None and reason is None:
         try:
             parts = advance_batch.map(state.parts, unmapped(telemetry), unmapped(since)).result()
             return _window(state_of(key, parts), parts, "")
         except STATE_MISFITS as exc:
             reason = f"checkpoint state does not fit this detector ({type(exc).__name__}: {exc})"
+    groups = service_batches(telemetry, catalogue, n_batches)
     if not groups:
         return WindowScores(_concat([]), None, ScoreReport(False, reason or "no telemetry", 0, 0, None))
     parts = replay_batch.map(unmapped(detector), groups, unmapped(since)).result()

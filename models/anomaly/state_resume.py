@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,7 +159,10 @@ def advance_scores(state: SeriesState, telemetry: pd.DataFrame, since: pd.Timest
     """Feed the rows of ``telemetry`` (this batch's series) after ``state.last_row`` to its state
     (updated in place); the scores from ``since``: kept ones, then the new rows'."""
     ids = pd.Index(state.ids)
-    df = validate_telemetry(telemetry[telemetry[ID_COL].astype(str).isin(ids)], allow_empty=True)
+    # only the rows a run reads: the reported window, late samples a day back and the new rows
+    first = min(pd.Timestamp(since), state.last_step - LATE_HORIZON)
+    recent = telemetry[telemetry[TIME_COL] >= first]
+    df = validate_telemetry(recent[recent[ID_COL].astype(str).isin(ids)], allow_empty=True)
     if df.empty:
         return PartScores(df.assign(**{SCORE_COL: pd.Series(dtype="float64")}), state, 0, 0)
     rows, cols = state.row_of(df[TIME_COL]), ids.get_indexer(df[ID_COL].astype(str))
@@ -182,8 +185,9 @@ def advance_scores(state: SeriesState, telemetry: pd.DataFrame, since: pd.Timest
 
 
 def unusable_reason(state: DetectorState, key: DetectorStateKey, telemetry: pd.DataFrame,
-                    since: pd.Timestamp) -> str | None:
-    """Why ``state`` cannot be resumed on ``telemetry`` with the window from ``since`` (None: it can)."""
+                    since: pd.Timestamp, catalogued: Collection[str] | None = None) -> str | None:
+    """Why ``state`` cannot be resumed on ``telemetry`` (its series in ``catalogued``, when
+    given) with the window from ``since`` (None: it can)."""
     if state.key.state_format != key.state_format:
         return f"checkpoint state format {state.key.state_format}, this version writes {key.state_format}"
     if state.key.model_version != key.model_version:
@@ -192,21 +196,21 @@ def unusable_reason(state: DetectorState, key: DetectorStateKey, telemetry: pd.D
         return "detector parameters or grid step changed since the checkpoint"
     if telemetry.empty or not state.parts:
         return "no telemetry or no scored series to resume"
-    scored = {uid for part in state.parts for uid in part.ids}
-    unscored = set(telemetry[ID_COL].astype(str).unique()) - scored
+    span = telemetry.groupby(telemetry[ID_COL].astype(str), sort=False)[TIME_COL].agg(["min", "max"])
+    present = set(span.index) if catalogued is None else set(span.index) & set(map(str, catalogued))
+    unscored = present - {uid for part in state.parts for uid in part.ids}
     if unscored:
         return f"{len(unscored)} series the checkpointed detector state does not score (e.g. {min(unscored)})"
-    uid = telemetry[ID_COL].astype(str)
     for part in state.parts:
-        ds = telemetry.loc[uid.isin(part.ids), TIME_COL]
+        ds = span.loc[span.index.intersection(list(part.ids))]
         if ds.empty:
             continue  # every series of the batch held back: its state waits
-        if ds.min() > part.last_step:
+        if ds["min"].min() > part.last_step:
             return (f"checkpoint at {part.last_step.isoformat()} is older than the loaded window "
-                    f"(from {pd.Timestamp(ds.min()).isoformat()}): a gap longer than the detector's context")
-        if ds.max() < part.last_step:
+                    f"(from {pd.Timestamp(ds['min'].min()).isoformat()}): a gap longer than the detector's context")
+        if ds["max"].max() < part.last_step:
             return (f"checkpoint at {part.last_step.isoformat()} is ahead of the newest telemetry "
-                    f"({pd.Timestamp(ds.max()).isoformat()})")
+                    f"({pd.Timestamp(ds['max'].max()).isoformat()})")
         if max(part.first_row_at(since), 0) < part.kept_from:  # no row before the grid's first
             return (f"the kept scores start at {(part.origin + part.kept_from * part.step).isoformat()}, "
                     f"after the reported window's start {pd.Timestamp(since).isoformat()} (a longer lookback?)")

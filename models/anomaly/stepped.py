@@ -28,7 +28,9 @@ class OnlineState(Protocol):
 class SteppedDetector(Protocol):
     """A fitted detector whose scores come from an :class:`OnlineState` fed row by row."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
+
     step_: pd.Timedelta
     context_: pd.DataFrame
 
