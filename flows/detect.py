@@ -175,7 +175,7 @@ def detect(config_file: str | None = None, full_replay: bool = False) -> dict[st
     forced = "full replay requested (full_replay=True)"
     kept, no_kept = (None, forced) if full_replay else load_detector_state(settings)
     window = score_window(pipeline.detector, str(detector_version), telemetry, catalogue, window_start,
-                          settings.detect.scoring_batches, kept, no_kept)
+                          settings.detect.scoring_batches, kept, no_kept, pipeline.builder.needs_scores)
     scores = window.scores
     detector_state = _replay_report(window.report, "per-series detector", logger)
     # Only a failure predictor reads them (its risk and each page's top features).

@@ -53,8 +53,9 @@ def score_services(detector: Any, telemetry: pd.DataFrame) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
-def replay_batch(detector: SteppedDetector, telemetry: pd.DataFrame, since: pd.Timestamp) -> PartScores:
-    return replay_scores(detector, telemetry, since)
+def replay_batch(detector: SteppedDetector, telemetry: pd.DataFrame, since: pd.Timestamp,
+                 keep_window: bool) -> PartScores:
+    return replay_scores(detector, telemetry, since, keep_window)
 
 
 @task(cache_policy=NO_CACHE)
@@ -73,19 +74,22 @@ def service_batches(telemetry: pd.DataFrame, catalogue: pd.DataFrame, n_batches:
 
 
 def score_window(detector: Any, model_version: str, telemetry: pd.DataFrame, catalogue: pd.DataFrame,
-                 since: pd.Timestamp, n_batches: int, state: DetectorState | None, no_state_reason: str
-                 ) -> WindowScores:
+                 since: pd.Timestamp, n_batches: int, state: DetectorState | None, no_state_reason: str,
+                 keep_window: bool = True) -> WindowScores:
     """Scores of ``telemetry`` from ``since``: each batch's ``state`` fed the new rows when it
-    fits (:func:`~models.anomaly.state_resume.unusable_reason`), else a replay of every batch."""
+    fits (:func:`~models.anomaly.state_resume.unusable_reason`), else a replay of every batch.
+    Without ``keep_window`` (no incident builder reads the scores) a resumed run returns the new
+    rows' scores and each other series' newest from ``since``: what the Pushgateway shows."""
     if not is_stepped(detector):
         groups = service_batches(telemetry, catalogue, n_batches)
         scored = score_services.map(unmapped(detector), groups).result() if groups else []
         scores = _concat([s[s["ds"] >= since] for s in scored])
-        return WindowScores(scores, None, ScoreReport(False, f"detector {detector.name} keeps no step-wise state",
+        name = getattr(detector, "name", type(detector).__name__)
+        return WindowScores(scores, None, ScoreReport(False, f"detector {name} keeps no step-wise state",
                                                       telemetry["ds"].nunique(), 0, None))
     key = detector_key(detector, model_version)
     catalogued = set(catalogue["unique_id"].astype(str))
-    reason = no_state_reason if state is None else unusable_reason(state, key, telemetry, since, catalogued)
+    reason = no_state_reason if state is None else unusable_reason(state, key, telemetry, since, catalogued, keep_window)
     if state is not None and reason is None:
         try:
             parts = advance_batch.map(state.parts, unmapped(telemetry), unmapped(since)).result()
@@ -95,7 +99,7 @@ def score_window(detector: Any, model_version: str, telemetry: pd.DataFrame, cat
     groups = service_batches(telemetry, catalogue, n_batches)
     if not groups:
         return WindowScores(_concat([]), None, ScoreReport(False, reason or "no telemetry", 0, 0, None))
-    parts = replay_batch.map(unmapped(detector), groups, unmapped(since)).result()
+    parts = replay_batch.map(unmapped(detector), groups, unmapped(since), unmapped(keep_window)).result()
     return _window(state_of(key, parts), parts, reason or "")
 
 

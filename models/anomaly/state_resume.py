@@ -65,9 +65,27 @@ def detector_key(detector: SteppedDetector, model_version: str) -> DetectorState
 
 
 @dataclass
+class Newest:
+    """Each series' newest sample scored: its time (epoch ns, ``NO_SAMPLE`` if none), value, score."""
+
+    ds: np.ndarray
+    y: np.ndarray
+    score: np.ndarray
+
+    def update(self, cols: np.ndarray, ds: np.ndarray, y: np.ndarray, score: np.ndarray) -> None:
+        """Take rows sorted by series then time: the last one of each series is its newest."""
+        last = np.r_[cols[1:] != cols[:-1], True] if cols.size else np.zeros(0, dtype=bool)
+        self.ds[cols[last]], self.y[cols[last]], self.score[cols[last]] = ds[last], y[last], score[last]
+
+
+NO_SAMPLE = np.iinfo(np.int64).min
+
+
+@dataclass
 class SeriesState:
     """One batch's online state after grid row ``last_row`` of the grid from ``origin``; the
-    clipped scores of rows ``kept_from .. last_row`` and the samples fed per recent row."""
+    clipped scores of rows ``kept_from .. last_row`` (None: only each series' newest is kept,
+    what the stream mode's run reports) and the samples fed per recent row."""
 
     ids: tuple[str, ...]
     origin: pd.Timestamp  # row 0: midnight UTC of the first replay's first sample
@@ -75,7 +93,8 @@ class SeriesState:
     online: OnlineState
     last_row: int
     kept_from: int
-    kept: np.ndarray  # (last_row - kept_from + 1, len(ids))
+    kept: np.ndarray | None  # (last_row - kept_from + 1, len(ids))
+    newest: Newest
     fed: dict[int, int] = field(default_factory=dict)  # row -> samples fed at it (LATE_HORIZON back)
 
     @property
@@ -135,9 +154,11 @@ class PartScores:
     late: int
 
 
-def replay_scores(detector: SteppedDetector, telemetry: pd.DataFrame, since: pd.Timestamp) -> PartScores:
-    """``detector.predict(telemetry)`` from ``since`` on, keeping the state it ends with (and the
-    scores from ``since``): the same grid, context and rows as ``predict``, so the same scores."""
+def replay_scores(detector: SteppedDetector, telemetry: pd.DataFrame, since: pd.Timestamp,
+                  keep_window: bool = True) -> PartScores:
+    """``detector.predict(telemetry)`` from ``since`` on, keeping the state it ends with (and,
+    with ``keep_window``, the scores from ``since``): the same grid, context and rows as
+    ``predict``, so the same scores."""
     df = validate_telemetry(telemetry)
     frame, is_input = prepend_context(df, detector.context_)
     grid = to_grid(frame, detector.step_)
@@ -145,10 +166,14 @@ def replay_scores(detector: SteppedDetector, telemetry: pd.DataFrame, since: pd.
     wide = _clipped(feed_rows(online, grid.values, 0, daily_season(detector.step_)))
     origin = frame[TIME_COL].min().floor("1D")
     last_row = grid.values.shape[0] - 1
+    n = len(grid.ids)
+    newest = Newest(np.full(n, NO_SAMPLE, dtype=np.int64), np.full(n, np.nan), np.zeros(n))
+    newest.update(grid.cols, _ns(frame[TIME_COL]), frame[TARGET_COL].to_numpy(dtype="float64"), wide[grid.rows, grid.cols])
     state = SeriesState(tuple(str(i) for i in grid.ids), origin, pd.Timedelta(detector.step_), online,
-                        last_row, 0, wide)
-    state.kept_from = min(max(state.first_row_at(since), 0), last_row + 1)
-    state.kept = wide[state.kept_from:]
+                        last_row, 0, None, newest)
+    if keep_window:
+        state.kept_from = min(max(state.first_row_at(since), 0), last_row + 1)
+        state.kept = wide[state.kept_from:]
     fed = np.isfinite(grid.values).sum(axis=1)
     state.fed = _recent_fed(state, {r: int(fed[r]) for r in range(max(last_row - _horizon_rows(state), 0), last_row + 1)})
     scores = df.assign(**{SCORE_COL: wide[grid.rows, grid.cols][is_input]})
@@ -157,25 +182,32 @@ def replay_scores(detector: SteppedDetector, telemetry: pd.DataFrame, since: pd.
 
 def advance_scores(state: SeriesState, telemetry: pd.DataFrame, since: pd.Timestamp) -> PartScores:
     """Feed the rows of ``telemetry`` (this batch's series) after ``state.last_row`` to its state
-    (updated in place); the scores from ``since``: kept ones, then the new rows'."""
+    (updated in place). The scores from ``since``: with the window kept, every row's (kept ones,
+    then the new rows'); else the new rows' and, for a series without one, its newest sample's."""
     ids = pd.Index(state.ids)
-    # only the rows a run reads: the reported window, late samples a day back and the new rows
-    first = min(pd.Timestamp(since), state.last_step - LATE_HORIZON)
+    # only the rows a run reads: late samples a day back, the new rows and a kept window
+    first = state.last_step - LATE_HORIZON if state.kept is None else min(pd.Timestamp(since), state.last_step - LATE_HORIZON)
     recent = telemetry[telemetry[TIME_COL] >= first]
-    df = validate_telemetry(recent[recent[ID_COL].astype(str).isin(ids)], allow_empty=True)
-    if df.empty:
-        return PartScores(df.assign(**{SCORE_COL: pd.Series(dtype="float64")}), state, 0, 0)
+    recent = recent[recent[ID_COL].astype(str).isin(ids)]
+    old = recent[TIME_COL] <= state.last_step + state.step / 2  # can only snap to a row already fed
+    late = _late_samples(state, state.row_of(recent.loc[old, TIME_COL]))
+    df = validate_telemetry(recent if state.kept is not None else recent[~old], allow_empty=True)
     rows, cols = state.row_of(df[TIME_COL]), ids.get_indexer(df[ID_COL].astype(str))
     last = state.last_row
     new = rows > last
-    late = _late_samples(state, rows[~new])
-    top = int(rows.max())
-    values = np.full((max(top - last, 0), len(ids)), np.nan)
-    values[rows[new] - last - 1, cols[new]] = df[TARGET_COL].to_numpy(dtype="float64")[new]  # later sample wins
+    top = int(rows.max(initial=last))
+    values = np.full((top - last, len(ids)), np.nan)
+    y = df[TARGET_COL].to_numpy(dtype="float64")
+    values[rows[new] - last - 1, cols[new]] = y[new]  # later sample wins
     fresh = _clipped(feed_rows(state.online, values, last + 1, daily_season(state.step)))
     counts = np.isfinite(values).sum(axis=1)
-    state.last_row = max(top, last)
+    state.last_row = top
     state.fed = _recent_fed(state, state.fed | {last + 1 + k: int(c) for k, c in enumerate(counts)})
+    score = np.zeros(len(df))
+    score[new] = fresh[rows[new] - last - 1, cols[new]]
+    state.newest.update(cols[new], _ns(df.loc[new, TIME_COL]), y[new], score[new])
+    if state.kept is None:
+        return PartScores(_with_newest(state, df[new].assign(**{SCORE_COL: score[new]}), since), state, len(fresh), late)
     state.kept = np.concatenate([state.kept, fresh]) if len(fresh) else state.kept
     keep_from = max(state.first_row_at(since), state.kept_from)
     state.kept, state.kept_from = state.kept[keep_from - state.kept_from:], keep_from
@@ -184,10 +216,24 @@ def advance_scores(state: SeriesState, telemetry: pd.DataFrame, since: pd.Timest
     return PartScores(scores.reset_index(drop=True), state, len(fresh), late)
 
 
+def _with_newest(state: SeriesState, scores: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame:
+    """``scores`` and, for the series with none there, their newest sample at or after ``since``."""
+    missing = ~pd.Index(state.ids).isin(scores[ID_COL].astype(str).unique())
+    missing &= state.newest.ds >= pd.Timestamp(since).value
+    if not missing.any():
+        return scores.reset_index(drop=True)
+    held = pd.DataFrame({ID_COL: pd.Series(np.asarray(state.ids)[missing], dtype="string"),
+                         TIME_COL: pd.to_datetime(state.newest.ds[missing], utc=True).astype(scores[TIME_COL].dtype),
+                         TARGET_COL: state.newest.y[missing], SCORE_COL: state.newest.score[missing]})
+    return pd.concat([held, scores], ignore_index=True)
+
+
 def unusable_reason(state: DetectorState, key: DetectorStateKey, telemetry: pd.DataFrame,
-                    since: pd.Timestamp, catalogued: Collection[str] | None = None) -> str | None:
+                    since: pd.Timestamp, catalogued: Collection[str] | None = None,
+                    keep_window: bool = True) -> str | None:
     """Why ``state`` cannot be resumed on ``telemetry`` (its series in ``catalogued``, when
-    given) with the window from ``since`` (None: it can)."""
+    given) with the window from ``since`` (None: it can); ``keep_window``: the run needs the
+    window's scores, not only each series' newest."""
     if state.key.state_format != key.state_format:
         return f"checkpoint state format {state.key.state_format}, this version writes {key.state_format}"
     if state.key.model_version != key.model_version:
@@ -196,22 +242,28 @@ def unusable_reason(state: DetectorState, key: DetectorStateKey, telemetry: pd.D
         return "detector parameters or grid step changed since the checkpoint"
     if telemetry.empty or not state.parts:
         return "no telemetry or no scored series to resume"
-    span = telemetry.groupby(telemetry[ID_COL].astype(str), sort=False)[TIME_COL].agg(["min", "max"])
+    if keep_window and any(part.kept is None for part in state.parts):
+        return "the checkpoint kept no window of scores (the incident mode changed to one that reads them?)"
+    loaded_from = telemetry[TIME_COL].min()
+    earliest = min(part.last_step for part in state.parts)
+    if loaded_from > earliest:
+        return (f"checkpoint at {earliest.isoformat()} is older than the loaded window "
+                f"(from {pd.Timestamp(loaded_from).isoformat()}): a gap longer than the detector's context")
+    # Series and their newest sample from the rows a resumed run reads (not the whole history)
+    recent = telemetry[telemetry[TIME_COL] > earliest - LATE_HORIZON]
+    span = recent.groupby(recent[ID_COL].astype(str), sort=False)[TIME_COL].max()
     present = set(span.index) if catalogued is None else set(span.index) & set(map(str, catalogued))
     unscored = present - {uid for part in state.parts for uid in part.ids}
     if unscored:
         return f"{len(unscored)} series the checkpointed detector state does not score (e.g. {min(unscored)})"
     for part in state.parts:
-        ds = span.loc[span.index.intersection(list(part.ids))]
-        if ds.empty:
+        newest = span.loc[span.index.intersection(list(part.ids))]
+        if newest.empty:
             continue  # every series of the batch held back: its state waits
-        if ds["min"].min() > part.last_step:
-            return (f"checkpoint at {part.last_step.isoformat()} is older than the loaded window "
-                    f"(from {pd.Timestamp(ds['min'].min()).isoformat()}): a gap longer than the detector's context")
-        if ds["max"].max() < part.last_step:
+        if newest.max() < part.last_step:
             return (f"checkpoint at {part.last_step.isoformat()} is ahead of the newest telemetry "
-                    f"({pd.Timestamp(ds['max'].max()).isoformat()})")
-        if max(part.first_row_at(since), 0) < part.kept_from:  # no row before the grid's first
+                    f"({pd.Timestamp(newest.max()).isoformat()})")
+        if part.kept is not None and max(part.first_row_at(since), 0) < part.kept_from:  # none before row 0
             return (f"the kept scores start at {(part.origin + part.kept_from * part.step).isoformat()}, "
                     f"after the reported window's start {pd.Timestamp(since).isoformat()} (a longer lookback?)")
     return None
@@ -219,6 +271,10 @@ def unusable_reason(state: DetectorState, key: DetectorStateKey, telemetry: pd.D
 
 def state_of(key: DetectorStateKey, parts: Sequence[PartScores]) -> DetectorState:
     return DetectorState(key, [p.state for p in parts])
+
+
+def _ns(ds: pd.Series) -> np.ndarray:
+    return ds.dt.as_unit("ns").astype("int64").to_numpy()
 
 
 def _clipped(raw: np.ndarray) -> np.ndarray:

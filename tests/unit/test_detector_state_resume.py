@@ -9,7 +9,9 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+import foresight.cli as cli
 from models.anomaly.base import DETECTORS
 from models.anomaly.state_resume import (
     DetectorState,
@@ -126,8 +128,15 @@ def test_a_state_that_does_not_fit_says_why(fleet) -> None:
     assert "ahead of the newest telemetry" in str(
         unusable_reason(state, key, telemetry[telemetry["ds"] <= start + 39 * HOUR], since))
     assert "longer lookback" in str(unusable_reason(state, key, telemetry, since - 2 * HOUR))
-    newcomer = telemetry.iloc[:5].assign(unique_id="cart/i-new/cpu_pct")
+    newcomer = telemetry.tail(5).assign(unique_id="cart/i-new/cpu_pct")  # a series with new samples
     assert "does not score" in str(unusable_reason(state, key, pd.concat([telemetry, newcomer]), since))
+    # one whose samples all lie before the day of late samples is not scored either way: no reason
+    gone = telemetry.head(5).assign(unique_id="cart/i-gone/cpu_pct")
+    assert unusable_reason(state, key, pd.concat([telemetry, gone]), since) is None
+    newest_only = DetectorState(key, [replay_scores(detector, telemetry[telemetry["ds"] <= start + 40 * HOUR], since,
+                                                    keep_window=False).state])
+    assert unusable_reason(newest_only, key, telemetry, since, keep_window=False) is None
+    assert "kept no window of scores" in str(unusable_reason(newest_only, key, telemetry, since))
 
 
 def test_a_detector_without_a_step_wise_state_is_not_stepped() -> None:
@@ -143,3 +152,46 @@ def test_first_row_at_never_passes_a_row_a_later_sample_snaps_to() -> None:
     for since in [ds[100], ds[100] + pd.Timedelta(seconds=150), ds[100] + pd.Timedelta(seconds=151)]:
         later = pd.Series([since, since + pd.Timedelta(seconds=149), since + pd.Timedelta(minutes=7)])
         assert (state.row_of(later) >= state.first_row_at(since)).all()
+
+
+def test_cli_full_replay_reaches_the_detect_flow_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, object]] = []
+
+    def fake_flow(**kwargs: object) -> dict[str, object]:
+        calls.append(kwargs)
+        return {"ok": True}
+
+    monkeypatch.setattr(cli, "_flow", lambda name: fake_flow)
+    runner = CliRunner()
+    assert runner.invoke(cli.app, ["run", "detect", "--full-replay"]).exit_code == 0
+    assert runner.invoke(cli.app, ["run", "detect"]).exit_code == 0
+    assert calls == [{"config_file": None, "full_replay": True}, {"config_file": None}]
+    refused = runner.invoke(cli.app, ["run", "train", "--full-replay"])
+    assert refused.exit_code != 0 and "only applies to the detect flow" in refused.output and len(calls) == 2
+
+
+def test_without_the_window_a_resumed_run_reports_each_series_newest_score_as_a_replay_does(fleet) -> None:
+    """The stream mode reads no scores: only each series' newest goes out (the Pushgateway)."""
+    telemetry, _ = fleet
+    detector = _fitted("streaming_ensemble", telemetry)
+    start = telemetry["ds"].min()
+    since = start + 30 * HOUR
+    # a series that stops reporting after the first run keeps its newest score of then
+    quiet = sorted(telemetry["unique_id"].unique())[0]
+    telemetry = telemetry[(telemetry["unique_id"] != quiet) | (telemetry["ds"] <= start + 40 * HOUR)]
+    whole = replay_scores(detector, telemetry, since).scores
+    runs = [replay_scores(detector, telemetry[telemetry["ds"] <= start + 40 * HOUR], since, keep_window=False)]
+    for split in (start + 40 * HOUR + pd.Timedelta(minutes=5), start + 55 * HOUR, telemetry["ds"].max()):
+        state = pickle.loads(pickle.dumps(runs[-1].state))
+        runs.append(advance_scores(state, telemetry[telemetry["ds"] <= split], since))
+        assert state.kept is None
+        newest = _newest(runs[-1].scores)
+        assert quiet in set(newest["unique_id"])
+        pd.testing.assert_frame_equal(newest, _newest(whole[whole["ds"] <= split]), obj=f"newest scores up to {split}")
+    new_rows = (telemetry["ds"] > start + 55 * HOUR).sum()
+    assert len(runs[-1].scores) == new_rows + 1, "the new rows' scores and the quiet series' newest, no more"
+
+
+def _newest(scores: pd.DataFrame) -> pd.DataFrame:
+    newest = scores.sort_values("ds", kind="stable").drop_duplicates("unique_id", keep="last")
+    return newest.sort_values("unique_id").reset_index(drop=True)
