@@ -244,9 +244,10 @@ def _stream_report(resumed: Resumed | None, logger: logging.Logger | logging.Log
 def _replay_report(report: ScoreReport | ResumeReport, what: str,
                    logger: logging.Logger | logging.LoggerAdapter) -> dict[str, Any]:  # type: ignore[type-arg]
     """``report`` for the run summary; a full replay says why (a warning unless it is the first
-    run, or one asked for)."""
+    run, one asked for, or a detector that keeps no state)."""
     if not report.resumed:
-        expected = report.full_replay_reason.startswith(("no checkpoint yet", "full replay requested"))
+        reason = report.full_replay_reason
+        expected = reason.startswith(("no checkpoint yet", "full replay requested")) or "no step-wise state" in reason
         (logger.info if expected else logger.warning)("%s replayed in full (%d steps): %s", what,
                                                       report.steps_scored, report.full_replay_reason)
     if report.late_samples:
