@@ -11,8 +11,12 @@ In stream mode the incident engine's state is kept between runs (:mod:`flows.det
 run scored, and replays its window only when that state cannot be used (first run, a new
 champion version or settings, a checkpoint older than the loaded window or unreadable: the
 warning and ``stream_state`` in the result say why). Samples for steps already scored are not
-rescored, only counted (``stream_state.late_samples``). The checkpoint is written after the outbox,
-so a run that fails before it resumes from the previous state and re-derives the same events.
+rescored, only counted (``stream_state.late_samples``). The per-series detector's state is kept the
+same way (:mod:`flows.detect_scoring`, :mod:`models.anomaly.state_resume`; ``detector_state`` in the
+result): a run scores only the new steps, and the scores of the reported window match one replay
+of all the data. The checkpoints are written after the outbox, so a run that fails before them
+resumes from the previous states and re-derives the same events. ``full_replay=True`` (``foresight
+run detect --full-replay``) ignores both states and replays the window, then keeps the new ones.
 
 With ``sinks.pagerduty_routing_key`` set, every pending outbox event is then delivered to the
 Events API v2 (``connectors.sinks.pagerduty``: bounded retries, a delivery ledger so nothing is lost
@@ -44,14 +48,15 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors.sinks.pagerduty import deliver_outbox
 from connectors.sinks.pagerduty_page_links import PageLinks
 from features.windows import service_features
-from flows.detect_state import load_stream_state, save_stream_state
+from flows.detect_scoring import score_window
+from flows.detect_state import load_detector_state, load_stream_state, save_detector_state, save_stream_state
 from flows.detection_sinks import annotate_incidents, push_detect_metrics, respond_to_incidents, sink_outcome
 from flows.forecast_plan import NoChampionError
 from flows.incident_pages import incident_events
@@ -65,7 +70,6 @@ from flows.resources import (
 )
 from flows.retries import retry_unless_permanent
 from foresight.model_registry import REGISTERED
-from foresight.schemas import UTC_DTYPE
 from foresight.settings import Settings
 from foresight.source_holds import SourceHold, source_hold
 from foresight.timeutil import utc_timestamp
@@ -74,8 +78,9 @@ from models.incidents.base import IncidentInputs
 from models.incidents.pipeline import as_pipeline
 
 if TYPE_CHECKING:
+    from models.anomaly.state_resume import ScoreReport
     from models.incidents.pipeline import IncidentPipeline
-    from models.incidents.stream_resume import Resumed
+    from models.incidents.stream_resume import Resumed, ResumeReport
 
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.
@@ -119,21 +124,6 @@ def load_champions(settings: Settings) -> dict[str, Any]:
     return out
 
 
-@task(cache_policy=NO_CACHE)
-def score_services(detector: Any, telemetry: pd.DataFrame) -> pd.DataFrame:
-    return detector.predict(telemetry)
-
-
-def service_batches(telemetry: pd.DataFrame, catalogue: pd.DataFrame, n_batches: int) -> list[pd.DataFrame]:
-    """The telemetry split into at most ``n_batches`` groups of whole services (a service's series
-    are always scored together), services dealt round-robin in name order."""
-    services = catalogue.drop_duplicates("unique_id").set_index("unique_id")["service"]
-    service = telemetry["unique_id"].map(services)
-    names = sorted(service.dropna().unique())
-    batch_of = {name: k % max(n_batches, 1) for k, name in enumerate(names)}
-    return [g for _, g in telemetry.groupby(service.map(batch_of), sort=True)]
-
-
 @task(retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
 def write_outbox(settings: Settings, events: list[dict[str, Any]]) -> dict[str, int]:
     report = open_outbox(settings).append(events)
@@ -163,8 +153,9 @@ def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame
 
 
 @flow(name="detect", log_prints=True)
-def detect(config_file: str | None = None) -> dict[str, Any]:
-    """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each."""
+def detect(config_file: str | None = None, full_replay: bool = False) -> dict[str, Any]:
+    """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each;
+    ``full_replay`` ignores the kept states (detector and incident stream) and replays the window."""
     settings = settings_for_run(config_file)
     logger = get_run_logger()
     champions = load_champions(settings)
@@ -179,11 +170,13 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     telemetry, catalogue = hold.healthy(data["telemetry"]), hold.healthy(data["catalogue"])
     window_start = data["window_start"]
 
-    # Fan out over batches of whole services; each series is scored independently of the others.
-    groups = service_batches(telemetry, catalogue, settings.detect.scoring_batches)
-    scored = score_services.map(unmapped(pipeline), groups).result() if groups else []
-    scores = pd.concat(scored, ignore_index=True) if scored else _no_scores()
-    scores = scores[scores["ds"] >= window_start]
+    # Each batch of whole services resumes its kept detector state, or all replay the window.
+    forced = "full replay requested (full_replay=True)"
+    kept, no_kept = (None, forced) if full_replay else load_detector_state(settings)
+    window = score_window(pipeline.detector, str(detector_version), telemetry, catalogue, window_start,
+                          settings.detect.scoring_batches, kept, no_kept, pipeline.builder.needs_scores)
+    scores = window.scores
+    detector_state = _replay_report(window.report, "per-series detector", logger)
     # Only a failure predictor reads them (its risk and each page's top features).
     features = service_features(telemetry, catalogue, data["logs"]) if predictor is not None and len(telemetry) \
         else pd.DataFrame()
@@ -195,7 +188,7 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     # The champion's mode, settings and page calibration; the warm-up before window_start is replayed.
     inputs = IncidentInputs(telemetry, catalogue, since=window_start, scores=scores, risk=risk,
                             risk_threshold=cfg.risk_threshold, call_graph=known_call_graph(settings))
-    state, no_state = load_stream_state(settings) if pipeline.settings.mode == "stream" else (None, "")
+    state, no_state = (None, forced) if full_replay or pipeline.settings.mode != "stream" else load_stream_state(settings)
     built, resumed = pipeline.resumable_incidents(inputs, state, str(detector_version), no_state_reason=no_state)
     incidents = hold.keep_open(built.incidents)
     stream_state = _stream_report(resumed, logger)
@@ -210,6 +203,8 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     if resumed is not None:  # after the outbox: a run that failed before it resumes from the older state
         resumed.state.forget_resolved(window_start, kept_open=hold.kept_open)
         stream_state["checkpoint"] = save_stream_state(settings, resumed.state)
+    if window.state is not None:
+        detector_state["checkpoint"] = save_detector_state(settings, window.state)
     annotated = annotate_incidents(settings, incidents, return_state=True)
     responded = respond_to_incidents(settings, incidents, return_state=True)  # docs/response.md
     pushed = push_detect_metrics(settings, scores, risk, incidents, catalogue, cfg.risk_threshold,
@@ -219,13 +214,15 @@ def detect(config_file: str | None = None) -> dict[str, Any]:
     truth = truth[truth["start"] >= window_start] if len(truth) else truth
     evaluation = match_incidents(incidents, truth, settings.detect) if len(truth) else {}
     create_markdown_artifact(key="detect-summary",
-                             markdown=_summary_markdown(incidents, outbox, paging, evaluation, hold, stream_state),
+                             markdown=_summary_markdown(incidents, outbox, paging, evaluation, hold, stream_state,
+                                                       detector_state),
                              description="Incidents raised and how they compare with ground truth")
     result = {
         "incidents": len(incidents), "open": int(incidents["end"].isna().sum()) if len(incidents) else 0,
         "events_written": outbox["written"], "events_skipped": outbox["skipped_duplicates"],
         "blocked_sources": list(hold.sources), "held_back_series": len(hold.series),
         "kept_open_services": sorted(hold.kept_open), "stream_state": stream_state,
+        "detector_state": detector_state,
         "paging": paging, "evaluation": evaluation,
         "anomaly_detector_version": detector_version, "failure_predictor_version": predictor_version,
         "grafana_annotations": sink_outcome(annotated),
@@ -243,21 +240,22 @@ def _stream_report(resumed: Resumed | None, logger: logging.Logger | logging.Log
     if resumed is None:
         return {"resumed": False, "full_replay_reason": "no incident stream state (roll-up mode or no telemetry)",
                 "steps_scored": 0, "late_samples": 0, "last_step": None}
-    report = resumed.report
+    return _replay_report(resumed.report, "incident stream", logger)
+
+
+def _replay_report(report: ScoreReport | ResumeReport, what: str,
+                   logger: logging.Logger | logging.LoggerAdapter) -> dict[str, Any]:  # type: ignore[type-arg]
+    """``report`` for the run summary; a full replay says why (a warning unless it is the first
+    run, one asked for, or a detector that keeps no state)."""
     if not report.resumed:
-        first = report.full_replay_reason.startswith("no checkpoint yet")
-        (logger.info if first else logger.warning)("incident stream replayed in full (%d steps): %s",
-                                                   report.steps_scored, report.full_replay_reason)
+        reason = report.full_replay_reason
+        expected = reason.startswith(("no checkpoint yet", "full replay requested")) or "no step-wise state" in reason
+        (logger.info if expected else logger.warning)("%s replayed in full (%d steps): %s", what,
+                                                      report.steps_scored, report.full_replay_reason)
     if report.late_samples:
-        logger.warning("%d late samples (at or before the checkpointed step %s) were not scored",
-                       report.late_samples, report.last_step)
+        logger.warning("%s: %d late samples (at or before the checkpointed step %s) were not scored",
+                       what, report.late_samples, report.last_step)
     return report.as_dict()
-
-
-def _no_scores() -> pd.DataFrame:
-    """The detector's output shape with no rows (every series held back)."""
-    return pd.DataFrame({"unique_id": pd.Series([], dtype=str), "ds": pd.Series([], dtype=UTC_DTYPE),
-                         "y": pd.Series([], dtype="float64"), "score": pd.Series([], dtype="float64")})
 
 
 def publish_incidents(
@@ -297,12 +295,17 @@ def publish_incidents(
 
 
 def _summary_markdown(incidents: pd.DataFrame, outbox: dict[str, int], paging: dict[str, Any] | None,
-                      evaluation: dict[str, float], hold: SourceHold, stream_state: dict[str, Any]) -> str:
+                      evaluation: dict[str, float], hold: SourceHold, stream_state: dict[str, Any],
+                      detector_state: dict[str, Any]) -> str:
     lines = [f"# Detect\n\n{len(incidents)} incidents; outbox: {outbox['written']} events written, "
              f"{outbox['skipped_duplicates']} already there.\n"]
     how = "resumed from its checkpoint" if stream_state["resumed"] else f"replayed ({stream_state['full_replay_reason']})"
     lines.append(f"Incident stream {how}: {stream_state['steps_scored']} steps scored, "
                  f"{stream_state['late_samples']} late samples not rescored.\n")
+    how = "resumed from its checkpoint" if detector_state["resumed"] else \
+        f"replayed ({detector_state['full_replay_reason']})"
+    lines.append(f"Per-series detector {how}: {detector_state['steps_scored']} steps scored, "
+                 f"{detector_state['late_samples']} late samples not rescored.\n")
     if hold:
         lines.append(f"**Held back**: {', '.join(hold.sources)} (newest batch failed its data contract): "
                      f"{len(hold.series)} series left out; incidents of {', '.join(sorted(hold.kept_open)) or 'no service'} "

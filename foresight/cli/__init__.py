@@ -102,10 +102,14 @@ def run(
                                "scheduled actions) instead of the default dry-run; needs sinks.aws.enabled."),
     output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o", case_sensitive=False,
                                         help="table for people; json or csv (on stdout) for scripts."),
+    full_replay: bool = typer.Option(False, "--full-replay", help="detect only: ignore the kept detector and "
+                                     "incident-stream states and replay the whole window (then keep new ones)."),
 ) -> None:
     """Run one flow (or the whole pipeline) once, in-process."""
     if apply and flow != "forecast":
         raise typer.BadParameter(f"--apply only applies to the forecast flow, not {flow!r}")
+    if full_replay and flow != "detect":
+        raise typer.BadParameter(f"--full-replay only applies to the detect flow, not {flow!r}")
     from flows.resources import plugin_problems  # lazy: keeps `foresight --help` fast
     from foresight.settings import load_settings  # lazy: keeps `foresight --help` fast
 
@@ -113,7 +117,7 @@ def run(
     load_settings(config, checks=(plugin_problems,))
     quiet_runtime()
     fn = _flow(flow)
-    kwargs: dict[str, Any] = {"apply": True} if apply else {}
+    kwargs: dict[str, Any] = {"apply": True} if apply else {"full_replay": True} if full_replay else {}
     result = fn(config_file=str(config) if config else None, **kwargs)
     emit(result_rows(result), output, title=f"{flow} result", console=console, columns=("key", "value"),
          json_value=result)

@@ -4,14 +4,15 @@ with a forecasting member and nearest-neighbour members on block means, replayed
 What the two share lives here once: the check of their parameters against their ``Settings``,
 building a state at construction (so a bad value fails then, not at the first predict), the
 history a score depends on, and the replay of the state over the grid (scores of every series,
-one time step at a time, the grid starting at midnight UTC).
+one time step at a time, the grid starting at midnight UTC: :func:`models.anomaly.stepped.feed_rows`,
+which the detect flow also resumes a kept state with).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,14 +21,10 @@ from models.anomaly.base import AnomalyDetector
 from models.anomaly.grid import to_grid
 from models.anomaly.knn import KnnParams
 from models.anomaly.settings import CONTEXT_DAYS, DetectorSettings, reject_unknown
+from models.anomaly.stepped import OnlineState, feed_rows, fresh_state
 from models.anomaly.streaming import StreamingParams, daily_season
 
-
-class OnlineState(Protocol):
-    """A state over ``n`` series that scores each new step of all of them (and learns from it)."""
-
-    def update(self, y: np.ndarray, phase: np.ndarray | int) -> np.ndarray: ...
-
+__all__ = ["OnlineState", "StateReplayDetector"]
 
 class StateReplayDetector(AnomalyDetector):
     """An :class:`OnlineState` behind the registry's fit / predict surface (long frames):
@@ -35,6 +32,7 @@ class StateReplayDetector(AnomalyDetector):
 
     Settings: ClassVar[type[DetectorSettings]]
     incident_params: ClassVar[dict[str, Any]] = {"suppress": False}  # as the streaming detector's
+    stepped: ClassVar[bool] = True  # models.anomaly.stepped: the detect flow resumes its state
 
     def __init__(self, context_days: float = CONTEXT_DAYS, **params: Any) -> None:
         reject_unknown(self.name, params, self.Settings)
@@ -64,12 +62,5 @@ class StateReplayDetector(AnomalyDetector):
 
     def _raw_scores(self, df: pd.DataFrame) -> np.ndarray:
         grid = to_grid(df, self.step_)
-        season = daily_season(self.step_)
-        # by name: a series scores the same whichever series share its batch
-        state = self.make_state(np.full(grid.values.shape[1], season), list(grid.ids))
-        steps = np.arange(grid.values.shape[0])  # the grid starts at midnight UTC
-        phase = steps % season if season else np.zeros_like(steps)
-        scores = np.empty_like(grid.values, dtype="float64")
-        for t in range(grid.values.shape[0]):
-            scores[t] = state.update(grid.values[t], np.full(grid.values.shape[1], phase[t]))
-        return grid.to_long(scores)
+        state = fresh_state(self, list(grid.ids))  # the grid starts at midnight UTC: row 0 is phase 0
+        return grid.to_long(feed_rows(state, grid.values, 0, daily_season(self.step_)))

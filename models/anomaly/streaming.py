@@ -40,6 +40,7 @@ profile); ``update`` costs O(number of series) vectorised numpy (timings: docs/a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -53,6 +54,7 @@ from models.anomaly.daily_cycle import daily_season, infer_step, phases
 from models.anomaly.grid import to_grid
 from models.anomaly.repeats import reported_scores
 from models.anomaly.settings import CONTEXT_DAYS, ContextDays, DetectorSettings, reject_unknown, without
+from models.anomaly.stepped import feed_rows, fresh_state
 
 _N_FORECASTERS = 3  # last value, EW level, seasonal profile
 
@@ -331,17 +333,6 @@ def score_stream(
     return out
 
 
-def score_matrix(
-    values: np.ndarray, phase: np.ndarray, season: np.ndarray, params: StreamingParams | None = None
-) -> np.ndarray:
-    """Scores of a (T, N) matrix of N series on a common step axis (NaN = no sample)."""
-    state = StreamingState(values.shape[1], season, params or StreamingParams())
-    out = np.empty_like(values, dtype="float64")
-    for t in range(values.shape[0]):
-        out[t] = state.update(values[t], phase[t])
-    return out
-
-
 class _StreamingRules(DetectorSettings):
     context_days: ContextDays = CONTEXT_DAYS
 
@@ -369,6 +360,7 @@ class StreamingAnomalyDetector(AnomalyDetector):
     # unsuppressed scores did better on every simulator seed (docs/incidents.md, *The roll-up's
     # settings*).
     incident_params: ClassVar[dict[str, Any]] = {"suppress": False}
+    stepped: ClassVar[bool] = True  # models.anomaly.stepped: the detect flow resumes its state
 
     def __init__(self, context_days: float = CONTEXT_DAYS, **params: Any) -> None:
         reject_unknown(self.name, params, self.Settings)
@@ -386,12 +378,12 @@ class StreamingAnomalyDetector(AnomalyDetector):
     def _fit(self, df: pd.DataFrame) -> None:
         """Nothing to learn beyond the grid step: every statistic is learned online."""
 
+    def make_state(self, season: np.ndarray, names: Sequence[str] | None = None) -> StreamingState:
+        """A fresh streaming state for ``len(season)`` series with those daily seasons (the
+        names are not needed: every series' state is its own)."""
+        return StreamingState(len(season), season, self.stream_params)
+
     def _raw_scores(self, df: pd.DataFrame) -> np.ndarray:
         grid = to_grid(df, self.step_)
-        season = daily_season(self.step_)
-        steps = np.arange(grid.values.shape[0])  # the grid starts at midnight UTC
-        phase = np.broadcast_to(
-            (steps % season if season else np.zeros_like(steps))[:, None], grid.values.shape
-        )
-        scores = score_matrix(grid.values, phase, np.full(grid.values.shape[1], season), self.stream_params)
-        return grid.to_long(scores)
+        state = fresh_state(self, list(grid.ids))  # the grid starts at midnight UTC: row 0 is phase 0
+        return grid.to_long(feed_rows(state, grid.values, 0, daily_season(self.step_)))

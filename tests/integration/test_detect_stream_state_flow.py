@@ -98,10 +98,10 @@ def _comparable(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted(out, key=str)
 
 
-def _detect(config: Path) -> dict[str, Any]:
+def _detect(config: Path, **params: Any) -> dict[str, Any]:
     from flows.detect import detect
 
-    return detect(config_file=str(config))
+    return detect(config_file=str(config), **params)
 
 
 def test_two_runs_page_what_one_replay_pages_and_the_second_scores_only_new_steps(
@@ -145,6 +145,10 @@ def test_two_runs_page_what_one_replay_pages_and_the_second_scores_only_new_step
         "late_samples": 0,
     }
     assert second["incidents"] == whole["incidents"] and second["open"] == whole["open"]
+    # the per-series detector resumed too: only the new steps scored
+    assert first["detector_state"]["resumed"] is False and whole["detector_state"]["resumed"] is False
+    assert second["detector_state"] == {**second["detector_state"], "resumed": True, "full_replay_reason": "",
+                                        "steps_scored": new_steps, "late_samples": 0}
 
     chained = _events(foresight_home)
     assert _comparable(chained) == _comparable(whole_events), "the same pages and resolves, none twice"
@@ -168,8 +172,16 @@ def test_a_new_champion_version_replays_in_full(
     assert second["stream_state"]["resumed"] is False
     assert "champion changed (checkpoint of version 7, now 8)" in second["stream_state"]["full_replay_reason"]
     assert second["stream_state"]["steps_scored"] == telemetry["ds"].nunique()
+    assert second["detector_state"]["resumed"] is False
+    assert "champion changed (checkpoint of version 7, now 8)" in second["detector_state"]["full_replay_reason"]
     again = _detect(config)  # the new champion's own state is kept from then on
     assert again["stream_state"]["resumed"] is True and again["stream_state"]["steps_scored"] == 0
+    assert again["detector_state"]["resumed"] is True and again["detector_state"]["steps_scored"] == 0
+    forced = _detect(config, full_replay=True)
+    for part in ("stream_state", "detector_state"):
+        assert forced[part]["resumed"] is False
+        assert forced[part]["full_replay_reason"] == "full replay requested (full_replay=True)"
+    assert forced["events_written"] == 0, "a forced replay pages nothing twice"
 
 
 def test_a_corrupt_checkpoint_replays_with_a_warning_naming_it(
@@ -206,3 +218,37 @@ def test_a_corrupt_checkpoint_replays_with_a_warning_naming_it(
     assert checkpoint_store(load_settings(config)).load(DETECT_GROUP, 0) is not None, (
         "a good one written again"
     )
+
+
+def test_roll_up_pages_from_resumed_scores_what_one_replay_pages(
+    prefect_harness, foresight_home: Path, fleet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The roll-up builds its incidents from the detector's scores of the window: three runs,
+    each scoring only its new steps from the kept state, page what one run over everything pages."""
+    telemetry, catalogue = fleet
+    config = tmp_path / "foresight.yaml"
+    _config(config)
+    settings = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**settings, "detect": {**settings["detect"], "incident_builder": "rollup"}}))
+    _use_champion(monkeypatch, telemetry, "7")
+    whole_home = tmp_path / "whole"
+    monkeypatch.setenv("FORESIGHT_HOME", str(whole_home))
+    _store(whole_home, telemetry, catalogue)
+    whole = _detect(config)
+    assert whole["incidents"] >= 1 and whole["stream_state"]["resumed"] is False
+
+    monkeypatch.setenv("FORESIGHT_HOME", str(foresight_home))
+    start = telemetry["ds"].min()
+    splits = [start + pd.Timedelta(hours=h) for h in (50, 71)] + [telemetry["ds"].max()]
+    runs, stored = [], start - STEP
+    for split in splits:
+        _store(foresight_home, telemetry[(telemetry["ds"] > stored) & (telemetry["ds"] <= split)], catalogue)
+        runs.append(_detect(config))
+        stored = split
+    assert [r["detector_state"]["resumed"] for r in runs] == [False, True, True]
+    assert runs[-1]["detector_state"]["steps_scored"] == telemetry.loc[telemetry["ds"] > splits[1], "ds"].nunique()
+    assert runs[-1]["incidents"] == whole["incidents"] and runs[-1]["open"] == whole["open"]
+    # The roll-up keeps no state of its own: a trigger written while an incident was open carries
+    # the evidence of then, so compare what PagerDuty keys on, each page and resolve once.
+    keyed = sorted({(e["event_action"], e["dedup_key"]) for e in _events(foresight_home)})
+    assert keyed == sorted({(e["event_action"], e["dedup_key"]) for e in _events(whole_home)})

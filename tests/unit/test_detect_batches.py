@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from flows.detect import service_batches
+from flows.detect_scoring import service_batches
 from models.anomaly.streaming import StreamingAnomalyDetector
 from simulator import SimulatorSource
 
