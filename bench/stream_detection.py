@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from connectors.sources.base import SourceBatch
+from connectors.sources.kafka.log_batches import LogLine
 from features.logs.miner import TemplateMiner
 from foresight.settings import DetectConfig
 from models.incidents.settings import PipelineSettings
@@ -78,9 +80,11 @@ class FamilyFigures:
         return self.false_pages / self.system_days if self.system_days else float("nan")
 
 
-def _messages(batch: object) -> Iterator[tuple[float, int, object]]:
+def _messages(batch: SourceBatch) -> Iterator[tuple[float, int, Sample | LogLine]]:
     """Metric samples and log lines in event-time order (a step's samples before its lines)."""
-    telemetry, catalogue, logs = batch.telemetry, batch.catalogue, batch.logs  # type: ignore[attr-defined]
+    telemetry, catalogue, logs = batch.telemetry, batch.catalogue, batch.logs
+    if logs is None:
+        raise ValueError("the batch has no logs")
     info = catalogue.set_index("unique_id")[["service", "metric", "resource_id", "unit"]]
     t = telemetry.join(info, on="unique_id").sort_values(["ds", "unique_id"], kind="stable")
     ds_us = _us(t["ds"])
@@ -93,7 +97,7 @@ def _messages(batch: object) -> Iterator[tuple[float, int, object]]:
     lg = logs.sort_values("ts", kind="stable")
     ts = _us(lg["ts"]) / 1e6
     lines = (
-        (float(x), 1, (s, str(lv), str(msg), float(x), str(r), ""))
+        (float(x), 1, LogLine(s, str(lv), str(msg), float(x), str(r)))
         for x, s, lv, msg, r in zip(ts, lg["service"], lg["level"], lg["message"], lg["resource_id"], strict=True)
     )
     return heapq.merge(samples, lines, key=lambda m: (m[0], m[1]))
@@ -104,7 +108,7 @@ def _us(column: pd.Series) -> np.ndarray:
 
 
 def replay(
-    batch: object,
+    batch: SourceBatch,
     log_series: Sequence[str],
     *,
     partitions: int = 1,
@@ -114,7 +118,7 @@ def replay(
     """The pages the stream's scoring path raises on ``batch`` (a simulator batch), every
     service its own key, services spread over ``partitions`` by their sorted order."""
     settings = PipelineSettings.from_detect(cfg or DetectConfig())
-    services = sorted(set(batch.catalogue["service"]))  # type: ignore[attr-defined]
+    services = sorted(set(batch.catalogue["service"]))
     part_of = {s: i % partitions for i, s in enumerate(services)}
     grace = grace_seconds if log_series else None
     states = {p: PartitionState(p, miner=TemplateMiner(), log_grace_seconds=grace) for p in range(partitions)}
@@ -123,15 +127,13 @@ def replay(
         return KeyScorer(key, settings.stream, identity_window=settings.rollup.resolve_after, log_series=log_series)
 
     pages: list[Page] = []
-    for _, kind, payload in _messages(batch):
-        if kind == 0:
-            assert isinstance(payload, Sample)
+    for _, _, payload in _messages(batch):
+        if isinstance(payload, Sample):
             result = states[part_of[payload.service]].score(payload, new_scorer)
-        else:
-            line = payload  # (service, level, message, ts, resource, template)
-            state = states[part_of[line[0]]]  # type: ignore[index]
-            count_lines(state.miner, state.logs, [line], topic="logs")  # type: ignore[list-item]
-            result = state.logs_counted([line[3]])  # type: ignore[index]
+        else:  # one line per message, as a plain producer sends them
+            state = states[part_of[payload.service]]
+            count_lines(state.miner, state.logs, [payload], topic="logs")
+            result = state.logs_counted([payload.ts_seconds])
         pages += [Page(str(e.incident["service"]), e.at) for e in result.events if e.state == "open"]
     return pages
 
@@ -145,7 +147,7 @@ def figures(runs: Sequence[VariantRun], truths: dict[int, pd.DataFrame], days: i
         false_pages = 0
         for run in mine:
             truth = truths[run.seed]
-            matched = set()
+            matched: set[int] = set()
             for _, inc in truth.iterrows():
                 hits = [p for p in run.pages if p.service == inc["service"]
                         and inc["start"] - GRACE <= p.at <= inc["end"]]

@@ -39,7 +39,7 @@ from models.incidents.settings import StreamSettings
 from models.incidents.share_units import with_share_units
 from models.incidents.stream import IncidentStream, StreamIncident
 from models.incidents.stream_builder import incident_rows
-from streaming.log_steps import LOG_UNITS, LogMinutes, log_feature_names, step_minutes
+from streaming.log_steps import LOG_FLOORS, LOG_UNITS, LogMinutes, log_feature_names, step_minutes
 
 EventState = Literal["open", "reopened", "resolved"]
 
@@ -236,7 +236,12 @@ class KeyScorer:
             columns=["unique_id", "ds", "y"],
         )
         catalogue = with_share_units(catalogue, seen)  # an error share of unstated unit, from its values
-        return IncidentStream(catalogue, self.call_graph, self.settings, self.calibration)
+        stream = IncidentStream(catalogue, self.call_graph, self.settings, self.calibration)
+        floors = stream._scorer.abs_floor  # log counts are sparse: streaming.log_steps.LOG_FLOORS
+        for i, uid in enumerate(stream.series):
+            if uid in self._log_uids:
+                floors[i] = max(floors[i], LOG_FLOORS[self.catalogue[uid][1]])
+        return stream
 
     def _feed(self, ds_us: int, values: dict[str, float], result: StepResult) -> None:
         stream = self.stream

@@ -33,6 +33,13 @@ LOG_FEATURES: tuple[tuple[str, str], ...] = (
     ("log_lines", "count"),
 )
 LOG_UNITS = dict(LOG_FEATURES)
+# Log counts are small and sparse (a service may log a line a minute): without a floor, the first
+# error line after a calm hour is a many-sigma jump. The smallest change worth one robust sigma,
+# in each series' units (the engine's absolute floor for these series), and the fewest lines an
+# error ratio is fed from (fewer: NaN, not a 1-of-1 = 100 % ratio).
+LOG_FLOORS: dict[str, float] = {"log_error_ratio": 0.05, "log_lines_error": 2.0, "log_new_templates": 1.0,
+                                "log_lines": 5.0}
+RATIO_MIN_LINES = 10
 MINUTE_US = 60_000_000
 
 # lines, error lines, new templates of one service in one sealed minute
@@ -112,7 +119,7 @@ def _snapshot(counts: MinuteCounts) -> _Counts:
 
 def _feature(name: str, lines: int, errors: int, new: int) -> float:
     if name == "log_error_ratio":
-        return errors / lines if lines else 0.0
+        return errors / lines if lines >= RATIO_MIN_LINES else float(np.nan)
     if name == "log_lines_error":
         return float(errors)
     if name == "log_new_templates":
