@@ -152,8 +152,11 @@ def bench_stream_detection(
     from streaming.log_steps import LOG_FEATURES, log_feature_names  # lazy: fast --help
 
     chosen = log_feature_names(log_series or [name for name, _ in LOG_FEATURES])
-    runs, figures = run(seeds, days, step_minutes, {NO_LOGS: (), "+ " + ", ".join(chosen): chosen})
-    table = Table(title=f"Stream detection, seeds {', '.join(map(str, seeds))}, {days} days, {step_minutes}-min steps")
+    runs, figures = run(seeds, days, step_minutes, {NO_LOGS: (), "with log series": chosen})
+    table = Table(
+        title=f"Stream detection, seeds {', '.join(map(str, seeds))}, {days} days, {step_minutes}-min steps; "
+        f"log series: {', '.join(chosen)}"
+    )
     for column in ("family", "variant", "detected", "median minutes to detect", "false pages / system-day"):
         table.add_column(column, justify="left" if column in ("family", "variant") else "right")
     order = sorted({f.family for f in figures if f.family != "all"},
