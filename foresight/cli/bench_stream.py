@@ -142,7 +142,7 @@ def bench_stream_detection(
     days: int = typer.Option(21, "--days", min=2, help="Days simulated per seed."),
     step_minutes: int = typer.Option(1, "--step-minutes", min=1, help="Sampling step of the metrics."),
     log_series: list[str] = typer.Option(
-        None, "--log-series", help="Log series fed in the second run (repeat; default: stream.log_features')."
+        None, "--log-series", help="Log series fed in the second run (repeat; default: the four stream.log_features feeds)."
     ),
 ) -> None:
     """The same labelled fleet through the stream's scoring path with and without log series:
