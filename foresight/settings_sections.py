@@ -369,3 +369,8 @@ class StreamConfig(Section):
     retain_minutes: int = Field(default=10, ge=1, le=1440)  # log minutes kept open for late lines
     discovery_steps: int = Field(default=3, ge=1, le=1000)  # steps that fix a key's series set
     open_steps: int = Field(default=2, ge=1, le=100)  # newer steps begun before an incomplete one is scored
+    # Per-minute log aggregates (error ratio, error lines, new templates, lines) fed to each key's incident
+    # engine as series of its services (docs/stream.md, *Log series in the engine*); a log minute is
+    # scored once the partition's logs are log_grace_seconds past its end.
+    log_features: bool = False
+    log_grace_seconds: float = Field(default=5.0, ge=0, le=600)

@@ -9,7 +9,10 @@ fed is *late* and not scored (:attr:`KeyScorer.late_samples`).
 
 The series set is learnt from the first ``discovery_steps`` steps (buffered, then fed); a series
 first seen later is not scored (:attr:`KeyScorer.unscored_series`): the engine's arrays are sized
-once. Closing steps depends only on the order of the samples, never on the wall clock, so the
+once. With ``log_series`` (:mod:`streaming.log_steps`) the engine also watches those log series of
+every service of the key, declared when it is built (a minute without lines is 0, not a series
+first seen late); a step whose samples are complete then waits for its log minutes to be sealed
+by the partition's logs, or for ``open_steps`` newer complete steps (its log series are NaN then). Closing steps depends only on the order of the samples, never on the wall clock, so the
 same messages replayed from a checkpoint give the same steps, the same incidents and the same ids.
 
 Incidents come out as :class:`IncidentEvent` (``open``, ``reopened``, ``resolved``), each with the
@@ -21,6 +24,7 @@ PagerDuty dedup key use. Pure: no I/O; picklable.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,12 +32,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from features.logs.aggregate import RESOURCE_SUFFIX, series_id
 from models.incidents.base import incident_id
 from models.incidents.replay import incidents_frame
 from models.incidents.settings import StreamSettings
 from models.incidents.share_units import with_share_units
 from models.incidents.stream import IncidentStream, StreamIncident
 from models.incidents.stream_builder import incident_rows
+from streaming.log_steps import LOG_FLOORS, LOG_UNITS, LogMinutes, log_feature_names, step_minutes
 
 EventState = Literal["open", "reopened", "resolved"]
 
@@ -96,6 +102,7 @@ class KeyScorer:
         call_graph: Mapping[str, Sequence[str]] | None = None,
         discovery_steps: int = 3,
         open_steps: int = 2,
+        log_series: Sequence[str] = (),
     ) -> None:
         if discovery_steps < 1 or open_steps < 1:
             raise ValueError("discovery_steps and open_steps must be at least 1")
@@ -115,6 +122,17 @@ class KeyScorer:
         self._ids: dict[str, int] = {}  # incident ids given out -> the step they were given at (bounded)
         self._unscored: set[str] = set()
         self.late_samples = 0
+        self.log_series = log_feature_names(log_series)
+        self._sealed: deque[tuple[int, dict[str, float]]] = deque()  # complete steps waiting for their logs
+        self._log_hi: int | None = None  # end (epoch minute, exclusive) of the log minutes last fed
+        self._log_uids: set[str] = set()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # checkpoints from before log series
+        state.setdefault("log_series", ())
+        state.setdefault("_sealed", deque())
+        state.setdefault("_log_hi", None)
+        state.setdefault("_log_uids", set())
+        self.__dict__.update(state)
 
     @property
     def unscored_series(self) -> int:
@@ -124,8 +142,9 @@ class KeyScorer:
     def open_incidents(self) -> int:
         return sum(t.is_open for t in self._tracked)
 
-    def add(self, sample: Sample) -> StepResult:
-        """Take one sample; feed every step it completes; the events those steps raised."""
+    def add(self, sample: Sample, logs: LogMinutes | None = None) -> StepResult:
+        """Take one sample; feed every step it completes (and whose log minutes ``logs`` has
+        sealed); the events those steps raised."""
         result = StepResult()
         if self._last_fed is not None and sample.ds_us <= self._last_fed:
             self.late_samples += 1
@@ -145,8 +164,32 @@ class KeyScorer:
                 return result
         self._pending.setdefault(sample.ds_us, {})[sample.unique_id] = sample.value
         for ds in self._ready():
-            self._close(ds, self._pending.pop(ds), result)
+            self._last_fed = ds
+            self._sealed.append((ds, self._pending.pop(ds)))
+        self._drain(logs, result)
         return result
+
+    def advance(self, logs: LogMinutes | None) -> StepResult:
+        """Feed the complete steps whose log minutes are sealed now (after ``logs`` moved on)."""
+        result = StepResult()
+        self._drain(logs, result)
+        return result
+
+    def _drain(self, logs: LogMinutes | None, result: StepResult) -> None:
+        while self._sealed:
+            ds, values = self._sealed[0]
+            if self.log_series:
+                lo, hi = step_minutes(ds, self._log_hi)
+                if logs is not None and not logs.sealed(hi) and len(self._sealed) <= self.open_steps:
+                    return  # its logs may still come: wait (at most open_steps newer complete steps)
+                self._log_hi = hi
+                if logs is not None:
+                    values = {**values, **logs.values(self._services(), lo, hi, self.log_series)}
+            self._sealed.popleft()
+            self._close(ds, values, result)
+
+    def _services(self) -> list[str]:
+        return sorted({v[0] for u, v in self.catalogue.items() if u not in self._log_uids})
 
     def _ready(self) -> list[int]:
         """Steps to feed now, oldest first: complete ones (and all before them), and any with
@@ -154,14 +197,13 @@ class KeyScorer:
         steps = sorted(self._pending)
         ready = set(steps[: max(len(steps) - self.open_steps, 0)])
         if self.stream is not None:
-            watched = len(self.stream.series)
+            watched = len(self.stream.series) - len(self._log_uids)
             complete = [ds for ds in steps if len(self._pending[ds]) >= watched]
             if complete:
                 ready |= {ds for ds in steps if ds <= complete[-1]}
         return sorted(ready)
 
     def _close(self, ds: int, values: dict[str, float], result: StepResult) -> None:
-        self._last_fed = ds
         if self.stream is None:
             self._discovered.append((ds, values))
             if len(self._discovered) < self.discovery_steps:
@@ -174,6 +216,11 @@ class KeyScorer:
         self._feed(ds, values, result)
 
     def _build(self) -> IncidentStream:
+        for service in self._services():  # declared up front: a quiet minute is 0, not a late series
+            for name in self.log_series:
+                uid = series_id(service, name)
+                self.catalogue[uid] = (service, name, f"{service}/{RESOURCE_SUFFIX}", LOG_UNITS[name])
+                self._log_uids.add(uid)
         uids = sorted(self.catalogue)
         catalogue = pd.DataFrame(
             {
@@ -189,7 +236,12 @@ class KeyScorer:
             columns=["unique_id", "ds", "y"],
         )
         catalogue = with_share_units(catalogue, seen)  # an error share of unstated unit, from its values
-        return IncidentStream(catalogue, self.call_graph, self.settings, self.calibration)
+        stream = IncidentStream(catalogue, self.call_graph, self.settings, self.calibration)
+        floors = stream._scorer.abs_floor  # log counts are sparse: streaming.log_steps.LOG_FLOORS
+        for i, uid in enumerate(stream.series):
+            if uid in self._log_uids:
+                floors[i] = max(floors[i], LOG_FLOORS[self.catalogue[uid][1]])
+        return stream
 
     def _feed(self, ds_us: int, values: dict[str, float], result: StepResult) -> None:
         stream = self.stream

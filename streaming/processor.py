@@ -3,7 +3,8 @@
 One loop (:meth:`StreamProcessor.run`): poll; under the state lock take each record of a
 partition this member owns (a record at an offset the partition's state has already passed is
 skipped: the seek after a rebalance can race a fetch), score metric samples
-(:class:`~streaming.keyed_scoring.KeyScorer` per key), mine and count log lines, send rejects to
+(:class:`~streaming.keyed_scoring.KeyScorer` per key), mine and count log lines (with
+``log_features``, sealed log minutes feed the scorers' log series too), send rejects to
 the dead-letter topic; publish the incident events the batch raised (outbox, then topic); every
 ``lake_seconds`` upsert the changed log minutes to the lake (:meth:`write_aggregates`; minutes not
 yet written are part of the state, so a checkpoint need not wait for the lake); and every
@@ -35,14 +36,15 @@ from connectors.sinks.pagerduty_outbox import Outbox
 from connectors.sinks.pagerduty_page_links import PageLinks
 from connectors.sources.kafka.log_batches import decode_timed_logs
 from connectors.sources.kafka.stream_consumer import StreamConsumer, StreamProducer, StreamRecord
-from connectors.sources.kafka.stream_messages import TimedMetric, decode_timed_metric
+from connectors.sources.kafka.stream_messages import decode_timed_metric
 from foresight.lake import Lake
 from foresight.quarantine import write_rejected
 from streaming.incident_outputs import publish, response_records
-from streaming.keyed_scoring import IncidentEvent, KeyScorer, Sample
+from streaming.keyed_scoring import IncidentEvent, KeyScorer, StepResult
 from streaming.log_counting import CountedLines, count_lines, export
 from streaming.metrics import StreamMetrics
 from streaming.partition_state import MinerFactory, PartitionState
+from streaming.record_samples import record_sample
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class ProcessorConfig:
     )
     max_future_seconds: float = 300.0
     retain_minutes: int = 10
+    log_features: bool = False  # log minutes sealed for the scorers (built with log_series)
+    log_grace_seconds: float = 5.0  # a log minute is sealed once a partition's logs are this far past it
     poll_ms: int = 200
     max_records: int = 500  # per poll: the lock a rebalance waits for is held this long at most
     broker_probe_seconds: float = 5.0  # idle this long: check the brokers still answer
@@ -116,11 +120,9 @@ class StreamProcessor:
         with self._lock:
             for p in sorted(partitions - set(self.states)):
                 saved = self.checkpoints.load(self.config.group_id, p)
-                state = (
-                    saved.state
-                    if saved is not None
-                    else PartitionState(p, retain_minutes=self.config.retain_minutes)
-                )
+                grace = self.config.log_grace_seconds if self.config.log_features else None
+                state = saved.state if saved is not None else PartitionState(p, retain_minutes=self.config.retain_minutes)
+                state.feed_logs(grace)  # also when the setting changed since the checkpoint
                 state.restore_miner(self.new_miner)
                 self.states[p] = state
                 self._checkpointed_at[p] = self.clock()
@@ -224,9 +226,12 @@ class StreamProcessor:
         timed = decode_timed_metric(record.value, now_us=now_us, max_future_s=self.config.max_future_seconds)
         if isinstance(timed, str):
             return self._reject(record, timed)
-        result = state.score(_sample(record, timed), self.new_scorer)
+        result = state.score(record_sample(record, timed), self.new_scorer)
         outcome = "late" if result.late else "unscored" if result.unscored else "scored"
         self.metrics.messages.labels(topic=record.topic, outcome=outcome).inc()
+        self._scored(state, result)
+
+    def _scored(self, state: PartitionState, result: StepResult) -> None:
         for service, level in result.evidence.items():
             self.metrics.anomaly_score.labels(service=service).set(level)
         if result.events:
@@ -239,6 +244,8 @@ class StreamProcessor:
         if isinstance(lines, str):
             return self._reject(record, lines)
         count_lines(state.miner, state.logs, lines, topic=record.topic, into=logged)
+        if state.log_minutes is not None:
+            self._scored(state, state.logs_counted([line[3] for line in lines]))
 
     def _reject(self, record: StreamRecord, reason: str) -> None:
         """A poison message: to the dead-letter topic now, to the quarantine at the next checkpoint."""
@@ -380,21 +387,3 @@ class StreamProcessor:
         for (topic, partition), lag in self.consumer.lag().items():
             self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
 
-
-def _key(record: StreamRecord, service: str) -> str:
-    """The state key of a message: its Kafka key, else its service."""
-    return record.key.decode("utf-8", "replace") if record.key else service
-
-
-def _sample(record: StreamRecord, timed: TimedMetric) -> Sample:
-    s = timed.sample
-    return Sample(
-        key=_key(record, s.service),
-        unique_id=s.unique_id,
-        service=s.service,
-        metric=s.metric,
-        resource=s.resource,
-        unit=s.unit or "",
-        ds_us=timed.ds_us,
-        value=float(s.value),
-    )

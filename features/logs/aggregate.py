@@ -135,6 +135,10 @@ class LogAggregator:
         """The newest minute's counts of ``service`` (None when it logged nothing then)."""
         return None if self._newest is None else self._minutes.get((service, self._newest))
 
+    def minutes_between(self, lo: int, hi: int) -> list[tuple[str, int, MinuteCounts]]:
+        """``(service, epoch minute, counts)`` of every minute held in ``[lo, hi)``."""
+        return [(s, m, c) for (s, m), c in self._minutes.items() if lo <= m < hi]
+
     @property
     def pending(self) -> int:
         """Minutes changed since they were last written."""

@@ -134,3 +134,38 @@ def bench_stream_latency(
     )
     keeps_up = bool(lags) and last <= max(first * 1.5, f.series / f.step) and f.drain_seconds < f.step
     console.print("keeps up: " + ("yes (lag not growing)" if keeps_up else "NO (lag growing)"))
+
+
+@commands.command("stream-detection")
+def bench_stream_detection(
+    seeds: list[int] = typer.Option([3, 5, 7], "--seed", help="Simulator seeds (one fleet each)."),
+    days: int = typer.Option(21, "--days", min=2, help="Days simulated per seed."),
+    step_minutes: int = typer.Option(1, "--step-minutes", min=1, help="Sampling step of the metrics."),
+    log_series: list[str] = typer.Option(
+        None, "--log-series", help="Log series fed in the second run (repeat; default: the four stream.log_features feeds)."
+    ),
+) -> None:
+    """The same labelled fleet through the stream's scoring path with and without log series:
+    incidents detected, false pages per system-day, time to detect, per incident family."""
+    quiet_runtime()
+    from bench.stream_detection import NO_LOGS, run  # lazy: fast --help
+    from streaming.log_steps import LOG_FEATURES, log_feature_names  # lazy: fast --help
+
+    chosen = log_feature_names(log_series or [name for name, _ in LOG_FEATURES])
+    runs, figures = run(seeds, days, step_minutes, {NO_LOGS: (), "with log series": chosen})
+    table = Table(
+        title=f"Stream detection, seeds {', '.join(map(str, seeds))}, {days} days, {step_minutes}-min steps; "
+        f"log series: {', '.join(chosen)}"
+    )
+    for column in ("family", "variant", "detected", "median minutes to detect", "false pages / system-day"):
+        table.add_column(column, justify="left" if column in ("family", "variant") else "right")
+    order = sorted({f.family for f in figures if f.family != "all"},
+                   key=lambda fam: min(f.detected / max(f.incidents, 1) for f in figures if f.family == fam))
+    for family in [*order, "all"]:
+        for f in (f for f in figures if f.family == family):
+            table.add_row(family, f.variant, f"{f.detected}/{f.incidents}", f"{f.median_minutes:.1f}",
+                          f"{f.false_per_day:.2f}" if family == "all" else "")
+    console.print(table)
+    for variant in dict.fromkeys(r.variant for r in runs):
+        seconds = sum(r.seconds for r in runs if r.variant == variant)
+        console.print(f"{variant}: {seconds:.0f} s of replay in all")

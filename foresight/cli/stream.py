@@ -64,6 +64,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
     from flows.resources import known_call_graph, open_lake, open_outbox  # lazy: fast --help
     from response.from_settings import respond  # lazy: fast --help
     from streaming.keyed_scoring import KeyScorer  # lazy: fast --help
+    from streaming.log_steps import LOG_FEATURES  # lazy: fast --help
     from streaming.metrics import StreamMetrics  # lazy: fast --help
     from streaming.processor import ProcessorConfig, StreamProcessor  # lazy: fast --help
 
@@ -79,6 +80,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
     pipeline, version = champion_pipeline(settings)
     call_graph = known_call_graph(settings) or {}
     stream_settings, window = pipeline.settings.stream, pipeline.settings.rollup.resolve_after
+    log_series = [name for name, _ in LOG_FEATURES] if cfg.log_features else []
 
     def new_scorer(key: str) -> KeyScorer:
         return KeyScorer(
@@ -89,6 +91,7 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
             call_graph=call_graph,
             discovery_steps=cfg.discovery_steps,
             open_steps=cfg.open_steps,
+            log_series=log_series,
         )
 
     registry = CollectorRegistry()
@@ -106,6 +109,8 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
         lake_seconds=cfg.lake_seconds,
         max_future_seconds=cfg.max_future_seconds,
         retain_minutes=cfg.retain_minutes,
+        log_features=cfg.log_features,
+        log_grace_seconds=cfg.log_grace_seconds,
         model_version=version,
         page_links=PageLinks.from_sinks(settings.sinks),
     )

@@ -99,7 +99,11 @@ class FakeProducer:
 
 
 def _processor(
-    tmp_path: Path, producer: FakeProducer | None = None, clock: Callable[[], float] = time.time
+    tmp_path: Path,
+    producer: FakeProducer | None = None,
+    clock: Callable[[], float] = time.time,
+    *,
+    log_series: tuple[str, ...] = (),
 ) -> StreamProcessor:
     config = ProcessorConfig(
         group_id="g",
@@ -109,6 +113,7 @@ def _processor(
         dead_letter_topic="dead",
         checkpoint_seconds=3600,
         checkpoint_messages=10**9,
+        log_features=bool(log_series),
     )
     return StreamProcessor(
         config,
@@ -118,7 +123,9 @@ def _processor(
         lake=Lake(tmp_path / "lake"),
         outbox=Outbox(tmp_path / "outbox.jsonl"),
         metrics=StreamMetrics(CollectorRegistry()),
-        new_scorer=lambda key: KeyScorer(key, StreamSettings(), identity_window=pd.Timedelta(minutes=30)),
+        new_scorer=lambda key: KeyScorer(
+            key, StreamSettings(), identity_window=pd.Timedelta(minutes=30), log_series=log_series
+        ),
         new_miner=lambda state: WordMiner(None if state is None else state["seen"]),
         clock=clock,
     )
@@ -301,3 +308,43 @@ def test_an_unreachable_broker_is_reported_once_when_it_goes_and_once_when_it_is
     probes = consumer.probes
     processor._watch_broker(got_records=True)  # records arriving: no probe needed
     assert consumer.probes == probes
+
+
+def _log_burst_records(steps: int = 240, burst: tuple[int, int] = (200, 212)) -> list[StreamRecord]:
+    """Healthy metrics; a batch of 12 log lines a minute, mostly errors during ``burst``."""
+    out: list[StreamRecord] = []
+    start = END - pd.Timedelta(minutes=steps)
+    for i in range(steps):
+        ts = start + pd.Timedelta(minutes=i)
+        for metric, unit, base in SERIES:
+            value = base * (1 + 0.03 * ((i * 7919) % 13 - 6) / 6)
+            body = {"metric": metric, "service": "cart", "resource": "i-1", "ts": ts.isoformat(), "value": value,
+                    "unit": unit}
+            out.append(StreamRecord("metrics", 0, sum(r.topic == "metrics" for r in out), json.dumps(body).encode(),
+                                    b"cart", 0))
+        lines = [
+            {"ts": (ts + pd.Timedelta(seconds=5 * j)).timestamp(), "level": level, "message": f"{word} {i}"}
+            for j in range(12)
+            for level, word in [("ERROR", "refused") if burst[0] <= i < burst[1] and j % 3 else ("INFO", "served")]
+        ]
+        value = json.dumps({"service": "cart", "lines": lines}).encode()
+        out.append(StreamRecord("logs", 0, i, value, b"cart", 0))
+    return out
+
+
+def test_with_log_features_a_log_only_burst_is_paged_through_the_processor(tmp_path: Path) -> None:
+    records = _log_burst_records()
+    plain = _processor(tmp_path / "plain")
+    plain.on_assigned({0})
+    plain.process(records)
+    assert plain.producer.incidents == []  # type: ignore[attr-defined]
+    fed = _processor(tmp_path / "fed", log_series=("log_error_ratio", "log_lines_error"))
+    fed.on_assigned({0})
+    fed.process(records)
+    assert [s for _, s in fed.producer.incidents] == ["open", "resolved"]  # type: ignore[attr-defined]
+    assert [a for _, a in _outbox(tmp_path / "fed")] == ["trigger", "resolve"]
+    state = fed.states[0]
+    assert state.log_minutes is not None and state.log_minutes.sealed_until is not None
+    fed.checkpoint({0})
+    saved = CheckpointStore(tmp_path / "fed" / "ckpt").load("g", 0)
+    assert saved is not None and saved.state.log_minutes.sealed_until == state.log_minutes.sealed_until
