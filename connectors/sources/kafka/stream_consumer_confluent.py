@@ -128,8 +128,9 @@ class ConfluentStreamConsumer:
     def __init__(self, options: KafkaOptions, hooks: PartitionHooks, *, source: str = "stream") -> None:
         ck = _confluent()
         self.options, self.source, self.hooks = options, source, hooks
-        # the offset each owned (topic, partition) was assigned at: its lag before a record is taken
-        self._positions: dict[tuple[str, int], int] = {}
+        # what this member owns (librdkafka's assignment() asks its main thread: ~1 ms a call),
+        # with the offset each partition was assigned at (its lag before a record is taken; -1: none)
+        self._owned: dict[tuple[str, int], int] = {}
         self._reported: set[int] = set()  # message error codes already logged
         try:
             self._consumer = ck.Consumer(consumer_config(options))
@@ -148,7 +149,7 @@ class ConfluentStreamConsumer:
             start = offsets.get((tp.topic, tp.partition))
             if start is not None:
                 tp.offset = int(start)
-                self._positions[(tp.topic, tp.partition)] = int(start)
+            self._owned[(tp.topic, tp.partition)] = -1 if start is None else int(start)
         consumer.assign(partitions)  # with the checkpoints' offsets: fetching starts there
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
@@ -163,12 +164,19 @@ class ConfluentStreamConsumer:
 
     def _drop(self, partitions: list[Any]) -> None:
         for tp in partitions:
-            self._positions.pop((tp.topic, tp.partition), None)
+            self._owned.pop((tp.topic, tp.partition), None)
 
     # -- the interface -------------------------------------------------------------------------------
     def poll(self, timeout_ms: int, max_records: int) -> list[StreamRecord]:
-        """At most ``max_records`` records, waiting up to ``timeout_ms`` for the first."""
-        messages = self._consumer.consume(max_records, timeout_ms / 1000)
+        """At most ``max_records`` records, waiting up to ``timeout_ms`` for the first only.
+
+        (``consume(n, timeout)`` alone waits until ``n`` records are there or the timeout passed:
+        on a quiet topic every record would wait ``timeout_ms``. ``poll`` returns with the first,
+        then ``consume(n - 1, 0)`` takes what is already fetched.)"""
+        first = self._consumer.poll(timeout_ms / 1000)
+        if first is None:
+            return []
+        messages = [first, *self._consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
         out: list[StreamRecord] = []
         append = out.append
         for m in messages:
@@ -197,7 +205,7 @@ class ConfluentStreamConsumer:
         if not offsets:
             return True
         ck = _confluent()
-        owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        owned = self._owned  # (topic, partition) -> its assigned offset
         commit = [ck.TopicPartition(t, p, int(o)) for (t, p), o in offsets.items() if (t, p) in owned]
         if not commit:
             return True
@@ -219,13 +227,16 @@ class ConfluentStreamConsumer:
         out, except an empty one (end 0: nothing to take)."""
         ck = _confluent()
         out = {}
-        for tp in self._consumer.position(self._consumer.assignment()):
+        owned = [ck.TopicPartition(t, p) for t, p in self._owned]
+        for tp in self._consumer.position(owned) if owned else ():
             key = (tp.topic, tp.partition)
             _, end = self._consumer.get_watermark_offsets(ck.TopicPartition(*key), cached=True)
             if end is None or end < 0:
                 continue
-            position = tp.offset if tp.offset >= 0 else self._positions.get(key, 0 if end == 0 else None)
-            if position is not None:
+            position = tp.offset if tp.offset >= 0 else self._owned.get(key, -1)
+            if position < 0 and end == 0:
+                position = 0  # empty: nothing to take
+            if position >= 0:
                 out[key] = max(int(end) - position, 0)
         return out
 
