@@ -2,14 +2,15 @@
 end and per stage, with peak memory.
 
 1. **produce** (not part of the pipeline's figure): ``lines`` synthetic raw lines
-   (:mod:`bench.stream_lines`) to a fresh logs topic, one line per message or batched.
+   (:mod:`bench.stream_lines`) to a fresh logs topic, one line per message or batched
+   (always with confluent-kafka, so both clients read the same record batches).
 2. **end to end**: the real :class:`~streaming.processor.StreamProcessor` (its consumer group,
    miner, aggregates, metrics, checkpoints and lake writes, with the ``stream`` settings'
    defaults) consumes the topic until every offset is checkpointed. Timed from the moment it owns
    its partitions (the group join is excluded) to its last checkpoint; ``per core`` divides by the
    process' CPU seconds (all threads, the Kafka client's included).
-3. **stages**, each alone over the same data in this process: *consume* (a plain consumer with the
-   processor's client settings reads every record), *decode* (JSON to timed lines), *parse*
+3. **stages**, each alone over the same data in this process: *consume* (a plain consumer of the
+   measured client, ``client``, with the processor's settings reads every record), *decode* (JSON to timed lines), *parse*
    (template mining), *aggregate* (per service and minute counts), *write* (the changed minutes
    as telemetry and catalogue rows upserted into a lake).
 
@@ -34,7 +35,8 @@ from bench.stream_lines import lines, messages
 from connectors.sinks.checkpoint_store import CheckpointStore
 from connectors.sinks.pagerduty_outbox import Outbox
 from connectors.sources.kafka.log_batches import decode_timed_logs
-from connectors.sources.kafka.stream_consumer import StreamConsumer, StreamProducer, topic_options
+from connectors.sources.kafka.stream_client import open_consumer, open_producer, topic_options
+from connectors.sources.kafka.stream_consumer_confluent import consumer_config
 from features.logs.aggregate import LogAggregator
 from features.logs.miner import TemplateMiner
 from foresight.lake import Lake
@@ -67,6 +69,7 @@ class StreamFigures:
     messages: int
     batch_lines: int
     partitions: int
+    client: str
     produce: Stage
     end_to_end: Stage
     stages: list[Stage] = field(default_factory=list)
@@ -94,6 +97,7 @@ def run(
     partitions: int = 1,
     stages: bool = True,
     workdir: Path | None = None,
+    client: str = "confluent",
 ) -> StreamFigures:
     """Produce, process end to end, then time the stages; topics are fresh (a random suffix)."""
     from kafka.admin import KafkaAdminClient, NewTopic  # lazy: kafka-python, like every Kafka edge
@@ -111,43 +115,57 @@ def run(
     with tempfile.TemporaryDirectory(prefix="foresight-bench-stream-") as tmp:
         work = workdir or Path(tmp)
         produce, n_messages = _produce(bootstrap, logs_topic, n_lines, batch_lines)
-        e2e, processor_templates = _end_to_end(bootstrap, tag, logs_topic, metrics_topic, work, n_lines)
+        e2e, processor_templates = _end_to_end(
+            bootstrap, tag, logs_topic, metrics_topic, work, n_lines, client
+        )
         figures = StreamFigures(
-            n_lines, n_messages, batch_lines, partitions, produce, e2e, peak_rss_mib=peak_rss_mib()
+            n_lines, n_messages, batch_lines, partitions, client, produce, e2e, peak_rss_mib=peak_rss_mib()
         )
         figures.templates = processor_templates
         if stages:
             figures.stages, figures.rows_written = _stages(
-                bootstrap, logs_topic, n_lines, work / "stage-lake"
+                bootstrap, logs_topic, n_lines, work / "stage-lake", client
             )
             figures.stages_peak_rss_mib = peak_rss_mib()
     return figures
 
 
 def _produce(bootstrap: str, topic: str, n_lines: int, batch_lines: int) -> tuple[Stage, int]:
-    from kafka import KafkaProducer  # lazy: kafka-python
+    """The input topic's messages, sent with confluent-kafka whichever client is measured (the same
+    record batches for both; kafka-python took ~170 s for a million one-line messages here)."""
+    from confluent_kafka import Producer  # lazy: confluent-kafka
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": 1,
+            "linger.ms": 20,
+            "batch.size": 1 << 20,
+            "message.max.bytes": 8 << 20,
+            "enable.metrics.push": False,
+        }
     )
     sent = 0
 
     def send() -> None:
         nonlocal sent
         for service, value, _ in messages(lines(n_lines), batch_lines=batch_lines):
-            producer.send(topic, key=service.encode(), value=value)
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=service.encode())
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    producer.poll(0.05)
             sent += 1
-        producer.flush(timeout=300)
+        if producer.flush(300):
+            raise RuntimeError(f"the benchmark's messages were not all acknowledged by {bootstrap}")
 
-    try:
-        stage, _ = _timed("produce", n_lines, send)
-    finally:
-        producer.close(timeout=10)
+    stage, _ = _timed("produce", n_lines, send)
     return stage, sent
 
 
 def _end_to_end(
-    bootstrap: str, tag: str, logs_topic: str, metrics_topic: str, work: Path, n_lines: int
+    bootstrap: str, tag: str, logs_topic: str, metrics_topic: str, work: Path, n_lines: int, client: str
 ) -> tuple[Stage, int]:
     defaults = StreamConfig()
     options = topic_options([bootstrap], f"bench-{tag}", metrics_topic, logs_topic, f"bench-dead-{tag}")
@@ -167,8 +185,8 @@ def _end_to_end(
 
     processor = StreamProcessor(
         config,
-        consumer_factory=lambda hooks: StreamConsumer(options, hooks),
-        producer=StreamProducer(options),
+        consumer_factory=lambda hooks: open_consumer(client, options, hooks),
+        producer=open_producer(client, options),
         checkpoints=CheckpointStore(work / "checkpoints"),
         lake=Lake(work / "lake"),
         outbox=Outbox(work / "outbox.jsonl"),
@@ -218,27 +236,14 @@ def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def _stages(bootstrap: str, topic: str, n_lines: int, lake_path: Path) -> tuple[list[Stage], int]:
+def _stages(
+    bootstrap: str, topic: str, n_lines: int, lake_path: Path, client: str
+) -> tuple[list[Stage], int]:
     """Each stage alone over the same data (every record held in memory)."""
-    from kafka import KafkaConsumer, TopicPartition  # lazy: kafka-python
-
     ends = _end_offsets(bootstrap, topic)
-    # The processor's client settings (stream_consumer: check_crcs off), without a group.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, check_crcs=False)
+    read = _read_confluent if client == "confluent" else _read_kafka_python
     values: list[bytes] = []
-
-    def consume() -> None:
-        tps = [TopicPartition(topic, p) for p in ends]
-        consumer.assign(tps)
-        consumer.seek_to_beginning()
-        while any(consumer.position(tp) < ends[tp.partition] for tp in tps):
-            for batch in consumer.poll(timeout_ms=200, max_records=500).values():
-                values.extend(r.value for r in batch)
-
-    try:
-        consumed, _ = _timed("consume", n_lines, consume)
-    finally:
-        consumer.close()
+    consumed, _ = _timed("consume", n_lines, lambda: read(bootstrap, topic, ends, values))
     now_us = int(time.time() * 1e6)
 
     def decode() -> list[Any]:
@@ -271,3 +276,43 @@ def _stages(bootstrap: str, topic: str, n_lines: int, lake_path: Path) -> tuple[
 
     written, rows = _timed("write", n_lines, write)
     return [consumed, decoded, parsed, aggregated, written], rows
+
+
+def _read_kafka_python(bootstrap: str, topic: str, ends: dict[int, int], values: list[bytes]) -> None:
+    """Every record's value into ``values``, with the processor's kafka-python client settings
+    (stream_consumer: check_crcs off), without a group."""
+    from kafka import KafkaConsumer, TopicPartition  # lazy: kafka-python
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, check_crcs=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in ends]
+        consumer.assign(tps)
+        consumer.seek_to_beginning()
+        while any(consumer.position(tp) < ends[tp.partition] for tp in tps):
+            for batch in consumer.poll(timeout_ms=200, max_records=500).values():
+                values.extend(r.value for r in batch)
+    finally:
+        consumer.close()
+
+
+def _read_confluent(bootstrap: str, topic: str, ends: dict[int, int], values: list[bytes]) -> None:
+    """The same with the processor's confluent-kafka settings, polled as the processor polls."""
+    from confluent_kafka import Consumer, TopicPartition  # lazy: confluent-kafka
+
+    config = consumer_config(
+        topic_options([bootstrap], f"bench-stage-{topic}", topic, f"{topic}-unused", None)
+    )
+    consumer = Consumer(config)
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        left = {p: end for p, end in ends.items() if end}
+        while left:
+            for m in consumer.consume(ProcessorConfig.max_records, ProcessorConfig.poll_ms / 1000):
+                if m.error() is not None:
+                    raise RuntimeError(f"the benchmark's consumer failed: {m.error()}")
+                partition, offset = int(m.partition() or 0), int(m.offset() or 0)
+                values.append(m.value() or b"")
+                if offset + 1 >= left.get(partition, 0):
+                    left.pop(partition, None)
+    finally:
+        consumer.close()

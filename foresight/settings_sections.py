@@ -358,6 +358,10 @@ class StreamConfig(Section):
     logs_topic: str = Field(default="logs", min_length=1)
     incidents_topic: str = Field(default="incidents", min_length=1)
     dead_letter_topic: str = Field(default="foresight-dead-letter", min_length=1)
+    # The Kafka client library (connectors/sources/kafka/stream_client.py): confluent (librdkafka,
+    # records decoded in C) or kafka-python (pure Python; about a fifth of the throughput on
+    # one-line messages); docs/stream.md has the figures.
+    client: Literal["confluent", "kafka-python"] = "confluent"
     # Client options of the kafka source besides the above (security_protocol, sasl_*, ssl_*, timeouts).
     kafka_options: dict[str, Any] = Field(default_factory=dict)
     checkpoint_url: str | None = None  # default: <lake>/_stream_checkpoints

@@ -35,7 +35,7 @@ from connectors.sinks.checkpoint_store import Checkpoint, CheckpointStore
 from connectors.sinks.pagerduty_outbox import Outbox
 from connectors.sinks.pagerduty_page_links import PageLinks
 from connectors.sources.kafka.log_batches import decode_timed_logs
-from connectors.sources.kafka.stream_consumer import StreamConsumer, StreamProducer, StreamRecord
+from connectors.sources.kafka.stream_client import StreamConsumer, StreamProducer, StreamRecord
 from connectors.sources.kafka.stream_messages import decode_timed_metric
 from foresight.lake import Lake
 from foresight.quarantine import write_rejected

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.sources.kafka.stream_consumer import StreamRecord
+from connectors.sources.kafka.stream_client import StreamRecord
 from connectors.sources.kafka.stream_messages import TimedMetric
 from streaming.keyed_scoring import Sample
 

@@ -52,18 +52,26 @@ def bench_stream(
     partitions: int = typer.Option(1, "--partitions", min=1, help="Partitions of the logs topic."),
     stages: bool = typer.Option(True, "--stages/--no-stages", help="Also time each stage alone."),
     bootstrap: str = typer.Option(None, "--bootstrap", help=BOOTSTRAP_HELP),
+    client: str = typer.Option(
+        "confluent", "--client", help="The processor's Kafka client (stream.client): confluent or kafka-python."
+    ),
 ) -> None:
     """Raw log lines produced to Kafka, then consumed, parsed, aggregated and written by the stream
     processor: lines/s end to end and per stage, and peak memory."""
     quiet_runtime()
     from bench.stream import run  # lazy: fast --help
+    from connectors.sources.kafka.stream_client import CLIENTS  # lazy: fast --help
 
+    if client not in CLIENTS:
+        raise typer.BadParameter(f"{client!r}: choose one of {', '.join(CLIENTS)}", param_hint="--client")
     with broker(bootstrap) as address:
-        figures = run(address, n_lines=lines, batch_lines=batch_lines, partitions=partitions, stages=stages)
+        figures = run(
+            address, n_lines=lines, batch_lines=batch_lines, partitions=partitions, stages=stages, client=client
+        )
     shape = "one line per message" if batch_lines == 1 else f"batches of {batch_lines} lines"
     table = Table(
         title=f"Stream processor on {lines:,} raw log lines ({figures.messages:,} messages, {shape}, "
-        f"{partitions} partition(s))"
+        f"{partitions} partition(s), {client} client)"
     )
     for column in ("stage", "seconds", "lines/s", "lines per CPU-second"):
         table.add_column(column, justify="left" if column == "stage" else "right")

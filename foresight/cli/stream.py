@@ -44,7 +44,7 @@ def stream(
     processor = build_processor(settings, metrics_port=metrics_port)
     console.print(
         f"stream: group {settings.stream.group_id!r} on {settings.stream.metrics_topic!r} + "
-        f"{settings.stream.logs_topic!r}; Ctrl-C stops"
+        f"{settings.stream.logs_topic!r} ({settings.stream.client} client); Ctrl-C stops"
     )
     processor.run(stop)
     console.print("stream: stopped after a checkpoint")
@@ -56,9 +56,9 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
 
     from connectors.sinks.checkpoint_store import CheckpointStore  # lazy: fast --help
     from connectors.sinks.pagerduty_page_links import PageLinks  # lazy: fast --help
-    from connectors.sources.kafka.stream_consumer import (  # lazy: fast --help
-        StreamConsumer,
-        StreamProducer,
+    from connectors.sources.kafka.stream_client import (  # lazy: fast --help
+        open_consumer,
+        open_producer,
         topic_options,
     )
     from flows.resources import known_call_graph, open_lake, open_outbox  # lazy: fast --help
@@ -116,8 +116,8 @@ def build_processor(settings: Any, *, metrics_port: int | None = None) -> Any:
     )
     return StreamProcessor(
         config,
-        consumer_factory=lambda hooks: StreamConsumer(options, hooks),
-        producer=StreamProducer(options),
+        consumer_factory=lambda hooks: open_consumer(cfg.client, options, hooks),
+        producer=open_producer(cfg.client, options),
         checkpoints=CheckpointStore(settings.stream_checkpoint_url),
         lake=open_lake(settings),
         outbox=open_outbox(settings),

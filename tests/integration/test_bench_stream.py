@@ -15,11 +15,16 @@ from support.kafka import Broker
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("batch_lines", [1, 100])
+@pytest.mark.parametrize(
+    ("batch_lines", "client"), [(1, "confluent"), (100, "confluent"), (1, "kafka-python")]
+)
 def test_bench_stream_takes_every_line_end_to_end_and_per_stage(
-    kafka_broker: Broker, batch_lines: int
+    kafka_broker: Broker, batch_lines: int, client: str
 ) -> None:
-    figures = run_stream(kafka_broker.bootstrap, n_lines=3_000, batch_lines=batch_lines, partitions=2)
+    figures = run_stream(
+        kafka_broker.bootstrap, n_lines=3_000, batch_lines=batch_lines, partitions=2, client=client
+    )
+    assert figures.client == client
     assert figures.messages == (3_000 if batch_lines == 1 else 30)  # 500 lines a service: 5 batches each
     assert figures.end_to_end.lines == 3_000 and figures.end_to_end.wall > 0
     assert [s.name for s in figures.stages] == ["consume", "decode", "parse", "aggregate", "write"]
@@ -46,6 +51,13 @@ def test_the_bench_stream_command_prints_its_table(kafka_broker: Broker) -> None
     )
     assert result.exit_code == 0, result.output
     assert "end to end" in result.output and "lines per CPU-second" in result.output
+    assert "confluent client" in result.output
+
+
+def test_the_bench_stream_command_refuses_an_unknown_client() -> None:
+    result = CliRunner().invoke(app, ["bench", "stream", "--client", "librdkafka", "--bootstrap", "x:1"])
+    assert result.exit_code != 0
+    assert "confluent, kafka-python" in result.output
 
 
 def test_bench_stream_latency_measures_each_faulty_service_s_incident(kafka_broker: Broker) -> None:

@@ -143,8 +143,11 @@ def test_end_to_end_with_kill_9_and_restart_pages_each_incident_once(
         assert reason in by_origin[origin]
 
 
+# Both Kafka clients (stream.client): the takeover exercises the group protocol, the rebalance
+# callbacks and the seek to checkpointed offsets, where the two libraries differ most.
+@pytest.mark.parametrize("client", ["confluent", "kafka-python"])
 def test_a_killed_consumer_s_partition_is_taken_over_through_its_checkpoint(
-    kafka_broker: Broker, tmp_path: Path, stream_processes: list
+    kafka_broker: Broker, tmp_path: Path, stream_processes: list, client: str
 ) -> None:
     topics = Topics(kafka_broker.bootstrap)
     end = pd.Timestamp.now(tz="UTC").floor("min")
@@ -156,7 +159,7 @@ def test_a_killed_consumer_s_partition_is_taken_over_through_its_checkpoint(
     reference = reference_incidents(scenario)
     opened = [i for i, s in reference if s == "open"]
     messages = topics.rename(scenario)
-    config = write_config(tmp_path, kafka_broker.bootstrap, topics, checkpoint_seconds=0.5)
+    config = write_config(tmp_path, kafka_broker.bootstrap, topics, checkpoint_seconds=0.5, client=client)
     home = tmp_path / "home"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     stream_processes.extend(start(config, log) for log in logs)

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from connectors.sinks.checkpoint_store import CheckpointStore
 from connectors.sinks.pagerduty_outbox import Outbox
-from connectors.sources.kafka.stream_consumer import StreamRecord
+from connectors.sources.kafka.stream_client import StreamRecord
 from foresight.lake import Lake
 from foresight.quarantine import read_rejected
 from models.incidents.settings import StreamSettings

@@ -1,5 +1,7 @@
-"""Kafka I/O of the stream processor: one consumer in a group over a metrics and a logs topic,
-its rebalance hooks, and one producer for incident events and dead letters.
+"""The stream processor's Kafka client on kafka-python (``stream.client: kafka-python``): one
+consumer in a group over a metrics and a logs topic, its rebalance hooks, and one producer for
+incident events and dead letters. The interface and the other backend:
+:mod:`connectors.sources.kafka.stream_client`.
 
 Partitions are the unit of state. Both input topics must have the same number of partitions and
 producers key both by the same key (the service): Kafka's default partitioner then puts a
@@ -17,51 +19,25 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from connectors.sources.kafka.source import (
-    ORIGIN_HEADER,
-    REASON_HEADER,
-    SOURCE_HEADER,
     KafkaOptions,
     KafkaUnavailableError,
     _kafka,
     consumer_config,
     producer_config,
 )
+from connectors.sources.kafka.stream_client import (
+    PartitionHooks,
+    StreamRecord,
+    any_reachable,
+    dead_letter_headers,
+    incident_headers,
+)
 
 log = logging.getLogger(__name__)
-
-STATE_HEADER = "foresight.incident_state"
-
-
-@dataclass(frozen=True)
-class StreamRecord:
-    """One consumed record, independent of the client library."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-    key: bytes | None
-    timestamp_ms: int
-
-    @property
-    def origin(self) -> str:
-        return f"{self.topic}/{self.partition}/{self.offset}"
-
-
-class PartitionHooks(Protocol):
-    """What the processor does when partitions move (called on the consumer's IO thread)."""
-
-    def on_revoked(self, partitions: set[int]) -> None: ...  # checkpoint, then forget
-
-    def on_lost(self, partitions: set[int]) -> None: ...  # forget without writing (someone else owns them)
-
-    def on_assigned(self, partitions: set[int]) -> Mapping[tuple[str, int], int]: ...  # offsets to seek to
 
 
 def _listener_class() -> type:
@@ -93,7 +69,7 @@ def _listener_class() -> type:
     return _Listener
 
 
-class StreamConsumer:
+class KafkaPythonStreamConsumer:
     """A group member over the input topics, with manual commits and the range assignor."""
 
     def __init__(self, options: KafkaOptions, hooks: PartitionHooks, *, source: str = "stream") -> None:
@@ -169,7 +145,7 @@ class StreamConsumer:
         self._consumer.close(autocommit=False)
 
 
-class StreamProducer:
+class KafkaPythonStreamProducer:
     """Incident events and dead letters; sends are asynchronous, :meth:`flush` waits for them."""
 
     def __init__(self, options: KafkaOptions, *, source: str = "stream") -> None:
@@ -185,16 +161,12 @@ class StreamProducer:
         value = json.dumps(body, default=str, sort_keys=True).encode()
         self._futures.append(
             self._producer.send(
-                topic, key=incident_id.encode(), value=value, headers=[(STATE_HEADER, state.encode())]
+                topic, key=incident_id.encode(), value=value, headers=incident_headers(state)
             )
         )
 
     def dead_letter(self, topic: str, record: StreamRecord, reason: str) -> None:
-        headers = [
-            (REASON_HEADER, reason.encode()),
-            (ORIGIN_HEADER, record.origin.encode()),
-            (SOURCE_HEADER, self.source.encode()),
-        ]
+        headers = dead_letter_headers(record, reason, self.source)
         self._futures.append(
             self._producer.send(topic, key=record.key, value=record.value or b"", headers=headers)
         )
@@ -214,34 +186,3 @@ class StreamProducer:
 
     def close(self) -> None:
         self._producer.close(timeout=self.options.request_timeout)
-
-
-def any_reachable(servers: Sequence[str], timeout: float = 1.0) -> bool:
-    """True when a TCP connection to one of ``servers`` (``host:port``) opens within ``timeout``."""
-    for server in servers:
-        host, _, port = server.rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
-
-
-def topic_options(
-    bootstrap_servers: Sequence[str],
-    group_id: str,
-    metrics_topic: str,
-    logs_topic: str,
-    dead_letter_topic: str | None,
-    **extra: Any,
-) -> KafkaOptions:
-    """The kafka source's validated options for the stream's inputs."""
-    return KafkaOptions(
-        bootstrap_servers=list(bootstrap_servers),
-        group_id=group_id,
-        metrics_topics=[metrics_topic],
-        logs_topics=[logs_topic],
-        dead_letter_topic=dead_letter_topic,
-        **extra,
-    )
