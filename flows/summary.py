@@ -21,7 +21,7 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
     ingest = results.get("ingest", [])
     table = Table(title="Foresight demo", show_lines=False)
     table.add_column("stage", style="bold")
-    table.add_column("result")
+    table.add_column("result", overflow="fold")  # long paths wrap, never cut
     for outcome in ingest:
         written = ", ".join(f"{k} {v:,}" for k, v in outcome["written"].items())
         status = "[green]contract passed[/green]" if outcome["passed"] else "[red]contract FAILED[/red]"

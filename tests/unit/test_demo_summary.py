@@ -74,3 +74,15 @@ def test_rightsizing_shows_the_net_cost_change_and_forecast_start_warnings(monke
     assert "savings $0.00, increases $183.96" in text
     assert "by auto v3 (mstl 1, ses 1)" in text
     assert "forecast start: cart/i-1/mem_pct: forecast starts 22.0 below" in text
+
+
+def test_a_long_path_wraps_in_a_narrow_terminal_and_is_never_cut(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    path = tmp_path / ("a-very-long-folder-name-" * 4) / "provisioning" / "alerting" / "foresight.yaml"
+    results = {"publish": {"report": str(tmp_path / "report.html"), "dashboards": [str(path)]}}
+    console = Console(width=80, record=True)
+    render_summary(console, results, load_settings(), 1.0)
+    text = console.export_text()
+    assert "…" not in text
+    assert "".join(line.strip(" │") for line in text.splitlines()).count("foresight.yaml") == 1
