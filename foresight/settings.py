@@ -180,7 +180,7 @@ def load_settings(
     Raises :class:`~foresight.errors.ConfigError` (one line per problem, each naming the key
     and the file or ``FORESIGHT_*`` variable it came from) instead of pydantic's own report.
     """
-    if config_file is not None:
+    if config_file:  # "" (an unset `{{ $FORESIGHT_CONFIG_FILE }}` in prefect.yaml) is no file, as in the env
         overrides["config_file"] = Path(config_file)
     try:
         settings = Settings(**overrides)

@@ -50,6 +50,11 @@ def test_deploy_from_prefect_yaml_and_run_ingest_on_a_process_worker(tmp_path: P
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
         # The worker polls for scheduled runs every 10 s by default; the run is already waiting.
         "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    for name in ("FORESIGHT_PROJECT_DIR", "FORESIGHT_HOME", "FORESIGHT_CONFIG_FILE", "FORESIGHT_SOURCES"):
+        env.pop(name, None)  # deployed with none of them: the worker's host says where things are
+    worker_env = {
+        **env,
         "FORESIGHT_PROJECT_DIR": str(REPO),
         "FORESIGHT_HOME": str(tmp_path / "foresight"),
         "FORESIGHT_SOURCES": '[{"name": "simulator", "kind": "simulator", "options": {"days": 2}}]',
@@ -64,12 +69,17 @@ def test_deploy_from_prefect_yaml_and_run_ingest_on_a_process_worker(tmp_path: P
         concurrency = {d["name"]: (d["global_concurrency_limit"] or {}).get("limit") for d in deployments}
         assert concurrency == dict.fromkeys(concurrency, 1), "one run of each flow at a time"
         assert {d["concurrency_options"]["collision_strategy"] for d in deployments} == {"CANCEL_NEW"}
+        for d in deployments:  # no absolute path on the server: the worker resolves the checkout
+            assert d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {
+                "directory": "{{ $FORESIGHT_PROJECT_DIR }}"}}], d["name"]
+            assert d["job_variables"]["env"] == {"DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+            assert d["parameters"]["config_file"] == "", "unset at deploy: the worker's settings apply"
 
         ingest = requests.get(f"{api}/deployments/name/ingest/ingest", timeout=10).json()
         run = requests.post(f"{api}/deployments/{ingest['id']}/create_flow_run", json={}, timeout=10).json()
         worker = subprocess.Popen(
             [PREFECT, "worker", "start", "--pool", "foresight", "--type", "process"],
-            cwd=REPO, env=env, stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
+            cwd=tmp_path, env=worker_env, stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
