@@ -26,6 +26,7 @@ import pandas as pd
 
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, validate_telemetry
 from models.forecasting.base import infer_freq
+from models.forecasting.bounds import clip_forecast, points_outside, series_bounds
 from models.forecasting.metrics import coverage, pinball, seasonal_scale, smape
 from models.forecasting.panel import steps_per_day
 from models.forecasting.prophet_model import ProphetForecaster
@@ -158,7 +159,8 @@ def forecast_foresight(train: pd.DataFrame, h: int, level: int, **params: Any) -
 
     Series are grouped by the backtest window their history allows (:func:`backtest_horizon`),
     so a file mixing day-long and month-long traces backtests each at its own scale instead of
-    sending the short ones to the seasonal-naive fallback.
+    sending the short ones to the seasonal-naive fallback. The forecast is clipped to what each
+    series' history allows (never negative if it never was), as the forecast flow serves it.
     """
     n_origins = int(params.pop("n_origins", 3))
     sizes = train.groupby(ID_COL, sort=True, observed=True).size()
@@ -168,11 +170,8 @@ def forecast_foresight(train: pd.DataFrame, h: int, level: int, **params: Any) -
         subset = train[train[ID_COL].isin(list(ids))]
         model = ChampionSelector(horizon=int(hb), n_origins=n_origins, **params).fit(subset)
         parts.append(model.predict(h, level))
-    return (
-        pd.concat(parts, ignore_index=True)
-        .sort_values([ID_COL, TIME_COL], kind="stable")
-        .reset_index(drop=True)
-    )
+    served = clip_forecast(pd.concat(parts, ignore_index=True), series_bounds(train))
+    return served.sort_values([ID_COL, TIME_COL], kind="stable").reset_index(drop=True)
 
 
 def forecast_prophet(train: pd.DataFrame, h: int, level: int) -> pd.DataFrame:
@@ -213,7 +212,8 @@ def run_protocol(
 
     Wall time covers everything the method does (its backtests and selection included).
     Peak memory is the process's high-water mark after the method ran (methods run in the order
-    called, so compare it with care: it never goes down).
+    called, so compare it with care: it never goes down). The summary's ``outside_bounds`` counts
+    forecast values outside what each series' training history allows (``bounds.series_bounds``).
     """
     started = time.perf_counter()
     parts = []
@@ -223,7 +223,8 @@ def run_protocol(
     forecasts = pd.concat(parts, ignore_index=True)
     seconds = time.perf_counter() - started
     per_series = score_forecasts(train, test, forecasts, level)
-    return MethodResult(name, per_series, summarise(per_series), seconds, peak_memory_mib(), forecasts)
+    summary = summarise(per_series) | {"outside_bounds": float(points_outside(forecasts, series_bounds(train)))}
+    return MethodResult(name, per_series, summary, seconds, peak_memory_mib(), forecasts)
 
 
 METHODS: dict[str, Forecast] = {

@@ -38,6 +38,7 @@ from models.capacity.rightsizing_tolerance import Tolerance
 from models.capacity.scaling import ScalingGroup, plan_scaling
 from models.capacity.scaling_guards import FORECAST_CHECKS, ScalingLimits
 from models.evaluation.gate import capacity_series
+from models.forecasting.bounds import clip_forecast, points_outside, series_bounds, units_from_catalogue
 
 if TYPE_CHECKING:
     from connectors.sinks.aws.instances import InstanceCatalogue
@@ -220,7 +221,7 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
     series, catalogue = load_capacity_history(settings)
     model, version = load_champion_forecaster(settings)
     parts = forecast_chunk.map(unmapped(model), chunk_series(series, model), unmapped(settings)).result()
-    forecasts = pd.concat(parts, ignore_index=True)
+    forecasts, clipped = served_forecasts(parts, series, catalogue)
     fcfg = settings.forecast
     # The whole history: the plan takes each series' last value, and its recent steps for the start check.
     plan = capacity_plan(forecasts, series, settings.thresholds, catalogue, fcfg.target_utilisation,
@@ -266,7 +267,7 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
     return {
         "model": model.name, "model_version": version, "series": int(forecasts["unique_id"].nunique()),
         "series_models": _series_per_model(forecasts, model.name),
-        "forecast_rows": len(forecasts), "plan_rows": len(plan),
+        "forecast_rows": len(forecasts), "plan_rows": len(plan), "forecast_values_clipped": clipped,
         "crossing_within_horizon": int(plan["days_to_threshold"].notna().sum()),
         "rightsizing_rows": len(recommendations),
         "rightsizing_actions": {str(k): int(v) for k, v in recommendations["action"].value_counts().items()},
@@ -279,6 +280,16 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
         "scaling_warnings_raised": warnings,
         **aws,
     }
+
+
+def served_forecasts(parts: list[pd.DataFrame], series: pd.DataFrame,
+                     catalogue: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The forecasts as the plan, the store and the AWS actions get them: every chunk's frame,
+    clipped to each series' feasible range (its catalogue unit, else its history), and how many
+    values the clipping moved. The one place forecasts leave the forecasting layer."""
+    raw = pd.concat(parts, ignore_index=True)
+    bounds = series_bounds(series, units_from_catalogue(catalogue))
+    return clip_forecast(raw, bounds), points_outside(raw, bounds)
 
 
 def _series_per_model(forecasts: pd.DataFrame, default: str) -> dict[str, int]:

@@ -88,7 +88,8 @@ def bench_forecast_score(
         groups = sorted(k.removeprefix("coverage_") for k in r.summary if k.startswith("coverage_"))
         console.print(f"{r.name}: " + "; ".join(
             f"{g}: MASE {r.summary[f'mase_{g}']:.3f}, sMAPE {r.summary[f'smape_{g}']:.2f}, "
-            f"coverage {r.summary[f'coverage_{g}']:.3f}" for g in groups))
+            f"coverage {r.summary[f'coverage_{g}']:.3f}" for g in groups)
+            + f"; forecast values outside the history's bounds: {int(r.summary.get('outside_bounds', 0)):,}")
     by_name = {r.name: r for r in results}
     if "foresight" in by_name and "prophet" in by_name:
         ours, theirs = by_name["foresight"], by_name["prophet"]

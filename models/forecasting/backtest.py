@@ -7,10 +7,14 @@ forecasts ``h`` steps, scored against what happened. A series the model cannot f
 or predict raises, it is missing from the output, or its forecast is not finite) is forecast by
 :class:`SeasonalNaive` instead, counted and explained in ``BacktestResult.failures``; the run
 goes on. Model-internal fallbacks (``fallbacks_``, e.g. Prophet's) are counted the same way.
+Every origin's forecast is clipped to its series' feasible range (``models.forecasting.bounds``:
+the unit when ``units`` names it, else what that origin's training history rules out), so the
+scores are those of the forecast as served.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +22,7 @@ import pandas as pd
 
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, validate_telemetry
 from models.forecasting.base import Forecaster, infer_freq
+from models.forecasting.bounds import clip_forecast, series_bounds
 from models.forecasting.metrics import coverage, mase, smape
 from models.forecasting.seasonal_naive import FORECAST_COLUMNS, SeasonalNaive
 
@@ -61,11 +66,13 @@ def backtest(
     season: int = 24,
     step: int | None = None,
     freq: str | None = None,
+    units: Mapping[str, str] | None = None,
 ) -> BacktestResult:
     """Rolling-origin evaluation of ``model`` on long telemetry ``df`` (MASE, sMAPE, coverage).
 
     ``season`` is MASE's seasonal period and the fallback's season length; ``freq`` defaults to
     the most common step in ``df`` and is passed to every fit, so all origins share one grid.
+    ``units`` (unique_id -> catalogue unit) bounds the forecasts scored; see the module docstring.
     """
     if h < 1 or n_origins < 1:
         raise ValueError(f"h and n_origins must be >= 1, got h={h}, n_origins={n_origins}")
@@ -82,6 +89,7 @@ def backtest(
         if train.empty:
             continue
         fc, failed = _forecast_origin(model, train, h, level, season, freq)
+        fc = clip_forecast(fc, series_bounds(train, units))
         cutoff = train.groupby(ID_COL, sort=True, observed=True)[TIME_COL].max().rename("cutoff")
         fc = fc.merge(actual, on=[ID_COL, TIME_COL], how="inner").merge(cutoff, on=ID_COL)
         forecasts.append(fc)
