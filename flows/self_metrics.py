@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+from prefect.flows import FlowStateHook
+
 from connectors.sinks.flow_metrics import FlowRun, push_flow_metrics
 from flows.resources import settings_for_run
 from foresight.redact import redact_url
@@ -59,4 +61,4 @@ def push_run_metrics(flow: Any, flow_run: Any, state: Any) -> None:
                     redact_url(str(exc)))
 
 
-SELF_METRICS = [push_run_metrics]
+SELF_METRICS: list[FlowStateHook[..., Any]] = [push_run_metrics]
