@@ -136,7 +136,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
         f"      - targets: ['127.0.0.1:{gw_port}']\n"
     )
     with server_process(
-        [binary, f"--web.listen-address=127.0.0.1:{gw_port}"],
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every gateway
+        # on the machine would start with the groups earlier runs pushed. Each test keeps its own.
+        [binary, f"--web.listen-address=127.0.0.1:{gw_port}", f"--persistence.file={work / 'gateway.data'}"],
         health_url=f"{gateway}/-/ready",
         log=work / "pushgateway.log",
         timeout=30,
@@ -257,7 +259,8 @@ def auth_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     web_config.write_text(f'basic_auth_users:\n  {USER}: "{PASSWORD_BCRYPT}"\n')
     port = free_port()
     with server_process(
-        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web_config}"],
+        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web_config}",
+         f"--persistence.file={work / 'gateway.data'}"],
         health_url=f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{port}/-/ready",
         log=work / "pushgateway.log",
         timeout=30,
