@@ -7,7 +7,9 @@ Dashboards (each module holds its queries and panels):
 - :mod:`dashboards.incidents` -> ``foresight-incidents.json``: open incidents, failure risk and
   evidence series from the detect flow's Pushgateway metrics, incident annotations;
 - :mod:`dashboards.realtime` -> ``foresight-realtime.json``: the stream processor's own metrics
-  (lines/s, templates, error ratio, anomaly scores, incidents, lags), refreshed every 5 s.
+  (lines/s, templates, error ratio, anomaly scores, incidents, lags), refreshed every 5 s;
+- :mod:`dashboards.health` -> ``foresight-health.json``: Foresight's own flow runs (``foresight_flow_*``:
+  last success, failures, durations, rows, promotions, pages) and the stream's lag and throughput.
 
 :mod:`dashboards.provisioning` -> ``provisioning/datasources/foresight.yaml`` and
 ``provisioning/dashboards/foresight.yaml``; :mod:`dashboards.alerts` -> ``provisioning/alerting/foresight.yaml``
@@ -25,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dashboards import capacity, incidents, realtime
+from dashboards import capacity, health, incidents, realtime
 from dashboards.alerts import alerting_files
 from dashboards.provisioning import provisioning_files
 from dashboards.queries import expand_sql, sql_queries
@@ -40,6 +42,7 @@ DASHBOARDS: dict[str, Callable[[], dict[str, Any]]] = {
     capacity.FILENAME: capacity.build,
     incidents.FILENAME: incidents.build,
     realtime.FILENAME: realtime.build,
+    health.FILENAME: health.build,
 }
 
 DATASOURCE_TYPE = POSTGRES_TYPE

@@ -69,6 +69,7 @@ from flows.resources import (
     settings_for_run,
 )
 from flows.retries import retry_unless_permanent
+from flows.self_metrics import SELF_METRICS
 from foresight.model_registry import REGISTERED
 from foresight.settings import Settings
 from foresight.source_holds import SourceHold, source_hold
@@ -152,7 +153,7 @@ def held_back(settings: Settings, batches: pd.DataFrame, catalogue: pd.DataFrame
                        systems=systems)
 
 
-@flow(name="detect", log_prints=True)
+@flow(name="detect", log_prints=True, on_completion=SELF_METRICS, on_failure=SELF_METRICS)
 def detect(config_file: str | None = None, full_replay: bool = False) -> dict[str, Any]:
     """Score recent telemetry, raise incidents with evidence, page (via the outbox) once each;
     ``full_replay`` ignores the kept states (detector and incident stream) and replays the window."""

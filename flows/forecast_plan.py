@@ -29,6 +29,7 @@ from flows.resources import (
     settings_for_run,
 )
 from flows.retries import retry_unless_permanent
+from flows.self_metrics import SELF_METRICS
 from foresight.errors import NotReadyError
 from foresight.model_registry import REGISTERED
 from foresight.settings import Settings
@@ -211,7 +212,7 @@ def chunk_series(series: pd.DataFrame, model: Any) -> list[pd.DataFrame]:
     return [series[series["unique_id"].isin(part)] for part in np.array_split(ids, max(1, len(ids) // SERIES_PER_CHUNK))]
 
 
-@flow(name="forecast-and-plan", log_prints=True)
+@flow(name="forecast-and-plan", log_prints=True, on_completion=SELF_METRICS, on_failure=SELF_METRICS)
 def forecast_and_plan(config_file: str | None = None, apply: bool | None = None) -> dict[str, Any]:
     """Forecast every capacity series with intervals, compute the capacity plan, rightsizing and
     scheduled scaling actions. ``apply`` overrides ``sinks.aws.apply`` (None: keep the setting)."""

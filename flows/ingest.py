@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors.sources.base import SourceBatch, Window, build_source, is_incremental, tracks_streams
 from flows.resources import open_lake, settings_for_run
 from flows.retries import retry_unless_permanent
+from flows.self_metrics import SELF_METRICS
 from foresight.contracts.check import check_telemetry
 from foresight.contracts.results import CheckResult, ContractResult
 from foresight.contracts.suites import SourceContract
@@ -164,7 +165,7 @@ def _advance_watermarks(lake: Lake, batch: SourceBatch, result: ContractResult) 
                                                         exclude=batch.incomplete_streams))
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, on_completion=SELF_METRICS, on_failure=SELF_METRICS)
 def ingest(config_file: str | None = None) -> list[dict[str, Any]]:
     """Pull every configured source into the lake through its data contract; one outcome per
     source (``source, passed, accepted, quarantined, ...``). Ends Failed, after storing every

@@ -10,11 +10,12 @@ from flows.detect import detect
 from flows.forecast_plan import forecast_and_plan
 from flows.ingest import ingest
 from flows.publish import publish
+from flows.self_metrics import SELF_METRICS
 from flows.train import train
 from foresight.source_holds import SourceContractFailedError
 
 
-@flow(name="pipeline", log_prints=True)
+@flow(name="pipeline", log_prints=True, on_completion=SELF_METRICS, on_failure=SELF_METRICS)
 def pipeline(config_file: str | None = None) -> dict[str, Any]:
     """Run every stage in order as subflows; each stage's summary is returned under its name.
 

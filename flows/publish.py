@@ -18,6 +18,7 @@ from connectors.sinks.series_promql import SeriesPromqlTable, series_promql_fram
 from dashboards.build import build_all, write_all
 from flows.resources import open_forecast_store, open_lake, open_outbox, settings_for_run
 from flows.retries import retry_unless_permanent
+from flows.self_metrics import SELF_METRICS
 from foresight.settings import Settings
 from models.evaluation.gate import capacity_series
 
@@ -115,7 +116,7 @@ def _outbox_incidents(settings: Settings) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dedup_key", "summary", "severity", "service", "class", "timestamp"])
 
 
-@flow(name="publish", log_prints=True)
+@flow(name="publish", log_prints=True, on_completion=SELF_METRICS, on_failure=SELF_METRICS)
 def publish(config_file: str | None = None, detect_summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """Refresh the forecast store's actuals, the dashboards (and Grafana's copy) and the HTML report."""
     settings = settings_for_run(config_file)

@@ -29,6 +29,7 @@ from flows.families import BASELINES, FAMILIES, Family, TrainingData
 from flows.lineage import train_lineage
 from flows.resources import open_lake, open_registry, settings_for_run
 from flows.retries import retry_unless_permanent
+from flows.self_metrics import SELF_METRICS
 from foresight.errors import DependencyUnavailableError, NotReadyError
 from foresight.lake_snapshot import LakeSnapshot, describe_snapshot
 from foresight.model_registry import EXPERIMENTS, REGISTERED
@@ -167,7 +168,7 @@ def register_and_gate(
     return result
 
 
-@flow(name="train", log_prints=True)
+@flow(name="train", log_prints=True, on_completion=SELF_METRICS, on_failure=SELF_METRICS)
 def train(config_file: str | None = None) -> dict[str, Any]:
     """Backtest, register and gate the capacity forecaster, incident pipeline and failure predictor."""
     settings = settings_for_run(config_file)

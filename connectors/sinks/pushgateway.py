@@ -223,9 +223,14 @@ def push_detection_metrics(
         registry=registry,
         grouping_key={"instance": instance},
         timeout=timeout,
-        handler=default_handler if credentials is None else _basic_auth(*credentials),
+        handler=push_handler(credentials),
     )
     return snapshot
+
+
+def push_handler(credentials: tuple[str, str] | None) -> Callable[..., Callable[[], None]]:
+    """``push_to_gateway``'s handler: plain, or basic auth with the credentials :func:`split_credentials` took out."""
+    return default_handler if credentials is None else _basic_auth(*credentials)
 
 
 def split_credentials(gateway_url: str) -> tuple[str, tuple[str, str] | None]:

@@ -94,6 +94,7 @@ def test_publish_stores_promql_that_grafana_runs_against_prometheus(
             "foresight-capacity",
             "foresight-incidents",
             "foresight-realtime",
+            "foresight-health",
         ]
         assert {d["folderUid"] for d in grafana.dashboards.values()} == {"ops"}
         board = build_all()[capacity.FILENAME]

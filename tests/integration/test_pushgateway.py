@@ -20,15 +20,20 @@ import pandas as pd
 import pytest
 import requests
 
+from connectors.sinks import flow_metrics
+from connectors.sinks.flow_metrics import push_flow_metrics
 from connectors.sinks.pushgateway import (
     JOB,
+    LAST_SUCCESS,
     detection_registry,
     detection_snapshot,
     push_detection_metrics,
     split_credentials,
 )
-from dashboards import incidents
-from dashboards.queries import label_values_queries, promql_queries
+from dashboards import health, incidents
+from dashboards.alerts import SINCE_LAST_RUN_PROMQL
+from dashboards.queries import expand_promql, label_values_queries, promql_queries
+from flows.self_metrics import flow_run_from_result
 from support.prometheus import PrometheusServer
 from support.servers import free_port, missing_dependency, server_process
 
@@ -131,7 +136,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
         f"      - targets: ['127.0.0.1:{gw_port}']\n"
     )
     with server_process(
-        [binary, f"--web.listen-address=127.0.0.1:{gw_port}"],
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every gateway
+        # on the machine would start with the groups earlier runs pushed. Each test keeps its own.
+        [binary, f"--web.listen-address=127.0.0.1:{gw_port}", f"--persistence.file={work / 'gateway.data'}"],
         health_url=f"{gateway}/-/ready",
         log=work / "pushgateway.log",
         timeout=30,
@@ -252,7 +259,8 @@ def auth_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     web_config.write_text(f'basic_auth_users:\n  {USER}: "{PASSWORD_BCRYPT}"\n')
     port = free_port()
     with server_process(
-        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web_config}"],
+        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web_config}",
+         f"--persistence.file={work / 'gateway.data'}"],
         health_url=f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{port}/-/ready",
         log=work / "pushgateway.log",
         timeout=30,
@@ -306,3 +314,45 @@ def test_an_open_critical_incident_is_its_own_metric() -> None:
     exposed = generate_latest(detection_registry(snap)).decode()
     assert 'foresight_incident_open_critical{service="checkout"} 1.0' in exposed
     assert 'foresight_incident_open_critical{service="cart"} 0.0' in exposed
+
+
+@pytest.mark.integration
+def test_flow_runs_push_their_own_metrics_for_the_health_dashboard(stack: tuple[str, str]) -> None:
+    """Each flow's group (job foresight_flow, flow=...) reaches Prometheus; every health-dashboard
+    query on flow metrics returns data; a failed run keeps the last success and flags itself."""
+    gateway, prom = stack
+    now = time.time()
+    runs = [
+        flow_run_from_result("ingest", [{"source": "prom", "accepted": 90, "quarantined": 10}], succeeded=True,
+                             duration=4.0, finished_at=now - 60),
+        flow_run_from_result("train", {"forecaster": {"decision": "promote"}}, succeeded=True, duration=30.0,
+                             finished_at=now - 50),
+        flow_run_from_result("detect", {"paging": {"delivered": 2, "pending": 1}}, succeeded=True, duration=8.0,
+                             finished_at=now - 40),
+    ]
+    for run in runs:
+        push_flow_metrics(gateway, run, instance="health-test")
+    # detect then fails: POST keeps its last success (the alert's metric) and its page counts.
+    push_flow_metrics(gateway, flow_run_from_result("detect", None, succeeded=False, duration=2.0,
+                                                    finished_at=now), instance="health-test")
+    failed = _wait_for(prom, f'{flow_metrics.RUN_SUCCEEDED}{{flow="detect"}}',
+                       lambda r: bool(r) and float(r[0]["value"][1]) == 0.0)
+    assert failed and failed[0]["metric"]["job"] == flow_metrics.JOB
+    (kept,) = _instant(prom, f'{LAST_SUCCESS}{{job="{flow_metrics.JOB}"}}')  # the alert's metric, not a second one
+    assert float(kept["value"][1]) == pytest.approx(now - 40)  # the successful run's, not the failure's
+    assert float(_instant(prom, SINCE_LAST_RUN_PROMQL)[0]["value"][1]) < 600
+    since = {r["metric"]["flow"]: float(r["value"][1]) for r in _instant(prom, health.SINCE_LAST_SUCCESS)}
+    assert set(since) >= {"ingest", "train", "detect"} and since["ingest"] > since["detect"]
+    rows = {r["metric"]["kind"]: float(r["value"][1]) for r in _instant(prom, health.INGEST_ROWS)}
+    assert rows == {"in": 100.0, "accepted": 90.0, "quarantined": 10.0}
+    assert float(_instant(prom, health.PAGES)[0]["value"][1]) == 2.0  # kept from the successful run
+
+    board = health.build()
+    queries = promql_queries(board, variables={})
+    assert {q.expr for q in queries} == set(health.FLOW_QUERIES) | {
+        expand_promql(e, {}) for e in health.STREAM_QUERIES}
+    for query in queries:
+        answer = requests.post(f"{prom}/api/v1/query", data={"query": query.expr}, timeout=10)
+        assert answer.status_code == 200, f"{query.panel}: {query.expr}: {answer.text}"
+        if "foresight_stream" not in query.expr:  # no stream processor runs here
+            assert answer.json()["data"]["result"], f"{query.panel}: no data from {query.expr}"

@@ -21,6 +21,7 @@ def test_write_dashboards_writes_every_dashboard_and_the_provisioning(tmp_path: 
     names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in paths)
     assert names == [
         "foresight-capacity.json",
+        "foresight-health.json",
         "foresight-incidents.json",
         "foresight-realtime.json",
         "provisioning/alerting/foresight.yaml",
@@ -37,11 +38,13 @@ def test_upload_dashboards_puts_every_dashboard_in_the_configured_folder(tmp_pat
             sinks={"grafana_url": grafana.url, "grafana_token": "tok", "grafana_folder_uid": "foresight"},
         )
         uploads = upload_dashboards.fn(settings)
-    assert [u["uid"] for u in uploads] == ["foresight-capacity", "foresight-incidents", "foresight-realtime"]
+    assert [u["uid"] for u in uploads] == ["foresight-capacity", "foresight-incidents", "foresight-realtime",
+                                           "foresight-health"]
     assert {uid: d["folderUid"] for uid, d in grafana.dashboards.items()} == {
         "foresight-capacity": "foresight",
         "foresight-incidents": "foresight",
         "foresight-realtime": "foresight",
+        "foresight-health": "foresight",
     }
 
 
