@@ -32,7 +32,7 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         table.add_row("ingest", f"{outcome['source']}: {status}; {counts}{f' ({why})' if why else ''}; "
                       f"upserted {written or 'nothing'}")
     for res in results.get("train", {}).values():
-        colour = "green" if res["decision"] == "champion" else "yellow"
+        colour = "green" if res["decision"] == "promote" else "yellow"  # foresight.promotion.Decision.label
         table.add_row(
             "train", f"{res['registered_model']} v{res['version']} ({res['model']}): "
             f"[{colour}]{res['decision']}[/{colour}] — {res['reason']}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,14 @@ def test_a_long_path_wraps_in_a_narrow_terminal_and_is_never_cut(monkeypatch: py
     text = console.export_text()
     assert "…" not in text
     assert "".join(line.strip(" │") for line in text.splitlines()).count("foresight.yaml") == 1
+
+
+def test_a_promoted_model_is_green_and_a_challenger_yellow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path))
+    promoted = _anomaly({}) | {"decision": "promote"}
+    kept = _anomaly({}) | {"registered_model": "failure-predictor", "decision": "challenger"}
+    console = Console(width=200, record=True, force_terminal=True, color_system="standard")
+    render_summary(console, {"train": {"anomaly": promoted, "failure": kept}}, load_settings(), 1.0)
+    html = console.export_html(inline_styles=True)
+    assert re.search(r'<span style="color: #008000[^"]*">promote</span>', html)
+    assert re.search(r'<span style="color: #808000[^"]*">challenger</span>', html)

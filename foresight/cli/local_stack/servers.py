@@ -86,8 +86,11 @@ def node_exporter_spec(binary: str, port: int, collectors: Sequence[str] = NODE_
                        health_url=f"http://127.0.0.1:{port}/metrics")
 
 
-def pushgateway_spec(binary: str, port: int) -> ServiceSpec:
-    return ServiceSpec("pushgateway", (binary, f"--web.listen-address=127.0.0.1:{port}"),
+def pushgateway_spec(binary: str, port: int, persistence: Path) -> ServiceSpec:
+    """A pushgateway keeping its groups in ``persistence`` (Debian's build defaults to one file
+    under /var/lib shared by every pushgateway on the machine)."""
+    return ServiceSpec("pushgateway", (binary, f"--web.listen-address=127.0.0.1:{port}",
+                                       f"--persistence.file={persistence}"),
                        health_url=f"http://127.0.0.1:{port}/-/ready")
 
 

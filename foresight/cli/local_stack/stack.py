@@ -97,7 +97,7 @@ def service_specs(binaries: dict[str, str], ports: StackPorts, state: Path) -> l
     """The stack's servers in start order (Prometheus last, so its scrape targets are up)."""
     return [
         node_exporter_spec(binaries["prometheus-node-exporter"], ports.node_exporter),
-        pushgateway_spec(binaries["prometheus-pushgateway"], ports.pushgateway),
+        pushgateway_spec(binaries["prometheus-pushgateway"], ports.pushgateway, state / "pushgateway.data"),
         tansu_spec(binaries["tansu"], ports.kafka),
         moto_spec(binaries["moto_server"], ports.moto),
         prometheus_spec(binaries["prometheus"], ports.prometheus, config=state / "prometheus.yml",
