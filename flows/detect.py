@@ -79,9 +79,9 @@ from models.incidents.base import IncidentInputs
 from models.incidents.pipeline import as_pipeline
 
 if TYPE_CHECKING:
-    from models.anomaly.state_resume import ScoreReport
+    from models.anomaly.state_resume import ResumeReport
     from models.incidents.pipeline import IncidentPipeline
-    from models.incidents.stream_resume import Resumed, ResumeReport
+    from models.incidents.stream_resume import Resumed
 
 # Failure-risk windows need this much history before the scored window; the anomaly detector
 # says how much its causal baselines need (``context_length``), and the larger one is loaded.
@@ -244,7 +244,7 @@ def _stream_report(resumed: Resumed | None, logger: logging.Logger | logging.Log
     return _replay_report(resumed.report, "incident stream", logger)
 
 
-def _replay_report(report: ScoreReport | ResumeReport, what: str,
+def _replay_report(report: ResumeReport, what: str,
                    logger: logging.Logger | logging.LoggerAdapter) -> dict[str, Any]:  # type: ignore[type-arg]
     """``report`` for the run summary; a full replay says why (a warning unless it is the first
     run, one asked for, or a detector that keeps no state)."""

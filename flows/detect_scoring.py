@@ -23,7 +23,7 @@ from foresight.schemas import UTC_DTYPE
 from models.anomaly.state_resume import (
     DetectorState,
     PartScores,
-    ScoreReport,
+    ResumeReport,
     SeriesState,
     advance_scores,
     detector_key,
@@ -40,11 +40,11 @@ STATE_MISFITS = (AttributeError, KeyError, TypeError, ValueError, IndexError)
 @dataclass(frozen=True)
 class WindowScores:
     """The reported window's scores (``unique_id, ds, y, score``), the state to checkpoint (None
-    when the detector keeps none) and what the run did (:class:`ScoreReport`)."""
+    when the detector keeps none) and what the run did (:class:`ResumeReport`)."""
 
     scores: pd.DataFrame
     state: DetectorState | None
-    report: ScoreReport
+    report: ResumeReport
 
 
 @task(cache_policy=NO_CACHE)
@@ -85,7 +85,7 @@ def score_window(detector: Any, model_version: str, telemetry: pd.DataFrame, cat
         scored = score_services.map(unmapped(detector), groups).result() if groups else []
         scores = _concat([s[s["ds"] >= since] for s in scored])
         name = getattr(detector, "name", type(detector).__name__)
-        return WindowScores(scores, None, ScoreReport(False, f"detector {name} keeps no step-wise state",
+        return WindowScores(scores, None, ResumeReport(False, f"detector {name} keeps no step-wise state",
                                                       telemetry["ds"].nunique(), 0, None))
     key = detector_key(detector, model_version)
     catalogued = set(catalogue["unique_id"].astype(str))
@@ -98,13 +98,13 @@ def score_window(detector: Any, model_version: str, telemetry: pd.DataFrame, cat
             reason = f"checkpoint state does not fit this detector ({type(exc).__name__}: {exc})"
     groups = service_batches(telemetry, catalogue, n_batches)
     if not groups:
-        return WindowScores(_concat([]), None, ScoreReport(False, reason or "no telemetry", 0, 0, None))
+        return WindowScores(_concat([]), None, ResumeReport(False, reason or "no telemetry", 0, 0, None))
     parts = replay_batch.map(unmapped(detector), groups, unmapped(since), unmapped(keep_window)).result()
     return _window(state_of(key, parts), parts, reason or "")
 
 
 def _window(state: DetectorState, parts: list[PartScores], reason: str) -> WindowScores:
-    report = ScoreReport(not reason, reason, max((p.steps for p in parts), default=0),
+    report = ResumeReport(not reason, reason, max((p.steps for p in parts), default=0),
                          sum(p.late for p in parts), state.last_step)
     return WindowScores(_concat([p.scores for p in parts]), state, report)
 

@@ -124,9 +124,10 @@ class DetectorState:
 
 
 @dataclass(frozen=True)
-class ScoreReport:
-    """What a run did with the detector's state: resumed or replayed (and why), grid rows fed
-    (the most of any batch), late samples, the last row's time."""
+class ResumeReport:
+    """What a run did with a kept state (the detector's here, the incident stream's in
+    :mod:`models.incidents.stream_resume`): resumed or replayed (and why), steps fed (for the
+    detector, the most of any batch), late samples, the last step's time."""
 
     resumed: bool
     full_replay_reason: str  # "" when resumed

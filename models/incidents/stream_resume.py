@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from models.anomaly.state_resume import ResumeReport
 from models.incidents.base import incident_id
 from models.incidents.replay import incidents_frame, new_stream, step_rows
 from models.incidents.settings import StreamSettings
@@ -112,26 +113,6 @@ class StreamState:
             or t.incident.closed_at is None
             or t.incident.services[0] in kept_open
         ]
-
-
-@dataclass(frozen=True)
-class ResumeReport:
-    """What a run did with the state: resumed or replayed (and why), steps scored, late samples."""
-
-    resumed: bool
-    full_replay_reason: str  # "" when resumed
-    steps_scored: int
-    late_samples: int
-    last_step: pd.Timestamp | None
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "resumed": self.resumed,
-            "full_replay_reason": self.full_replay_reason,
-            "steps_scored": self.steps_scored,
-            "late_samples": self.late_samples,
-            "last_step": None if self.last_step is None else self.last_step.isoformat(),
-        }
 
 
 @dataclass(frozen=True)
