@@ -187,12 +187,8 @@ def add_missing_columns(engine: Engine, tables: Iterable[Table]) -> list[str]:
                                       f"{quote(column.name)} {kind}"))
                     added.append(f"{table.name}.{column.name}")
     except OperationalError as exc:
-        first_line = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DependencyUnavailableError(
-            f"forecast store: could not add the new columns: {first_line}",
-            hint=f"another session held a lock for over {_MIGRATION_LOCK_TIMEOUT}; the next run retries",
-        ) from exc
-    return added  # a long dashboard query must not hold a run at start-up for long
+        raise _migration_blocked("add the new columns", exc) from exc
+    return added
 
 
 def widen_to_text(engine: Engine, tables: Iterable[Table]) -> list[str]:
@@ -220,11 +216,7 @@ def widen_to_text(engine: Engine, tables: Iterable[Table]) -> list[str]:
                 conn.execute(text(f"ALTER TABLE {quote(table)} {alters}"))
                 changed += [f"{table}.{c}" for c in columns]
     except OperationalError as exc:
-        first_line = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DependencyUnavailableError(
-            f"forecast store: could not widen the id columns to text: {first_line}",
-            hint=f"another session held a lock for over {_MIGRATION_LOCK_TIMEOUT}; the next run retries",
-        ) from exc
+        raise _migration_blocked("widen the id columns to text", exc) from exc
     return changed
 
 
@@ -243,3 +235,13 @@ def _narrow_text_columns(conn: Connection, wanted: dict[str, list[str]]) -> dict
         if column in wanted[table]:
             narrow.setdefault(table, []).append(column)
     return narrow
+
+
+def _migration_blocked(what: str, exc: OperationalError) -> DependencyUnavailableError:
+    """A migration step that could not take its lock (a long dashboard query must not hold a run
+    at start-up for long): one line, retried by the next run."""
+    first_line = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+    return DependencyUnavailableError(
+        f"forecast store: could not {what}: {first_line}",
+        hint=f"another session held a lock for over {_MIGRATION_LOCK_TIMEOUT}; the next run retries",
+    )
