@@ -28,6 +28,7 @@ Missing steps (gaps) keep the previous state: the level and damped trend carry f
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, Self
@@ -37,6 +38,7 @@ import pandas as pd
 
 from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.panel import Panel, forecast_frame, steps_per_day, to_panel
+from models.forecasting.smoothing_grid import GridRun, run_grid
 
 LEVEL_ALPHAS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0)
 TREND_ALPHAS: tuple[float, ...] = (0.05, 0.15, 0.3, 0.6)
@@ -80,51 +82,33 @@ def fit_smoothing(values: np.ndarray, trend: bool, lead: int, max_steps: int | N
     Only the last ``max_steps`` steps are smoothed when given: the state forgets older data at
     any alpha of the grid, and the loop's cost grows with the steps.
     """
-    if lead < 1:
-        raise ValueError(f"lead must be >= 1, got {lead}")
     if max_steps is not None:
         values = values[:, -max_steps:]
+    return fit_smoothing_at(values, trend, lead, [values.shape[1]])[0]
+
+
+def fit_smoothing_at(values: np.ndarray, trend: bool, lead: int, ends: Sequence[int]) -> list[SmoothingState]:
+    """``fit_smoothing(values[:, :end], trend, lead)`` for each of ``ends``, from one pass over the columns."""
+    if lead < 1:
+        raise ValueError(f"lead must be >= 1, got {lead}")
     alpha, beta, phi = parameter_grid(trend)
-    n, width = values.shape
-    combos = alpha.size
-    level = np.full((n, combos), np.nan)
-    slope = np.zeros((n, combos))
-    lead_err, lead_count = np.zeros((n, combos)), np.zeros((n, combos))
-    sq_err, sq_count = np.zeros((n, combos)), np.zeros((n, combos))
-    ring = np.full((lead, n, combos), np.nan)
-    damp_lead = np.cumsum(phi[None, :] ** np.arange(1, lead + 1)[:, None], axis=0)[-1]
-    observed_cols = np.flatnonzero(np.isfinite(values).any(axis=0))
-    start = int(observed_cols[0]) if observed_cols.size else width
-    for t in range(start, width):
-        y = values[:, t][:, None]
-        obs = np.isfinite(y)
-        past = ring[t % lead]
-        scored = obs & np.isfinite(past)
-        lead_err += np.where(scored, np.abs(y - past), 0.0)
-        lead_count += scored
-        started = np.isfinite(level)
-        pred = level + phi * slope
-        err = y - pred
-        usable = obs & started
-        sq_err += np.where(usable, err * err, 0.0)
-        sq_count += usable
-        new_level = np.where(obs, np.where(started, pred + alpha * err, y), pred)
-        slope = np.where(
-            usable, beta * (new_level - level) + (1 - beta) * phi * slope, np.where(started, phi * slope, 0.0)
-        )
-        level = new_level
-        ring[t % lead] = level + damp_lead * slope
+    return [_best_state(run, alpha, phi) for run in run_grid(values, alpha, beta, phi, lead, ends)]
+
+
+def _best_state(run: GridRun, alpha: np.ndarray, phi: np.ndarray) -> SmoothingState:
+    """Each row's grid point with the smallest lead-step error, and its state."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(lead_count > 0, lead_err / lead_count, np.inf)
-        sigma = np.sqrt(np.where(sq_count > 0, sq_err / sq_count, np.nan))
+        score = np.where(run.lead_count > 0, run.lead_err / run.lead_count, np.inf)
+        sigma = np.sqrt(np.where(run.sq_count > 0, run.sq_err / run.sq_count, np.nan))
+    n, combos = score.shape
     default = combos // 2
     best = np.where(np.isfinite(score).any(axis=1), np.argmin(score, axis=1), default)
     rows = np.arange(n)
     return SmoothingState(
         alpha=alpha[best],
         phi=phi[best],
-        level=level[rows, best],
-        trend=slope[rows, best],
+        level=run.level[rows, best],
+        trend=run.slope[rows, best],
         sigma=np.nan_to_num(sigma[rows, best], nan=0.0),
     )
 
