@@ -14,9 +14,11 @@ that read files, fit models and time them.
 
 from __future__ import annotations
 
+import multiprocessing
 import resource
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,24 +209,67 @@ def run_protocol(
     test: pd.DataFrame,
     horizons: pd.Series,
     level: int = 80,
+    processes: int = 1,
 ) -> MethodResult:
     """Fit and forecast each horizon group (series sharing a protocol ``h``) with one method; score it.
 
-    Wall time covers everything the method does (its backtests and selection included).
-    Peak memory is the process's high-water mark after the method ran (methods run in the order
-    called, so compare it with care: it never goes down). The summary's ``outside_bounds`` counts
-    forecast values outside what each series' training history allows (``bounds.series_bounds``).
+    With ``processes`` > 1 the series are dealt round-robin into that many shards, each forecast
+    in a worker process (:func:`forecast_in_processes`); every method of a comparison gets the
+    same count, so the speed ratio compares like with like.
+    Wall time covers everything the method does (its backtests and selection included, and the
+    workers' start-up). Peak memory is the process's high-water mark after the method ran
+    (methods run in the order called, so compare it with care: it never goes down; workers'
+    memory is not in it). The summary's ``outside_bounds`` counts forecast values outside what
+    each series' training history allows (``bounds.series_bounds``).
     """
     started = time.perf_counter()
-    parts = []
-    for h, ids in horizons.groupby(horizons, sort=True).groups.items():
-        subset = train[train[ID_COL].isin(list(ids))]
-        parts.append(forecast(subset, int(h), level))
-    forecasts = pd.concat(parts, ignore_index=True)
+    if processes > 1:
+        forecasts = forecast_in_processes(forecast, train, horizons, level, processes)
+    else:
+        forecasts = forecast_by_horizon(forecast, train, horizons, level)
     seconds = time.perf_counter() - started
     per_series = score_forecasts(train, test, forecasts, level)
     summary = summarise(per_series) | {"outside_bounds": float(points_outside(forecasts, series_bounds(train)))}
     return MethodResult(name, per_series, summary, seconds, peak_memory_mib(), forecasts)
+
+
+def forecast_by_horizon(forecast: Forecast, train: pd.DataFrame, horizons: pd.Series, level: int) -> pd.DataFrame:
+    """One method's forecasts of every series in ``train``, each horizon group with its own ``h``."""
+    parts = []
+    for h, ids in horizons.groupby(horizons, sort=True).groups.items():
+        subset = train[train[ID_COL].isin(list(ids))]
+        if len(subset):
+            parts.append(forecast(subset, int(h), level))
+    return pd.concat(parts, ignore_index=True)
+
+
+def forecast_in_processes(
+    forecast: Forecast, train: pd.DataFrame, horizons: pd.Series, level: int, processes: int
+) -> pd.DataFrame:
+    """:func:`forecast_by_horizon` over ``processes`` shards of the series, one worker process each.
+
+    Workers are forked where the platform can (they inherit the imported libraries instead of
+    importing them again); the shards are dealt round-robin over the sorted ids so long and
+    short series spread evenly.
+    """
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    ids = np.array(sorted(horizons.index.astype(str)))
+    shards = [set(ids[k::processes]) for k in range(processes) if len(ids[k::processes])]
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=len(shards), mp_context=context) as pool:
+        futures = [
+            pool.submit(
+                forecast_by_horizon,
+                forecast,
+                train[train[ID_COL].astype(str).isin(shard)],
+                horizons[horizons.index.astype(str).isin(shard)],
+                level,
+            )
+            for shard in shards
+        ]
+        parts = [f.result() for f in futures]
+    return pd.concat(parts, ignore_index=True).sort_values([ID_COL, TIME_COL], kind="stable").reset_index(drop=True)
 
 
 METHODS: dict[str, Forecast] = {
@@ -234,14 +279,19 @@ METHODS: dict[str, Forecast] = {
 }
 
 
-def compare(df: pd.DataFrame, methods: list[str] | None = None, level: int = 80) -> list[MethodResult]:
-    """Run every method in ``methods`` (default: all of :data:`METHODS`) on the protocol split of ``df``."""
+def compare(
+    df: pd.DataFrame, methods: list[str] | None = None, level: int = 80, processes: int = 1
+) -> list[MethodResult]:
+    """Run every method in ``methods`` (default: all of :data:`METHODS`) on the protocol split of
+    ``df``, each in ``processes`` processes."""
     names = methods or list(METHODS)
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     train, test, horizons = protocol_split(df)
-    return [run_protocol(n, METHODS[n], train, test, horizons, level) for n in names]
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    return [run_protocol(n, METHODS[n], train, test, horizons, level, processes) for n in names]
 
 
 def forecast_file(data: str | Path, horizon: int, level: int, out: str | Path) -> tuple[pd.DataFrame, float]:

@@ -2,7 +2,7 @@
 
 Why: no single model wins across a fleet. Short, noisy VM traces are best forecast by a smoothed
 level or a combination; long cluster traces by a daily/weekly profile or yesterday's values; a
-few by Prophet. :class:`ChampionSelector` (registered as ``auto``) runs a rolling-origin
+few by Prophet where it is offered (not by default). :class:`ChampionSelector` (registered as ``auto``) runs a rolling-origin
 backtest of every candidate (``n_origins`` windows of ``horizon`` steps at the end of each
 series), picks per series the candidate with the lowest mean MASE (:func:`pick_champions`: a
 series leaves the fleet-wide best candidate only for a win by ``switch_margin``, since a few
@@ -58,6 +58,7 @@ from models.forecasting.selection_candidates import (
     fit_each_series,
     forecast_each_series,
     is_cheap,
+    shared_origin_forecasts,
 )
 from models.forecasting.selection_scoring import (
     Backtest,
@@ -171,6 +172,10 @@ class ChampionSelector(Forecaster):
         cheap = [i for i, name in enumerate(names) if is_cheap(self.models_[name])]
         expensive = [i for i in range(len(names)) if i not in cheap]
         scales, actuals = [], []
+        # Candidates that forecast every origin in one pass (exponential smoothing) do so up front.
+        ends = [width - offset - h for offset in origins if width - offset - h >= 2]
+        cheap_models = {names[c]: self.models_[names[c]] for c in cheap}
+        self._origin_runs = shared_origin_forecasts(cheap_models, values, ends, h, self.season_)
         for o, offset in enumerate(origins):
             end = width - offset - h
             if end < 2:
@@ -188,7 +193,7 @@ class ChampionSelector(Forecaster):
                 forecast = self._cheap_forecast(names[c], history, o)
                 self._origin_forecasts[names[c]] = forecast
                 score_origin(c, o, forecast, actuals[o], scale, mase, smape, errors[names[c]])
-        self._origin_forecasts = {}  # only needed within an origin; keep the fitted model small
+        self._origin_forecasts, self._origin_runs = {}, {}  # only needed here; keep the fitted model small
         if expensive:
             self._backtest_expensive(df, names, expensive, origins, scales, actuals, mase, smape, errors)
         return Backtest(mase, smape, errors)
@@ -203,6 +208,8 @@ class ChampionSelector(Forecaster):
                 if members and all(m in self._origin_forecasts for m in members):
                     # The members were backtested already at this origin: average, do not refit.
                     forecast = np.mean([self._origin_forecasts[m] for m in members], axis=0)
+                elif (name, history.shape[1]) in self._origin_runs:
+                    forecast = self._origin_runs[(name, history.shape[1])].copy()
                 else:
                     forecast = np.asarray(as_panel_model(model).forecast_values(history, h, self.season_))
             if forecast.shape != (history.shape[0], h):

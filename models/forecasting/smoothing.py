@@ -184,6 +184,19 @@ def fit_seasonal_smoothing(
     values: np.ndarray, season: int, *, trend: bool, seasonal: bool, weekly: bool, lead: int, max_cycles: int
 ) -> SeasonalSmoothingFit:
     """Remove the daily (and weekly) profile when asked, then fit the smoothing grid."""
+    periods, profiles, rest = deseasonalise(values, season, seasonal=seasonal, weekly=weekly, max_cycles=max_cycles)
+    return SeasonalSmoothingFit(periods, profiles, fit_smoothing(rest, trend, lead, smoothing_steps(season)))
+
+
+def smoothing_steps(season: int) -> int:
+    """How many of the last steps the level and trend are smoothed over."""
+    return max(MIN_SMOOTHING_STEPS, SMOOTHING_SEASONS * season)
+
+
+def deseasonalise(
+    values: np.ndarray, season: int, *, seasonal: bool, weekly: bool, max_cycles: int
+) -> tuple[tuple[int, ...], tuple[np.ndarray, ...], np.ndarray]:
+    """(periods, profiles, what they leave of ``values``): none when not ``seasonal``."""
     periods: list[int] = []
     profiles: list[np.ndarray] = []
     rest = values
@@ -198,8 +211,36 @@ def fit_seasonal_smoothing(
             rest = rest - profile[:, phase_columns(rest.shape[1], period)]
             periods.append(period)
             profiles.append(profile)
-    max_steps = max(MIN_SMOOTHING_STEPS, SMOOTHING_SEASONS * season)
-    return SeasonalSmoothingFit(tuple(periods), tuple(profiles), fit_smoothing(rest, trend, lead, max_steps))
+    return tuple(periods), tuple(profiles), rest
+
+
+def fit_seasonal_smoothing_at(
+    values: np.ndarray, ends: Sequence[int], season: int, *, trend: bool, seasonal: bool, weekly: bool,
+    lead: int, max_cycles: int,
+) -> list[SeasonalSmoothingFit]:
+    """``fit_seasonal_smoothing(values[:, :end], ...)`` for each of ``ends`` (the backtest origins),
+    with one smoothing pass instead of one per end; the same fits, bit for bit.
+
+    Where no end has a profile and none is cut to :func:`smoothing_steps`, every fit smooths a
+    prefix of ``values``, so one pass snapshots them all. Otherwise each end's deseasonalised tail
+    is stacked as extra rows, right-aligned (rows are independent and leading NaN steps change
+    no state), and smoothed together: the same work, with the per-step overhead paid once.
+    """
+    steps = smoothing_steps(season)
+    parts = [deseasonalise(values[:, :end], season, seasonal=seasonal, weekly=weekly, max_cycles=max_cycles)
+             for end in ends]
+    if max(ends, default=0) <= steps and not any(p.any() for _, profiles, _ in parts for p in profiles):
+        states = fit_smoothing_at(values, trend, lead, ends)
+    else:
+        tails = [rest[:, -steps:] if rest.shape[1] else rest for _, _, rest in parts]
+        width = max(t.shape[1] for t in tails)
+        stacked = np.vstack([np.pad(t, ((0, 0), (width - t.shape[1], 0)), constant_values=np.nan) for t in tails])
+        both = fit_smoothing(stacked, trend, lead)
+        n = values.shape[0]
+        states = [SmoothingState(*(getattr(both, f)[k * n:(k + 1) * n] for f in SmoothingState.__dataclass_fields__))
+                  for k in range(len(ends))]
+    return [SeasonalSmoothingFit(periods, profiles, state)
+            for (periods, profiles, _), state in zip(parts, states, strict=True)]
 
 
 class ExponentialSmoothing(Forecaster):
@@ -246,6 +287,13 @@ class ExponentialSmoothing(Forecaster):
     def forecast_values(self, values: np.ndarray, h: int, season: int) -> np.ndarray:
         """Point forecasts (rows x h) for right-aligned, NaN-padded histories: the pure model."""
         return self._fit_values(values, season).point(h)
+
+    def forecast_origins(self, values: np.ndarray, ends: Sequence[int], h: int, season: int) -> list[np.ndarray]:
+        """``forecast_values(values[:, :end], h, season)`` for each of ``ends``, sharing one smoothing pass."""
+        p = self.params
+        fits = fit_seasonal_smoothing_at(values, ends, season, trend=p["trend"], seasonal=p["seasonal"],
+                                         weekly=p["weekly"], lead=self.lead_for(season), max_cycles=p["max_cycles"])
+        return [fit.point(h) for fit in fits]
 
     def _fit_values(self, values: np.ndarray, season: int) -> SeasonalSmoothingFit:
         p = self.params

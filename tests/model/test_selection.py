@@ -268,3 +268,24 @@ def test_the_fitted_selection_serves_through_the_pyfunc_and_survives_pickling() 
     served = restored.predict(None, forecast_input(12, 90))
     pd.testing.assert_frame_equal(served, model.predict(12, 90))
     assert restored.unwrap().choices_.equals(model.choices_)
+
+
+def test_backtesting_every_origin_in_one_pass_changes_no_forecast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selector's shared multi-origin pass (a speed-up) gives the choices, scores and forecasts
+    of forecasting one origin at a time, exactly."""
+    import models.forecasting.selection as selection
+
+    series = seasonal_and_trending(days=9) | {f"short_{i}": y[-60:] for i, y in enumerate(
+        seasonal_and_trending(days=4, seed=1).values())}
+    train = frame(series)
+    candidates = (*FAST, "ensemble")
+
+    def fitted() -> ChampionSelector:
+        return ChampionSelector(candidates=candidates, horizon=12).fit(train)
+
+    shared = fitted()
+    monkeypatch.setattr(selection, "shared_origin_forecasts", lambda *args: {})
+    one_at_a_time = fitted()
+    pd.testing.assert_frame_equal(shared.backtest_, one_at_a_time.backtest_)
+    pd.testing.assert_frame_equal(shared.choices_, one_at_a_time.choices_)
+    pd.testing.assert_frame_equal(shared.predict(30, 80), one_at_a_time.predict(30, 80))

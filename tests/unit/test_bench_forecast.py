@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 
 from bench.forecast import (
+    MethodResult,
     backtest_horizon,
+    forecast_in_processes,
+    forecast_seasonal_naive,
     protocol_horizon,
     protocol_split,
     run_protocol,
@@ -16,6 +19,7 @@ from bench.forecast import (
     series_group,
     summarise,
 )
+from foresight.cli.bench_forecast import goal_lines
 
 START = pd.Timestamp("2025-01-06", tz="UTC")
 
@@ -123,3 +127,32 @@ def test_each_horizon_group_is_forecast_with_its_own_horizon() -> None:
     assert calls == [(48, ["gcd:a"]), (288, ["long"])]
     assert result.per_series.set_index("unique_id")["n"].to_dict() == {"gcd:a": 48, "long": 288}
     assert result.seconds > 0 and result.peak_mib > 0
+
+
+def test_every_method_can_forecast_its_shards_in_worker_processes() -> None:
+    rng = np.random.default_rng(4)
+    df = pd.concat([series(f"gcd:{i}", 20 + rng.normal(0, 1, 400)) for i in range(5)]
+                   + [series("long", 20 + rng.normal(0, 1, 2100))], ignore_index=True)
+    train, test, horizons = protocol_split(df)
+    here = run_protocol("naive", forecast_seasonal_naive, train, test, horizons)
+    forked = run_protocol("naive", forecast_seasonal_naive, train, test, horizons, processes=2)
+    pd.testing.assert_frame_equal(
+        forked.forecasts, here.forecasts.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    )
+    assert forked.summary == here.summary
+    with pytest.raises(ValueError, match="processes must be >= 1"):
+        forecast_in_processes(forecast_seasonal_naive, train, horizons, 80, 0)
+
+
+def test_the_goal_lines_give_the_speed_ratio_of_this_run_with_its_process_count() -> None:
+    def result(name: str, mase: float, seconds: float) -> MethodResult:
+        summary = {"mase": mase, "mase_gcd": mase, "mase_long": mase / 2}
+        return MethodResult(name, pd.DataFrame(), summary, seconds, 0.0)
+
+    lines = goal_lines({"foresight": result("foresight", 0.7, 2.0), "prophet": result("prophet", 1.0, 50.0),
+                        "seasonal_naive": result("seasonal_naive", 1.4, 0.1)}, processes=2)
+    assert "Foresight MASE / prophet MASE: overall 0.70, gcd 0.70, long 0.70" in lines[0]
+    assert "seasonal_naive MASE: overall 0.50, gcd 0.50, long 0.50 (goal < 1" in lines[1]
+    assert lines[2].startswith("in this run, 2 process(es) per method: Foresight 2.0 s, per-series Prophet 50.0 s")
+    assert "25.0x faster" in lines[2]
+    assert goal_lines({"prophet": result("prophet", 1.0, 50.0)}, processes=1) == []

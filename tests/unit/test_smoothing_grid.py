@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.forecasting.base import FORECASTERS
 from models.forecasting.smoothing import SmoothingState, fit_smoothing, fit_smoothing_at, parameter_grid
 
 
@@ -88,3 +89,26 @@ def test_one_pass_with_snapshots_equals_separate_runs_on_each_prefix(trend: bool
 def test_snapshot_ends_outside_the_columns_are_refused() -> None:
     with pytest.raises(ValueError, match="ends must be within"):
         fit_smoothing_at(panel(0), False, 3, [121])
+
+
+def daily_panel(season: int, width: int, rows: int = 6) -> np.ndarray:
+    """Rows with a daily cycle of ``season`` steps and a slow trend, the first one NaN-padded."""
+    rng = np.random.default_rng(width)
+    t = np.arange(width)
+    values = 30 + 10 * np.sin(2 * np.pi * t / season) + t / 50 + rng.normal(0, 1, (rows, width))
+    values[0, : width // 5] = np.nan
+    return values
+
+
+# (season, width): under two seasons and 500 steps, no origin has a profile and one pass serves
+# all; with profiles, or with more than 500 steps (each origin smooths its own last 500), the
+# origins are stacked as rows instead.
+@pytest.mark.parametrize(("season", "width"), [(100, 150), (24, 300), (24, 620)])
+@pytest.mark.parametrize("model", ["ses", "damped_trend", "mstl"])
+def test_forecasting_every_origin_at_once_equals_one_origin_at_a_time(season: int, width: int, model: str) -> None:
+    forecaster = FORECASTERS.get(model)(season_length=season, lead=3)
+    values = daily_panel(season, width)
+    ends = [width - 3 * 5, width - 2 * 5, width - 5]
+    together = forecaster.forecast_origins(values, ends, 5, season)
+    for end, forecast in zip(ends, together, strict=True):
+        np.testing.assert_array_equal(forecast, forecaster.forecast_values(values[:, :end], 5, season))
