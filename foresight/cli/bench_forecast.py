@@ -105,7 +105,7 @@ def bench_forecast_score(
 def goal_lines(by_name: dict[str, Any], processes: int) -> list[str]:
     """The capacity goals checked on this run's figures: MASE against Prophet and seasonal naive
     per group, and the speed ratio to Prophet measured in this run with the same process count."""
-    lines = []
+    lines: list[str] = []
     ours = by_name.get("foresight")
     if ours is None:
         return lines

@@ -172,6 +172,11 @@ class SeasonalSmoothingFit:
     profiles: tuple[np.ndarray, ...]
     state: SmoothingState
 
+    def rows(self, rows: np.ndarray) -> SeasonalSmoothingFit:
+        """The fit of ``rows`` only (a boolean mask or positions): rows are fitted independently."""
+        state = SmoothingState(*(getattr(self.state, f)[rows] for f in SmoothingState.__dataclass_fields__))
+        return SeasonalSmoothingFit(self.periods, tuple(p[rows] for p in self.profiles), state)
+
     def point(self, h: int) -> np.ndarray:
         out = self.state.point(h)
         steps = np.arange(h)
@@ -288,12 +293,12 @@ class ExponentialSmoothing(Forecaster):
         """Point forecasts (rows x h) for right-aligned, NaN-padded histories: the pure model."""
         return self._fit_values(values, season).point(h)
 
-    def forecast_origins(self, values: np.ndarray, ends: Sequence[int], h: int, season: int) -> list[np.ndarray]:
-        """``forecast_values(values[:, :end], h, season)`` for each of ``ends``, sharing one smoothing pass."""
+    def fit_origins(self, values: np.ndarray, ends: Sequence[int], season: int) -> list[SeasonalSmoothingFit]:
+        """The fits behind ``forecast_values(values[:, :end], h, season)`` for each of ``ends``, from one
+        smoothing pass (:func:`fit_seasonal_smoothing_at`); ``fit.point(h)`` is the forecast."""
         p = self.params
-        fits = fit_seasonal_smoothing_at(values, ends, season, trend=p["trend"], seasonal=p["seasonal"],
+        return fit_seasonal_smoothing_at(values, ends, season, trend=p["trend"], seasonal=p["seasonal"],
                                          weekly=p["weekly"], lead=self.lead_for(season), max_cycles=p["max_cycles"])
-        return [fit.point(h) for fit in fits]
 
     def _fit_values(self, values: np.ndarray, season: int) -> SeasonalSmoothingFit:
         p = self.params

@@ -109,6 +109,6 @@ def test_forecasting_every_origin_at_once_equals_one_origin_at_a_time(season: in
     forecaster = FORECASTERS.get(model)(season_length=season, lead=3)
     values = daily_panel(season, width)
     ends = [width - 3 * 5, width - 2 * 5, width - 5]
-    together = forecaster.forecast_origins(values, ends, 5, season)
+    together = [fit.point(5) for fit in forecaster.fit_origins(values, ends, season)]
     for end, forecast in zip(ends, together, strict=True):
         np.testing.assert_array_equal(forecast, forecaster.forecast_values(values[:, :end], 5, season))
