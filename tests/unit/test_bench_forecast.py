@@ -156,3 +156,26 @@ def test_the_goal_lines_give_the_speed_ratio_of_this_run_with_its_process_count(
     assert lines[2].startswith("in this run, 2 process(es) per method: Foresight 2.0 s, per-series Prophet 50.0 s")
     assert "25.0x faster" in lines[2]
     assert goal_lines({"prophet": result("prophet", 1.0, 50.0)}, processes=1) == []
+
+
+def test_scores_equal_the_per_series_metric_functions() -> None:
+    from models.forecasting.metrics import coverage, pinball, seasonal_scale, smape
+
+    rng = np.random.default_rng(7)
+    df = pd.concat([series("long", 50 + rng.normal(0, 5, 2100).cumsum() / 10),
+                    series("gcd:a", rng.normal(10, 3, 300)), series("gcd:b", np.r_[np.zeros(250), rng.normal(0, 1, 50)])],
+                   ignore_index=True)
+    train, test, _ = protocol_split(df)
+    noise = rng.normal(0, 2, len(test))
+    forecasts = test.assign(yhat=test["y"] + noise, yhat_lower=test["y"] + noise - 2, yhat_upper=test["y"] + noise + 2)
+    forecasts.loc[forecasts.index[:5], "yhat"] = 0.0
+    got = score_forecasts(train, test, forecasts.drop(columns="y")).set_index("unique_id")
+    for uid, g in forecasts.groupby("unique_id"):
+        y, history = g["y"].to_numpy(), train.loc[train["unique_id"] == uid, "y"].to_numpy()
+        expected_mase = np.mean(np.abs(y - g["yhat"])) / seasonal_scale(history, scale_season(history.size))
+        assert got.loc[uid, "mase"] == pytest.approx(expected_mase, rel=1e-12)
+        assert got.loc[uid, "smape"] == pytest.approx(smape(y, g["yhat"]), rel=1e-12)
+        assert got.loc[uid, "coverage"] == pytest.approx(coverage(y, g["yhat_lower"], g["yhat_upper"]))
+        both = (pinball(y, g["yhat_lower"], 0.1) + pinball(y, g["yhat_upper"], 0.9)) / 2
+        assert got.loc[uid, "pinball"] == pytest.approx(both, rel=1e-12)
+        assert got.loc[uid, "n"] == len(g) and got.loc[uid, "group"] == series_group(str(uid))
