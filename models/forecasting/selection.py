@@ -34,6 +34,8 @@ candidate), ``failures_`` and ``fallbacks_``.
 
 Scoring, the per-series choice and the calibration's held-out split (pure) live in
 :mod:`models.forecasting.selection_scoring`; this module holds the selector's steps.
+Longer than 400 lines because those steps (backtest, choose, calibrate, fit the expensive
+champions, predict) share the fitted state; what is pure already lives in the two modules above.
 """
 
 from __future__ import annotations
