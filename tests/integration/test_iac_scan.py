@@ -22,7 +22,8 @@ from support.servers import missing_dependency
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "foresight" / "checkov-venv"
+# Where infra/ci/checkov-venv.sh puts it (an empty XDG_CACHE_HOME counts as unset, as in the script).
+DEFAULT_VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "foresight" / "checkov-venv"
 # What the issue asks of the infrastructure, as checkov's check id and the resource it must pass on
 # (a skip elsewhere is fine, e.g. SSE-KMS on the access-log bucket, which S3 logging cannot use).
 REQUIRED_PASSES = {
