@@ -40,7 +40,7 @@ _TEMPLATE = """<!DOCTYPE html>
  th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
  th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
  .plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1rem; }
- figure { margin: 0; } figcaption { font-size: 0.85rem; color: #444; }
+ figure { margin: 0; } figure img { max-width: 100%; height: auto; } figcaption { font-size: 0.85rem; color: #444; }
  .note { color: #666; font-size: 0.85rem; }
 </style>
 </head>

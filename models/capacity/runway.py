@@ -57,7 +57,7 @@ def exceedance_probability(
     with np.errstate(divide="ignore", invalid="ignore"):
         standardised = np.where(spread > 0, gap / spread, np.sign(gap) * np.inf)
     standardised = np.where((spread == 0) & (gap == 0), 0.0, standardised)
-    probability = 1.0 - ndtr(standardised)
+    probability = ndtr(-standardised)  # not 1 - ndtr(z): far tails keep their tiny, non-zero size
     return np.where(np.isnan(gap) | np.isnan(spread), np.nan, probability)
 
 
