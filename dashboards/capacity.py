@@ -269,17 +269,10 @@ def _runway_table() -> table.Panel:
             ],
         )
         .override_by_name("days_to_threshold_earliest", [prop("unit", "d"), prop("decimals", 1)])
-        .override_by_name(
-            "crossing_probability",
-            [
-                prop("unit", "percentunit"),
-                prop("decimals", 0),
-                prop("min", 0),
-                prop("max", 1),
-                prop("custom.cellOptions", {"type": "color-background"}),
-                prop("thresholds", steps((None, "green"), (0.1, "orange"), (0.5, "red")).build().to_json()),
-            ],
-        )
+        .override_by_name("crossing_probability", [
+            prop("unit", "percentunit"), prop("decimals", 0), prop("min", 0), prop("max", 1),
+            prop("custom.cellOptions", {"type": "color-background"}),
+            prop("thresholds", steps((None, "green"), (0.1, "orange"), (0.5, "red")).build().to_json())])
         .override_by_name(
             "series",
             [
