@@ -97,6 +97,7 @@ def write_report(
         incidents=incidents,
         evaluation=(detect_summary or {}).get("evaluation", {}),
         rightsizing=store_data.get("rightsizing"),
+        level=settings.forecast.level,
     )
 
 
