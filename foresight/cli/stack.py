@@ -134,7 +134,7 @@ def _production_up(home: Path, pg_url: str, prefix: str, project_dir: Path, port
         raise typer.Exit(1) from None
     _print_stack_status(stack)
     console.print(f"Settings for clients, `prefect deploy` and your shell (`source {stack.env_file}`):")
-    console.print(stack.env_file.read_text(), markup=False, highlight=False)
+    typer.echo(stack.env_file.read_text(), nl=False)  # unwrapped: to copy into a shell
     console.print("Then: prefect deploy --all (from the checkout), prefect deployment run ingest/ingest, ...")
 
 
