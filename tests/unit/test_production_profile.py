@@ -69,7 +69,7 @@ def test_the_env_file_is_what_a_shell_sources(tmp_path: Path) -> None:
     assert "export FORESIGHT_LAKE_URL=" + shlex.quote(env["FORESIGHT_LAKE_URL"]) in env_file_text(env)
 
 
-@pytest.mark.parametrize("prefix", ["Foresight", "a-b", "1st", "x;drop"])
+@pytest.mark.parametrize("prefix", ["", "Foresight", "a-b", "1st", "x;drop", "a" * 41])
 def test_a_prefix_that_cannot_name_databases_and_buckets_is_refused(tmp_path: Path, prefix: str) -> None:
     with pytest.raises(StackError, match="prefix"):
         _profile(tmp_path, prefix=prefix)

@@ -21,6 +21,7 @@ to ``production.env`` in the state folder.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 from dataclasses import asdict, dataclass, field
@@ -66,9 +67,9 @@ class ProductionProfile:
     ui: bool = True
 
     def __post_init__(self) -> None:
-        if not self.prefix.replace("_", "").isalnum() or not self.prefix[0].isalpha() or self.prefix != self.prefix.lower():
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", self.prefix):
             raise StackError(f"production profile: prefix {self.prefix!r} must be lower-case letters, digits "
-                             "and '_', starting with a letter (it names databases and buckets)")
+                             "and '_', starting with a letter, at most 40 (it names databases and buckets)")
 
     def database(self, role: str) -> str:
         return f"{self.prefix}_{role}"
