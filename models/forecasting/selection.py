@@ -64,9 +64,9 @@ from models.forecasting.selection_candidates import (
 )
 from models.forecasting.selection_scoring import (
     Backtest,
-    Holdout,
     calibration_split,
     choice_tables,
+    fitted_holdouts,
     holdout_lead_factors,
     pick_champions,
     score_origin,
@@ -312,16 +312,8 @@ class ChampionSelector(Forecaster):
         )
 
     def _calibrate(self, bt: Backtest) -> None:
-        """Conformal widths from each series' champion's backtest errors, plus a held-out correction.
-
-        Widths calibrated on the errors of the model a series was *chosen* for are too narrow
-        (the choice favours models whose backtest errors happened to be small) and the future
-        can be rougher than the backtest. To measure that, the choice and the widths are
-        repeated without each origin in turn, and the fleet-wide factor that brings those widths
-        to the wanted coverage on the held-out origins' errors is kept per lead bucket (see
-        :meth:`interval_factors`): one factor for all leads left the first hour under-covered and
-        the first day over-covered on capacity-dev.
-        """
+        """Conformal widths per lead bucket from each series' champion's backtest errors, and the
+        held-out origin that measures how much too narrow they are (see :func:`calibration_split`)."""
         self.widths_, self.holdouts_ = calibration_split(
             bt, list(self.models_), self.choice_, self.params["switch_margin"],
             step_buckets(self.horizon_, self.freq_),
@@ -330,12 +322,7 @@ class ChampionSelector(Forecaster):
     def lead_factors(self, level: int) -> dict[str, float]:
         """Per lead bucket measured, the fleet-wide width multiplier: the conformal ``level``
         quantile of held-out |error| / width there (in [1, 3]). Empty with ``n_origins=1``."""
-        buckets = step_buckets(self.horizon_, self.freq_)
-        holdouts = getattr(self, "holdouts_", None)
-        if holdouts is None:  # pickled before held-out origins were kept as a list: its one holdout
-            widths, errors = getattr(self, "holdout_widths_", None), getattr(self, "holdout_errors_", None)
-            holdouts = [] if widths is None or errors is None else [Holdout(widths, errors)]
-        return holdout_lead_factors(holdouts, buckets, level)
+        return holdout_lead_factors(fitted_holdouts(self), step_buckets(self.horizon_, self.freq_), level)
 
     def interval_factors(self, h: int, level: int) -> np.ndarray:
         """The width multiplier of each of steps 1..h: its lead bucket's factor (a bucket past the

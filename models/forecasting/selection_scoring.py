@@ -2,8 +2,10 @@
 
 Pure numpy / pandas: :func:`score_origin` fills per-origin MASE and sMAPE, :func:`pick_champions`
 chooses per series (a series leaves the fleet-wide best candidate only for a clear win),
-:func:`champion_errors` gathers the chosen models' errors for calibration, and
-:func:`choice_tables` lays the outcome out as the selector's ``backtest_`` and ``choices_``.
+:func:`champion_errors` gathers the chosen models' errors for calibration,
+:func:`choice_tables` lays the outcome out as the selector's ``backtest_`` and ``choices_``, and
+:func:`calibration_split` / :func:`holdout_lead_factors` fit the interval widths per lead bucket
+(from :func:`width_choice`'s models) and measure them on a held-out origin.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from foresight.schemas import ID_COL
-from models.forecasting.calibration import ConformalWidths, conformal_widths, cross_origin_scores, lead_factors
+from models.forecasting.calibration import (
+    ConformalWidths,
+    conformal_widths,
+    cross_origin_scores,
+    lead_factors,
+)
 
 CHOICE_COLUMNS: tuple[str, ...] = (
     ID_COL,
@@ -259,6 +266,16 @@ def calibration_split(
     if not np.isfinite(cube[:, -1, :]).any():
         return widths, []
     return widths, [Holdout(conformal_widths(cube[:, :-1, :], buckets), cube[:, -1, :])]
+
+
+def fitted_holdouts(selector: object) -> list[Holdout]:
+    """A fitted selector's held-out origins; one pickled before they were kept as a list has its
+    single holdout as ``holdout_widths_`` / ``holdout_errors_``."""
+    holdouts = getattr(selector, "holdouts_", None)
+    if holdouts is not None:
+        return list(holdouts)
+    widths, errors = getattr(selector, "holdout_widths_", None), getattr(selector, "holdout_errors_", None)
+    return [] if widths is None or errors is None else [Holdout(widths, errors)]
 
 
 def holdout_lead_factors(holdouts: list[Holdout], buckets: np.ndarray, level: int) -> dict[str, float]:

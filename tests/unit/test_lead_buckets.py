@@ -8,6 +8,7 @@ import pytest
 
 from models.forecasting.calibration import conformal_widths, factor_steps, lead_factors
 from models.forecasting.lead_buckets import lead_bucket, lead_metrics, scores_by_lead, step_buckets
+from models.forecasting.selection_scoring import width_choice
 
 
 def test_buckets_are_edges_in_time_so_they_hold_at_any_sampling_interval() -> None:
@@ -80,3 +81,17 @@ def test_lead_factors_widen_only_the_bucket_the_held_out_errors_outgrew() -> Non
     steps = factor_steps(factors, step_buckets(24 * 12 * 3, "5min"))  # three days ahead
     assert steps[0] == factors["1h"] and steps[-1] == factors["1d"]  # the week bucket was not measured
     assert factor_steps({}, buckets).tolist() == [1.0] * 48
+    # A calm held-out origin never narrows the band: the factor corrects optimism, one way.
+    assert set(lead_factors(errors / 10, half, buckets, 80).values()) == {1.0}
+
+
+def test_an_expensive_champion_scored_at_one_origin_takes_its_widths_from_a_fully_backtested_one() -> None:
+    mase = np.full((3, 3, 2), np.nan)  # candidates x origins x series
+    mase[0] = [[1.0, 1.0]] * 3  # cheap, every origin
+    mase[1] = [[0.9, 2.0]] * 3  # cheap, every origin; best for series 0
+    mase[2, 2] = [0.1, 0.1]  # expensive, last origin only: the champion of both
+    names = ["a", "b", "prophet"]
+    chosen = np.array(["prophet", "prophet"], dtype=object)
+    assert width_choice(mase, names, chosen, margin=0.0).tolist() == ["b", "a"]
+    kept = np.array(["b", "a"], dtype=object)
+    assert width_choice(mase, names, kept, margin=0.0).tolist() == ["b", "a"]
