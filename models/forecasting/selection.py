@@ -9,7 +9,7 @@ series leaves the fleet-wide best candidate only for a win by ``switch_margin``,
 origins rank noisily), forecasts each series with its pick and calibrates the intervals on the
 pick's own backtest errors (:mod:`models.forecasting.calibration`), scaled per lead-time bucket
 (first hour, first day, first week) by a fleet-wide factor measured on a held-out origin
-(:meth:`ChampionSelector.interval_factors`).
+(:meth:`ChampionSelector.lead_factors`).
 
 Cost is the engineering point. *Cheap* candidates (:mod:`models.forecasting.selection_candidates`)
 are backtested on the whole fleet at once as numpy over a right-aligned panel (timings:
@@ -49,7 +49,6 @@ import pandas as pd
 
 from foresight.schemas import ID_COL, TIME_COL
 from models.forecasting.base import FORECASTERS, Forecaster
-from models.forecasting.calibration import factor_steps
 from models.forecasting.ensemble import MeanEnsemble
 from models.forecasting.lead_buckets import step_buckets
 from models.forecasting.panel import Panel, forecast_frame, seasonal_scales, steps_per_day, to_panel
@@ -68,6 +67,7 @@ from models.forecasting.selection_scoring import (
     choice_tables,
     fitted_holdouts,
     holdout_lead_factors,
+    lead_half_widths,
     pick_champions,
     score_origin,
     screen_expensive,
@@ -324,11 +324,6 @@ class ChampionSelector(Forecaster):
         quantile of held-out |error| / width there (in [1, 3]). Empty with ``n_origins=1``."""
         return holdout_lead_factors(fitted_holdouts(self), step_buckets(self.horizon_, self.freq_), level)
 
-    def interval_factors(self, h: int, level: int) -> np.ndarray:
-        """The width multiplier of each of steps 1..h: its lead bucket's factor (a bucket past the
-        backtest horizon takes the longest measured one's; see ``calibration.factor_steps``)."""
-        return factor_steps(self.lead_factors(level), step_buckets(h, self.freq_))
-
     def _fit_expensive_champions(self, df: pd.DataFrame) -> None:
         """Refit each expensive champion on the full history of the series that chose it.
 
@@ -391,8 +386,7 @@ class ChampionSelector(Forecaster):
             yhat[missing] = as_panel_model(naive).forecast_values(
                 self.panel_.values[missing], h, self.season_
             )
-        buckets = step_buckets(h, self.freq_)
-        half = self.widths_.half_widths(h, level, buckets) * self.interval_factors(h, level)[None, :]
+        half = lead_half_widths(self.widths_, fitted_holdouts(self), self.horizon_, self.freq_, h, level)
         out = forecast_frame(self.panel_, yhat, yhat - half, yhat + half)
         # Which model made each series (h rows each, in panel order): the store keeps it per row.
         return out.assign(model_name=np.repeat(made_by.astype(str), h))

@@ -21,8 +21,10 @@ from models.forecasting.calibration import (
     ConformalWidths,
     conformal_widths,
     cross_origin_scores,
+    factor_steps,
     lead_factors,
 )
+from models.forecasting.lead_buckets import step_buckets
 
 CHOICE_COLUMNS: tuple[str, ...] = (
     ID_COL,
@@ -288,3 +290,13 @@ def holdout_lead_factors(holdouts: list[Holdout], buckets: np.ndarray, level: in
     errors = np.concatenate([h.errors for h in holdouts], axis=0)
     half = np.concatenate([h.widths.half_widths(steps, level, buckets) for h in holdouts], axis=0)
     return lead_factors(errors, half, buckets, level)
+
+
+def lead_half_widths(
+    widths: ConformalWidths, holdouts: list[Holdout], backtest_steps: int, freq: str, h: int, level: int
+) -> np.ndarray:
+    """Interval half-widths (series x h) as served: per-bucket scales times the held-out factor of
+    each step's lead bucket (a bucket past the backtest horizon takes the longest measured one's)."""
+    factors = holdout_lead_factors(holdouts, step_buckets(backtest_steps, freq), level)
+    buckets = step_buckets(h, freq)
+    return widths.half_widths(h, level, buckets) * factor_steps(factors, buckets)[None, :]
