@@ -187,6 +187,18 @@ def test_champion_moves_only_by_the_rule(demo: tuple[Snapshot, Snapshot]) -> Non
             assert "does not beat" in decision["reason"] or decision["reason"].startswith("not promoted:")
 
 
+def test_the_forecaster_run_logs_coverage_and_pinball_by_lead(demo: tuple[Snapshot, Snapshot]) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(load_settings().tracking_uri)
+    trained = demo[0].results["train"]["forecaster"]
+    metrics = client.get_run(trained["run_id"]).data.metrics
+    # The gate backtests 48 hourly steps: the first hour, the rest of the first day, the second day.
+    for bucket in ("1h", "1d", "7d"):
+        assert 0 <= metrics[f"coverage_lead_{bucket}"] <= 1 and metrics[f"pinball_lead_{bucket}"] >= 0
+    assert "coverage_lead_beyond_7d" not in metrics
+
+
 def test_the_anomaly_detector_version_carries_its_nab_figures(demo: tuple[Snapshot, Snapshot]) -> None:
     from mlflow import MlflowClient
 
