@@ -27,8 +27,9 @@ $(STAMP): requirements.lock pyproject.toml
 demo: install
 	$(VENV)/bin/foresight demo
 
+# Everything, in two processes: the end-to-end pipelines beside the rest (infra/ci/test-shards.sh).
 test: install system-packages
-	$(PY) -m pytest
+	@bash infra/ci/test-shards.sh $(PY)
 
 # Everything but the servers, the demo pipeline and the slow model/data tests (`make test` runs them).
 test-fast: install

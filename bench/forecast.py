@@ -5,7 +5,8 @@ The protocol (shared/data/README.md, capacity-dev): per series hold out the last
 ``h`` steps with an 80 % interval. MASE is scaled by the in-sample MAE of the seasonal-naive
 forecast with season 288 (season 1 when the training part has fewer than 576 points); reported
 are the mean MASE over series, the mean sMAPE over series and the share of held-out points
-inside the interval.
+inside the interval, and coverage and pinball loss per lead-time bucket (first hour, first day;
+:mod:`models.forecasting.lead_buckets`), lead measured from each series' last training point.
 
 Pure functions (:func:`protocol_split`, :func:`score_forecasts`, :func:`summarise`,
 :func:`series_group`) are separate from the runners (:func:`forecast_file`, :func:`compare`)
@@ -29,6 +30,7 @@ import pandas as pd
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, validate_telemetry
 from models.forecasting.base import infer_freq, series_scales
 from models.forecasting.bounds import clip_forecast, points_outside, series_bounds
+from models.forecasting.lead_buckets import lead_metrics, scores_by_lead
 from models.forecasting.panel import steps_per_day
 from models.forecasting.prophet_model import ProphetForecaster
 from models.forecasting.seasonal_naive import SeasonalNaive
@@ -132,6 +134,15 @@ def score_forecasts(
         "pinball": mean(loss),
         "n": n.astype(int),
     })
+
+
+def score_by_lead(train: pd.DataFrame, test: pd.DataFrame, forecasts: pd.DataFrame, level: int = 80) -> pd.DataFrame:
+    """Coverage and pinball loss of the held-out points per lead bucket (lead: time after the
+    series' last training point); see :func:`models.forecasting.lead_buckets.scores_by_lead`."""
+    scored = test.merge(forecasts, on=[ID_COL, TIME_COL], how="inner")
+    cutoff = scored[ID_COL].map(train.groupby(ID_COL, sort=False, observed=True)[TIME_COL].max())
+    return scores_by_lead(scored[TARGET_COL], scored["yhat_lower"], scored["yhat_upper"],
+                          scored[TIME_COL] - cutoff, level)
 
 
 def summarise(per_series: pd.DataFrame) -> dict[str, float]:
@@ -238,7 +249,8 @@ def run_protocol(
         forecasts = forecast_by_horizon(forecast, train, horizons, level)
     seconds = time.perf_counter() - started
     per_series = score_forecasts(train, test, forecasts, level)
-    summary = summarise(per_series) | {"outside_bounds": float(points_outside(forecasts, series_bounds(train)))}
+    summary = summarise(per_series) | lead_metrics(score_by_lead(train, test, forecasts, level))
+    summary |= {"outside_bounds": float(points_outside(forecasts, series_bounds(train)))}
     return MethodResult(name, per_series, summary, seconds, peak_memory_mib(), forecasts)
 
 
@@ -333,6 +345,8 @@ def score_file(
     unknown = sorted(set(actuals[ID_COL].astype(str)) - set(train[ID_COL].astype(str)))
     if unknown:
         raise ValueError(f"{len(unknown)} series have actuals but no training history, e.g. {unknown[:3]}")
-    per_series = score_forecasts(train, actuals.assign(**{ID_COL: actuals[ID_COL].astype(str)}), forecasts, level)
-    return summarise(per_series), per_series
+    actuals = actuals.assign(**{ID_COL: actuals[ID_COL].astype(str)})
+    per_series = score_forecasts(train, actuals, forecasts, level)
+    train = train.assign(**{ID_COL: train[ID_COL].astype(str)})
+    return summarise(per_series) | lead_metrics(score_by_lead(train, actuals, forecasts, level)), per_series
 

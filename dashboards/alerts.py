@@ -4,8 +4,15 @@ Grafana's file provisioning for alerting (``apiVersion: 1``, ``groups``: ``orgId
 ``folder``, ``interval``, ``rules``), one group evaluated every minute in the ``Foresight`` folder:
 
 - **Capacity runway under 7 days** (forecast store, PostgreSQL): one alert per planned series whose
-  forecast p90 reaches its threshold within :data:`RUNWAY_DAYS` days; labels carry the series,
-  service and metric (Grafana turns a SQL table's text columns into labels).
+  median forecast reaches its threshold within :data:`RUNWAY_DAYS` days (the plan's runway,
+  ``days_to_threshold``); labels carry the series, service and metric (Grafana turns a SQL
+  table's text columns into labels). It reads the median runway, not the upper band's crossing
+  nor the probability: a median crossing within 7 days means at least an even chance of crossing
+  by then, so the page is likely to be real, where the band's crossing (at least a 1-in-10 chance)
+  paged for flat series whose band merely widened. Series that only *might* cross show on the
+  capacity dashboard with their probability. The query keeps one number per row: another numeric
+  column would become a second series under the same threshold, and a probability as a label would
+  start a new alert instance whenever it moved.
 - **Critical incident open** (Prometheus): a service with an open incident of severity
   ``critical``, from the detect flow's pushed ``foresight_incident_open_critical``.
 - **Foresight pipeline has not run** (Prometheus): the last successful detect run is older than
@@ -95,9 +102,11 @@ def rules() -> list[dict[str, Any]]:
     return [
         _rule("foresight-runway-short", f"Capacity runway under {RUNWAY_DAYS} days", _store_query(RUNWAY_SQL),
               _reduce_and_threshold("lt", RUNWAY_DAYS), for_="0s", no_data="OK", severity="warning",
-              summary="{{ $labels.series }} reaches its threshold in {{ humanize $values.B.Value }} days",
-              description="The forecast's p90 for this series crosses its capacity threshold within "
-                          f"{RUNWAY_DAYS} days (capacity_plan.days_to_threshold); see the capacity dashboard."),
+              summary="{{ $labels.series }} is expected to reach its threshold in {{ humanize $values.B.Value }} days",
+              description="The median forecast for this series crosses its capacity threshold within "
+                          f"{RUNWAY_DAYS} days (capacity_plan.days_to_threshold), so it is at least as likely "
+                          "as not to cross; its chance within the horizon is capacity_plan.crossing_probability "
+                          "on the capacity dashboard."),
         _rule("foresight-critical-incident", "Critical incident open", _prometheus_query(CRITICAL_INCIDENTS_PROMQL),
               _reduce_and_threshold("gt", 0), for_="0s", no_data="OK", severity="critical",
               summary="{{ $labels.service }} has an open critical Foresight incident",

@@ -7,9 +7,11 @@ series, for the forecast panel); ``promql`` (hidden: the selected series' PromQL
 
 Panels:
 
-- **Capacity runway**: every planned series, soonest to reach its threshold first; the days
-  count to the first step whose p90 (``yhat_upper``) reaches the threshold. Clicking a series
-  opens its forecast below.
+- **Capacity runway**: every planned series, soonest to reach its threshold first. Three
+  figures per series: the runway (days until the median forecast ``yhat`` reaches the
+  threshold), the earliest plausible crossing (days until the upper band ``yhat_upper`` does) and
+  the chance of crossing within the horizon, read from the same band
+  (:mod:`models.capacity.runway`). Clicking a series opens its forecast below.
 - **Capacity needed**: the factor each series' capacity must scale by to keep its p90 peak at
   the target utilisation.
 - **Forecast vs actuals** (``-- Mixed --`` datasource): actuals straight from Prometheus
@@ -99,11 +101,11 @@ ORDER BY f.ds"""
 
 RUNWAY_SQL = f"""SELECT p.unique_id AS "series", p.service, p.resource_id, p.metric,
   (SELECT MAX(f.model_name) FROM forecasts f WHERE f.unique_id = p.unique_id) AS "model",
-  p.current, p.peak_p90, p.threshold, p.days_to_threshold,
-  p.threshold_date, p.threshold_date_earliest, p.threshold_date_latest, p.capacity_needed
+  p.current, p.peak_p90, p.threshold, p.days_to_threshold, p.days_to_threshold_earliest,
+  p.crossing_probability, p.threshold_date, p.threshold_date_earliest, p.threshold_date_latest, p.capacity_needed
 FROM capacity_plan p
 WHERE {_SERVICE_METRIC}
-ORDER BY p.days_to_threshold ASC NULLS LAST, p.unique_id"""
+ORDER BY p.days_to_threshold ASC NULLS LAST, p.crossing_probability DESC NULLS LAST, p.unique_id"""
 
 CAPACITY_NEEDED_SQL = f"""SELECT p.unique_id AS "series", p.capacity_needed AS "capacity needed"
 FROM capacity_plan p
@@ -247,8 +249,10 @@ def _runway_table() -> table.Panel:
         .id(1)
         .title("Capacity runway")
         .description(
-            "Days until the forecast's p90 reaches the threshold (empty: not within the horizon). "
-            "Click a series to plot it."
+            "days_to_threshold: days until the median forecast reaches the threshold (the runway; "
+            "empty: not within the horizon). days_to_threshold_earliest: the same for the upper band, "
+            "the earliest plausible crossing. crossing_probability: the chance of reaching the "
+            "threshold within the horizon, from the same band. Click a series to plot it."
         )
         .datasource(STORE)
         .height(10)
@@ -264,6 +268,11 @@ def _runway_table() -> table.Panel:
                 prop("thresholds", steps((None, "red"), (7, "orange"), (30, "green")).build().to_json()),
             ],
         )
+        .override_by_name("days_to_threshold_earliest", [prop("unit", "d"), prop("decimals", 1)])
+        .override_by_name("crossing_probability", [
+            prop("unit", "percentunit"), prop("decimals", 0), prop("min", 0), prop("max", 1),
+            prop("custom.cellOptions", {"type": "color-background"}),
+            prop("thresholds", steps((None, "green"), (0.1, "orange"), (0.5, "red")).build().to_json())])
         .override_by_name(
             "series",
             [

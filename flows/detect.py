@@ -71,6 +71,7 @@ from flows.resources import (
 from flows.retries import retry_unless_permanent
 from flows.self_metrics import SELF_METRICS
 from foresight.model_registry import REGISTERED
+from foresight.schemas import empty_incident_history
 from foresight.settings import Settings
 from foresight.source_holds import SourceHold, source_hold
 from foresight.timeutil import utc_timestamp
@@ -98,7 +99,7 @@ def load_recent(settings: Settings, warmup: pd.Timedelta) -> dict[str, Any]:
     window_start = newest - pd.Timedelta(hours=settings.detect.lookback_hours)
     telemetry = lake.read("telemetry", start=window_start - warmup)
     logs = lake.read("logs", start=window_start - warmup) if lake.exists("logs") else None
-    truth = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
+    truth = lake.read("incidents") if lake.exists("incidents") else empty_incident_history()
     batches = lake.read("batches") if lake.exists("batches") else pd.DataFrame()
     return {"telemetry": telemetry, "catalogue": lake.read("catalogue"), "logs": logs, "truth": truth,
             "window_start": window_start, "batches": batches}

@@ -226,7 +226,8 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
     fcfg = settings.forecast
     # The whole history: the plan takes each series' last value, and its recent steps for the start check.
     plan = capacity_plan(forecasts, series, settings.thresholds, catalogue, fcfg.target_utilisation,
-                         settings.utilisation_targets(), start_k=fcfg.start_jump_k, start_window=fcfg.start_noise_window)
+                         settings.utilisation_targets(), start_k=fcfg.start_jump_k, start_window=fcfg.start_noise_window,
+                         level=fcfg.level)
     start_warnings = [f"{row.unique_id}: {row.start_warning}" for row in plan.itertuples() if pd.notna(row.start_warning)]
     for warning in start_warnings:
         get_run_logger().warning("forecast start: %s", warning)
@@ -250,7 +251,7 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
                        "level": settings.forecast.level}, refusals)
     warnings = raise_scaling_warnings(settings, refusals, version, now) if not refusals.empty else 0
 
-    soonest = plan.sort_values("days_to_threshold", na_position="last").head(10)
+    soonest = plan.head(10)  # the plan comes most urgent first
     create_markdown_artifact(
         key="capacity-plan",
         markdown=_plan_markdown(soonest, version, model.name, len(forecasts["unique_id"].unique())),
@@ -270,6 +271,7 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
         "series_models": _series_per_model(forecasts, model.name),
         "forecast_rows": len(forecasts), "plan_rows": len(plan), "forecast_values_clipped": clipped,
         "crossing_within_horizon": int(plan["days_to_threshold"].notna().sum()),
+        "plausible_crossing_within_horizon": int(plan["days_to_threshold_earliest"].notna().sum()),
         "rightsizing_rows": len(recommendations),
         "rightsizing_actions": {str(k): int(v) for k, v in recommendations["action"].value_counts().items()},
         "monthly_savings": round(float(-recommendations["monthly_cost_change"].clip(upper=0).sum()), 2) + 0.0,  # no -0.0
@@ -303,12 +305,15 @@ def _series_per_model(forecasts: pd.DataFrame, default: str) -> dict[str, int]:
 
 def _plan_markdown(soonest: pd.DataFrame, version: str, model_name: str, n_series: int) -> str:
     lines = [f"# Capacity plan\n\n{n_series} series forecast by `{model_name}` (capacity-forecaster v{version}).\n",
-             "| resource | metric | current | peak p90 | threshold | days to threshold | capacity needed |",
-             "|---|---|---|---|---|---|---|"]
+             "| resource | metric | current | peak p90 | threshold | days to threshold (median) | "
+             "earliest (p90 band) | P(cross in horizon) | capacity needed |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in soonest.itertuples():
         days = "beyond horizon" if pd.isna(row.days_to_threshold) else f"{row.days_to_threshold:.1f}"
+        earliest = "beyond horizon" if pd.isna(row.days_to_threshold_earliest) else f"{row.days_to_threshold_earliest:.1f}"
+        chance = "n/a" if pd.isna(row.crossing_probability) else f"{100 * row.crossing_probability:.0f} %"
         lines.append(f"| {row.resource_id} | {row.metric} | {row.current:.1f} | {row.peak_p90:.1f} | "
-                     f"{row.threshold:.0f} | {days} | x{row.capacity_needed:.2f} |")
+                     f"{row.threshold:.0f} | {days} | {earliest} | {chance} | x{row.capacity_needed:.2f} |")
     return "\n".join(lines)
 
 

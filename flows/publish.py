@@ -19,6 +19,7 @@ from dashboards.build import build_all, write_all
 from flows.resources import open_forecast_store, open_lake, open_outbox, settings_for_run
 from flows.retries import retry_unless_permanent
 from flows.self_metrics import SELF_METRICS
+from foresight.schemas import empty_incident_history
 from foresight.settings import Settings
 from models.evaluation.gate import capacity_series
 
@@ -81,7 +82,7 @@ def write_report(
 ) -> Path:
     lake = open_lake(settings)
     incidents = _outbox_incidents(settings)
-    truth = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
+    truth = lake.read("incidents") if lake.exists("incidents") else empty_incident_history()
     return render_report(
         settings.report_dir / "foresight-report.html",
         title="Foresight report",
@@ -97,6 +98,7 @@ def write_report(
         incidents=incidents,
         evaluation=(detect_summary or {}).get("evaluation", {}),
         rightsizing=store_data.get("rightsizing"),
+        level=settings.forecast.level,
     )
 
 

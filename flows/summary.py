@@ -49,7 +49,9 @@ def render_summary(console: Console, results: dict[str, Any], settings: Settings
         made_by = ", ".join(f"{name} {n}" for name, n in (fc.get("series_models") or {}).items())
         table.add_row("forecast", f"{fc['series']} series x {settings.forecast.horizon} steps by {fc['model']} "
                       f"v{fc['model_version']}{f' ({made_by})' if made_by else ''}; {fc['crossing_within_horizon']} "
-                      f"of {fc['plan_rows']} resources cross their threshold within the horizon")
+                      f"of {fc['plan_rows']} resources cross their threshold within the horizon on the median"
+                      + (f" ({fc['plausible_crossing_within_horizon']} on the p90 band)"
+                         if "plausible_crossing_within_horizon" in fc else ""))
         for warning in fc.get("forecast_start_warnings") or []:
             table.add_row("warning", f"[yellow]forecast start: {warning}[/yellow]")
         if "rightsizing_rows" in fc:

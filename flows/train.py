@@ -34,7 +34,7 @@ from foresight.errors import DependencyUnavailableError, NotReadyError
 from foresight.lake_snapshot import LakeSnapshot, describe_snapshot
 from foresight.model_registry import EXPERIMENTS, REGISTERED
 from foresight.promotion import baseline_serves, decide
-from foresight.schemas import validate_telemetry
+from foresight.schemas import empty_incident_history, validate_telemetry
 from foresight.settings import Settings
 from models.evaluation.gate import Evaluation
 
@@ -56,7 +56,7 @@ def load_training_data(settings: Settings) -> TrainingData:
     if settings.detect.labels_path is not None:  # a team's own incident history, false positives flagged
         incidents = read_incident_labels(settings.detect.labels_path)
     else:
-        incidents = lake.read("incidents") if lake.exists("incidents") else pd.DataFrame()
+        incidents = lake.read("incidents") if lake.exists("incidents") else empty_incident_history()
     catalogue = lake.read("catalogue")
     snapshot = describe_snapshot(settings.lake_location, telemetry, catalogue, incidents, logs)
     return TrainingData(telemetry, catalogue, incidents, logs, snapshot)

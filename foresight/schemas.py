@@ -107,6 +107,13 @@ def empty_telemetry() -> pd.DataFrame:
     )
 
 
+def empty_incident_history() -> pd.DataFrame:
+    """Known incidents (:data:`INCIDENT_COLUMNS`) when there are none yet, e.g. a new system."""
+    return pd.DataFrame(
+        {c: pd.Series([], dtype=UTC_DTYPE if c in ("start", "end") else "string") for c in INCIDENT_COLUMNS}
+    )
+
+
 def require_columns(df: pd.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:

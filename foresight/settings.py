@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -45,6 +46,9 @@ from foresight.settings_sections import (
     StreamConfig,
 )
 
+# Experiments' artifacts on a tracking server: under its --artifacts-destination, uploaded and
+# downloaded through the server (MLflow's proxied artifact access).
+SERVER_ARTIFACTS = "mlflow-artifacts:/foresight"
 DEFAULT_THRESHOLDS: dict[str, float] = {"cpu_pct": 80.0, "mem_pct": 90.0, "disk_pct": 85.0}
 
 
@@ -104,6 +108,12 @@ class Settings(BaseSettings):
 
     @property
     def artifact_location(self) -> str:
+        if self.mlflow.artifact_location:
+            return self.mlflow.artifact_location
+        if urlsplit(self.tracking_uri).scheme in {"http", "https"}:
+            # the tracking server's proxied store: a folder on this host would be one other
+            # hosts' runs cannot read
+            return SERVER_ARTIFACTS
         return (self.home / "mlartifacts").resolve().as_uri()
 
     @property

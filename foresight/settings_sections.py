@@ -181,6 +181,11 @@ class DetectConfig(Section):
 
 class MlflowConfig(Section):
     tracking_uri: str | None = None  # default: SQLite file under home
+    # Where new experiments keep their artifacts (a folder, s3://bucket/prefix, mlflow-artifacts:/...).
+    # Default: on a tracking server (http/https) the server's own artifact store, which it fills
+    # and serves itself (its --artifacts-destination, e.g. S3), so runs on any host read the same
+    # models without storage credentials; with a local store, a folder under home.
+    artifact_location: str | None = None
     # A challenger must beat the champion (and the baseline) by this relative margin.
     min_improvement: float = Field(default=0.01, ge=0, lt=1)
     # Bounded waits on a remote tracking server (MLflow's HTTP client; foresight.model_registry

@@ -221,9 +221,12 @@ class ForecastStore:
         return self._read(stmt, forecasts, ("ds", "created_at"))
 
     def read_capacity_plan(self) -> pd.DataFrame:
-        """The stored capacity plan, soonest-to-threshold first (never-reaching rows last)."""
+        """The stored capacity plan, soonest median crossing first, then the likeliest to cross
+        (rows a plan without probabilities wrote last among equals)."""
         stmt = select(capacity_plan).order_by(
-            capacity_plan.c.days_to_threshold.asc().nulls_last(), capacity_plan.c.unique_id
+            capacity_plan.c.days_to_threshold.asc().nulls_last(),
+            capacity_plan.c.crossing_probability.desc().nulls_last(),
+            capacity_plan.c.unique_id,
         )
         dates = ("threshold_date", "threshold_date_earliest", "threshold_date_latest", "created_at")
         return self._read(stmt, capacity_plan, dates)
@@ -293,7 +296,10 @@ def _forecast_frame(df: pd.DataFrame, model_name: str) -> pd.DataFrame:
 
 
 # Plan columns added after the first release: a writer may leave them out (stored as NULL).
-PLAN_OPTIONAL: tuple[str, ...] = ("target_utilisation", "start_jump", "start_noise", "start_warning")
+PLAN_OPTIONAL: tuple[str, ...] = (
+    "target_utilisation", "start_jump", "start_noise", "start_warning", "days_to_threshold_earliest",
+    "crossing_probability",
+)
 
 
 def _with_optional(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

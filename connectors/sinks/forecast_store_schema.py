@@ -77,6 +77,10 @@ capacity_plan = Table(
     Column("start_jump", Float),  # first forecast step minus the last actual
     Column("start_noise", Float),  # the series' recent step noise (median |step|)
     Column("start_warning", Text),  # NULL: the forecast starts where the series is
+    # The runway is the median's crossing (days_to_threshold); the p90 band's is the earliest
+    # plausible one, and the crossing's chance within the horizon comes from the same band.
+    Column("days_to_threshold_earliest", Float),  # NULL: even the upper band stays below
+    Column("crossing_probability", Float),  # 0..1, P(reaching the threshold within the horizon)
 )
 
 series = Table(

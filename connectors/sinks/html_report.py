@@ -1,10 +1,14 @@
 """The run report: one self-contained HTML file (no external assets) a person can open or mail.
 
-Sections: summary, forecast plots (actuals, forecast and interval band, threshold) for the
-series closest to their threshold, capacity plan (with the forecast-start warnings),
+Sections: summary, forecast plots (actuals, forecast and interval band, threshold, the expected
+and earliest crossings) for the series closest to their threshold, capacity plan (each runway with
+the chance of crossing that backs it, and the forecast-start warnings),
 rightsizing (per service: current -> proposed type, why, exceed probabilities, monthly cost
 change, and the fleet's net total), incidents, and detection-vs-ground-truth evaluation. Plots are matplotlib (Agg, no pyplot state) PNGs embedded as base64 data URIs; the
 page is a Jinja2 template with autoescaping on, so series names and incident text are escaped.
+Each figure carries what it plotted as ``data-`` attributes (the band's lowest and highest value)
+and each runway sentence its numbers, so a browser-rendered check can hold the page to its data
+(tests/integration/test_report_in_browser.py).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ _TEMPLATE = """<!DOCTYPE html>
  th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
  th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
  .plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1rem; }
- figure { margin: 0; } figcaption { font-size: 0.85rem; color: #444; }
+ figure { margin: 0; } figure img { max-width: 100%; height: auto; } figcaption { font-size: 0.85rem; color: #444; }
  .note { color: #666; font-size: 0.85rem; }
 </style>
 </head>
@@ -69,9 +73,12 @@ _TEMPLATE = """<!DOCTYPE html>
 <section id="forecasts">
 <h2>Forecasts closest to threshold</h2>
 {% if plots %}<div class="plots">
-{% for plot in plots %}<figure>
+{% for plot in plots %}<figure data-unique-id="{{ plot.unique_id }}" data-band-low="{{ plot.band_low }}"
+ data-band-high="{{ plot.band_high }}">
 <img src="data:image/png;base64,{{ plot.png }}" alt="Forecast for {{ plot.unique_id }}" width="640">
-<figcaption>{{ plot.unique_id }}{% if plot.caption %}: {{ plot.caption }}{% endif %}</figcaption>
+<figcaption{% if plot.runway %} class="runway" data-days="{{ plot.runway.days }}"
+ data-days-earliest="{{ plot.runway.earliest }}" data-probability="{{ plot.runway.probability }}"{% endif %}>
+{{- plot.unique_id }}{% if plot.caption %}: {{ plot.caption }}{% endif %}</figcaption>
 </figure>
 {% endfor %}</div>
 {% else %}<p class="note">No forecasts in this run.</p>{% endif %}
@@ -82,6 +89,9 @@ _TEMPLATE = """<!DOCTYPE html>
 {% if start_warnings %}<p><strong>Forecast start warnings</strong> (the forecast does not start where
 the series is; check these series before planning on them):</p>
 <ul>{% for uid, text in start_warnings %}<li><code>{{ uid }}</code>: {{ text }}</li>{% endfor %}</ul>{% endif %}
+<p class="note">Runway: when the median forecast reaches the threshold. Earliest: when the upper
+edge of the {{ level }} % band does. P(cross): the chance of reaching the threshold within the
+forecast horizon, read from the same band.</p>
 {{ frame_table(capacity_plan) }}
 </section>
 
@@ -120,18 +130,21 @@ def render_report(
     evaluation: Mapping[str, Any],
     max_plots: int = 12,
     rightsizing: pd.DataFrame | None = None,
+    level: int = 80,
 ) -> Path:
-    """Write the report to ``path`` (parents created) and return the path."""
+    """Write the report to ``path`` (parents created) and return the path; ``level`` is the
+    forecasts' interval level, named where the report explains the runway."""
     chosen = series_to_plot(forecasts, capacity_plan, max_plots)
     plan = capacity_plan.set_index("unique_id") if "unique_id" in capacity_plan.columns else None
-    plots = [_plot(uid, forecasts, actuals, plan) for uid in chosen]
+    plots = [_plot(uid, forecasts, actuals, plan, level) for uid in chosen]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     html = env.from_string(_TEMPLATE).render(
         title=title,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         summary=_flatten(summary),
         plots=plots,
-        capacity_plan=_table(capacity_plan),
+        capacity_plan=_table(plan_report_rows(capacity_plan)),
+        level=level,
         start_warnings=start_warnings(capacity_plan),
         rightsizing=_table(rightsizing_rows(rightsizing)),
         rightsizing_total=_signed_usd(rightsizing_total(rightsizing)),
@@ -142,6 +155,63 @@ def render_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     return out
+
+
+PLAN_REPORT_COLUMNS: tuple[str, ...] = (
+    "series", "metric", "current", "threshold", "runway, median (days)", "crossing date (median)",
+    "earliest, upper band (days)", "P(cross in horizon)", "peak p50", "peak p90", "capacity needed",
+    "target utilisation",
+)
+_PLAN_SOURCES: tuple[str, ...] = (
+    "unique_id", "metric", "current", "threshold", "days_to_threshold", "threshold_date",
+    "days_to_threshold_earliest", "crossing_probability", "peak_p50", "peak_p90", "capacity_needed",
+    "target_utilisation",
+)
+
+
+def plan_report_rows(plan: pd.DataFrame) -> pd.DataFrame:
+    """The capacity plan as the report's table shows it (``PLAN_REPORT_COLUMNS``): each runway
+    beside the probability that backs it, which is shown as a percentage."""
+    frame = plan.reindex(columns=list(_PLAN_SOURCES))
+    frame["crossing_probability"] = [chance_text(p) for p in frame["crossing_probability"]]
+    return frame.set_axis(list(PLAN_REPORT_COLUMNS), axis=1).reset_index(drop=True)
+
+
+def chance_text(probability: Any) -> str:
+    """A probability as a whole percentage; '<1 %' / '>99 %' rather than a rounded 0 or 100."""
+    if probability is None or pd.isna(probability):
+        return "—"
+    p = float(probability)
+    if 0 < p < 0.005:
+        return "<1 %"
+    if 0.995 <= p < 1:
+        return ">99 %"
+    return f"{100 * p:.0f} %"
+
+
+def runway_text(row: Mapping[str, Any]) -> str:
+    """One plan row's runway as a sentence: the median's crossing, the band's earliest, and the
+    chance within the horizon that backs them (none claimed without it)."""
+    days, earliest = _number(row.get("days_to_threshold")), _number(row.get("days_to_threshold_earliest"))
+    chance = chance_text(row.get("crossing_probability"))
+    if chance == "—":
+        if days is None:
+            return "does not reach its threshold within the horizon"
+        return f"median reaches its threshold in {days:.1f} days (no crossing probability in this plan)"
+    date = row.get("threshold_date")
+    when = f" ({pd.Timestamp(date):%Y-%m-%d})" if date is not None and pd.notna(date) else ""
+    soonest = "" if earliest is None else f"; earliest plausible in {earliest:.1f} days (upper band)"
+    if days is not None:
+        return f"expected to reach its threshold in {days:.1f} days{when}{soonest}; {chance} chance within the horizon"
+    if earliest is not None:
+        return (f"median stays below its threshold over the horizon; earliest plausible crossing in "
+                f"{earliest:.1f} days (upper band), {chance} chance within the horizon")
+    return f"stays below its threshold over the horizon ({chance} chance of crossing)"
+
+
+def _number(value: Any) -> float | None:
+    number = pd.to_numeric(value, errors="coerce") if value is not None else None
+    return None if number is None or pd.isna(number) else float(number)
 
 
 RIGHTSIZING_REPORT_COLUMNS: tuple[str, ...] = (
@@ -198,8 +268,9 @@ def _signed_usd(amount: Any) -> str:
 def series_to_plot(forecasts: pd.DataFrame, capacity_plan: pd.DataFrame, limit: int) -> list[str]:
     """Forecast series closest to their threshold first.
 
-    Order: fewest days to threshold, then (for series not reaching it) the highest p90 peak as a
-    share of the threshold, then series without a plan row.
+    Order: soonest median crossing, then the likeliest to cross (plans without probabilities
+    skip this), then the highest p90 peak as a share of the threshold, then series without a
+    plan row.
     """
     if forecasts.empty or limit <= 0:
         return []
@@ -211,8 +282,9 @@ def series_to_plot(forecasts: pd.DataFrame, capacity_plan: pd.DataFrame, limit: 
     peak = pd.to_numeric(plan.get("peak_p90"), errors="coerce")
     threshold = pd.to_numeric(plan.get("threshold"), errors="coerce")
     plan["_share"] = (peak / threshold.where(threshold > 0)).fillna(-math.inf)
+    plan["_chance"] = pd.to_numeric(plan.get("crossing_probability"), errors="coerce")
     ranked = plan.sort_values(
-        ["_days", "_share", "unique_id"], ascending=[True, False, True], na_position="last"
+        ["_days", "_chance", "_share", "unique_id"], ascending=[True, False, False, True], na_position="last"
     )
     ordered = list(ranked["unique_id"].astype(str))
     rest = sorted(set(forecast_ids) - set(ordered))
@@ -221,9 +293,10 @@ def series_to_plot(forecasts: pd.DataFrame, capacity_plan: pd.DataFrame, limit: 
 
 # -- plots -------------------------------------------------------------------------------------
 def _plot(
-    uid: str, forecasts: pd.DataFrame, actuals: pd.DataFrame, plan: pd.DataFrame | None
-) -> dict[str, str]:
-    """One series' actuals, forecast band and threshold as a base64 PNG with a caption."""
+    uid: str, forecasts: pd.DataFrame, actuals: pd.DataFrame, plan: pd.DataFrame | None, level: int
+) -> dict[str, Any]:
+    """One series' actuals, forecast band, threshold and crossings as a base64 PNG, with a caption
+    and what was plotted (the band's extremes, the runway's numbers) for the page's attributes."""
     from matplotlib.figure import Figure  # lazy: only reports need matplotlib
 
     fc = forecasts[forecasts["unique_id"].astype(str) == uid].sort_values("ds")
@@ -232,33 +305,39 @@ def _plot(
     ax = fig.add_subplot()
     if len(act):
         ax.plot(act["ds"], act["y"], color="#333333", linewidth=1, label="actual")
-    ax.fill_between(
-        fc["ds"], fc["yhat_lower"], fc["yhat_upper"], color="#1f77b4", alpha=0.2, label="interval"
-    )
-    ax.plot(fc["ds"], fc["yhat"], color="#1f77b4", linewidth=1.2, linestyle="--", label="forecast")
-    caption = ""
+    lower, upper = fc["yhat_lower"].to_numpy(dtype="float64"), fc["yhat_upper"].to_numpy(dtype="float64")
+    ax.fill_between(fc["ds"], lower, upper, color="#1f77b4", alpha=0.2, label=f"{level} % band")
+    ax.plot(fc["ds"], fc["yhat"], color="#1f77b4", linewidth=1.2, linestyle="--", label="forecast (median)")
+    caption, runway = "", None
     row = plan.loc[uid] if plan is not None and uid in plan.index else None
     if row is not None and isinstance(row, pd.Series):
         threshold = row.get("threshold")
         if threshold is not None and pd.notna(threshold):
             ax.axhline(float(threshold), color="#d62728", linewidth=1, label="threshold")
-        caption = _caption(row)
+        for column, style, label in (("threshold_date", "-", "expected crossing"),
+                                     ("threshold_date_earliest", ":", "earliest plausible")):
+            when = row.get(column)
+            if when is not None and pd.notna(when):
+                ax.axvline(pd.Timestamp(when), color="#d62728", linewidth=1, linestyle=style, label=label)
+        caption = runway_text(row)
+        runway = {k: "" if v is None else f"{v:.6g}" for k, v in (
+            ("days", _number(row.get("days_to_threshold"))),
+            ("earliest", _number(row.get("days_to_threshold_earliest"))),
+            ("probability", _number(row.get("crossing_probability"))))}
     ax.set_title(uid, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7)
     fig.autofmt_xdate()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    return {"unique_id": uid, "png": base64.b64encode(buffer.getvalue()).decode("ascii"), "caption": caption}
+    return {"unique_id": uid, "png": base64.b64encode(buffer.getvalue()).decode("ascii"), "caption": caption,
+            "runway": runway, "band_low": _extreme(lower, np.nanmin), "band_high": _extreme(upper, np.nanmax)}
 
 
-def _caption(row: pd.Series) -> str:
-    days = row.get("days_to_threshold")
-    if days is None or pd.isna(days):
-        return "does not reach its threshold within the horizon"
-    date = row.get("threshold_date")
-    when = f" ({pd.Timestamp(date):%Y-%m-%d})" if date is not None and pd.notna(date) else ""
-    return f"reaches its threshold in {float(days):.1f} days{when}"
+def _extreme(values: np.ndarray, pick: Any) -> str:
+    """The plotted band's lowest / highest value as text ('' when it plotted none)."""
+    finite = values[np.isfinite(values)]
+    return f"{float(pick(finite)):.6g}" if finite.size else ""
 
 
 # -- tables (plain values; the template escapes them) -------------------------------------------

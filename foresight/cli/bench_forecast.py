@@ -15,6 +15,17 @@ commands = typer.Typer()  # joined into ``foresight bench`` (foresight.cli.bench
 # Each command imports its benchmark inside its body, so ``--help`` need not wait for it.
 
 
+def lead_line(summary: dict[str, float]) -> str:
+    """Coverage and pinball per lead bucket present in ``summary`` (``coverage_lead_<bucket>`` ...)."""
+    cover, loss = (
+        {k.removeprefix(f"{p}_lead_"): v for k, v in summary.items() if k.startswith(f"{p}_lead_")}
+        for p in ("coverage", "pinball")
+    )
+    points = {k.removeprefix("points_lead_"): v for k, v in summary.items() if k.startswith("points_lead_")}
+    return "; ".join(f"{b}: coverage {cover[b]:.3f}, pinball {loss[b]:.3f} ({int(points.get(b, 0)):,} points)"
+                     for b in cover) or "no scored points"
+
+
 @commands.command("forecast")
 def bench_forecast(
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Long CSV unique_id,ds,y (or .csv.gz)."),
@@ -69,6 +80,7 @@ def bench_forecast_score(
         for group in sorted(k.removeprefix("mase_") for k in summary if k.startswith("mase_")):
             console.print(f"  {group}: MASE {summary[f'mase_{group}']:.3f}, sMAPE {summary[f'smape_{group}']:.2f}, "
                           f"coverage {summary[f'coverage_{group}']:.3f}")
+        console.print(f"  by lead: {lead_line(summary)}")
         if per_series is not None:
             scored.to_csv(per_series, index=False)
         return
@@ -89,11 +101,13 @@ def bench_forecast_score(
                       f"{s['pinball']:.3f}", f"{r.seconds:.1f}", f"{r.peak_mib:,.0f}")
     console.print(table)
     for r in results:
-        groups = sorted(k.removeprefix("coverage_") for k in r.summary if k.startswith("coverage_"))
+        groups = sorted(k.removeprefix("mase_") for k in r.summary if k.startswith("mase_"))
         console.print(f"{r.name}: " + "; ".join(
             f"{g}: MASE {r.summary[f'mase_{g}']:.3f}, sMAPE {r.summary[f'smape_{g}']:.2f}, "
             f"coverage {r.summary[f'coverage_{g}']:.3f}" for g in groups)
             + f"; forecast values outside the history's bounds: {int(r.summary.get('outside_bounds', 0)):,}")
+    for r in results:
+        console.print(f"{r.name} by lead: {lead_line(r.summary)}")
     for line in goal_lines({r.name: r for r in results}, processes):
         console.print(line)
     if per_series is not None:

@@ -1,12 +1,16 @@
-"""Capacity plan: when will each resource reach its threshold, and how much capacity keeps it safe.
+"""Capacity plan: when will each resource reach its threshold, how likely that is, and how much
+capacity keeps it safe.
 
 Pure: forecasts, current values, thresholds and the catalogue in, one row per resource series
 out. "p50" is the point forecast ``yhat`` and "p90" is ``yhat_upper``, the upper bound of the
-central 80 % interval (forecast with ``level=80``): planning on p90 means a 1-in-10 chance per
-step that the resource runs hotter than the plan assumes. Each metric is planned against its own
-target utilisation (memory's, ``capacity.memory_target_utilisation``, is the one rightsizing
-uses too), and every row carries the forecast-start check of
-:mod:`models.capacity.forecast_start` when ``current`` holds the recent history.
+central interval (forecast with ``level=80``). The runway a plan leads with is the median's: the
+day the forecast itself reaches the threshold. The upper band's crossing is the earliest plausible
+day, and the chance of crossing within the horizon comes from the same band
+(:mod:`models.capacity.runway`), so a series whose median stays far below its threshold shows a
+wide band as a small probability, never as a short runway. Each metric is planned against its own
+target utilisation (memory's, ``capacity.memory_target_utilisation``, is the one rightsizing uses
+too), and every row carries the forecast-start check of :mod:`models.capacity.forecast_start` when
+``current`` holds the recent history.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pandas as pd
 
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, UTC_DTYPE, require_columns
 from models.capacity.forecast_start import START_COLUMNS, forecast_start_checks
+from models.capacity.runway import band_z, horizon_crossing_probability
 
 PLAN_COLUMNS: tuple[str, ...] = (
     "unique_id",
@@ -28,6 +33,8 @@ PLAN_COLUMNS: tuple[str, ...] = (
     "peak_p50",
     "peak_p90",
     "days_to_threshold",
+    "days_to_threshold_earliest",
+    "crossing_probability",
     "threshold_date",
     "threshold_date_earliest",
     "threshold_date_latest",
@@ -51,36 +58,49 @@ def capacity_plan(
     *,
     start_k: float = 5.0,
     start_window: int = 48,
+    level: float = 80.0,
 ) -> pd.DataFrame:
     """One row per forecast series whose metric has a threshold, most urgent first.
 
-    Inputs: ``forecasts`` (unique_id, ds, yhat, yhat_lower, yhat_upper; an 80 % interval),
-    ``current`` (unique_id, y and optionally ds: the latest value per series is used, and its ds
-    is the forecast origin; telemetry works as is), ``thresholds`` (metric -> "full" line),
-    ``catalogue`` (unique_id, service, resource_id, metric) and ``target_utilisation`` (same unit
-    as the metric, e.g. 70 for percent metrics), overridden per metric by ``metric_targets``.
+    Inputs: ``forecasts`` (unique_id, ds, yhat, yhat_lower, yhat_upper; a central interval of
+    ``level`` percent), ``current`` (unique_id, y and optionally ds: the latest value per series is
+    used, and its ds is the forecast origin; telemetry works as is), ``thresholds`` (metric ->
+    "full" line), ``catalogue`` (unique_id, service, resource_id, metric) and
+    ``target_utilisation`` (same unit as the metric, e.g. 70 for percent metrics), overridden per
+    metric by ``metric_targets``.
 
     Columns:
     - unique_id, service, resource_id, metric, threshold
     - current: latest observed value; peak_p50 / peak_p90: max of yhat / yhat_upper over the horizon
-    - days_to_threshold: days from the forecast origin (current's ds, else one step before the
-      first forecast) to the first step whose p90 reaches the threshold; NaN if none does
-    - threshold_date: that step's timestamp (NaT if never), the date to plan on; its 80 %
-      interval: threshold_date_earliest = first step the upper bound (p90) crosses (equal to
-      threshold_date by construction: by then a crossing has a 1-in-10 chance) and
-      threshold_date_latest = first step the lower bound (p10) crosses (by then it has a 9-in-10
-      chance; NaT: p10 stays below within the horizon, so the latest date is beyond it)
+    - days_to_threshold: the runway, days from the forecast origin (current's ds, else one step
+      before the first forecast) to the first step whose median (yhat) reaches the threshold, the
+      expected crossing; NaN if the median stays below it within the horizon
+    - days_to_threshold_earliest: the same for the upper band (p90): the earliest plausible
+      crossing; NaN if even the band stays below
+    - crossing_probability: the chance the resource reaches its threshold at some step of the
+      horizon, from the band (:func:`models.capacity.runway.horizon_crossing_probability`: the
+      largest per-step probability, a lower bound). At least 0.5 when the median crosses and at
+      least ``(1 - level/100) / 2`` (0.1) when the band does, so every runway has its probability.
+    - threshold_date: the median's crossing step (NaT if never), the date to plan on; around it
+      threshold_date_earliest = first step the upper bound (p90) crosses and
+      threshold_date_latest = first step the lower bound (p10) crosses (NaT: not within the
+      horizon, so that date is beyond it)
     - capacity_needed: peak_p90 / target_utilisation, the factor capacity must scale by so the
       p90 peak stays at the target (1.25 = +25 %; <= 1 means current capacity suffices)
-    - crosses_threshold: whether p90 reaches the threshold within the horizon
+    - crosses_threshold: whether the median reaches the threshold within the horizon
+      (days_to_threshold is not NaN)
     - target_utilisation: the target capacity_needed is against (the metric's own, else the default)
     - start_jump, start_noise, start_warning: the forecast-start check
       (:func:`models.capacity.forecast_start.forecast_start_checks` with ``start_k`` and
       ``start_window``; NaN / None where ``current`` holds fewer than two values of a series)
+
+    Most urgent first: soonest median crossing, then the most likely to cross, then the largest
+    capacity needed.
     """
     require_columns(forecasts, (ID_COL, TIME_COL, "yhat", "yhat_lower", "yhat_upper"), "capacity_plan forecasts")
     require_columns(current, (ID_COL, TARGET_COL), "capacity_plan current")
     require_columns(catalogue, (ID_COL, "service", "resource_id", "metric"), "capacity_plan catalogue")
+    band_z(level)  # an impossible level fails here, before any work
     targets = {**{m: float(target_utilisation) for m in thresholds}, **dict(metric_targets or {})}
     bad = {m: t for m, t in [("default", target_utilisation), *targets.items()] if not t > 0}
     if bad:
@@ -97,21 +117,23 @@ def capacity_plan(
         {
             "peak_p50": grouped["yhat"].max(),
             "peak_p90": grouped["yhat_upper"].max(),
-            "threshold_date": _first_crossing(fc, "yhat_upper"),
+            "threshold_date": _first_crossing(fc, "yhat"),
+            "threshold_date_earliest": _first_crossing(fc, "yhat_upper"),
             "threshold_date_latest": _first_crossing(fc, "yhat_lower"),
+            "crossing_probability": horizon_crossing_probability(fc, level),
             "origin": _origins(fc, current),
         }
     )
     plan["current"] = _latest(current)
-    plan["threshold_date_earliest"] = plan["threshold_date"]
     plan["days_to_threshold"] = (plan["threshold_date"] - plan["origin"]) / _DAY
+    plan["days_to_threshold_earliest"] = (plan["threshold_date_earliest"] - plan["origin"]) / _DAY
     plan["crosses_threshold"] = plan["threshold_date"].notna()
     out = series.merge(plan.reset_index(names=ID_COL), on=ID_COL, how="inner")
     out["target_utilisation"] = out["metric"].map(targets).fillna(float(target_utilisation)).astype("float64")
     out["capacity_needed"] = out["peak_p90"] / out["target_utilisation"]
     out = out.merge(_start_checks(fc, current, start_k, start_window), on=ID_COL, how="left")
-    urgency = ["days_to_threshold", "capacity_needed"]
-    out = out.sort_values(urgency, ascending=[True, False], na_position="last")
+    urgency = ["days_to_threshold", "crossing_probability", "capacity_needed"]
+    out = out.sort_values(urgency, ascending=[True, False, False], na_position="last")
     return out[list(PLAN_COLUMNS)].reset_index(drop=True)
 
 

@@ -9,7 +9,8 @@ or predict raises, it is missing from the output, or its forecast is not finite)
 goes on. Model-internal fallbacks (``fallbacks_``, e.g. Prophet's) are counted the same way.
 Every origin's forecast is clipped to its series' feasible range (``models.forecasting.bounds``:
 the unit when ``units`` names it, else what that origin's training history rules out), so the
-scores are those of the forecast as served.
+scores are those of the forecast as served. Coverage and pinball loss are also reported per
+lead-time bucket (:mod:`models.forecasting.lead_buckets`: first hour, first day, first week).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 from foresight.schemas import ID_COL, TARGET_COL, TIME_COL, validate_telemetry
 from models.forecasting.base import Forecaster, infer_freq
 from models.forecasting.bounds import clip_forecast, series_bounds
+from models.forecasting.lead_buckets import lead_metrics, scores_by_lead
 from models.forecasting.metrics import coverage, mase, smape
 from models.forecasting.seasonal_naive import FORECAST_COLUMNS, SeasonalNaive
 
@@ -42,7 +44,9 @@ class BacktestResult:
       pinball loss of the interval's two bounds as the (1 - level) / 2 and (1 + level) / 2
       quantiles)
     - ``overall``: mase, smape and pinball (means over series, NaN MASE ignored), coverage (over
-      all points), level, n_series, n_origins, fallbacks
+      all points), level, n_series, n_origins, fallbacks, and per lead bucket present
+      ``coverage_lead_<bucket>``, ``pinball_lead_<bucket>``, ``points_lead_<bucket>``
+    - ``by_lead``: bucket, n, coverage, pinball (pooled over points; empty buckets absent)
     - ``failures``: unique_id, cutoff, reason for every (series, origin) that fell back
     """
 
@@ -50,6 +54,7 @@ class BacktestResult:
     per_series: pd.DataFrame
     overall: dict[str, float]
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(FAILURE_COLUMNS)))
+    by_lead: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def fallbacks(self) -> int:
@@ -103,6 +108,9 @@ def backtest(
     all_fc = pd.concat(forecasts, ignore_index=True)[list(FORECAST_RESULT_COLUMNS)]
     all_failures = pd.concat(failures, ignore_index=True)[list(FAILURE_COLUMNS)]
     per_series = _per_series(pd.concat(scores, ignore_index=True), all_fc, level)
+    by_lead = scores_by_lead(
+        all_fc[TARGET_COL], all_fc["yhat_lower"], all_fc["yhat_upper"], all_fc[TIME_COL] - all_fc["cutoff"], level
+    )
     overall = {
         "mase": float(np.nanmean(per_series["mase"])) if per_series["mase"].notna().any() else float("nan"),
         "smape": float(per_series["smape"].mean()),
@@ -112,8 +120,9 @@ def backtest(
         "n_series": int(per_series[ID_COL].nunique()),
         "n_origins": int(all_fc["cutoff"].nunique()),
         "fallbacks": int(len(all_failures)),
+        **lead_metrics(by_lead),
     }
-    return BacktestResult(all_fc, per_series, overall, all_failures)
+    return BacktestResult(all_fc, per_series, overall, all_failures, by_lead)
 
 
 def _forecast_origin(

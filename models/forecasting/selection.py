@@ -7,8 +7,9 @@ backtest of every candidate (``n_origins`` windows of ``horizon`` steps at the e
 series), picks per series the candidate with the lowest mean MASE (:func:`pick_champions`: a
 series leaves the fleet-wide best candidate only for a win by ``switch_margin``, since a few
 origins rank noisily), forecasts each series with its pick and calibrates the intervals on the
-pick's own backtest errors (:mod:`models.forecasting.calibration`), scaled by a fleet-wide
-factor measured on a held-out origin (:meth:`ChampionSelector.interval_factor`).
+pick's own backtest errors (:mod:`models.forecasting.calibration`), scaled per lead-time bucket
+(first hour, first day, first week) by a fleet-wide factor measured on a held-out origin
+(:meth:`ChampionSelector.lead_factors`).
 
 Cost is the engineering point. *Cheap* candidates (:mod:`models.forecasting.selection_candidates`)
 are backtested on the whole fleet at once as numpy over a right-aligned panel (timings:
@@ -51,6 +52,7 @@ import pandas as pd
 from foresight.schemas import ID_COL, TIME_COL
 from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.ensemble import MeanEnsemble
+from models.forecasting.lead_buckets import step_buckets
 from models.forecasting.panel import Panel, forecast_frame, seasonal_scales, steps_per_day, to_panel
 from models.forecasting.selection_candidates import (
     DEFAULT_CANDIDATES,
@@ -67,7 +69,9 @@ from models.forecasting.selection_scoring import (
     Backtest,
     calibration_split,
     choice_tables,
-    holdout_interval_factor,
+    fitted_holdouts,
+    holdout_lead_factors,
+    lead_half_widths,
     pick_champions,
     score_origin,
     screen_expensive,
@@ -320,24 +324,17 @@ class ChampionSelector(Forecaster):
         )
 
     def _calibrate(self, bt: Backtest) -> None:
-        """Conformal widths from each series' champion's backtest errors, plus a held-out correction.
-
-        Widths calibrated on the errors of the model a series was *chosen* for are too narrow
-        (the choice favours models whose backtest errors happened to be small) and the future
-        can be rougher than the backtest. To measure that, the choice and the widths are
-        repeated without the last origin, and the fleet-wide factor that brings those widths to
-        the wanted coverage on the last origin's errors is kept (see :meth:`interval_factor`).
-        """
-        self.widths_, self.holdout_widths_, self.holdout_errors_ = calibration_split(
-            bt, list(self.models_), self.choice_, self.params["switch_margin"]
+        """Conformal widths per lead bucket from each series' champion's backtest errors, and the
+        held-out origin that measures how much too narrow they are (see :func:`calibration_split`)."""
+        self.widths_, self.holdouts_ = calibration_split(
+            bt, list(self.models_), self.choice_, self.params["switch_margin"],
+            step_buckets(self.horizon_, self.freq_),
         )
 
-    def interval_factor(self, level: int) -> float:
-        """Fleet-wide width multiplier: the ``level`` quantile of held-out |error| / width (in [0.5, 3]).
-
-        1 when there is no held-out origin to measure it on (``n_origins=1``).
-        """
-        return holdout_interval_factor(self.holdout_errors_, getattr(self, "holdout_widths_", None), level)
+    def lead_factors(self, level: int) -> dict[str, float]:
+        """Per lead bucket measured, the fleet-wide width multiplier: the conformal ``level``
+        quantile of held-out |error| / width there (in [1, 3]). Empty with ``n_origins=1``."""
+        return holdout_lead_factors(fitted_holdouts(self), step_buckets(self.horizon_, self.freq_), level)
 
     def _fit_expensive_champions(self, df: pd.DataFrame) -> None:
         """Refit each expensive champion on the full history of the series that chose it.
@@ -402,7 +399,7 @@ class ChampionSelector(Forecaster):
             yhat[missing] = as_panel_model(naive).forecast_values(
                 self.panel_.values[missing], h, self.season_
             )
-        half = self.widths_.half_widths(h, level) * self.interval_factor(level)
+        half = lead_half_widths(self.widths_, fitted_holdouts(self), self.horizon_, self.freq_, h, level)
         out = forecast_frame(self.panel_, yhat, yhat - half, yhat + half)
         # Which model made each series (h rows each, in panel order): the store keeps it per row.
         return out.assign(model_name=np.repeat(made_by.astype(str), h))

@@ -24,6 +24,8 @@ import pytest
 
 from foresight.lake import Lake
 from foresight.settings import load_settings
+from support.browser import dump_dom
+from support.report_page import report_findings
 
 pytestmark = pytest.mark.e2e
 
@@ -185,6 +187,18 @@ def test_champion_moves_only_by_the_rule(demo: tuple[Snapshot, Snapshot]) -> Non
             assert "does not beat" in decision["reason"] or decision["reason"].startswith("not promoted:")
 
 
+def test_the_forecaster_run_logs_coverage_and_pinball_by_lead(demo: tuple[Snapshot, Snapshot]) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(load_settings().tracking_uri)
+    trained = demo[0].results["train"]["forecaster"]
+    metrics = client.get_run(trained["run_id"]).data.metrics
+    # The gate backtests 48 hourly steps: the first hour, the rest of the first day, the second day.
+    for bucket in ("1h", "1d", "7d"):
+        assert 0 <= metrics[f"coverage_lead_{bucket}"] <= 1 and metrics[f"pinball_lead_{bucket}"] >= 0
+    assert "coverage_lead_beyond_7d" not in metrics
+
+
 def test_the_anomaly_detector_version_carries_its_nab_figures(demo: tuple[Snapshot, Snapshot]) -> None:
     from mlflow import MlflowClient
 
@@ -320,6 +334,22 @@ def test_publish_writes_dashboard_and_report(demo: tuple[Snapshot, Snapshot]) ->
     assert dashboard["panels"] and dashboard["uid"]
     html = Path(published["report"]).read_text()
     assert "data:image/png;base64," in html
+
+
+# What a unit allows, as this test reads the catalogue (its own table, not the code's).
+UNIT_RANGES = {"percent": (0.0, 100.0), "ratio": (0.0, 1.0), "bytes": (0.0, float("inf")),
+               "count": (0.0, float("inf")), "seconds": (0.0, float("inf")), "requests_per_second": (0.0, float("inf"))}
+
+
+def test_the_demos_report_in_a_browser_keeps_bands_in_bounds_and_backs_every_runway(
+        demo: tuple[Snapshot, Snapshot]) -> None:
+    """The demo's own report, as Chromium renders it (tests/integration/test_report_in_browser.py
+    shows the check catches both faults)."""
+    catalogue = Lake(load_settings().lake_location).read("catalogue")
+    units = {str(u): UNIT_RANGES[str(unit)] for u, unit in zip(catalogue["unique_id"], catalogue["unit"], strict=True)
+             if str(unit) in UNIT_RANGES}
+    assert units, "the demo's capacity series have units"
+    assert report_findings(dump_dom(Path(demo[1].results["publish"]["report"])), units) == []
 
 
 def test_forecast_flow_runs_unchanged_on_a_local_dask_cluster(demo: tuple[Snapshot, Snapshot]) -> None:

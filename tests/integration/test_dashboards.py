@@ -265,6 +265,8 @@ def _fill(store: ForecastStore) -> pd.DataFrame:
         peak_p50=70.0,
         peak_p90=82.0,
         days_to_threshold=[1.0, np.nan, 1.0, 3.0],
+        days_to_threshold_earliest=[0.5, 2.0, 0.5, 1.0],
+        crossing_probability=[0.6, 0.2, 0.9, 0.55],
         threshold_date=dates,
         threshold_date_earliest=dates,
         threshold_date_latest=dates,
@@ -387,6 +389,9 @@ def test_every_sql_query_runs_on_postgresql_and_returns_rows(
     # Runway table: soonest first, a series that never reaches its threshold last.
     assert [r.series for r in runway][-1] == "checkout/i-02/cpu_pct"
     assert [r.days_to_threshold for r in runway][:3] == [1.0, 1.0, 3.0]
+    # Equal runways: the likelier crossing first; every row shows its earliest crossing and chance.
+    assert [r.series for r in runway][:2] == ["checkout/i-01/mem_pct", "checkout/i-01/cpu_pct"]
+    assert [(r.days_to_threshold_earliest, r.crossing_probability) for r in runway][-1] == (2.0, 0.2)
 
 
 # -- real Prometheus -------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ START = pd.Timestamp("2026-03-01", tz="UTC")
 CREATED = datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
 # Columns added after the first release (nullable, so an old store can take them in place).
 NEW_COLUMNS = {"forecasts": {"registered_model"},
-               "capacity_plan": {"target_utilisation", "start_jump", "start_noise", "start_warning"},
+               "capacity_plan": {"target_utilisation", "start_jump", "start_noise", "start_warning",
+                                 "days_to_threshold_earliest", "crossing_probability"},
                "rightsizing": {"monthly_cost_change", "sized_instance_type"}}
 
 
@@ -111,5 +112,29 @@ def test_the_plan_stores_its_target_and_start_check(url: str) -> None:
         assert back.loc["s/i-1/cpu_pct", "start_warning"].startswith("forecast starts 22.0 below")
         assert pd.isna(back.loc["s/i-1/mem_pct", "start_warning"])
         assert back.loc["s/i-1/cpu_pct", "start_jump"] == pytest.approx(-22.0)
+    finally:
+        store.dispose()
+
+
+def test_the_plan_stores_its_runway_and_reads_the_likeliest_crossing_first(url: str) -> None:
+    store = ForecastStore(url, clock=lambda: CREATED)
+    try:
+        store.create_schema()
+        ids = ["b/i-1/mem_pct", "z/i-1/mem_pct", "a/i-1/mem_pct"]
+        plan = pd.DataFrame({
+            "unique_id": ids, "service": "s", "resource_id": "i-1", "metric": "mem_pct", "threshold": 90.0,
+            "current": 60.0, "peak_p50": [95.0, 66.0, 61.0], "peak_p90": [99.0, 100.0, 80.0],
+            "days_to_threshold": [2.0, np.nan, np.nan], "days_to_threshold_earliest": [1.0, 1.4, np.nan],
+            "crossing_probability": [0.8, 0.29, 0.02], "threshold_date": pd.NaT, "threshold_date_earliest": pd.NaT,
+            "threshold_date_latest": pd.NaT, "capacity_needed": 1.1,
+        })
+        store.write_capacity_plan(plan, model_version="3", run_id="r1")
+        back = store.read_capacity_plan()
+        # The median crossing first; among series whose median stays below, the likelier crossing
+        # first (alphabetical order would put a/ first).
+        assert back["unique_id"].tolist() == ids
+        row = back.set_index("unique_id").loc["z/i-1/mem_pct"]
+        assert np.isnan(row["days_to_threshold"]) and row["days_to_threshold_earliest"] == pytest.approx(1.4)
+        assert row["crossing_probability"] == pytest.approx(0.29)
     finally:
         store.dispose()

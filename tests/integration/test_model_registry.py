@@ -578,6 +578,30 @@ def test_a_miscalibrated_candidate_is_not_promoted_and_mlflow_says_why(
     assert logged["coverage"] == pytest.approx(0.71) and logged["coverage_error"] == pytest.approx(-0.09)
 
 
+@pytest.mark.integration
+def test_coverage_by_lead_is_logged_and_a_band_off_at_a_week_is_refused_by_name(
+    prefect_harness: None, sqlite_home: tuple[Path, Path]
+) -> None:
+    from flows.train import register_and_gate
+    from foresight.settings import Settings
+    from models.evaluation.gate import Evaluation, lead_coverage_refusal
+
+    home, _ = sqlite_home
+    settings = Settings(home=home)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    by_lead = {"coverage_lead_1h": 0.80, "points_lead_1h": 500.0, "pinball_lead_1h": 0.3,
+               "coverage_lead_1d": 0.79, "points_lead_1d": 5000.0, "pinball_lead_1d": 0.5,
+               "coverage_lead_7d": 0.62, "points_lead_7d": 5000.0, "pinball_lead_7d": 0.9}
+    refusal = lead_coverage_refusal(by_lead, 80, settings.forecast.coverage_tolerance)
+    candidate = Evaluation("mase", 0.5, False, {"mase": 0.5, "coverage": 0.76, **by_lead}, refusal=refusal)
+    result = register_and_gate(settings, FAMILY, OffsetForecaster().fit(telemetry()), candidate,
+                               Evaluation("mase", 0.9, False, {"mase": 0.9}), None, {}, forecast_input(3))
+    assert result["decision"] == CHALLENGER and "first week (lead 7d) 0.62 (too narrow" in result["reason"]
+    assert "first day" not in result["reason"]
+    logged = client.get_run(result["run_id"]).data.metrics
+    assert {k: logged[k] for k in by_lead} == pytest.approx(by_lead)
+
+
 # --------------------------------------------------------------------------- real tracking server
 
 

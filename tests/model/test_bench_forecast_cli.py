@@ -105,6 +105,7 @@ def test_forecast_score_scores_a_forecast_file_against_held_out_actuals(tmp_path
     assert scored.exit_code == 0, scored.output
     summary, per_series = score_file(train, actuals, out)
     assert f"mean MASE {summary['mase']:.3f}" in scored.output
+    assert f"by lead: 1h: coverage {summary['coverage_lead_1h']:.3f}" in " ".join(scored.output.split())
     assert len(per_series) == df["unique_id"].nunique() and 0.5 < summary["coverage"] <= 1.0
     flat = pd.read_csv(out).assign(yhat=50.0, yhat_lower=30.0, yhat_upper=70.0)  # the daily mean, no shape
     flat.to_csv(tmp_path / "flat.csv", index=False)

@@ -127,6 +127,11 @@ def test_each_horizon_group_is_forecast_with_its_own_horizon() -> None:
     assert calls == [(48, ["gcd:a"]), (288, ["long"])]
     assert result.per_series.set_index("unique_id")["n"].to_dict() == {"gcd:a": 48, "long": 288}
     assert result.seconds > 0 and result.peak_mib > 0
+    # By lead: the one-step-ahead point is the only one inside a +-1 band on a unit slope;
+    # a day-long horizon has no week-ahead point, so that bucket is absent, not 0.
+    assert result.summary["coverage_lead_1h"] == pytest.approx(2 / 24)
+    assert result.summary["coverage_lead_1d"] == 0.0 and result.summary["points_lead_1d"] == 36 + 276
+    assert "coverage_lead_7d" not in result.summary
 
 
 def test_every_method_can_forecast_its_shards_in_worker_processes() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from foresight.promotion import decide
 from foresight.settings import ForecastConfig
-from models.evaluation.gate import coverage_refusal, evaluate_forecaster
+from models.evaluation.gate import coverage_refusal, evaluate_forecaster, lead_coverage_refusal
 from models.forecasting.base import Forecaster
 
 START = pd.Timestamp("2026-01-05", tz="UTC")
@@ -22,8 +22,8 @@ class MeanWithBand(Forecaster):
 
     name = "mean_band_test"
 
-    def __init__(self, band: float = 1.0) -> None:
-        super().__init__(band=band)
+    def __init__(self, band: float = 1.0, far_band: float | None = None) -> None:
+        super().__init__(band=band, far_band=far_band)
 
     def _fit(self, df: pd.DataFrame) -> None:
         grouped = df.groupby("unique_id", sort=True)
@@ -34,7 +34,10 @@ class MeanWithBand(Forecaster):
         parts = [pd.DataFrame({"unique_id": uid, "ds": [last + step * (k + 1) for k in range(h)],
                                "yhat": self.mean_[uid]}) for uid, last in self.last_.items()]
         out = pd.concat(parts, ignore_index=True)
-        band = float(self.params["band"])
+        step = out.groupby("unique_id").cumcount().to_numpy()
+        far = self.params["far_band"]
+        # ``far_band`` (if set) holds from the second day ahead on: the band's width by lead.
+        band = np.where((step >= 24) & (far is not None), far or 0.0, float(self.params["band"]))
         return out.assign(yhat_lower=out["yhat"] - band, yhat_upper=out["yhat"] + band)
 
 
@@ -69,3 +72,27 @@ def test_the_gate_refuses_a_miscalibrated_forecaster_and_logs_its_coverage() -> 
     assert abs(honest.metrics["coverage"] - 0.80) <= 0.05 and honest.refusal is None
     loose = evaluate_forecaster(MeanWithBand(band=0.5), _noise(), cfg.model_copy(update={"coverage_tolerance": 1.0}))
     assert loose.refusal is None  # the tolerance is a setting
+
+
+def test_a_band_right_on_average_but_wrong_by_lead_is_refused_naming_the_buckets() -> None:
+    cfg = ForecastConfig(backtest_horizon=48, n_origins=2)
+    # N(50, 2): a +-4.3 band holds ~97 % the first day, +-1.8 ~63 % the second; ~80 % pooled.
+    skewed = evaluate_forecaster(MeanWithBand(band=4.3, far_band=1.8), _noise(n_series=8), cfg)
+    assert abs(skewed.metrics["coverage"] - 0.80) <= 0.05  # the pooled rule alone would promote it
+    assert {"coverage_lead_1h", "coverage_lead_1d", "coverage_lead_7d", "pinball_lead_7d"} <= set(skewed.metrics)
+    assert skewed.refusal is not None and skewed.refusal.startswith("interval coverage by lead")
+    assert "first day (lead 1d)" in skewed.refusal and "too wide" in skewed.refusal
+    assert "first week (lead 7d)" in skewed.refusal and "too narrow" in skewed.refusal
+    assert "first hour" not in skewed.refusal  # 16 points at 97 %: within the allowance for so few
+    honest = evaluate_forecaster(MeanWithBand(band=2.0 * 1.2816), _noise(n_series=8), cfg)
+    assert honest.refusal is None
+
+
+def test_a_small_bucket_is_allowed_its_sampling_error_and_a_large_one_is_not() -> None:
+    def metrics(coverage: float, points: float) -> dict[str, float]:
+        return {"coverage_lead_1h": coverage, "points_lead_1h": points}
+
+    assert lead_coverage_refusal(metrics(0.72, 144), 80, 0.05) is None  # 0.05 + 2 x 0.033
+    refusal = lead_coverage_refusal(metrics(0.72, 100_000), 80, 0.05)
+    assert refusal is not None and "first hour (lead 1h) 0.72 (too narrow; 100000 points" in refusal
+    assert lead_coverage_refusal({}, 80, 0.05) is None  # no bucket measured: the pooled rule decides

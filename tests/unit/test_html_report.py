@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.sinks.html_report import render_report, series_to_plot
+from connectors.sinks.html_report import (
+    PLAN_REPORT_COLUMNS,
+    plan_report_rows,
+    render_report,
+    runway_text,
+    series_to_plot,
+)
 
 NOW = pd.Timestamp("2026-03-01", tz="UTC")
 EVIL = "web/<script>alert('x')</script>/cpu_pct"
@@ -40,6 +46,8 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "threshold": [80.0, 90.0, 85.0, 80.0],
             "peak_p90": [70.0, 89.0, 60.0, 50.0],
             "days_to_threshold": [np.nan, 3.5, np.nan, 12.0],
+            "days_to_threshold_earliest": [np.nan, 2.0, 1.4, 9.0],
+            "crossing_probability": [0.004, 0.74, 0.29, 0.62],
             "threshold_date": [pd.NaT, NOW + pd.Timedelta(days=3.5), pd.NaT, NOW + pd.Timedelta(days=12)],
             "capacity_needed": [0.0, 1.0, 0.0, 0.5],
         }
@@ -60,9 +68,12 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def test_series_closest_to_threshold_come_first() -> None:
     forecasts, _, plan, _ = _frames()
-    # Days to threshold ascending, then unreached series by peak share (70/80 > 60/85).
-    assert series_to_plot(forecasts, plan, 10) == ["cart/i-2/mem_pct", EVIL, "cart/i-1/cpu_pct", "search/i-3/disk_pct"]
+    # Median runway ascending, then unreached series by their chance of crossing (0.29 > 0.004),
+    # then, without probabilities, by peak share (70/80 > 60/85).
+    assert series_to_plot(forecasts, plan, 10) == ["cart/i-2/mem_pct", EVIL, "search/i-3/disk_pct", "cart/i-1/cpu_pct"]
     assert series_to_plot(forecasts, plan, 2) == ["cart/i-2/mem_pct", EVIL]
+    unknown = plan.drop(columns="crossing_probability")
+    assert series_to_plot(forecasts, unknown, 10)[2:] == ["cart/i-1/cpu_pct", "search/i-3/disk_pct"]
     assert series_to_plot(forecasts, plan.iloc[0:0], 2) == sorted(IDS)[:2]
 
 
@@ -86,7 +97,8 @@ def test_report_is_self_contained_with_all_sections(tmp_path) -> None:
     assert len(images) == 3  # max_plots honoured
     assert all(base64.b64decode(img).startswith(b"\x89PNG\r\n\x1a\n") for img in images)
     assert "anomaly.recall" in html and "0.6667" in html and "champion.forecaster" in html
-    assert "reaches its threshold in 3.5 days (2026-03-04)" in html
+    assert ("expected to reach its threshold in 3.5 days (2026-03-04); earliest plausible in 2.0 days "
+            "(upper band); 74 % chance within the horizon") in html
     # No external assets: nothing fetched over the network.
     assert not re.search(r'(src|href)="https?://', html)
 
@@ -161,3 +173,24 @@ def test_the_rightsizing_section_shows_each_change_its_risks_and_the_signed_tota
                           capacity_plan=plan.drop(columns="start_warning"), incidents=incidents,
                           evaluation={}).read_text()
     assert "No rightsizing in this run." in empty and "Forecast start warnings" not in empty
+
+
+def test_every_runway_sentence_carries_its_chance() -> None:
+    _, _, plan, _ = _frames()
+    rows = plan.to_dict("records")
+    assert runway_text(rows[0]) == "stays below its threshold over the horizon (<1 % chance of crossing)"
+    assert runway_text(rows[2]) == ("median stays below its threshold over the horizon; earliest plausible "
+                                    "crossing in 1.4 days (upper band), 29 % chance within the horizon")
+    assert runway_text({**rows[1], "crossing_probability": 0.9999}).endswith(">99 % chance within the horizon")
+    # A plan written without probabilities says so rather than claiming a bare runway.
+    assert runway_text({**rows[1], "crossing_probability": None}) == (
+        "median reaches its threshold in 3.5 days (no crossing probability in this plan)")
+
+
+def test_the_plan_table_puts_each_runway_beside_its_probability() -> None:
+    _, _, plan, _ = _frames()
+    table = plan_report_rows(plan)
+    assert list(table.columns) == list(PLAN_REPORT_COLUMNS)
+    assert table["P(cross in horizon)"].tolist() == ["<1 %", "74 %", "29 %", "62 %"]
+    assert table["runway, median (days)"].tolist()[1] == 3.5
+    assert table["earliest, upper band (days)"].tolist()[2] == 1.4

@@ -110,3 +110,24 @@ def test_the_train_flow_takes_its_incident_history_from_detect_labels_path(tmp_p
     assert from_file["incident_id"].tolist() == ["INC-1", "INC-2", "INC-3"]
     from_lake = load_training_data.fn(Settings(home=tmp_path)).incidents
     assert from_lake["incident_id"].tolist() == ["SIM-1"]
+
+
+def test_a_lake_without_incidents_trains_on_an_empty_but_typed_history(tmp_path: Path) -> None:
+    """A new system has no incident yet: train reads an empty history with the columns the
+    failure labels and the event matching require (an untyped empty frame failed with a SchemaError)."""
+    from features.failure_labels import failure_labels
+    from flows.train import load_training_data
+    from foresight.lake import Lake
+    from foresight.schemas import INCIDENT_COLUMNS
+    from foresight.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    lake = Lake(settings.lake_location)
+    ds = pd.date_range("2026-04-20", periods=3, freq="5min", tz="UTC").astype(UTC_DTYPE)
+    lake.upsert("telemetry", pd.DataFrame({"unique_id": "cart/i-1/cpu_pct", "ds": ds, "y": [1.0, 2.0, 3.0]}))
+    lake.upsert("catalogue", pd.DataFrame({"unique_id": ["cart/i-1/cpu_pct"], "service": ["cart"], "metric": ["cpu_pct"]}))
+    incidents = load_training_data.fn(settings).incidents
+    assert list(incidents.columns) == list(INCIDENT_COLUMNS) and incidents.empty
+    assert str(incidents["start"].dtype) == str(UTC_DTYPE)
+    grid = pd.DataFrame({"service": "cart", "ds": ds})
+    assert (failure_labels(grid, incidents, horizon=pd.Timedelta("30min")) == 0).all()

@@ -223,3 +223,13 @@ def test_runbooks_are_checked_at_load(tmp_path: Path) -> None:
         load_settings(home=tmp_path, sinks={"runbooks": {"disk_full": "wiki/disk"}})
     with pytest.raises(ConfigError, match="grafana_url.*must be an http"):
         load_settings(home=tmp_path, sinks={"grafana_url": "grafana.local:3000"})
+
+
+def test_model_artifacts_go_where_every_host_reads_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FORESIGHT_HOME", str(tmp_path / "h"))
+    assert load_settings().artifact_location == (tmp_path / "h" / "mlartifacts").resolve().as_uri()
+    # a tracking server: its own store (S3 behind it), not a folder on the host that trained
+    monkeypatch.setenv("FORESIGHT_MLFLOW__TRACKING_URI", "https://mlflow.example")
+    assert load_settings().artifact_location == "mlflow-artifacts:/foresight"
+    monkeypatch.setenv("FORESIGHT_MLFLOW__ARTIFACT_LOCATION", "s3://models/foresight")
+    assert load_settings().artifact_location == "s3://models/foresight"

@@ -14,7 +14,7 @@ import signal
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -35,12 +35,14 @@ class ServiceStartError(StackError):
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One server: its command line and how to tell it is healthy (an HTTP URL or a TCP port)."""
+    """One server: its command line, how to tell it is healthy (an HTTP URL or a TCP port) and
+    the variables added to the starting process' environment for it."""
 
     name: str
     args: tuple[str, ...]
     health_url: str | None = None
     health_port: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def binary(self) -> str:

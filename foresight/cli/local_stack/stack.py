@@ -16,19 +16,10 @@ Memory storage: tansu and moto forget everything when stopped; Prometheus keeps 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from foresight.cli.local_stack.launcher import (
-    ServiceSpec,
-    StackError,
-    answers,
-    is_alive,
-    spawn,
-    terminate,
-    wait_healthy,
-)
+from foresight.cli.local_stack.launcher import ServiceSpec, StackError
 from foresight.cli.local_stack.seeding import (
     INCIDENT_LABELS_FILE,
     backfill_prometheus,
@@ -46,6 +37,9 @@ from foresight.cli.local_stack.servers import (
     require_binaries,
     tansu_spec,
 )
+from foresight.cli.local_stack.supervisor import ServiceStatus, Supervisor
+
+__all__ = ["LocalStack", "SeedReport", "ServiceStatus", "StackPorts"]
 
 STATE_DIR = "stack"
 
@@ -60,16 +54,6 @@ class StackPorts:
     pushgateway: int = 9091
     kafka: int = 9092
     moto: int = 5055
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    """Whether a server's process is alive and answers its health check."""
-
-    name: str
-    pid: int | None
-    healthy: bool
-    address: str
 
 
 @dataclass
@@ -124,23 +108,12 @@ class LocalStack:
     def state(self) -> Path:
         return self.home / STATE_DIR
 
+    @property
+    def _supervisor(self) -> Supervisor:
+        return Supervisor(self.state)
+
     def log(self, name: str) -> Path:
-        return self.state / f"{name}.log"
-
-    def _pidfile(self, name: str) -> Path:
-        return self.state / f"{name}.pid"
-
-    def _read_pid(self, name: str) -> tuple[int, str] | None:
-        """``(pid, binary)`` from the pid file; a stale file (process gone or pid reused) is removed."""
-        path = self._pidfile(name)
-        if not path.exists():
-            return None
-        record = json.loads(path.read_text())
-        pid, binary = int(record["pid"]), str(record["binary"])
-        if not is_alive(pid, binary):
-            path.unlink(missing_ok=True)
-            return None
-        return pid, binary
+        return self._supervisor.log(name)
 
     def _specs(self, binaries: dict[str, str] | None = None) -> list[ServiceSpec]:
         names = ("prometheus", "promtool", "prometheus-node-exporter", "prometheus-pushgateway", "tansu",
@@ -149,13 +122,7 @@ class LocalStack:
 
     def status(self) -> list[ServiceStatus]:
         """Each server: its pid if the process lives, and whether it answers its health check."""
-        out = []
-        for spec in self._specs():
-            running = self._read_pid(spec.name)
-            address = spec.health_url or f"127.0.0.1:{spec.health_port}"
-            out.append(ServiceStatus(spec.name, running[0] if running else None,
-                                     running is not None and answers(spec), address))
-        return out
+        return self._supervisor.status(self._specs())
 
     def up(self, *, seed_days: int = 0, seed: int = 7, timeout: float = 60.0) -> SeedReport | None:
         """Start every server that is not running and wait for all to be healthy; optionally seed.
@@ -166,7 +133,7 @@ class LocalStack:
         binaries = require_binaries()
         specs = service_specs(binaries, self.ports, self.state)
         self.state.mkdir(parents=True, exist_ok=True)
-        running = [s.name for s in specs if self._read_pid(s.name)]
+        running = [s.name for s in specs if self._supervisor.read_pid(s.name)]
         if seed_days and running:
             raise StackError(f"cannot seed: {', '.join(running)} already running under {self.state}; "
                              "run `foresight stack down` first")
@@ -181,43 +148,18 @@ class LocalStack:
                                                             batch, workdir=self.state)
             report.incident_labels = self.state / INCIDENT_LABELS_FILE
             report.incidents = write_incident_labels(batch, report.incident_labels)
-        started = self._start(specs, running, timeout=timeout)
+        # one at a time, Prometheus last: its scrape targets are up when it starts
+        started = self._supervisor.start([[s] for s in specs], timeout=timeout)
         if batch is not None and report is not None:
             try:
                 report.cloudwatch_datapoints = seed_cloudwatch(f"http://127.0.0.1:{self.ports.moto}", batch)
                 report.kafka_metric_messages, report.kafka_log_messages = seed_kafka(
                     f"127.0.0.1:{self.ports.kafka}", batch)
             except Exception:
-                self._stop(started, grace=10.0)
+                self._supervisor.stop(started, grace=10.0)
                 raise
         return report
 
-    def _start(self, specs: list[ServiceSpec], running: list[str], *, timeout: float) -> list[str]:
-        """Spawn the servers not running, then wait for each; on a failure stop what this call started."""
-        started: list[str] = []
-        try:
-            for spec in specs:
-                if spec.name in running:
-                    continue
-                pid = spawn(spec.args, self.log(spec.name))
-                self._pidfile(spec.name).write_text(json.dumps({"pid": pid, "binary": spec.binary}))
-                started.append(spec.name)
-                wait_healthy(spec, pid, self.log(spec.name), timeout=timeout)
-        except BaseException:
-            self._stop(started, grace=10.0)
-            raise
-        return started
-
     def down(self, *, grace: float = 10.0) -> list[str]:
         """Stop every server the pid files name; returns those that were running."""
-        return self._stop([s.name for s in reversed(self._specs())], grace=grace)
-
-    def _stop(self, names: Sequence[str], *, grace: float) -> list[str]:
-        stopped = []
-        for name in names:
-            running = self._read_pid(name)
-            if running is not None:
-                terminate(*running, grace=grace)
-                stopped.append(name)
-            self._pidfile(name).unlink(missing_ok=True)
-        return stopped
+        return self._supervisor.stop([s.name for s in reversed(self._specs())], grace=grace)

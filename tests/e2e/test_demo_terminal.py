@@ -16,7 +16,7 @@ import pytest
 
 from foresight.cli.runtime import SILENCED_LOGS
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @dataclass
