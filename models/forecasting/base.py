@@ -11,7 +11,7 @@ import pandas as pd
 from foresight.plugins import Registry
 from foresight.schemas import validate_telemetry
 from models.base import Model
-from models.forecasting.metrics import coverage, seasonal_scale, smape
+from models.forecasting.metrics import coverage, smape
 
 
 class Forecaster(Model):
@@ -60,7 +60,7 @@ class Forecaster(Model):
 
     def _mase_scales(self, df: pd.DataFrame) -> pd.Series:
         season = max(1, int(pd.Timedelta("1D") / pd.Timedelta(pd.tseries.frequencies.to_offset(self.freq_))))
-        return df.groupby("unique_id")["y"].apply(lambda y: seasonal_scale(y.to_numpy(), season))
+        return series_scales(df, season)
 
     def predict(self, h: int, level: int = 80) -> pd.DataFrame:
         self._require_fitted()
@@ -75,6 +75,24 @@ class Forecaster(Model):
 
     @abstractmethod
     def _predict(self, h: int, level: int) -> pd.DataFrame: ...
+
+
+def series_scales(df: pd.DataFrame, season: int | np.ndarray) -> pd.Series:
+    """:func:`~models.forecasting.metrics.seasonal_scale` of every series of a validated frame (sorted by
+    series and time), as array operations over the whole frame instead of a call per series.
+    ``season`` is one for all, or one per series (in sorted id order)."""
+    sizes = df.groupby("unique_id", sort=True, observed=True).size()
+    n = sizes.to_numpy()
+    lag = np.where(n > season, season, 1)  # seasonal_scale's own rule: one step when not longer than a season
+    row_lag = np.repeat(lag, n)
+    position = np.arange(len(df)) - np.repeat(np.cumsum(n) - n, n)
+    y = df["y"].to_numpy(dtype="float64")
+    paired = position >= row_lag
+    diffs = np.abs(y[paired] - y[np.flatnonzero(paired) - row_lag[paired]])
+    codes = np.repeat(np.arange(len(n)), n)[paired]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.bincount(codes, weights=diffs, minlength=len(n)) / np.bincount(codes, minlength=len(n))
+    return pd.Series(np.where(n > lag, scale, np.nan), index=sizes.index, name="y")
 
 
 def infer_freq(df: pd.DataFrame) -> str:

@@ -2,7 +2,7 @@
 
 Why: no single model wins across a fleet. Short, noisy VM traces are best forecast by a smoothed
 level or a combination; long cluster traces by a daily/weekly profile or yesterday's values; a
-few by Prophet. :class:`ChampionSelector` (registered as ``auto``) runs a rolling-origin
+few by Prophet where it is offered (not by default). :class:`ChampionSelector` (registered as ``auto``) runs a rolling-origin
 backtest of every candidate (``n_origins`` windows of ``horizon`` steps at the end of each
 series), picks per series the candidate with the lowest mean MASE (:func:`pick_champions`: a
 series leaves the fleet-wide best candidate only for a win by ``switch_margin``, since a few
@@ -35,6 +35,8 @@ candidate), ``failures_`` and ``fallbacks_``.
 
 Scoring, the per-series choice and the calibration's held-out split (pure) live in
 :mod:`models.forecasting.selection_scoring`; this module holds the selector's steps.
+Longer than 400 lines because those steps (backtest, choose, calibrate, fit the expensive
+champions, predict) share the fitted state; what is pure already lives in the two modules above.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ from models.forecasting.selection_candidates import (
     FALLBACK,
     as_panel_model,
     build_candidate,
+    final_point,
     fit_each_series,
     forecast_each_series,
     is_cheap,
+    shared_origin_fits,
 )
 from models.forecasting.selection_scoring import (
     Backtest,
@@ -175,6 +179,12 @@ class ChampionSelector(Forecaster):
         cheap = [i for i, name in enumerate(names) if is_cheap(self.models_[name])]
         expensive = [i for i in range(len(names)) if i not in cheap]
         scales, actuals = [], []
+        # Candidates that fit every origin in one pass (exponential smoothing) do so up front, and
+        # the final fit on the whole history comes with it (``_predict`` uses it).
+        ends = [width - offset - h for offset in origins if width - offset - h >= 2]
+        cheap_models = {names[c]: self.models_[names[c]] for c in cheap}
+        self._origin_runs = shared_origin_fits(cheap_models, values, [*ends, width], self.season_)
+        self._final_fits = {name: fit for (name, end), fit in self._origin_runs.items() if end == width}
         for o, offset in enumerate(origins):
             end = width - offset - h
             if end < 2:
@@ -192,7 +202,7 @@ class ChampionSelector(Forecaster):
                 forecast = self._cheap_forecast(names[c], history, o)
                 self._origin_forecasts[names[c]] = forecast
                 score_origin(c, o, forecast, actuals[o], scale, mase, smape, errors[names[c]])
-        self._origin_forecasts = {}  # only needed within an origin; keep the fitted model small
+        self._origin_forecasts, self._origin_runs = {}, {}  # only needed here; keep the fitted model small
         if expensive:
             self._backtest_expensive(df, names, expensive, origins, scales, actuals, mase, smape, errors)
         return Backtest(mase, smape, errors)
@@ -207,6 +217,8 @@ class ChampionSelector(Forecaster):
                 if members and all(m in self._origin_forecasts for m in members):
                     # The members were backtested already at this origin: average, do not refit.
                     forecast = np.mean([self._origin_forecasts[m] for m in members], axis=0)
+                elif (name, history.shape[1]) in self._origin_runs:
+                    forecast = self._origin_runs[(name, history.shape[1])].point(h)
                 else:
                     forecast = np.asarray(as_panel_model(model).forecast_values(history, h, self.season_))
             if forecast.shape != (history.shape[0], h):
@@ -367,7 +379,8 @@ class ChampionSelector(Forecaster):
             if is_cheap(model):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    yhat[rows] = as_panel_model(model).forecast_values(
+                    cached = final_point(model, name, getattr(self, "_final_fits", {}), self.models_, rows, h)
+                    yhat[rows] = cached if cached is not None else as_panel_model(model).forecast_values(
                         self.panel_.values[rows], h, self.season_
                     )
             else:
@@ -390,6 +403,10 @@ class ChampionSelector(Forecaster):
         out = forecast_frame(self.panel_, yhat, yhat - half, yhat + half)
         # Which model made each series (h rows each, in panel order): the store keeps it per row.
         return out.assign(model_name=np.repeat(made_by.astype(str), h))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The final fits only spare ``_predict`` a refit; a pickled model refits instead of carrying them.
+        return {k: v for k, v in self.__dict__.items() if k != "_final_fits"}
 
     def choice_counts(self) -> pd.Series:
         """How many series each model forecasts."""

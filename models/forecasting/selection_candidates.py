@@ -8,6 +8,8 @@ LightGBM), so selection spends it only where it could win.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Protocol, cast
 
 import numpy as np
@@ -15,8 +17,12 @@ import pandas as pd
 
 from foresight.schemas import ID_COL, TIME_COL
 from models.forecasting.base import FORECASTERS, Forecaster
+from models.forecasting.ensemble import MeanEnsemble
 
-DEFAULT_CANDIDATES: tuple[str, ...] = ("seasonal_naive", "ses", "damped_trend", "mstl", "ensemble", "prophet")
+# Prophet is not a default: in selection it is backtested at one origin on the series the cheap
+# candidates forecast worst, where it won rarely and cost most of the time (docs/forecasting.md,
+# *Speed*); name it in ``candidates`` (the forecast flow's ``forecast.models`` does) to offer it.
+DEFAULT_CANDIDATES: tuple[str, ...] = ("seasonal_naive", "ses", "damped_trend", "mstl", "ensemble")
 FALLBACK = "seasonal_naive"
 
 
@@ -42,6 +48,52 @@ def as_panel_model(model: Forecaster) -> PanelModel:
     if not is_cheap(model):
         raise TypeError(f"{model.name} has no forecast_values(values, h, season)")
     return cast(PanelModel, model)
+
+
+class OriginFit(Protocol):
+    """A cheap candidate's fit at one history end: its point forecasts for any horizon, by row."""
+
+    def point(self, h: int) -> np.ndarray: ...
+
+    def rows(self, rows: np.ndarray) -> OriginFit: ...
+
+
+def shared_origin_fits(
+    models: Mapping[str, Forecaster], values: np.ndarray, ends: Sequence[int], season: int
+) -> dict[tuple[str, int], OriginFit]:
+    """(name, history end) -> fit on ``values[:, :end]``, for the models that fit every backtest
+    origin in one pass (``fit_origins``, e.g. exponential smoothing). The others, or any that
+    raises here, are left to be forecast origin by origin, where a failure is recorded."""
+    out: dict[tuple[str, int], OriginFit] = {}
+    for name, model in models.items():
+        shared = getattr(model, "fit_origins", None)
+        if not ends or shared is None:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fits = shared(values, ends, season)
+        except Exception:  # noqa: BLE001 - retried origin by origin, where the failure is recorded
+            continue
+        out.update({(name, end): fit for end, fit in zip(ends, fits, strict=True)})
+    return out
+
+
+def final_point(
+    model: Forecaster, name: str, fits: Mapping[str, OriginFit], candidates: Mapping[str, Forecaster],
+    rows: np.ndarray, h: int,
+) -> np.ndarray | None:
+    """``model``'s forecast of ``rows`` from the final fits the backtest pass made (an ensemble's,
+    the mean of its members' when they are the selector's own ``candidates``); None without them."""
+    if name in fits:
+        return fits[name].rows(rows).point(h)
+    members = model._members() if isinstance(model, MeanEnsemble) else []
+    if members and all(
+        m.name in fits and type(candidates.get(m.name)) is type(m) and candidates[m.name].get_params() == m.get_params()
+        for m in members
+    ):
+        return np.asarray(np.mean([fits[m.name].rows(rows).point(h) for m in members], axis=0))
+    return None
 
 
 def forecast_each_series(

@@ -28,6 +28,7 @@ Missing steps (gaps) keep the previous state: the level and damped trend carry f
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, Self
@@ -37,6 +38,7 @@ import pandas as pd
 
 from models.forecasting.base import FORECASTERS, Forecaster
 from models.forecasting.panel import Panel, forecast_frame, steps_per_day, to_panel
+from models.forecasting.smoothing_grid import GridRun, run_grid
 
 LEVEL_ALPHAS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0)
 TREND_ALPHAS: tuple[float, ...] = (0.05, 0.15, 0.3, 0.6)
@@ -80,51 +82,33 @@ def fit_smoothing(values: np.ndarray, trend: bool, lead: int, max_steps: int | N
     Only the last ``max_steps`` steps are smoothed when given: the state forgets older data at
     any alpha of the grid, and the loop's cost grows with the steps.
     """
-    if lead < 1:
-        raise ValueError(f"lead must be >= 1, got {lead}")
     if max_steps is not None:
         values = values[:, -max_steps:]
+    return fit_smoothing_at(values, trend, lead, [values.shape[1]])[0]
+
+
+def fit_smoothing_at(values: np.ndarray, trend: bool, lead: int, ends: Sequence[int]) -> list[SmoothingState]:
+    """``fit_smoothing(values[:, :end], trend, lead)`` for each of ``ends``, from one pass over the columns."""
+    if lead < 1:
+        raise ValueError(f"lead must be >= 1, got {lead}")
     alpha, beta, phi = parameter_grid(trend)
-    n, width = values.shape
-    combos = alpha.size
-    level = np.full((n, combos), np.nan)
-    slope = np.zeros((n, combos))
-    lead_err, lead_count = np.zeros((n, combos)), np.zeros((n, combos))
-    sq_err, sq_count = np.zeros((n, combos)), np.zeros((n, combos))
-    ring = np.full((lead, n, combos), np.nan)
-    damp_lead = np.cumsum(phi[None, :] ** np.arange(1, lead + 1)[:, None], axis=0)[-1]
-    observed_cols = np.flatnonzero(np.isfinite(values).any(axis=0))
-    start = int(observed_cols[0]) if observed_cols.size else width
-    for t in range(start, width):
-        y = values[:, t][:, None]
-        obs = np.isfinite(y)
-        past = ring[t % lead]
-        scored = obs & np.isfinite(past)
-        lead_err += np.where(scored, np.abs(y - past), 0.0)
-        lead_count += scored
-        started = np.isfinite(level)
-        pred = level + phi * slope
-        err = y - pred
-        usable = obs & started
-        sq_err += np.where(usable, err * err, 0.0)
-        sq_count += usable
-        new_level = np.where(obs, np.where(started, pred + alpha * err, y), pred)
-        slope = np.where(
-            usable, beta * (new_level - level) + (1 - beta) * phi * slope, np.where(started, phi * slope, 0.0)
-        )
-        level = new_level
-        ring[t % lead] = level + damp_lead * slope
+    return [_best_state(run, alpha, phi) for run in run_grid(values, alpha, beta, phi, lead, ends)]
+
+
+def _best_state(run: GridRun, alpha: np.ndarray, phi: np.ndarray) -> SmoothingState:
+    """Each row's grid point with the smallest lead-step error, and its state."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(lead_count > 0, lead_err / lead_count, np.inf)
-        sigma = np.sqrt(np.where(sq_count > 0, sq_err / sq_count, np.nan))
+        score = np.where(run.lead_count > 0, run.lead_err / run.lead_count, np.inf)
+        sigma = np.sqrt(np.where(run.sq_count > 0, run.sq_err / run.sq_count, np.nan))
+    n, combos = score.shape
     default = combos // 2
     best = np.where(np.isfinite(score).any(axis=1), np.argmin(score, axis=1), default)
     rows = np.arange(n)
     return SmoothingState(
         alpha=alpha[best],
         phi=phi[best],
-        level=level[rows, best],
-        trend=slope[rows, best],
+        level=run.level[rows, best],
+        trend=run.slope[rows, best],
         sigma=np.nan_to_num(sigma[rows, best], nan=0.0),
     )
 
@@ -188,6 +172,11 @@ class SeasonalSmoothingFit:
     profiles: tuple[np.ndarray, ...]
     state: SmoothingState
 
+    def rows(self, rows: np.ndarray) -> SeasonalSmoothingFit:
+        """The fit of ``rows`` only (a boolean mask or positions): rows are fitted independently."""
+        state = SmoothingState(*(getattr(self.state, f)[rows] for f in SmoothingState.__dataclass_fields__))
+        return SeasonalSmoothingFit(self.periods, tuple(p[rows] for p in self.profiles), state)
+
     def point(self, h: int) -> np.ndarray:
         out = self.state.point(h)
         steps = np.arange(h)
@@ -200,6 +189,19 @@ def fit_seasonal_smoothing(
     values: np.ndarray, season: int, *, trend: bool, seasonal: bool, weekly: bool, lead: int, max_cycles: int
 ) -> SeasonalSmoothingFit:
     """Remove the daily (and weekly) profile when asked, then fit the smoothing grid."""
+    periods, profiles, rest = deseasonalise(values, season, seasonal=seasonal, weekly=weekly, max_cycles=max_cycles)
+    return SeasonalSmoothingFit(periods, profiles, fit_smoothing(rest, trend, lead, smoothing_steps(season)))
+
+
+def smoothing_steps(season: int) -> int:
+    """How many of the last steps the level and trend are smoothed over."""
+    return max(MIN_SMOOTHING_STEPS, SMOOTHING_SEASONS * season)
+
+
+def deseasonalise(
+    values: np.ndarray, season: int, *, seasonal: bool, weekly: bool, max_cycles: int
+) -> tuple[tuple[int, ...], tuple[np.ndarray, ...], np.ndarray]:
+    """(periods, profiles, what they leave of ``values``): none when not ``seasonal``."""
     periods: list[int] = []
     profiles: list[np.ndarray] = []
     rest = values
@@ -214,8 +216,36 @@ def fit_seasonal_smoothing(
             rest = rest - profile[:, phase_columns(rest.shape[1], period)]
             periods.append(period)
             profiles.append(profile)
-    max_steps = max(MIN_SMOOTHING_STEPS, SMOOTHING_SEASONS * season)
-    return SeasonalSmoothingFit(tuple(periods), tuple(profiles), fit_smoothing(rest, trend, lead, max_steps))
+    return tuple(periods), tuple(profiles), rest
+
+
+def fit_seasonal_smoothing_at(
+    values: np.ndarray, ends: Sequence[int], season: int, *, trend: bool, seasonal: bool, weekly: bool,
+    lead: int, max_cycles: int,
+) -> list[SeasonalSmoothingFit]:
+    """``fit_seasonal_smoothing(values[:, :end], ...)`` for each of ``ends`` (the backtest origins),
+    with one smoothing pass instead of one per end; the same fits, bit for bit.
+
+    Where no end has a profile and none is cut to :func:`smoothing_steps`, every fit smooths a
+    prefix of ``values``, so one pass snapshots them all. Otherwise each end's deseasonalised tail
+    is stacked as extra rows, right-aligned (rows are independent and leading NaN steps change
+    no state), and smoothed together: the same work, with the per-step overhead paid once.
+    """
+    steps = smoothing_steps(season)
+    parts = [deseasonalise(values[:, :end], season, seasonal=seasonal, weekly=weekly, max_cycles=max_cycles)
+             for end in ends]
+    if max(ends, default=0) <= steps and not any(p.any() for _, profiles, _ in parts for p in profiles):
+        states = fit_smoothing_at(values, trend, lead, ends)
+    else:
+        tails = [rest[:, -steps:] if rest.shape[1] else rest for _, _, rest in parts]
+        width = max(t.shape[1] for t in tails)
+        stacked = np.vstack([np.pad(t, ((0, 0), (width - t.shape[1], 0)), constant_values=np.nan) for t in tails])
+        both = fit_smoothing(stacked, trend, lead)
+        n = values.shape[0]
+        states = [SmoothingState(*(getattr(both, f)[k * n:(k + 1) * n] for f in SmoothingState.__dataclass_fields__))
+                  for k in range(len(ends))]
+    return [SeasonalSmoothingFit(periods, profiles, state)
+            for (periods, profiles, _), state in zip(parts, states, strict=True)]
 
 
 class ExponentialSmoothing(Forecaster):
@@ -262,6 +292,13 @@ class ExponentialSmoothing(Forecaster):
     def forecast_values(self, values: np.ndarray, h: int, season: int) -> np.ndarray:
         """Point forecasts (rows x h) for right-aligned, NaN-padded histories: the pure model."""
         return self._fit_values(values, season).point(h)
+
+    def fit_origins(self, values: np.ndarray, ends: Sequence[int], season: int) -> list[SeasonalSmoothingFit]:
+        """The fits behind ``forecast_values(values[:, :end], h, season)`` for each of ``ends``, from one
+        smoothing pass (:func:`fit_seasonal_smoothing_at`); ``fit.point(h)`` is the forecast."""
+        p = self.params
+        return fit_seasonal_smoothing_at(values, ends, season, trend=p["trend"], seasonal=p["seasonal"],
+                                         weekly=p["weekly"], lead=self.lead_for(season), max_cycles=p["max_cycles"])
 
     def _fit_values(self, values: np.ndarray, season: int) -> SeasonalSmoothingFit:
         p = self.params

@@ -268,3 +268,26 @@ def test_the_fitted_selection_serves_through_the_pyfunc_and_survives_pickling() 
     served = restored.predict(None, forecast_input(12, 90))
     pd.testing.assert_frame_equal(served, model.predict(12, 90))
     assert restored.unwrap().choices_.equals(model.choices_)
+
+
+def test_backtesting_every_origin_in_one_pass_changes_no_forecast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selector's shared multi-origin pass and the final fits it keeps (a speed-up) give the
+    choices, scores and forecasts of fitting one origin at a time and refitting to predict, exactly."""
+    import models.forecasting.selection as selection
+
+    rng = np.random.default_rng(2)
+    series = (seasonal_and_trending(days=9)
+              | {f"short_{i}": y[-60:] for i, y in enumerate(seasonal_and_trending(days=4, seed=1).values())}
+              | {f"noisy_{i}": 30 + np.cumsum(rng.normal(0, 0.3, 150)) + rng.normal(0, 3, 150) for i in range(6)})
+    train = frame(series)
+
+    def fitted() -> ChampionSelector:
+        return ChampionSelector(candidates=(*FAST, "ensemble"), horizon=12, switch_margin=0.0).fit(train)
+
+    shared = fitted()
+    assert {"ensemble", "ses", "damped_trend", "mstl"} <= set(shared.choices_["model"])
+    monkeypatch.setattr(selection, "shared_origin_fits", lambda *args: {})
+    one_at_a_time = fitted()
+    pd.testing.assert_frame_equal(shared.backtest_, one_at_a_time.backtest_, check_exact=True)
+    pd.testing.assert_frame_equal(shared.choices_, one_at_a_time.choices_, check_exact=True)
+    pd.testing.assert_frame_equal(shared.predict(30, 80), one_at_a_time.predict(30, 80), check_exact=True)

@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 
 from bench.forecast import (
+    MethodResult,
     backtest_horizon,
+    forecast_in_processes,
+    forecast_seasonal_naive,
     protocol_horizon,
     protocol_split,
     run_protocol,
@@ -16,6 +19,7 @@ from bench.forecast import (
     series_group,
     summarise,
 )
+from foresight.cli.bench_forecast import goal_lines
 
 START = pd.Timestamp("2025-01-06", tz="UTC")
 
@@ -128,3 +132,55 @@ def test_each_horizon_group_is_forecast_with_its_own_horizon() -> None:
     assert result.summary["coverage_lead_1h"] == pytest.approx(2 / 24)
     assert result.summary["coverage_lead_1d"] == 0.0 and result.summary["points_lead_1d"] == 36 + 276
     assert "coverage_lead_7d" not in result.summary
+
+
+def test_every_method_can_forecast_its_shards_in_worker_processes() -> None:
+    rng = np.random.default_rng(4)
+    df = pd.concat([series(f"gcd:{i}", 20 + rng.normal(0, 1, 400)) for i in range(5)]
+                   + [series("long", 20 + rng.normal(0, 1, 2100))], ignore_index=True)
+    train, test, horizons = protocol_split(df)
+    here = run_protocol("naive", forecast_seasonal_naive, train, test, horizons)
+    forked = run_protocol("naive", forecast_seasonal_naive, train, test, horizons, processes=2)
+    pd.testing.assert_frame_equal(
+        forked.forecasts, here.forecasts.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    )
+    assert forked.summary == here.summary
+    with pytest.raises(ValueError, match="processes must be >= 1"):
+        forecast_in_processes(forecast_seasonal_naive, train, horizons, 80, 0)
+
+
+def test_the_goal_lines_give_the_speed_ratio_of_this_run_with_its_process_count() -> None:
+    def result(name: str, mase: float, seconds: float) -> MethodResult:
+        summary = {"mase": mase, "mase_gcd": mase, "mase_long": mase / 2}
+        return MethodResult(name, pd.DataFrame(), summary, seconds, 0.0)
+
+    lines = goal_lines({"foresight": result("foresight", 0.7, 2.0), "prophet": result("prophet", 1.0, 50.0),
+                        "seasonal_naive": result("seasonal_naive", 1.4, 0.1)}, processes=2)
+    assert "Foresight MASE / prophet MASE: overall 0.70, gcd 0.70, long 0.70" in lines[0]
+    assert "seasonal_naive MASE: overall 0.50, gcd 0.50, long 0.50 (goal < 1" in lines[1]
+    assert lines[2].startswith("in this run, 2 process(es) per method: Foresight 2.0 s, per-series Prophet 50.0 s")
+    assert "25.0x faster" in lines[2]
+    assert goal_lines({"prophet": result("prophet", 1.0, 50.0)}, processes=1) == []
+
+
+def test_scores_equal_the_per_series_metric_functions() -> None:
+    from models.forecasting.metrics import coverage, pinball, seasonal_scale, smape
+
+    rng = np.random.default_rng(7)
+    df = pd.concat([series("long", 50 + rng.normal(0, 5, 2100).cumsum() / 10),
+                    series("gcd:a", rng.normal(10, 3, 300)), series("gcd:b", np.r_[np.zeros(250), rng.normal(0, 1, 50)])],
+                   ignore_index=True)
+    train, test, _ = protocol_split(df)
+    noise = rng.normal(0, 2, len(test))
+    forecasts = test.assign(yhat=test["y"] + noise, yhat_lower=test["y"] + noise - 2, yhat_upper=test["y"] + noise + 2)
+    forecasts.loc[forecasts.index[:5], "yhat"] = 0.0
+    got = score_forecasts(train, test, forecasts.drop(columns="y")).set_index("unique_id")
+    for uid, g in forecasts.groupby("unique_id"):
+        y, history = g["y"].to_numpy(), train.loc[train["unique_id"] == uid, "y"].to_numpy()
+        expected_mase = np.mean(np.abs(y - g["yhat"])) / seasonal_scale(history, scale_season(history.size))
+        assert got.loc[uid, "mase"] == pytest.approx(expected_mase, rel=1e-12)
+        assert got.loc[uid, "smape"] == pytest.approx(smape(y, g["yhat"]), rel=1e-12)
+        assert got.loc[uid, "coverage"] == pytest.approx(coverage(y, g["yhat_lower"], g["yhat_upper"]))
+        both = (pinball(y, g["yhat_lower"], 0.1) + pinball(y, g["yhat_upper"], 0.9)) / 2
+        assert got.loc[uid, "pinball"] == pytest.approx(both, rel=1e-12)
+        assert got.loc[uid, "n"] == len(g) and got.loc[uid, "group"] == series_group(str(uid))
