@@ -98,7 +98,8 @@ def run_on_cluster(workers: int, n_series: int, block_size: int, shape: FleetSha
         choices.update(f.choices)
     return RunFigures(workers=workers, series=n_series, blocks=len(bounds), startup_seconds=started - began,
                       wall_seconds=finished - started, cpu_seconds=sum(f.work_cpu_seconds for f in figures),
-                      generate_seconds=sum(f.generate_seconds for f in figures), peak_rss_mib=dict(peaks), choices=dict(choices))
+                      generate_seconds=sum(f.generate_seconds for f in figures), peak_rss_mib=dict(peaks),
+                      choices=dict(choices))
 
 
 def run(n_series: int, workers: Sequence[int], block_size: int, shape: FleetShape,

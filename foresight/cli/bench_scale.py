@@ -47,10 +47,10 @@ def bench_scale_out(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    caption = (f"{len(os.sched_getaffinity(0))} CPU cores for this process; speed-up: against the 1-worker run; "
+               "cores busy: CPU-seconds / wall, below the worker count when other work competes")
     table = Table(title=f"Scale-out: {series:,} series ({min_days}-{max_days} days at {step_minutes} min), "
-                        f"blocks of {block_size:,}+ series", caption=f"{len(os.sched_getaffinity(0))} CPU cores for this process; "
-                          "speed-up: against the 1-worker run; cores busy: CPU-seconds / wall, "
-                          "below the worker count when other work competes")
+                        f"blocks of {block_size:,}+ series", caption=caption)
     for column in ("workers", "blocks", "start s", "wall s", "series/s", "speed-up", "CPU s/series",
                    "cores busy", "peak MiB per worker"):
         table.add_column(column, justify="right")
