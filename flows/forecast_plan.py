@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, runtime, task, unmapped
 from prefect.artifacts import create_markdown_artifact
@@ -39,14 +38,13 @@ from models.capacity.rightsizing_tolerance import Tolerance
 from models.capacity.scaling import ScalingGroup, plan_scaling
 from models.capacity.scaling_guards import FORECAST_CHECKS, ScalingLimits
 from models.evaluation.gate import capacity_series
+from models.forecasting.blocks import forecast_block, frame_blocks
 from models.forecasting.bounds import clip_forecast, points_outside, series_bounds, units_from_catalogue
 
 if TYPE_CHECKING:
     from connectors.sinks.aws.instances import InstanceCatalogue
     from foresight.scaling_schema import LiveGroup
 
-# Local (per-series) models fan out over chunks of series; a global model needs them all at once.
-SERIES_PER_CHUNK = 16
 # The "model" of a scaling refusal's warning incident: one incident per group per UTC day.
 SCALING_GUARD = "scaling-guard"
 
@@ -78,9 +76,9 @@ def load_champion_forecaster(settings: Settings) -> tuple[Any, str]:
 
 @task(cache_policy=NO_CACHE)
 def forecast_chunk(model: Any, series: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Refit the champion's configuration on this chunk's latest history and forecast."""
-    fitted = model.clone().fit(series, freq=settings.forecast.freq)
-    return fitted.predict(settings.forecast.horizon, settings.forecast.level)
+    """Refit the champion's configuration on this block's latest history and forecast."""
+    cfg = settings.forecast
+    return forecast_block(model, series, freq=cfg.freq, horizon=cfg.horizon, level=cfg.level)
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_permanent, cache_policy=NO_CACHE)
@@ -205,11 +203,10 @@ def scaling_groups(settings: Settings, fleet: pd.DataFrame, instances: pd.DataFr
     return groups
 
 
-def chunk_series(series: pd.DataFrame, model: Any) -> list[pd.DataFrame]:
-    if getattr(model, "is_global", False):
-        return [series]
-    ids = series["unique_id"].unique()
-    return [series[series["unique_id"].isin(part)] for part in np.array_split(ids, max(1, len(ids) // SERIES_PER_CHUNK))]
+def chunk_series(series: pd.DataFrame, model: Any, block_size: int) -> list[pd.DataFrame]:
+    """The frames the forecast fans out over: blocks of ``block_size`` to ``2 * block_size - 1``
+    series (models.forecasting.blocks), or the whole fleet for a global model."""
+    return frame_blocks(series, block_size, is_global=getattr(model, "is_global", False))
 
 
 @flow(name="forecast-and-plan", log_prints=True, on_completion=SELF_METRICS, on_failure=SELF_METRICS)
@@ -221,7 +218,8 @@ def forecast_and_plan(config_file: str | None = None, apply: bool | None = None)
         settings.sinks.aws.apply = bool(apply)
     series, catalogue = load_capacity_history(settings)
     model, version = load_champion_forecaster(settings)
-    parts = forecast_chunk.map(unmapped(model), chunk_series(series, model), unmapped(settings)).result()
+    parts = forecast_chunk.map(unmapped(model), chunk_series(series, model, settings.forecast.series_per_task),
+                               unmapped(settings)).result()
     forecasts, clipped = served_forecasts(parts, series, catalogue)
     fcfg = settings.forecast
     # The whole history: the plan takes each series' last value, and its recent steps for the start check.

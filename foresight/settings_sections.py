@@ -85,6 +85,11 @@ class ForecastConfig(Section):
     # Rolling-origin backtest: n_origins windows of backtest_horizon steps at the end of history.
     n_origins: int = Field(default=3, ge=1, le=100)
     backtest_horizon: int = Field(default=48, ge=1, le=10_000)
+    # Series per forecast task (models.forecasting.blocks): the forecast flow fans a local model out
+    # over blocks of this many to twice as many series. Larger blocks pay a task's overhead over
+    # more series; ``auto`` chooses its fleet default and expensive-candidate budget per block
+    # (docs/production.md, *Sizing*).
+    series_per_task: int = Field(default=16, ge=1, le=1_000_000)
     # Candidates of the per-series champion selection (models.forecasting.selection): fast
     # statistical ones backtested on every series, expensive ones only where they could win.
     models: list[str] = Field(default_factory=lambda: [

@@ -1,6 +1,6 @@
 """``foresight bench``: benchmarks that print figures. The speed ones (``pipeline``, ``ingest``) are
 here; the detection and forecasting ones are joined from :mod:`foresight.cli.bench_detection`,
-:mod:`foresight.cli.bench_forecast`, :mod:`foresight.cli.bench_logs` and
+:mod:`foresight.cli.bench_forecast`, :mod:`foresight.cli.bench_scale`, :mod:`foresight.cli.bench_logs` and
 :mod:`foresight.cli.bench_stream`, in this order (it is the order ``--help`` lists them in)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from foresight.cli import bench_detection, bench_forecast, bench_logs, bench_stream
+from foresight.cli import bench_detection, bench_forecast, bench_logs, bench_scale, bench_stream
 from foresight.cli.runtime import console, quiet_runtime
 
 bench_app = typer.Typer(help="Benchmarks that print figures (speed, memory).", no_args_is_help=True)
@@ -55,5 +55,6 @@ def bench_ingest(
     console.print(f"peak resident memory: {peak_memory_mib():,.0f} MiB")
 
 
-for _part in (bench_detection.commands, bench_forecast.commands, bench_logs.commands, bench_stream.commands):
+for _part in (bench_detection.commands, bench_forecast.commands, bench_scale.commands, bench_logs.commands,
+              bench_stream.commands):
     bench_app.registered_commands.extend(_part.registered_commands)
