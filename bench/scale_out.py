@@ -22,7 +22,6 @@ with one of its blocks). Each worker count gets a fresh cluster.
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -105,8 +104,6 @@ def run_on_ray(workers: int, n_series: int, block_size: int, shape: FleetShape, 
 
     bounds = block_bounds(n_series, block_size)
     began = time.perf_counter()
-    # ray.init installs its own SIGTERM handler and ray.shutdown leaves it: put ours back after.
-    sigterm = signal.getsignal(signal.SIGTERM)
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
              runtime_env={"env_vars": SINGLE_THREAD_ENV})
     try:
@@ -118,7 +115,6 @@ def run_on_ray(workers: int, n_series: int, block_size: int, shape: FleetShape, 
         finished = time.perf_counter()
     finally:
         ray.shutdown()
-        signal.signal(signal.SIGTERM, sigterm)
     peaks: dict[str, float] = {}
     for f in figures:
         key = f"pid {f.worker_pid}"
