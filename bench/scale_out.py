@@ -98,7 +98,8 @@ def run_on_ray(workers: int, n_series: int, block_size: int, shape: FleetShape, 
                settings: Settings) -> RunFigures:
     """The same blocks on a fresh local Ray cluster of ``workers`` CPUs (one block task per CPU)."""
     try:
-        import ray  # lazy: an optional backend of this benchmark, slow to import
+        # lazy: Ray is an optional backend of this benchmark and its import starts slowly
+        import ray
     except ImportError:
         raise RuntimeError("the ray backend needs Ray: pip install 'ray>=2.40' (the lock pins it)") from None
 
