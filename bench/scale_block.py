@@ -32,7 +32,6 @@ class BlockFigures:
     work_cpu_seconds: float  # the same, CPU of the worker and of the children it waited for
     choices: dict[str, int]  # model -> series it forecast
     worker_pid: int
-    worker_peak_rss_mib: float = 0.0  # the worker process's peak so far, when the block ended
 
 
 def cpu_seconds() -> float:
@@ -59,5 +58,4 @@ def run_block(start: int, stop: int, shape: FleetShape, model: Any, cfg: Forecas
     made_by = forecasts.drop_duplicates("unique_id")["model_name"].value_counts()
     return BlockFigures(series=stop - start, forecast_rows=len(forecasts), generate_seconds=generated - began,
                         work_seconds=time.perf_counter() - generated, work_cpu_seconds=cpu_seconds() - cpu,
-                        choices={str(k): int(v) for k, v in made_by.items()}, worker_pid=os.getpid(),
-                        worker_peak_rss_mib=peak_rss_mib())
+                        choices={str(k): int(v) for k, v in made_by.items()}, worker_pid=os.getpid())

@@ -1,6 +1,6 @@
 """``foresight bench scale-out``: the forecast flow's per-block work on a synthetic fleet, on a
-local Dask cluster (or a local Ray cluster, ``backend="ray"``) of 1, 2, 4, ... worker processes;
-wall time, series/s, CPU-seconds per series and peak memory per worker.
+local Dask cluster of 1, 2, 4, ... worker processes; wall time, series/s, CPU-seconds per series
+and peak memory per worker.
 
 Each task is one block of series (:func:`models.forecasting.blocks.series_blocks`, as the forecast
 flow shards): the worker generates the block's raw telemetry (:mod:`bench.scale_fleet`, not
@@ -15,8 +15,7 @@ the block from the lake); CPU-seconds count the forecasting work only.
 
 CPU-seconds include the children a worker waited for (Prophet's Stan optimiser runs in one);
 peak memory is each worker process's own maximum resident set (``ru_maxrss``), read from the
-workers with ``Client.run`` after the run (on Ray, the largest peak a worker process reported
-with one of its blocks). Each worker count gets a fresh cluster.
+workers with ``Client.run`` after the run. Each worker count gets a fresh cluster.
 """
 
 from __future__ import annotations
@@ -91,65 +90,26 @@ def run_on_cluster(workers: int, n_series: int, block_size: int, shape: FleetSha
         figures: list[BlockFigures] = client.gather(futures)
         finished = time.perf_counter()
         peaks = client.run(peak_rss_mib)
-    return _figures(workers, n_series, bounds, started - began, finished - started, figures, dict(peaks))
-
-
-def run_on_ray(workers: int, n_series: int, block_size: int, shape: FleetShape, model: Any,
-               settings: Settings) -> RunFigures:
-    """The same blocks on a fresh local Ray cluster of ``workers`` CPUs (one block task per CPU)."""
-    try:
-        # lazy: Ray is an optional backend of this benchmark and its import starts slowly
-        import ray
-    except ImportError:
-        raise RuntimeError("the ray backend needs Ray: pip install 'ray>=2.40' (the lock pins it)") from None
-
-    bounds = block_bounds(n_series, block_size)
-    began = time.perf_counter()
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-             runtime_env={"env_vars": SINGLE_THREAD_ENV})
-    try:
-        remote_block = ray.remote(num_cpus=1)(run_block)
-        model_ref, cfg_ref = ray.put(model), ray.put(settings.forecast)
-        started = time.perf_counter()
-        futures = [remote_block.remote(b[0], b[1], shape, model_ref, cfg_ref) for b in bounds]
-        figures: list[BlockFigures] = ray.get(futures)
-        finished = time.perf_counter()
-    finally:
-        ray.shutdown()
-    peaks: dict[str, float] = {}
-    for f in figures:
-        key = f"pid {f.worker_pid}"
-        peaks[key] = max(peaks.get(key, 0.0), f.worker_peak_rss_mib)
-    return _figures(workers, n_series, bounds, started - began, finished - started, figures, peaks)
-
-
-def _figures(workers: int, n_series: int, bounds: list[tuple[int, int]], startup: float, wall: float,
-             figures: list[BlockFigures], peaks: dict[str, float]) -> RunFigures:
     done = sum(f.series for f in figures)
     if done != n_series:
         raise RuntimeError(f"the blocks forecast {done} series, expected {n_series}")
     choices: Counter[str] = Counter()
     for f in figures:
         choices.update(f.choices)
-    return RunFigures(workers=workers, series=n_series, blocks=len(bounds), startup_seconds=startup,
-                      wall_seconds=wall, cpu_seconds=sum(f.work_cpu_seconds for f in figures),
-                      generate_seconds=sum(f.generate_seconds for f in figures), peak_rss_mib=peaks,
+    return RunFigures(workers=workers, series=n_series, blocks=len(bounds), startup_seconds=started - began,
+                      wall_seconds=finished - started, cpu_seconds=sum(f.work_cpu_seconds for f in figures),
+                      generate_seconds=sum(f.generate_seconds for f in figures), peak_rss_mib=dict(peaks),
                       choices=dict(choices))
 
 
-BACKENDS = {"dask": run_on_cluster, "ray": run_on_ray}
-
-
 def run(n_series: int, workers: Sequence[int], block_size: int, shape: FleetShape,
-        settings: Settings | None = None, backend: str = "dask") -> Iterator[RunFigures]:
+        settings: Settings | None = None) -> Iterator[RunFigures]:
     """One :class:`RunFigures` per worker count, in the order given (each as it finishes)."""
     if n_series < 1:
         raise ValueError(f"series must be >= 1, got {n_series}")
     if not workers or min(workers) < 1:
         raise ValueError(f"workers must be a non-empty list of counts >= 1, got {list(workers)}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     settings = settings or Settings()
     model = selector(settings)  # the train flow's candidate: ``auto`` over forecast.models
     for count in workers:
-        yield BACKENDS[backend](count, n_series, block_size, shape, model, settings)
+        yield run_on_cluster(count, n_series, block_size, shape, model, settings)

@@ -1,5 +1,5 @@
 """``foresight bench scale-out``: the forecast flow's per-block work on a synthetic fleet, on a local
-Dask (or Ray) cluster of each worker count given."""
+Dask cluster of each worker count given."""
 
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ def bench_scale_out(
     max_days: int = typer.Option(28, min=1, help="Longest series' history, days."),
     step_minutes: int = typer.Option(15, min=1, help="Raw sample step, minutes (resampled to forecast.freq)."),
     seed: int = typer.Option(7, help="Fleet seed."),
-    backend: str = typer.Option("dask", help="Where the blocks run: dask (LocalCluster) or ray (ray.init)."),
 ) -> None:
     """Backtest, choose and forecast every series of a synthetic fleet on a local Dask cluster of
     each worker count, sharded by series blocks; print wall time, series/s, CPU-seconds per series
@@ -48,17 +47,15 @@ def bench_scale_out(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    if backend not in ("dask", "ray"):
-        raise typer.BadParameter(f"{backend!r}: choose dask or ray", param_hint="--backend")
     caption = (f"{len(os.sched_getaffinity(0))} CPU cores for this process; speed-up: against the 1-worker run; "
                "cores busy: CPU-seconds / wall, below the worker count when other work competes")
-    table = Table(title=f"Scale-out on {backend}: {series:,} series ({min_days}-{max_days} days at {step_minutes} min), "
+    table = Table(title=f"Scale-out: {series:,} series ({min_days}-{max_days} days at {step_minutes} min), "
                         f"blocks of {block_size:,}+ series", caption=caption)
     for column in ("workers", "blocks", "start s", "wall s", "series/s", "speed-up", "CPU s/series",
                    "cores busy", "peak MiB per worker"):
         table.add_column(column, justify="right")
     one_worker = None  # the 1-worker run's wall time: the speed-up's reference
-    for fig in run(series, counts, block_size, shape, backend=backend):
+    for fig in run(series, counts, block_size, shape):
         if fig.workers == 1 and one_worker is None:
             one_worker = fig.wall_seconds
         speedup = f"{one_worker / fig.wall_seconds:.2f}x" if one_worker else "-"

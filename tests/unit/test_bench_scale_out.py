@@ -62,20 +62,3 @@ def test_a_tiny_fleet_forecasts_once_per_series_on_one_and_two_workers() -> None
         assert len(fig.peak_rss_mib) == fig.workers and min(fig.peak_rss_mib.values()) > 50
         assert fig.cpu_seconds > 0 and fig.series_per_second > 0 and 0 < fig.cores_busy <= fig.workers + 0.5
     assert figures[0].choices == figures[1].choices  # the same blocks, whichever worker ran them
-
-
-@pytest.mark.slow
-def test_the_same_blocks_run_on_ray_with_the_same_choices() -> None:
-    settings = Settings()
-    settings.forecast = ForecastConfig(models=["seasonal_naive", "ses"], horizon=24, backtest_horizon=24, n_origins=2)
-    shape = FleetShape(min_days=7, max_days=9)
-    (on_dask,) = run(200, [2], block_size=100, shape=shape, settings=settings)
-    (on_ray,) = run(200, [2], block_size=100, shape=shape, settings=settings, backend="ray")
-    assert on_ray.series == 200 and on_ray.blocks == 2 and on_ray.choices == on_dask.choices
-    assert 1 <= len(on_ray.peak_rss_mib) <= 2 and min(on_ray.peak_rss_mib.values()) > 50
-    assert on_ray.cpu_seconds > 0 and on_ray.series_per_second > 0
-
-
-def test_an_unknown_backend_is_refused_naming_the_choices() -> None:
-    with pytest.raises(ValueError, match="dask, ray"):
-        list(run(10, [1], block_size=10, shape=FleetShape(), backend="spark"))
